@@ -1,0 +1,45 @@
+// Small file helpers over POSIX: whole-file read, atomic replace (write a
+// temp file, fsync it, rename over the target, fsync the directory) and an
+// RAII file descriptor. Thread-compatible.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace shorthorn {
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  UniqueFd(UniqueFd&& other) noexcept : fd_(other.Release()) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept;
+  ~UniqueFd() { Reset(); }
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int Release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void Reset(int fd = -1);
+
+ private:
+  int fd_ = -1;
+};
+
+Result<std::string> ReadFileToString(const std::string& path);
+
+// Replaces `path` with `content` so that a crash leaves either the old or the
+// new content, never a mix, and the new content is durable on return.
+Status WriteFileAtomic(const std::string& path, std::string_view content);
+
+// fsync of a directory, making renames and creations in it durable.
+Status SyncDirectory(const std::string& dir);
+
+}  // namespace shorthorn

@@ -1,0 +1,181 @@
+// Design notes: the header is encoded byte by byte (no struct casts), so the
+// layout does not depend on the compiler's padding or the host's endianness.
+// DecodeHeader is the one place that decides whether a frame's lengths are
+// acceptable; both daemons read frames only through it.
+#include "common/wire.h"
+
+#include <xxhash.h>
+
+#include <string>
+
+namespace shorthorn::wire {
+namespace {
+
+void Put16(uint8_t* p, uint16_t v) {
+  p[0] = v & 0xff;
+  p[1] = v >> 8;
+}
+void Put32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = (v >> (8 * i)) & 0xff;
+}
+void Put64(uint8_t* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = (v >> (8 * i)) & 0xff;
+}
+uint16_t Get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+uint32_t Get32(const uint8_t* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+uint64_t Get64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+Status Malformed(const std::string& reason) {
+  return Status(ErrorKind::kProtocol, "malformed frame: " + reason, EPROTO);
+}
+
+// Largest payload allowed for this opcode in this direction.
+uint64_t PayloadLimit(const Header& h) {
+  if (h.is_reply() && h.status != 0) return kMaxControlPayload;  // error message
+  if (IsControlOp(h.op)) return kMaxControlPayload;
+  if (h.op == Op::kWrite && !h.is_reply()) return kMaxIoLength;
+  if (h.op == Op::kRead && h.is_reply()) return kMaxIoLength;
+  return 0;
+}
+
+}  // namespace
+
+std::string_view OpName(uint16_t op) {
+  switch (static_cast<Op>(op)) {
+    case Op::kHello: return "HELLO";
+    case Op::kRead: return "READ";
+    case Op::kWrite: return "WRITE";
+    case Op::kFlush: return "FLUSH";
+    case Op::kUnmap: return "UNMAP";
+    case Op::kPing: return "PING";
+    case Op::kCreateReplica: return "CREATE_REPLICA";
+    case Op::kOpenReplica: return "OPEN_REPLICA";
+    case Op::kCloseReplica: return "CLOSE_REPLICA";
+    case Op::kDeleteReplica: return "DELETE_REPLICA";
+  }
+  return "UNKNOWN";
+}
+
+bool IsKnownOp(uint16_t op) { return OpName(op) != "UNKNOWN"; }
+
+bool IsControlOp(Op op) {
+  switch (op) {
+    case Op::kHello:
+    case Op::kCreateReplica:
+    case Op::kOpenReplica:
+    case Op::kCloseReplica:
+    case Op::kDeleteReplica: return true;
+    default: return false;
+  }
+}
+
+uint64_t PayloadChecksum(std::span<const uint8_t> payload) {
+  if (payload.empty()) return 0;
+  return XXH3_64bits(payload.data(), payload.size());
+}
+
+void EncodeHeader(const Header& h, uint8_t out[kHeaderSize]) {
+  Put32(out + 0, kMagic);
+  Put16(out + 4, h.version);
+  Put16(out + 6, static_cast<uint16_t>(h.op));
+  Put32(out + 8, h.flags);
+  Put32(out + 12, static_cast<uint32_t>(h.status));
+  Put64(out + 16, h.request_id);
+  Put64(out + 24, h.epoch);
+  Put64(out + 32, h.offset);
+  Put64(out + 40, h.length);
+  Put32(out + 48, h.payload_length);
+  Put32(out + 52, 0);  // reserved
+  Put64(out + 56, h.payload_checksum);
+}
+
+Result<Header> DecodeHeader(std::span<const uint8_t> bytes) {
+  if (bytes.size() < kHeaderSize) {
+    return Malformed("header is " + std::to_string(bytes.size()) + " bytes, expected " +
+                     std::to_string(kHeaderSize));
+  }
+  const uint8_t* p = bytes.data();
+  if (Get32(p) != kMagic) return Malformed("bad magic");
+  Header h;
+  h.version = Get16(p + 4);
+  if (h.version != kVersion) {
+    return Malformed("unsupported protocol version " + std::to_string(h.version));
+  }
+  uint16_t op = Get16(p + 6);
+  if (!IsKnownOp(op)) return Malformed("unknown opcode " + std::to_string(op));
+  h.op = static_cast<Op>(op);
+  h.flags = Get32(p + 8);
+  if ((h.flags & ~kKnownFlags) != 0) return Malformed("unknown flags");
+  h.status = static_cast<int32_t>(Get32(p + 12));
+  if (h.status < 0 || (!h.is_reply() && h.status != 0)) return Malformed("bad status field");
+  h.request_id = Get64(p + 16);
+  h.epoch = Get64(p + 24);
+  h.offset = Get64(p + 32);
+  h.length = Get64(p + 40);
+  h.payload_length = Get32(p + 48);
+  if (Get32(p + 52) != 0) return Malformed("reserved field is not zero");
+  h.payload_checksum = Get64(p + 56);
+
+  if (h.offset + h.length < h.offset) return Malformed("offset + length overflows");
+  if ((h.op == Op::kRead || h.op == Op::kWrite) && h.length > kMaxIoLength) {
+    return Malformed(std::string(OpName(op)) + " length " + std::to_string(h.length) +
+                     " exceeds the limit of " + std::to_string(kMaxIoLength));
+  }
+  uint64_t limit = PayloadLimit(h);
+  if (h.payload_length > limit) {
+    return Malformed(std::string(OpName(op)) + " payload of " + std::to_string(h.payload_length) +
+                     " bytes exceeds the limit of " + std::to_string(limit));
+  }
+  bool carries_data = (h.op == Op::kWrite && !h.is_reply()) ||
+                      (h.op == Op::kRead && h.is_reply() && h.status == 0);
+  if (carries_data && h.payload_length != h.length) {
+    return Malformed(std::string(OpName(op)) + " payload length " +
+                     std::to_string(h.payload_length) + " differs from length " +
+                     std::to_string(h.length));
+  }
+  if (h.payload_length == 0 && h.payload_checksum != 0) {
+    return Malformed("checksum set on an empty payload");
+  }
+  return h;
+}
+
+Status VerifyPayload(const Header& header, std::span<const uint8_t> payload) {
+  if (payload.size() != header.payload_length) return Malformed("payload length mismatch");
+  if (PayloadChecksum(payload) != header.payload_checksum) {
+    return Malformed(std::string(OpName(static_cast<uint16_t>(header.op))) +
+                     " payload checksum mismatch");
+  }
+  return Status::Ok();
+}
+
+Header MakeRequest(Op op, uint64_t request_id, uint64_t epoch, uint64_t offset, uint64_t length,
+                   std::span<const uint8_t> payload) {
+  Header h;
+  h.op = op;
+  h.request_id = request_id;
+  h.epoch = epoch;
+  h.offset = offset;
+  h.length = length;
+  h.payload_length = static_cast<uint32_t>(payload.size());
+  h.payload_checksum = PayloadChecksum(payload);
+  return h;
+}
+
+Header MakeReply(const Header& request, int32_t status, std::span<const uint8_t> payload) {
+  Header h = request;
+  h.flags = kFlagReply;
+  h.status = status;
+  h.payload_length = static_cast<uint32_t>(payload.size());
+  h.payload_checksum = PayloadChecksum(payload);
+  return h;
+}
+
+}  // namespace shorthorn::wire

@@ -1,0 +1,174 @@
+#include "config/daemon_config.h"
+
+#include <sstream>
+
+#include "common/log.h"
+
+#ifndef SHORTHORN_VERSION
+#define SHORTHORN_VERSION "0.0.0"
+#endif
+
+namespace shorthorn::config {
+namespace {
+
+std::string VersionText(const char* program) {
+  return std::string(program) + " " + SHORTHORN_VERSION + "\n";
+}
+
+template <typename T>
+Status GetRange(const LoadedConfig& loaded, const char* key, T min, T max, T* out) {
+  auto value = loaded.values[key].as<int64_t>();
+  if (value < static_cast<int64_t>(min) || value > static_cast<int64_t>(max)) {
+    return KeyError(loaded.file.empty() ? "command line" : loaded.file, key,
+                    "value " + std::to_string(value) + " is outside " + std::to_string(min) +
+                        ".." + std::to_string(max));
+  }
+  *out = static_cast<T>(value);
+  return Status::Ok();
+}
+
+Status CheckLogLevel(const LoadedConfig& loaded, const std::string& level) {
+  LogLevel ignored;
+  if (!ParseLogLevel(level, &ignored)) {
+    return KeyError(loaded.file.empty() ? "command line" : loaded.file, "log-level",
+                    "'" + level + "' is not one of debug, info, warning, error");
+  }
+  return Status::Ok();
+}
+
+Status CheckAbsolute(const LoadedConfig& loaded, const char* key, const std::string& path) {
+  if (path.empty() || path[0] != '/') {
+    return KeyError(loaded.file.empty() ? "command line" : loaded.file, key,
+                    "'" + path + "' is not an absolute path");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ParseAddress(const std::string& text, std::string* host, uint16_t* port) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
+    return Status(ErrorKind::kInvalidArgument, "address '" + text + "' is not host:port");
+  }
+  std::string h = text.substr(0, colon);
+  if (h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  std::string p = text.substr(colon + 1);
+  uint32_t value = 0;
+  for (char c : p) {
+    if (c < '0' || c > '9' || value > 65535) {
+      return Status(ErrorKind::kInvalidArgument, "address '" + text + "': bad port '" + p + "'");
+    }
+    value = value * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (value == 0 || value > 65535) {
+    return Status(ErrorKind::kInvalidArgument, "address '" + text + "': port out of range");
+  }
+  *host = h;
+  *port = static_cast<uint16_t>(value);
+  return Status::Ok();
+}
+
+Result<Loaded<ReplicadConfig>> LoadReplicadConfig(int argc, const char* const* argv,
+                                                 const std::string& default_file) {
+  ReplicadConfig d;
+  po::options_description keys("Settings (replicad.conf)");
+  keys.add_options()("listen", po::value<std::string>()->default_value(d.listen),
+                     "address to listen on")(
+      "port", po::value<int64_t>()->default_value(d.port), "TCP port of the replica protocol")(
+      "data-dir", po::value<std::string>()->default_value(d.data_dir),
+      "directory holding one subdirectory per replica")(
+      "io-engine", po::value<std::string>()->default_value("auto"),
+      "data I/O: auto (io_uring when available), io_uring, or sync")(
+      "log-level", po::value<std::string>()->default_value(d.log_level),
+      "debug, info, warning or error");
+  auto loaded = Load(keys, argc, argv, default_file);
+  if (!loaded.ok()) return loaded.status();
+  Loaded<ReplicadConfig> out;
+  if (loaded->help || loaded->version) {
+    out.exit_now = true;
+    out.output = loaded->help ? Usage("shorthorn-replicad", keys) : VersionText("shorthorn-replicad");
+    return out;
+  }
+  ReplicadConfig& c = out.config;
+  const std::string where = loaded->file.empty() ? "command line" : loaded->file;
+  c.listen = loaded->values["listen"].as<std::string>();
+  SH_RETURN_IF_ERROR(GetRange<uint16_t>(*loaded, "port", 1, 65535, &c.port));
+  c.data_dir = loaded->values["data-dir"].as<std::string>();
+  SH_RETURN_IF_ERROR(CheckAbsolute(*loaded, "data-dir", c.data_dir));
+  std::string engine = loaded->values["io-engine"].as<std::string>();
+  if (engine == "auto") c.io_engine = IoEngineKind::kAuto;
+  else if (engine == "io_uring") c.io_engine = IoEngineKind::kIoUring;
+  else if (engine == "sync") c.io_engine = IoEngineKind::kSync;
+  else return KeyError(where, "io-engine", "'" + engine + "' is not one of auto, io_uring, sync");
+  c.log_level = loaded->values["log-level"].as<std::string>();
+  SH_RETURN_IF_ERROR(CheckLogLevel(*loaded, c.log_level));
+  return out;
+}
+
+Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
+                                           const std::string& default_file) {
+  FusedConfig d;
+  std::string default_replicads;
+  for (const auto& r : d.replicads) default_replicads += (default_replicads.empty() ? "" : " ") + r;
+  po::options_description keys("Settings (fused.conf)");
+  keys.add_options()("state-dir", po::value<std::string>()->default_value(d.state_dir),
+                     "directory of the volume registry")(
+      "mount-point", po::value<std::string>()->default_value(d.mount_point),
+      "where the FUSE file system with one file per attached volume is mounted")(
+      "dev-dir", po::value<std::string>()->default_value(d.dev_dir),
+      "directory of the /dev symlinks to attached volumes' loop devices")(
+      "replicads", po::value<std::string>()->default_value(default_replicads),
+      "space-separated host:port of the replicads used when CreateVolume names none")(
+      "replica-timeout", po::value<int64_t>()->default_value(d.replica_timeout_s),
+      "seconds a replica may stay silent before it is failed")(
+      "connect-timeout", po::value<int64_t>()->default_value(d.connect_timeout_s),
+      "seconds allowed to connect to a replicad and shake hands")(
+      "connections-per-replica", po::value<int64_t>()->default_value(d.connections_per_replica),
+      "TCP connections per replica")(
+      "fuse-threads", po::value<int64_t>()->default_value(d.fuse_threads),
+      "FUSE worker threads kept idle")(
+      "max-background", po::value<int64_t>()->default_value(d.max_background),
+      "FUSE requests the kernel may keep in flight")(
+      "max-request-kib", po::value<int64_t>()->default_value(d.max_request_kib),
+      "largest FUSE read or write request in KiB")(
+      "log-level", po::value<std::string>()->default_value(d.log_level),
+      "debug, info, warning or error");
+  auto loaded = Load(keys, argc, argv, default_file);
+  if (!loaded.ok()) return loaded.status();
+  Loaded<FusedConfig> out;
+  if (loaded->help || loaded->version) {
+    out.exit_now = true;
+    out.output = loaded->help ? Usage("shorthorn-fused", keys) : VersionText("shorthorn-fused");
+    return out;
+  }
+  FusedConfig& c = out.config;
+  const std::string where = loaded->file.empty() ? "command line" : loaded->file;
+  c.state_dir = loaded->values["state-dir"].as<std::string>();
+  SH_RETURN_IF_ERROR(CheckAbsolute(*loaded, "state-dir", c.state_dir));
+  c.mount_point = loaded->values["mount-point"].as<std::string>();
+  SH_RETURN_IF_ERROR(CheckAbsolute(*loaded, "mount-point", c.mount_point));
+  c.dev_dir = loaded->values["dev-dir"].as<std::string>();
+  SH_RETURN_IF_ERROR(CheckAbsolute(*loaded, "dev-dir", c.dev_dir));
+  c.replicads.clear();
+  std::istringstream list(loaded->values["replicads"].as<std::string>());
+  for (std::string addr; list >> addr;) {
+    std::string host;
+    uint16_t port;
+    Status s = ParseAddress(addr, &host, &port);
+    if (!s.ok()) return KeyError(where, "replicads", s.message());
+    c.replicads.push_back(addr);
+  }
+  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "replica-timeout", 1, 3600, &c.replica_timeout_s));
+  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "connect-timeout", 1, 600, &c.connect_timeout_s));
+  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "connections-per-replica", 1, 64,
+                                        &c.connections_per_replica));
+  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "fuse-threads", 1, 256, &c.fuse_threads));
+  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "max-background", 1, 65535, &c.max_background));
+  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "max-request-kib", 4, 1024, &c.max_request_kib));
+  c.log_level = loaded->values["log-level"].as<std::string>();
+  SH_RETURN_IF_ERROR(CheckLogLevel(*loaded, c.log_level));
+  return out;
+}
+
+}  // namespace shorthorn::config

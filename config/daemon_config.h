@@ -1,0 +1,62 @@
+// The settings of the two daemons, their defaults, and their validation.
+// Each daemon's main calls Load*Config(argc, argv); the result is a plain
+// struct with every value already checked. Keys are documented in
+// doc/configuration.md and in the shipped /etc/shorthorn/*.conf files.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "config/config_loader.h"
+
+namespace shorthorn::config {
+
+inline constexpr const char* kReplicadConfigFile = "/etc/shorthorn/replicad.conf";
+inline constexpr const char* kFusedConfigFile = "/etc/shorthorn/fused.conf";
+
+enum class IoEngineKind { kAuto, kIoUring, kSync };
+
+struct ReplicadConfig {
+  std::string listen = "127.0.0.1";  // address to bind
+  uint16_t port = 9500;
+  std::string data_dir = "/var/lib/shorthorn/replicas";
+  IoEngineKind io_engine = IoEngineKind::kAuto;
+  std::string log_level = "info";
+};
+
+struct FusedConfig {
+  std::string state_dir = "/var/lib/shorthorn/fused";
+  std::string mount_point = "/run/shorthorn/volumes";
+  std::string dev_dir = "/dev/shorthorn";  // stable symlinks to loop devices
+  // Replicads used when CreateVolume is given no addresses ("host:port").
+  std::vector<std::string> replicads = {"127.0.0.1:9500"};
+  uint32_t replica_timeout_s = 8;   // silence after which a replica fails
+  uint32_t connect_timeout_s = 5;   // TCP connect and handshake
+  uint32_t connections_per_replica = 4;
+  uint32_t fuse_threads = 8;        // max idle FUSE worker threads
+  uint32_t max_background = 256;    // FUSE requests in flight
+  uint32_t max_request_kib = 1024;  // largest FUSE read/write request
+  std::string log_level = "info";
+};
+
+// Outcome of loading: either settings to run with, or a request to print
+// help/version and exit 0. `usage` holds the help text.
+template <typename T>
+struct Loaded {
+  T config;
+  bool exit_now = false;
+  std::string output;  // help or version text when exit_now
+};
+
+Result<Loaded<ReplicadConfig>> LoadReplicadConfig(int argc, const char* const* argv,
+                                                 const std::string& default_file =
+                                                     kReplicadConfigFile);
+Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
+                                           const std::string& default_file = kFusedConfigFile);
+
+// Parses "host:port" (host may be a name, IPv4, or [IPv6]); port 1..65535.
+Status ParseAddress(const std::string& text, std::string* host, uint16_t* port);
+
+}  // namespace shorthorn::config

@@ -1,0 +1,120 @@
+#include "common/wire.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "common/frame_io.h"
+
+namespace shorthorn::wire {
+namespace {
+
+std::vector<uint8_t> Encode(const Header& h) {
+  std::vector<uint8_t> out(kHeaderSize);
+  EncodeHeader(h, out.data());
+  return out;
+}
+
+TEST(WireTest, RoundTripsEveryField) {
+  std::vector<uint8_t> data(4096, 0xab);
+  Header h = MakeRequest(Op::kWrite, 0x1122334455667788ull, 7, 1ull << 40, data.size(), data);
+  auto decoded = DecodeHeader(Encode(h));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(decoded->op, Op::kWrite);
+  EXPECT_EQ(decoded->request_id, 0x1122334455667788ull);
+  EXPECT_EQ(decoded->epoch, 7u);
+  EXPECT_EQ(decoded->offset, 1ull << 40);
+  EXPECT_EQ(decoded->length, 4096u);
+  EXPECT_EQ(decoded->payload_length, 4096u);
+  EXPECT_TRUE(VerifyPayload(*decoded, data).ok());
+  data[100] ^= 1;
+  EXPECT_EQ(VerifyPayload(*decoded, data).kind(), ErrorKind::kProtocol);
+}
+
+TEST(WireTest, RoundTripsReplies) {
+  Header req = MakeRequest(Op::kRead, 9, 3, 8192, 512, {});
+  std::vector<uint8_t> data(512, 1);
+  Header reply = MakeReply(req, 0, data);
+  auto decoded = DecodeHeader(Encode(reply));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_TRUE(decoded->is_reply());
+  EXPECT_EQ(decoded->request_id, 9u);
+  Header err = MakeReply(req, ESTALE, AsBytes("epoch 3 is older than 4"));
+  auto decoded_err = DecodeHeader(Encode(err));
+  ASSERT_TRUE(decoded_err.ok());
+  EXPECT_EQ(decoded_err->status, ESTALE);
+}
+
+TEST(WireTest, RejectsBadMagicVersionOpcodeAndFlags) {
+  auto bytes = Encode(MakeRequest(Op::kPing, 1, 1, 0, 0, {}));
+  auto bad = bytes;
+  bad[0] ^= 0xff;
+  EXPECT_EQ(DecodeHeader(bad).status().kind(), ErrorKind::kProtocol);
+  bad = bytes;
+  bad[4] = 2;
+  EXPECT_NE(DecodeHeader(bad).status().message().find("version"), std::string::npos);
+  bad = bytes;
+  bad[6] = 99;
+  EXPECT_NE(DecodeHeader(bad).status().message().find("opcode"), std::string::npos);
+  bad = bytes;
+  bad[9] = 1;
+  EXPECT_NE(DecodeHeader(bad).status().message().find("flags"), std::string::npos);
+  bad = bytes;
+  bad[53] = 1;
+  EXPECT_NE(DecodeHeader(bad).status().message().find("reserved"), std::string::npos);
+}
+
+TEST(WireTest, RejectsTruncatedHeader) {
+  auto bytes = Encode(MakeRequest(Op::kPing, 1, 1, 0, 0, {}));
+  bytes.resize(kHeaderSize - 1);
+  EXPECT_EQ(DecodeHeader(bytes).status().kind(), ErrorKind::kProtocol);
+}
+
+TEST(WireTest, RejectsOversizedLengthsBeforeAllocation) {
+  Header h = MakeRequest(Op::kWrite, 1, 1, 0, kMaxIoLength + 4096, {});
+  h.payload_length = static_cast<uint32_t>(kMaxIoLength + 4096);
+  EXPECT_NE(DecodeHeader(Encode(h)).status().message().find("exceeds the limit"),
+            std::string::npos);
+  Header r = MakeRequest(Op::kRead, 1, 1, 0, 1ull << 33, {});
+  EXPECT_EQ(DecodeHeader(Encode(r)).status().kind(), ErrorKind::kProtocol);
+  Header c = MakeRequest(Op::kOpenReplica, 1, 1, 0, 0, {});
+  c.payload_length = kMaxControlPayload + 1;
+  EXPECT_EQ(DecodeHeader(Encode(c)).status().kind(), ErrorKind::kProtocol);
+  Header p = MakeRequest(Op::kPing, 1, 1, 0, 0, {});
+  p.payload_length = 0xffffffffu;  // a PING carries nothing
+  EXPECT_EQ(DecodeHeader(Encode(p)).status().kind(), ErrorKind::kProtocol);
+}
+
+TEST(WireTest, RejectsWritePayloadThatDiffersFromLength) {
+  std::vector<uint8_t> data(4096);
+  Header h = MakeRequest(Op::kWrite, 1, 1, 0, 8192, data);
+  EXPECT_NE(DecodeHeader(Encode(h)).status().message().find("differs"), std::string::npos);
+}
+
+TEST(WireTest, RejectsOverflowingRange) {
+  Header h = MakeRequest(Op::kUnmap, 1, 1, ~0ull - 10, 4096, {});
+  EXPECT_NE(DecodeHeader(Encode(h)).status().message().find("overflows"), std::string::npos);
+}
+
+TEST(FrameIoTest, ReadsWhatWasWrittenAndStopsAtTruncation) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  std::vector<uint8_t> data(8192, 0x5a);
+  ASSERT_TRUE(WriteFrame(sv[0], MakeRequest(Op::kWrite, 5, 2, 4096, data.size(), data), data).ok());
+  auto frame = ReadFrame(sv[1]);
+  ASSERT_TRUE(frame.ok()) << frame.status().ToString();
+  EXPECT_EQ(frame->payload, data);
+  // A header promising a payload that never comes: the reader reports EOF.
+  uint8_t raw[kHeaderSize];
+  EncodeHeader(MakeRequest(Op::kWrite, 6, 2, 0, data.size(), data), raw);
+  ASSERT_EQ(write(sv[0], raw, sizeof(raw)), static_cast<ssize_t>(sizeof(raw)));
+  close(sv[0]);
+  auto truncated = ReadFrame(sv[1]);
+  EXPECT_EQ(truncated.status().kind(), ErrorKind::kUnavailable);
+  close(sv[1]);
+}
+
+}  // namespace
+}  // namespace shorthorn::wire

@@ -1,0 +1,106 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "config/daemon_config.h"
+
+namespace shorthorn::config {
+namespace {
+
+class ConfigFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/shorthorn-config-XXXXXX";
+    int fd = mkstemp(tmpl);
+    ASSERT_GE(fd, 0);
+    close(fd);
+    path_ = tmpl;
+  }
+  void TearDown() override { std::remove(path_.c_str()); }
+  void Write(const std::string& text) { std::ofstream(path_) << text; }
+  std::string path_;
+};
+
+TEST_F(ConfigFileTest, DefaultsWhenFileIsAbsent) {
+  const char* argv[] = {"replicad"};
+  auto c = LoadReplicadConfig(1, argv, "/nonexistent/replicad.conf");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->config.port, 9500);
+  EXPECT_EQ(c->config.data_dir, "/var/lib/shorthorn/replicas");
+}
+
+TEST_F(ConfigFileTest, FileValuesAndCommandLineWins) {
+  Write("port = 9600\ndata-dir = /srv/r\n# a comment\n");
+  const char* argv[] = {"replicad", "--port", "9700"};
+  auto c = LoadReplicadConfig(3, argv, path_);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->config.port, 9700);
+  EXPECT_EQ(c->config.data_dir, "/srv/r");
+}
+
+TEST_F(ConfigFileTest, UnknownKeyNamesFileAndKey) {
+  Write("prot = 9600\n");
+  const char* argv[] = {"replicad"};
+  auto c = LoadReplicadConfig(1, argv, path_);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().kind(), ErrorKind::kInvalidArgument);
+  EXPECT_NE(c.status().message().find(path_), std::string::npos);
+  EXPECT_NE(c.status().message().find("'prot'"), std::string::npos);
+  EXPECT_NE(c.status().message().find("unknown key"), std::string::npos);
+}
+
+TEST_F(ConfigFileTest, BadValueNamesFileKeyAndReason) {
+  Write("port = ninety\n");
+  const char* argv[] = {"replicad"};
+  auto c = LoadReplicadConfig(1, argv, path_);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("'port'"), std::string::npos);
+  EXPECT_NE(c.status().message().find("invalid value"), std::string::npos);
+
+  Write("port = 70000\n");
+  auto range = LoadReplicadConfig(1, argv, path_);
+  ASSERT_FALSE(range.ok());
+  EXPECT_NE(range.status().message().find("outside 1..65535"), std::string::npos);
+
+  Write("io-engine = fast\n");
+  auto engine = LoadReplicadConfig(1, argv, path_);
+  ASSERT_FALSE(engine.ok());
+  EXPECT_NE(engine.status().message().find("'io-engine'"), std::string::npos);
+}
+
+TEST_F(ConfigFileTest, FusedReplicadsListIsParsedAndChecked) {
+  Write("replicads = 10.0.0.1:9500 [::1]:9501\nreplica-timeout = 3\n");
+  const char* argv[] = {"fused"};
+  auto c = LoadFusedConfig(1, argv, path_);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_EQ(c->config.replicads.size(), 2u);
+  EXPECT_EQ(c->config.replica_timeout_s, 3u);
+  Write("replicads = nohost\n");
+  auto bad = LoadFusedConfig(1, argv, path_);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("'replicads'"), std::string::npos);
+  Write("state-dir = relative/path\n");
+  auto rel = LoadFusedConfig(1, argv, path_);
+  EXPECT_NE(rel.status().message().find("absolute"), std::string::npos);
+}
+
+TEST_F(ConfigFileTest, MissingExplicitFileIsAnError) {
+  const char* argv[] = {"fused", "--config", "/nonexistent/fused.conf"};
+  auto c = LoadFusedConfig(3, argv);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("/nonexistent/fused.conf"), std::string::npos);
+}
+
+TEST_F(ConfigFileTest, HelpAsksToExit) {
+  const char* argv[] = {"fused", "--help"};
+  auto c = LoadFusedConfig(2, argv, "/nonexistent");
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->exit_now);
+  EXPECT_NE(c->output.find("--mount-point"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace shorthorn::config
