@@ -75,3 +75,20 @@ Status WriteFileAtomic(const std::string& path, std::string_view content) {
 }
 
 }  // namespace shorthorn
+
+#include <sys/stat.h>
+
+namespace shorthorn {
+
+Status MakeDirs(const std::string& path, unsigned mode) {
+  for (size_t pos = 1; pos <= path.size(); ++pos) {
+    if (pos != path.size() && path[pos] != '/') continue;
+    std::string prefix = path.substr(0, pos);
+    if (::mkdir(prefix.c_str(), mode) != 0 && errno != EEXIST) {
+      return ErrnoStatus(errno, "create directory " + prefix);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace shorthorn

@@ -43,3 +43,8 @@ Status WriteFileAtomic(const std::string& path, std::string_view content);
 Status SyncDirectory(const std::string& dir);
 
 }  // namespace shorthorn
+
+namespace shorthorn {
+// mkdir -p with `mode` for directories it creates.
+Status MakeDirs(const std::string& path, unsigned mode = 0755);
+}  // namespace shorthorn

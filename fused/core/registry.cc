@@ -1,0 +1,92 @@
+#include "fused/core/registry.h"
+
+#include <boost/json.hpp>
+
+#include "common/file_util.h"
+#include "common/names.h"
+
+namespace shorthorn::fused {
+namespace json = boost::json;
+
+namespace {
+constexpr int64_t kFormat = 1;
+constexpr uint64_t kSectorSize = 4096;
+}  // namespace
+
+Status ValidateNewVolume(const std::string& name, uint64_t size) {
+  SH_RETURN_IF_ERROR(ValidateName("volume", name));
+  if (size == 0) {
+    return Status(ErrorKind::kInvalidArgument, "create volume " + name + ": size is 0");
+  }
+  if (size % kSectorSize != 0) {
+    return Status(ErrorKind::kInvalidArgument, "create volume " + name + ": size " +
+                                                   std::to_string(size) +
+                                                   " is not a multiple of 4096");
+  }
+  return Status::Ok();
+}
+
+const VolumeRecord* Registry::Find(const std::string& name) const {
+  auto it = volumes_.find(name);
+  return it == volumes_.end() ? nullptr : &it->second;
+}
+
+VolumeRecord* Registry::FindMutable(const std::string& name) {
+  auto it = volumes_.find(name);
+  return it == volumes_.end() ? nullptr : &it->second;
+}
+
+std::string Registry::Encode() const {
+  json::array list;
+  for (const auto& [name, v] : volumes_) {
+    json::array replicas;
+    for (const auto& r : v.replicas) replicas.push_back({{"address", r.address}, {"name", r.name}});
+    list.push_back({{"name", v.name}, {"size", v.size}, {"epoch", v.epoch}, {"replicas", replicas}});
+  }
+  json::object doc{{"format", kFormat}, {"volumes", list}};
+  return json::serialize(doc) + "\n";
+}
+
+Status Registry::Decode(const std::string& text) {
+  auto bad = [this](const std::string& why) {
+    return Status(ErrorKind::kFailed, "read registry " + path_ + ": " + why);
+  };
+  try {
+    json::value doc = json::parse(text);
+    const json::object& root = doc.as_object();
+    if (root.at("format").to_number<int64_t>() != kFormat) return bad("unknown format version");
+    std::map<std::string, VolumeRecord> volumes;
+    for (const auto& item : root.at("volumes").as_array()) {
+      const json::object& o = item.as_object();
+      VolumeRecord v;
+      v.name = json::value_to<std::string>(o.at("name"));
+      v.size = o.at("size").to_number<uint64_t>();
+      v.epoch = o.at("epoch").to_number<uint64_t>();
+      for (const auto& r : o.at("replicas").as_array()) {
+        v.replicas.push_back({json::value_to<std::string>(r.at("address")),
+                              json::value_to<std::string>(r.at("name"))});
+      }
+      volumes[v.name] = std::move(v);
+    }
+    volumes_ = std::move(volumes);
+  } catch (const std::exception& e) {
+    return bad(e.what());
+  }
+  return Status::Ok();
+}
+
+Status Registry::Load() {
+  auto text = ReadFileToString(path_);
+  if (!text.ok()) {
+    if (text.status().kind() == ErrorKind::kNotFound) {
+      volumes_.clear();
+      return Status::Ok();
+    }
+    return text.status();
+  }
+  return Decode(*text);
+}
+
+Status Registry::Save() const { return WriteFileAtomic(path_, Encode()); }
+
+}  // namespace shorthorn::fused

@@ -1,0 +1,57 @@
+// Registry: the volumes fused manages, persisted as one JSON document
+// (<state-dir>/volumes.json, format in doc/registry-format.md) replaced
+// atomically on every change, so a crash leaves the old or the new registry.
+// Holds no runtime state (attachments); those live in VolumeService.
+// Thread-compatible: VolumeService serializes access.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace shorthorn::fused {
+
+struct ReplicaRecord {
+  std::string address;  // host:port of the replicad
+  std::string name;     // replica directory name there
+};
+
+struct VolumeRecord {
+  std::string name;
+  uint64_t size = 0;
+  // Highest engine epoch handed out; the next attach uses epoch + 1.
+  uint64_t epoch = 0;
+  std::vector<ReplicaRecord> replicas;
+};
+
+class Registry {
+ public:
+  explicit Registry(std::string path) : path_(std::move(path)) {}
+
+  // Reads the file; a missing file is an empty registry.
+  Status Load();
+  // Writes the whole registry atomically.
+  Status Save() const;
+
+  const std::map<std::string, VolumeRecord>& volumes() const { return volumes_; }
+  const VolumeRecord* Find(const std::string& name) const;
+  VolumeRecord* FindMutable(const std::string& name);
+  void Put(VolumeRecord record) { volumes_[record.name] = std::move(record); }
+  void Erase(const std::string& name) { volumes_.erase(name); }
+
+  // Serialization, public for tests.
+  std::string Encode() const;
+  Status Decode(const std::string& text);
+
+ private:
+  std::string path_;
+  std::map<std::string, VolumeRecord> volumes_;
+};
+
+// Checks a new volume's name and size. Sizes are whole 4096-byte sectors.
+Status ValidateNewVolume(const std::string& name, uint64_t size);
+
+}  // namespace shorthorn::fused

@@ -1,0 +1,62 @@
+// The names of Shorthorn's D-Bus API (bus name, object paths, interfaces,
+// error names) and the pure conversions around them: a volume name to its
+// object path and back, a Status to an org.shorthorn.Storage1.Error.<Kind>,
+// and the guard every handler runs in so that nothing but sdbus::Error escapes.
+// doc/dbus-api.md and dbus/*.xml are the contract these constants follow.
+// Pure functions; callable from any thread.
+#pragma once
+
+#include <exception>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <sdbus-c++/Error.h>
+
+#include "common/status.h"
+
+namespace shorthorn::fused::dbus {
+
+inline constexpr char kBusName[] = "org.shorthorn.Storage1";
+inline constexpr char kRootPath[] = "/org/shorthorn/Storage1";
+inline constexpr char kManagerPath[] = "/org/shorthorn/Storage1/Manager";
+inline constexpr char kVolumesPath[] = "/org/shorthorn/Storage1/volumes";
+inline constexpr char kManagerInterface[] = "org.shorthorn.Storage1.Manager";
+inline constexpr char kVolumeInterface[] = "org.shorthorn.Storage1.Volume";
+inline constexpr char kErrorPrefix[] = "org.shorthorn.Storage1.Error.";
+
+// Escapes `name` into one object path element the way systemd and udisks do:
+// [A-Za-z0-9] stay, every other byte (including '_') becomes "_xx" in
+// lowercase hex, so "db-1.a_b" is "db_2d1_2ea_5fb". The empty name is "_".
+std::string EscapePathElement(std::string_view name);
+// The inverse; nullopt when `element` is not something EscapePathElement made.
+std::optional<std::string> UnescapePathElement(std::string_view element);
+
+// "/org/shorthorn/Storage1/volumes/<escaped name>".
+std::string VolumeObjectPath(std::string_view volume_name);
+// The volume name of a path VolumeObjectPath made; nullopt for other paths.
+std::optional<std::string> VolumeNameFromPath(std::string_view path);
+
+// "org.shorthorn.Storage1.Error.<Kind>" for a non-OK kind.
+std::string ErrorName(ErrorKind kind);
+// The error a D-Bus handler throws for a non-OK `status`.
+sdbus::Error ToDbusError(const Status& status);
+
+// Runs `body`, the handler of D-Bus member `member`, so that only an
+// sdbus::Error can leave it: sdbus-c++ turns that into an error reply, while
+// any other exception would unwind through sd-bus and end the daemon. Other
+// exceptions become org.shorthorn.Storage1.Error.Failed.
+template <typename Body>
+void GuardHandler(std::string_view member, Body&& body) {
+  try {
+    body();
+  } catch (const sdbus::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw sdbus::Error(ErrorName(ErrorKind::kFailed), std::string(member) + ": " + e.what());
+  } catch (...) {
+    throw sdbus::Error(ErrorName(ErrorKind::kFailed), std::string(member) + ": unknown exception");
+  }
+}
+
+}  // namespace shorthorn::fused::dbus

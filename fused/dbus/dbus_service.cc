@@ -1,0 +1,283 @@
+// Design notes
+//
+// Threads. sdbus-c++ 1.2.0 wraps every sd-bus call it makes (sd_bus_process,
+// sd_bus_send, the sd_bus_emit_* calls, vtable registration) in one
+// recursive mutex per connection, and documents creating and emitting
+// signals as thread-safe. Emitting from a listener thread would therefore not
+// corrupt sd-bus, but it is still wrong here: handlers run inside
+// sd_bus_process with that mutex held, so a listener thread emitting while a
+// handler waits for that same thread (Attach waiting on a worker that reports
+// VolumeChanged) deadlocks; and adding or destroying an IObject while the
+// loop may be dispatching a call to it is a use-after-free. So every sdbus-c++
+// object belongs to the loop thread. Listener calls only queue an event and
+// write an eventfd (VolumeEventQueue); the loop thread applies the events.
+//
+// The loop. enterEventLoopAsync() cannot wait on a file descriptor of ours,
+// so the service runs the loop sdbus-c++ documents for external event loops:
+// processPendingRequest() until it has nothing to do, then poll() on the bus
+// fd (getEventLoopPollData), the event queue's eventfd and an exit eventfd.
+// Events are applied after every processed message, so the effects of a
+// call (say the object of a new volume) exist before the next message is
+// handled. CreateVolume and DeleteVolume also queue the event themselves,
+// so the object appears or disappears even if the manager reports it late;
+// a VolumeChanged for an unknown volume is ignored, never resurrecting one.
+//
+// Start order follows systemd: objects are exported before the name is
+// requested, so nothing can call before they exist.
+#include "fused/dbus/dbus_service.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <exception>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <sdbus-c++/Types.h>
+
+#include "common/log.h"
+#include "fused/dbus/dbus_names.h"
+#include "fused/dbus/dbus_options.h"
+
+#ifndef SHORTHORN_VERSION
+#define SHORTHORN_VERSION "unknown"
+#endif
+
+namespace shorthorn::fused::dbus {
+namespace {
+
+// The Status for a failed RequestName, by the error sd-bus reported.
+Status RequestNameStatus(const sdbus::Error& e) {
+  std::string what = std::string("request bus name ") + kBusName;
+  if (e.getName() == "org.freedesktop.DBus.Error.FileExists") {
+    return Status(ErrorKind::kAlreadyExists,
+                  what + ": already owned by another process (is shorthorn-fused running?)");
+  }
+  if (e.getName() == "org.freedesktop.DBus.Error.AccessDenied") {
+    return Status(ErrorKind::kNotAuthorized,
+                  what +
+                      ": refused by the bus policy (run as root and install "
+                      "org.shorthorn.Storage1.conf in /usr/share/dbus-1/system.d): " +
+                      e.getMessage());
+  }
+  return Status(ErrorKind::kUnavailable, what + ": " + e.getName() + ": " + e.getMessage());
+}
+
+}  // namespace
+
+DbusService::DbusService(VolumeManager& manager, DbusServiceOptions options)
+    : manager_(manager), options_(std::move(options)), authorizer_(options_.admin) {}
+
+DbusService::~DbusService() { Stop(); }
+
+Status DbusService::Start() {
+  if (connection_) return Status(ErrorKind::kFailed, "start D-Bus service: already started");
+  auto events = VolumeEventQueue::Create();
+  if (!events.ok()) return events.status();
+  events_ = std::move(*events);
+  int exit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (exit_fd < 0) {
+    Status failed = ErrnoStatus(errno, "create D-Bus loop exit eventfd");
+    events_.reset();
+    return failed;
+  }
+  exit_fd_.Reset(exit_fd);
+
+  try {
+    connection_ = sdbus::createSystemBusConnection();
+  } catch (const sdbus::Error& e) {
+    Teardown();
+    return Status(ErrorKind::kUnavailable, "connect to the system bus: " + e.getMessage());
+  }
+  try {
+    root_ = sdbus::createObject(*connection_, kRootPath);
+    root_->addObjectManager();
+    RegisterManager();
+    // Listen before listing so that no change falls between the two; a
+    // change seen twice is harmless (events carry the whole state).
+    manager_.SetListener(events_.get());
+    for (VolumeInfo& info : manager_.ListVolumes()) {
+      std::string name = info.name;
+      volumes_[name] =
+          std::make_unique<VolumeObject>(*connection_, manager_, authorizer_, std::move(info));
+    }
+  } catch (const std::exception& e) {
+    Teardown();
+    return Status(ErrorKind::kFailed, std::string("export D-Bus objects: ") + e.what());
+  }
+  try {
+    connection_->requestName(kBusName);
+  } catch (const sdbus::Error& e) {
+    Teardown();
+    return RequestNameStatus(e);
+  }
+  LogInfo(std::string("D-Bus: serving ") + kBusName + " with " + std::to_string(volumes_.size()) +
+          " volume(s)");
+  loop_thread_ = std::thread([this] { RunLoop(); });  // owns volumes_ from here on
+  return Status::Ok();
+}
+
+void DbusService::Stop() {
+  if (!connection_) return;
+  if (loop_thread_.joinable()) {
+    uint64_t one = 1;
+    if (write(exit_fd_.get(), &one, sizeof(one)) < 0) {
+      LogError("D-Bus: cannot wake the event loop to stop it");
+    }
+    loop_thread_.join();
+  }
+  Teardown();
+}
+
+void DbusService::Teardown() {
+  manager_.SetListener(nullptr);
+  volumes_.clear();
+  manager_object_.reset();
+  root_.reset();
+  if (connection_) {
+    try {
+      connection_->releaseName(kBusName);
+    } catch (const sdbus::Error&) {
+      // Not owned (Start failed before requesting it); closing releases it anyway.
+    }
+  }
+  connection_.reset();
+  events_.reset();
+  exit_fd_.Reset();
+}
+
+void DbusService::RegisterManager() {
+  manager_object_ = sdbus::createObject(*connection_, kManagerPath);
+  manager_object_->registerMethod(
+      kManagerInterface, "CreateVolume", "stasa{sv}", {"name", "size", "replicas", "options"}, "o",
+      {"volume"}, [this](sdbus::MethodCall call) {
+        GuardHandler("CreateVolume", [&] { HandleCreateVolume(std::move(call)); });
+      });
+  manager_object_->registerMethod(kManagerInterface, "DeleteVolume", "sa{sv}", {"name", "options"},
+                                  "", {}, [this](sdbus::MethodCall call) {
+                                    GuardHandler("DeleteVolume",
+                                                 [&] { HandleDeleteVolume(std::move(call)); });
+                                  });
+  manager_object_->registerMethod(
+      kManagerInterface, "ListVolumes", "", {}, "ao", {"volumes"}, [this](sdbus::MethodCall call) {
+        GuardHandler("ListVolumes", [&] { HandleListVolumes(std::move(call)); });
+      });
+  sdbus::Flags constant;
+  constant.set(sdbus::Flags::CONST_PROPERTY_VALUE);
+  manager_object_->registerProperty(
+      kManagerInterface, "Version", "s",
+      [](sdbus::PropertyGetReply& reply) {
+        GuardHandler("Get Version", [&] { reply << std::string(SHORTHORN_VERSION); });
+      },
+      constant);
+  manager_object_->finishRegistration();
+}
+
+void DbusService::HandleCreateVolume(sdbus::MethodCall call) {
+  Status allowed = authorizer_.CheckCaller("CreateVolume", call);
+  if (!allowed.ok()) throw ToDbusError(allowed);
+  std::string name;
+  uint64_t size = 0;
+  std::vector<std::string> replicas;
+  DbusOptions raw_options;
+  call >> name >> size >> replicas >> raw_options;
+  Result<Options> options = ConvertOptions("CreateVolume", raw_options);
+  if (!options.ok()) throw ToDbusError(options.status());
+  Status created = manager_.CreateVolume(name, size, replicas, *options);
+  if (!created.ok()) throw ToDbusError(created);
+  // Export the object before the next message even if the listener is late.
+  Result<VolumeInfo> info = manager_.GetVolume(name);
+  if (info.ok()) events_->VolumeAdded(*info);
+  auto reply = call.createReply();
+  reply << sdbus::ObjectPath(VolumeObjectPath(name));
+  reply.send();
+}
+
+void DbusService::HandleDeleteVolume(sdbus::MethodCall call) {
+  Status allowed = authorizer_.CheckCaller("DeleteVolume", call);
+  if (!allowed.ok()) throw ToDbusError(allowed);
+  std::string name;
+  DbusOptions raw_options;
+  call >> name >> raw_options;
+  Result<Options> options = ConvertOptions("DeleteVolume", raw_options);
+  if (!options.ok()) throw ToDbusError(options.status());
+  Status deleted = manager_.DeleteVolume(name, *options);
+  if (!deleted.ok()) throw ToDbusError(deleted);
+  events_->VolumeRemoved(name);
+  call.createReply().send();
+}
+
+void DbusService::HandleListVolumes(sdbus::MethodCall call) {
+  // The exported objects, which are what a caller can use next.
+  std::vector<sdbus::ObjectPath> paths;
+  paths.reserve(volumes_.size());
+  for (const auto& [name, object] : volumes_) paths.emplace_back(object->path());
+  auto reply = call.createReply();
+  reply << paths;
+  reply.send();
+}
+
+void DbusService::RunLoop() {
+  try {
+    while (true) {
+      ApplyEvents();
+      while (connection_->processPendingRequest()) ApplyEvents();
+      sdbus::IConnection::PollData poll_data = connection_->getEventLoopPollData();
+      pollfd fds[] = {{poll_data.fd, poll_data.events, 0},
+                      {events_->fd(), POLLIN, 0},
+                      {exit_fd_.get(), POLLIN, 0}};
+      int r = poll(fds, 3, poll_data.getPollTimeout());
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) {
+        throw std::system_error(errno, std::generic_category(), "poll the bus connection");
+      }
+      if (fds[2].revents & POLLIN) return;
+    }
+  } catch (const std::exception& e) {
+    Status failed(ErrorKind::kUnavailable, std::string("D-Bus event loop: ") + e.what());
+    LogError(failed.message());
+    if (options_.on_failure) options_.on_failure(failed);
+  }
+}
+
+void DbusService::ApplyEvents() {
+  for (const VolumeEvent& event : events_->Take()) {
+    try {
+      ApplyEvent(event);
+    } catch (const std::exception& e) {
+      LogWarning("D-Bus: update the object of volume " + event.info.name + ": " + e.what());
+    }
+  }
+}
+
+void DbusService::ApplyEvent(const VolumeEvent& event) {
+  const std::string& name = event.info.name;
+  auto it = volumes_.find(name);
+  switch (event.kind) {
+    case VolumeEvent::Kind::kAdded:
+      if (it != volumes_.end()) {
+        it->second->Update(event.info);
+      } else {
+        auto& object = volumes_[name];
+        object = std::make_unique<VolumeObject>(*connection_, manager_, authorizer_, event.info);
+        object->Announce();
+      }
+      break;
+    case VolumeEvent::Kind::kChanged:
+      if (it != volumes_.end()) it->second->Update(event.info);
+      break;
+    case VolumeEvent::Kind::kRemoved:
+      if (it != volumes_.end()) {
+        std::unique_ptr<VolumeObject> object = std::move(it->second);
+        volumes_.erase(it);
+        object->Withdraw();  // before the object (and its interfaces) is gone
+      }
+      break;
+  }
+}
+
+}  // namespace shorthorn::fused::dbus

@@ -1,0 +1,91 @@
+// DbusService: shorthorn-fused on the system bus as org.shorthorn.Storage1
+// (doc/dbus-api.md). It adapts a VolumeManager: /org/shorthorn/Storage1 is
+// the ObjectManager, /org/shorthorn/Storage1/Manager creates, deletes and
+// lists volumes, and each volume is an object under .../volumes/ that appears
+// (InterfacesAdded), changes (PropertiesChanged) and disappears
+// (InterfacesRemoved) as the manager reports through its listener. Every
+// non-OK Status becomes org.shorthorn.Storage1.Error.<Kind>; mutating calls
+// need root or the admin group.
+//
+// Threads: Start and Stop from one controlling thread (main), not from a
+// handler or the on_failure callback. Between them, one event loop thread
+// owned by the service runs every handler and owns every sdbus-c++ object;
+// the manager's listener calls may come from any thread. Handlers call the
+// manager synchronously, so a slow call (Attach) delays the others.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <sdbus-c++/IConnection.h>
+#include <sdbus-c++/IObject.h>
+
+#include "common/file_util.h"
+#include "common/status.h"
+#include "fused/core/volume_manager.h"
+#include "fused/dbus/dbus_auth.h"
+#include "fused/dbus/event_queue.h"
+#include "fused/dbus/volume_object.h"
+
+namespace shorthorn::fused::dbus {
+
+struct DbusServiceOptions {
+  AdminPolicy admin;
+  // Called once on the loop thread if the loop ends on an error (the bus
+  // connection is lost); the daemon should then exit so it is restarted.
+  std::function<void(const Status&)> on_failure;
+};
+
+class DbusService {
+ public:
+  // `manager` must outlive the service.
+  explicit DbusService(VolumeManager& manager, DbusServiceOptions options = {});
+  DbusService(const DbusService&) = delete;
+  DbusService& operator=(const DbusService&) = delete;
+  ~DbusService();  // Stop()
+
+  // Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS when set), exports
+  // the root, the Manager and one object per existing volume, sets itself as
+  // the manager's listener, requests org.shorthorn.Storage1 (AlreadyExists
+  // when another process owns it, NotAuthorized when the bus policy refuses)
+  // and starts the loop thread. On error nothing is left behind.
+  Status Start();
+  // Leaves the loop, unregisters every object, releases the name and
+  // disconnects. Idempotent.
+  void Stop();
+
+ private:
+  void RegisterManager();
+  void RunLoop();      // loop thread
+  void ApplyEvents();  // loop thread
+  void ApplyEvent(const VolumeEvent& event);
+  void HandleCreateVolume(sdbus::MethodCall call);
+  void HandleDeleteVolume(sdbus::MethodCall call);
+  void HandleListVolumes(sdbus::MethodCall call);
+  void Teardown();
+
+  VolumeManager& manager_;
+  const DbusServiceOptions options_;
+  const Authorizer authorizer_;
+  std::unique_ptr<VolumeEventQueue> events_;
+  UniqueFd exit_fd_;  // written by Stop to end the loop
+  std::unique_ptr<sdbus::IConnection> connection_;
+  std::unique_ptr<sdbus::IObject> root_;
+  std::unique_ptr<sdbus::IObject> manager_object_;
+  // Keyed by volume name. Touched only by the loop thread while it runs.
+  std::map<std::string, std::unique_ptr<VolumeObject>> volumes_;
+  std::thread loop_thread_;
+};
+
+}  // namespace shorthorn::fused::dbus
+
+namespace shorthorn::fused {
+// The service is what main uses; the helpers stay in fused::dbus.
+using dbus::DbusService;
+using dbus::DbusServiceOptions;
+}  // namespace shorthorn::fused

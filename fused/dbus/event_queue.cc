@@ -1,0 +1,52 @@
+#include "fused/dbus/event_queue.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <memory>
+
+namespace shorthorn::fused::dbus {
+
+Result<std::unique_ptr<VolumeEventQueue>> VolumeEventQueue::Create() {
+  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) return ErrnoStatus(errno, "create volume event queue eventfd");
+  return std::unique_ptr<VolumeEventQueue>(new VolumeEventQueue(UniqueFd(fd)));
+}
+
+std::vector<VolumeEvent> VolumeEventQueue::Take() {
+  uint64_t count = 0;
+  // EAGAIN (nothing written since the last Take) is fine: the fd is a hint.
+  (void)!read(fd_.get(), &count, sizeof(count));
+  std::lock_guard lock(mu_);
+  std::vector<VolumeEvent> events;
+  events.swap(events_);
+  return events;
+}
+
+void VolumeEventQueue::Push(VolumeEvent event) {
+  {
+    std::lock_guard lock(mu_);
+    events_.push_back(std::move(event));
+  }
+  uint64_t one = 1;
+  // Only fails with EAGAIN when the counter is near 2^64: already readable.
+  (void)!write(fd_.get(), &one, sizeof(one));
+}
+
+void VolumeEventQueue::VolumeAdded(const VolumeInfo& info) {
+  Push({VolumeEvent::Kind::kAdded, info});
+}
+
+void VolumeEventQueue::VolumeRemoved(const std::string& name) {
+  VolumeEvent event{VolumeEvent::Kind::kRemoved, {}};
+  event.info.name = name;
+  Push(std::move(event));
+}
+
+void VolumeEventQueue::VolumeChanged(const VolumeInfo& info) {
+  Push({VolumeEvent::Kind::kChanged, info});
+}
+
+}  // namespace shorthorn::fused::dbus

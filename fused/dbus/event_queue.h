@@ -1,0 +1,50 @@
+// VolumeEventQueue: the VolumeListener the D-Bus service gives the volume
+// manager. It only records events and wakes the event loop through an
+// eventfd; the loop thread takes them and turns them into object
+// registrations and signals. This keeps every sdbus-c++ object on one thread
+// and means a listener call never waits for the bus (see dbus_service.cc).
+// Threads: the listener methods may be called from any thread, concurrently;
+// Take() and fd() from the loop thread.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/file_util.h"
+#include "common/status.h"
+#include "fused/core/volume_manager.h"
+
+namespace shorthorn::fused::dbus {
+
+struct VolumeEvent {
+  enum class Kind { kAdded, kChanged, kRemoved };
+  Kind kind = Kind::kChanged;
+  VolumeInfo info;  // for kRemoved only info.name is set
+};
+
+class VolumeEventQueue final : public VolumeListener {
+ public:
+  // Creates the eventfd.
+  static Result<std::unique_ptr<VolumeEventQueue>> Create();
+
+  // Readable (POLLIN) while events are waiting.
+  int fd() const { return fd_.get(); }
+  // The waiting events in the order they came; clears the eventfd.
+  std::vector<VolumeEvent> Take();
+
+  void VolumeAdded(const VolumeInfo& info) override;
+  void VolumeRemoved(const std::string& name) override;
+  void VolumeChanged(const VolumeInfo& info) override;
+
+ private:
+  explicit VolumeEventQueue(UniqueFd fd) : fd_(std::move(fd)) {}
+  void Push(VolumeEvent event);
+
+  const UniqueFd fd_;
+  std::mutex mu_;
+  std::vector<VolumeEvent> events_;  // guarded by mu_
+};
+
+}  // namespace shorthorn::fused::dbus

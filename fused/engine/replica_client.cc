@@ -1,0 +1,262 @@
+// Design notes
+//
+// A request is registered in pending_ before its frame is sent, so a reply
+// can never arrive for an id we do not know. Sends on one connection are
+// serialized by that connection's send_mutex (one writev per frame); replies
+// are read by the connection's reader thread and completed there, so
+// callbacks run on reader threads and must not block.
+//
+// Failure is one-way: Fail() flips failed_, takes every pending request out
+// of the map under the lock and completes them outside it, and shuts the
+// sockets down so the readers leave their read(). The watchdog looks at the
+// oldest pending request once per second (or per timeout/4 when shorter).
+//
+//   Open: connect xN ──► OPEN_REPLICA(epoch) on conn 0 ──► HELLO on each ──►
+//         readers + watchdog start ──► serving ──(error|timeout)──► failed
+#include "fused/engine/replica_client.h"
+
+#include <sys/socket.h>
+
+#include <future>
+
+#include "common/log.h"
+#include "fused/engine/net_util.h"
+
+namespace shorthorn::fused {
+namespace {
+
+boost::json::object Identity(const ReplicaTarget& t) {
+  return {{"volume", t.volume}, {"replica", t.replica}};
+}
+
+}  // namespace
+
+ReplicaClient::ReplicaClient(ReplicaTarget target, uint64_t epoch, uint64_t size,
+                             ClientTimeouts timeouts)
+    : target_(std::move(target)), epoch_(epoch), size_(size), timeouts_(timeouts) {}
+
+std::string ReplicaClient::Describe() const {
+  return "replica " + target_.replica + " of volume " + target_.volume + " on " + target_.address;
+}
+
+Status ReplicaClient::CreateReplica(const ReplicaTarget& target, uint64_t size,
+                                    const ClientTimeouts& timeouts) {
+  auto fd = ConnectTcp(target.address, timeouts.connect, timeouts.request);
+  if (!fd.ok()) return fd.status();
+  auto body = Identity(target);
+  body["size"] = size;
+  auto reply = ControlCall(fd->get(), wire::Op::kCreateReplica, body, 0);
+  if (!reply.ok()) {
+    return reply.status().WithContext("create replica " + target.replica + " on " + target.address);
+  }
+  return Status::Ok();
+}
+
+Status ReplicaClient::DeleteReplica(const ReplicaTarget& target, const ClientTimeouts& timeouts) {
+  auto fd = ConnectTcp(target.address, timeouts.connect, timeouts.request);
+  if (!fd.ok()) return fd.status();
+  auto reply = ControlCall(fd->get(), wire::Op::kDeleteReplica, Identity(target), 0);
+  if (!reply.ok()) {
+    return reply.status().WithContext("delete replica " + target.replica + " on " + target.address);
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<ReplicaClient>> ReplicaClient::Open(const ReplicaTarget& target,
+                                                           uint64_t epoch, int connections,
+                                                           const ClientTimeouts& timeouts) {
+  std::vector<UniqueFd> fds;
+  for (int i = 0; i < connections; ++i) {
+    auto fd = ConnectTcp(target.address, timeouts.connect, timeouts.request);
+    if (!fd.ok()) return fd.status();
+    fds.push_back(std::move(*fd));
+  }
+  auto body = Identity(target);
+  body["epoch"] = epoch;
+  auto opened = ControlCall(fds[0].get(), wire::Op::kOpenReplica, body, epoch);
+  if (!opened.ok()) {
+    return opened.status().WithContext("open replica " + target.replica + " on " + target.address);
+  }
+  uint64_t size = 0;
+  if (auto* s = opened->if_contains("size"); s != nullptr && s->is_number()) {
+    size = s->to_number<uint64_t>();
+  }
+  for (auto& fd : fds) {
+    auto hello = ControlCall(fd.get(), wire::Op::kHello, body, epoch);
+    if (!hello.ok()) {
+      return hello.status().WithContext("hello to replica " + target.replica + " on " +
+                                        target.address);
+    }
+    ClearReceiveTimeout(fd.get());
+  }
+  std::unique_ptr<ReplicaClient> client(new ReplicaClient(target, epoch, size, timeouts));
+  for (auto& fd : fds) {
+    auto conn = std::make_unique<Connection>();
+    conn->fd = std::move(fd);
+    client->connections_.push_back(std::move(conn));
+  }
+  for (auto& conn : client->connections_) {
+    conn->reader = std::thread([c = client.get(), p = conn.get()] { c->ReaderLoop(p); });
+  }
+  client->watchdog_ = std::thread([c = client.get()] { c->WatchdogLoop(); });
+  return client;
+}
+
+ReplicaClient::~ReplicaClient() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  Fail(Status(ErrorKind::kUnavailable, Describe() + ": closed", ESHUTDOWN));
+  for (auto& conn : connections_) {
+    if (conn->reader.joinable()) conn->reader.join();
+  }
+  if (watchdog_.joinable()) watchdog_.join();
+}
+
+void ReplicaClient::Fail(const Status& why) {
+  std::map<uint64_t, Pending> orphans;
+  {
+    std::lock_guard lock(mutex_);
+    if (!failed_.exchange(true)) {
+      failure_ = why;
+      if (!stopping_) LogError(Describe() + " failed: " + why.message());
+    }
+    orphans.swap(pending_);
+  }
+  for (auto& conn : connections_) ::shutdown(conn->fd.get(), SHUT_RDWR);
+  for (auto& [id, p] : orphans) {
+    outstanding_--;
+    p.done(failure_, {});
+  }
+}
+
+void ReplicaClient::Submit(wire::Op op, uint64_t offset, uint64_t length,
+                           std::span<const uint8_t> payload,
+                           std::function<void(Status, std::vector<uint8_t>)> done) {
+  uint64_t id = next_id_++;
+  Status refused;
+  {
+    std::lock_guard lock(mutex_);
+    if (failed_) {
+      refused = failure_;
+    } else {
+      pending_.emplace(id, Pending{std::move(done), std::chrono::steady_clock::now(), op});
+      outstanding_++;
+    }
+  }
+  if (!refused.ok()) {
+    done(refused, {});  // outside the lock: callbacks may submit again
+    return;
+  }
+  Connection* conn = connections_[next_conn_++ % connections_.size()].get();
+  Status sent;
+  {
+    std::lock_guard lock(conn->send_mutex);
+    sent = WriteFrame(conn->fd.get(), wire::MakeRequest(op, id, epoch_, offset, length, payload),
+                      payload);
+  }
+  if (!sent.ok()) Fail(sent.WithContext(Describe()));
+}
+
+void ReplicaClient::ReaderLoop(Connection* conn) {
+  for (;;) {
+    auto frame = ReadFrame(conn->fd.get());
+    if (!frame.ok()) {
+      Fail(frame.status().WithContext(Describe()));
+      return;
+    }
+    const wire::Header& h = frame->header;
+    Pending p;
+    bool known = false;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = pending_.find(h.request_id);
+      if (h.is_reply() && it != pending_.end()) {
+        p = std::move(it->second);
+        pending_.erase(it);
+        known = true;
+      }
+    }
+    if (!known) {
+      // Not ours (or already failed): the stream can no longer be trusted.
+      Fail(Status(ErrorKind::kProtocol,
+                  Describe() + ": reply to unknown request " + std::to_string(h.request_id),
+                  EPROTO));
+      return;
+    }
+    outstanding_--;
+    if (h.status != 0) {
+      Status err = ReplyError(h, frame->payload);
+      if (err.kind() == ErrorKind::kStale) {
+        // A newer engine owns the replica: everything from us is refused.
+        Fail(err.WithContext(Describe()));
+      }
+      p.done(err, {});
+    } else {
+      p.done(Status::Ok(), std::move(frame->payload));
+    }
+  }
+}
+
+void ReplicaClient::WatchdogLoop() {
+  auto tick = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(1000),
+                                                  timeouts_.request / 4);
+  std::unique_lock lock(mutex_);
+  while (!stopping_ && !failed_) {
+    stop_cv_.wait_for(lock, tick);
+    if (stopping_ || failed_) break;
+    auto now = std::chrono::steady_clock::now();
+    for (const auto& [id, p] : pending_) {
+      if (now - p.sent > timeouts_.request) {
+        std::string op(wire::OpName(static_cast<uint16_t>(p.op)));
+        lock.unlock();
+        Fail(Status(ErrorKind::kUnavailable,
+                    Describe() + ": " + op + " unanswered for more than " +
+                        std::to_string(timeouts_.request.count() / 1000) + " s",
+                    ETIMEDOUT));
+        return;
+      }
+    }
+  }
+}
+
+void ReplicaClient::Read(uint64_t offset, uint32_t length, ReadCallback done) {
+  Submit(wire::Op::kRead, offset, length, {},
+         [done = std::move(done), length](Status s, std::vector<uint8_t> data) {
+           if (s.ok() && data.size() != length) {
+             s = Status(ErrorKind::kProtocol, "short read reply", EPROTO);
+           }
+           done(std::move(s), std::move(data));
+         });
+}
+
+void ReplicaClient::Write(uint64_t offset, std::span<const uint8_t> data, DoneCallback done) {
+  Submit(wire::Op::kWrite, offset, data.size(), data,
+         [done = std::move(done)](Status s, std::vector<uint8_t>) { done(std::move(s)); });
+}
+
+void ReplicaClient::Unmap(uint64_t offset, uint64_t length, DoneCallback done) {
+  Submit(wire::Op::kUnmap, offset, length, {},
+         [done = std::move(done)](Status s, std::vector<uint8_t>) { done(std::move(s)); });
+}
+
+void ReplicaClient::Flush(DoneCallback done) {
+  Submit(wire::Op::kFlush, 0, 0, {},
+         [done = std::move(done)](Status s, std::vector<uint8_t>) { done(std::move(s)); });
+}
+
+Status ReplicaClient::Close() {
+  if (failed_) return Status::Ok();
+  auto body = Identity(target_);
+  body["epoch"] = epoch_;
+  std::string text = boost::json::serialize(body);
+  std::promise<Status> closed;
+  Submit(wire::Op::kCloseReplica, 0, 0, wire::AsBytes(text),
+         [&closed](Status s, std::vector<uint8_t>) { closed.set_value(std::move(s)); });
+  Status s = closed.get_future().get();
+  return s.ok() ? s : s.WithContext("close " + Describe());
+}
+
+}  // namespace shorthorn::fused

@@ -1,0 +1,117 @@
+// ReplicaClient: the engine's side of the replica protocol (doc/protocol.md)
+// for one replica on one replicad. It owns several TCP connections; requests
+// are pipelined (many in flight per connection, matched by request id) and a
+// reader thread per connection completes them. A watchdog fails the client
+// when a request stays unanswered past the replica timeout.
+//
+// Once failed (connection lost, timeout, protocol error, fenced), every
+// pending and later request completes with the failure; a client is never
+// revived (the engine makes a new one). Thread-safe.
+//
+// The static control calls (CreateReplica, DeleteReplica) use a short-lived
+// connection of their own and block the caller for at most the connect
+// timeout plus the replica timeout.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/file_util.h"
+#include "common/frame_io.h"
+#include "common/status.h"
+#include "common/wire.h"
+#include "fused/engine/backend.h"
+
+namespace shorthorn::fused {
+
+struct ReplicaTarget {
+  std::string address;  // "host:port"
+  std::string volume;
+  std::string replica;  // replica name on that replicad
+};
+
+struct ClientTimeouts {
+  std::chrono::milliseconds connect{5000};
+  std::chrono::milliseconds request{8000};
+};
+
+class ReplicaClient : public Backend {
+ public:
+  // Connects `connections` sockets, opens the replica at `epoch` (fencing
+  // older engines) and binds every connection with HELLO.
+  static Result<std::unique_ptr<ReplicaClient>> Open(const ReplicaTarget& target, uint64_t epoch,
+                                                     int connections,
+                                                     const ClientTimeouts& timeouts);
+
+  static Status CreateReplica(const ReplicaTarget& target, uint64_t size,
+                              const ClientTimeouts& timeouts);
+  static Status DeleteReplica(const ReplicaTarget& target, const ClientTimeouts& timeouts);
+
+  ~ReplicaClient() override;
+
+  uint64_t Size() const override { return size_; }
+  void Read(uint64_t offset, uint32_t length, ReadCallback done) override;
+  void Write(uint64_t offset, std::span<const uint8_t> data, DoneCallback done) override;
+  void Unmap(uint64_t offset, uint64_t length, DoneCallback done) override;
+  void Flush(DoneCallback done) override;
+
+  // Flushes and closes the replica on the replicad. A failed client has
+  // nothing to close.
+  Status Close() override;
+
+  const ReplicaTarget& target() const { return target_; }
+  bool failed() const { return failed_.load(); }
+  // Requests sent and not yet answered.
+  size_t outstanding() const { return outstanding_.load(); }
+
+ private:
+  struct Pending {
+    std::function<void(Status, std::vector<uint8_t>)> done;
+    std::chrono::steady_clock::time_point sent;
+    wire::Op op;
+  };
+  struct Connection {
+    UniqueFd fd;
+    std::mutex send_mutex;
+    std::thread reader;
+  };
+
+  ReplicaClient(ReplicaTarget target, uint64_t epoch, uint64_t size, ClientTimeouts timeouts);
+
+  void Submit(wire::Op op, uint64_t offset, uint64_t length, std::span<const uint8_t> payload,
+              std::function<void(Status, std::vector<uint8_t>)> done);
+  void ReaderLoop(Connection* conn);
+  void WatchdogLoop();
+  // Marks the client failed and completes every pending request with `why`.
+  void Fail(const Status& why);
+  std::string Describe() const;
+
+  const ReplicaTarget target_;
+  const uint64_t epoch_;
+  const uint64_t size_;
+  const ClientTimeouts timeouts_;
+
+  std::vector<std::unique_ptr<Connection>> connections_;
+  std::atomic<uint64_t> next_id_{1};
+  std::atomic<size_t> next_conn_{0};
+  std::atomic<size_t> outstanding_{0};
+  std::atomic<bool> failed_{false};
+
+  std::mutex mutex_;  // guards pending_, failure_, stopping_
+  std::map<uint64_t, Pending> pending_;
+  Status failure_;
+  bool stopping_ = false;
+  std::condition_variable stop_cv_;
+  std::thread watchdog_;
+};
+
+}  // namespace shorthorn::fused

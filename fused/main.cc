@@ -1,0 +1,105 @@
+// shorthorn-fused: serves volumes as files on a FUSE mount, attaches them to
+// loop devices, and owns org.shorthorn.Storage1 on the system bus. This file
+// only wires the parts together and waits for SIGTERM/SIGINT.
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include <iostream>
+
+#include "common/file_util.h"
+#include "common/log.h"
+#include "config/daemon_config.h"
+#include "fused/dbus/dbus_service.h"
+#include "fused/fuse/fuse_frontend.h"
+#include "fused/service/volume_service.h"
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#endif
+
+using namespace shorthorn;
+
+int main(int argc, char** argv) {
+  SetLogComponent("fused");
+  auto loaded = config::LoadFusedConfig(argc, argv);
+  if (!loaded.ok()) {
+    std::cerr << "shorthorn-fused: " << loaded.status().message() << "\n";
+    return 2;
+  }
+  if (loaded->exit_now) {
+    std::cout << loaded->output;
+    return 0;
+  }
+  const config::FusedConfig& c = loaded->config;
+  LogLevel level;
+  ParseLogLevel(c.log_level, &level);
+  SetLogLevel(level);
+
+  // Signals are taken by sigwait below; no other thread may receive them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0) {
+    LogWarning("PR_SET_IO_FLUSHER refused; memory reclaim may wait on this daemon");
+  }
+  for (const auto& dir : {c.state_dir, c.mount_point}) {
+    Status s = MakeDirs(dir);
+    if (!s.ok()) {
+      LogError(s.message());
+      return 1;
+    }
+  }
+
+  fused::FuseFrontend fuse({c.mount_point, c.fuse_threads, c.max_background,
+                            c.max_request_kib * 1024});
+  Status s = fuse.Start();
+  if (!s.ok()) {
+    LogError(s.message());
+    return 1;
+  }
+  fused::ServiceSettings settings;
+  settings.state_dir = c.state_dir;
+  settings.dev_dir = c.dev_dir;
+  settings.default_replicads = c.replicads;
+  settings.timeouts.connect = std::chrono::seconds(c.connect_timeout_s);
+  settings.timeouts.request = std::chrono::seconds(c.replica_timeout_s);
+  settings.connections_per_replica = static_cast<int>(c.connections_per_replica);
+  fused::VolumeService service(settings, fuse);
+  s = service.Start();
+  if (!s.ok()) {
+    LogError(s.message());
+    fuse.Stop();
+    return 1;
+  }
+  fused::dbus::DbusServiceOptions dbus_options;
+  dbus_options.on_failure = [](const Status& why) {
+    LogError("D-Bus connection lost: " + why.message());
+    kill(getpid(), SIGTERM);
+  };
+  fused::dbus::DbusService dbus(service, dbus_options);
+  s = dbus.Start();
+  if (!s.ok()) {
+    LogError(s.message());
+    fuse.Stop();
+    return 1;
+  }
+  LogInfo("ready");
+
+  int sig = 0;
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    LogInfo("SIGHUP ignored: restart the daemon to apply configuration changes");
+  }
+  LogInfo(std::string("stopping on ") + strsignal(sig));
+  dbus.Stop();
+  service.Shutdown();
+  fuse.Stop();
+  return 0;
+}

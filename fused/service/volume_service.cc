@@ -1,0 +1,380 @@
+// Design notes
+//
+//   Attach:  registry epoch+1 saved ──► open every replica at that epoch
+//            (fences older engines) ──► Engine ──► FUSE file ──► loop device
+//            + /dev symlink.  Any failure unwinds what was done, in reverse.
+//   Detach:  release loop (Busy if mounted: nothing changes) ──► remove FUSE
+//            file ──► FLUSH ──► CLOSE_REPLICA on each ──► engine dropped.
+//
+// The epoch is saved before any replica sees it, so a crash of fused can
+// never hand out the same epoch twice.
+#include "fused/service/volume_service.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <future>
+#include <random>
+#include <set>
+
+#include "common/log.h"
+#include "config/daemon_config.h"
+
+namespace shorthorn::fused {
+namespace {
+
+constexpr uint32_t kLoopBlockSize = 4096;
+
+std::string RandomSuffix() {
+  std::random_device rd;
+  uint64_t v = (static_cast<uint64_t>(rd()) << 32) | rd();
+  char buf[17];
+  snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+Status WaitFlush(Backend& backend) {
+  std::promise<Status> done;
+  backend.Flush([&done](Status s) { done.set_value(std::move(s)); });
+  return done.get_future().get();
+}
+
+}  // namespace
+
+Status CheckOptions(const char* method, const Options& options,
+                    std::initializer_list<const char*> allowed) {
+  for (const auto& [key, value] : options) {
+    bool known = false;
+    for (const char* a : allowed) known = known || key == a;
+    if (!known) {
+      return Status(ErrorKind::kInvalidArgument,
+                    std::string(method) + ": unknown option '" + key + "'");
+    }
+  }
+  return Status::Ok();
+}
+
+VolumeService::VolumeService(ServiceSettings settings, FuseFrontend& fuse)
+    : settings_(std::move(settings)), fuse_(fuse), registry_(settings_.state_dir + "/volumes.json") {}
+
+VolumeService::~VolumeService() {
+  Shutdown();
+  {
+    std::lock_guard lock(events_mutex_);
+    stopping_ = true;
+  }
+  events_cv_.notify_all();
+  if (notifier_.joinable()) notifier_.join();
+}
+
+void VolumeService::QueueChanged(const std::string& name) {
+  {
+    std::lock_guard lock(events_mutex_);
+    events_.push_back(name);
+  }
+  events_cv_.notify_one();
+}
+
+void VolumeService::NotifierLoop() {
+  std::unique_lock lock(events_mutex_);
+  for (;;) {
+    events_cv_.wait(lock, [this] { return stopping_ || !events_.empty(); });
+    if (stopping_) return;
+    std::string name = std::move(events_.front());
+    events_.pop_front();
+    lock.unlock();
+    NotifyChanged(name);
+    lock.lock();
+  }
+}
+
+Status VolumeService::Start() {
+  if (::mkdir(settings_.state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return ErrnoStatus(errno, "create state directory " + settings_.state_dir);
+  }
+  std::lock_guard lock(mutex_);
+  SH_RETURN_IF_ERROR(registry_.Load());
+  // Symlinks of a previous run point at loop devices that are gone or reused.
+  if (DIR* dir = ::opendir(settings_.dev_dir.c_str())) {
+    while (dirent* e = ::readdir(dir)) {
+      if (e->d_type == DT_LNK && registry_.Find(e->d_name) != nullptr) {
+        ::unlinkat(dirfd(dir), e->d_name, 0);
+      }
+    }
+    ::closedir(dir);
+  }
+  if (!notifier_.joinable()) notifier_ = std::thread([this] { NotifierLoop(); });
+  LogInfo("registry " + settings_.state_dir + "/volumes.json: " +
+          std::to_string(registry_.volumes().size()) + " volume(s)");
+  return Status::Ok();
+}
+
+void VolumeService::Shutdown() {
+  std::vector<std::string> names;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [name, a] : attached_) names.push_back(name);
+  }
+  for (const auto& name : names) {
+    std::lock_guard lock(mutex_);
+    Status s = DetachLocked(name);
+    if (!s.ok()) LogWarning("shutdown: " + s.message());
+  }
+}
+
+void VolumeService::SetListener(VolumeListener* listener) {
+  std::lock_guard lock(listener_mutex_);
+  listener_ = listener;
+}
+
+ReplicaTarget VolumeService::Target(const VolumeRecord& v, const ReplicaRecord& r) const {
+  return ReplicaTarget{r.address, v.name, r.name};
+}
+
+VolumeInfo VolumeService::InfoLocked(const VolumeRecord& record) {
+  VolumeInfo info;
+  info.name = record.name;
+  info.size = record.size;
+  info.state = "detached";
+  for (const auto& r : record.replicas) info.replicas.push_back({r.address, r.name, ""});
+  auto it = attached_.find(record.name);
+  if (it != attached_.end()) {
+    info.state = "attached";
+    info.frontend_path = it->second.file;
+    if (it->second.loop) info.loop_device = it->second.loop->path();
+    auto modes = it->second.engine->Modes();
+    for (size_t i = 0; i < modes.size() && i < info.replicas.size(); ++i) {
+      info.replicas[i].mode = ReplicaModeName(modes[i].second);
+    }
+  }
+  return info;
+}
+
+std::vector<VolumeInfo> VolumeService::ListVolumes() {
+  std::lock_guard lock(mutex_);
+  std::vector<VolumeInfo> out;
+  for (const auto& [name, record] : registry_.volumes()) out.push_back(InfoLocked(record));
+  return out;
+}
+
+Result<VolumeInfo> VolumeService::GetVolume(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  const VolumeRecord* record = registry_.Find(name);
+  if (record == nullptr) return Status(ErrorKind::kNotFound, "volume " + name + " does not exist");
+  return InfoLocked(*record);
+}
+
+void VolumeService::NotifyChanged(const std::string& name) {
+  auto info = GetVolume(name);
+  std::lock_guard lock(listener_mutex_);
+  if (listener_ == nullptr) return;
+  if (info.ok()) {
+    listener_->VolumeChanged(*info);
+  } else {
+    listener_->VolumeRemoved(name);
+  }
+}
+
+Status VolumeService::CreateVolume(const std::string& name, uint64_t size,
+                                   const std::vector<std::string>& replicas,
+                                   const Options& options) {
+  SH_RETURN_IF_ERROR(CheckOptions("CreateVolume", options, {}));
+  SH_RETURN_IF_ERROR(ValidateNewVolume(name, size));
+  std::vector<std::string> addresses = replicas.empty() ? settings_.default_replicads : replicas;
+  if (addresses.empty()) {
+    return Status(ErrorKind::kInvalidArgument,
+                  "create volume " + name + ": no replica address given and none configured");
+  }
+  if (addresses.size() > 5) {
+    return Status(ErrorKind::kInvalidArgument,
+                  "create volume " + name + ": at most 5 replicas, " +
+                      std::to_string(addresses.size()) + " given");
+  }
+  std::set<std::string> seen;
+  for (const auto& a : addresses) {
+    std::string host;
+    uint16_t port;
+    Status s = config::ParseAddress(a, &host, &port);
+    if (!s.ok()) return s.WithContext("create volume " + name);
+    if (!seen.insert(a).second) {
+      return Status(ErrorKind::kInvalidArgument,
+                    "create volume " + name + ": replicad " + a + " is named twice");
+    }
+  }
+  VolumeRecord record;
+  {
+    std::lock_guard lock(mutex_);
+    if (registry_.Find(name) != nullptr) {
+      return Status(ErrorKind::kAlreadyExists, "create volume " + name + ": it already exists");
+    }
+    record.name = name;
+    record.size = size;
+    std::string prefix = name.substr(0, 46);
+    for (const auto& a : addresses) record.replicas.push_back({a, prefix + "-" + RandomSuffix()});
+    std::vector<ReplicaRecord> created;
+    for (const auto& r : record.replicas) {
+      Status s = ReplicaClient::CreateReplica(Target(record, r), size, settings_.timeouts);
+      if (!s.ok()) {
+        for (const auto& c : created) {
+          Status undo = ReplicaClient::DeleteReplica(Target(record, c), settings_.timeouts);
+          if (!undo.ok()) LogWarning("undo create volume " + name + ": " + undo.message());
+        }
+        return s.WithContext("create volume " + name);
+      }
+      created.push_back(r);
+    }
+    registry_.Put(record);
+    Status saved = registry_.Save();
+    if (!saved.ok()) {
+      registry_.Erase(name);
+      for (const auto& c : created) (void)ReplicaClient::DeleteReplica(Target(record, c), settings_.timeouts);
+      return saved.WithContext("create volume " + name);
+    }
+  }
+  LogInfo("created volume " + name + " (" + std::to_string(size) + " bytes, " +
+          std::to_string(record.replicas.size()) + " replica(s))");
+  auto info = GetVolume(name);
+  std::lock_guard lock(listener_mutex_);
+  if (listener_ != nullptr && info.ok()) listener_->VolumeAdded(*info);
+  return Status::Ok();
+}
+
+Status VolumeService::DeleteVolume(const std::string& name, const Options& options) {
+  SH_RETURN_IF_ERROR(CheckOptions("DeleteVolume", options, {"force"}));
+  bool force = false;
+  if (auto it = options.find("force"); it != options.end()) {
+    if (!std::holds_alternative<bool>(it->second)) {
+      return Status(ErrorKind::kInvalidArgument, "DeleteVolume: option 'force' must be a boolean");
+    }
+    force = std::get<bool>(it->second);
+  }
+  {
+    std::lock_guard lock(mutex_);
+    VolumeRecord* record = registry_.FindMutable(name);
+    if (record == nullptr) {
+      return Status(ErrorKind::kNotFound, "delete volume " + name + ": it does not exist");
+    }
+    if (attached_.count(name) != 0) {
+      return Status(ErrorKind::kBusy, "delete volume " + name + ": it is attached; detach it first");
+    }
+    std::vector<ReplicaRecord> remaining;
+    Status first_error;
+    for (const auto& r : record->replicas) {
+      Status s = ReplicaClient::DeleteReplica(Target(*record, r), settings_.timeouts);
+      if (s.ok() || s.kind() == ErrorKind::kNotFound) continue;
+      if (force) {
+        LogWarning("delete volume " + name + " (forced): " + s.message());
+        continue;
+      }
+      remaining.push_back(r);
+      if (first_error.ok()) first_error = s;
+    }
+    if (!first_error.ok()) {
+      record->replicas = remaining;
+      Status saved = registry_.Save();
+      if (!saved.ok()) LogError(saved.message());
+      return first_error.WithContext("delete volume " + name +
+                                     " (use option force=true to forget unreachable replicas)");
+    }
+    registry_.Erase(name);
+    SH_RETURN_IF_ERROR(registry_.Save());
+  }
+  LogInfo("deleted volume " + name);
+  std::lock_guard lock(listener_mutex_);
+  if (listener_ != nullptr) listener_->VolumeRemoved(name);
+  return Status::Ok();
+}
+
+Result<std::string> VolumeService::Attach(const std::string& name, const Options& options) {
+  SH_RETURN_IF_ERROR(CheckOptions("Attach", options, {"frontend"}));
+  bool block = true;
+  if (auto it = options.find("frontend"); it != options.end()) {
+    const auto* value = std::get_if<std::string>(&it->second);
+    if (value == nullptr || (*value != "block" && *value != "file")) {
+      return Status(ErrorKind::kInvalidArgument,
+                    "attach volume " + name + ": option 'frontend' must be \"block\" or \"file\"");
+    }
+    block = *value == "block";
+  }
+  std::string result;
+  {
+    std::lock_guard lock(mutex_);
+    VolumeRecord* record = registry_.FindMutable(name);
+    if (record == nullptr) {
+      return Status(ErrorKind::kNotFound, "attach volume " + name + ": it does not exist");
+    }
+    if (attached_.count(name) != 0) {
+      return Status(ErrorKind::kBusy, "attach volume " + name + ": it is already attached");
+    }
+    record->epoch++;
+    SH_RETURN_IF_ERROR(registry_.Save().WithContext("attach volume " + name));
+    Attachment a;
+    std::vector<EngineReplica> replicas;
+    for (const auto& r : record->replicas) {
+      ReplicaTarget target = Target(*record, r);
+      auto client = ReplicaClient::Open(target, record->epoch, settings_.connections_per_replica,
+                                        settings_.timeouts);
+      if (!client.ok()) return client.status().WithContext("attach volume " + name);
+      a.targets.push_back(target);
+      replicas.push_back({r.name, std::move(*client), ReplicaMode::kRW});
+    }
+    a.engine = std::make_shared<Engine>(name, record->size, std::move(replicas),
+                                        [this, name] { QueueChanged(name); });
+    auto file = fuse_.AddVolume(name, a.engine);
+    if (!file.ok()) return file.status().WithContext("attach volume " + name);
+    a.file = *file;
+    result = a.file;
+    if (block) {
+      auto loop = LoopDevice::Attach(a.file, kLoopBlockSize);
+      if (!loop.ok()) {
+        fuse_.RemoveVolume(name);
+        return loop.status().WithContext("attach volume " + name);
+      }
+      a.loop.emplace(std::move(*loop));
+      Status linked = a.loop->Link(settings_.dev_dir + "/" + name);
+      if (!linked.ok()) LogWarning("attach volume " + name + ": " + linked.message());
+      result = a.loop->path();
+    }
+    attached_[name] = std::move(a);
+    LogInfo("attached volume " + name + " at " + result + " (epoch " +
+            std::to_string(record->epoch) + ")");
+  }
+  NotifyChanged(name);
+  return result;
+}
+
+Status VolumeService::DetachLocked(const std::string& name) {
+  auto it = attached_.find(name);
+  if (it == attached_.end()) {
+    if (registry_.Find(name) == nullptr) {
+      return Status(ErrorKind::kNotFound, "detach volume " + name + ": it does not exist");
+    }
+    return Status(ErrorKind::kInvalidArgument, "detach volume " + name + ": it is not attached");
+  }
+  Attachment& a = it->second;
+  if (a.loop) SH_RETURN_IF_ERROR(a.loop->Release().WithContext("detach volume " + name));
+  fuse_.RemoveVolume(name);
+  Status flushed = WaitFlush(*a.engine);
+  if (!flushed.ok()) LogError("detach volume " + name + ": " + flushed.message());
+  Status closed = a.engine->Close();
+  if (!closed.ok()) LogWarning("detach volume " + name + ": " + closed.message());
+  attached_.erase(it);
+  LogInfo("detached volume " + name);
+  return flushed;
+}
+
+Status VolumeService::Detach(const std::string& name, const Options& options) {
+  SH_RETURN_IF_ERROR(CheckOptions("Detach", options, {}));
+  Status s;
+  bool detached = false;
+  {
+    std::lock_guard lock(mutex_);
+    s = DetachLocked(name);
+    detached = attached_.count(name) == 0;
+  }
+  if (detached) NotifyChanged(name);
+  return s;
+}
+
+}  // namespace shorthorn::fused

@@ -1,0 +1,96 @@
+// VolumeService: the VolumeManager of shorthorn-fused. It ties the registry
+// (what volumes exist), the replica clients and engines (the data path of
+// attached volumes), the FUSE frontend (their files) and loop devices (their
+// block devices) together.
+//
+// Threads: public methods may be called from any thread; one mutex
+// serializes them (attach and detach talk to replicads while holding it).
+// Listener calls are made after the mutex is released, or from a replica's
+// completion thread when its mode changes.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <thread>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fused/core/registry.h"
+#include "fused/core/volume_manager.h"
+#include "fused/engine/engine.h"
+#include "fused/engine/replica_client.h"
+#include "fused/fuse/fuse_frontend.h"
+#include "fused/loop/loop_device.h"
+
+namespace shorthorn::fused {
+
+struct ServiceSettings {
+  std::string state_dir;
+  std::string dev_dir;
+  std::vector<std::string> default_replicads;
+  ClientTimeouts timeouts;
+  int connections_per_replica = 4;
+};
+
+class VolumeService : public VolumeManager {
+ public:
+  VolumeService(ServiceSettings settings, FuseFrontend& fuse);
+  ~VolumeService() override;
+
+  // Loads the registry; every volume starts detached. Removes symlinks in
+  // dev_dir left by a previous run.
+  Status Start();
+  // Detaches every attached volume (best effort, logged).
+  void Shutdown();
+
+  std::vector<VolumeInfo> ListVolumes() override;
+  Result<VolumeInfo> GetVolume(const std::string& name) override;
+  Status CreateVolume(const std::string& name, uint64_t size,
+                      const std::vector<std::string>& replicas, const Options& options) override;
+  Status DeleteVolume(const std::string& name, const Options& options) override;
+  Result<std::string> Attach(const std::string& name, const Options& options) override;
+  Status Detach(const std::string& name, const Options& options) override;
+  void SetListener(VolumeListener* listener) override;
+
+ private:
+  struct Attachment {
+    std::shared_ptr<Engine> engine;
+    std::vector<ReplicaTarget> targets;
+    std::string file;
+    std::optional<LoopDevice> loop;
+  };
+
+  VolumeInfo InfoLocked(const VolumeRecord& record);
+  Status DetachLocked(const std::string& name);
+  void NotifyChanged(const std::string& name);
+  // For engine callbacks, which run on replica threads and may not take
+  // mutex_ (the D-Bus thread can hold it while waiting for that replica).
+  void QueueChanged(const std::string& name);
+  void NotifierLoop();
+  ReplicaTarget Target(const VolumeRecord& v, const ReplicaRecord& r) const;
+
+  const ServiceSettings settings_;
+  FuseFrontend& fuse_;
+  std::mutex mutex_;
+  Registry registry_;
+  std::map<std::string, Attachment> attached_;
+  std::mutex listener_mutex_;
+  VolumeListener* listener_ = nullptr;
+
+  std::mutex events_mutex_;
+  std::condition_variable events_cv_;
+  std::deque<std::string> events_;
+  bool stopping_ = false;
+  std::thread notifier_;
+};
+
+// Checks an a{sv} map against the keys a method accepts; InvalidArgument
+// naming the method and the key otherwise.
+Status CheckOptions(const char* method, const Options& options,
+                    std::initializer_list<const char*> allowed);
+
+}  // namespace shorthorn::fused

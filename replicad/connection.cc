@@ -1,0 +1,137 @@
+// Design notes: replies go through a queue to a writer thread instead of
+// being written from the I/O completion callback, so a client that stops
+// reading stalls only its own connection, never the engine's completion
+// thread that all replicas share. The writer blocks SIGPIPE in itself, so a
+// peer that vanished yields EPIPE rather than killing the daemon.
+//
+// Wind-down: the reader stops (EOF, error, malformed frame, Shutdown), waits
+// until every request it admitted has been answered (or dropped, when the
+// socket is broken), then tells the writer to finish; the Server joins both.
+//
+//   reading --EOF/bad frame--> draining --in_flight_==0--> writer exits --> finished
+#include "replicad/connection.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <utility>
+
+#include "common/frame_io.h"
+#include "common/log.h"
+
+namespace shorthorn::replicad {
+
+Connection::Connection(UniqueFd fd, std::string peer, RequestHandler* handler)
+    : fd_(std::move(fd)), peer_(std::move(peer)), handler_(handler) {}
+
+Connection::~Connection() { Join(); }
+
+void Connection::Start() {
+  threads_running_ = 2;
+  reader_ = std::thread([this] { ReadLoop(); });
+  writer_ = std::thread([this] { WriteLoop(); });
+}
+
+void Connection::Shutdown() { ::shutdown(fd_.get(), SHUT_RDWR); }
+
+void Connection::Join() {
+  if (reader_.joinable()) reader_.join();
+  if (writer_.joinable()) writer_.join();
+}
+
+bool Connection::finished() const {
+  std::lock_guard lock(mu_);
+  return threads_running_ == 0;
+}
+
+void Connection::Enqueue(const wire::Header& request, int32_t status,
+                         std::vector<uint8_t> payload) {
+  {
+    std::lock_guard lock(mu_);
+    replies_.push_back({request, status, std::move(payload)});
+  }
+  cv_.notify_all();
+}
+
+void Connection::ReadLoop() {
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] { return in_flight_ < kMaxInFlight; });
+    }
+    auto frame = ReadFrame(fd_.get());
+    if (!frame.ok()) {
+      const Status& s = frame.status();
+      if (s.kind() == ErrorKind::kUnavailable && s.message() == "connection closed") {
+        LogDebug("connection from " + peer_ + " closed");
+      } else {
+        LogWarning("closing connection from " + peer_ + ": " + s.message());
+      }
+      break;
+    }
+    {
+      std::lock_guard lock(mu_);
+      ++in_flight_;
+    }
+    Status s =
+        handler_->Handle(&state_, std::move(*frame),
+                         [self = shared_from_this()](const wire::Header& request, int32_t status,
+                                                     std::vector<uint8_t> payload) {
+                           self->Enqueue(request, status, std::move(payload));
+                         });
+    if (!s.ok()) {
+      {
+        std::lock_guard lock(mu_);
+        --in_flight_;
+      }
+      LogWarning("closing connection from " + peer_ + ": " + s.message());
+      break;
+    }
+  }
+  ::shutdown(fd_.get(), SHUT_RD);
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [this] { return in_flight_ == 0; });
+  reader_done_ = true;
+  --threads_running_;
+  cv_.notify_all();
+}
+
+void Connection::WriteLoop() {
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+  bool broken = false;
+  for (;;) {
+    Reply reply;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] { return reader_done_ || !replies_.empty(); });
+      if (replies_.empty()) break;  // reader done and nothing left
+      reply = std::move(replies_.front());
+      replies_.pop_front();
+    }
+    if (!broken) {
+      wire::Header h = wire::MakeReply(reply.request, reply.status, reply.payload);
+      Status s = WriteFrame(fd_.get(), h, reply.payload);
+      if (!s.ok()) {
+        broken = true;
+        LogInfo("connection from " + peer_ + ": " + s.message() + "; dropping its replies");
+        ::shutdown(fd_.get(), SHUT_RDWR);  // wakes the reader
+      }
+    }
+    {
+      std::lock_guard lock(mu_);
+      --in_flight_;
+    }
+    cv_.notify_all();
+  }
+  // The peer sees end of stream now; the fd itself closes when the Server
+  // reaps this connection.
+  ::shutdown(fd_.get(), SHUT_RDWR);
+  std::lock_guard lock(mu_);
+  --threads_running_;
+}
+
+}  // namespace shorthorn::replicad

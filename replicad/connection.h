@@ -1,0 +1,75 @@
+// Connection: one client TCP (or socketpair) stream. A reader thread reads
+// frames in order and hands them to the RequestHandler without waiting for
+// earlier ones; a writer thread sends replies in completion order (only it
+// writes to the socket, so WriteFrame is never called concurrently). At most
+// kMaxInFlight requests are unanswered at a time: the reader stops reading
+// until the writer has sent a reply, which bounds memory per connection.
+//
+// A malformed frame or a protocol violation closes this connection (logged
+// at warning with the peer's address and the reason) after the requests in
+// flight are answered; other connections are unaffected.
+//
+// Threads: Start, Shutdown and Join are called by the Server. Completion
+// callbacks hold a shared_ptr, so the object outlives its last callback; the
+// Server must Join before dropping its reference.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/file_util.h"
+#include "common/wire.h"
+#include "replicad/request_handler.h"
+
+namespace shorthorn::replicad {
+
+inline constexpr uint32_t kMaxInFlight = 128;
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(UniqueFd fd, std::string peer, RequestHandler* handler);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection();
+
+  void Start();
+  // Makes the reader see end of stream; the connection then winds down.
+  void Shutdown();
+  void Join();
+  // Both threads have ended.
+  bool finished() const;
+  const std::string& peer() const { return peer_; }
+
+ private:
+  struct Reply {
+    wire::Header request;
+    int32_t status;
+    std::vector<uint8_t> payload;
+  };
+
+  void ReadLoop();
+  void WriteLoop();
+  void Enqueue(const wire::Header& request, int32_t status, std::vector<uint8_t> payload);
+
+  const UniqueFd fd_;
+  const std::string peer_;
+  RequestHandler* const handler_;
+  ConnectionState state_;  // reader thread only
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Reply> replies_;  // guarded by mu_
+  uint32_t in_flight_ = 0;     // requests not yet answered on the wire; guarded by mu_
+  bool reader_done_ = false;   // guarded by mu_
+  int threads_running_ = 0;    // guarded by mu_
+  std::thread reader_;
+  std::thread writer_;
+};
+
+}  // namespace shorthorn::replicad

@@ -1,0 +1,117 @@
+// shorthorn-replicad: serves replicas of volumes over the replica protocol.
+// Thin: configuration, process setup, signals; the work is in the libraries.
+//
+// Design notes: SIGTERM and SIGINT are blocked before any thread starts and
+// taken with sigwait on the main thread, so no signal handler and no global
+// state are needed. Shutdown order: stop accepting and wind down connections
+// (their requests in flight are answered), then flush and close replicas,
+// then the engine.
+#include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "common/log.h"
+#include "config/daemon_config.h"
+#include "replicad/io_engine_factory.h"
+#include "replicad/replica_store.h"
+#include "replicad/request_handler.h"
+#include "replicad/server.h"
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#endif
+
+namespace shorthorn::replicad {
+namespace {
+
+Status MakeDataDir(const std::string& dir) {
+  // Creates missing parents too (like mkdir -p).
+  for (size_t pos = 1; pos <= dir.size(); ++pos) {
+    if (pos != dir.size() && dir[pos] != '/') continue;
+    std::string prefix = dir.substr(0, pos);
+    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
+      return ErrnoStatus(errno, "create data directory " + prefix);
+    }
+  }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return ErrnoStatus(errno, "stat data directory " + dir);
+  if (!S_ISDIR(st.st_mode)) {
+    return Status(ErrorKind::kInvalidArgument, "use data directory " + dir + ": not a directory");
+  }
+  return Status::Ok();
+}
+
+int Run(int argc, char** argv) {
+  auto loaded = config::LoadReplicadConfig(argc, argv);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "shorthorn-replicad: %s\n", loaded.status().message().c_str());
+    return 2;
+  }
+  if (loaded->exit_now) {
+    std::fputs(loaded->output.c_str(), stdout);
+    return 0;
+  }
+  const config::ReplicadConfig& cfg = loaded->config;
+  SetLogComponent("replicad");
+  LogLevel level = LogLevel::kInfo;
+  ParseLogLevel(cfg.log_level, &level);  // validated by the loader
+  SetLogLevel(level);
+
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  if (Status s = MakeDataDir(cfg.data_dir); !s.ok()) {
+    LogError(s.message());
+    return 1;
+  }
+  // Our writeback must not wait on the memory reclaim it would unblock (the
+  // volume may be mounted on this host).
+  if (::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0) {
+    LogWarning(std::string("set PR_SET_IO_FLUSHER: ") + std::strerror(errno) +
+               "; writeback under memory pressure may deadlock with a local mount");
+  }
+  auto engine = MakeIoEngine(cfg.io_engine);
+  if (!engine.ok()) {
+    LogError(engine.status().message());
+    return 1;
+  }
+  LogInfo("using the " + std::string((*engine)->name()) + " I/O engine, data directory " +
+          cfg.data_dir);
+  {
+    ReplicaStore store(cfg.data_dir, engine->get());
+    RequestHandler handler(&store);
+    Server server(&handler);
+    if (Status s = server.Start(cfg.listen, cfg.port); !s.ok()) {
+      LogError(s.message());
+      return 1;
+    }
+    bool bare_v6 = cfg.listen.find(':') != std::string::npos && cfg.listen.front() != '[';
+    LogInfo("listening on " + (bare_v6 ? "[" + cfg.listen + "]" : cfg.listen) + ":" +
+            std::to_string(server.port()));
+    int signo = 0;
+    while (sigwait(&stop_signals, &signo) != 0) {
+    }
+    LogInfo(std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") +
+            ", shutting down");
+    server.Stop();
+    store.CloseAll();
+  }
+  LogInfo("stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace shorthorn::replicad
+
+int main(int argc, char** argv) { return shorthorn::replicad::Run(argc, argv); }

@@ -1,0 +1,66 @@
+// ReplicaStore: the replicas of one data directory, by name. Creates, opens,
+// closes and deletes them and keeps the open ones; replicas are opened only
+// by Open (nothing is opened at start). Replica names are unique within a
+// data directory; each replica also records the volume it belongs to, and
+// every call naming a volume checks it (EINVAL on a mismatch).
+//
+// A replica that failed (fdatasync error) stays failed for the life of the
+// process: Open answers EIO until it is deleted, so a fresh open can never
+// report durability the failed one lost.
+//
+// Thread-safe: one mutex serializes the control calls (they are rare and do
+// their own fsyncs); data ops go to the Replica directly without it.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "common/status.h"
+#include "replicad/io_engine.h"
+#include "replicad/replica.h"
+
+namespace shorthorn::replicad {
+
+class ReplicaStore {
+ public:
+  // `engine` must outlive the store.
+  ReplicaStore(std::string data_dir, IoEngine* engine);
+  ~ReplicaStore();  // CloseAll()
+  ReplicaStore(const ReplicaStore&) = delete;
+  ReplicaStore& operator=(const ReplicaStore&) = delete;
+
+  // EINVAL for bad names or a size that is not a positive multiple of 4096;
+  // EEXIST when the replica's directory exists.
+  Status Create(const std::string& volume, const std::string& replica, uint64_t size);
+  // Opens (if not open) at `epoch`: ENOENT unknown, EINVAL other volume,
+  // ESTALE older than the stored epoch; a newer epoch is persisted first.
+  Result<std::shared_ptr<Replica>> Open(const std::string& volume, const std::string& replica,
+                                        uint64_t epoch);
+  // The open replica (for HELLO): ENOENT "replica X is not open".
+  Result<std::shared_ptr<Replica>> Find(const std::string& volume, const std::string& replica);
+  // fdatasync and close; a replica that is not open but exists is OK.
+  Status Close(const std::string& volume, const std::string& replica, uint64_t epoch);
+  // Closes if open and removes the directory. ENOENT when unknown.
+  Status Delete(const std::string& volume, const std::string& replica);
+  // Closes every open replica (shutdown), logging failures.
+  void CloseAll();
+
+  const std::string& data_dir() const { return data_dir_; }
+
+ private:
+  // ENOENT when the directory or its replica.json is missing, EINVAL for
+  // another volume; otherwise the open replica or null.
+  Status CheckKnownLocked(const std::string& op, const std::string& volume,
+                          const std::string& replica, std::shared_ptr<Replica>* open);
+
+  const std::string data_dir_;
+  IoEngine* const engine_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Replica>> open_;  // guarded by mu_
+  std::set<std::string> failed_;                          // guarded by mu_
+};
+
+}  // namespace shorthorn::replicad

@@ -1,0 +1,56 @@
+// RequestHandler: the protocol's meaning, without sockets. Given one decoded,
+// checksum-verified request frame and the state of the connection it came
+// on, it performs the op against the ReplicaStore and produces exactly one
+// reply through `reply`, now or later from an engine thread. doc/protocol.md
+// describes the ops and their errors.
+//
+// A frame that breaks the protocol (the reply flag on a request, a control
+// payload that is not a JSON object) is not answered: Handle returns a
+// kProtocol Status and the caller closes the connection.
+//
+// Threads: Handle is called by one thread per connection, in frame order, so
+// a HELLO takes effect before the next frame of that connection is handled.
+// Control ops complete before Handle returns; data ops may complete later.
+// The handler itself is stateless apart from the store and thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "common/frame_io.h"
+#include "common/status.h"
+#include "common/wire.h"
+#include "replicad/replica.h"
+#include "replicad/replica_store.h"
+
+namespace shorthorn::replicad {
+
+// Per-connection state, owned by the connection's reader.
+struct ConnectionState {
+  std::shared_ptr<Replica> replica;  // bound by HELLO
+};
+
+// Sends the reply to `request`: status 0 or an errno; payload is READ data,
+// a JSON object (control ops) or an error message.
+using ReplyFn =
+    std::function<void(const wire::Header& request, int32_t status, std::vector<uint8_t> payload)>;
+
+class RequestHandler {
+ public:
+  explicit RequestHandler(ReplicaStore* store) : store_(store) {}
+
+  [[nodiscard]] Status Handle(ConnectionState* state, Frame frame, ReplyFn reply);
+
+ private:
+  Status HandleControl(ConnectionState* state, const Frame& frame, const ReplyFn& reply);
+  void HandleData(ConnectionState* state, Frame frame, ReplyFn reply);
+
+  ReplicaStore* const store_;
+};
+
+// The reply payload for an error Status: its message, cut to the limit.
+std::vector<uint8_t> ErrorPayload(const Status& status);
+
+}  // namespace shorthorn::replicad

@@ -1,0 +1,470 @@
+#!/usr/bin/env bash
+# Shorthorn on one host in one command, as root on Debian 12.
+#
+#   scripts/quickstart.sh [up]          install deps, build, start, create and mount "demo"
+#   scripts/quickstart.sh status        print what is running and how to look at it
+#   scripts/quickstart.sh down          unmount, detach, stop everything (data kept)
+#   scripts/quickstart.sh down --purge  the same, and delete the data and logs
+#
+# `up` runs scripts/install-deps.sh, builds in build/ (both idempotent), then
+# brings up, each step only if not already done (so running it twice is fine):
+#   * a bus: the system bus when one runs and has Shorthorn's policy
+#     installed, otherwise a private dbus-daemon (tests/integration/dbus-test.conf)
+#     whose DBUS_SYSTEM_BUS_ADDRESS it prints;
+#   * shorthorn-replicad on 127.0.0.1:9500, data in /var/lib/shorthorn/quickstart/replicas;
+#   * shorthorn-fused, state in /var/lib/shorthorn/quickstart/fused, FUSE mount
+#     /run/shorthorn/volumes, symlinks in /dev/shorthorn;
+#   * volume "demo" (1 GiB, one replica), attached as a loop device, ext4 made
+#     on it if it has no filesystem yet, mounted at /mnt/shorthorn/demo.
+# The daemons keep running in the background (setsid); their logs are in
+# /var/log/shorthorn-quickstart/, their PIDs in /run/shorthorn-quickstart/state.
+#
+# Environment overrides (the integration test uses them to stay isolated):
+#   SHORTHORN_QS_ROOT     put every directory above under this one instead
+#   SHORTHORN_QS_PORT     replicad port (default 9500)
+#   SHORTHORN_QS_MOUNT    where to mount the volume (default /mnt/shorthorn/demo,
+#                         or $SHORTHORN_QS_ROOT/mnt/demo)
+#   SHORTHORN_QS_PRIVATE_BUS=1  always use a private bus
+#   SHORTHORN_QS_NO_BUILD=1     skip install-deps and the build; use the
+#                         binaries in $SHORTHORN_BUILD_DIR (default build/)
+set -euo pipefail
+
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${SHORTHORN_BUILD_DIR:-$REPO_DIR/build}
+VOLUME=demo
+SIZE=1073741824
+PORT=${SHORTHORN_QS_PORT:-9500}
+ROOT=${SHORTHORN_QS_ROOT:-}
+if [[ -n $ROOT ]]; then
+  ROOT=$(realpath -m "$ROOT")
+  DATA_DIR=$ROOT/replicas
+  STATE_DIR=$ROOT/fused
+  VOLUMES_DIR=$ROOT/volumes
+  DEV_DIR=$ROOT/dev
+  LOG_DIR=$ROOT/log
+  RUN_DIR=$ROOT/run
+  MOUNT=${SHORTHORN_QS_MOUNT:-$ROOT/mnt/$VOLUME}
+else
+  DATA_DIR=/var/lib/shorthorn/quickstart/replicas
+  STATE_DIR=/var/lib/shorthorn/quickstart/fused
+  VOLUMES_DIR=/run/shorthorn/volumes
+  DEV_DIR=/dev/shorthorn
+  LOG_DIR=/var/log/shorthorn-quickstart
+  RUN_DIR=/run/shorthorn-quickstart
+  MOUNT=${SHORTHORN_QS_MOUNT:-/mnt/shorthorn/$VOLUME}
+fi
+STATE_FILE=$RUN_DIR/state
+SYSTEM_BUS_SOCKET=/run/dbus/system_bus_socket
+BUS_NAME=org.shorthorn.Storage1
+MANAGER_PATH=/org/shorthorn/Storage1/Manager
+MANAGER_IFACE=org.shorthorn.Storage1.Manager
+VOLUME_IFACE=org.shorthorn.Storage1.Volume
+
+# Filled from the state file.
+BUS_PID="" BUS_ADDRESS="" REPLICAD_PID="" FUSED_PID=""
+
+say() { printf 'quickstart: %s\n' "$*"; }
+die() {
+  printf 'quickstart: error: %s\n' "$*" >&2
+  exit 1
+}
+
+usage() {
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+}
+
+# ---------------------------------------------------------------- helpers
+
+# volume_path NAME: the D-Bus object path (systemd-style escaping).
+volume_path() {
+  local name=$1 out="" c i
+  for ((i = 0; i < ${#name}; i++)); do
+    c=${name:i:1}
+    if [[ $c == [A-Za-z] || ($i -gt 0 && $c == [0-9]) ]]; then
+      out+=$c
+    else
+      out+=$(printf '_%02x' "'$c")
+    fi
+  done
+  echo "/org/shorthorn/Storage1/volumes/$out"
+}
+VOLUME_PATH=$(volume_path "$VOLUME")
+
+# alive PID PROGRAM: true when PID runs PROGRAM (argv[0]'s base name).
+alive() {
+  local pid=$1 prog=$2 stat argv0
+  [[ -n $pid ]] || return 1
+  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat:0:1} != Z ]] || return 1
+  argv0=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n1)
+  [[ $(basename -- "$argv0") == "$prog" ]]
+}
+
+# stop PID PROGRAM WHAT: SIGTERM, SIGKILL after 30 s.
+stop() {
+  local pid=$1 prog=$2 what=$3 i
+  alive "$pid" "$prog" || return 0
+  say "stopping $what (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 300; i++)); do
+    alive "$pid" "$prog" || return 0
+    sleep 0.1
+  done
+  say "$what did not stop within 30 s; sending SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+load_state() {
+  local key value
+  [[ -f $STATE_FILE ]] || return 0
+  while IFS='=' read -r key value; do
+    case $key in
+      BUS_PID | BUS_ADDRESS | REPLICAD_PID | FUSED_PID) printf -v "$key" '%s' "$value" ;;
+    esac
+  done <"$STATE_FILE"
+}
+
+save_state() {
+  mkdir -p "$RUN_DIR"
+  printf '%s\n' "BUS_PID=$BUS_PID" "BUS_ADDRESS=$BUS_ADDRESS" \
+    "REPLICAD_PID=$REPLICAD_PID" "FUSED_PID=$FUSED_PID" >"$STATE_FILE.tmp"
+  mv "$STATE_FILE.tmp" "$STATE_FILE"
+}
+
+find_binary() {
+  local path
+  path=$(find "$BUILD_DIR" -name "$1" -type f -executable -print -quit 2>/dev/null || true)
+  [[ -n $path ]] || die "$1 not found under $BUILD_DIR (did the build succeed?)"
+  echo "$path"
+}
+
+bus_ok() {
+  DBUS_SYSTEM_BUS_ADDRESS=$BUS_ADDRESS busctl --system status org.freedesktop.DBus >/dev/null 2>&1
+}
+
+fused_ok() {
+  [[ -n $BUS_ADDRESS ]] &&
+    DBUS_SYSTEM_BUS_ADDRESS=$BUS_ADDRESS busctl --system call "$BUS_NAME" "$MANAGER_PATH" \
+      "$MANAGER_IFACE" ListVolumes >/dev/null 2>&1
+}
+
+# volume_prop PROPERTY: the demo volume's property, unquoted.
+volume_prop() {
+  busctl --system get-property "$BUS_NAME" "$VOLUME_PATH" "$VOLUME_IFACE" "$1" |
+    sed -E 's/^[a-z]+ //; s/^"(.*)"$/\1/'
+}
+
+# The environment prefix that points a later command at the same instance.
+env_prefix() {
+  local v out=""
+  for v in SHORTHORN_QS_ROOT SHORTHORN_QS_PORT SHORTHORN_QS_MOUNT SHORTHORN_QS_PRIVATE_BUS; do
+    [[ -z ${!v:-} ]] || out+="$v=${!v} "
+  done
+  echo "$out"
+}
+
+# ---------------------------------------------------------------- up
+
+build() {
+  if [[ -n ${SHORTHORN_QS_NO_BUILD:-} ]]; then
+    say "SHORTHORN_QS_NO_BUILD set: using the binaries in $BUILD_DIR"
+    return
+  fi
+  bash "$REPO_DIR/scripts/install-deps.sh"
+  say "building in $BUILD_DIR"
+  cmake -S "$REPO_DIR" -B "$BUILD_DIR" >/dev/null
+  cmake --build "$BUILD_DIR" -j"$(nproc)"
+}
+
+system_bus_usable() {
+  local f
+  [[ -z ${SHORTHORN_QS_PRIVATE_BUS:-} && -S $SYSTEM_BUS_SOCKET ]] || return 1
+  for f in /etc/dbus-1/system.d/org.shorthorn.Storage1.conf \
+    /usr/share/dbus-1/system.d/org.shorthorn.Storage1.conf; do
+    [[ -f $f ]] && return 0
+  done
+  say "the system bus has no policy for $BUS_NAME (install the package, or copy"
+  say "  dbus/org.shorthorn.Storage1.conf to /etc/dbus-1/system.d/); using a private bus"
+  return 1
+}
+
+ensure_bus() {
+  local socket=$RUN_DIR/bus/system_bus_socket i
+  if [[ -n $BUS_ADDRESS ]] && { [[ -z $BUS_PID ]] || alive "$BUS_PID" dbus-daemon; } && bus_ok; then
+    say "bus already up at $BUS_ADDRESS"
+  elif system_bus_usable; then
+    BUS_PID="" BUS_ADDRESS=unix:path=$SYSTEM_BUS_SOCKET
+    say "using the system bus"
+  else
+    mkdir -p "$RUN_DIR/bus"
+    chmod 0755 "$RUN_DIR" "$RUN_DIR/bus"
+    rm -f "$socket"
+    setsid dbus-daemon --config-file="$REPO_DIR/tests/integration/dbus-test.conf" \
+      --address="unix:path=$socket" --nofork --nopidfile \
+      >>"$LOG_DIR/dbus.log" 2>&1 </dev/null &
+    BUS_PID=$! BUS_ADDRESS=unix:path=$socket
+    save_state
+    for ((i = 0; i < 100; i++)); do
+      bus_ok && break
+      alive "$BUS_PID" dbus-daemon || die "dbus-daemon exited; see $LOG_DIR/dbus.log"
+      sleep 0.1
+    done
+    bus_ok || die "private dbus-daemon does not answer; see $LOG_DIR/dbus.log"
+    say "started a private dbus-daemon (pid $BUS_PID) at $BUS_ADDRESS"
+  fi
+  export DBUS_SYSTEM_BUS_ADDRESS=$BUS_ADDRESS
+  save_state
+}
+
+ensure_replicad() {
+  local bin i
+  if alive "$REPLICAD_PID" shorthorn-replicad; then
+    say "shorthorn-replicad already running (pid $REPLICAD_PID)"
+    return
+  fi
+  if [[ -n $(ss -Hltn "sport = :$PORT") ]]; then
+    die "TCP port $PORT is in use by another program; set SHORTHORN_QS_PORT"
+  fi
+  bin=$(find_binary shorthorn-replicad)
+  mkdir -p "$DATA_DIR"
+  : >"$RUN_DIR/replicad.conf"
+  setsid "$bin" --config "$RUN_DIR/replicad.conf" --listen 127.0.0.1 --port "$PORT" \
+    --data-dir "$DATA_DIR" >>"$LOG_DIR/replicad.log" 2>&1 </dev/null &
+  REPLICAD_PID=$!
+  save_state
+  for ((i = 0; i < 300; i++)); do
+    alive "$REPLICAD_PID" shorthorn-replicad || die "shorthorn-replicad exited; see $LOG_DIR/replicad.log"
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+    sleep 0.1
+  done
+  ((i < 300)) || die "shorthorn-replicad does not listen on 127.0.0.1:$PORT; see $LOG_DIR/replicad.log"
+  say "started shorthorn-replicad (pid $REPLICAD_PID) on 127.0.0.1:$PORT"
+}
+
+ensure_fused() {
+  local bin i
+  if alive "$FUSED_PID" shorthorn-fused && fused_ok; then
+    say "shorthorn-fused already running (pid $FUSED_PID)"
+    return
+  fi
+  if fused_ok; then
+    die "another shorthorn-fused already owns $BUS_NAME on this bus; stop it first"
+  fi
+  # A FUSE mount left by a fused that died.
+  if mountpoint -q "$VOLUMES_DIR"; then
+    say "removing the stale FUSE mount $VOLUMES_DIR"
+    fusermount3 -uz "$VOLUMES_DIR" 2>/dev/null || umount -l "$VOLUMES_DIR"
+  fi
+  bin=$(find_binary shorthorn-fused)
+  mkdir -p "$STATE_DIR" "$VOLUMES_DIR"
+  : >"$RUN_DIR/fused.conf"
+  setsid "$bin" --config "$RUN_DIR/fused.conf" --state-dir "$STATE_DIR" \
+    --mount-point "$VOLUMES_DIR" --dev-dir "$DEV_DIR" --replicads "127.0.0.1:$PORT" \
+    >>"$LOG_DIR/fused.log" 2>&1 </dev/null &
+  FUSED_PID=$!
+  save_state
+  for ((i = 0; i < 300; i++)); do
+    alive "$FUSED_PID" shorthorn-fused || die "shorthorn-fused exited; see $LOG_DIR/fused.log"
+    fused_ok && break
+    sleep 0.1
+  done
+  ((i < 300)) || die "shorthorn-fused does not answer on the bus; see $LOG_DIR/fused.log"
+  say "started shorthorn-fused (pid $FUSED_PID)"
+}
+
+ensure_volume() {
+  if busctl --system get-property "$BUS_NAME" "$VOLUME_PATH" "$VOLUME_IFACE" Name >/dev/null 2>&1; then
+    say "volume $VOLUME exists"
+    return
+  fi
+  busctl --system call "$BUS_NAME" "$MANAGER_PATH" "$MANAGER_IFACE" CreateVolume 'stasa{sv}' \
+    "$VOLUME" "$SIZE" 1 "127.0.0.1:$PORT" 0 >/dev/null
+  say "created volume $VOLUME (1 GiB, one replica on 127.0.0.1:$PORT)"
+}
+
+# ensure_attached: prints the loop device.
+ensure_attached() {
+  local dev
+  if [[ $(volume_prop State) == attached ]]; then
+    dev=$(volume_prop LoopDevice)
+    [[ -n $dev ]] || die "volume $VOLUME is attached without a block device; detach it first"
+    say "volume $VOLUME already attached at $dev" >&2
+  else
+    dev=$(busctl --system call "$BUS_NAME" "$VOLUME_PATH" "$VOLUME_IFACE" Attach 'a{sv}' 0 |
+      sed -E 's/^s "(.*)"$/\1/')
+    say "attached volume $VOLUME at $dev" >&2
+  fi
+  echo "$dev"
+}
+
+ensure_mounted() {
+  local dev=$1 fstype source
+  if mountpoint -q "$MOUNT"; then
+    source=$(findmnt -n -o SOURCE --mountpoint "$MOUNT")
+    [[ $source == "$dev" || $(realpath "$source") == "$(realpath "$dev")" ]] ||
+      die "$MOUNT is already in use by $source"
+    say "$dev already mounted at $MOUNT"
+    return
+  fi
+  fstype=$(blkid -p -o value -s TYPE "$dev" 2>/dev/null || true)
+  if [[ -z $fstype ]]; then
+    say "making an ext4 filesystem on $dev"
+    mkfs.ext4 -q "$dev"
+  else
+    say "$dev already has a filesystem ($fstype); keeping it"
+  fi
+  mkdir -p "$MOUNT"
+  mount "$dev" "$MOUNT"
+  say "mounted $dev at $MOUNT"
+}
+
+print_info() {
+  local dev=$1 prefix
+  prefix=$(env_prefix)
+  cat <<EOF
+
+  Volume:       $VOLUME (1 GiB, one replica on 127.0.0.1:$PORT)
+  Block device: $dev (symlink $DEV_DIR/$VOLUME)
+  Mounted at:   $MOUNT
+  Volume file:  $VOLUMES_DIR/$VOLUME (FUSE)
+  Logs:         $LOG_DIR/*.log
+  Data:         $DATA_DIR (replica), $STATE_DIR (registry)
+
+EOF
+  if [[ $BUS_ADDRESS != "unix:path=$SYSTEM_BUS_SOCKET" ]]; then
+    cat <<EOF
+The bus is a private dbus-daemon. In your shell, first:
+  export DBUS_SYSTEM_BUS_ADDRESS=$BUS_ADDRESS
+
+EOF
+  fi
+  cat <<EOF
+Look at it:
+  busctl --system tree $BUS_NAME
+  busctl --system introspect $BUS_NAME $VOLUME_PATH
+  busctl --system get-property $BUS_NAME $VOLUME_PATH $VOLUME_IFACE State
+
+Tear it down (data kept; add --purge to delete it):
+  ${prefix}$REPO_DIR/scripts/quickstart.sh down
+EOF
+}
+
+cmd_up() {
+  local dev was_up=0
+  mkdir -p "$LOG_DIR" "$RUN_DIR"
+  load_state
+  if alive "$REPLICAD_PID" shorthorn-replicad && alive "$FUSED_PID" shorthorn-fused &&
+    [[ -n $BUS_ADDRESS ]] && bus_ok && mountpoint -q "$MOUNT"; then
+    was_up=1
+    say "already up; checking every step"
+  else
+    build
+  fi
+  ensure_bus
+  ensure_replicad
+  ensure_fused
+  ensure_volume
+  dev=$(ensure_attached)
+  ensure_mounted "$dev"
+  echo
+  if ((was_up)); then
+    echo "Shorthorn quickstart was already up."
+  else
+    echo "Shorthorn quickstart is up."
+  fi
+  print_info "$dev"
+}
+
+cmd_status() {
+  load_state
+  if ! alive "$FUSED_PID" shorthorn-fused; then
+    echo "Shorthorn quickstart is not running."
+    return 0
+  fi
+  export DBUS_SYSTEM_BUS_ADDRESS=$BUS_ADDRESS
+  echo "Shorthorn quickstart is up: bus ${BUS_PID:-(system)}, replicad $REPLICAD_PID, fused $FUSED_PID."
+  print_info "$(volume_prop LoopDevice 2>/dev/null || true)"
+}
+
+# ---------------------------------------------------------------- down
+
+cmd_down() {
+  local purge=0 dev
+  [[ ${1:-} != --purge ]] || purge=1
+  [[ $# -eq 0 || $purge -eq 1 ]] || die "usage: $0 down [--purge]"
+  load_state
+  local was_running=0
+  if [[ -f $STATE_FILE ]] || mountpoint -q "$MOUNT" || mountpoint -q "$VOLUMES_DIR"; then
+    was_running=1
+  fi
+  if mountpoint -q "$MOUNT"; then
+    say "unmounting $MOUNT"
+    if ! umount "$MOUNT"; then
+      say "$MOUNT is busy (processes using it: $(fuser -m "$MOUNT" 2>/dev/null || true)); lazy unmount"
+      umount -l "$MOUNT"
+    fi
+  fi
+  if alive "$FUSED_PID" shorthorn-fused; then
+    export DBUS_SYSTEM_BUS_ADDRESS=$BUS_ADDRESS
+    if [[ $(volume_prop State 2>/dev/null) == attached ]]; then
+      say "detaching volume $VOLUME"
+      busctl --system call "$BUS_NAME" "$VOLUME_PATH" "$VOLUME_IFACE" Detach 'a{sv}' 0 ||
+        say "Detach failed; stopping shorthorn-fused anyway"
+    fi
+  fi
+  stop "$FUSED_PID" shorthorn-fused shorthorn-fused
+  # What a fused that died could not undo: its loop devices, FUSE mount, symlink.
+  for dev in $(losetup -l -n --raw -O NAME,BACK-FILE 2>/dev/null |
+    awk -v f="$VOLUMES_DIR/" '{ n = $1; sub(/^[^ ]+ /, ""); if (index($0, f) == 1) print n }'); do
+    say "detaching leftover loop device $dev"
+    losetup -d "$dev" || true
+  done
+  if mountpoint -q "$VOLUMES_DIR"; then
+    say "unmounting the leftover FUSE mount $VOLUMES_DIR"
+    fusermount3 -uz "$VOLUMES_DIR" 2>/dev/null || umount -l "$VOLUMES_DIR" || true
+  fi
+  if [[ -L $DEV_DIR/$VOLUME ]]; then
+    say "removing the leftover symlink $DEV_DIR/$VOLUME"
+    rm -f "$DEV_DIR/$VOLUME"
+  fi
+  stop "$REPLICAD_PID" shorthorn-replicad shorthorn-replicad
+  stop "$BUS_PID" dbus-daemon "the private dbus-daemon"
+  rm -rf "$RUN_DIR"
+  # Empty directories this script made (rmdir leaves anything non-empty).
+  rmdir "$DEV_DIR" "$MOUNT" "$VOLUMES_DIR" "$(dirname "$VOLUMES_DIR")" 2>/dev/null || true
+  [[ -n ${SHORTHORN_QS_MOUNT:-} ]] || rmdir "$(dirname "$MOUNT")" 2>/dev/null || true
+  if ((purge)); then
+    say "deleting $DATA_DIR $STATE_DIR $LOG_DIR"
+    rm -rf --one-file-system "$DATA_DIR" "$STATE_DIR" "$LOG_DIR"
+    if [[ -n $ROOT ]]; then
+      rmdir "$ROOT" 2>/dev/null || true
+    else
+      rmdir /var/lib/shorthorn/quickstart /var/lib/shorthorn 2>/dev/null || true
+    fi
+    echo "Shorthorn quickstart is down; its data is deleted."
+  elif ((!was_running)); then
+    echo "Shorthorn quickstart was not running. Data, if any, is in $DATA_DIR and $STATE_DIR."
+  else
+    echo "Shorthorn quickstart is down. Data kept in $DATA_DIR and $STATE_DIR;"
+    echo "'$(env_prefix)$REPO_DIR/scripts/quickstart.sh' brings the volume back,"
+    echo "'$(env_prefix)$REPO_DIR/scripts/quickstart.sh down --purge' deletes it."
+  fi
+}
+
+main() {
+  local cmd=${1:-up}
+  [[ $# -eq 0 ]] || shift
+  case $cmd in
+    -h | --help | help) usage; return 0 ;;
+  esac
+  ((EUID == 0)) || die "run as root (FUSE, loop devices, mount)"
+  case $cmd in
+    up) cmd_up "$@" ;;
+    down) cmd_down "$@" ;;
+    status) cmd_status "$@" ;;
+    *) usage >&2; exit 2 ;;
+  esac
+}
+
+main "$@"

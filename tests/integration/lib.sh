@@ -1,0 +1,643 @@
+# shellcheck shell=bash
+# Shared harness of the Shorthorn integration tests. A test sources it, calls
+# init_test, starts what it needs (start_bus, start_replicad, start_fused),
+# does its work through the D-Bus helpers, asserts on data and error names,
+# and ends with `pass`.
+#
+# What it promises:
+#  * exit 77 (CTest: skipped) with a "SKIP <test>: <reason>" line when the
+#    test cannot run here (not root, no /dev/fuse, a missing tool);
+#  * everything lives in one temp dir /tmp/shorthorn-it.<test>.XXXXXX (mode
+#    0755, so user nobody reaches the bus socket): bus socket, replica data,
+#    fused state, FUSE mount point, dev dir, ext4 mount points, logs;
+#  * one cleanup (trap on EXIT, INT, TERM) that leaves nothing behind, even
+#    after a failure or a kill -9 of a daemon: ext4 mounts under the temp dir,
+#    then the daemons (SIGTERM, SIGKILL after a timeout), loop devices backed
+#    by files under the temp dir, the FUSE mount, the dbus-daemon, the temp
+#    dir. On failure it prints the daemon logs first.
+#
+# Nothing here touches /etc/shorthorn, /var/lib/shorthorn, /run/shorthorn or
+# /dev/shorthorn: every daemon gets a temp --config and temp directories.
+# Traffic goes to 127.0.0.1 only.
+
+set -euo pipefail
+set -E  # the ERR trap also fires inside functions
+
+TEST_NAME=$(basename "$0" .sh)
+LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$LIB_DIR/../.." && pwd)
+BUILD_DIR=${SHORTHORN_BUILD_DIR:-$REPO_DIR/build}
+LOG_LEVEL=${SHORTHORN_TEST_LOG_LEVEL:-info}
+
+readonly BUS_NAME=org.shorthorn.Storage1
+readonly ROOT_PATH=/org/shorthorn/Storage1
+readonly MANAGER_PATH=/org/shorthorn/Storage1/Manager
+readonly MANAGER_IFACE=org.shorthorn.Storage1.Manager
+readonly VOLUME_IFACE=org.shorthorn.Storage1.Volume
+readonly ERROR_PREFIX=org.shorthorn.Storage1.Error.
+# shellcheck disable=SC2034  # used by the tests
+readonly GiB=1073741824 MiB=1048576
+
+TEST_DIR=""                   # set by init_test
+declare -A DAEMON_PIDS=()     # daemon name -> pid (children of this shell)
+declare -A REPLICAD_PORTS=()  # replicad name -> port
+DAEMON_STATUS=""              # exit status of the last daemon stopped
+CLEANUP_DONE=0
+
+# ---------------------------------------------------------------- messages
+
+log() { printf '[%s %s] %s\n' "$TEST_NAME" "$(date +%T)" "$*"; }
+warn() { printf '[%s %s] WARNING: %s\n' "$TEST_NAME" "$(date +%T)" "$*" >&2; }
+
+# fail MESSAGE...: the test failed; the EXIT trap prints logs and cleans up.
+fail() {
+  printf 'FAIL %s: %s\n' "$TEST_NAME" "$*" >&2
+  exit 1
+}
+
+skip() {
+  printf 'SKIP %s: %s\n' "$TEST_NAME" "$*"
+  exit 77
+}
+
+# ---------------------------------------------------------------- preconditions
+
+requires_root() {
+  ((EUID == 0)) || skip "needs root (FUSE mount, loop devices, mkfs, mount); run as root"
+}
+
+requires_cmd() {
+  local c
+  for c in "$@"; do
+    command -v "$c" >/dev/null 2>&1 || skip "needs '$c' (scripts/install-deps.sh installs it)"
+  done
+}
+
+requires_dev() {
+  local d
+  for d in "$@"; do
+    [[ -e $d ]] || skip "needs $d, which this machine does not have"
+  done
+}
+
+# find_binary NAME: prints the path of the built daemon NAME under BUILD_DIR.
+find_binary() {
+  local name=$1 path
+  for path in "$BUILD_DIR/replicad/$name" "$BUILD_DIR/fused/$name"; do
+    [[ -x $path ]] && { echo "$path"; return 0; }
+  done
+  path=$(find "$BUILD_DIR" -name "$name" -type f -executable -print -quit 2>/dev/null || true)
+  [[ -n $path ]] || fail "$name not found under $BUILD_DIR (build first, or set SHORTHORN_BUILD_DIR)"
+  echo "$path"
+}
+
+# init_test: the preamble of every test. Skips when the test cannot run,
+# creates the temp dir and installs the cleanup trap.
+init_test() {
+  requires_root
+  requires_dev /dev/fuse /dev/loop-control
+  requires_cmd dbus-daemon busctl gdbus setpriv losetup mkfs.ext4 e2fsck blkid \
+    blockdev mount umount mountpoint fusermount3 fuser sha256sum ss findmnt
+  REPLICAD_BIN=$(find_binary shorthorn-replicad)
+  FUSED_BIN=$(find_binary shorthorn-fused)
+
+  TEST_DIR=$(mktemp -d "/tmp/shorthorn-it.$TEST_NAME.XXXXXX")
+  chmod 0755 "$TEST_DIR"
+  LOG_DIR=$TEST_DIR/logs
+  CONF_DIR=$TEST_DIR/conf
+  BUS_DIR=$TEST_DIR/bus
+  REPLICAS_DIR=$TEST_DIR/replicas
+  FUSED_STATE_DIR=$TEST_DIR/fused/state
+  FUSED_MOUNT_POINT=$TEST_DIR/fused/volumes
+  FUSED_DEV_DIR=$TEST_DIR/dev
+  FS_DIR=$TEST_DIR/fs
+  mkdir -p "$LOG_DIR" "$CONF_DIR" "$REPLICAS_DIR" "$FUSED_STATE_DIR" \
+    "$FUSED_MOUNT_POINT" "$FUSED_DEV_DIR" "$FS_DIR"
+  mkdir -m 0755 "$BUS_DIR"
+
+  trap _on_exit EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  trap '_on_err "$?" "$LINENO" "$BASH_COMMAND"' ERR
+  log "temp dir $TEST_DIR, binaries from $BUILD_DIR"
+}
+
+_on_err() {
+  # Command substitutions inherit the trap too; report from the top shell only.
+  [[ $BASHPID == "$$" ]] || return 0
+  printf 'FAIL %s: command failed (exit %s) at line %s: %s\n' "$TEST_NAME" "$1" "$2" "$3" >&2
+}
+
+# ---------------------------------------------------------------- processes
+
+# _pid_alive PID: true while PID runs (a zombie counts as dead).
+_pid_alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat:0:1} != Z ]]
+}
+
+# _wait_dead PID SECONDS: waits until PID is dead; false on timeout.
+_wait_dead() {
+  local pid=$1 i
+  for ((i = 0; i < $2 * 10; i++)); do
+    _pid_alive "$pid" || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# _reap PID: collects the exit status of a child into DAEMON_STATUS.
+_reap() {
+  DAEMON_STATUS=0
+  wait "$1" 2>/dev/null || DAEMON_STATUS=$?
+}
+
+# stop_daemon NAME [TIMEOUT]: SIGTERM, then SIGKILL after TIMEOUT seconds
+# (default 20). Sets DAEMON_STATUS to its exit status (137 when killed).
+stop_daemon() {
+  local name=$1 timeout=${2:-20} pid
+  pid=${DAEMON_PIDS[$name]:-}
+  [[ -n $pid ]] || { DAEMON_STATUS=""; return 0; }
+  if _pid_alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! _wait_dead "$pid" "$timeout"; then
+      warn "$name (pid $pid) still running ${timeout}s after SIGTERM; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      _wait_dead "$pid" 10 || warn "$name (pid $pid) survives SIGKILL"
+    fi
+  fi
+  _reap "$pid"
+  unset "DAEMON_PIDS[$name]"
+  log "stopped $name (pid $pid, exit status $DAEMON_STATUS)"
+}
+
+# kill_daemon NAME [SIGNAL]: sends SIGNAL (default KILL) and reaps it.
+kill_daemon() {
+  local name=$1 sig=${2:-KILL} pid
+  pid=${DAEMON_PIDS[$name]:-}
+  [[ -n $pid ]] || fail "kill_daemon: no daemon named $name"
+  kill "-$sig" "$pid"
+  _wait_dead "$pid" 20 || fail "$name (pid $pid) still alive 20s after SIG$sig"
+  _reap "$pid"
+  unset "DAEMON_PIDS[$name]"
+  log "killed $name (pid $pid) with SIG$sig"
+}
+
+# _check_alive NAME: fails with the daemon's log when it has exited.
+_check_alive() {
+  local name=$1 pid=${DAEMON_PIDS[$1]}
+  if ! _pid_alive "$pid"; then
+    _reap "$pid"
+    unset "DAEMON_PIDS[$name]"
+    fail "$name (pid $pid) exited with status $DAEMON_STATUS; see $LOG_DIR/$name.log"
+  fi
+}
+
+# free_port: prints a TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+  local port i
+  for ((i = 0; i < 100; i++)); do
+    port=$((20000 + RANDOM % 12000))
+    if [[ -z $(ss -Hltn "sport = :$port") ]]; then
+      echo "$port"
+      return 0
+    fi
+  done
+  fail "no free TCP port found"
+}
+
+# ---------------------------------------------------------------- daemons
+
+# start_bus: a private dbus-daemon (tests/integration/dbus-test.conf) on a
+# socket in the temp dir; exports DBUS_SYSTEM_BUS_ADDRESS.
+start_bus() {
+  local socket=$BUS_DIR/system_bus_socket i
+  rm -f "$socket"
+  dbus-daemon --config-file="$LIB_DIR/dbus-test.conf" --address="unix:path=$socket" \
+    --nofork --nopidfile >>"$LOG_DIR/dbus.log" 2>&1 </dev/null &
+  DAEMON_PIDS[dbus]=$!
+  export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$socket"
+  for ((i = 0; i < 100; i++)); do
+    _check_alive dbus
+    busctl --system status org.freedesktop.DBus >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  ((i < 100)) || fail "private dbus-daemon did not answer within 10s"
+  # The daemon checks who may change volumes; the bus must let anyone in.
+  as_nobody busctl --system call org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus GetId >/dev/null ||
+    fail "user nobody cannot use the private bus at $socket"
+  log "dbus-daemon pid ${DAEMON_PIDS[dbus]} at $DBUS_SYSTEM_BUS_ADDRESS"
+}
+
+# start_replicad NAME [PORT]: a replicad with data dir $REPLICAS_DIR/NAME on
+# 127.0.0.1:PORT; waits until the port accepts connections. Restarting NAME
+# reuses its port and data dir.
+start_replicad() {
+  local name=$1 port=${2:-${REPLICAD_PORTS[$1]:-}} daemon="replicad-$1" i
+  [[ -n $port ]] || port=$(free_port)
+  [[ -z ${DAEMON_PIDS[$daemon]:-} ]] || fail "$daemon already running"
+  REPLICAD_PORTS[$name]=$port
+  mkdir -p "$REPLICAS_DIR/$name"
+  : >"$CONF_DIR/$daemon.conf"
+  "$REPLICAD_BIN" --config "$CONF_DIR/$daemon.conf" --listen 127.0.0.1 --port "$port" \
+    --data-dir "$REPLICAS_DIR/$name" --log-level "$LOG_LEVEL" \
+    >>"$LOG_DIR/$daemon.log" 2>&1 </dev/null &
+  DAEMON_PIDS[$daemon]=$!
+  for ((i = 0; i < 300; i++)); do
+    _check_alive "$daemon"
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+  done
+  ((i < 300)) || fail "$daemon does not accept connections on 127.0.0.1:$port after 30s"
+  log "$daemon pid ${DAEMON_PIDS[$daemon]} on 127.0.0.1:$port, data $REPLICAS_DIR/$name"
+}
+
+# replica_address NAME: "127.0.0.1:PORT" of replicad NAME.
+replica_address() { echo "127.0.0.1:${REPLICAD_PORTS[$1]}"; }
+
+# start_fused: fused on the test's state dir, mount point and dev dir, with
+# every replicad started so far as its default replica set; waits until it
+# answers ListVolumes on the bus.
+start_fused() {
+  local replicads=() name i
+  [[ -z ${DAEMON_PIDS[fused]:-} ]] || fail "fused already running"
+  for name in "${!REPLICAD_PORTS[@]}"; do replicads+=("$(replica_address "$name")"); done
+  : >"$CONF_DIR/fused.conf"
+  "$FUSED_BIN" --config "$CONF_DIR/fused.conf" --state-dir "$FUSED_STATE_DIR" \
+    --mount-point "$FUSED_MOUNT_POINT" --dev-dir "$FUSED_DEV_DIR" \
+    --replicads "${replicads[*]}" --log-level "$LOG_LEVEL" \
+    >>"$LOG_DIR/fused.log" 2>&1 </dev/null &
+  DAEMON_PIDS[fused]=$!
+  for ((i = 0; i < 300; i++)); do
+    _check_alive fused
+    busctl --system call "$BUS_NAME" "$MANAGER_PATH" "$MANAGER_IFACE" ListVolumes \
+      >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  ((i < 300)) || fail "fused does not answer ListVolumes on the bus after 30s"
+  log "fused pid ${DAEMON_PIDS[fused]}, FUSE mount $FUSED_MOUNT_POINT"
+}
+
+# ---------------------------------------------------------------- D-Bus helpers
+
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
+
+# volume_path NAME: the object path of volume NAME (systemd's escaping:
+# every byte but [A-Za-z0-9], and a leading digit, becomes _xx).
+volume_path() {
+  local name=$1 out="" c i
+  [[ -n $name ]] || { echo "$ROOT_PATH/volumes/_"; return; }
+  for ((i = 0; i < ${#name}; i++)); do
+    c=${name:i:1}
+    if [[ $c == [A-Za-z] || ($i -gt 0 && $c == [0-9]) ]]; then
+      out+=$c
+    else
+      out+=$(printf '_%02x' "'$c")
+    fi
+  done
+  echo "$ROOT_PATH/volumes/$out"
+}
+
+# _unquote: busctl's "t 42" / 's "x"' / 'o "/a"' -> the bare value.
+_unquote() { sed -E 's/^[a-z]+ //; s/^"(.*)"$/\1/'; }
+
+# manager_call METHOD SIGNATURE ARGS...: busctl call on the Manager.
+manager_call() {
+  busctl --system call "$BUS_NAME" "$MANAGER_PATH" "$MANAGER_IFACE" "$@"
+}
+
+# volume_call NAME METHOD SIGNATURE ARGS...: busctl call on a Volume.
+volume_call() {
+  local name=$1
+  shift
+  busctl --system call "$BUS_NAME" "$(volume_path "$name")" "$VOLUME_IFACE" "$@"
+}
+
+# create_volume NAME SIZE ADDRESS...: prints the new object path.
+create_volume() {
+  local name=$1 size=$2
+  shift 2
+  manager_call CreateVolume 'stasa{sv}' "$name" "$size" "$#" "$@" 0 | _unquote
+}
+
+delete_volume() { manager_call DeleteVolume 'sa{sv}' "$1" 0 >/dev/null; }
+
+# attach_volume NAME [FRONTEND]: prints the device (or file) path.
+attach_volume() {
+  local out
+  if [[ -n ${2:-} ]]; then
+    out=$(volume_call "$1" Attach 'a{sv}' 1 frontend s "$2" | _unquote)
+  else
+    out=$(volume_call "$1" Attach 'a{sv}' 0 | _unquote)
+  fi
+  # Remembered for cleanup: once the FUSE mount is gone the loop device's
+  # backing file reads "/<volume>", no longer a path under TEST_DIR.
+  [[ $out != /dev/loop* ]] || echo "$out $1" >>"$TEST_DIR/attached-loops"
+  echo "$out"
+}
+
+detach_volume() { volume_call "$1" Detach 'a{sv}' 0 >/dev/null; }
+
+# list_volumes: the volume object paths, one a line, sorted.
+list_volumes() {
+  local out
+  out=$(manager_call ListVolumes) || fail "ListVolumes failed"
+  grep -o '"[^"]*"' <<<"$out" | tr -d '"' | sort || true
+}
+
+# volume_prop NAME PROPERTY: the property's value (strings unquoted).
+volume_prop() {
+  busctl --system get-property "$BUS_NAME" "$(volume_path "$1")" "$VOLUME_IFACE" "$2" | _unquote
+}
+
+# gv_str TEXT: TEXT as a GVariant string literal, for gdbus.
+gv_str() {
+  local s=${1//\\/\\\\}
+  printf "'%s'" "${s//\'/\\\'}"
+}
+
+# dbus_try [--as-nobody] OBJECT IFACE.METHOD GVARIANT-ARGS...: calls the
+# method with gdbus (busctl prints the error message but not its name) and
+# sets DBUS_ERROR to the D-Bus error name, or "OK" when the call succeeded,
+# and DBUS_ERROR_MESSAGE to the message (or the reply). Never fails itself.
+# Arguments are GVariant text: "'name'" (or gv_str), "uint64 4096",
+# "@as ['127.0.0.1:9500']", "@a{sv} {}".
+DBUS_ERROR=""
+DBUS_ERROR_MESSAGE=""
+dbus_try() {
+  local runner=() out rc=0
+  if [[ $1 == --as-nobody ]]; then
+    runner=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
+    shift
+  fi
+  local object=$1 method=$2
+  shift 2
+  out=$("${runner[@]}" gdbus call --system --dest "$BUS_NAME" --object-path "$object" \
+    --method "$method" "$@" 2>&1) || rc=$?
+  DBUS_ERROR_MESSAGE=$out
+  if ((rc == 0)); then
+    DBUS_ERROR=OK
+  elif [[ $out =~ GDBus\.Error:([A-Za-z0-9_.]+):\ ?(.*) ]]; then
+    DBUS_ERROR=${BASH_REMATCH[1]}
+    DBUS_ERROR_MESSAGE=${BASH_REMATCH[2]}
+  else
+    DBUS_ERROR="UNPARSED"
+  fi
+}
+
+# assert_error_name [--as-nobody] EXPECTED WHAT OBJECT IFACE.METHOD ARGS...:
+# the call must fail with the D-Bus error EXPECTED (a bare kind such as
+# "AlreadyExists" means org.shorthorn.Storage1.Error.AlreadyExists).
+assert_error_name() {
+  local nobody=()
+  if [[ $1 == --as-nobody ]]; then nobody=(--as-nobody); shift; fi
+  local expected=$1 what=$2
+  shift 2
+  [[ $expected == *.* ]] || expected=$ERROR_PREFIX$expected
+  dbus_try "${nobody[@]}" "$@"
+  [[ $DBUS_ERROR == "$expected" ]] ||
+    fail "$what: expected D-Bus error $expected, got $DBUS_ERROR: $DBUS_ERROR_MESSAGE"
+  log "ok: $what -> ${DBUS_ERROR#"$ERROR_PREFIX"}: $DBUS_ERROR_MESSAGE"
+}
+
+# ---------------------------------------------------------------- assertions
+
+assert_eq() {
+  local expected=$1 actual=$2 what=${3:-value}
+  [[ $expected == "$actual" ]] || fail "$what: expected '$expected', got '$actual'"
+}
+
+assert_ge() {
+  local min=$1 actual=$2 what=${3:-value}
+  ((actual >= min)) || fail "$what: expected at least $min, got $actual"
+}
+
+# assert_mounted_ext4 DIR
+assert_mounted_ext4() {
+  local fstype
+  fstype=$(findmnt -n -o FSTYPE --mountpoint "$1" || true)
+  assert_eq ext4 "$fstype" "filesystem type mounted at $1"
+}
+
+# ---------------------------------------------------------------- files
+
+# write_random_files DIR COUNT SIZE_MIB: COUNT files of SIZE_MIB random MiB.
+write_random_files() {
+  local dir=$1 count=$2 size=$3 i
+  mkdir -p "$dir"
+  for ((i = 0; i < count; i++)); do
+    dd if=/dev/urandom of="$dir/big-$i" bs=1M count="$size" status=none
+  done
+}
+
+# write_small_files DIR COUNT: COUNT files of 1..64 KiB in a few subdirs.
+write_small_files() {
+  local dir=$1 count=$2 i
+  for ((i = 0; i < count; i++)); do
+    mkdir -p "$dir/small/d$((i % 5))"
+    head -c $((1 + RANDOM % 65536)) /dev/urandom >"$dir/small/d$((i % 5))/f$i"
+  done
+}
+
+# record_checksums DIR SUMFILE / verify_checksums DIR SUMFILE
+record_checksums() {
+  (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$2"
+}
+
+verify_checksums() {
+  (cd "$1" && sha256sum -c --quiet "$2") || fail "checksums under $1 differ from $2"
+  log "ok: $(wc -l <"$2") files under $1 read back with the recorded sha256"
+}
+
+# ---------------------------------------------------------------- cleanup
+
+# _mounts_under [fuse|other|all]: mount points under TEST_DIR, deepest first.
+_mounts_under() {
+  local want=${1:-all}
+  [[ -n $TEST_DIR ]] || return 0
+  awk -v pfx="$TEST_DIR/" -v want="$want" '
+    index($5, pfx) == 1 {
+      for (i = 7; i <= NF; i++) if ($i == "-") { fs = $(i + 1); break }
+      isfuse = (fs ~ /^fuse/)
+      if (want == "all" || (want == "fuse" && isfuse) || (want == "other" && !isfuse))
+        print length($5), $5
+    }' /proc/self/mountinfo | sort -rn | cut -d' ' -f2-
+}
+
+# _loops_under: loop devices whose backing file is under TEST_DIR, or is
+# the file of a volume this test attached on a FUSE mount that is gone.
+_loops_under() {
+  local dev vol file
+  [[ -n $TEST_DIR ]] || return 0
+  {
+    losetup -l -n --raw -O NAME,BACK-FILE 2>/dev/null |
+      awk -v pfx="$TEST_DIR/" '{ n = $1; sub(/^[^ ]+ /, ""); if (index($0, pfx) == 1) print n }'
+    if [[ -f $TEST_DIR/attached-loops ]]; then
+      while read -r dev vol; do
+        file=$(cat "/sys/block/${dev#/dev/}/loop/backing_file" 2>/dev/null) || continue
+        [[ $file != "/$vol" ]] || echo "$dev"
+      done <"$TEST_DIR/attached-loops"
+    fi
+  } | sort -u
+}
+
+# _kill_users DIR: kills the processes that use the filesystem mounted at DIR
+# (a shell left in it, a writer still running) so it can be unmounted.
+_kill_users() {
+  local pid
+  for pid in $(fuser -M -m "$1" 2>/dev/null); do
+    pid=${pid//[^0-9]/}
+    [[ -n $pid && $pid != "$$" && $pid != "$BASHPID" ]] || continue
+    warn "killing pid $pid, which uses $1: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+}
+
+# _procs_under: pids of processes whose command line names TEST_DIR.
+_procs_under() {
+  [[ -n $TEST_DIR ]] || return 0
+  pgrep -f -- "$TEST_DIR" | grep -vx -e "$$" -e "$BASHPID" || true
+}
+
+# _abort_fuse: aborts the FUSE connections of the mounts under TEST_DIR, so
+# that I/O stuck on a hung daemon fails at once.
+_abort_fuse() {
+  local mnt dev mounted_ctl=0
+  if ! mountpoint -q /sys/fs/fuse/connections; then
+    mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null && mounted_ctl=1
+  fi
+  for mnt in $(_mounts_under fuse); do
+    dev=$(awk -v m="$mnt" '$5 == m { split($3, d, ":"); print d[2] }' /proc/self/mountinfo)
+    if [[ -n $dev && -w /sys/fs/fuse/connections/$dev/abort ]]; then
+      warn "aborting FUSE connection $dev of $mnt"
+      echo 1 >"/sys/fs/fuse/connections/$dev/abort" || true
+    fi
+  done
+  ((mounted_ctl == 0)) || umount /sys/fs/fuse/connections || true
+}
+
+# _umount_with_deadline DIR SECONDS: umount; if it hangs (a daemon stuck),
+# abort the FUSE connections; at last, a lazy umount.
+_umount_with_deadline() {
+  local dir=$1 secs=$2 pid
+  umount "$dir" 2>/dev/null &
+  pid=$!
+  if ! _wait_dead "$pid" "$secs"; then
+    warn "umount $dir hangs after ${secs}s"
+    _abort_fuse
+    _wait_dead "$pid" 10 || warn "umount $dir still hangs after aborting FUSE"
+  fi
+  _pid_alive "$pid" || wait "$pid" 2>/dev/null || true
+  if mountpoint -q "$dir"; then
+    umount -l "$dir" || warn "umount -l $dir failed"
+  fi
+}
+
+# teardown: stops everything the test started and undoes its mounts and loop
+# devices; keeps TEST_DIR. Idempotent; safe at any point of a test.
+teardown() {
+  local mnt dev name pid
+  [[ -n $TEST_DIR ]] || return 0
+  cd / || true
+  # 0. A test's own undo (e.g. a script's "down"), when it defines one.
+  if declare -F teardown_hook >/dev/null; then teardown_hook || warn "teardown_hook failed"; fi
+  # 1. Filesystems on volumes (ext4 on /dev/loopN), deepest first.
+  for mnt in $(_mounts_under other); do
+    _kill_users "$mnt"
+    _umount_with_deadline "$mnt" 30
+  done
+  # 2. fused, so that it releases its loop devices and FUSE mount itself.
+  stop_daemon fused 30
+  # 3. Loop devices it left (killed, crashed): the backing file is on our
+  # FUSE mount. A busy one is marked autoclear by the kernel.
+  for dev in $(_loops_under); do
+    warn "detaching leftover loop device $dev ($(losetup -n -O BACK-FILE "$dev" 2>/dev/null))"
+    losetup -d "$dev" || warn "losetup -d $dev failed"
+  done
+  # 4. The FUSE mount of a dead fused.
+  for mnt in $(_mounts_under fuse); do
+    warn "unmounting leftover FUSE mount $mnt"
+    fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt" || warn "cannot unmount $mnt"
+  done
+  # 5. The other daemons; the bus last.
+  for name in "${!DAEMON_PIDS[@]}"; do
+    [[ $name == dbus ]] || stop_daemon "$name" 20
+  done
+  stop_daemon dbus 10
+  # 6. Anything else naming our temp dir (a script's daemons): report, kill.
+  for pid in $(_procs_under); do
+    warn "killing leftover process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  for dev in $(_loops_under); do
+    losetup -d "$dev" 2>/dev/null || true
+  done
+}
+
+# leftovers: prints what the test left behind (mounts, loop devices,
+# processes); nothing when clean.
+leftovers() {
+  local m d p
+  for m in $(_mounts_under all); do echo "mount $m"; done
+  for d in $(_loops_under); do echo "loop device $d"; done
+  for p in "${DAEMON_PIDS[@]}" $(_procs_under); do
+    _pid_alive "$p" && echo "process $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
+  done
+  return 0
+}
+
+# assert_nothing_left: after teardown, no mount under the temp dir, no loop
+# device backed by a file under it, no process the test started.
+assert_nothing_left() {
+  local left
+  left=$(leftovers)
+  [[ -z $left ]] || fail "left behind after cleanup: $left"
+  log "ok: no mount, loop device or process left"
+}
+
+print_logs() {
+  local f
+  [[ -n $TEST_DIR && -d $TEST_DIR ]] || return 0
+  for f in $(find "$TEST_DIR" -xdev -name '*.log' -type f -size +0 | sort); do
+    printf '\n----- %s (last 150 lines) -----\n' "${f#"$TEST_DIR"/}" >&2
+    tail -n 150 "$f" >&2
+  done
+  printf '\n----- dmesg (last 30 lines) -----\n' >&2
+  dmesg 2>/dev/null | tail -n 30 >&2 || true
+  printf -- '-----\n' >&2
+}
+
+_on_exit() {
+  local rc=$?
+  set +e
+  trap - ERR
+  ((CLEANUP_DONE == 0)) || exit "$rc"
+  CLEANUP_DONE=1
+  if ((rc != 0 && rc != 77)); then print_logs; fi
+  teardown
+  local left
+  left=$(leftovers)
+  if [[ -n $left ]]; then
+    printf 'FAIL %s: cleanup left behind:\n%s\n' "$TEST_NAME" "$left" >&2
+    ((rc != 0)) || rc=1
+    echo "keeping $TEST_DIR" >&2
+  elif [[ -n $TEST_DIR && -d $TEST_DIR ]]; then
+    if [[ -n ${SHORTHORN_TEST_KEEP:-} && $rc != 0 ]]; then
+      echo "keeping $TEST_DIR (SHORTHORN_TEST_KEEP)" >&2
+    else
+      rm -rf --one-file-system "$TEST_DIR"
+    fi
+  fi
+  exit "$rc"
+}
+
+# pass: tears down, checks nothing is left, prints "PASS <test>".
+pass() {
+  teardown
+  assert_nothing_left
+  echo "PASS $TEST_NAME"
+  exit 0
+}

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The README's first command, scripts/quickstart.sh, works and undoes itself.
+#
+# Runs it isolated: every directory under the temp dir (SHORTHORN_QS_ROOT), a
+# free port, a private bus, and the binaries of this build (no apt, no
+# rebuild: SHORTHORN_QS_NO_BUILD). Checks that the printed mount point is a
+# mounted ext4 that takes a write read back by sha256; that `up` again says
+# "already up"; that `down` keeps the data, so `up` after it brings the same
+# file back (without a new mkfs); that `down` twice is fine; and that
+# `down --purge` leaves nothing: no mount, loop device, process or directory.
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+init_test
+requires_cmd fuser
+qs=$REPO_DIR/scripts/quickstart.sh
+export SHORTHORN_QS_ROOT=$TEST_DIR/qs
+SHORTHORN_QS_PORT=$(free_port)
+export SHORTHORN_QS_PORT SHORTHORN_QS_PRIVATE_BUS=1 SHORTHORN_QS_NO_BUILD=1
+export SHORTHORN_BUILD_DIR=$BUILD_DIR
+unset SHORTHORN_QS_MOUNT DBUS_SYSTEM_BUS_ADDRESS
+
+# On failure: let the script undo what it started before the generic cleanup.
+teardown_hook() {
+  [[ -e $SHORTHORN_QS_ROOT ]] || return 0
+  bash "$qs" down >>"$LOG_DIR/quickstart-hook.log" 2>&1
+}
+
+# quickstart NAME ARGS...: runs the script, output in logs/quickstart-NAME.log.
+quickstart() {
+  local name=$1
+  shift
+  log "quickstart.sh $*"
+  bash "$qs" "$@" >"$LOG_DIR/quickstart-$name.log" 2>&1 ||
+    fail "quickstart.sh $* exited with $?: $(cat "$LOG_DIR/quickstart-$name.log")"
+  sed 's/^/    | /' "$LOG_DIR/quickstart-$name.log"
+}
+
+# check_up: the printed mount point is a mounted ext4; sets mnt.
+check_up() {
+  local out=$LOG_DIR/quickstart-$1.log address
+  mnt=$(sed -n 's/^ *Mounted at: *//p' "$out")
+  [[ -n $mnt ]] || fail "quickstart.sh printed no 'Mounted at:' line"
+  [[ $mnt == "$SHORTHORN_QS_ROOT"/* ]] || fail "mount point $mnt is not under $SHORTHORN_QS_ROOT"
+  assert_mounted_ext4 "$mnt"
+  address=$(sed -n 's/^ *export DBUS_SYSTEM_BUS_ADDRESS=//p' "$out")
+  [[ $address == "unix:path=$SHORTHORN_QS_ROOT/"* ]] ||
+    fail "no export line for a private bus under $SHORTHORN_QS_ROOT (got '$address')"
+  export DBUS_SYSTEM_BUS_ADDRESS=$address
+  assert_eq attached "$(volume_prop demo State)" "State of demo"
+  assert_eq "$(findmnt -n -o SOURCE --mountpoint "$mnt")" "$(volume_prop demo LoopDevice)" \
+    "device mounted at $mnt"
+  grep -q "quickstart.sh down" "$out" || fail "quickstart.sh printed no teardown command"
+}
+
+quickstart up1 up
+check_up up1
+dd if=/dev/urandom of="$mnt/hello" bs=1M count=8 status=none
+sum=$(sha256sum <"$mnt/hello")
+sync -f "$mnt"
+assert_eq "$sum" "$(sha256sum <"$mnt/hello")" "sha256 of a file read back"
+
+quickstart up2 up
+grep -q "already up" "$LOG_DIR/quickstart-up2.log" || fail "second 'up' did not say it was already up"
+check_up up2
+
+quickstart down1 down
+[[ -z $(_mounts_under all) ]] || fail "mounts left after 'down': $(_mounts_under all)"
+[[ -z $(_loops_under) ]] || fail "loop devices left after 'down': $(_loops_under)"
+[[ -z $(_procs_under) ]] || fail "processes left after 'down': $(_procs_under)"
+[[ -n $(find "$SHORTHORN_QS_ROOT/replicas" -name replica.json) ]] ||
+  fail "'down' deleted the replica data"
+quickstart down2 down
+
+quickstart up3 up
+check_up up3
+grep -qF "already has a filesystem (ext4)" "$LOG_DIR/quickstart-up3.log" ||
+  fail "'up' after 'down' did not find the existing filesystem"
+assert_eq "$sum" "$(sha256sum <"$mnt/hello")" "sha256 of the file after down and up"
+log "ok: the file written before 'down' reads back after 'up'"
+
+quickstart purge down --purge
+unset DBUS_SYSTEM_BUS_ADDRESS
+assert_nothing_left
+[[ ! -e $SHORTHORN_QS_ROOT ]] ||
+  fail "'down --purge' left files: $(find "$SHORTHORN_QS_ROOT" | head -20)"
+
+pass

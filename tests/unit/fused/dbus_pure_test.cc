@@ -1,0 +1,218 @@
+// Pure parts of the D-Bus adapter: object path escaping, error names, option
+// conversion, the authorization decision, /proc parsing, change detection and
+// the event queue. No bus.
+#include <gtest/gtest.h>
+#include <poll.h>
+
+#include <thread>
+
+#include "fused/dbus/dbus_auth.h"
+#include "fused/dbus/dbus_names.h"
+#include "fused/dbus/dbus_options.h"
+#include "fused/dbus/event_queue.h"
+#include "fused/dbus/volume_object.h"
+
+namespace shorthorn::fused::dbus {
+namespace {
+
+TEST(PathEscapeTest, EscapesLikeSystemd) {
+  EXPECT_EQ(EscapePathElement("vol1"), "vol1");
+  EXPECT_EQ(EscapePathElement("db-1.a_b"), "db_2d1_2ea_5fb");
+  EXPECT_EQ(EscapePathElement(""), "_");
+  EXPECT_EQ(EscapePathElement("/"), "_2f");
+  EXPECT_EQ(VolumeObjectPath("db-1"), "/org/shorthorn/Storage1/volumes/db_2d1");
+}
+
+TEST(PathEscapeTest, RoundTripsEveryValidCharacter) {
+  std::string all = "AZaz09._-";
+  for (std::string name :
+       {std::string("a"), all, std::string("x_5f"), std::string("_2d"), std::string("...---___")}) {
+    auto back = UnescapePathElement(EscapePathElement(name));
+    ASSERT_TRUE(back.has_value()) << name;
+    EXPECT_EQ(*back, name);
+    auto from_path = VolumeNameFromPath(VolumeObjectPath(name));
+    ASSERT_TRUE(from_path.has_value()) << name;
+    EXPECT_EQ(*from_path, name);
+  }
+}
+
+TEST(PathEscapeTest, RejectsWhatEscapingCannotProduce) {
+  EXPECT_FALSE(UnescapePathElement("").has_value());
+  EXPECT_FALSE(UnescapePathElement("a_2").has_value());   // truncated
+  EXPECT_FALSE(UnescapePathElement("a_zz").has_value());  // not hex
+  EXPECT_FALSE(UnescapePathElement("_2D").has_value());   // uppercase hex
+  EXPECT_FALSE(UnescapePathElement("_61").has_value());   // 'a' never escaped
+  EXPECT_FALSE(VolumeNameFromPath("/org/shorthorn/Storage1/Manager").has_value());
+  EXPECT_FALSE(VolumeNameFromPath("/org/shorthorn/Storage1/volumes/").has_value());
+  EXPECT_FALSE(VolumeNameFromPath("/org/shorthorn/Storage1/volumes/a/b").has_value());
+  EXPECT_FALSE(VolumeNameFromPath("/org/shorthorn/Storage1/volumesx").has_value());
+}
+
+TEST(ErrorNameTest, KindBecomesErrorName) {
+  EXPECT_EQ(ErrorName(ErrorKind::kNotFound), "org.shorthorn.Storage1.Error.NotFound");
+  EXPECT_EQ(ErrorName(ErrorKind::kIoError), "org.shorthorn.Storage1.Error.IOError");
+  EXPECT_EQ(ErrorName(ErrorKind::kOk), "org.shorthorn.Storage1.Error.Failed");
+  sdbus::Error e = ToDbusError(Status(ErrorKind::kBusy, "delete volume v: attached"));
+  EXPECT_EQ(e.getName(), "org.shorthorn.Storage1.Error.Busy");
+  EXPECT_EQ(e.getMessage(), "delete volume v: attached");
+}
+
+TEST(GuardHandlerTest, OnlySdbusErrorsLeave) {
+  try {
+    GuardHandler("Attach", [] { throw std::runtime_error("boom"); });
+    FAIL() << "no exception";
+  } catch (const sdbus::Error& e) {
+    EXPECT_EQ(e.getName(), "org.shorthorn.Storage1.Error.Failed");
+    EXPECT_EQ(e.getMessage(), "Attach: boom");
+  }
+  try {
+    GuardHandler("Attach", [] { throw 42; });
+    FAIL() << "no exception";
+  } catch (const sdbus::Error& e) {
+    EXPECT_EQ(e.getName(), "org.shorthorn.Storage1.Error.Failed");
+  }
+  try {
+    GuardHandler("Attach", [] { throw ToDbusError(Status(ErrorKind::kNotFound, "x")); });
+    FAIL() << "no exception";
+  } catch (const sdbus::Error& e) {
+    EXPECT_EQ(e.getName(), "org.shorthorn.Storage1.Error.NotFound");
+  }
+}
+
+TEST(OptionsTest, WidensIntegersAndKeepsBoolAndString) {
+  DbusOptions in;
+  in["b"] = sdbus::Variant(true);
+  in["s"] = sdbus::Variant(std::string("file"));
+  in["y"] = sdbus::Variant(uint8_t{200});
+  in["n"] = sdbus::Variant(int16_t{-2});
+  in["q"] = sdbus::Variant(uint16_t{65535});
+  in["i"] = sdbus::Variant(int32_t{-70000});
+  in["u"] = sdbus::Variant(uint32_t{4000000000u});
+  in["x"] = sdbus::Variant(int64_t{-5000000000});
+  in["t"] = sdbus::Variant(uint64_t{1} << 40);
+  auto out = ConvertOptions("CreateVolume", in);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(std::get<bool>(out->at("b")), true);
+  EXPECT_EQ(std::get<std::string>(out->at("s")), "file");
+  EXPECT_EQ(std::get<uint64_t>(out->at("y")), 200u);
+  EXPECT_EQ(std::get<int64_t>(out->at("n")), -2);
+  EXPECT_EQ(std::get<uint64_t>(out->at("q")), 65535u);
+  EXPECT_EQ(std::get<int64_t>(out->at("i")), -70000);
+  EXPECT_EQ(std::get<uint64_t>(out->at("u")), 4000000000u);
+  EXPECT_EQ(std::get<int64_t>(out->at("x")), -5000000000);
+  EXPECT_EQ(std::get<uint64_t>(out->at("t")), uint64_t{1} << 40);
+}
+
+TEST(OptionsTest, RejectsOtherTypesNamingTheKey) {
+  for (sdbus::Variant bad : {sdbus::Variant(1.5), sdbus::Variant(std::vector<std::string>{"a"}),
+                             sdbus::Variant(sdbus::ObjectPath("/x"))}) {
+    DbusOptions in;
+    in["ok"] = sdbus::Variant(true);
+    in["speed"] = bad;
+    auto out = ConvertOptions("Attach", in);
+    ASSERT_FALSE(out.ok());
+    EXPECT_EQ(out.status().kind(), ErrorKind::kInvalidArgument);
+    EXPECT_NE(out.status().message().find("Attach: option \"speed\""), std::string::npos)
+        << out.status().message();
+  }
+}
+
+TEST(OptionsTest, EmptyIsEmpty) {
+  auto out = ConvertOptions("Detach", {});
+  ASSERT_TRUE(out.ok());
+  EXPECT_TRUE(out->empty());
+}
+
+TEST(AuthTest, RootExtraUidsAndGroupMembersMayChange) {
+  AdminPolicy policy;
+  policy.extra_uids = {1234};
+  CallerCredentials root{0, 0, {}};
+  EXPECT_TRUE(CheckCredentials("CreateVolume", root, policy, std::nullopt).ok());
+  CallerCredentials extra{1234, 1234, {}};
+  EXPECT_TRUE(CheckCredentials("CreateVolume", extra, policy, std::nullopt).ok());
+  CallerCredentials primary{1000, 977, {}};
+  EXPECT_TRUE(CheckCredentials("CreateVolume", primary, policy, 977).ok());
+  CallerCredentials supplementary{1000, 1000, {4, 977, 27}};
+  EXPECT_TRUE(CheckCredentials("CreateVolume", supplementary, policy, 977).ok());
+}
+
+TEST(AuthTest, OthersAreRefusedWithAReadableMessage) {
+  AdminPolicy policy;
+  CallerCredentials nobody{65534, 65534, {65534}};
+  Status s = CheckCredentials("CreateVolume", nobody, policy, 977);
+  EXPECT_EQ(s.kind(), ErrorKind::kNotAuthorized);
+  EXPECT_EQ(s.message(), "CreateVolume: caller uid 65534 is neither root nor in group shorthorn");
+  s = CheckCredentials("Detach", nobody, policy, std::nullopt);
+  EXPECT_EQ(s.kind(), ErrorKind::kNotAuthorized);
+  EXPECT_NE(s.message().find("Detach: caller uid 65534 is neither root nor in group shorthorn"),
+            std::string::npos);
+  // A gid that happens to equal nothing real must not match a missing group.
+  CallerCredentials odd{1000, static_cast<gid_t>(-1), {}};
+  EXPECT_FALSE(CheckCredentials("Attach", odd, policy, std::nullopt).ok());
+}
+
+TEST(AuthTest, ParsesProcStatus) {
+  std::string status =
+      "Name:\tbash\nUid:\t1000\t1000\t1000\t1000\nGid:\t100\t101\t102\t103\n"
+      "Groups:\t4 24 977 \nNStgid:\t1\n";
+  auto gid = ParseProcStatusNumbers(status, "Gid:");
+  ASSERT_TRUE(gid.has_value());
+  EXPECT_EQ(*gid, (std::vector<unsigned long>{100, 101, 102, 103}));
+  auto groups = ParseProcStatusNumbers(status, "Groups:");
+  ASSERT_TRUE(groups.has_value());
+  EXPECT_EQ(*groups, (std::vector<unsigned long>{4, 24, 977}));
+  auto none = ParseProcStatusNumbers("Groups:\t\n", "Groups:");
+  ASSERT_TRUE(none.has_value());
+  EXPECT_TRUE(none->empty());
+  EXPECT_FALSE(ParseProcStatusNumbers("Name:\tx\n", "Groups:").has_value());
+  EXPECT_FALSE(ParseProcStatusNumbers("Groups:\t4 x\n", "Groups:").has_value());
+}
+
+TEST(VolumePropertiesTest, ListsOnlyWhatChanged) {
+  VolumeInfo a;
+  a.name = "v";
+  a.size = 10;
+  a.state = "detached";
+  a.replicas = {{"h:1", "r1", ""}};
+  VolumeInfo b = a;
+  EXPECT_TRUE(ChangedVolumeProperties(a, b).empty());
+  b.state = "attached";
+  b.replicas[0].mode = "RW";
+  b.loop_device = "/dev/loop3";
+  EXPECT_EQ(ChangedVolumeProperties(a, b),
+            (std::vector<std::string>{"State", "Replicas", "LoopDevice"}));
+  VolumeInfo c = a;
+  c.size = 20;
+  c.frontend_path = "/run/x";
+  c.replicas.push_back({"h:2", "r2", ""});
+  EXPECT_EQ(ChangedVolumeProperties(a, c),
+            (std::vector<std::string>{"Size", "Replicas", "FrontendPath"}));
+}
+
+TEST(EventQueueTest, KeepsOrderAndWakesThePoller) {
+  auto queue = VolumeEventQueue::Create();
+  ASSERT_TRUE(queue.ok());
+  VolumeEventQueue& q = **queue;
+  pollfd pfd{q.fd(), POLLIN, 0};
+  EXPECT_EQ(poll(&pfd, 1, 0), 0);
+  VolumeInfo info;
+  info.name = "v";
+  std::thread producer([&] {
+    q.VolumeAdded(info);
+    q.VolumeChanged(info);
+    q.VolumeRemoved("v");
+  });
+  producer.join();
+  EXPECT_EQ(poll(&pfd, 1, 1000), 1);
+  auto events = q.Take();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].kind, VolumeEvent::Kind::kAdded);
+  EXPECT_EQ(events[1].kind, VolumeEvent::Kind::kChanged);
+  EXPECT_EQ(events[2].kind, VolumeEvent::Kind::kRemoved);
+  EXPECT_EQ(events[2].info.name, "v");
+  EXPECT_EQ(poll(&pfd, 1, 0), 0);
+  EXPECT_TRUE(q.Take().empty());
+}
+
+}  // namespace
+}  // namespace shorthorn::fused::dbus

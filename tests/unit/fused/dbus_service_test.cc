@@ -1,0 +1,398 @@
+// DbusService over FakeVolumeManager on a private dbus-daemon, driven by
+// sdbus-c++ proxies (to see error names) and by busctl (the unprivileged
+// caller check, as root only). Asserts on D-Bus error names, object paths,
+// property values and the ObjectManager and Properties signals.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <sdbus-c++/sdbus-c++.h>
+
+#include "fused/dbus/dbus_names.h"
+#include "fused/dbus/dbus_service.h"
+#include "tests/unit/fused/fake_volume_manager.h"
+#include "tests/unit/fused/private_bus.h"
+
+namespace shorthorn::fused::dbus {
+namespace {
+
+using testing::PrivateBus;
+using testing::RunCommand;
+using ManagedObjects =
+    std::map<sdbus::ObjectPath, std::map<std::string, std::map<std::string, sdbus::Variant>>>;
+using Replica = sdbus::Struct<std::string, std::string, std::string>;
+
+constexpr char kObjectManager[] = "org.freedesktop.DBus.ObjectManager";
+constexpr char kProperties[] = "org.freedesktop.DBus.Properties";
+constexpr uint64_t kGiB = 1ull << 30;
+
+std::string PolicyFile() {
+  return std::string(SHORTHORN_DBUS_XML_DIR) + "/org.shorthorn.Storage1.conf";
+}
+
+// Signals seen by a client, with a way to wait for one.
+class SignalLog {
+ public:
+  void Add(std::string entry) {
+    std::lock_guard lock(mu_);
+    entries_.push_back(std::move(entry));
+    cv_.notify_all();
+  }
+  bool WaitFor(const std::string& entry) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(5), [&] {
+      return std::find(entries_.begin(), entries_.end(), entry) != entries_.end();
+    });
+  }
+  std::vector<std::string> entries() {
+    std::lock_guard lock(mu_);
+    return entries_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> entries_;
+};
+
+class DbusServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    if (!bus_.Start(PolicyFile(), /*anyone_may_own=*/true, &error)) {
+      GTEST_SKIP() << "no private dbus-daemon: " << error;
+    }
+    DbusServiceOptions options;
+    options.admin.extra_uids = {geteuid()};  // so the test needs no root
+    service_ = std::make_unique<DbusService>(fake_, options);
+    Status started = service_->Start();
+    ASSERT_TRUE(started.ok()) << started.ToString();
+    manager_ = sdbus::createProxy(kBusName, kManagerPath);
+    root_ = sdbus::createProxy(kBusName, kRootPath);
+    root_->uponSignal("InterfacesAdded")
+        .onInterface(kObjectManager)
+        .call([this](const sdbus::ObjectPath& path,
+                     const std::map<std::string, std::map<std::string, sdbus::Variant>>& ifaces) {
+          if (ifaces.count(kVolumeInterface)) log_.Add("added " + path);
+        });
+    root_->uponSignal("InterfacesRemoved")
+        .onInterface(kObjectManager)
+        .call([this](const sdbus::ObjectPath& path, const std::vector<std::string>& ifaces) {
+          for (const auto& i : ifaces) {
+            if (i == kVolumeInterface) log_.Add("removed " + path);
+          }
+        });
+    root_->finishRegistration();
+  }
+
+  void TearDown() override {
+    root_.reset();
+    manager_.reset();
+    if (service_) service_->Stop();
+  }
+
+  sdbus::ObjectPath Create(const std::string& name, uint64_t size,
+                           std::map<std::string, sdbus::Variant> options = {}) {
+    sdbus::ObjectPath path;
+    manager_->callMethod("CreateVolume")
+        .onInterface(kManagerInterface)
+        .withArguments(name, size, std::vector<std::string>{"127.0.0.1:9500"}, options)
+        .storeResultsTo(path);
+    return path;
+  }
+
+  // The D-Bus error name `call` fails with, "" if it succeeds.
+  template <typename F>
+  std::string ErrorOf(F&& call, std::string* message = nullptr) {
+    try {
+      call();
+    } catch (const sdbus::Error& e) {
+      if (message) *message = e.getMessage();
+      return e.getName();
+    }
+    return "";
+  }
+
+  ManagedObjects GetManagedObjects() {
+    ManagedObjects objects;
+    root_->callMethod("GetManagedObjects").onInterface(kObjectManager).storeResultsTo(objects);
+    return objects;
+  }
+
+  PrivateBus bus_;
+  FakeVolumeManager fake_;
+  std::unique_ptr<DbusService> service_;
+  std::unique_ptr<sdbus::IProxy> manager_;
+  std::unique_ptr<sdbus::IProxy> root_;
+  SignalLog log_;
+};
+
+TEST_F(DbusServiceTest, ManagerHasVersion) {
+  std::string version = manager_->getProperty("Version").onInterface(kManagerInterface);
+  EXPECT_EQ(version, SHORTHORN_VERSION);
+}
+
+TEST_F(DbusServiceTest, CreatedVolumeIsAManagedObjectWithProperties) {
+  sdbus::ObjectPath path = Create("db-1.a_b", kGiB);
+  EXPECT_EQ(path, "/org/shorthorn/Storage1/volumes/db_2d1_2ea_5fb");
+  EXPECT_TRUE(log_.WaitFor("added " + path));
+
+  ManagedObjects objects = GetManagedObjects();
+  ASSERT_TRUE(objects.count(path)) << "not in GetManagedObjects";
+  const auto& props = objects[path][kVolumeInterface];
+  EXPECT_EQ(props.at("Name").get<std::string>(), "db-1.a_b");
+  EXPECT_EQ(props.at("Size").get<uint64_t>(), kGiB);
+  EXPECT_EQ(props.at("State").get<std::string>(), "detached");
+  auto replicas = props.at("Replicas").get<std::vector<Replica>>();
+  ASSERT_EQ(replicas.size(), 1u);
+  EXPECT_EQ(std::get<0>(replicas[0]), "127.0.0.1:9500");
+
+  auto volume = sdbus::createProxy(kBusName, path);
+  std::string name = volume->getProperty("Name").onInterface(kVolumeInterface);
+  EXPECT_EQ(name, "db-1.a_b");
+
+  std::vector<sdbus::ObjectPath> listed;
+  manager_->callMethod("ListVolumes").onInterface(kManagerInterface).storeResultsTo(listed);
+  EXPECT_EQ(listed, std::vector<sdbus::ObjectPath>{path});
+}
+
+TEST_F(DbusServiceTest, ManagerErrorsKeepTheirKind) {
+  Create("vol1", kGiB);
+  std::string message;
+  EXPECT_EQ(ErrorOf([&] { Create("vol1", kGiB); }, &message),
+            "org.shorthorn.Storage1.Error.AlreadyExists");
+  EXPECT_EQ(message, "create volume vol1: already exists");
+  EXPECT_EQ(ErrorOf([&] { Create("bad/name", kGiB); }),
+            "org.shorthorn.Storage1.Error.InvalidArgument");
+  EXPECT_EQ(ErrorOf([&] {
+              manager_->callMethod("DeleteVolume")
+                  .onInterface(kManagerInterface)
+                  .withArguments(std::string("nope"), std::map<std::string, sdbus::Variant>{});
+            }),
+            "org.shorthorn.Storage1.Error.NotFound");
+}
+
+TEST_F(DbusServiceTest, OptionsAreCheckedAndWidened) {
+  std::string message;
+  EXPECT_EQ(ErrorOf(
+                [&] {
+                  Create("v", kGiB, {{"ratio", sdbus::Variant(0.5)}});
+                },
+                &message),
+            "org.shorthorn.Storage1.Error.InvalidArgument");
+  EXPECT_NE(message.find("option \"ratio\""), std::string::npos) << message;
+
+  Create("v", kGiB,
+         {{"count", sdbus::Variant(int32_t{-3})},
+          {"flag", sdbus::Variant(true)},
+          {"blocks", sdbus::Variant(uint32_t{7})}});
+  Options seen = fake_.last_options();
+  EXPECT_EQ(std::get<int64_t>(seen.at("count")), -3);
+  EXPECT_EQ(std::get<bool>(seen.at("flag")), true);
+  EXPECT_EQ(std::get<uint64_t>(seen.at("blocks")), 7u);
+}
+
+TEST_F(DbusServiceTest, DeleteEmitsInterfacesRemoved) {
+  sdbus::ObjectPath path = Create("gone", kGiB);
+  manager_->callMethod("DeleteVolume")
+      .onInterface(kManagerInterface)
+      .withArguments(std::string("gone"), std::map<std::string, sdbus::Variant>{});
+  EXPECT_TRUE(log_.WaitFor("removed " + path));
+  EXPECT_FALSE(GetManagedObjects().count(path));
+}
+
+TEST_F(DbusServiceTest, AttachDetachAndForeignChangesEmitPropertiesChanged) {
+  sdbus::ObjectPath path = Create("att", kGiB);
+  auto volume = sdbus::createProxy(kBusName, path);
+  SignalLog changes;
+  volume->uponSignal("PropertiesChanged")
+      .onInterface(kProperties)
+      .call([&](const std::string& iface, const std::map<std::string, sdbus::Variant>& changed,
+                const std::vector<std::string>&) {
+        for (const auto& [name, value] : changed) {
+          std::string text = name;
+          if (value.containsValueOfType<std::string>()) text += "=" + value.get<std::string>();
+          changes.Add(text);
+        }
+      });
+  volume->finishRegistration();
+
+  std::string device;
+  volume->callMethod("Attach")
+      .onInterface(kVolumeInterface)
+      .withArguments(std::map<std::string, sdbus::Variant>{})
+      .storeResultsTo(device);
+  EXPECT_EQ(device, "/dev/loop7");
+  EXPECT_TRUE(changes.WaitFor("State=attached"));
+  EXPECT_TRUE(changes.WaitFor("LoopDevice=/dev/loop7"));
+  EXPECT_TRUE(changes.WaitFor("Replicas"));
+  std::string loop = volume->getProperty("LoopDevice").onInterface(kVolumeInterface);
+  EXPECT_EQ(loop, "/dev/loop7");
+
+  EXPECT_EQ(ErrorOf([&] {
+              manager_->callMethod("DeleteVolume")
+                  .onInterface(kManagerInterface)
+                  .withArguments(std::string("att"), std::map<std::string, sdbus::Variant>{});
+            }),
+            "org.shorthorn.Storage1.Error.Busy");
+
+  // A change reported from a thread that is not the bus's.
+  std::thread([&] { fake_.SetState("att", "faulted"); }).join();
+  EXPECT_TRUE(changes.WaitFor("State=faulted"));
+  std::string state = volume->getProperty("State").onInterface(kVolumeInterface);
+  EXPECT_EQ(state, "faulted");
+
+  volume->callMethod("Detach")
+      .onInterface(kVolumeInterface)
+      .withArguments(std::map<std::string, sdbus::Variant>{});
+  EXPECT_TRUE(changes.WaitFor("State=detached"));
+  EXPECT_TRUE(changes.WaitFor("LoopDevice="));
+}
+
+TEST_F(DbusServiceTest, ExistingVolumesAreExportedAtStart) {
+  service_->Stop();
+  ASSERT_TRUE(fake_.CreateVolume("old", 4096, {}, {}).ok());
+  ASSERT_TRUE(service_->Start().ok());
+  EXPECT_TRUE(GetManagedObjects().count(sdbus::ObjectPath(VolumeObjectPath("old"))));
+}
+
+TEST_F(DbusServiceTest, SecondServiceFindsTheNameTaken) {
+  FakeVolumeManager other;
+  DbusService second(other);
+  Status s = second.Start();
+  EXPECT_EQ(s.kind(), ErrorKind::kAlreadyExists) << s.ToString();
+  EXPECT_NE(s.message().find("org.shorthorn.Storage1"), std::string::npos) << s.message();
+  // The first one is unaffected.
+  EXPECT_NO_THROW(Create("still", kGiB));
+}
+
+// With only the installed policy deciding who may own the name: root may,
+// anyone else is refused with NotAuthorized.
+TEST(DbusPolicyTest, OnlyRootMayOwnTheName) {
+  PrivateBus bus;
+  std::string error;
+  if (!bus.Start(PolicyFile(), /*anyone_may_own=*/false, &error)) {
+    GTEST_SKIP() << "no private dbus-daemon: " << error;
+  }
+  FakeVolumeManager fake;
+  DbusService service(fake);
+  Status s = service.Start();
+  if (geteuid() == 0) {
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  } else {
+    EXPECT_EQ(s.kind(), ErrorKind::kNotAuthorized) << s.ToString();
+  }
+}
+
+TEST_F(DbusServiceTest, UnprivilegedCallerMayReadButNotChange) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to run busctl as uid 65534";
+  Create("ro", kGiB);
+  const std::string as_nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+  const std::string manager =
+      std::string(" org.shorthorn.Storage1 ") + kManagerPath + " " + kManagerInterface + " ";
+
+  auto read = RunCommand(as_nobody + "busctl --system call" + manager + "ListVolumes");
+  EXPECT_EQ(read.exit_code, 0) << read.output;
+  EXPECT_NE(read.output.find("/org/shorthorn/Storage1/volumes/ro"), std::string::npos)
+      << read.output;
+  auto property = RunCommand(as_nobody + "busctl --system get-property org.shorthorn.Storage1 " +
+                             VolumeObjectPath("ro") + " " + kVolumeInterface + " Size");
+  EXPECT_EQ(property.exit_code, 0) << property.output;
+  EXPECT_NE(property.output.find("1073741824"), std::string::npos) << property.output;
+
+  auto create = RunCommand(as_nobody + "busctl --system call" + manager +
+                           "CreateVolume 'stasa{sv}' vol9 4096 0 0");
+  EXPECT_NE(create.exit_code, 0) << create.output;
+  EXPECT_NE(create.output.find("CreateVolume: caller uid 65534 is neither root nor in group "
+                               "shorthorn"),
+            std::string::npos)
+      << create.output;
+  auto attach = RunCommand(as_nobody + "busctl --system call org.shorthorn.Storage1 " +
+                           VolumeObjectPath("ro") + " " + kVolumeInterface + " Attach 'a{sv}' 0");
+  EXPECT_NE(attach.exit_code, 0) << attach.output;
+  EXPECT_NE(attach.output.find("Attach: caller uid 65534"), std::string::npos) << attach.output;
+  Result<VolumeInfo> info = fake_.GetVolume("ro");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->state, "detached");
+  EXPECT_FALSE(fake_.GetVolume("vol9").ok());
+}
+
+TEST_F(DbusServiceTest, BusctlCallFromTheDocsWorks) {
+  auto result = RunCommand(
+      "busctl --system call org.shorthorn.Storage1 /org/shorthorn/Storage1/Manager "
+      "org.shorthorn.Storage1.Manager CreateVolume 'stasa{sv}' vol1 1073741824 1 "
+      "127.0.0.1:9500 0");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_EQ(result.output, "o \"/org/shorthorn/Storage1/volumes/vol1\"\n");
+}
+
+// The introspection data of `xml`'s interface `name` as comparable lines
+// ("method CreateVolume in s name", "property Size t read", ...).
+std::set<std::string> InterfaceMembers(std::string xml, const std::string& name) {
+  xml = std::regex_replace(xml, std::regex("<!--[\\s\\S]*?-->"), "");
+  size_t begin = xml.find("<interface name=\"" + name + "\"");
+  size_t end = xml.find("</interface>", begin);
+  if (begin == std::string::npos || end == std::string::npos) return {};
+  std::string body = xml.substr(begin, end - begin);
+  std::set<std::string> members;
+  std::regex tag("<(method|signal|property|arg|annotation)\\b([^>]*)>");
+  std::regex attribute("(\\w+)=\"([^\"]*)\"");
+  std::string current;
+  for (std::sregex_iterator it(body.begin(), body.end(), tag), last; it != last; ++it) {
+    std::map<std::string, std::string> attrs;
+    std::string text = (*it)[2];
+    for (std::sregex_iterator a(text.begin(), text.end(), attribute); a != last; ++a) {
+      attrs[(*a)[1]] = (*a)[2];
+    }
+    std::string kind = (*it)[1];
+    if (kind == "method" || kind == "signal") {
+      current = kind + " " + attrs["name"];
+      members.insert(current);
+    } else if (kind == "property") {
+      current = "property " + attrs["name"];
+      members.insert(current + " " + attrs["type"] + " " + attrs["access"]);
+    } else if (kind == "arg") {
+      members.insert(current + " " + attrs["direction"] + " " + attrs["type"] + " " +
+                     attrs["name"]);
+    } else if (kind == "annotation") {
+      members.insert(current + " @" + attrs["name"] + "=" + attrs["value"]);
+    }
+  }
+  return members;
+}
+
+std::string ReadXml(const std::string& file) {
+  std::ifstream in(std::string(SHORTHORN_DBUS_XML_DIR) + "/" + file);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST_F(DbusServiceTest, IntrospectionMatchesTheInterfaceXml) {
+  sdbus::ObjectPath path = Create("intro", kGiB);
+  struct Case {
+    std::string path, interface, file;
+  };
+  for (const Case& c : {Case{kManagerPath, kManagerInterface, "org.shorthorn.Storage1.Manager.xml"},
+                        Case{path, kVolumeInterface, "org.shorthorn.Storage1.Volume.xml"}}) {
+    auto proxy = sdbus::createProxy(kBusName, c.path);
+    std::string live;
+    proxy->callMethod("Introspect")
+        .onInterface("org.freedesktop.DBus.Introspectable")
+        .storeResultsTo(live);
+    std::set<std::string> documented = InterfaceMembers(ReadXml(c.file), c.interface);
+    ASSERT_FALSE(documented.empty()) << c.file;
+    EXPECT_EQ(InterfaceMembers(live, c.interface), documented) << live;
+  }
+}
+
+}  // namespace
+}  // namespace shorthorn::fused::dbus

@@ -1,0 +1,142 @@
+#include "fused/engine/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <map>
+
+namespace shorthorn::fused {
+namespace {
+
+// An in-memory replica that can be told to fail; answers synchronously.
+class MemoryBackend : public Backend {
+ public:
+  explicit MemoryBackend(uint64_t size) : data_(size, 0) {}
+  uint64_t Size() const override { return data_.size(); }
+  void Read(uint64_t offset, uint32_t length, ReadCallback done) override {
+    reads++;
+    if (fail) return done(Status(ErrorKind::kUnavailable, "down", ECONNRESET), {});
+    done(Status::Ok(), {data_.begin() + offset, data_.begin() + offset + length});
+  }
+  void Write(uint64_t offset, std::span<const uint8_t> d, DoneCallback done) override {
+    if (fail) return done(Status(ErrorKind::kUnavailable, "down", ECONNRESET));
+    std::memcpy(data_.data() + offset, d.data(), d.size());
+    done(Status::Ok());
+  }
+  void Unmap(uint64_t offset, uint64_t length, DoneCallback done) override {
+    if (fail) return done(Status(ErrorKind::kIoError, "disk", EIO));
+    std::memset(data_.data() + offset, 0, length);
+    done(Status::Ok());
+  }
+  void Flush(DoneCallback done) override {
+    flushes++;
+    done(fail ? Status(ErrorKind::kIoError, "fsync failed", EIO) : Status::Ok());
+  }
+  Status Close() override { return Status::Ok(); }
+
+  bool fail = false;
+  int reads = 0;
+  int flushes = 0;
+  std::vector<uint8_t> data_;
+};
+
+struct Fixture {
+  explicit Fixture(int n) {
+    std::vector<EngineReplica> replicas;
+    for (int i = 0; i < n; ++i) {
+      auto b = std::make_unique<MemoryBackend>(1 << 20);
+      backends.push_back(b.get());
+      replicas.push_back({"r" + std::to_string(i), std::move(b), ReplicaMode::kRW});
+    }
+    engine = std::make_unique<Engine>("vol", 1 << 20, std::move(replicas), [this] { changes++; });
+  }
+  Status Write(uint64_t off, std::vector<uint8_t> d) {
+    Status out(ErrorKind::kFailed, "not called");
+    engine->Write(off, d, [&](Status s) { out = s; });
+    return out;
+  }
+  Status Read(uint64_t off, uint32_t len, std::vector<uint8_t>* d) {
+    Status out(ErrorKind::kFailed, "not called");
+    engine->Read(off, len, [&](Status s, std::vector<uint8_t> got) {
+      out = s;
+      *d = std::move(got);
+    });
+    return out;
+  }
+  std::vector<MemoryBackend*> backends;
+  std::unique_ptr<Engine> engine;
+  int changes = 0;
+};
+
+TEST(EngineTest, WriteReachesEveryReplica) {
+  Fixture f(3);
+  ASSERT_TRUE(f.Write(4096, std::vector<uint8_t>(4096, 7)).ok());
+  for (auto* b : f.backends) EXPECT_EQ(b->data_[4096 + 100], 7);
+}
+
+TEST(EngineTest, FailedReplicaIsDroppedAndIoGoesOn) {
+  Fixture f(2);
+  f.backends[0]->fail = true;
+  ASSERT_TRUE(f.Write(0, std::vector<uint8_t>(512, 9)).ok());
+  EXPECT_EQ(f.engine->Modes()[0].second, ReplicaMode::kERR);
+  EXPECT_EQ(f.engine->Modes()[1].second, ReplicaMode::kRW);
+  EXPECT_EQ(f.changes, 1);
+  std::vector<uint8_t> got;
+  ASSERT_TRUE(f.Read(0, 512, &got).ok());
+  EXPECT_EQ(got, std::vector<uint8_t>(512, 9));
+  EXPECT_EQ(f.backends[0]->reads, 0);  // ERR replicas are not read
+}
+
+TEST(EngineTest, ReadFailsOverToTheNextReplica) {
+  Fixture f(2);
+  ASSERT_TRUE(f.Write(0, std::vector<uint8_t>(4096, 3)).ok());
+  f.backends[0]->fail = true;
+  std::vector<uint8_t> got;
+  ASSERT_TRUE(f.Read(0, 4096, &got).ok());
+  EXPECT_EQ(got[0], 3);
+  EXPECT_EQ(f.engine->Modes()[0].second, ReplicaMode::kERR);
+}
+
+TEST(EngineTest, NoReplicaLeftIsEio) {
+  Fixture f(1);
+  f.backends[0]->fail = true;
+  Status s = f.Write(0, std::vector<uint8_t>(4096, 1));
+  EXPECT_EQ(s.sys_errno(), ECONNRESET);
+  s = f.Write(0, std::vector<uint8_t>(4096, 1));
+  EXPECT_EQ(s.sys_errno(), EIO);
+  EXPECT_NE(s.message().find("volume vol"), std::string::npos);
+  std::vector<uint8_t> got;
+  EXPECT_EQ(f.Read(0, 16, &got).sys_errno(), EIO);
+}
+
+TEST(EngineTest, FlushFailureFailsTheReplica) {
+  Fixture f(2);
+  f.backends[1]->fail = true;
+  Status out;
+  f.engine->Flush([&](Status s) { out = s; });
+  EXPECT_TRUE(out.ok());  // replica 0 made it durable
+  EXPECT_EQ(f.engine->Modes()[1].second, ReplicaMode::kERR);
+  f.engine->Flush([&](Status s) { out = s; });
+  EXPECT_EQ(f.backends[1]->flushes, 1);  // not retried on the failed replica
+}
+
+TEST(EngineTest, UnmapZeroesOnEveryReplica) {
+  Fixture f(2);
+  ASSERT_TRUE(f.Write(0, std::vector<uint8_t>(8192, 5)).ok());
+  Status out;
+  f.engine->Unmap(0, 4096, [&](Status s) { out = s; });
+  ASSERT_TRUE(out.ok());
+  for (auto* b : f.backends) {
+    EXPECT_EQ(b->data_[0], 0);
+    EXPECT_EQ(b->data_[4096], 5);
+  }
+}
+
+TEST(EngineTest, CloseFailsLaterIo) {
+  Fixture f(1);
+  ASSERT_TRUE(f.engine->Close().ok());
+  EXPECT_EQ(f.Write(0, std::vector<uint8_t>(16, 1)).sys_errno(), EIO);
+}
+
+}  // namespace
+}  // namespace shorthorn::fused

@@ -1,0 +1,51 @@
+#include "fused/core/registry.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+namespace shorthorn::fused {
+namespace {
+
+TEST(RegistryTest, SavesAndLoadsEveryField) {
+  char dir[] = "/tmp/shorthorn-registry-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string path = std::string(dir) + "/volumes.json";
+  Registry a(path);
+  ASSERT_TRUE(a.Load().ok());  // missing file: empty
+  EXPECT_TRUE(a.volumes().empty());
+  a.Put({"db", 1ull << 30, 7, {{"127.0.0.1:9500", "db-1"}, {"[::1]:9501", "db-2"}}});
+  ASSERT_TRUE(a.Save().ok());
+  Registry b(path);
+  ASSERT_TRUE(b.Load().ok());
+  const VolumeRecord* v = b.Find("db");
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(v->size, 1ull << 30);
+  EXPECT_EQ(v->epoch, 7u);
+  ASSERT_EQ(v->replicas.size(), 2u);
+  EXPECT_EQ(v->replicas[1].address, "[::1]:9501");
+  EXPECT_EQ(v->replicas[1].name, "db-2");
+  unlink(path.c_str());
+  rmdir(dir);
+}
+
+TEST(RegistryTest, CorruptFileIsAnErrorNamingIt) {
+  Registry r("/some/volumes.json");
+  Status s = r.Decode("{\"format\": 1, \"volumes\": [{\"name\": 5}]}");
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("/some/volumes.json"), std::string::npos);
+  EXPECT_FALSE(r.Decode("not json").ok());
+  EXPECT_FALSE(r.Decode("{\"format\": 2, \"volumes\": []}").ok());
+}
+
+TEST(RegistryTest, ValidatesNewVolumes) {
+  EXPECT_TRUE(ValidateNewVolume("v1", 1ull << 30).ok());
+  EXPECT_NE(ValidateNewVolume("v1", 0).message().find("size is 0"), std::string::npos);
+  EXPECT_NE(ValidateNewVolume("v1", 4097).message().find("multiple of 4096"), std::string::npos);
+  EXPECT_EQ(ValidateNewVolume("", 4096).kind(), ErrorKind::kInvalidArgument);
+  EXPECT_EQ(ValidateNewVolume("a/b", 4096).kind(), ErrorKind::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace shorthorn::fused

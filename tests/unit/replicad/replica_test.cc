@@ -1,0 +1,291 @@
+// Replica and ReplicaStore: metadata, epoch rules and the data path on every
+// engine.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <numeric>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "common/file_util.h"
+#include "replicad/replica_meta.h"
+#include "replicad/replica_store.h"
+#include "replicad/sync_io_engine.h"
+#include "replicad/uring_io_engine.h"
+#include "tests/unit/replicad/test_util.h"
+
+namespace shorthorn::replicad {
+namespace {
+
+using testing::FailingSyncEngine;
+using testing::TempDir;
+using testing::Wait;
+
+constexpr uint64_t kSize = 1 << 20;
+
+TEST(ReplicaMetaTest, RoundTrip) {
+  ReplicaMeta m;
+  m.volume = "vol1";
+  m.replica = "r1";
+  m.size = 8192;
+  m.epoch = 7;
+  auto back = DecodeReplicaMeta(EncodeReplicaMeta(m), "x");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->volume, "vol1");
+  EXPECT_EQ(back->replica, "r1");
+  EXPECT_EQ(back->size, 8192u);
+  EXPECT_EQ(back->epoch, 7u);
+  EXPECT_EQ(back->head, "head.img");
+}
+
+TEST(ReplicaMetaTest, RejectsBadContent) {
+  EXPECT_FALSE(DecodeReplicaMeta("not json", "x").ok());
+  EXPECT_FALSE(DecodeReplicaMeta("[]", "x").ok());
+  EXPECT_FALSE(DecodeReplicaMeta(R"({"format":2,"volume":"v","replica":"r","size":4096,)"
+                                 R"("epoch":0,"head":"head.img"})",
+                                 "x")
+                   .ok());
+  EXPECT_FALSE(DecodeReplicaMeta(R"({"format":1,"volume":"v","replica":"r","size":4097,)"
+                                 R"("epoch":0,"head":"head.img"})",
+                                 "x")
+                   .ok());
+  EXPECT_FALSE(DecodeReplicaMeta(R"({"format":1,"volume":"v","replica":"r","size":4096,)"
+                                 R"("epoch":0,"head":"../etc/passwd"})",
+                                 "x")
+                   .ok());
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  TempDir dir_;
+  SyncIoEngine engine_{0};
+  ReplicaStore store_{dir_.path(), &engine_};
+};
+
+TEST_F(StoreTest, CreateMakesSparseHeadAndMetadata) {
+  ASSERT_TRUE(store_.Create("vol", "r1", kSize).ok());
+  struct stat st {};
+  ASSERT_EQ(::stat((dir_.path() + "/r1/head.img").c_str(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), kSize);
+  EXPECT_EQ(st.st_blocks, 0);  // sparse
+  auto text = ReadFileToString(dir_.path() + "/r1/replica.json");
+  ASSERT_TRUE(text.ok());
+  auto meta = DecodeReplicaMeta(*text, "replica.json");
+  ASSERT_TRUE(meta.ok());
+  EXPECT_EQ(meta->epoch, 0u);
+  EXPECT_EQ(meta->volume, "vol");
+}
+
+TEST_F(StoreTest, CreateValidates) {
+  EXPECT_EQ(store_.Create("vol", "r1", 0).sys_errno(), EINVAL);
+  EXPECT_EQ(store_.Create("vol", "r1", 4097).sys_errno(), EINVAL);
+  EXPECT_EQ(store_.Create("vol", "../x", 4096).sys_errno(), EINVAL);
+  EXPECT_EQ(store_.Create("bad/vol", "r1", 4096).sys_errno(), EINVAL);
+  ASSERT_TRUE(store_.Create("vol", "r1", 4096).ok());
+  Status again = store_.Create("vol", "r1", 4096);
+  EXPECT_EQ(again.sys_errno(), EEXIST);
+  EXPECT_NE(again.message().find("create replica r1"), std::string::npos) << again.message();
+}
+
+TEST_F(StoreTest, OpenEpochRules) {
+  EXPECT_EQ(store_.Open("vol", "nope", 1).status().sys_errno(), ENOENT);
+  ASSERT_TRUE(store_.Create("vol", "r1", kSize).ok());
+  EXPECT_EQ(store_.Open("other", "r1", 1).status().sys_errno(), EINVAL);
+  auto r = store_.Open("vol", "r1", 3);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)->epoch(), 3u);
+  EXPECT_EQ((*r)->size(), kSize);
+  auto same = store_.Open("vol", "r1", 3);  // idempotent
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(same->get(), r->get());
+  EXPECT_EQ(store_.Open("vol", "r1", 2).status().sys_errno(), ESTALE);
+  ASSERT_TRUE(store_.Open("vol", "r1", 5).ok());
+  EXPECT_EQ(store_.Close("vol", "r1", 4).sys_errno(), ESTALE);
+  ASSERT_TRUE(store_.Close("vol", "r1", 5).ok());
+  EXPECT_TRUE((*r)->closed());
+}
+
+TEST_F(StoreTest, EpochSurvivesReopen) {
+  ASSERT_TRUE(store_.Create("vol", "r1", kSize).ok());
+  ASSERT_TRUE(store_.Open("vol", "r1", 9).ok());
+  store_.CloseAll();
+  ReplicaStore fresh(dir_.path(), &engine_);
+  EXPECT_EQ(fresh.Open("vol", "r1", 8).status().sys_errno(), ESTALE);
+  auto r = fresh.Open("vol", "r1", 9);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)->epoch(), 9u);
+}
+
+TEST_F(StoreTest, FindAndDelete) {
+  ASSERT_TRUE(store_.Create("vol", "r1", kSize).ok());
+  auto missing = store_.Find("vol", "r1");
+  EXPECT_EQ(missing.status().sys_errno(), ENOENT);
+  EXPECT_NE(missing.status().message().find("replica r1 is not open"), std::string::npos);
+  ASSERT_TRUE(store_.Open("vol", "r1", 1).ok());
+  EXPECT_TRUE(store_.Find("vol", "r1").ok());
+  EXPECT_EQ(store_.Delete("other", "r1").sys_errno(), EINVAL);
+  ASSERT_TRUE(store_.Delete("vol", "r1").ok());
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/r1"));
+  EXPECT_EQ(store_.Delete("vol", "r1").sys_errno(), ENOENT);
+  EXPECT_EQ(store_.Find("vol", "r1").status().sys_errno(), ENOENT);
+}
+
+TEST_F(StoreTest, StaleAndClosedReplicaRefusesOps) {
+  ASSERT_TRUE(store_.Create("vol", "r1", kSize).ok());
+  auto r = store_.Open("vol", "r1", 1);
+  ASSERT_TRUE(r.ok());
+  std::vector<uint8_t> buf(4096, 1);
+  ASSERT_TRUE(Wait([&](auto done) { (*r)->Write(1, 0, buf, done); }).ok());
+  ASSERT_TRUE(store_.Open("vol", "r1", 2).ok());
+  EXPECT_EQ(Wait([&](auto done) { (*r)->Write(1, 0, buf, done); }).sys_errno(), ESTALE);
+  ASSERT_TRUE(store_.Close("vol", "r1", 2).ok());
+  EXPECT_EQ(Wait([&](auto done) { (*r)->Read(2, 0, buf, done); }).sys_errno(), ESHUTDOWN);
+}
+
+// The data path on each engine.
+enum class EngineKind { kInline, kThreads, kUring };
+
+class DataPathTest : public ::testing::TestWithParam<EngineKind> {
+ protected:
+  void SetUp() override {
+    switch (GetParam()) {
+      case EngineKind::kInline:
+        engine_ = std::make_unique<SyncIoEngine>(0);
+        break;
+      case EngineKind::kThreads:
+        engine_ = std::make_unique<SyncIoEngine>(4);
+        break;
+      case EngineKind::kUring: {
+        auto uring = UringIoEngine::Create();
+        if (!uring.ok()) GTEST_SKIP() << "io_uring unavailable: " << uring.status().message();
+        engine_ = std::move(*uring);
+        break;
+      }
+    }
+    store_ = std::make_unique<ReplicaStore>(dir_.path(), engine_.get());
+    ASSERT_TRUE(store_->Create("vol", "r1", kSize).ok());
+    auto r = store_->Open("vol", "r1", 1);
+    ASSERT_TRUE(r.ok());
+    replica_ = *r;
+  }
+  void TearDown() override {
+    replica_.reset();
+    store_.reset();
+  }
+
+  std::vector<uint8_t> Read(uint64_t offset, uint64_t length, Status* status = nullptr) {
+    std::vector<uint8_t> buf(length, 0xee);
+    Status s = Wait([&](auto done) { replica_->Read(1, offset, buf, done); });
+    if (status != nullptr) *status = s;
+    EXPECT_TRUE(status != nullptr || s.ok()) << s.ToString();
+    return buf;
+  }
+  Status Write(uint64_t offset, const std::vector<uint8_t>& data) {
+    return Wait([&](auto done) { replica_->Write(1, offset, data, done); });
+  }
+
+  TempDir dir_;
+  std::unique_ptr<IoEngine> engine_;
+  std::unique_ptr<ReplicaStore> store_;
+  std::shared_ptr<Replica> replica_;
+};
+
+TEST_P(DataPathTest, HolesReadAsZeros) {
+  EXPECT_EQ(Read(12345, 70000), std::vector<uint8_t>(70000, 0));
+}
+
+TEST_P(DataPathTest, WriteReadRoundTripUnaligned) {
+  std::vector<uint8_t> data(10000);
+  std::iota(data.begin(), data.end(), 0);
+  ASSERT_TRUE(Write(4093, data).ok());
+  EXPECT_EQ(Read(4093, data.size()), data);
+  std::vector<uint8_t> big(kSize / 2, 0x5a);
+  ASSERT_TRUE(Write(kSize / 2, big).ok());  // ends exactly at the size
+  EXPECT_EQ(Read(kSize / 2, big.size()), big);
+  EXPECT_TRUE(Wait([&](auto done) { replica_->Flush(1, done); }).ok());
+}
+
+TEST_P(DataPathTest, UnmapPunchesHole) {
+  std::vector<uint8_t> data(64 << 10, 0x77);
+  ASSERT_TRUE(Write(0, data).ok());
+  ASSERT_TRUE(Wait([&](auto done) { replica_->Flush(1, done); }).ok());
+  struct stat before {};
+  ASSERT_EQ(::stat((dir_.path() + "/r1/head.img").c_str(), &before), 0);
+  EXPECT_GT(before.st_blocks, 0);
+  ASSERT_TRUE(Wait([&](auto done) { replica_->Unmap(1, 0, data.size(), done); }).ok());
+  EXPECT_EQ(Read(0, data.size()), std::vector<uint8_t>(data.size(), 0));
+  struct stat after {};
+  ASSERT_EQ(::stat((dir_.path() + "/r1/head.img").c_str(), &after), 0);
+  EXPECT_LT(after.st_blocks, before.st_blocks);
+  EXPECT_EQ(static_cast<uint64_t>(after.st_size), kSize);  // KEEP_SIZE
+}
+
+TEST_P(DataPathTest, OutOfRangeIsEinval) {
+  Status s;
+  Read(kSize - 4096, 8192, &s);
+  EXPECT_EQ(s.sys_errno(), EINVAL);
+  EXPECT_NE(s.message().find("read replica r1"), std::string::npos) << s.message();
+  Read(kSize + 1, 0, &s);
+  EXPECT_EQ(s.sys_errno(), EINVAL);
+  EXPECT_EQ(Write(kSize, std::vector<uint8_t>(1)).sys_errno(), EINVAL);
+  EXPECT_EQ(Wait([&](auto done) { replica_->Unmap(1, 0, kSize + 4096, done); }).sys_errno(),
+            EINVAL);
+}
+
+TEST_P(DataPathTest, ManyConcurrentOps) {
+  constexpr int kOps = 300;
+  std::vector<std::vector<uint8_t>> bufs(kOps);
+  std::vector<std::promise<Status>> done(kOps);
+  for (int i = 0; i < kOps; ++i) {
+    bufs[i].assign(3000, static_cast<uint8_t>(i));
+    replica_->Write(1, static_cast<uint64_t>(i) * 3000, bufs[i],
+                    [&done, i](Status s) { done[i].set_value(std::move(s)); });
+  }
+  for (auto& d : done) ASSERT_TRUE(d.get_future().get().ok());
+  for (int i = 0; i < kOps; i += 37)
+    EXPECT_EQ(Read(static_cast<uint64_t>(i) * 3000, 3000), bufs[i]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, DataPathTest,
+                         ::testing::Values(EngineKind::kInline, EngineKind::kThreads,
+                                           EngineKind::kUring),
+                         [](const auto& info) {
+                           switch (info.param) {
+                             case EngineKind::kInline:
+                               return "SyncInline";
+                             case EngineKind::kThreads:
+                               return "SyncThreads";
+                             case EngineKind::kUring:
+                               return "IoUring";
+                           }
+                           return "Unknown";
+                         });
+
+TEST(FlushFailureTest, FailedFdatasyncFailsReplicaForGood) {
+  TempDir dir;
+  FailingSyncEngine engine;
+  ReplicaStore store(dir.path(), &engine);
+  ASSERT_TRUE(store.Create("vol", "r1", kSize).ok());
+  auto r = store.Open("vol", "r1", 1);
+  ASSERT_TRUE(r.ok());
+  std::vector<uint8_t> buf(4096, 3);
+  ASSERT_TRUE(Wait([&](auto done) { (*r)->Write(1, 0, buf, done); }).ok());
+  engine.fail_sync = true;
+  Status flush = Wait([&](auto done) { (*r)->Flush(1, done); });
+  EXPECT_EQ(flush.sys_errno(), EIO);
+  EXPECT_TRUE((*r)->failed());
+  engine.fail_sync = false;  // the disk "recovers": still no success
+  EXPECT_EQ(Wait([&](auto done) { (*r)->Flush(1, done); }).sys_errno(), EIO);
+  EXPECT_EQ(Wait([&](auto done) { (*r)->Read(1, 0, buf, done); }).sys_errno(), EIO);
+  EXPECT_EQ(Wait([&](auto done) { (*r)->Write(1, 0, buf, done); }).sys_errno(), EIO);
+  EXPECT_EQ(engine.sync_calls, 1);  // never retried
+  EXPECT_EQ(store.Close("vol", "r1", 1).sys_errno(), EIO);
+  EXPECT_EQ(store.Open("vol", "r1", 1).status().sys_errno(), EIO);  // sticky
+  ASSERT_TRUE(store.Delete("vol", "r1").ok());
+}
+
+}  // namespace
+}  // namespace shorthorn::replicad

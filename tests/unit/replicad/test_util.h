@@ -1,0 +1,62 @@
+// Helpers shared by the replicad unit tests: a temporary data directory, a
+// way to wait for an asynchronous replica op, and a fake IoEngine whose
+// fdatasync fails. Test-only; single-threaded use apart from the engine.
+#pragma once
+
+#include <stdlib.h>
+
+#include <cerrno>
+
+#include <filesystem>
+#include <future>
+#include <string>
+
+#include "replicad/io_engine.h"
+#include "replicad/replica.h"
+#include "replicad/sync_io_engine.h"
+
+namespace shorthorn::replicad::testing {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "replicad-test-XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data()) != nullptr ? tmpl : std::string();
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Runs `op(done)` and waits for `done`.
+template <typename Op>
+Status Wait(Op op) {
+  std::promise<Status> p;
+  auto f = p.get_future();
+  op([&p](Status s) { p.set_value(std::move(s)); });
+  return f.get();
+}
+
+// Runs requests inline like SyncIoEngine(0), but every fdatasync fails with
+// `sync_errno` once fail_sync is set, and counts the attempts.
+class FailingSyncEngine : public IoEngine {
+ public:
+  std::string_view name() const override { return "failing-sync"; }
+  void Submit(const IoRequest& request, IoCallback done) override {
+    if (request.op == IoOp::kFdatasync) {
+      ++sync_calls;
+      if (fail_sync) return done(-sync_errno);
+    }
+    done(RunIoBlocking(request));
+  }
+  bool fail_sync = false;
+  int sync_errno = EIO;
+  int sync_calls = 0;
+};
+
+}  // namespace shorthorn::replicad::testing
