@@ -15,6 +15,7 @@ std::string_view ErrorKindName(ErrorKind kind) {
     case ErrorKind::kUnavailable: return "Unavailable";
     case ErrorKind::kStale: return "Stale";
     case ErrorKind::kNoSpace: return "NoSpace";
+    case ErrorKind::kLimitExceeded: return "LimitExceeded";
     case ErrorKind::kIoError: return "IOError";
     case ErrorKind::kProtocol: return "Protocol";
     case ErrorKind::kFailed: return "Failed";
@@ -33,6 +34,7 @@ int Status::sys_errno() const {
     case ErrorKind::kNotAuthorized: return EPERM;
     case ErrorKind::kStale: return ESTALE;
     case ErrorKind::kNoSpace: return ENOSPC;
+    case ErrorKind::kLimitExceeded: return EMLINK;
     case ErrorKind::kProtocol: return EPROTO;
     default: return EIO;
   }
@@ -61,6 +63,7 @@ ErrorKind KindForErrno(int sys_errno) {
     case ENOSPC:
     case EDQUOT: return ErrorKind::kNoSpace;
     case EIO: return ErrorKind::kIoError;
+    case EMLINK: return ErrorKind::kLimitExceeded;
     case EPROTO:
     case EBADMSG: return ErrorKind::kProtocol;
     case ECONNREFUSED:

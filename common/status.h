@@ -26,6 +26,7 @@ enum class ErrorKind {
   kUnavailable,  // a replica or other peer cannot be reached
   kStale,        // fenced: an older epoch
   kNoSpace,
+  kLimitExceeded,  // a count limit (snapshots per volume, ...)
   kIoError,
   kProtocol,  // a malformed frame or reply
   kFailed,    // anything else

@@ -60,6 +60,12 @@ std::string_view OpName(uint16_t op) {
     case Op::kOpenReplica: return "OPEN_REPLICA";
     case Op::kCloseReplica: return "CLOSE_REPLICA";
     case Op::kDeleteReplica: return "DELETE_REPLICA";
+    case Op::kSnapshot: return "SNAPSHOT";
+    case Op::kDeleteSnapshot: return "DELETE_SNAPSHOT";
+    case Op::kRevert: return "REVERT";
+    case Op::kExpand: return "EXPAND";
+    case Op::kListLayers: return "LIST_LAYERS";
+    case Op::kVerify: return "VERIFY";
   }
   return "UNKNOWN";
 }
@@ -73,6 +79,18 @@ bool IsControlOp(Op op) {
     case Op::kOpenReplica:
     case Op::kCloseReplica:
     case Op::kDeleteReplica: return true;
+    default: return IsLayerOp(op);
+  }
+}
+
+bool IsLayerOp(Op op) {
+  switch (op) {
+    case Op::kSnapshot:
+    case Op::kDeleteSnapshot:
+    case Op::kRevert:
+    case Op::kExpand:
+    case Op::kListLayers:
+    case Op::kVerify: return true;
     default: return false;
   }
 }

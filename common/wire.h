@@ -24,8 +24,9 @@ inline constexpr size_t kHeaderSize = 64;
 
 // Largest READ or WRITE (the FUSE frontend sends at most 1 MiB).
 inline constexpr uint64_t kMaxIoLength = 4u << 20;
-// Largest JSON payload of a control op, and of an error message.
-inline constexpr uint32_t kMaxControlPayload = 64u << 10;
+// Largest JSON payload of a control op, and of an error message (a layer
+// list of 250 snapshots with checksums is ~60 KiB).
+inline constexpr uint32_t kMaxControlPayload = 1u << 20;
 
 enum class Op : uint16_t {
   kHello = 1,  // bind this connection to an open replica at an epoch
@@ -38,6 +39,14 @@ enum class Op : uint16_t {
   kOpenReplica = 17,
   kCloseReplica = 18,
   kDeleteReplica = 19,
+  // Layer ops: JSON payloads, on a connection bound by HELLO, epoch-checked
+  // like data ops.
+  kSnapshot = 32,
+  kDeleteSnapshot = 33,
+  kRevert = 34,
+  kExpand = 35,
+  kListLayers = 36,
+  kVerify = 37,
 };
 
 inline constexpr uint32_t kFlagReply = 1u << 0;
@@ -48,6 +57,8 @@ std::string_view OpName(uint16_t op);
 bool IsKnownOp(uint16_t op);
 // True for ops whose payload (request or reply) is a JSON object.
 bool IsControlOp(Op op);
+// True for the control ops that need a HELLO-bound connection (ops 32-37).
+bool IsLayerOp(Op op);
 
 struct Header {
   uint16_t version = kVersion;

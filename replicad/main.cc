@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -80,6 +81,15 @@ int Run(int argc, char** argv) {
   if (::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0) {
     LogWarning(std::string("set PR_SET_IO_FLUSHER: ") + std::strerror(errno) +
                "; writeback under memory pressure may deadlock with a local mount");
+  }
+  // Every layer of every open replica keeps its file open (up to 251 per
+  // replica): take the hard limit of open files.
+  if (rlimit nofile{};
+      ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &nofile) != 0) {
+      LogWarning(std::string("raise the open-file limit: ") + std::strerror(errno));
+    }
   }
   auto engine = MakeIoEngine(cfg.io_engine);
   if (!engine.ok()) {

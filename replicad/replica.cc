@@ -1,15 +1,30 @@
 // Design notes: admission (Begin) and the in-flight count share one mutex so
-// that Close and SetEpoch can wait for "every op admitted before me" without
-// a race between a check and the op's start. The mutex is held for a few
-// instructions per op; the I/O itself runs without it.
+// that Close, SetEpoch and the layer ops can wait for "every op admitted
+// before me" without a race between a check and the op's start. The I/O
+// itself runs without it.
+//
+// Data path over the chain. A read looks the range up in the block index
+// under a shared lock, takes references to the layers it names, and issues
+// one pread per run (holes are zero-filled in place): a contiguous range
+// held by one layer is one syscall. A write takes the range lock of its
+// blocks, writes whole blocks to the head (aligned: the caller's buffer as
+// is; unaligned: a bounce buffer whose edge blocks are first read from the
+// chain) and updates the index after the write completed, then releases the
+// range lock. So a read never sees the index name a block the head does not
+// hold yet, and a merge copy (which takes the same range locks) never
+// overwrites a block the engine wrote.
+//
+// UNMAP must make the range read as zeros. The head is punched; where a
+// layer below the head still holds data in the range (found with SEEK_DATA
+// on each lower layer of the active chain), real zeros are written into the
+// head instead, because a hole there would let the lower data show through.
+// With no snapshots this is one fallocate. Unmap runs its syscalls on the
+// caller's thread (it is rare and already bounded by the range lock).
 //
 // A replica is failed only by a failed fdatasync: after one, the kernel may
 // have dropped dirty pages, so no later flush could prove durability. Write
 // errors (ENOSPC, EIO) are returned to the client, which fails the replica
 // on its side; the replica itself keeps serving.
-//
-// Create writes replica.json last: a directory without it is a crashed
-// create, which Open reports as ENOENT and Delete removes.
 #include "replicad/replica.h"
 
 #include <dirent.h>
@@ -17,11 +32,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <utility>
-#include <vector>
 
 #include "common/log.h"
+#include "replicad/layer_file.h"
 
 namespace shorthorn::replicad {
 namespace {
@@ -32,21 +49,37 @@ std::string Parent(const std::string& dir) {
   return slash == 0 ? "/" : dir.substr(0, slash);
 }
 
-Status CreateHead(const std::string& path, uint64_t size) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!fd.valid()) return ErrnoStatus(errno, "create " + path);
-  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
-    return ErrnoStatus(errno, "truncate " + path);
+// Joins the pieces of one op: the last piece to finish reports.
+struct Joiner {
+  std::atomic<int> pending{1};  // 1 for the submitter, released by Finish()
+  std::mutex mu;
+  Status first_error;
+  std::function<void(Status)> done;
+  std::vector<std::shared_ptr<void>> keep;  // layers read from
+
+  void Fail(Status s) {
+    std::lock_guard lock(mu);
+    if (first_error.ok()) first_error = std::move(s);
   }
-  if (::fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync " + path);
-  return Status::Ok();
-}
+  void Finish() {
+    if (pending.fetch_sub(1) != 1) return;
+    Status s;
+    {
+      std::lock_guard lock(mu);
+      s = first_error;
+    }
+    done(std::move(s));
+  }
+};
 
 }  // namespace
 
 Status Replica::Create(const std::string& dir, const ReplicaMeta& meta) {
   if (::mkdir(dir.c_str(), 0700) != 0) return ErrnoStatus(errno, "create directory " + dir);
-  Status s = CreateHead(DataPath(dir, meta), meta.size);
+  Status s;
+  for (const auto& l : meta.layers) {
+    if (s.ok()) s = CreateLayerFile(dir + "/" + l.file, meta.size);
+  }
   if (s.ok()) s = WriteFileAtomic(MetaPath(dir), EncodeReplicaMeta(meta));
   if (s.ok()) s = SyncDirectory(Parent(dir));
   if (!s.ok()) {
@@ -75,32 +108,21 @@ Status Replica::Destroy(const std::string& dir) {
   return SyncDirectory(Parent(dir));
 }
 
-Result<std::shared_ptr<Replica>> Replica::Open(const std::string& dir, IoEngine* engine) {
-  std::string meta_path = MetaPath(dir);
-  auto text = ReadFileToString(meta_path);
-  if (!text.ok()) return text.status();
-  auto meta = DecodeReplicaMeta(*text, meta_path);
-  if (!meta.ok()) return meta.status();
-  std::string data_path = DataPath(dir, *meta);
-  UniqueFd fd(::open(data_path.c_str(), O_RDWR | O_CLOEXEC));
-  if (!fd.valid()) return ErrnoStatus(errno, "open " + data_path);
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, "stat " + data_path);
-  if (static_cast<uint64_t>(st.st_size) != meta->size) {
-    return Status(ErrorKind::kIoError,
-                  "open " + data_path + ": file is " + std::to_string(st.st_size) +
-                      " bytes but replica.json says " + std::to_string(meta->size),
-                  EIO);
-  }
-  return std::shared_ptr<Replica>(new Replica(dir, std::move(*meta), std::move(fd), engine));
-}
-
-Replica::Replica(std::string dir, ReplicaMeta meta, UniqueFd fd, IoEngine* engine)
+Replica::Replica(std::string dir, ReplicaMeta meta, IoEngine* engine, ReplicaOptions options)
     : dir_(std::move(dir)),
-      meta_(std::move(meta)),
-      fd_(std::move(fd)),
       engine_(engine),
-      epoch_(meta_.epoch) {}
+      options_(std::move(options)),
+      epoch_(meta.epoch),
+      meta_(std::move(meta)),
+      size_(meta_.size),
+      index_(0, options_.index_chunk_bits) {}
+
+Replica::~Replica() { StopWorker(); }
+
+uint64_t Replica::size() const {
+  std::lock_guard lock(mu_);
+  return size_;
+}
 
 bool Replica::failed() const {
   std::lock_guard lock(mu_);
@@ -118,8 +140,8 @@ Status Replica::SetEpoch(uint64_t epoch) {
   updated.epoch = epoch;
   Status s = WriteFileAtomic(MetaPath(dir_), EncodeReplicaMeta(updated));
   if (!s.ok()) return s.WithContext("set epoch of " + Object());
-  std::unique_lock lock(mu_);
   meta_.epoch = epoch;
+  std::unique_lock lock(mu_);
   epoch_.store(epoch);
   // Ops admitted under the old epoch finish before the new owner hears back.
   idle_.wait(lock, [this] { return in_flight_ == 0; });
@@ -146,12 +168,13 @@ Status Replica::Check(std::string_view op, uint64_t epoch) const {
 }
 
 Status Replica::Begin(std::string_view op, uint64_t epoch, uint64_t offset, uint64_t length) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
+  idle_.wait(lock, [this] { return !paused_; });
   SH_RETURN_IF_ERROR(CheckLocked(op, epoch));
-  if (offset > meta_.size || length > meta_.size - offset) {
+  if (offset > size_ || length > size_ - offset) {
     return Status(ErrorKind::kInvalidArgument,
                   std::string(op) + " " + Object() + ": range " + std::to_string(offset) + "+" +
-                      std::to_string(length) + " is beyond the size " + std::to_string(meta_.size),
+                      std::to_string(length) + " is beyond the size " + std::to_string(size_),
                   EINVAL);
   }
   ++in_flight_;
@@ -172,31 +195,95 @@ void Replica::MarkFailed(const Status& cause) {
   LogError(Object() + " of volume " + meta_.volume + " has failed: " + cause.message());
 }
 
-void Replica::SubmitIo(std::string_view op, std::string_view what, const IoRequest& request,
-                       Done done) {
-  std::string context =
-      std::string(op) + " " + Object() + ": " + std::string(what) + " " + meta_.head;
-  bool is_sync = request.op == IoOp::kFdatasync;
-  engine_->Submit(request, [self = shared_from_this(), context = std::move(context), is_sync,
-                            done = std::move(done)](int64_t result) {
-    Status s;
-    if (result < 0) {
-      s = ErrnoStatus(static_cast<int>(-result), context);
-      if (is_sync) self->MarkFailed(s);
-    }
-    self->End();
-    done(std::move(s));
-  });
-}
-
 void Replica::Read(uint64_t epoch, uint64_t offset, std::span<uint8_t> buf, Done done) {
   if (Status s = Begin("read", epoch, offset, buf.size()); !s.ok()) return done(std::move(s));
   if (buf.empty()) {
     End();
     return done(Status::Ok());
   }
-  SubmitIo("read", "pread", {IoOp::kRead, fd_.get(), buf.data(), offset, buf.size()},
-           std::move(done));
+  uint64_t end = offset + buf.size();
+  uint64_t first = offset / kSectorSize;
+  uint64_t last = (end + kSectorSize - 1) / kSectorSize;
+  std::vector<BlockIndex::Extent> runs;
+  std::vector<LayerPtr> layers;
+  {
+    std::shared_lock lock(index_mu_);
+    index_.Lookup(first, last - first, &runs);
+    for (const auto& r : runs)
+      layers.push_back(r.slot == BlockIndex::kNone ? nullptr : slots_[r.slot]);
+  }
+  auto join = std::make_shared<Joiner>();
+  join->done = [self = shared_from_this(), done = std::move(done)](Status s) {
+    self->End();
+    done(std::move(s));
+  };
+  std::string context = "read " + Object() + ": pread ";
+  for (size_t i = 0; i < runs.size(); ++i) {
+    uint64_t bo = std::max(offset, runs[i].block * kSectorSize);
+    uint64_t be = std::min(end, (runs[i].block + runs[i].count) * kSectorSize);
+    uint8_t* dst = buf.data() + (bo - offset);
+    if (layers[i] == nullptr) {
+      std::memset(dst, 0, be - bo);
+      continue;
+    }
+    join->pending.fetch_add(1);
+    join->keep.push_back(layers[i]);
+    engine_->Submit({IoOp::kRead, layers[i]->fd.get(), dst, bo, be - bo},
+                    [join, what = context + layers[i]->file](int64_t result) {
+                      if (result < 0) join->Fail(ErrnoStatus(static_cast<int>(-result), what));
+                      join->Finish();
+                    });
+  }
+  join->Finish();
+}
+
+Status Replica::ReadChainBlocking(uint64_t block, uint64_t count, uint8_t* out) {
+  std::vector<BlockIndex::Extent> runs;
+  std::vector<LayerPtr> layers;
+  {
+    std::shared_lock lock(index_mu_);
+    index_.Lookup(block, count, &runs);
+    for (const auto& r : runs)
+      layers.push_back(r.slot == BlockIndex::kNone ? nullptr : slots_[r.slot]);
+  }
+  for (size_t i = 0; i < runs.size(); ++i) {
+    uint8_t* dst = out + (runs[i].block - block) * kSectorSize;
+    uint64_t n = runs[i].count * kSectorSize;
+    if (layers[i] == nullptr) {
+      std::memset(dst, 0, n);
+    } else {
+      SH_RETURN_IF_ERROR(
+          PreadFull(layers[i]->fd.get(), dst, n, runs[i].block * kSectorSize, layers[i]->file));
+    }
+  }
+  return Status::Ok();
+}
+
+void Replica::SubmitWrite(uint64_t first, uint64_t blocks,
+                          std::shared_ptr<std::vector<uint8_t>> owned, const uint8_t* data,
+                          std::shared_ptr<RangeLock::Guard> guard, Done done) {
+  LayerPtr head;
+  {
+    std::shared_lock lock(index_mu_);
+    head = head_;
+  }
+  std::string context = "write " + Object() + ": pwrite " + head->file;
+  engine_->Submit({IoOp::kWrite, head->fd.get(), const_cast<uint8_t*>(data), first * kSectorSize,
+                   blocks * kSectorSize},
+                  [self = shared_from_this(), head, first, blocks, owned = std::move(owned),
+                   guard = std::move(guard), context = std::move(context),
+                   done = std::move(done)](int64_t result) {
+                    Status s;
+                    if (result < 0) {
+                      s = ErrnoStatus(static_cast<int>(-result), context);
+                    } else {
+                      std::unique_lock lock(self->index_mu_);
+                      self->index_.Set(first, blocks, head->slot);
+                    }
+                    guard->Release();
+                    self->End();
+                    done(std::move(s));
+                  });
 }
 
 void Replica::Write(uint64_t epoch, uint64_t offset, std::span<const uint8_t> data, Done done) {
@@ -205,27 +292,126 @@ void Replica::Write(uint64_t epoch, uint64_t offset, std::span<const uint8_t> da
     End();
     return done(Status::Ok());
   }
-  SubmitIo("write", "pwrite",
-           {IoOp::kWrite, fd_.get(), const_cast<uint8_t*>(data.data()), offset, data.size()},
-           std::move(done));
+  uint64_t end = offset + data.size();
+  uint64_t first = offset / kSectorSize;
+  uint64_t last = (end + kSectorSize - 1) / kSectorSize;
+  auto guard = std::make_shared<RangeLock::Guard>(range_lock_.Lock(first, last));
+  if (offset % kSectorSize == 0 && end % kSectorSize == 0) {
+    return SubmitWrite(first, last - first, nullptr, data.data(), std::move(guard),
+                       std::move(done));
+  }
+  // Unaligned: the head only ever gets whole blocks, so the edge blocks
+  // are completed from the chain (never from a hole in the head).
+  auto bounce = std::make_shared<std::vector<uint8_t>>((last - first) * kSectorSize);
+  Status s;
+  if (offset % kSectorSize != 0) s = ReadChainBlocking(first, 1, bounce->data());
+  if (s.ok() && end % kSectorSize != 0 && (last - 1 != first || offset % kSectorSize == 0)) {
+    s = ReadChainBlocking(last - 1, 1, bounce->data() + (last - 1 - first) * kSectorSize);
+  }
+  if (!s.ok()) {
+    guard->Release();
+    End();
+    return done(s.WithContext("write " + Object()));
+  }
+  std::memcpy(bounce->data() + (offset - first * kSectorSize), data.data(), data.size());
+  const uint8_t* p = bounce->data();
+  SubmitWrite(first, last - first, std::move(bounce), p, std::move(guard), std::move(done));
+}
+
+Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
+  uint64_t end = offset + length;
+  uint64_t first = offset / kSectorSize;
+  uint64_t last = (end + kSectorSize - 1) / kSectorSize;
+  LayerPtr head;
+  std::vector<LayerPtr> lower;
+  {
+    std::shared_lock lock(index_mu_);
+    head = head_;
+    lower = lower_;
+  }
+  // Partial edge blocks: zero their part in a whole-block copy.
+  std::vector<uint64_t> edges;
+  if (offset % kSectorSize != 0) edges.push_back(first);
+  if (end % kSectorSize != 0 && (edges.empty() || last - 1 != first)) edges.push_back(last - 1);
+  for (uint64_t b : edges) {
+    uint8_t block[kSectorSize];
+    SH_RETURN_IF_ERROR(ReadChainBlocking(b, 1, block));
+    uint64_t zs = std::max(offset, b * kSectorSize), ze = std::min(end, (b + 1) * kSectorSize);
+    std::memset(block + (zs - b * kSectorSize), 0, ze - zs);
+    SH_RETURN_IF_ERROR(PwriteFull(head->fd.get(), block, kSectorSize, b * kSectorSize, head->file));
+    std::unique_lock lock(index_mu_);
+    index_.Set(b, 1, head->slot);
+  }
+  uint64_t a = (offset + kSectorSize - 1) / kSectorSize, z = end / kSectorSize;
+  if (a >= z) return Status::Ok();
+  // Blocks a lower layer still holds must read as zeros: collect them.
+  std::vector<std::pair<uint64_t, uint64_t>> shadow;  // [start, end) blocks
+  for (const auto& l : lower) {
+    auto ext = AllocatedExtents(l->fd.get(), a * kSectorSize, z * kSectorSize, l->file);
+    if (!ext.ok()) return ext.status();
+    for (const auto& e : *ext) {
+      shadow.emplace_back(e.offset / kSectorSize,
+                          (e.offset + e.length + kSectorSize - 1) / kSectorSize);
+    }
+  }
+  std::sort(shadow.begin(), shadow.end());
+  std::vector<std::pair<uint64_t, uint64_t>> merged;
+  for (const auto& r : shadow) {
+    if (!merged.empty() && r.first <= merged.back().second) {
+      merged.back().second = std::max(merged.back().second, r.second);
+    } else {
+      merged.push_back(r);
+    }
+  }
+  SH_RETURN_IF_ERROR(PunchHole(head->fd.get(), a * kSectorSize, (z - a) * kSectorSize, head->file));
+  for (const auto& [s, e] : merged) {
+    SH_RETURN_IF_ERROR(
+        WriteZeros(head->fd.get(), s * kSectorSize, (e - s) * kSectorSize, head->file));
+  }
+  std::unique_lock lock(index_mu_);
+  index_.Set(a, z - a, BlockIndex::kNone);
+  for (const auto& [s, e] : merged) index_.Set(s, e - s, head->slot);
+  return Status::Ok();
 }
 
 void Replica::Unmap(uint64_t epoch, uint64_t offset, uint64_t length, Done done) {
   if (Status s = Begin("unmap", epoch, offset, length); !s.ok()) return done(std::move(s));
-  if (length == 0) {
-    End();
-    return done(Status::Ok());
+  Status s;
+  if (length > 0) {
+    uint64_t first = offset / kSectorSize;
+    uint64_t last = (offset + length + kSectorSize - 1) / kSectorSize;
+    RangeLock::Guard guard = range_lock_.Lock(first, last);
+    s = UnmapLocked(offset, length);
+    if (!s.ok()) s = s.WithContext("unmap " + Object());
   }
-  SubmitIo("unmap", "punch a hole in", {IoOp::kPunchHole, fd_.get(), nullptr, offset, length},
-           std::move(done));
+  End();
+  done(std::move(s));
 }
 
 void Replica::Flush(uint64_t epoch, Done done) {
   if (Status s = Begin("flush", epoch, 0, 0); !s.ok()) return done(std::move(s));
-  SubmitIo("flush", "fdatasync", {IoOp::kFdatasync, fd_.get(), nullptr, 0, 0}, std::move(done));
+  LayerPtr head;
+  {
+    std::shared_lock lock(index_mu_);
+    head = head_;
+  }
+  std::string context = "flush " + Object() + ": fdatasync " + head->file;
+  engine_->Submit({IoOp::kFdatasync, head->fd.get(), nullptr, 0, 0},
+                  [self = shared_from_this(), head, context = std::move(context),
+                   done = std::move(done)](int64_t result) {
+                    Status s;
+                    if (result < 0) {
+                      s = ErrnoStatus(static_cast<int>(-result), context);
+                      self->MarkFailed(s);
+                    }
+                    self->End();
+                    done(std::move(s));
+                  });
 }
 
 Status Replica::Close() {
+  StopWorker();
+  LayerPtr head;
   {
     std::unique_lock lock(mu_);
     if (closed_) return Status::Ok();
@@ -235,8 +421,12 @@ Status Replica::Close() {
       return Status(ErrorKind::kIoError, "close " + Object() + ": the replica has failed", EIO);
     }
   }
-  if (::fdatasync(fd_.get()) != 0) {
-    Status s = ErrnoStatus(errno, "close " + Object() + ": fdatasync " + meta_.head);
+  {
+    std::shared_lock lock(index_mu_);
+    head = head_;
+  }
+  if (::fdatasync(head->fd.get()) != 0) {
+    Status s = ErrnoStatus(errno, "close " + Object() + ": fdatasync " + head->file);
     MarkFailed(s);
     return s;
   }

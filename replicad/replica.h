@@ -1,63 +1,130 @@
-// Replica: one open replica directory (replica.json + head.img) and its data
-// path. Data ops (Read, Write, Unmap, Flush) go through the IoEngine and
-// complete through a callback; control ops (Create, Open, SetEpoch, Close,
-// Destroy) are synchronous and meant for the ReplicaStore, which serializes
-// them.
+// Replica: one open replica directory (replica.json + one sparse file per
+// layer) and its data path over the layer chain. Data ops (Read, Write,
+// Unmap, Flush) complete through a callback; control ops (Create, Open,
+// SetEpoch, Close, Destroy, and the layer ops Snapshot, DeleteSnapshot,
+// Revert, Expand, ListLayers, StartVerify) are synchronous. A background
+// worker thread per replica merges deleted snapshots into their child and
+// computes and verifies layer checksums (doc/replica-format.md).
 //
 // Promises:
 //  * Every data op checks, in this order: failed -> EIO, closed -> ESHUTDOWN,
 //    epoch != current epoch -> ESTALE, range beyond size -> EINVAL.
+//  * A read of a block returns the newest layer of the active chain (head ->
+//    parent -> ... -> root) that holds it, zeros when none does. Writes and
+//    unmaps go to the head only, in whole 4 KiB blocks (edge blocks are
+//    read-modify-written from the chain). An unmapped range reads as zeros.
+//  * Every metadata change is one atomic replace of replica.json; a crash at
+//    any moment leaves a replica that opens with the same content in every
+//    snapshot and every acknowledged write in the head.
 //  * SetEpoch persists replica.json atomically before the new epoch takes
 //    effect, then waits for the ops admitted under the old epoch to finish.
 //  * A failed fdatasync marks the replica failed for good: every later op
 //    answers EIO. An fdatasync is never retried.
-//  * Close waits for the ops in flight, then fdatasyncs the data file.
+//  * Close stops the worker (an unfinished merge resumes at the next Open),
+//    waits for the ops in flight, then fdatasyncs the head.
 //
 // Threads: data ops and accessors from any thread; `done` runs on an engine
-// thread or, for an op refused up front, on the caller's thread. Ops in
-// flight hold a reference (shared_ptr) so the file stays open until they end.
+// thread or on the caller's thread. Control ops may come from any thread;
+// they serialize on an internal mutex (callers need not). Ops in flight hold
+// references to the replica and to the layers they touch, so files stay open
+// until they end.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <shared_mutex>
 #include <span>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "common/file_util.h"
 #include "common/status.h"
+#include "replicad/block_index.h"
 #include "replicad/io_engine.h"
+#include "replicad/range_lock.h"
 #include "replicad/replica_meta.h"
 
 namespace shorthorn::replicad {
+
+struct ReplicaOptions {
+  unsigned index_chunk_bits = BlockIndex::kDefaultChunkBits;
+  // Fault injection for tests: called at each interrupt point of the worker
+  // ("merge-start", "merge-prepared", "merge-copy" after every piece,
+  // "merge-synced", "merge-committed", "merge-unlinked", "checksum").
+  // Returning true stops the worker right there, as a crash would.
+  std::function<bool(std::string_view point)> crash_at;
+  // Largest piece the merge copies under one range lock.
+  uint64_t merge_piece = 1 << 20;
+};
+
+// What LIST_LAYERS reports (doc/protocol.md).
+struct SnapshotInfo {
+  std::string name;
+  std::optional<std::string> parent;
+  std::string created;
+  bool user_created = false;
+  uint64_t size_held = 0;
+  bool removed = false;
+  std::string checksum;
+  bool checksum_done = false;
+};
+struct TaskInfo {
+  std::string op;  // "delete_snapshot" | "verify"
+  std::string name;
+  uint64_t done_bytes = 0;
+  uint64_t total_bytes = 0;
+};
+struct VerifyInfo {
+  std::string state = "idle";  // "idle" | "running" | "done"
+  std::vector<std::string> bad;
+  uint64_t checked = 0;
+};
+struct LayerList {
+  uint64_t size = 0;
+  uint64_t actual_size = 0;
+  std::optional<std::string> head_parent;
+  uint64_t head_size_held = 0;
+  std::vector<SnapshotInfo> snapshots;  // creation order
+  std::vector<TaskInfo> tasks;
+  VerifyInfo verify;
+};
 
 class Replica : public std::enable_shared_from_this<Replica> {
  public:
   using Done = std::function<void(Status)>;
 
-  // Makes the directory `dir` with a sparse head of meta.size bytes and
-  // replica.json, all durable on return. EEXIST when `dir` exists. A partly
-  // made directory is removed again on failure.
+  // Makes the directory `dir` with replica.json (format 2) and the sparse
+  // head of `meta` (NewReplicaMeta), all durable on return. EEXIST when
+  // `dir` exists. A partly made directory is removed again on failure.
   static Status Create(const std::string& dir, const ReplicaMeta& meta);
-  static Result<std::shared_ptr<Replica>> Open(const std::string& dir, IoEngine* engine);
+  // Upgrades format 1, deletes unreferenced layer files, rebuilds the block
+  // index from the layers' allocated extents and starts the worker (which
+  // resumes recorded merges).
+  static Result<std::shared_ptr<Replica>> Open(const std::string& dir, IoEngine* engine,
+                                               ReplicaOptions options = {});
   // Removes the directory and its files and syncs the parent. ENOENT when
   // it does not exist.
   static Status Destroy(const std::string& dir);
 
+  ~Replica();
   Replica(const Replica&) = delete;
   Replica& operator=(const Replica&) = delete;
 
   const std::string& name() const { return meta_.replica; }
   const std::string& volume() const { return meta_.volume; }
-  uint64_t size() const { return meta_.size; }
+  uint64_t size() const;
   uint64_t epoch() const { return epoch_.load(); }
   bool failed() const;
   bool closed() const;
 
-  // Persists `epoch` (> epoch()). Callers serialize control ops.
+  // Persists `epoch` (> epoch()).
   Status SetEpoch(uint64_t epoch);
 
   // `epoch` is the request's epoch; see the order of checks above.
@@ -66,37 +133,118 @@ class Replica : public std::enable_shared_from_this<Replica> {
   void Unmap(uint64_t epoch, uint64_t offset, uint64_t length, Done done);
   void Flush(uint64_t epoch, Done done);
   // Checks the replica is usable at `epoch` (failed, closed, epoch), for ops
-  // that do no I/O (PING, HELLO).
+  // that do no I/O and for the layer ops.
   Status Check(std::string_view op, uint64_t epoch) const;
 
-  // Refuses new ops, waits for those in flight, fdatasyncs. EIO when the
-  // replica has failed or the fdatasync fails (which fails the replica).
+  // Layer ops (doc/protocol.md has their errors). Snapshot waits for the
+  // data ops in flight and holds new ones back while it runs.
+  Status Snapshot(const std::string& name, const std::string& created, bool user_created);
+  Status DeleteSnapshot(const std::string& name);
+  Status Revert(const std::string& name);
+  Status Expand(uint64_t size);
+  LayerList ListLayers();
+  Status StartVerify();
+  // Reads the content of snapshot `name` as it was taken (blocking).
+  Status ReadSnapshot(const std::string& name, uint64_t offset, std::span<uint8_t> buf);
+  // Waits until the worker has nothing left to do; false when it stopped
+  // (Close, or a crash_at point fired) with work left.
+  bool WaitIdle();
+
+  // Refuses new ops, stops the worker, waits for the ops in flight,
+  // fdatasyncs the head. EIO when the replica has failed or the fdatasync
+  // fails (which fails the replica).
   Status Close();
 
  private:
-  Replica(std::string dir, ReplicaMeta meta, UniqueFd fd, IoEngine* engine);
+  // One open layer file. `slot` names it in the block index.
+  struct Layer {
+    uint64_t id = 0;
+    uint16_t slot = BlockIndex::kNone;
+    std::string file;
+    UniqueFd fd;
+  };
+  using LayerPtr = std::shared_ptr<Layer>;
+  struct Pause;  // RAII: holds data ops back (replica_control.cc)
 
-  // Admits one op: the checks in order, then counts it in flight.
+  Replica(std::string dir, ReplicaMeta meta, IoEngine* engine, ReplicaOptions options);
+
+  // --- replica.cc: admission and the data path
   Status Begin(std::string_view op, uint64_t epoch, uint64_t offset, uint64_t length);
   void End();
-  // Submits `request`; `what` names the syscall for error messages.
-  void SubmitIo(std::string_view op, std::string_view what, const IoRequest& request, Done done);
   void MarkFailed(const Status& cause);
   Status CheckLocked(std::string_view op, uint64_t epoch) const;
   std::string Object() const { return "replica " + meta_.replica; }
+  // Reads whole blocks [block, block+count) of the active chain (blocking).
+  Status ReadChainBlocking(uint64_t block, uint64_t count, uint8_t* out);
+  Status UnmapLocked(uint64_t offset, uint64_t length);
+  void SubmitWrite(uint64_t first, uint64_t blocks, std::shared_ptr<std::vector<uint8_t>> owned,
+                   const uint8_t* data, std::shared_ptr<RangeLock::Guard> guard, Done done);
+
+  // --- replica_control.cc: layers, slots, index building
+  Result<LayerPtr> OpenLayer(const LayerMeta& l);
+  uint16_t FreeSlotLocked() const;
+  // Index of the chain of layer ids (newest first) over `blocks` blocks.
+  Result<BlockIndex> BuildIndex(const std::vector<uint64_t>& chain, uint64_t blocks,
+                                const std::map<uint64_t, LayerPtr>& layers) const;
+  // Installs layers_/slots_/head_/lower_ for meta_ (index_mu_ held).
+  void InstallChainLocked();
+  // Writes `next` atomically and makes it meta_ (meta_mu_ held).
+  Status CommitLocked(ReplicaMeta next, std::string_view op);
+  Status RemoveLayerFile(const LayerPtr& layer);
+
+  // --- coalescer.cc: the background worker
+  void StartWorker();
+  void StopWorker();
+  void Kick();
+  void WorkerLoop();
+  // Runs one job; false when there was none. Sets *crashed when a crash_at
+  // point fired.
+  bool RunOneJob(bool* crashed);
+  Status RunMerge(uint64_t id, bool* crashed);
+  Status RunChecksum(uint64_t id, bool* crashed);
+  void RunVerify(bool* crashed);
+  bool Hit(std::string_view point);
+  bool StopRequested() const;
 
   const std::string dir_;
-  ReplicaMeta meta_;  // epoch field is guarded by meta_mu_
-  const UniqueFd fd_;
   IoEngine* const engine_;
+  const ReplicaOptions options_;
   std::atomic<uint64_t> epoch_;
 
-  std::mutex meta_mu_;  // serializes replica.json rewrites
+  // Serializes control ops and replica.json rewrites. Order: meta_mu_, then
+  // mu_, then index_mu_; a range lock is taken before index_mu_ and never
+  // while waiting for meta_mu_.
+  std::mutex meta_mu_;
+  ReplicaMeta meta_;      // guarded by meta_mu_ (volume/replica are immutable)
+  bool merging_ = false;  // guarded by meta_mu_
+
   mutable std::mutex mu_;
-  std::condition_variable idle_;
-  bool failed_ = false;     // guarded by mu_
-  bool closed_ = false;     // guarded by mu_
-  uint64_t in_flight_ = 0;  // guarded by mu_
+  std::condition_variable idle_;  // in_flight_ reached 0, or paused_ cleared
+  bool failed_ = false;           // guarded by mu_
+  bool closed_ = false;           // guarded by mu_
+  bool paused_ = false;           // guarded by mu_: new data ops wait
+  uint64_t in_flight_ = 0;        // guarded by mu_
+  uint64_t size_ = 0;             // guarded by mu_ (volume size for range checks)
+
+  mutable std::shared_mutex index_mu_;
+  BlockIndex index_;                     // guarded by index_mu_
+  std::map<uint64_t, LayerPtr> layers_;  // every layer by id; guarded by index_mu_
+  std::vector<LayerPtr> slots_;          // by slot; guarded by index_mu_
+  LayerPtr head_;                        // guarded by index_mu_
+  std::vector<LayerPtr> lower_;          // active chain below the head; guarded by index_mu_
+
+  RangeLock range_lock_;
+
+  mutable std::mutex work_mu_;
+  std::condition_variable work_cv_;
+  bool kicked_ = false;            // guarded by work_mu_
+  bool stop_worker_ = false;       // guarded by work_mu_
+  bool worker_idle_ = false;       // guarded by work_mu_
+  bool worker_ended_ = false;      // guarded by work_mu_
+  bool verify_requested_ = false;  // guarded by work_mu_
+  std::optional<TaskInfo> task_;   // guarded by work_mu_
+  VerifyInfo verify_;              // guarded by work_mu_
+  std::thread worker_;
 };
 
 }  // namespace shorthorn::replicad

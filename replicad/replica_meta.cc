@@ -1,11 +1,16 @@
 // Design notes: Boost.JSON builds and parses the object; a field that is
 // missing or of the wrong type makes the whole file corrupt (EIO), because a
-// guessed default (an epoch of 0, say) would defeat fencing.
+// guessed default (an epoch of 0, a missing parent) would defeat fencing or
+// serve wrong data. Format 1 files decode into a one-layer tree whose head
+// keeps its file name head.img; `upgraded` tells Open to rewrite them.
 #include "replicad/replica_meta.h"
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+
 #include "common/names.h"
+#include "replicad/layer_chain.h"
 
 namespace shorthorn::replicad {
 namespace {
@@ -37,6 +42,34 @@ bool GetString(const json::object& o, std::string_view key, std::string* out) {
   return true;
 }
 
+bool GetBool(const json::object& o, std::string_view key, bool* out) {
+  const json::value* v = o.if_contains(key);
+  if (v == nullptr || !v->is_bool()) return false;
+  *out = v->as_bool();
+  return true;
+}
+
+Status DecodeLayer(const json::value& v, const std::string& path, LayerMeta* l) {
+  if (!v.is_object()) return Corrupt(path, "a layer is not an object");
+  const json::object& o = v.as_object();
+  if (!GetUint(o, "id", &l->id)) return Corrupt(path, "layer without a good 'id'");
+  std::string what = "layer " + std::to_string(l->id);
+  if (!GetString(o, "file", &l->file)) return Corrupt(path, what + ": missing or bad 'file'");
+  const json::value* parent = o.if_contains("parent");
+  if (parent == nullptr) return Corrupt(path, what + ": missing 'parent'");
+  if (!parent->is_null()) {
+    uint64_t p = 0;
+    if (!GetUint(o, "parent", &p)) return Corrupt(path, what + ": bad 'parent'");
+    l->parent = p;
+  }
+  if (!GetString(o, "name", &l->name) || !GetString(o, "created", &l->created) ||
+      !GetBool(o, "user_created", &l->user_created) || !GetBool(o, "removed", &l->removed) ||
+      !GetString(o, "checksum", &l->checksum)) {
+    return Corrupt(path, what + ": missing or bad snapshot fields");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string ReplicaDir(const std::string& data_dir, std::string_view replica) {
@@ -47,8 +80,29 @@ std::string MetaPath(const std::string& replica_dir) {
   return replica_dir + "/" + std::string(kMetaFileName);
 }
 
-std::string DataPath(const std::string& replica_dir, const ReplicaMeta& meta) {
-  return replica_dir + "/" + meta.head;
+std::string LayerFileName(uint64_t id) { return "layer-" + std::to_string(id) + ".img"; }
+
+bool IsLayerFileName(std::string_view name) {
+  if (name == kLegacyHeadFileName) return true;
+  constexpr std::string_view kPrefix = "layer-", kSuffix = ".img";
+  if (name.size() <= kPrefix.size() + kSuffix.size()) return false;
+  if (!name.starts_with(kPrefix) || !name.ends_with(kSuffix)) return false;
+  std::string_view digits =
+      name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
+  return std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+ReplicaMeta NewReplicaMeta(std::string volume, std::string replica, uint64_t size) {
+  ReplicaMeta meta;
+  meta.volume = std::move(volume);
+  meta.replica = std::move(replica);
+  meta.size = size;
+  LayerMeta head;
+  head.id = meta.next_layer_id++;
+  head.file = LayerFileName(head.id);
+  meta.layers.push_back(head);
+  meta.head = head.id;
+  return meta;
 }
 
 std::string EncodeReplicaMeta(const ReplicaMeta& meta) {
@@ -59,6 +113,25 @@ std::string EncodeReplicaMeta(const ReplicaMeta& meta) {
   o["size"] = meta.size;
   o["epoch"] = meta.epoch;
   o["head"] = meta.head;
+  o["next_layer_id"] = meta.next_layer_id;
+  json::array layers;
+  for (const auto& l : meta.layers) {
+    json::object lo;
+    lo["id"] = l.id;
+    lo["file"] = l.file;
+    if (l.parent) {
+      lo["parent"] = *l.parent;
+    } else {
+      lo["parent"] = nullptr;
+    }
+    lo["name"] = l.name;
+    lo["created"] = l.created;
+    lo["user_created"] = l.user_created;
+    lo["removed"] = l.removed;
+    lo["checksum"] = l.checksum;
+    layers.push_back(std::move(lo));
+  }
+  o["layers"] = std::move(layers);
   return json::serialize(o) + "\n";
 }
 
@@ -70,7 +143,7 @@ Result<ReplicaMeta> DecodeReplicaMeta(std::string_view text, const std::string& 
   const json::object& o = v.as_object();
   uint64_t format = 0;
   if (!GetUint(o, "format", &format)) return Corrupt(path, "missing or bad 'format'");
-  if (format != kReplicaFormat) {
+  if (format != 1 && format != 2) {
     return Corrupt(path, "unsupported format " + std::to_string(format));
   }
   ReplicaMeta meta;
@@ -78,18 +151,38 @@ Result<ReplicaMeta> DecodeReplicaMeta(std::string_view text, const std::string& 
   if (!GetString(o, "replica", &meta.replica)) return Corrupt(path, "missing or bad 'replica'");
   if (!GetUint(o, "size", &meta.size)) return Corrupt(path, "missing or bad 'size'");
   if (!GetUint(o, "epoch", &meta.epoch)) return Corrupt(path, "missing or bad 'epoch'");
-  if (!GetString(o, "head", &meta.head)) return Corrupt(path, "missing or bad 'head'");
+  if (format == 1) {
+    LayerMeta head;
+    head.id = 1;
+    if (!GetString(o, "head", &head.file)) return Corrupt(path, "missing or bad 'head'");
+    meta.layers.push_back(head);
+    meta.head = 1;
+    meta.next_layer_id = 2;
+    meta.upgraded = true;
+  } else {
+    if (!GetUint(o, "head", &meta.head)) return Corrupt(path, "missing or bad 'head'");
+    if (!GetUint(o, "next_layer_id", &meta.next_layer_id)) {
+      return Corrupt(path, "missing or bad 'next_layer_id'");
+    }
+    const json::value* layers = o.if_contains("layers");
+    if (layers == nullptr || !layers->is_array()) return Corrupt(path, "missing or bad 'layers'");
+    for (const auto& lv : layers->as_array()) {
+      LayerMeta l;
+      SH_RETURN_IF_ERROR(DecodeLayer(lv, path, &l));
+      meta.layers.push_back(std::move(l));
+    }
+    std::sort(meta.layers.begin(), meta.layers.end(),
+              [](const LayerMeta& a, const LayerMeta& b) { return a.id < b.id; });
+  }
   if (Status s = ValidateName("volume", meta.volume); !s.ok()) return Corrupt(path, s.message());
   if (Status s = ValidateName("replica", meta.replica); !s.ok()) {
-    return Corrupt(path, s.message());
-  }
-  if (Status s = ValidateName("head file", meta.head); !s.ok()) {
     return Corrupt(path, s.message());
   }
   if (meta.size == 0 || meta.size % kSectorSize != 0) {
     return Corrupt(path, "size " + std::to_string(meta.size) + " is not a positive multiple of " +
                              std::to_string(kSectorSize));
   }
+  if (Status s = ValidateChain(meta); !s.ok()) return Corrupt(path, s.message());
   return meta;
 }
 

@@ -1,41 +1,72 @@
 // The on-disk names and metadata of a replica (doc/replica-format.md is the
 // prose version; change both together). A replica is the directory
-// <data-dir>/<replica-name>/ holding replica.json and the sparse head.img.
-// Every file name of a replica is made here. Pure; thread-compatible.
+// <data-dir>/<replica-name>/ holding replica.json and one sparse file per
+// layer. Every file name of a replica is made here. Pure; thread-compatible.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
 namespace shorthorn::replicad {
 
-inline constexpr int kReplicaFormat = 1;
+// Format 2 adds the layer tree. Format 1 (one head file) is still read and
+// upgraded by Replica::Open.
+inline constexpr int kReplicaFormat = 2;
 inline constexpr std::string_view kMetaFileName = "replica.json";
-inline constexpr std::string_view kHeadFileName = "head.img";
-// Volume sizes are whole sectors.
+inline constexpr std::string_view kLegacyHeadFileName = "head.img";
+// Volume sizes are whole sectors; the block index works in the same unit.
 inline constexpr uint64_t kSectorSize = 4096;
+// Snapshots per replica (Longhorn's limit; the index keeps 16-bit slots).
+inline constexpr size_t kMaxSnapshots = 250;
 
-// The content of replica.json. A later format adds fields (e.g. the snapshot
-// layer chain) and bumps kReplicaFormat; readers reject formats they do not
-// know, because ignoring a layer list would serve wrong data.
+// One layer file. The head is the layer without a name; every other layer
+// is a read-only snapshot.
+struct LayerMeta {
+  uint64_t id = 0;
+  std::string file;                // file name inside the replica directory
+  std::optional<uint64_t> parent;  // id of the parent layer; none for a root
+  std::string name;                // snapshot name; empty for the head
+  std::string created;             // RFC 3339 UTC, as the engine sent it
+  bool user_created = false;
+  // Deletion was asked for. Merged into its child in the background when it
+  // has at most one child; kept (hidden) while it has several.
+  bool removed = false;
+  std::string checksum;  // 16 hex digits (see layer_file.h); "" while pending
+
+  bool is_snapshot() const { return !name.empty(); }
+};
+
 struct ReplicaMeta {
   std::string volume;
   std::string replica;
   uint64_t size = 0;   // bytes, a multiple of kSectorSize
   uint64_t epoch = 0;  // highest epoch any engine opened the replica with
-  std::string head = std::string(kHeadFileName);  // file name inside the directory
+  uint64_t head = 0;   // id of the head layer
+  uint64_t next_layer_id = 1;
+  std::vector<LayerMeta> layers;  // in id order
+  // True when the file was format 1 and must be rewritten as format 2.
+  bool upgraded = false;
 };
 
 std::string ReplicaDir(const std::string& data_dir, std::string_view replica);
 std::string MetaPath(const std::string& replica_dir);
-std::string DataPath(const std::string& replica_dir, const ReplicaMeta& meta);
+// "layer-<id>.img".
+std::string LayerFileName(uint64_t id);
+// True for names a layer file of this format may have (leftovers found by
+// Open are deleted only when they match).
+bool IsLayerFileName(std::string_view name);
+
+// A new replica's metadata: one empty head, layer 1.
+ReplicaMeta NewReplicaMeta(std::string volume, std::string replica, uint64_t size);
 
 std::string EncodeReplicaMeta(const ReplicaMeta& meta);
-// `path` names the file in error messages. Checks the format, the names,
-// the size and that `head` is a plain file name.
+// `path` names the file in error messages. Checks the format, the names, the
+// size and the layer tree (layer_chain.h ValidateChain).
 Result<ReplicaMeta> DecodeReplicaMeta(std::string_view json, const std::string& path);
 
 }  // namespace shorthorn::replicad

@@ -65,10 +65,7 @@ Status ReplicaStore::Create(const std::string& volume, const std::string& replic
                   EINVAL);
   }
   std::lock_guard lock(mu_);
-  ReplicaMeta meta;
-  meta.volume = volume;
-  meta.replica = replica;
-  meta.size = size;
+  ReplicaMeta meta = NewReplicaMeta(volume, replica, size);
   std::string dir = ReplicaDir(data_dir_, replica);
   Status s = Replica::Create(dir, meta);
   if (!s.ok()) return s.WithContext(op + " replica " + replica);

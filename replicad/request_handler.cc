@@ -13,6 +13,7 @@
 #include <boost/json.hpp>
 
 #include <cctype>
+#include <ctime>
 #include <string>
 #include <utility>
 
@@ -48,6 +49,61 @@ Status GetUint(std::string_view op, const json::object& o, std::string_view key,
     return Status::Ok();
   }
   return BadRequest(op, "field '" + std::string(key) + "' is missing or not an unsigned integer");
+}
+
+Status GetOptionalBool(std::string_view op, const json::object& o, std::string_view key,
+                       bool* out) {
+  const json::value* v = o.if_contains(key);
+  if (v == nullptr) return Status::Ok();
+  if (!v->is_bool()) return BadRequest(op, "field '" + std::string(key) + "' is not a boolean");
+  *out = v->as_bool();
+  return Status::Ok();
+}
+
+std::string NowRfc3339() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+json::value NameOrNull(const std::optional<std::string>& name) {
+  if (!name) return nullptr;
+  return json::value(*name);
+}
+
+json::object LayerListJson(const LayerList& l) {
+  json::array snapshots;
+  for (const auto& s : l.snapshots) {
+    snapshots.push_back(json::object{{"name", s.name},
+                                     {"parent", NameOrNull(s.parent)},
+                                     {"created", s.created},
+                                     {"user_created", s.user_created},
+                                     {"size_held", s.size_held},
+                                     {"removed", s.removed},
+                                     {"checksum", s.checksum},
+                                     {"checksum_state", s.checksum_done ? "done" : "pending"}});
+  }
+  json::array tasks;
+  for (const auto& t : l.tasks) {
+    tasks.push_back(json::object{{"op", t.op},
+                                 {"name", t.name},
+                                 {"done_bytes", t.done_bytes},
+                                 {"total_bytes", t.total_bytes}});
+  }
+  json::array bad;
+  for (const auto& b : l.verify.bad) bad.push_back(json::value(b));
+  return json::object{{"size", l.size},
+                      {"actual_size", l.actual_size},
+                      {"head", json::object{{"parent", NameOrNull(l.head_parent)},
+                                            {"size_held", l.head_size_held}}},
+                      {"snapshots", std::move(snapshots)},
+                      {"tasks", std::move(tasks)},
+                      {"verify", json::object{{"state", l.verify.state},
+                                              {"bad", std::move(bad)},
+                                              {"checked", l.verify.checked}}}};
 }
 
 void ReplyJson(const ReplyFn& reply, const wire::Header& h, const json::object& o) {
@@ -156,9 +212,59 @@ Status RequestHandler::HandleControl(ConnectionState* state, const Frame& frame,
       }
       break;
     default:
+      if (wire::IsLayerOp(h.op)) {
+        HandleLayerOp(state, h, o, reply);
+        break;
+      }
       return Status(ErrorKind::kProtocol, std::string(op_name) + " is not a control op", EPROTO);
   }
   return Status::Ok();
+}
+
+void RequestHandler::HandleLayerOp(ConnectionState* state, const wire::Header& h,
+                                   const boost::json::object& o, const ReplyFn& reply) {
+  std::string op(wire::OpName(static_cast<uint16_t>(h.op)));
+  for (char& c : op)
+    c = c == '_' ? ' ' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::shared_ptr<Replica> replica = state->replica;
+  if (replica == nullptr) {
+    return ReplyControl(reply, h,
+                        Status(ErrorKind::kProtocol, op + ": no HELLO on this connection", EPROTO));
+  }
+  if (Status s = replica->Check(op, h.epoch); !s.ok()) return ReplyControl(reply, h, s);
+  std::string name, created;
+  bool user_created = true;
+  uint64_t size = 0;
+  Status s;
+  switch (h.op) {
+    case wire::Op::kSnapshot:
+      s = GetString(op, o, "name", &name);
+      if (s.ok() && o.contains("created")) s = GetString(op, o, "created", &created);
+      if (s.ok()) s = GetOptionalBool(op, o, "user_created", &user_created);
+      if (s.ok())
+        s = replica->Snapshot(name, created.empty() ? NowRfc3339() : created, user_created);
+      break;
+    case wire::Op::kDeleteSnapshot:
+      s = GetString(op, o, "name", &name);
+      if (s.ok()) s = replica->DeleteSnapshot(name);
+      break;
+    case wire::Op::kRevert:
+      s = GetString(op, o, "name", &name);
+      if (s.ok()) s = replica->Revert(name);
+      break;
+    case wire::Op::kExpand:
+      s = GetUint(op, o, "size", &size);
+      if (s.ok()) s = replica->Expand(size);
+      break;
+    case wire::Op::kListLayers:
+      return ReplyJson(reply, h, LayerListJson(replica->ListLayers()));
+    case wire::Op::kVerify:
+      s = replica->StartVerify();
+      break;
+    default:
+      break;
+  }
+  ReplyControl(reply, h, s);
 }
 
 void RequestHandler::HandleData(ConnectionState* state, Frame frame, ReplyFn reply) {

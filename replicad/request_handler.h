@@ -14,6 +14,8 @@
 // The handler itself is stateless apart from the store and thread-safe.
 #pragma once
 
+#include <boost/json/object.hpp>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -46,6 +48,9 @@ class RequestHandler {
  private:
   Status HandleControl(ConnectionState* state, const Frame& frame, const ReplyFn& reply);
   void HandleData(ConnectionState* state, Frame frame, ReplyFn reply);
+  // SNAPSHOT ... VERIFY: need a HELLO-bound connection and its epoch.
+  void HandleLayerOp(ConnectionState* state, const wire::Header& h, const boost::json::object& o,
+                     const ReplyFn& reply);
 
   ReplicaStore* const store_;
 };

@@ -90,13 +90,22 @@ volume_path() {
 }
 VOLUME_PATH=$(volume_path "$VOLUME")
 
-# alive PID PROGRAM: true when PID runs PROGRAM (argv[0]'s base name).
-alive() {
-  local pid=$1 prog=$2 stat argv0
-  [[ -n $pid ]] || return 1
-  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+# running PID: true while PID exists and is not a zombie.
+running() {
+  local stat
+  [[ -n $1 ]] || return 1
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
   stat=${stat##*) }
-  [[ ${stat:0:1} != Z ]] || return 1
+  [[ ${stat:0:1} != Z ]]
+}
+
+# alive PID PROGRAM: true when PID runs PROGRAM (argv[0]'s base name), so a
+# PID from the state file that was reused by something else does not count.
+# Only for PIDs whose exec is done: right after `setsid prog &` the child may
+# still be the forked shell; the start-up loops use `running`.
+alive() {
+  local pid=$1 prog=$2 argv0
+  running "$pid" || return 1
   argv0=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n1)
   [[ $(basename -- "$argv0") == "$prog" ]]
 }
@@ -207,7 +216,7 @@ ensure_bus() {
     save_state
     for ((i = 0; i < 100; i++)); do
       bus_ok && break
-      alive "$BUS_PID" dbus-daemon || die "dbus-daemon exited; see $LOG_DIR/dbus.log"
+      running "$BUS_PID" || die "dbus-daemon exited; see $LOG_DIR/dbus.log"
       sleep 0.1
     done
     bus_ok || die "private dbus-daemon does not answer; see $LOG_DIR/dbus.log"
@@ -234,7 +243,7 @@ ensure_replicad() {
   REPLICAD_PID=$!
   save_state
   for ((i = 0; i < 300; i++)); do
-    alive "$REPLICAD_PID" shorthorn-replicad || die "shorthorn-replicad exited; see $LOG_DIR/replicad.log"
+    running "$REPLICAD_PID" || die "shorthorn-replicad exited; see $LOG_DIR/replicad.log"
     (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
     sleep 0.1
   done
@@ -265,7 +274,7 @@ ensure_fused() {
   FUSED_PID=$!
   save_state
   for ((i = 0; i < 300; i++)); do
-    alive "$FUSED_PID" shorthorn-fused || die "shorthorn-fused exited; see $LOG_DIR/fused.log"
+    running "$FUSED_PID" || die "shorthorn-fused exited; see $LOG_DIR/fused.log"
     fused_ok && break
     sleep 0.1
   done

@@ -6,12 +6,13 @@
 #   scripts/test.sh            install deps (as root), configure, build in build/, ctest
 #
 # Safe to run again: install-deps and the build do only what is missing.
+# SHORTHORN_BUILD_DIR=DIR builds and tests in DIR instead of build/.
 # Exits with ctest's status. Extra arguments go to ctest (e.g. -L integration,
 # -R persistence, -E quickstart).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=$repo/build
+build=${SHORTHORN_BUILD_DIR:-$repo/build}
 
 if ((EUID == 0)); then
   bash "$repo/scripts/install-deps.sh"

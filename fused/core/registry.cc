@@ -41,7 +41,21 @@ std::string Registry::Encode() const {
   for (const auto& [name, v] : volumes_) {
     json::array replicas;
     for (const auto& r : v.replicas) replicas.push_back({{"address", r.address}, {"name", r.name}});
-    list.push_back({{"name", v.name}, {"size", v.size}, {"epoch", v.epoch}, {"replicas", replicas}});
+    json::array snapshots;
+    for (const auto& sn : v.snapshots) {
+      snapshots.push_back({{"name", sn.name},
+                           {"parent", sn.parent},
+                           {"created", sn.created},
+                           {"user_created", sn.user_created},
+                           {"size_held", sn.size_held},
+                           {"removed", sn.removed}});
+    }
+    list.push_back({{"name", v.name},
+                    {"size", v.size},
+                    {"epoch", v.epoch},
+                    {"replicas", replicas},
+                    {"actual_size", v.actual_size},
+                    {"snapshots", snapshots}});
   }
   json::object doc{{"format", kFormat}, {"volumes", list}};
   return json::serialize(doc) + "\n";
@@ -65,6 +79,20 @@ Status Registry::Decode(const std::string& text) {
       for (const auto& r : o.at("replicas").as_array()) {
         v.replicas.push_back({json::value_to<std::string>(r.at("address")),
                               json::value_to<std::string>(r.at("name"))});
+      }
+      if (auto* a = o.if_contains("actual_size")) v.actual_size = a->to_number<uint64_t>();
+      if (auto* list = o.if_contains("snapshots")) {
+        for (const auto& item : list->as_array()) {
+          const json::object& sn = item.as_object();
+          SnapshotInfo info;
+          info.name = json::value_to<std::string>(sn.at("name"));
+          info.parent = json::value_to<std::string>(sn.at("parent"));
+          info.created = json::value_to<std::string>(sn.at("created"));
+          info.user_created = sn.at("user_created").as_bool();
+          info.size_held = sn.at("size_held").to_number<uint64_t>();
+          info.removed = sn.at("removed").as_bool();
+          v.snapshots.push_back(std::move(info));
+        }
       }
       volumes[v.name] = std::move(v);
     }

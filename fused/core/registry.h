@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "fused/core/volume_manager.h"
 
 namespace shorthorn::fused {
 
@@ -25,6 +26,10 @@ struct VolumeRecord {
   // Highest engine epoch handed out; the next attach uses epoch + 1.
   uint64_t epoch = 0;
   std::vector<ReplicaRecord> replicas;
+  // What the replicas last reported (LIST_LAYERS): kept so a detached
+  // volume's properties need no replicad round trip.
+  uint64_t actual_size = 0;
+  std::vector<SnapshotInfo> snapshots;
 };
 
 class Registry {

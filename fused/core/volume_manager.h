@@ -30,13 +30,40 @@ struct ReplicaInfo {
   std::string mode;     // "RW", "WO", "ERR", or "" while detached
 };
 
+struct SnapshotInfo {
+  std::string name;
+  std::string parent;   // "" for the first snapshot
+  std::string created;  // RFC 3339, UTC
+  bool user_created = true;  // false for system snapshots (rebuild, backup)
+  uint64_t size_held = 0;    // bytes allocated in this snapshot's layer
+  bool removed = false;      // deleted, data kept until it can be merged
+};
+
 struct VolumeInfo {
   std::string name;
   uint64_t size = 0;
+  uint64_t actual_size = 0;  // bytes allocated across the chain (largest replica)
   std::string state;  // "detached", "attached", "maintenance", "faulted"
   std::vector<ReplicaInfo> replicas;
   std::string frontend_path;  // FUSE file while attached, else ""
   std::string loop_device;    // "/dev/loopN" while attached as a block device, else ""
+  std::vector<SnapshotInfo> snapshots;  // creation order
+};
+
+// Long work (snapshot deletion, verify, later rebuild and backup) runs as a
+// job. Ids are never reused within one run of fused.
+struct JobInfo {
+  uint64_t id = 0;
+  std::string operation;  // "delete-snapshot", "verify", ...
+  std::string volume;
+  std::string target;     // e.g. the snapshot name; may be ""
+  double progress = 0;    // 0..1
+  uint64_t bytes = 0;     // bytes processed so far
+  uint64_t total_bytes = 0;
+  uint64_t rate = 0;      // bytes per second, recent
+  std::string state;      // "running", "completed", "failed", "cancelled"
+  std::string message;    // result or error, set when finished
+  bool cancellable = false;
 };
 
 class VolumeListener {
@@ -46,6 +73,11 @@ class VolumeListener {
   virtual void VolumeRemoved(const std::string& name) = 0;
   // Any property of the volume changed; `info` is the whole new state.
   virtual void VolumeChanged(const VolumeInfo& info) = 0;
+  virtual void JobAdded(const JobInfo& info) = 0;
+  // Progress; also called once with the final state when the job ends.
+  virtual void JobChanged(const JobInfo& info) = 0;
+  // After the final JobChanged; the job is forgotten soon after.
+  virtual void JobRemoved(uint64_t id) = 0;
 };
 
 class VolumeManager {
@@ -63,11 +95,36 @@ class VolumeManager {
   // Refused (Busy) while attached. Deletes the replicas' data.
   virtual Status DeleteVolume(const std::string& name, const Options& options) = 0;
   // Options: "frontend" = "block" (default: loop device) or "file" (the FUSE
-  // file alone). Returns the block device (or the file) path.
+  // file alone); "maintenance" = true: engine up, no FUSE file, no loop
+  // device (returns ""). Returns the block device (or the file) path.
   virtual Result<std::string> Attach(const std::string& name, const Options& options) = 0;
   // Flushes, releases the loop device and the file, closes the replicas.
   // Busy while the block device is in use (mounted).
   virtual Status Detach(const std::string& name, const Options& options) = 0;
+
+  // Snapshots (DESIGN §6). Snapshot pauses I/O, flushes, and has every
+  // replica turn its head into snapshot `snapshot`; works attached
+  // (including maintenance) and detached. AlreadyExists, InvalidArgument,
+  // and Failed when the volume already has 250 snapshots.
+  virtual Status Snapshot(const std::string& volume, const std::string& snapshot,
+                          const Options& options) = 0;
+  // Starts merging the snapshot away; returns the job id.
+  virtual Result<uint64_t> DeleteSnapshot(const std::string& volume, const std::string& snapshot,
+                                          const Options& options) = 0;
+  // Only while detached or attached with option maintenance=true (Busy
+  // otherwise, saying why).
+  virtual Status Revert(const std::string& volume, const std::string& snapshot,
+                        const Options& options) = 0;
+  // Grows the volume; InvalidArgument for a smaller or unaligned size.
+  virtual Status Expand(const std::string& volume, uint64_t size, const Options& options) = 0;
+  // Recomputes every immutable layer's checksum; returns the job id. The
+  // job fails naming every layer whose data no longer matches.
+  virtual Result<uint64_t> Verify(const std::string& volume, const Options& options) = 0;
+
+  virtual std::vector<JobInfo> ListJobs() = 0;
+  virtual Result<JobInfo> GetJob(uint64_t id) = 0;
+  // NotFound for an unknown job, InvalidArgument when it cannot be cancelled.
+  virtual Status CancelJob(uint64_t id) = 0;
 
   // Set once before the first call from the bus; nullptr to stop.
   virtual void SetListener(VolumeListener* listener) = 0;

@@ -72,6 +72,8 @@ std::optional<std::string> VolumeNameFromPath(std::string_view path) {
   return UnescapePathElement(element);
 }
 
+std::string JobObjectPath(uint64_t id) { return std::string(kJobsPath) + "/" + std::to_string(id); }
+
 std::string ErrorName(ErrorKind kind) {
   if (kind == ErrorKind::kOk) kind = ErrorKind::kFailed;  // never an error named "Ok"
   return std::string(kErrorPrefix) + std::string(ErrorKindName(kind));

@@ -1,11 +1,13 @@
 // The names of Shorthorn's D-Bus API (bus name, object paths, interfaces,
 // error names) and the pure conversions around them: a volume name to its
-// object path and back, a Status to an org.shorthorn.Storage1.Error.<Kind>,
-// and the guard every handler runs in so that nothing but sdbus::Error escapes.
+// object path and back, a job id to its object path, a Status to an
+// org.shorthorn.Storage1.Error.<Kind>, and the guard every handler runs in so
+// that nothing but sdbus::Error escapes.
 // doc/dbus-api.md and dbus/*.xml are the contract these constants follow.
 // Pure functions; callable from any thread.
 #pragma once
 
+#include <cstdint>
 #include <exception>
 #include <optional>
 #include <string>
@@ -21,8 +23,10 @@ inline constexpr char kBusName[] = "org.shorthorn.Storage1";
 inline constexpr char kRootPath[] = "/org/shorthorn/Storage1";
 inline constexpr char kManagerPath[] = "/org/shorthorn/Storage1/Manager";
 inline constexpr char kVolumesPath[] = "/org/shorthorn/Storage1/volumes";
+inline constexpr char kJobsPath[] = "/org/shorthorn/Storage1/jobs";
 inline constexpr char kManagerInterface[] = "org.shorthorn.Storage1.Manager";
 inline constexpr char kVolumeInterface[] = "org.shorthorn.Storage1.Volume";
+inline constexpr char kJobInterface[] = "org.shorthorn.Storage1.Job";
 inline constexpr char kErrorPrefix[] = "org.shorthorn.Storage1.Error.";
 
 // Escapes `name` into one object path element the way systemd and udisks do:
@@ -36,6 +40,8 @@ std::optional<std::string> UnescapePathElement(std::string_view element);
 std::string VolumeObjectPath(std::string_view volume_name);
 // The volume name of a path VolumeObjectPath made; nullopt for other paths.
 std::optional<std::string> VolumeNameFromPath(std::string_view path);
+// "/org/shorthorn/Storage1/jobs/<id>" (decimal).
+std::string JobObjectPath(uint64_t id);
 
 // "org.shorthorn.Storage1.Error.<Kind>" for a non-OK kind.
 std::string ErrorName(ErrorKind kind);

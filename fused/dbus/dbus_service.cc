@@ -22,6 +22,19 @@
 // so the object appears or disappears even if the manager reports it late;
 // a VolumeChanged for an unknown volume is ignored, never resurrecting one.
 //
+// Jobs. A method that starts a job (DeleteSnapshot, Verify) returns the job's
+// path, so its object must exist before the caller's next message: the
+// handler queues a refresh of the job, which the loop reads from the manager
+// (GetJob) when it applies it and which creates the object if the manager's
+// own JobAdded has not. The manager may report JobAdded before the method
+// returns, after it, or both; a JobAdded for a job already exported is
+// ignored (what it carries is never newer than what the refresh read), a
+// refresh updates it, and either for a job the manager has removed is
+// dropped (removed_jobs_: ids are never reused), so neither a duplicate nor a
+// late refresh can leave the object of a forgotten job behind. Reading the
+// job at apply time rather than in the handler means the refresh is never
+// older than an event queued before it.
+//
 // Start order follows systemd: objects are exported before the name is
 // requested, so nothing can call before they exist.
 #include "fused/dbus/dbus_service.h"
@@ -100,11 +113,8 @@ Status DbusService::Start() {
     // Listen before listing so that no change falls between the two; a
     // change seen twice is harmless (events carry the whole state).
     manager_.SetListener(events_.get());
-    for (VolumeInfo& info : manager_.ListVolumes()) {
-      std::string name = info.name;
-      volumes_[name] =
-          std::make_unique<VolumeObject>(*connection_, manager_, authorizer_, std::move(info));
-    }
+    for (VolumeInfo& info : manager_.ListVolumes()) AddVolumeObject(std::move(info), false);
+    for (JobInfo& info : manager_.ListJobs()) AddJobObject(std::move(info), false);
   } catch (const std::exception& e) {
     Teardown();
     return Status(ErrorKind::kFailed, std::string("export D-Bus objects: ") + e.what());
@@ -116,7 +126,7 @@ Status DbusService::Start() {
     return RequestNameStatus(e);
   }
   LogInfo(std::string("D-Bus: serving ") + kBusName + " with " + std::to_string(volumes_.size()) +
-          " volume(s)");
+          " volume(s) and " + std::to_string(jobs_.size()) + " job(s)");
   loop_thread_ = std::thread([this] { RunLoop(); });  // owns volumes_ from here on
   return Status::Ok();
 }
@@ -135,6 +145,8 @@ void DbusService::Stop() {
 
 void DbusService::Teardown() {
   manager_.SetListener(nullptr);
+  jobs_.clear();
+  removed_jobs_.clear();
   volumes_.clear();
   manager_object_.reset();
   root_.reset();
@@ -165,6 +177,10 @@ void DbusService::RegisterManager() {
   manager_object_->registerMethod(
       kManagerInterface, "ListVolumes", "", {}, "ao", {"volumes"}, [this](sdbus::MethodCall call) {
         GuardHandler("ListVolumes", [&] { HandleListVolumes(std::move(call)); });
+      });
+  manager_object_->registerMethod(
+      kManagerInterface, "ListJobs", "", {}, "ao", {"jobs"}, [this](sdbus::MethodCall call) {
+        GuardHandler("ListJobs", [&] { HandleListJobs(std::move(call)); });
       });
   sdbus::Flags constant;
   constant.set(sdbus::Flags::CONST_PROPERTY_VALUE);
@@ -221,6 +237,33 @@ void DbusService::HandleListVolumes(sdbus::MethodCall call) {
   reply.send();
 }
 
+void DbusService::HandleListJobs(sdbus::MethodCall call) {
+  std::vector<sdbus::ObjectPath> paths;
+  paths.reserve(jobs_.size());
+  for (const auto& [id, object] : jobs_) paths.emplace_back(object->path());
+  auto reply = call.createReply();
+  reply << paths;
+  reply.send();
+}
+
+void DbusService::AddVolumeObject(VolumeInfo info, bool announce) {
+  std::string name = info.name;
+  auto object = std::make_unique<VolumeObject>(*connection_, manager_, authorizer_, *events_,
+                                               std::move(info));
+  VolumeObject& added = *object;
+  volumes_[name] = std::move(object);
+  if (announce) added.Announce();
+}
+
+void DbusService::AddJobObject(JobInfo info, bool announce) {
+  uint64_t id = info.id;
+  auto object =
+      std::make_unique<JobObject>(*connection_, manager_, authorizer_, *events_, std::move(info));
+  JobObject& added = *object;
+  jobs_[id] = std::move(object);
+  if (announce) added.Announce();
+}
+
 void DbusService::RunLoop() {
   try {
     while (true) {
@@ -249,12 +292,31 @@ void DbusService::ApplyEvents() {
     try {
       ApplyEvent(event);
     } catch (const std::exception& e) {
-      LogWarning("D-Bus: update the object of volume " + event.info.name + ": " + e.what());
+      std::string object = event.info.name.empty() ? "job " + std::to_string(event.job.id)
+                                                   : "volume " + event.info.name;
+      LogWarning("D-Bus: update the object of " + object + ": " + e.what());
     }
   }
 }
 
 void DbusService::ApplyEvent(const VolumeEvent& event) {
+  switch (event.kind) {
+    case VolumeEvent::Kind::kAdded:
+    case VolumeEvent::Kind::kChanged:
+    case VolumeEvent::Kind::kRemoved:
+    case VolumeEvent::Kind::kRefresh:
+      ApplyVolumeEvent(event);
+      break;
+    case VolumeEvent::Kind::kJobAdded:
+    case VolumeEvent::Kind::kJobChanged:
+    case VolumeEvent::Kind::kJobRemoved:
+    case VolumeEvent::Kind::kJobRefresh:
+      ApplyJobEvent(event);
+      break;
+  }
+}
+
+void DbusService::ApplyVolumeEvent(const VolumeEvent& event) {
   const std::string& name = event.info.name;
   auto it = volumes_.find(name);
   switch (event.kind) {
@@ -262,13 +324,18 @@ void DbusService::ApplyEvent(const VolumeEvent& event) {
       if (it != volumes_.end()) {
         it->second->Update(event.info);
       } else {
-        auto& object = volumes_[name];
-        object = std::make_unique<VolumeObject>(*connection_, manager_, authorizer_, event.info);
-        object->Announce();
+        AddVolumeObject(event.info, true);
       }
       break;
     case VolumeEvent::Kind::kChanged:
       if (it != volumes_.end()) it->second->Update(event.info);
+      break;
+    case VolumeEvent::Kind::kRefresh:
+      // Only an exported volume; a missing one is being deleted.
+      if (it != volumes_.end()) {
+        Result<VolumeInfo> info = manager_.GetVolume(name);
+        if (info.ok()) it->second->Update(*info);
+      }
       break;
     case VolumeEvent::Kind::kRemoved:
       if (it != volumes_.end()) {
@@ -276,6 +343,44 @@ void DbusService::ApplyEvent(const VolumeEvent& event) {
         volumes_.erase(it);
         object->Withdraw();  // before the object (and its interfaces) is gone
       }
+      break;
+    default:
+      break;
+  }
+}
+
+void DbusService::ApplyJobEvent(const VolumeEvent& event) {
+  const uint64_t id = event.job.id;
+  if (removed_jobs_.count(id)) return;  // nothing brings a removed job back
+  auto it = jobs_.find(id);
+  switch (event.kind) {
+    case VolumeEvent::Kind::kJobAdded:
+      // The state a JobAdded carries is never newer than what is exported
+      // (the refresh that may have created the object read it later).
+      if (it == jobs_.end()) AddJobObject(event.job, true);
+      break;
+    case VolumeEvent::Kind::kJobChanged:
+      if (it != jobs_.end()) it->second->Update(event.job);
+      break;
+    case VolumeEvent::Kind::kJobRefresh: {
+      Result<JobInfo> info = manager_.GetJob(id);
+      if (!info.ok()) break;  // already forgotten; JobRemoved is queued
+      if (it != jobs_.end()) {
+        it->second->Update(*info);
+      } else {
+        AddJobObject(std::move(*info), true);
+      }
+      break;
+    }
+    case VolumeEvent::Kind::kJobRemoved:
+      removed_jobs_.insert(id);
+      if (it != jobs_.end()) {
+        std::unique_ptr<JobObject> object = std::move(it->second);
+        jobs_.erase(it);
+        object->Withdraw();
+      }
+      break;
+    default:
       break;
   }
 }

@@ -1,9 +1,10 @@
 // DbusService: shorthorn-fused on the system bus as org.shorthorn.Storage1
 // (doc/dbus-api.md). It adapts a VolumeManager: /org/shorthorn/Storage1 is
 // the ObjectManager, /org/shorthorn/Storage1/Manager creates, deletes and
-// lists volumes, and each volume is an object under .../volumes/ that appears
-// (InterfacesAdded), changes (PropertiesChanged) and disappears
-// (InterfacesRemoved) as the manager reports through its listener. Every
+// lists volumes and lists jobs, and each volume (under .../volumes/) and each
+// job (under .../jobs/) is an object that appears (InterfacesAdded), changes
+// (PropertiesChanged) and disappears (InterfacesRemoved) as the manager
+// reports through its listener; a job also emits Completed once. Every
 // non-OK Status becomes org.shorthorn.Storage1.Error.<Kind>; mutating calls
 // need root or the admin group.
 //
@@ -16,9 +17,11 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -30,6 +33,7 @@
 #include "fused/core/volume_manager.h"
 #include "fused/dbus/dbus_auth.h"
 #include "fused/dbus/event_queue.h"
+#include "fused/dbus/job_object.h"
 #include "fused/dbus/volume_object.h"
 
 namespace shorthorn::fused::dbus {
@@ -50,10 +54,11 @@ class DbusService {
   ~DbusService();  // Stop()
 
   // Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS when set), exports
-  // the root, the Manager and one object per existing volume, sets itself as
-  // the manager's listener, requests org.shorthorn.Storage1 (AlreadyExists
-  // when another process owns it, NotAuthorized when the bus policy refuses)
-  // and starts the loop thread. On error nothing is left behind.
+  // the root, the Manager and one object per existing volume and job, sets
+  // itself as the manager's listener, requests org.shorthorn.Storage1
+  // (AlreadyExists when another process owns it, NotAuthorized when the bus
+  // policy refuses) and starts the loop thread. On error nothing is left
+  // behind.
   Status Start();
   // Leaves the loop, unregisters every object, releases the name and
   // disconnects. Idempotent.
@@ -64,9 +69,14 @@ class DbusService {
   void RunLoop();      // loop thread
   void ApplyEvents();  // loop thread
   void ApplyEvent(const VolumeEvent& event);
+  void ApplyVolumeEvent(const VolumeEvent& event);
+  void ApplyJobEvent(const VolumeEvent& event);
+  void AddVolumeObject(VolumeInfo info, bool announce);
+  void AddJobObject(JobInfo info, bool announce);
   void HandleCreateVolume(sdbus::MethodCall call);
   void HandleDeleteVolume(sdbus::MethodCall call);
   void HandleListVolumes(sdbus::MethodCall call);
+  void HandleListJobs(sdbus::MethodCall call);
   void Teardown();
 
   VolumeManager& manager_;
@@ -79,6 +89,11 @@ class DbusService {
   std::unique_ptr<sdbus::IObject> manager_object_;
   // Keyed by volume name. Touched only by the loop thread while it runs.
   std::map<std::string, std::unique_ptr<VolumeObject>> volumes_;
+  // Keyed by job id; same thread rule. removed_jobs_ holds the ids the
+  // manager reported removed (never reused), so that a late refresh or a
+  // repeated JobAdded cannot bring a finished job's object back.
+  std::map<uint64_t, std::unique_ptr<JobObject>> jobs_;
+  std::set<uint64_t> removed_jobs_;
   std::thread loop_thread_;
 };
 

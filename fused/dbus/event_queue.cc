@@ -36,17 +36,43 @@ void VolumeEventQueue::Push(VolumeEvent event) {
 }
 
 void VolumeEventQueue::VolumeAdded(const VolumeInfo& info) {
-  Push({VolumeEvent::Kind::kAdded, info});
+  Push({VolumeEvent::Kind::kAdded, info, {}});
 }
 
 void VolumeEventQueue::VolumeRemoved(const std::string& name) {
-  VolumeEvent event{VolumeEvent::Kind::kRemoved, {}};
+  VolumeEvent event{VolumeEvent::Kind::kRemoved, {}, {}};
   event.info.name = name;
   Push(std::move(event));
 }
 
 void VolumeEventQueue::VolumeChanged(const VolumeInfo& info) {
-  Push({VolumeEvent::Kind::kChanged, info});
+  Push({VolumeEvent::Kind::kChanged, info, {}});
+}
+
+void VolumeEventQueue::JobAdded(const JobInfo& info) {
+  Push({VolumeEvent::Kind::kJobAdded, {}, info});
+}
+
+void VolumeEventQueue::JobChanged(const JobInfo& info) {
+  Push({VolumeEvent::Kind::kJobChanged, {}, info});
+}
+
+void VolumeEventQueue::JobRemoved(uint64_t id) {
+  VolumeEvent event{VolumeEvent::Kind::kJobRemoved, {}, {}};
+  event.job.id = id;
+  Push(std::move(event));
+}
+
+void VolumeEventQueue::RequestVolumeRefresh(const std::string& name) {
+  VolumeEvent event{VolumeEvent::Kind::kRefresh, {}, {}};
+  event.info.name = name;
+  Push(std::move(event));
+}
+
+void VolumeEventQueue::RequestJobRefresh(uint64_t id) {
+  VolumeEvent event{VolumeEvent::Kind::kJobRefresh, {}, {}};
+  event.job.id = id;
+  Push(std::move(event));
 }
 
 }  // namespace shorthorn::fused::dbus

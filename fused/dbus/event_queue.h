@@ -1,12 +1,16 @@
 // VolumeEventQueue: the VolumeListener the D-Bus service gives the volume
-// manager. It only records events and wakes the event loop through an
-// eventfd; the loop thread takes them and turns them into object
+// manager. It only records events (volumes and jobs) and wakes the event loop
+// through an eventfd; the loop thread takes them and turns them into object
 // registrations and signals. This keeps every sdbus-c++ object on one thread
 // and means a listener call never waits for the bus (see dbus_service.cc).
-// Threads: the listener methods may be called from any thread, concurrently;
-// Take() and fd() from the loop thread.
+// Handlers add refresh requests of their own: "read this volume or job from
+// the manager when you apply this", so that a call's effect is on the bus
+// before the next message without ever putting an older state after a newer.
+// Threads: the listener and Request* methods may be called from any thread,
+// concurrently; Take() and fd() from the loop thread.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -19,9 +23,19 @@
 namespace shorthorn::fused::dbus {
 
 struct VolumeEvent {
-  enum class Kind { kAdded, kChanged, kRemoved };
+  enum class Kind {
+    kAdded,
+    kChanged,
+    kRemoved,
+    kRefresh,  // read the volume info.name from the manager
+    kJobAdded,
+    kJobChanged,
+    kJobRemoved,
+    kJobRefresh,  // read the job job.id from the manager
+  };
   Kind kind = Kind::kChanged;
-  VolumeInfo info;  // for kRemoved only info.name is set
+  VolumeInfo info;  // volume kinds; for kRemoved and kRefresh only info.name is set
+  JobInfo job;      // job kinds; for kJobRemoved and kJobRefresh only job.id is set
 };
 
 class VolumeEventQueue final : public VolumeListener {
@@ -37,6 +51,12 @@ class VolumeEventQueue final : public VolumeListener {
   void VolumeAdded(const VolumeInfo& info) override;
   void VolumeRemoved(const std::string& name) override;
   void VolumeChanged(const VolumeInfo& info) override;
+  void JobAdded(const JobInfo& info) override;
+  void JobChanged(const JobInfo& info) override;
+  void JobRemoved(uint64_t id) override;
+
+  void RequestVolumeRefresh(const std::string& name);
+  void RequestJobRefresh(uint64_t id);
 
  private:
   explicit VolumeEventQueue(UniqueFd fd) : fd_(std::move(fd)) {}

@@ -2,14 +2,19 @@
 // with interface org.shorthorn.Storage1.Volume (dbus/org.shorthorn.Storage1.
 // Volume.xml). Properties are served from a cached VolumeInfo that only
 // Update() changes, so a PropertiesChanged signal always agrees with what a
-// later Get returns; Attach and Detach are forwarded to the VolumeManager
-// after the caller is authorized.
+// later Get returns; the methods (Attach, Detach, Snapshot, DeleteSnapshot,
+// Revert, Expand, Verify) are forwarded to the VolumeManager after the caller
+// is authorized. A method that changes the volume or starts a job also asks
+// the event queue to refresh the volume or job from the manager, so the
+// change is on the bus before the service handles the caller's next message.
 // Threads: create, Update, Announce, Withdraw and destroy on the event loop
 // thread (or before the loop starts / after it ends); the handlers run there.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <sdbus-c++/IConnection.h>
@@ -17,6 +22,7 @@
 
 #include "fused/core/volume_manager.h"
 #include "fused/dbus/dbus_auth.h"
+#include "fused/dbus/event_queue.h"
 
 namespace shorthorn::fused::dbus {
 
@@ -28,9 +34,10 @@ std::vector<std::string> ChangedVolumeProperties(const VolumeInfo& before, const
 class VolumeObject {
  public:
   // Registers the object on `connection` (no signal yet: see Announce).
-  // Throws sdbus::Error when sd-bus refuses the registration.
+  // `events` receives the refresh requests of the handlers. Throws
+  // sdbus::Error when sd-bus refuses the registration.
   VolumeObject(sdbus::IConnection& connection, VolumeManager& manager, const Authorizer& authorizer,
-               VolumeInfo info);
+               VolumeEventQueue& events, VolumeInfo info);
   VolumeObject(const VolumeObject&) = delete;
   VolumeObject& operator=(const VolumeObject&) = delete;
   // Unregisters the object.
@@ -50,9 +57,19 @@ class VolumeObject {
   void RegisterMethods();
   void HandleAttach(sdbus::MethodCall call);
   void HandleDetach(sdbus::MethodCall call);
+  void HandleSnapshot(sdbus::MethodCall call);
+  void HandleDeleteSnapshot(sdbus::MethodCall call);
+  void HandleRevert(sdbus::MethodCall call);
+  void HandleExpand(sdbus::MethodCall call);
+  void HandleVerify(sdbus::MethodCall call);
+  // Throws NotAuthorized unless the caller of `call` may change things.
+  void Authorize(std::string_view method, const sdbus::MethodCall& call) const;
+  // Replies with the object path of job `id` after asking for its object.
+  void ReplyWithJob(sdbus::MethodCall& call, uint64_t id);
 
   VolumeManager& manager_;
   const Authorizer& authorizer_;
+  VolumeEventQueue& events_;
   VolumeInfo info_;
   std::unique_ptr<sdbus::IObject> object_;
 };

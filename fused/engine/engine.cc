@@ -3,9 +3,15 @@
 // and only the modes need the lock. A FanOut counts answers; the last one
 // completes the caller's callback. Overlapping writes are not yet ordered
 // here: with one replica the replicad's own ordering is enough.
+//
+// The gate counts requests in flight. Pause closes it and waits for the
+// count to reach zero; requests arriving meanwhile are deferred (a write's
+// data is copied, since the FUSE buffer dies with the handler) and re-run by
+// Resume in arrival order.
 #include "fused/engine/engine.h"
 
 #include <atomic>
+#include <optional>
 
 #include "common/log.h"
 
@@ -128,22 +134,114 @@ void Engine::FanOutOp(const char* what, std::function<void(Backend&, DoneCallbac
   }
 }
 
+bool Engine::TryEnter() {
+  std::lock_guard lock(gate_mutex_);
+  if (paused_) return false;
+  in_flight_++;
+  return true;
+}
+
+void Engine::Leave() {
+  std::lock_guard lock(gate_mutex_);
+  if (--in_flight_ == 0 && paused_) gate_cv_.notify_all();
+}
+
+void Engine::Defer(std::function<void()> retry) {
+  {
+    std::lock_guard lock(gate_mutex_);
+    if (paused_) {
+      deferred_.push_back(std::move(retry));
+      return;
+    }
+  }
+  retry();
+}
+
+DoneCallback Engine::Tracked(DoneCallback done) {
+  return [this, done = std::move(done)](Status s) {
+    done(std::move(s));
+    Leave();
+  };
+}
+
+Status Engine::Pause() {
+  {
+    std::unique_lock lock(gate_mutex_);
+    paused_ = true;
+    gate_cv_.wait(lock, [this] { return in_flight_ == 0; });
+  }
+  std::mutex m;
+  std::condition_variable cv;
+  std::optional<Status> flushed;
+  FanOutOp("flush", [](Backend& b, DoneCallback cb) { b.Flush(cb); }, [&](Status s) {
+    std::lock_guard lock(m);
+    flushed = std::move(s);
+    cv.notify_all();
+  });
+  std::unique_lock lock(m);
+  cv.wait(lock, [&] { return flushed.has_value(); });
+  return *flushed;
+}
+
+void Engine::Resume() {
+  std::vector<std::function<void()>> retry;
+  {
+    std::lock_guard lock(gate_mutex_);
+    paused_ = false;
+    retry.swap(deferred_);
+  }
+  for (auto& r : retry) r();
+}
+
+void Engine::FailReplica(const std::string& name, const Status& why) {
+  for (size_t i = 0; i < replicas_.size(); ++i) {
+    if (replicas_[i].name == name) MarkFailed(i, why);
+  }
+}
+
 void Engine::Write(uint64_t offset, std::span<const uint8_t> data, DoneCallback done) {
+  if (!TryEnter()) {
+    Defer([this, offset, copy = std::vector<uint8_t>(data.begin(), data.end()),
+           done = std::move(done)]() mutable { Write(offset, copy, std::move(done)); });
+    return;
+  }
+  done = Tracked(std::move(done));
   FanOutOp("write", [offset, data](Backend& b, DoneCallback cb) { b.Write(offset, data, cb); },
            std::move(done));
 }
 
 void Engine::Unmap(uint64_t offset, uint64_t length, DoneCallback done) {
+  if (!TryEnter()) {
+    Defer([this, offset, length, done = std::move(done)]() mutable {
+      Unmap(offset, length, std::move(done));
+    });
+    return;
+  }
+  done = Tracked(std::move(done));
   FanOutOp("unmap", [offset, length](Backend& b, DoneCallback cb) { b.Unmap(offset, length, cb); },
            std::move(done));
 }
 
 void Engine::Flush(DoneCallback done) {
+  if (!TryEnter()) {
+    Defer([this, done = std::move(done)]() mutable { Flush(std::move(done)); });
+    return;
+  }
+  done = Tracked(std::move(done));
   FanOutOp("flush", [](Backend& b, DoneCallback cb) { b.Flush(cb); }, std::move(done));
 }
 
 void Engine::Read(uint64_t offset, uint32_t length, ReadCallback done) {
-  ReadFrom(0, offset, length, std::move(done));
+  if (!TryEnter()) {
+    Defer([this, offset, length, done = std::move(done)]() mutable {
+      Read(offset, length, std::move(done));
+    });
+    return;
+  }
+  ReadFrom(0, offset, length, [this, done = std::move(done)](Status s, std::vector<uint8_t> d) {
+    done(std::move(s), std::move(d));
+    Leave();
+  });
 }
 
 void Engine::ReadFrom(size_t first, uint64_t offset, uint32_t length, ReadCallback done) {

@@ -10,6 +10,8 @@
 // `on_change` is called (no lock held) when a replica's mode changes.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -35,11 +37,24 @@ class Engine : public Backend {
          std::function<void()> on_change = {});
   ~Engine() override;
 
-  uint64_t Size() const override { return size_; }
+  uint64_t Size() const override { return size_.load(); }
   void Read(uint64_t offset, uint32_t length, ReadCallback done) override;
   void Write(uint64_t offset, std::span<const uint8_t> data, DoneCallback done) override;
   void Unmap(uint64_t offset, uint64_t length, DoneCallback done) override;
   void Flush(DoneCallback done) override;
+
+  // Stops admitting I/O (new requests wait in a queue) and returns once
+  // every request in flight has completed. For snapshot and expand, which
+  // must see no write in flight. Blocking; not from a completion thread.
+  // Then flushes every replica (bypassing the closed gate) and returns the
+  // flush's status; the engine stays paused either way.
+  Status Pause();
+  // Admits I/O again, starting with the queued requests.
+  void Resume();
+  // The size after an expand; call while paused.
+  void SetSize(uint64_t size) { size_ = size; }
+  // Marks a replica ERR (a control operation failed on it).
+  void FailReplica(const std::string& name, const Status& why);
 
   // Modes by replica name, in the order given at construction.
   std::vector<std::pair<std::string, ReplicaMode>> Modes() const;
@@ -58,8 +73,20 @@ class Engine : public Backend {
   Status NoReplica(const char* what) const;
   std::vector<EngineReplica> Release();
 
+  // The I/O gate: false when paused (the request is then deferred).
+  bool TryEnter();
+  void Leave();
+  // Runs `retry` when the engine is resumed (at once if it is not paused).
+  void Defer(std::function<void()> retry);
+  DoneCallback Tracked(DoneCallback done);
+
   const std::string volume_;
-  const uint64_t size_;
+  std::atomic<uint64_t> size_;
+  std::mutex gate_mutex_;
+  std::condition_variable gate_cv_;
+  bool paused_ = false;
+  uint64_t in_flight_ = 0;
+  std::vector<std::function<void()>> deferred_;
   std::function<void()> on_change_;
   mutable std::mutex mutex_;  // guards modes in replicas_ (not the vector itself)
   std::vector<EngineReplica> replicas_;

@@ -62,6 +62,24 @@ Status ReplicaClient::DeleteReplica(const ReplicaTarget& target, const ClientTim
   return Status::Ok();
 }
 
+Result<boost::json::object> ReplicaClient::Call(const ReplicaTarget& target, uint64_t epoch,
+                                                wire::Op op, const boost::json::object& body,
+                                                const ClientTimeouts& timeouts) {
+  std::string what = std::string(wire::OpName(static_cast<uint16_t>(op))) + " on replica " +
+                     target.replica + " (" + target.address + ")";
+  auto fd = ConnectTcp(target.address, timeouts.connect, timeouts.request);
+  if (!fd.ok()) return fd.status();
+  auto identity = Identity(target);
+  identity["epoch"] = epoch;
+  auto opened = ControlCall(fd->get(), wire::Op::kOpenReplica, identity, epoch);
+  if (!opened.ok()) return opened.status().WithContext(what);
+  auto hello = ControlCall(fd->get(), wire::Op::kHello, identity, epoch);
+  if (!hello.ok()) return hello.status().WithContext(what);
+  auto reply = ControlCall(fd->get(), op, body, epoch);
+  if (!reply.ok()) return reply.status().WithContext(what);
+  return reply;
+}
+
 Result<std::unique_ptr<ReplicaClient>> ReplicaClient::Open(const ReplicaTarget& target,
                                                            uint64_t epoch, int connections,
                                                            const ClientTimeouts& timeouts) {

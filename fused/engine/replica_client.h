@@ -13,6 +13,7 @@
 // timeout plus the replica timeout.
 #pragma once
 
+#include <boost/json.hpp>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -55,6 +56,13 @@ class ReplicaClient : public Backend {
   static Status CreateReplica(const ReplicaTarget& target, uint64_t size,
                               const ClientTimeouts& timeouts);
   static Status DeleteReplica(const ReplicaTarget& target, const ClientTimeouts& timeouts);
+  // One request on a short-lived connection bound to the replica at
+  // `epoch` (OPEN_REPLICA, which is a no-op when already open at that
+  // epoch, then HELLO): for snapshot, list, revert, expand and verify, which
+  // are fenced like data but must not wait behind it.
+  static Result<boost::json::object> Call(const ReplicaTarget& target, uint64_t epoch, wire::Op op,
+                                          const boost::json::object& body,
+                                          const ClientTimeouts& timeouts);
 
   ~ReplicaClient() override;
 

@@ -353,6 +353,11 @@ void FuseFrontend::RemoveVolume(const std::string& name) {
   }
 }
 
+void FuseFrontend::SizeChanged(const std::string& name) {
+  auto v = FindByName(name);
+  if (v && session_ != nullptr) fuse_lowlevel_notify_inval_inode(session_, v->ino, 0, 0);
+}
+
 std::shared_ptr<FuseFrontend::Volume> FuseFrontend::FindByIno(uint64_t ino) {
   std::lock_guard lock(mutex_);
   auto it = by_ino_.find(ino);

@@ -49,6 +49,8 @@ class FuseFrontend {
   Result<std::string> AddVolume(const std::string& name, std::shared_ptr<Backend> backend);
   // Removes the file. Requests already in flight complete normally.
   void RemoveVolume(const std::string& name);
+  // Tells the kernel to forget the file's cached size (after an expand).
+  void SizeChanged(const std::string& name);
 
   const std::string& mount_point() const { return settings_.mount_point; }
 

@@ -66,6 +66,13 @@ Status LoopDevice::Link(const std::string& link) {
   return Status::Ok();
 }
 
+Status LoopDevice::RefreshCapacity() {
+  if (::ioctl(fd_.get(), LOOP_SET_CAPACITY, 0) != 0) {
+    return ErrnoStatus(errno, "refresh the capacity of " + path_);
+  }
+  return Status::Ok();
+}
+
 Status LoopDevice::Release() {
   if (!fd_.valid()) return Status::Ok();
   UniqueFd probe(::open(path_.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC));

@@ -32,6 +32,9 @@ class LoopDevice {
   // a process); otherwise unbinds it.
   Status Release();
 
+  // Re-reads the backing file's size (LOOP_SET_CAPACITY), after an expand.
+  Status RefreshCapacity();
+
   // Creates (replacing) the symlink `link` -> path().
   Status Link(const std::string& link);
 

@@ -105,6 +105,17 @@ Status VolumeService::Start() {
     ::closedir(dir);
   }
   if (!notifier_.joinable()) notifier_ = std::thread([this] { NotifierLoop(); });
+  jobs_.SetNotify([this](const JobInfo& info, bool added, bool removed) {
+    std::lock_guard lock(listener_mutex_);
+    if (listener_ == nullptr) return;
+    if (added) {
+      listener_->JobAdded(info);
+    } else if (removed) {
+      listener_->JobRemoved(info.id);
+    } else {
+      listener_->JobChanged(info);
+    }
+  });
   LogInfo("registry " + settings_.state_dir + "/volumes.json: " +
           std::to_string(registry_.volumes().size()) + " volume(s)");
   return Status::Ok();
@@ -138,9 +149,11 @@ VolumeInfo VolumeService::InfoLocked(const VolumeRecord& record) {
   info.size = record.size;
   info.state = "detached";
   for (const auto& r : record.replicas) info.replicas.push_back({r.address, r.name, ""});
+  info.actual_size = record.actual_size;
+  info.snapshots = record.snapshots;
   auto it = attached_.find(record.name);
   if (it != attached_.end()) {
-    info.state = "attached";
+    info.state = it->second.maintenance ? "maintenance" : "attached";
     info.frontend_path = it->second.file;
     if (it->second.loop) info.loop_device = it->second.loop->path();
     auto modes = it->second.engine->Modes();
@@ -258,6 +271,10 @@ Status VolumeService::DeleteVolume(const std::string& name, const Options& optio
     if (attached_.count(name) != 0) {
       return Status(ErrorKind::kBusy, "delete volume " + name + ": it is attached; detach it first");
     }
+    if (jobs_.Running(name, "delete-snapshot") || jobs_.Running(name, "verify")) {
+      return Status(ErrorKind::kBusy,
+                    "delete volume " + name + ": a job on it is running; wait for it to end");
+    }
     std::vector<ReplicaRecord> remaining;
     Status first_error;
     for (const auto& r : record->replicas) {
@@ -287,8 +304,17 @@ Status VolumeService::DeleteVolume(const std::string& name, const Options& optio
 }
 
 Result<std::string> VolumeService::Attach(const std::string& name, const Options& options) {
-  SH_RETURN_IF_ERROR(CheckOptions("Attach", options, {"frontend"}));
+  SH_RETURN_IF_ERROR(CheckOptions("Attach", options, {"frontend", "maintenance"}));
   bool block = true;
+  bool maintenance = false;
+  if (auto it = options.find("maintenance"); it != options.end()) {
+    const auto* value = std::get_if<bool>(&it->second);
+    if (value == nullptr) {
+      return Status(ErrorKind::kInvalidArgument,
+                    "attach volume " + name + ": option 'maintenance' must be a boolean");
+    }
+    maintenance = *value;
+  }
   if (auto it = options.find("frontend"); it != options.end()) {
     const auto* value = std::get_if<std::string>(&it->second);
     if (value == nullptr || (*value != "block" && *value != "file")) {
@@ -321,11 +347,16 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
     }
     a.engine = std::make_shared<Engine>(name, record->size, std::move(replicas),
                                         [this, name] { QueueChanged(name); });
-    auto file = fuse_.AddVolume(name, a.engine);
-    if (!file.ok()) return file.status().WithContext("attach volume " + name);
-    a.file = *file;
-    result = a.file;
-    if (block) {
+    Status refreshed = RefreshLayersLocked(*record);
+    if (!refreshed.ok()) LogWarning("attach volume " + name + ": " + refreshed.message());
+    a.maintenance = maintenance;
+    if (!maintenance) {
+      auto file = fuse_.AddVolume(name, a.engine);
+      if (!file.ok()) return file.status().WithContext("attach volume " + name);
+      a.file = *file;
+      result = a.file;
+    }
+    if (block && !maintenance) {
       auto loop = LoopDevice::Attach(a.file, kLoopBlockSize);
       if (!loop.ok()) {
         fuse_.RemoveVolume(name);
@@ -337,7 +368,8 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
       result = a.loop->path();
     }
     attached_[name] = std::move(a);
-    LogInfo("attached volume " + name + " at " + result + " (epoch " +
+    LogInfo("attached volume " + name + (maintenance ? " in maintenance mode" : " at " + result) +
+            " (epoch " +
             std::to_string(record->epoch) + ")");
   }
   NotifyChanged(name);
@@ -354,7 +386,7 @@ Status VolumeService::DetachLocked(const std::string& name) {
   }
   Attachment& a = it->second;
   if (a.loop) SH_RETURN_IF_ERROR(a.loop->Release().WithContext("detach volume " + name));
-  fuse_.RemoveVolume(name);
+  if (!a.maintenance) fuse_.RemoveVolume(name);
   Status flushed = WaitFlush(*a.engine);
   if (!flushed.ok()) LogError("detach volume " + name + ": " + flushed.message());
   Status closed = a.engine->Close();

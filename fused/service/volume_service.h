@@ -25,6 +25,7 @@
 #include "fused/engine/replica_client.h"
 #include "fused/fuse/fuse_frontend.h"
 #include "fused/loop/loop_device.h"
+#include "fused/service/job_runner.h"
 
 namespace shorthorn::fused {
 
@@ -56,13 +57,40 @@ class VolumeService : public VolumeManager {
   Status Detach(const std::string& name, const Options& options) override;
   void SetListener(VolumeListener* listener) override;
 
+  // Snapshots, revert, expand, verify and jobs: volume_snapshots.cc.
+  Status Snapshot(const std::string& volume, const std::string& snapshot,
+                  const Options& options) override;
+  Result<uint64_t> DeleteSnapshot(const std::string& volume, const std::string& snapshot,
+                                  const Options& options) override;
+  Status Revert(const std::string& volume, const std::string& snapshot,
+                const Options& options) override;
+  Status Expand(const std::string& volume, uint64_t size, const Options& options) override;
+  Result<uint64_t> Verify(const std::string& volume, const Options& options) override;
+  std::vector<JobInfo> ListJobs() override { return jobs_.List(); }
+  Result<JobInfo> GetJob(uint64_t id) override { return jobs_.Get(id); }
+  Status CancelJob(uint64_t id) override { return jobs_.Cancel(id); }
+
+  static constexpr size_t kMaxSnapshots = 250;
+
  private:
   struct Attachment {
     std::shared_ptr<Engine> engine;
     std::vector<ReplicaTarget> targets;
     std::string file;
     std::optional<LoopDevice> loop;
+    bool maintenance = false;  // engine only: no FUSE file, no loop device
   };
+
+  // Sends `op` to every usable replica of `record` (the engine's non-ERR
+  // ones when attached, all when detached). Attached, a replica that fails
+  // is marked ERR and the call succeeds while one answered; detached, any
+  // failure fails the call. Caller holds mutex_.
+  Result<std::vector<boost::json::object>> CallAllLocked(const VolumeRecord& record, wire::Op op,
+                                                         const boost::json::object& body);
+  // LIST_LAYERS from the first replica that answers, into the registry.
+  Status RefreshLayersLocked(VolumeRecord& record);
+  // Job body helper: LIST_LAYERS of every replica, outside mutex_.
+  std::vector<boost::json::object> ListLayersUnlocked(const std::string& volume);
 
   VolumeInfo InfoLocked(const VolumeRecord& record);
   Status DetachLocked(const std::string& name);
@@ -80,6 +108,8 @@ class VolumeService : public VolumeManager {
   std::map<std::string, Attachment> attached_;
   std::mutex listener_mutex_;
   VolumeListener* listener_ = nullptr;
+
+  JobRunner jobs_;
 
   std::mutex events_mutex_;
   std::condition_variable events_cv_;

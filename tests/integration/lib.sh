@@ -19,6 +19,14 @@
 # Nothing here touches /etc/shorthorn, /var/lib/shorthorn, /run/shorthorn or
 # /dev/shorthorn: every daemon gets a temp --config and temp directories.
 # Traffic goes to 127.0.0.1 only.
+#
+# A test may define teardown_hook (run first by teardown) to undo what it
+# started outside the harness. `teardown` may also be called mid-test (after
+# a kill -9, say) and followed by new start_* calls on the same directories.
+#
+# Environment: SHORTHORN_BUILD_DIR (where the daemons are built; CTest sets
+# it), SHORTHORN_TEST_LOG_LEVEL (daemon log level, default info),
+# SHORTHORN_TEST_KEEP=1 (keep the temp dir of a failed test).
 
 set -euo pipefail
 set -E  # the ERR trap also fires inside functions
@@ -55,8 +63,10 @@ fail() {
   exit 1
 }
 
+SKIPPING=0
 skip() {
   printf 'SKIP %s: %s\n' "$TEST_NAME" "$*"
+  SKIPPING=1
   exit 77
 }
 
@@ -122,9 +132,11 @@ init_test() {
   log "temp dir $TEST_DIR, binaries from $BUILD_DIR"
 }
 
+IN_TEARDOWN=0
 _on_err() {
-  # Command substitutions inherit the trap too; report from the top shell only.
-  [[ $BASHPID == "$$" ]] || return 0
+  # Command substitutions inherit the trap too; report from the top shell
+  # only, and not from teardown, which tolerates failures.
+  [[ $BASHPID == "$$" && $IN_TEARDOWN == 0 ]] || return 0
   printf 'FAIL %s: command failed (exit %s) at line %s: %s\n' "$TEST_NAME" "$1" "$2" "$3" >&2
 }
 
@@ -265,10 +277,12 @@ start_fused() {
   local replicads=() name i
   [[ -z ${DAEMON_PIDS[fused]:-} ]] || fail "fused already running"
   for name in "${!REPLICAD_PORTS[@]}"; do replicads+=("$(replica_address "$name")"); done
+  # A space-separated list in one option; without replicads, the (unused) default.
+  ((${#replicads[@]} == 0)) || replicads=(--replicads "${replicads[*]}")
   : >"$CONF_DIR/fused.conf"
   "$FUSED_BIN" --config "$CONF_DIR/fused.conf" --state-dir "$FUSED_STATE_DIR" \
     --mount-point "$FUSED_MOUNT_POINT" --dev-dir "$FUSED_DEV_DIR" \
-    --replicads "${replicads[*]}" --log-level "$LOG_LEVEL" \
+    "${replicads[@]}" --log-level "$LOG_LEVEL" \
     >>"$LOG_DIR/fused.log" 2>&1 </dev/null &
   DAEMON_PIDS[fused]=$!
   for ((i = 0; i < 300; i++)); do
@@ -484,11 +498,13 @@ _loops_under() {
   } | sort -u
 }
 
-# _kill_users DIR: kills the processes that use the filesystem mounted at DIR
-# (a shell left in it, a writer still running) so it can be unmounted.
+# _kill_users DIR|DEVICE: kills the processes that use the filesystem mounted
+# at DIR (a shell left in it, a writer still running) or hold DEVICE open, so
+# it can be unmounted or detached.
 _kill_users() {
-  local pid
-  for pid in $(fuser -M -m "$1" 2>/dev/null); do
+  local pid args=(-M -m "$1")
+  [[ -d $1 ]] || args=("$1")
+  for pid in $(fuser "${args[@]}" 2>/dev/null); do
     pid=${pid//[^0-9]/}
     [[ -n $pid && $pid != "$$" && $pid != "$BASHPID" ]] || continue
     warn "killing pid $pid, which uses $1: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
@@ -539,8 +555,10 @@ _umount_with_deadline() {
 # teardown: stops everything the test started and undoes its mounts and loop
 # devices; keeps TEST_DIR. Idempotent; safe at any point of a test.
 teardown() {
-  local mnt dev name pid
+  local - mnt dev name pid
   [[ -n $TEST_DIR ]] || return 0
+  set +e  # undo as much as possible, whatever fails (restored on return)
+  IN_TEARDOWN=1
   cd / || true
   # 0. A test's own undo (e.g. a script's "down"), when it defines one.
   if declare -F teardown_hook >/dev/null; then teardown_hook || warn "teardown_hook failed"; fi
@@ -555,7 +573,9 @@ teardown() {
   # FUSE mount. A busy one is marked autoclear by the kernel.
   for dev in $(_loops_under); do
     warn "detaching leftover loop device $dev ($(losetup -n -O BACK-FILE "$dev" 2>/dev/null))"
-    losetup -d "$dev" || warn "losetup -d $dev failed"
+    _kill_users "$dev"
+    losetup -d "$dev" 2>/dev/null || [[ ! -e /sys/block/${dev#/dev/}/loop/backing_file ]] ||
+      warn "losetup -d $dev failed"
   done
   # 4. The FUSE mount of a dead fused.
   for mnt in $(_mounts_under fuse); do
@@ -575,6 +595,7 @@ teardown() {
   for dev in $(_loops_under); do
     losetup -d "$dev" 2>/dev/null || true
   done
+  IN_TEARDOWN=0
 }
 
 # leftovers: prints what the test left behind (mounts, loop devices,
@@ -614,6 +635,8 @@ _on_exit() {
   local rc=$?
   set +e
   trap - ERR
+  # 77 means skipped only when skip() said so; from anything else it is a failure.
+  if ((rc == 77 && SKIPPING == 0)); then rc=1; fi
   ((CLEANUP_DONE == 0)) || exit "$rc"
   CLEANUP_DONE=1
   if ((rc != 0 && rc != 77)); then print_logs; fi

@@ -1,6 +1,6 @@
 // Pure parts of the D-Bus adapter: object path escaping, error names, option
-// conversion, the authorization decision, /proc parsing, change detection and
-// the event queue. No bus.
+// conversion, the authorization decision, /proc parsing, change detection
+// (volumes and jobs) and the event queue. No bus.
 #include <gtest/gtest.h>
 #include <poll.h>
 
@@ -10,6 +10,7 @@
 #include "fused/dbus/dbus_names.h"
 #include "fused/dbus/dbus_options.h"
 #include "fused/dbus/event_queue.h"
+#include "fused/dbus/job_object.h"
 #include "fused/dbus/volume_object.h"
 
 namespace shorthorn::fused::dbus {
@@ -187,6 +188,74 @@ TEST(VolumePropertiesTest, ListsOnlyWhatChanged) {
   c.replicas.push_back({"h:2", "r2", ""});
   EXPECT_EQ(ChangedVolumeProperties(a, c),
             (std::vector<std::string>{"Size", "Replicas", "FrontendPath"}));
+}
+
+TEST(VolumePropertiesTest, ListsActualSizeAndSnapshots) {
+  VolumeInfo a;
+  a.name = "v";
+  a.snapshots = {{"s1", "", "2024-05-01T12:00:00Z", true, 4096, false}};
+  VolumeInfo b = a;
+  b.actual_size = 4096;
+  b.snapshots[0].removed = true;
+  EXPECT_EQ(ChangedVolumeProperties(a, b), (std::vector<std::string>{"ActualSize", "Snapshots"}));
+  VolumeInfo c = a;
+  c.snapshots.push_back({"s2", "s1", "2024-05-01T12:00:01Z", false, 0, false});
+  EXPECT_EQ(ChangedVolumeProperties(a, c), (std::vector<std::string>{"Snapshots"}));
+}
+
+TEST(JobPropertiesTest, ListsOnlyWhatChangedAndKnowsTheEnd) {
+  EXPECT_EQ(JobObjectPath(42), "/org/shorthorn/Storage1/jobs/42");
+  JobInfo a;
+  a.id = 1;
+  a.operation = "delete-snapshot";
+  a.state = "running";
+  a.cancellable = true;
+  JobInfo b = a;
+  EXPECT_TRUE(ChangedJobProperties(a, b).empty());
+  b.target = "ignored, constant";
+  b.progress = 0.25;
+  b.bytes = 10;
+  b.rate = 5;
+  EXPECT_EQ(ChangedJobProperties(a, b), (std::vector<std::string>{"Progress", "Bytes", "Rate"}));
+  JobInfo c = a;
+  c.total_bytes = 100;
+  c.state = "failed";
+  c.message = "boom";
+  c.cancellable = false;
+  EXPECT_EQ(ChangedJobProperties(a, c),
+            (std::vector<std::string>{"TotalBytes", "State", "Message", "Cancellable"}));
+  EXPECT_FALSE(JobFinished(a));
+  for (const char* state : {"completed", "failed", "cancelled"}) {
+    c.state = state;
+    EXPECT_TRUE(JobFinished(c)) << state;
+  }
+}
+
+TEST(EventQueueTest, CarriesJobEventsAndRefreshRequests) {
+  auto queue = VolumeEventQueue::Create();
+  ASSERT_TRUE(queue.ok());
+  VolumeEventQueue& q = **queue;
+  JobInfo job;
+  job.id = 7;
+  job.state = "running";
+  q.JobAdded(job);
+  job.state = "completed";
+  q.JobChanged(job);
+  q.JobRemoved(7);
+  q.RequestJobRefresh(8);
+  q.RequestVolumeRefresh("v");
+  auto events = q.Take();
+  ASSERT_EQ(events.size(), 5u);
+  EXPECT_EQ(events[0].kind, VolumeEvent::Kind::kJobAdded);
+  EXPECT_EQ(events[0].job.state, "running");
+  EXPECT_EQ(events[1].kind, VolumeEvent::Kind::kJobChanged);
+  EXPECT_EQ(events[1].job.state, "completed");
+  EXPECT_EQ(events[2].kind, VolumeEvent::Kind::kJobRemoved);
+  EXPECT_EQ(events[2].job.id, 7u);
+  EXPECT_EQ(events[3].kind, VolumeEvent::Kind::kJobRefresh);
+  EXPECT_EQ(events[3].job.id, 8u);
+  EXPECT_EQ(events[4].kind, VolumeEvent::Kind::kRefresh);
+  EXPECT_EQ(events[4].info.name, "v");
 }
 
 TEST(EventQueueTest, KeepsOrderAndWakesThePoller) {

@@ -2,138 +2,20 @@
 // sdbus-c++ proxies (to see error names) and by busctl (the unprivileged
 // caller check, as root only). Asserts on D-Bus error names, object paths,
 // property values and the ObjectManager and Properties signals.
-#include <gtest/gtest.h>
-#include <unistd.h>
-
-#include <chrono>
-#include <condition_variable>
 #include <fstream>
-#include <mutex>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
 
-#include <sdbus-c++/sdbus-c++.h>
-
-#include "fused/dbus/dbus_names.h"
-#include "fused/dbus/dbus_service.h"
-#include "tests/unit/fused/fake_volume_manager.h"
-#include "tests/unit/fused/private_bus.h"
+#include "tests/unit/fused/dbus_service_fixture.h"
 
 namespace shorthorn::fused::dbus {
 namespace {
 
 using testing::PrivateBus;
 using testing::RunCommand;
-using ManagedObjects =
-    std::map<sdbus::ObjectPath, std::map<std::string, std::map<std::string, sdbus::Variant>>>;
 using Replica = sdbus::Struct<std::string, std::string, std::string>;
-
-constexpr char kObjectManager[] = "org.freedesktop.DBus.ObjectManager";
-constexpr char kProperties[] = "org.freedesktop.DBus.Properties";
-constexpr uint64_t kGiB = 1ull << 30;
-
-std::string PolicyFile() {
-  return std::string(SHORTHORN_DBUS_XML_DIR) + "/org.shorthorn.Storage1.conf";
-}
-
-// Signals seen by a client, with a way to wait for one.
-class SignalLog {
- public:
-  void Add(std::string entry) {
-    std::lock_guard lock(mu_);
-    entries_.push_back(std::move(entry));
-    cv_.notify_all();
-  }
-  bool WaitFor(const std::string& entry) {
-    std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, std::chrono::seconds(5), [&] {
-      return std::find(entries_.begin(), entries_.end(), entry) != entries_.end();
-    });
-  }
-  std::vector<std::string> entries() {
-    std::lock_guard lock(mu_);
-    return entries_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::string> entries_;
-};
-
-class DbusServiceTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string error;
-    if (!bus_.Start(PolicyFile(), /*anyone_may_own=*/true, &error)) {
-      GTEST_SKIP() << "no private dbus-daemon: " << error;
-    }
-    DbusServiceOptions options;
-    options.admin.extra_uids = {geteuid()};  // so the test needs no root
-    service_ = std::make_unique<DbusService>(fake_, options);
-    Status started = service_->Start();
-    ASSERT_TRUE(started.ok()) << started.ToString();
-    manager_ = sdbus::createProxy(kBusName, kManagerPath);
-    root_ = sdbus::createProxy(kBusName, kRootPath);
-    root_->uponSignal("InterfacesAdded")
-        .onInterface(kObjectManager)
-        .call([this](const sdbus::ObjectPath& path,
-                     const std::map<std::string, std::map<std::string, sdbus::Variant>>& ifaces) {
-          if (ifaces.count(kVolumeInterface)) log_.Add("added " + path);
-        });
-    root_->uponSignal("InterfacesRemoved")
-        .onInterface(kObjectManager)
-        .call([this](const sdbus::ObjectPath& path, const std::vector<std::string>& ifaces) {
-          for (const auto& i : ifaces) {
-            if (i == kVolumeInterface) log_.Add("removed " + path);
-          }
-        });
-    root_->finishRegistration();
-  }
-
-  void TearDown() override {
-    root_.reset();
-    manager_.reset();
-    if (service_) service_->Stop();
-  }
-
-  sdbus::ObjectPath Create(const std::string& name, uint64_t size,
-                           std::map<std::string, sdbus::Variant> options = {}) {
-    sdbus::ObjectPath path;
-    manager_->callMethod("CreateVolume")
-        .onInterface(kManagerInterface)
-        .withArguments(name, size, std::vector<std::string>{"127.0.0.1:9500"}, options)
-        .storeResultsTo(path);
-    return path;
-  }
-
-  // The D-Bus error name `call` fails with, "" if it succeeds.
-  template <typename F>
-  std::string ErrorOf(F&& call, std::string* message = nullptr) {
-    try {
-      call();
-    } catch (const sdbus::Error& e) {
-      if (message) *message = e.getMessage();
-      return e.getName();
-    }
-    return "";
-  }
-
-  ManagedObjects GetManagedObjects() {
-    ManagedObjects objects;
-    root_->callMethod("GetManagedObjects").onInterface(kObjectManager).storeResultsTo(objects);
-    return objects;
-  }
-
-  PrivateBus bus_;
-  FakeVolumeManager fake_;
-  std::unique_ptr<DbusService> service_;
-  std::unique_ptr<sdbus::IProxy> manager_;
-  std::unique_ptr<sdbus::IProxy> root_;
-  SignalLog log_;
-};
 
 TEST_F(DbusServiceTest, ManagerHasVersion) {
   std::string version = manager_->getProperty("Version").onInterface(kManagerInterface);
@@ -378,11 +260,18 @@ std::string ReadXml(const std::string& file) {
 
 TEST_F(DbusServiceTest, IntrospectionMatchesTheInterfaceXml) {
   sdbus::ObjectPath path = Create("intro", kGiB);
+  sdbus::ObjectPath job;
+  auto volume = sdbus::createProxy(kBusName, path);
+  volume->callMethod("Verify")
+      .onInterface(kVolumeInterface)
+      .withArguments(DbusOptionsArg{})
+      .storeResultsTo(job);
   struct Case {
     std::string path, interface, file;
   };
   for (const Case& c : {Case{kManagerPath, kManagerInterface, "org.shorthorn.Storage1.Manager.xml"},
-                        Case{path, kVolumeInterface, "org.shorthorn.Storage1.Volume.xml"}}) {
+                        Case{path, kVolumeInterface, "org.shorthorn.Storage1.Volume.xml"},
+                        Case{job, kJobInterface, "org.shorthorn.Storage1.Job.xml"}}) {
     auto proxy = sdbus::createProxy(kBusName, c.path);
     std::string live;
     proxy->callMethod("Introspect")

@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <map>
+#include <thread>
 
 namespace shorthorn::fused {
 namespace {
@@ -136,6 +137,73 @@ TEST(EngineTest, CloseFailsLaterIo) {
   Fixture f(1);
   ASSERT_TRUE(f.engine->Close().ok());
   EXPECT_EQ(f.Write(0, std::vector<uint8_t>(16, 1)).sys_errno(), EIO);
+}
+
+}  // namespace
+}  // namespace shorthorn::fused
+
+namespace shorthorn::fused {
+namespace {
+
+// Holds every write until Release(); counts flushes.
+class HeldBackend : public Backend {
+ public:
+  uint64_t Size() const override { return 1 << 20; }
+  void Read(uint64_t, uint32_t length, ReadCallback done) override {
+    done(Status::Ok(), std::vector<uint8_t>(length));
+  }
+  void Write(uint64_t offset, std::span<const uint8_t>, DoneCallback done) override {
+    std::lock_guard lock(mutex);
+    order.push_back(offset);
+    held.push_back(std::move(done));
+  }
+  void Unmap(uint64_t, uint64_t, DoneCallback done) override { done(Status::Ok()); }
+  void Flush(DoneCallback done) override {
+    flushes++;
+    done(Status::Ok());
+  }
+  Status Close() override { return Status::Ok(); }
+  void Release() {
+    std::vector<DoneCallback> now;
+    {
+      std::lock_guard lock(mutex);
+      now.swap(held);
+    }
+    for (auto& d : now) d(Status::Ok());
+  }
+  std::mutex mutex;
+  std::vector<DoneCallback> held;
+  std::vector<uint64_t> order;
+  std::atomic<int> flushes{0};
+};
+
+TEST(EngineGateTest, PauseWaitsForInFlightAndDefersNewRequests) {
+  auto owned = std::make_unique<HeldBackend>();
+  HeldBackend* b = owned.get();
+  std::vector<EngineReplica> replicas;
+  replicas.push_back({"r0", std::move(owned), ReplicaMode::kRW});
+  Engine engine("vol", 1 << 20, std::move(replicas));
+  std::vector<uint8_t> data(4096, 1);
+  std::atomic<int> completed{0};
+  engine.Write(0, data, [&](Status s) { completed++; });
+  std::atomic<bool> paused{false};
+  std::thread pauser([&] {
+    EXPECT_TRUE(engine.Pause().ok());
+    paused = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(paused);  // a write is still in flight
+  b->Release();
+  pauser.join();
+  EXPECT_TRUE(paused);
+  EXPECT_EQ(b->flushes, 1);  // Pause flushed after draining
+  engine.Write(8192, data, [&](Status s) { completed++; });
+  EXPECT_EQ(b->order.size(), 1u);  // deferred while paused
+  engine.Resume();
+  ASSERT_EQ(b->order.size(), 2u);
+  EXPECT_EQ(b->order[1], 8192u);
+  b->Release();
+  EXPECT_EQ(completed, 2);
 }
 
 }  // namespace

@@ -1,11 +1,16 @@
 // FakeVolumeManager: an in-memory VolumeManager for tests of the D-Bus
 // adapter. Volumes are records in a map; Attach "attaches" by filling in a
-// made-up FUSE path and loop device. The listener is called after every
-// change, with the lock released, on the calling thread. Thread-safe.
+// made-up FUSE path and loop device (or neither, in maintenance). Snapshots
+// are records in the volume; DeleteSnapshot and Verify start jobs that stay
+// running until the test moves them with AdvanceJob, FinishJob and
+// RemoveJob (or, with DeleteSnapshot option "finish", end at once). The listener is called after
+// every change, with the lock released, on the calling thread (DeleteSnapshot and Verify report
+// JobAdded before they return, as a real manager may). Thread-safe.
 #pragma once
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +74,14 @@ class FakeVolumeManager : public VolumeManager {
 
   Result<std::string> Attach(const std::string& name, const Options& options) override {
     std::string frontend = "block";
+    bool maintenance = false;
+    if (auto it = options.find("maintenance"); it != options.end()) {
+      const bool* flag = std::get_if<bool>(&it->second);
+      if (!flag) {
+        return Status(ErrorKind::kInvalidArgument, "attach volume " + name + ": bad maintenance");
+      }
+      maintenance = *flag;
+    }
     if (auto it = options.find("frontend"); it != options.end()) {
       const auto* text = std::get_if<std::string>(&it->second);
       if (!text || (*text != "block" && *text != "file")) {
@@ -81,16 +94,17 @@ class FakeVolumeManager : public VolumeManager {
       std::lock_guard lock(mu_);
       auto it = volumes_.find(name);
       if (it == volumes_.end()) return NotFound(name);
-      if (it->second.state == "attached") {
+      if (it->second.state == "attached" || it->second.state == "maintenance") {
         return Status(ErrorKind::kBusy, "attach volume " + name + ": already attached");
       }
-      it->second.state = "attached";
-      it->second.frontend_path = "/run/shorthorn/volumes/" + name;
-      it->second.loop_device = frontend == "block" ? "/dev/loop7" : "";
+      it->second.state = maintenance ? "maintenance" : "attached";
+      it->second.frontend_path = maintenance ? "" : "/run/shorthorn/volumes/" + name;
+      it->second.loop_device = !maintenance && frontend == "block" ? "/dev/loop7" : "";
       for (auto& r : it->second.replicas) r.mode = "RW";
       info = it->second;
     }
     Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
+    if (maintenance) return std::string();
     return frontend == "block" ? info.loop_device : info.frontend_path;
   }
 
@@ -107,6 +121,133 @@ class FakeVolumeManager : public VolumeManager {
       info = it->second;
     }
     Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
+    return Status::Ok();
+  }
+
+  Status Snapshot(const std::string& volume, const std::string& snapshot,
+                  const Options& options) override {
+    SH_RETURN_IF_ERROR(ValidateName("snapshot", snapshot));
+    VolumeInfo info;
+    {
+      std::lock_guard lock(mu_);
+      auto it = volumes_.find(volume);
+      if (it == volumes_.end()) return NotFound(volume);
+      auto& snapshots = it->second.snapshots;
+      if (FindSnapshot(it->second, snapshot)) {
+        return Status(ErrorKind::kAlreadyExists,
+                      "snapshot volume " + volume + " as " + snapshot + ": snapshot exists");
+      }
+      SnapshotInfo s;
+      s.name = snapshot;
+      s.parent = snapshots.empty() ? "" : snapshots.back().name;
+      s.created = "2024-05-01T12:00:0" + std::to_string(snapshots.size() % 10) + "Z";
+      s.size_held = 4096 * (snapshots.size() + 1);
+      snapshots.push_back(s);
+      it->second.actual_size += s.size_held;
+      info = it->second;
+    }
+    Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
+    return Status::Ok();
+  }
+
+  Result<uint64_t> DeleteSnapshot(const std::string& volume, const std::string& snapshot,
+                                  const Options& options) override {
+    {
+      std::lock_guard lock(mu_);
+      auto it = volumes_.find(volume);
+      if (it == volumes_.end()) return NotFound(volume);
+      if (!FindSnapshot(it->second, snapshot)) {
+        return Status(ErrorKind::kNotFound, "delete snapshot " + snapshot + " of volume " + volume +
+                                                ": no such snapshot");
+      }
+    }
+    uint64_t id = StartJob("delete-snapshot", volume, snapshot);
+    // Option "finish" (s): the job ends with that state and is reported
+    // removed before the call returns, yet GetJob still finds it for a
+    // while, as the manager's contract allows ("forgotten soon after").
+    if (auto it = options.find("finish"); it != options.end()) {
+      FinishJob(id, std::get<std::string>(it->second), "finished at once");
+      Notify([&](VolumeListener* l) { l->JobRemoved(id); });
+    }
+    return id;
+  }
+
+  Status Revert(const std::string& volume, const std::string& snapshot,
+                const Options& options) override {
+    std::lock_guard lock(mu_);
+    auto it = volumes_.find(volume);
+    if (it == volumes_.end()) return NotFound(volume);
+    if (!FindSnapshot(it->second, snapshot)) {
+      return Status(ErrorKind::kNotFound,
+                    "revert volume " + volume + " to " + snapshot + ": no such snapshot");
+    }
+    if (it->second.state == "attached") {
+      return Status(ErrorKind::kBusy, "revert volume " + volume + " to " + snapshot +
+                                          ": attached; detach it or attach with maintenance=true");
+    }
+    return Status::Ok();  // the data is not modelled, so nothing visible changes
+  }
+
+  Status Expand(const std::string& volume, uint64_t size, const Options& options) override {
+    VolumeInfo info;
+    {
+      std::lock_guard lock(mu_);
+      auto it = volumes_.find(volume);
+      if (it == volumes_.end()) return NotFound(volume);
+      if (size < it->second.size) {
+        return Status(ErrorKind::kInvalidArgument,
+                      "expand volume " + volume + " to " + std::to_string(size) + ": smaller");
+      }
+      it->second.size = size;
+      info = it->second;
+    }
+    Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
+    return Status::Ok();
+  }
+
+  Result<uint64_t> Verify(const std::string& volume, const Options& options) override {
+    {
+      std::lock_guard lock(mu_);
+      if (!volumes_.count(volume)) return NotFound(volume);
+    }
+    // Option "unreported" (b): no JobAdded, as from a manager that reports
+    // only later; the service must export the job all the same.
+    auto it = options.find("unreported");
+    bool report = it == options.end() || !std::get<bool>(it->second);
+    return StartJob("verify", volume, "", report);
+  }
+
+  std::vector<JobInfo> ListJobs() override {
+    std::lock_guard lock(mu_);
+    std::vector<JobInfo> out;
+    for (const auto& [id, job] : jobs_) out.push_back(job);
+    return out;
+  }
+
+  Result<JobInfo> GetJob(uint64_t id) override {
+    std::lock_guard lock(mu_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) return JobNotFound(id);
+    return it->second;
+  }
+
+  Status CancelJob(uint64_t id) override {
+    JobInfo job;
+    {
+      std::lock_guard lock(mu_);
+      cancel_calls_.push_back(id);
+      auto it = jobs_.find(id);
+      if (it == jobs_.end()) return JobNotFound(id);
+      if (!it->second.cancellable || it->second.state != "running") {
+        return Status(ErrorKind::kInvalidArgument,
+                      "cancel job " + std::to_string(id) + ": not cancellable");
+      }
+      it->second.state = "cancelled";
+      it->second.cancellable = false;
+      it->second.message = "cancelled";
+      job = it->second;
+    }
+    Notify([&](VolumeListener* l) { l->JobChanged(job); });
     return Status::Ok();
   }
 
@@ -133,9 +274,92 @@ class FakeVolumeManager : public VolumeManager {
     return last_options_;
   }
 
+  // Test hooks for jobs, each reporting on the calling thread.
+  void AdvanceJob(uint64_t id, double progress) {
+    JobInfo job;
+    {
+      std::lock_guard lock(mu_);
+      auto& j = jobs_.at(id);
+      j.progress = progress;
+      j.bytes = static_cast<uint64_t>(progress * static_cast<double>(j.total_bytes));
+      j.rate = 1 << 20;
+      job = j;
+    }
+    Notify([&](VolumeListener* l) { l->JobChanged(job); });
+  }
+
+  // Ends the job as `state`; a completed delete-snapshot job also drops the
+  // snapshot from its volume (VolumeChanged).
+  void FinishJob(uint64_t id, const std::string& state, const std::string& message) {
+    JobInfo job;
+    std::optional<VolumeInfo> volume;
+    {
+      std::lock_guard lock(mu_);
+      auto& j = jobs_.at(id);
+      j.state = state;
+      j.message = message;
+      j.cancellable = false;
+      if (state == "completed") {
+        j.progress = 1;
+        j.bytes = j.total_bytes;
+      }
+      job = j;
+      auto v = volumes_.find(j.volume);
+      if (state == "completed" && j.operation == "delete-snapshot" && v != volumes_.end()) {
+        auto& snapshots = v->second.snapshots;
+        std::erase_if(snapshots, [&](const SnapshotInfo& s) { return s.name == j.target; });
+        volume = v->second;
+      }
+    }
+    Notify([&](VolumeListener* l) { l->JobChanged(job); });
+    if (volume) Notify([&](VolumeListener* l) { l->VolumeChanged(*volume); });
+  }
+
+  void RemoveJob(uint64_t id) {
+    {
+      std::lock_guard lock(mu_);
+      jobs_.erase(id);
+    }
+    Notify([&](VolumeListener* l) { l->JobRemoved(id); });
+  }
+
+  std::vector<uint64_t> cancel_calls() {
+    std::lock_guard lock(mu_);
+    return cancel_calls_;
+  }
+
  private:
   static Status NotFound(const std::string& name) {
     return Status(ErrorKind::kNotFound, "volume " + name + ": no such volume");
+  }
+
+  static Status JobNotFound(uint64_t id) {
+    return Status(ErrorKind::kNotFound, "job " + std::to_string(id) + ": no such job");
+  }
+
+  static const SnapshotInfo* FindSnapshot(const VolumeInfo& volume, const std::string& name) {
+    for (const auto& s : volume.snapshots) {
+      if (s.name == name) return &s;
+    }
+    return nullptr;
+  }
+
+  uint64_t StartJob(const std::string& operation, const std::string& volume,
+                    const std::string& target, bool report = true) {
+    JobInfo job;
+    {
+      std::lock_guard lock(mu_);
+      job.id = next_job_id_++;
+      job.operation = operation;
+      job.volume = volume;
+      job.target = target;
+      job.total_bytes = 1 << 20;
+      job.state = "running";
+      job.cancellable = true;
+      jobs_[job.id] = job;
+    }
+    if (report) Notify([&](VolumeListener* l) { l->JobAdded(job); });
+    return job.id;
   }
 
   template <typename F>
@@ -150,6 +374,9 @@ class FakeVolumeManager : public VolumeManager {
 
   std::mutex mu_;
   std::map<std::string, VolumeInfo> volumes_;
+  std::map<uint64_t, JobInfo> jobs_;
+  uint64_t next_job_id_ = 1;
+  std::vector<uint64_t> cancel_calls_;
   VolumeListener* listener_ = nullptr;
   Options last_options_;
 };

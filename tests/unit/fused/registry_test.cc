@@ -15,7 +15,11 @@ TEST(RegistryTest, SavesAndLoadsEveryField) {
   Registry a(path);
   ASSERT_TRUE(a.Load().ok());  // missing file: empty
   EXPECT_TRUE(a.volumes().empty());
-  a.Put({"db", 1ull << 30, 7, {{"127.0.0.1:9500", "db-1"}, {"[::1]:9501", "db-2"}}});
+  VolumeRecord rec{"db", 1ull << 30, 7, {{"127.0.0.1:9500", "db-1"}, {"[::1]:9501", "db-2"}}};
+  rec.actual_size = 12345;
+  rec.snapshots.push_back({"s1", "", "2026-11-22T02:00:00Z", true, 4096, false});
+  rec.snapshots.push_back({"s2", "s1", "2026-11-22T03:00:00Z", false, 0, true});
+  a.Put(rec);
   ASSERT_TRUE(a.Save().ok());
   Registry b(path);
   ASSERT_TRUE(b.Load().ok());
@@ -26,6 +30,12 @@ TEST(RegistryTest, SavesAndLoadsEveryField) {
   ASSERT_EQ(v->replicas.size(), 2u);
   EXPECT_EQ(v->replicas[1].address, "[::1]:9501");
   EXPECT_EQ(v->replicas[1].name, "db-2");
+  EXPECT_EQ(v->actual_size, 12345u);
+  ASSERT_EQ(v->snapshots.size(), 2u);
+  EXPECT_EQ(v->snapshots[1].parent, "s1");
+  EXPECT_FALSE(v->snapshots[1].user_created);
+  EXPECT_TRUE(v->snapshots[1].removed);
+  EXPECT_EQ(v->snapshots[0].size_held, 4096u);
   unlink(path.c_str());
   rmdir(dir);
 }

@@ -27,10 +27,7 @@ using testing::Wait;
 constexpr uint64_t kSize = 1 << 20;
 
 TEST(ReplicaMetaTest, RoundTrip) {
-  ReplicaMeta m;
-  m.volume = "vol1";
-  m.replica = "r1";
-  m.size = 8192;
+  ReplicaMeta m = NewReplicaMeta("vol1", "r1", 8192);
   m.epoch = 7;
   auto back = DecodeReplicaMeta(EncodeReplicaMeta(m), "x");
   ASSERT_TRUE(back.ok()) << back.status().ToString();
@@ -38,13 +35,27 @@ TEST(ReplicaMetaTest, RoundTrip) {
   EXPECT_EQ(back->replica, "r1");
   EXPECT_EQ(back->size, 8192u);
   EXPECT_EQ(back->epoch, 7u);
-  EXPECT_EQ(back->head, "head.img");
+  ASSERT_EQ(back->layers.size(), 1u);
+  EXPECT_EQ(back->layers[0].file, "layer-1.img");
+  EXPECT_EQ(back->head, back->layers[0].id);
+  EXPECT_FALSE(back->upgraded);
+}
+
+TEST(ReplicaMetaTest, ReadsFormat1AsOneLayer) {
+  auto m = DecodeReplicaMeta(R"({"format":1,"volume":"v","replica":"r","size":4096,)"
+                             R"("epoch":3,"head":"head.img"})",
+                             "x");
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_TRUE(m->upgraded);
+  ASSERT_EQ(m->layers.size(), 1u);
+  EXPECT_EQ(m->layers[0].file, "head.img");
+  EXPECT_EQ(m->epoch, 3u);
 }
 
 TEST(ReplicaMetaTest, RejectsBadContent) {
   EXPECT_FALSE(DecodeReplicaMeta("not json", "x").ok());
   EXPECT_FALSE(DecodeReplicaMeta("[]", "x").ok());
-  EXPECT_FALSE(DecodeReplicaMeta(R"({"format":2,"volume":"v","replica":"r","size":4096,)"
+  EXPECT_FALSE(DecodeReplicaMeta(R"({"format":3,"volume":"v","replica":"r","size":4096,)"
                                  R"("epoch":0,"head":"head.img"})",
                                  "x")
                    .ok());
@@ -68,7 +79,7 @@ class StoreTest : public ::testing::Test {
 TEST_F(StoreTest, CreateMakesSparseHeadAndMetadata) {
   ASSERT_TRUE(store_.Create("vol", "r1", kSize).ok());
   struct stat st {};
-  ASSERT_EQ(::stat((dir_.path() + "/r1/head.img").c_str(), &st), 0);
+  ASSERT_EQ(::stat((dir_.path() + "/r1/layer-1.img").c_str(), &st), 0);
   EXPECT_EQ(static_cast<uint64_t>(st.st_size), kSize);
   EXPECT_EQ(st.st_blocks, 0);  // sparse
   auto text = ReadFileToString(dir_.path() + "/r1/replica.json");
@@ -213,12 +224,12 @@ TEST_P(DataPathTest, UnmapPunchesHole) {
   ASSERT_TRUE(Write(0, data).ok());
   ASSERT_TRUE(Wait([&](auto done) { replica_->Flush(1, done); }).ok());
   struct stat before {};
-  ASSERT_EQ(::stat((dir_.path() + "/r1/head.img").c_str(), &before), 0);
+  ASSERT_EQ(::stat((dir_.path() + "/r1/layer-1.img").c_str(), &before), 0);
   EXPECT_GT(before.st_blocks, 0);
   ASSERT_TRUE(Wait([&](auto done) { replica_->Unmap(1, 0, data.size(), done); }).ok());
   EXPECT_EQ(Read(0, data.size()), std::vector<uint8_t>(data.size(), 0));
   struct stat after {};
-  ASSERT_EQ(::stat((dir_.path() + "/r1/head.img").c_str(), &after), 0);
+  ASSERT_EQ(::stat((dir_.path() + "/r1/layer-1.img").c_str(), &after), 0);
   EXPECT_LT(after.st_blocks, before.st_blocks);
   EXPECT_EQ(static_cast<uint64_t>(after.st_size), kSize);  // KEEP_SIZE
 }

@@ -19,8 +19,13 @@ namespace shorthorn::replicad::testing {
 
 class TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "replicad-test-XXXXXX").string();
+  // `in_memory`: under /dev/shm when it exists (fsync is free there; for
+  // tests that fsync a lot and do not depend on the disk's filesystem).
+  explicit TempDir(bool in_memory = false) {
+    std::filesystem::path base = std::filesystem::temp_directory_path();
+    std::error_code ec;
+    if (in_memory && std::filesystem::is_directory("/dev/shm", ec)) base = "/dev/shm";
+    std::string tmpl = (base / "replicad-test-XXXXXX").string();
     path_ = ::mkdtemp(tmpl.data()) != nullptr ? tmpl : std::string();
   }
   ~TempDir() {

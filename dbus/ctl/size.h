@@ -1,0 +1,23 @@
+// Sizes as people write them: "10G", "512M", "1T", "4096" (bytes), with
+// binary multiples (K = 1024), and back to text ("10 GiB", "1.5 GiB"). Pure.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace shorthorn::ctl {
+
+// Parses a whole number with an optional suffix K, M, G, T or P (either
+// case, optionally followed by "iB": "10G", "10GiB", "10g"). InvalidArgument
+// with a message saying what is wrong for anything else, including decimal
+// units ("10GB"), fractions and values past 2^64-1.
+Result<uint64_t> ParseSize(std::string_view text);
+
+// "0 B", "512 B", "10 GiB", "1.5 GiB" (one decimal, rounded down, when the
+// size is not a whole number of the largest unit that fits).
+std::string FormatSize(uint64_t bytes);
+
+}  // namespace shorthorn::ctl

@@ -1,0 +1,22 @@
+// Handlers of the "shorthornctl volume ..." commands (rows in commands.cc).
+// Each reads its parsed Invocation, calls the StorageClient, and writes a
+// table or text for people and JSON for --json through Output; a failure is
+// the client's Status, passed on unchanged so the daemon's message and kind
+// reach the user. Pure: the client is the only way out.
+#pragma once
+
+#include "common/status.h"
+#include "dbus/ctl/command_line.h"
+#include "dbus/ctl/output.h"
+#include "dbus/ctl/storage_client.h"
+
+namespace shorthorn::ctl {
+
+Status VolumeCreate(const Invocation& invocation, StorageClient& client, Output& output);
+Status VolumeList(const Invocation& invocation, StorageClient& client, Output& output);
+Status VolumeShow(const Invocation& invocation, StorageClient& client, Output& output);
+Status VolumeAttach(const Invocation& invocation, StorageClient& client, Output& output);
+Status VolumeDetach(const Invocation& invocation, StorageClient& client, Output& output);
+Status VolumeDelete(const Invocation& invocation, StorageClient& client, Output& output);
+
+}  // namespace shorthorn::ctl

@@ -1,0 +1,74 @@
+// JobRunner: runs long operations (snapshot deletion, verify, later rebuild
+// and backup) on their own threads and keeps their JobInfo, which the D-Bus
+// adapter shows as /org/shorthorn/Storage1/jobs/<id>. A job's body reports
+// progress through its JobHandle and ends by returning a Status; the runner
+// publishes the final state, keeps the finished job visible for `linger`,
+// then forgets it.
+//
+// Threads: any thread may Start, List, Get or Cancel. Listener calls come
+// from job threads with no runner lock held. The destructor cancels every
+// running job and joins its thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "fused/core/volume_manager.h"
+
+namespace shorthorn::fused {
+
+class JobHandle {
+ public:
+  // Progress: bytes done of total (total 0 when unknown).
+  virtual void Update(uint64_t bytes, uint64_t total) = 0;
+  virtual bool cancelled() const = 0;
+  // Sleeps up to `d`; returns early (true) when the job is cancelled.
+  virtual bool WaitCancelled(std::chrono::milliseconds d) = 0;
+
+ protected:
+  ~JobHandle() = default;
+};
+
+class JobRunner {
+ public:
+  using Body = std::function<Status(JobHandle&)>;
+  using Notify = std::function<void(const JobInfo&, bool added, bool removed)>;
+
+  explicit JobRunner(std::chrono::milliseconds linger = std::chrono::seconds(60));
+  ~JobRunner();
+
+  // Called on every change; set before the first Start.
+  void SetNotify(Notify notify);
+
+  // Starts `body` on a new thread; returns the job id.
+  uint64_t Start(const std::string& operation, const std::string& volume,
+                 const std::string& target, bool cancellable, Body body);
+  std::vector<JobInfo> List() const;
+  Result<JobInfo> Get(uint64_t id) const;
+  Status Cancel(uint64_t id);
+  // True while a job of `operation` on `volume` is running.
+  bool Running(const std::string& volume, const std::string& operation) const;
+
+ private:
+  struct Job;
+  void Run(std::shared_ptr<Job> job, Body body);
+  void Publish(const JobInfo& info, bool added, bool removed);
+
+  const std::chrono::milliseconds linger_;
+  mutable std::mutex mutex_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+  uint64_t next_id_ = 1;
+  std::map<uint64_t, std::shared_ptr<Job>> jobs_;
+  std::vector<std::thread> threads_;
+  Notify notify_;
+};
+
+}  // namespace shorthorn::fused

@@ -1,0 +1,388 @@
+// Design notes: VolumeService's snapshot, revert, expand and verify.
+//
+//   Snapshot:  pause engine (drain + FLUSH) ──► SNAPSHOT on every replica
+//              ──► resume ──► LIST_LAYERS into the registry cache
+//   Delete:    DELETE_SNAPSHOT on every replica (each records it durably and
+//              merges in the background) ──► job polls LIST_LAYERS until no
+//              replica lists the snapshot (or only as "removed")
+//   Expand:    pause ──► EXPAND on every replica ──► engine size, FUSE inode,
+//              loop capacity ──► resume
+//
+// Control operations use short-lived connections (ReplicaClient::Call) at
+// the volume's current epoch, so they are fenced like data and work the
+// same attached or detached.
+#include <ctime>
+
+#include "common/log.h"
+#include "common/names.h"
+#include "fused/service/volume_service.h"
+
+namespace shorthorn::fused {
+namespace json = boost::json;
+
+namespace {
+
+std::string NowRfc3339() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+uint64_t U64(const json::object& o, const char* key) {
+  const json::value* v = o.if_contains(key);
+  return v != nullptr && v->is_number() ? v->to_number<uint64_t>() : 0;
+}
+
+std::string Str(const json::object& o, const char* key) {
+  const json::value* v = o.if_contains(key);
+  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+bool Bool(const json::object& o, const char* key) {
+  const json::value* v = o.if_contains(key);
+  return v != nullptr && v->is_bool() && v->as_bool();
+}
+
+const json::array* Array(const json::object& o, const char* key) {
+  const json::value* v = o.if_contains(key);
+  return v != nullptr && v->is_array() ? &v->as_array() : nullptr;
+}
+
+// The snapshot as listed by one replica, or nullptr.
+const json::object* FindSnapshot(const json::object& layers, const std::string& name) {
+  if (const json::array* list = Array(layers, "snapshots")) {
+    for (const auto& item : *list) {
+      if (item.is_object() && Str(item.as_object(), "name") == name) return &item.as_object();
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Result<std::vector<json::object>> VolumeService::CallAllLocked(const VolumeRecord& record,
+                                                               wire::Op op,
+                                                               const json::object& body) {
+  auto it = attached_.find(record.name);
+  Engine* engine = it == attached_.end() ? nullptr : it->second.engine.get();
+  std::vector<std::pair<std::string, ReplicaMode>> modes;
+  if (engine != nullptr) modes = engine->Modes();
+  std::vector<json::object> replies;
+  Status first_error;
+  for (size_t i = 0; i < record.replicas.size(); ++i) {
+    const ReplicaRecord& r = record.replicas[i];
+    if (engine != nullptr && i < modes.size() && modes[i].second == ReplicaMode::kERR) continue;
+    auto reply = ReplicaClient::Call(Target(record, r), record.epoch, op, body, settings_.timeouts);
+    if (reply.ok()) {
+      replies.push_back(std::move(*reply));
+      continue;
+    }
+    if (first_error.ok()) first_error = reply.status();
+    if (engine != nullptr && reply.status().kind() != ErrorKind::kAlreadyExists &&
+        reply.status().kind() != ErrorKind::kNotFound &&
+        reply.status().kind() != ErrorKind::kInvalidArgument &&
+        reply.status().kind() != ErrorKind::kLimitExceeded) {
+      engine->FailReplica(r.name, reply.status());
+    }
+  }
+  // Errors about the request itself (name taken, unknown, limit) are the
+  // caller's; a replica that broke is tolerated while one answered attached.
+  if (!first_error.ok() && (engine == nullptr || replies.empty() ||
+                            first_error.kind() == ErrorKind::kAlreadyExists ||
+                            first_error.kind() == ErrorKind::kNotFound ||
+                            first_error.kind() == ErrorKind::kInvalidArgument ||
+                            first_error.kind() == ErrorKind::kLimitExceeded)) {
+    return first_error;
+  }
+  return replies;
+}
+
+Status VolumeService::RefreshLayersLocked(VolumeRecord& record) {
+  Status last(ErrorKind::kUnavailable, "list layers of volume " + record.name + ": no replica");
+  for (const auto& r : record.replicas) {
+    auto layers = ReplicaClient::Call(Target(record, r), record.epoch, wire::Op::kListLayers, {},
+                                      settings_.timeouts);
+    if (!layers.ok()) {
+      last = layers.status();
+      continue;
+    }
+    record.actual_size = U64(*layers, "actual_size");
+    record.snapshots.clear();
+    if (const json::array* list = Array(*layers, "snapshots")) {
+      for (const auto& item : *list) {
+        if (!item.is_object()) continue;
+        const json::object& o = item.as_object();
+        record.snapshots.push_back({Str(o, "name"), Str(o, "parent"), Str(o, "created"),
+                                    Bool(o, "user_created"), U64(o, "size_held"),
+                                    Bool(o, "removed")});
+      }
+    }
+    return registry_.Save();
+  }
+  return last;
+}
+
+std::vector<json::object> VolumeService::ListLayersUnlocked(const std::string& volume) {
+  VolumeRecord record;
+  {
+    std::lock_guard lock(mutex_);
+    const VolumeRecord* r = registry_.Find(volume);
+    if (r == nullptr) return {};
+    record = *r;
+  }
+  std::vector<json::object> out;
+  for (const auto& r : record.replicas) {
+    auto layers = ReplicaClient::Call(Target(record, r), record.epoch, wire::Op::kListLayers, {},
+                                      settings_.timeouts);
+    if (layers.ok()) out.push_back(std::move(*layers));
+  }
+  return out;
+}
+
+Status VolumeService::Snapshot(const std::string& volume, const std::string& snapshot,
+                               const Options& options) {
+  SH_RETURN_IF_ERROR(CheckOptions("Snapshot", options, {}));
+  const std::string what = "snapshot volume " + volume;
+  SH_RETURN_IF_ERROR(ValidateName("snapshot", snapshot).WithContext(what));
+  {
+    std::lock_guard lock(mutex_);
+    VolumeRecord* record = registry_.FindMutable(volume);
+    if (record == nullptr) return Status(ErrorKind::kNotFound, what + ": it does not exist");
+    for (const auto& s : record->snapshots) {
+      if (s.name == snapshot) {
+        return Status(ErrorKind::kAlreadyExists,
+                      what + ": snapshot " + snapshot + " already exists" +
+                          (s.removed ? " (removed, waiting to be merged)" : ""));
+      }
+    }
+    if (record->snapshots.size() >= kMaxSnapshots) {
+      return Status(ErrorKind::kLimitExceeded,
+                    what + ": it already has " + std::to_string(kMaxSnapshots) +
+                        " snapshots, the limit; delete one first");
+    }
+    auto it = attached_.find(volume);
+    std::shared_ptr<Engine> engine = it == attached_.end() ? nullptr : it->second.engine;
+    if (engine) {
+      Status flushed = engine->Pause();
+      if (!flushed.ok()) {
+        engine->Resume();
+        return flushed.WithContext(what);
+      }
+    }
+    json::object body{{"name", snapshot}, {"created", NowRfc3339()}, {"user_created", true}};
+    auto done = CallAllLocked(*record, wire::Op::kSnapshot, body);
+    if (engine) engine->Resume();
+    if (!done.ok()) return done.status().WithContext(what);
+    Status refreshed = RefreshLayersLocked(*record);
+    if (!refreshed.ok()) LogWarning(what + ": " + refreshed.message());
+    LogInfo("volume " + volume + ": snapshot " + snapshot + " created");
+  }
+  NotifyChanged(volume);
+  return Status::Ok();
+}
+
+Result<uint64_t> VolumeService::DeleteSnapshot(const std::string& volume,
+                                               const std::string& snapshot,
+                                               const Options& options) {
+  SH_RETURN_IF_ERROR(CheckOptions("DeleteSnapshot", options, {}));
+  const std::string what = "delete snapshot " + snapshot + " of volume " + volume;
+  {
+    std::lock_guard lock(mutex_);
+    VolumeRecord* record = registry_.FindMutable(volume);
+    if (record == nullptr) return Status(ErrorKind::kNotFound, what + ": the volume does not exist");
+    bool known = false;
+    for (const auto& s : record->snapshots) known = known || s.name == snapshot;
+    if (!known) return Status(ErrorKind::kNotFound, what + ": no such snapshot");
+    auto done = CallAllLocked(*record, wire::Op::kDeleteSnapshot, {{"name", snapshot}});
+    if (!done.ok()) return done.status().WithContext(what);
+  }
+  uint64_t id = jobs_.Start("delete-snapshot", volume, snapshot, false, [this, volume, snapshot,
+                                                                        what](JobHandle& job) {
+    for (;;) {
+      auto lists = ListLayersUnlocked(volume);
+      if (lists.empty()) {
+        return Status(ErrorKind::kUnavailable, what + ": no replica answers");
+      }
+      uint64_t done = 0, total = 0;
+      bool pending = false, kept = false;
+      for (const auto& layers : lists) {
+        if (const json::array* tasks = Array(layers, "tasks")) {
+          for (const auto& t : *tasks) {
+            if (!t.is_object() || Str(t.as_object(), "name") != snapshot) continue;
+            done += U64(t.as_object(), "done_bytes");
+            total += U64(t.as_object(), "total_bytes");
+            pending = true;
+          }
+        }
+        if (const json::object* s = FindSnapshot(layers, snapshot)) {
+          if (Bool(*s, "removed")) {
+            kept = true;
+          } else {
+            pending = true;
+          }
+        }
+      }
+      job.Update(done, total);
+      if (!pending) {
+        {
+          std::lock_guard lock(mutex_);
+          if (VolumeRecord* record = registry_.FindMutable(volume)) {
+            Status s = RefreshLayersLocked(*record);
+            if (!s.ok()) LogWarning(what + ": " + s.message());
+          }
+        }
+        NotifyChanged(volume);
+        if (kept) {
+          LogInfo(what + ": marked removed; its data stays until it has a single child");
+        } else {
+          LogInfo(what + ": merged");
+        }
+        return Status::Ok();
+      }
+      if (job.WaitCancelled(std::chrono::milliseconds(250))) {
+        return Status(ErrorKind::kFailed, what + ": fused is stopping; the merge goes on");
+      }
+    }
+  });
+  NotifyChanged(volume);
+  return id;
+}
+
+Status VolumeService::Revert(const std::string& volume, const std::string& snapshot,
+                             const Options& options) {
+  SH_RETURN_IF_ERROR(CheckOptions("Revert", options, {}));
+  const std::string what = "revert volume " + volume + " to snapshot " + snapshot;
+  {
+    std::lock_guard lock(mutex_);
+    VolumeRecord* record = registry_.FindMutable(volume);
+    if (record == nullptr) return Status(ErrorKind::kNotFound, what + ": the volume does not exist");
+    auto it = attached_.find(volume);
+    if (it != attached_.end() && !it->second.maintenance) {
+      return Status(ErrorKind::kBusy,
+                    what + ": it is attached with a frontend that may be in use; detach it, or "
+                           "attach it with maintenance=true");
+    }
+    bool known = false;
+    for (const auto& s : record->snapshots) known = known || (s.name == snapshot && !s.removed);
+    if (!known) return Status(ErrorKind::kNotFound, what + ": no such snapshot");
+    auto done = CallAllLocked(*record, wire::Op::kRevert, {{"name", snapshot}});
+    if (!done.ok()) return done.status().WithContext(what);
+    Status refreshed = RefreshLayersLocked(*record);
+    if (!refreshed.ok()) LogWarning(what + ": " + refreshed.message());
+    LogInfo(what + ": done");
+  }
+  NotifyChanged(volume);
+  return Status::Ok();
+}
+
+Status VolumeService::Expand(const std::string& volume, uint64_t size, const Options& options) {
+  SH_RETURN_IF_ERROR(CheckOptions("Expand", options, {}));
+  const std::string what = "expand volume " + volume;
+  {
+    std::lock_guard lock(mutex_);
+    VolumeRecord* record = registry_.FindMutable(volume);
+    if (record == nullptr) return Status(ErrorKind::kNotFound, what + ": it does not exist");
+    if (size <= record->size) {
+      return Status(ErrorKind::kInvalidArgument,
+                    what + ": the new size " + std::to_string(size) +
+                        " is not larger than the current " + std::to_string(record->size) +
+                        " (volumes cannot shrink)");
+    }
+    if (size % 4096 != 0) {
+      return Status(ErrorKind::kInvalidArgument,
+                    what + ": the new size " + std::to_string(size) + " is not a multiple of 4096");
+    }
+    auto it = attached_.find(volume);
+    Attachment* a = it == attached_.end() ? nullptr : &it->second;
+    if (a != nullptr) {
+      Status flushed = a->engine->Pause();
+      if (!flushed.ok()) {
+        a->engine->Resume();
+        return flushed.WithContext(what);
+      }
+    }
+    auto done = CallAllLocked(*record, wire::Op::kExpand, {{"size", size}});
+    if (done.ok()) {
+      record->size = size;
+      Status saved = registry_.Save();
+      if (!saved.ok()) LogError(what + ": " + saved.message());
+      if (a != nullptr) {
+        a->engine->SetSize(size);
+        if (!a->maintenance) fuse_.SizeChanged(volume);
+        if (a->loop) {
+          Status grown = a->loop->RefreshCapacity();
+          if (!grown.ok()) LogError(what + ": " + grown.message());
+        }
+      }
+    }
+    if (a != nullptr) a->engine->Resume();
+    if (!done.ok()) return done.status().WithContext(what);
+    Status refreshed = RefreshLayersLocked(*record);
+    if (!refreshed.ok()) LogWarning(what + ": " + refreshed.message());
+    LogInfo(what + ": now " + std::to_string(size) + " bytes");
+  }
+  NotifyChanged(volume);
+  return Status::Ok();
+}
+
+Result<uint64_t> VolumeService::Verify(const std::string& volume, const Options& options) {
+  SH_RETURN_IF_ERROR(CheckOptions("Verify", options, {}));
+  const std::string what = "verify volume " + volume;
+  {
+    std::lock_guard lock(mutex_);
+    VolumeRecord* record = registry_.FindMutable(volume);
+    if (record == nullptr) return Status(ErrorKind::kNotFound, what + ": it does not exist");
+    if (jobs_.Running(volume, "verify")) {
+      return Status(ErrorKind::kBusy, what + ": a verify job is already running");
+    }
+    auto done = CallAllLocked(*record, wire::Op::kVerify, {});
+    if (!done.ok()) return done.status().WithContext(what);
+  }
+  return jobs_.Start("verify", volume, "", false, [this, volume, what](JobHandle& job) {
+    // Give every replica time to switch its verify state to "running".
+    for (;;) {
+      auto lists = ListLayersUnlocked(volume);
+      if (lists.empty()) return Status(ErrorKind::kUnavailable, what + ": no replica answers");
+      uint64_t done = 0, total = 0;
+      bool running = false;
+      std::vector<std::string> bad;
+      for (const auto& layers : lists) {
+        if (const json::array* tasks = Array(layers, "tasks")) {
+          for (const auto& t : *tasks) {
+            if (!t.is_object() || Str(t.as_object(), "op") != "verify") continue;
+            done += U64(t.as_object(), "done_bytes");
+            total += U64(t.as_object(), "total_bytes");
+            running = true;
+          }
+        }
+        const json::value* v = layers.if_contains("verify");
+        if (v == nullptr || !v->is_object()) continue;
+        if (Str(v->as_object(), "state") == "running") running = true;
+        if (const json::array* list = Array(v->as_object(), "bad")) {
+          for (const auto& b : *list) {
+            if (b.is_string()) bad.emplace_back(b.as_string());
+          }
+        }
+      }
+      job.Update(done, total);
+      if (!running) {
+        if (bad.empty()) {
+          LogInfo(what + ": every snapshot layer matches its checksum");
+          return Status::Ok();
+        }
+        std::string names;
+        for (const auto& b : bad) names += (names.empty() ? "" : ", ") + b;
+        LogError(what + ": layers no longer match their checksum: " + names);
+        return Status(ErrorKind::kIoError, what + ": layers no longer match their checksum: " + names);
+      }
+      if (job.WaitCancelled(std::chrono::milliseconds(250))) {
+        return Status(ErrorKind::kFailed, what + ": fused is stopping");
+      }
+    }
+  });
+}
+
+}  // namespace shorthorn::fused

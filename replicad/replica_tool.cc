@@ -1,0 +1,195 @@
+// replica_tool: a small test client of shorthorn-replicad, for the
+// integration tests (not installed).
+//
+//   replica_tool run HOST:PORT VOLUME REPLICA STEP...
+//     runs the steps in order on one connection; a failed step prints the
+//     daemon's error and exits 1. Steps:
+//       create:SIZE            CREATE_REPLICA
+//       open:EPOCH             OPEN_REPLICA, then HELLO at EPOCH
+//       write:OFF:LEN:SEED     WRITE pseudo-random bytes (1 MiB requests)
+//       snapshot:NAME          SNAPSHOT
+//       delete:NAME            DELETE_SNAPSHOT
+//       list                   LIST_LAYERS, printed as JSON on one line
+//       idle                   waits until LIST_LAYERS shows no task
+//       close                  CLOSE_REPLICA
+//   replica_tool inspect REPLICA_DIR
+//     opens the replica directory offline (the daemon must not hold it),
+//     with Open's crash repair but without running the background worker,
+//     and prints "<snapshot> <xxh3-64 of its content>" per snapshot,
+//     "(live) <hash>" and "layer-files <n> layers <m>".
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <future>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/file_util.h"
+#include "common/frame_io.h"
+#include "common/log.h"
+#include "replicad/replica.h"
+#include "replicad/sync_io_engine.h"
+
+namespace shorthorn::replicad {
+namespace {
+
+namespace json = boost::json;
+
+int Fail(const std::string& what) {
+  std::fprintf(stderr, "replica_tool: %s\n", what.c_str());
+  return 1;
+}
+
+std::vector<std::string> Split(const std::string& s) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  for (;;) {
+    size_t c = s.find(':', pos);
+    out.push_back(s.substr(pos, c - pos));
+    if (c == std::string::npos) return out;
+    pos = c + 1;
+  }
+}
+
+class Client {
+ public:
+  Status Connect(const std::string& address) {
+    size_t colon = address.rfind(':');
+    if (colon == std::string::npos) return Status(ErrorKind::kInvalidArgument, "bad address");
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+    if (::inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr) != 1) {
+      return Status(ErrorKind::kInvalidArgument, "bad address " + address);
+    }
+    fd_ = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (::connect(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+      return ErrnoStatus(errno, "connect to " + address);
+    }
+    return Status::Ok();
+  }
+  // One request, one reply; the reply payload on success.
+  Result<std::string> Call(wire::Op op, const std::string& payload, uint64_t offset = 0,
+                           uint64_t length = 0) {
+    std::span<const uint8_t> p = wire::AsBytes(payload);
+    wire::Header h = wire::MakeRequest(op, ++id_, epoch_, offset, length, p);
+    SH_RETURN_IF_ERROR(WriteFrame(fd_.get(), h, p));
+    auto reply = ReadFrame(fd_.get());
+    if (!reply.ok()) return reply.status();
+    std::string text(reply->payload.begin(), reply->payload.end());
+    if (reply->header.status != 0) return ErrnoStatus(reply->header.status, text);
+    return text;
+  }
+  Result<std::string> Json(wire::Op op, const json::object& o) {
+    return Call(op, json::serialize(o));
+  }
+  uint64_t epoch_ = 0;
+
+ private:
+  UniqueFd fd_;
+  uint64_t id_ = 0;
+};
+
+int RunSteps(int argc, char** argv) {
+  if (argc < 6) return Fail("usage: replica_tool run HOST:PORT VOLUME REPLICA STEP...");
+  std::string volume = argv[3], replica = argv[4];
+  Client c;
+  if (Status s = c.Connect(argv[2]); !s.ok()) return Fail(s.message());
+  for (int i = 5; i < argc; ++i) {
+    std::vector<std::string> a = Split(argv[i]);
+    Result<std::string> r = std::string();
+    const std::string& op = a[0];
+    if (op == "create" && a.size() == 2) {
+      r = c.Json(wire::Op::kCreateReplica,
+                 {{"volume", volume}, {"replica", replica}, {"size", std::stoull(a[1])}});
+    } else if (op == "open" && a.size() == 2) {
+      uint64_t epoch = std::stoull(a[1]);
+      r = c.Json(wire::Op::kOpenReplica,
+                 {{"volume", volume}, {"replica", replica}, {"epoch", epoch}});
+      if (r.ok()) {
+        r = c.Json(wire::Op::kHello, {{"volume", volume}, {"replica", replica}, {"epoch", epoch}});
+      }
+      c.epoch_ = epoch;
+    } else if (op == "write" && a.size() == 4) {
+      uint64_t off = std::stoull(a[1]), len = std::stoull(a[2]);
+      std::mt19937_64 rng(std::stoull(a[3]));
+      std::string buf;
+      for (uint64_t done = 0; done < len && r.ok(); done += buf.size()) {
+        buf.resize(std::min<uint64_t>(1 << 20, len - done));
+        for (auto& ch : buf) ch = static_cast<char>(rng());
+        r = c.Call(wire::Op::kWrite, buf, off + done, buf.size());
+      }
+    } else if (op == "snapshot" && a.size() == 2) {
+      r = c.Json(wire::Op::kSnapshot, {{"name", a[1]}, {"user_created", true}});
+    } else if (op == "delete" && a.size() == 2) {
+      r = c.Json(wire::Op::kDeleteSnapshot, {{"name", a[1]}});
+    } else if (op == "list") {
+      r = c.Json(wire::Op::kListLayers, {});
+      if (r.ok()) std::printf("%s\n", r->c_str());
+    } else if (op == "idle") {
+      for (int n = 0; n < 6000 && r.ok(); ++n) {
+        r = c.Json(wire::Op::kListLayers, {});
+        if (r.ok() && json::parse(*r).at("tasks").as_array().empty()) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    } else if (op == "close") {
+      r = c.Json(wire::Op::kCloseReplica,
+                 {{"volume", volume}, {"replica", replica}, {"epoch", c.epoch_}});
+    } else {
+      return Fail("unknown step " + std::string(argv[i]));
+    }
+    if (!r.ok()) return Fail(std::string(argv[i]) + ": " + r.status().message());
+  }
+  return 0;
+}
+
+int Inspect(const std::string& dir) {
+  SyncIoEngine engine(0);
+  ReplicaOptions options;
+  options.crash_at = [](std::string_view) { return true; };  // the worker does nothing
+  auto r = Replica::Open(dir, &engine, options);
+  if (!r.ok()) return Fail(r.status().message());
+  std::vector<uint8_t> buf((*r)->size());
+  LayerList list = (*r)->ListLayers();
+  for (const auto& s : list.snapshots) {
+    if (Status st = (*r)->ReadSnapshot(s.name, 0, buf); !st.ok()) return Fail(st.message());
+    std::printf("%s %016llx\n", s.name.c_str(),
+                static_cast<unsigned long long>(XXH3_64bits(buf.data(), buf.size())));
+  }
+  std::promise<Status> p;
+  (*r)->Read((*r)->epoch(), 0, buf, [&p](Status s) { p.set_value(std::move(s)); });
+  if (Status st = p.get_future().get(); !st.ok()) return Fail(st.message());
+  std::printf("(live) %016llx\n",
+              static_cast<unsigned long long>(XXH3_64bits(buf.data(), buf.size())));
+  size_t files = 0;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) files += IsLayerFileName(e->d_name) ? 1 : 0;
+    ::closedir(d);
+  }
+  std::printf("layer-files %zu layers %zu\n", files, list.snapshots.size() + 1);
+  (void)(*r)->Close();
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  SetLogLevel(LogLevel::kWarning);
+  if (argc >= 2 && std::strcmp(argv[1], "run") == 0) return RunSteps(argc, argv);
+  if (argc == 3 && std::strcmp(argv[1], "inspect") == 0) return Inspect(argv[2]);
+  return Fail("usage: replica_tool run HOST:PORT VOLUME REPLICA STEP... | inspect REPLICA_DIR");
+}
+
+}  // namespace
+}  // namespace shorthorn::replicad
+
+int main(int argc, char** argv) { return shorthorn::replicad::Main(argc, argv); }

@@ -1,0 +1,101 @@
+// The command table and its parser: where options may go, what is a usage
+// error, and that --help wins. Uses the real table (Commands()).
+#include "dbus/ctl/command_line.h"
+
+#include <gtest/gtest.h>
+
+#include "dbus/ctl/commands.h"
+
+namespace shorthorn::ctl {
+namespace {
+
+using Action = ParsedCommandLine::Action;
+
+ParsedCommandLine Parse(std::vector<std::string> args) {
+  return ParseCommandLine(Commands(), args);
+}
+
+TEST(CommandLineTest, ParsesCreateWithOptionsAnywhere) {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"volume", "create", "vol1", "--size", "10G", "--replica", "a:1", "-r", "b:2"},
+           {"--json", "volume", "create", "--size=10G", "vol1", "-r", "a:1", "--replica=b:2"},
+           {"volume", "create", "-s", "10G", "-r", "a:1", "vol1", "--replica", "b:2", "--json"}}) {
+    ParsedCommandLine p = Parse(args);
+    ASSERT_EQ(p.action, Action::kRun) << p.text;
+    EXPECT_EQ(p.invocation.command->verb, "create");
+    EXPECT_EQ(p.invocation.arguments, std::vector<std::string>{"vol1"});
+    EXPECT_EQ(p.invocation.Value("size"), "10G");
+    EXPECT_EQ(p.invocation.Values("replica"), (std::vector<std::string>{"a:1", "b:2"}));
+    EXPECT_EQ(p.invocation.json, args[0] == "--json" || args.back() == "--json");
+  }
+}
+
+TEST(CommandLineTest, FlagsAndDoubleDash) {
+  ParsedCommandLine p = Parse({"volume", "delete", "--force", "--wait", "--", "vol1"});
+  ASSERT_EQ(p.action, Action::kRun) << p.text;
+  EXPECT_TRUE(p.invocation.Has("force"));
+  EXPECT_TRUE(p.invocation.Has("wait"));
+  EXPECT_FALSE(p.invocation.Has("quiet"));
+  EXPECT_EQ(p.invocation.arguments, std::vector<std::string>{"vol1"});
+}
+
+TEST(CommandLineTest, UsageErrorsSayWhatIsWrong) {
+  struct Case {
+    std::vector<std::string> args;
+    const char* message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{}, "no command given"},
+           {{"vol"}, "unknown command 'vol'"},
+           {{"volume"}, "volume: missing subcommand (create, list, show, attach, detach, delete)"},
+           {{"volume", "grow"}, "volume: unknown subcommand 'grow'"},
+           {{"volume", "show"}, "volume show: missing NAME"},
+           {{"volume", "show", "a", "b"}, "volume show: unexpected argument 'b'"},
+           {{"volume", "create", "a"}, "volume create: option --size is required"},
+           {{"volume", "create", "a", "--size"}, "option --size needs a value (SIZE)"},
+           {{"volume", "create", "a", "--size", "10GB"}, "decimal units are not accepted"},
+           {{"volume", "create", "a", "-s", "1G", "-s", "2G"}, "--size is given more than once"},
+           {{"volume", "attach", "a", "--force"}, "volume attach: unknown option --force"},
+           {{"volume", "attach", "a", "--file=yes"}, "option --file takes no value"},
+           {{"--size", "1G", "volume", "create", "a"}, "unknown option --size"},
+       }) {
+    ParsedCommandLine p = Parse(c.args);
+    EXPECT_EQ(p.action, Action::kUsageError) << c.message;
+    EXPECT_NE(p.text.find(c.message), std::string::npos) << p.text;
+  }
+}
+
+TEST(CommandLineTest, HelpWinsOverErrors) {
+  ParsedCommandLine p = Parse({"volume", "create", "--help"});
+  ASSERT_EQ(p.action, Action::kHelp);
+  EXPECT_NE(p.text.find("Usage: shorthornctl volume create NAME --size SIZE"), std::string::npos);
+  EXPECT_NE(p.text.find("--replica HOST:PORT"), std::string::npos);
+
+  p = Parse({"volume", "-h"});
+  ASSERT_EQ(p.action, Action::kHelp);
+  EXPECT_NE(p.text.find("shorthornctl volume attach NAME [--file] [--wait]"), std::string::npos);
+
+  p = Parse({"--help"});
+  ASSERT_EQ(p.action, Action::kHelp);
+  for (const CommandSpec& c : Commands()) {
+    EXPECT_NE(p.text.find(std::string(c.group) + " " + std::string(c.verb)), std::string::npos);
+  }
+  EXPECT_EQ(Parse({"--version"}).action, Action::kVersion);
+}
+
+TEST(CommandLineTest, SynopsisFollowsTheTable) {
+  const CommandSpec& create = Commands().front();
+  EXPECT_EQ(CommandSynopsis(create),
+            "volume create NAME --size SIZE [--replica HOST:PORT]... [--wait]");
+}
+
+TEST(CommandLineTest, EveryCommandHasAHandlerAndHelp) {
+  for (const CommandSpec& c : Commands()) {
+    EXPECT_NE(c.handler, nullptr) << c.verb;
+    EXPECT_FALSE(c.summary.empty()) << c.verb;
+    EXPECT_FALSE(c.description.empty()) << c.verb;
+  }
+}
+
+}  // namespace
+}  // namespace shorthorn::ctl

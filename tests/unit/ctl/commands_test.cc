@@ -1,0 +1,207 @@
+// RunCtl end to end over FakeStorageClient: human and JSON output of each
+// volume command, the exit code of every error kind, the daemon's message
+// passed on as is, and that help, version and usage errors never connect.
+// Also checks that the bash completion and the man page know every command
+// and option of the table.
+#include "dbus/ctl/commands.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <fstream>
+#include <sstream>
+
+#include "dbus/ctl/exit_codes.h"
+#include "tests/unit/ctl/fake_storage_client.h"
+
+namespace shorthorn::ctl {
+namespace {
+
+using testing::FakeStorageClient;
+
+class RunCtlTest : public ::testing::Test {
+ protected:
+  int Run(std::vector<std::string> args) {
+    out_.str("");
+    err_.str("");
+    return RunCtl(
+        args,
+        [this]() -> Result<std::unique_ptr<StorageClient>> {
+          ++connects_;
+          if (!connect_error_.ok()) return connect_error_;
+          return std::unique_ptr<StorageClient>(new Forwarder(fake_));
+        },
+        out_, err_);
+  }
+  // Lets the test keep the fake after RunCtl drops its client.
+  class Forwarder : public StorageClient {
+   public:
+    explicit Forwarder(FakeStorageClient& f) : f_(f) {}
+    Result<std::vector<VolumeInfo>> ListVolumes() override { return f_.ListVolumes(); }
+    Result<VolumeInfo> GetVolume(const std::string& o, const std::string& n) override {
+      return f_.GetVolume(o, n);
+    }
+    Result<VolumeInfo> CreateVolume(const std::string& n, uint64_t s,
+                                    const std::vector<std::string>& r) override {
+      return f_.CreateVolume(n, s, r);
+    }
+    Status DeleteVolume(const std::string& n, bool force) override {
+      return f_.DeleteVolume(n, force);
+    }
+    Result<std::string> Attach(const std::string& n, Frontend f) override {
+      return f_.Attach(n, f);
+    }
+    Status Detach(const std::string& n) override { return f_.Detach(n); }
+
+   private:
+    FakeStorageClient& f_;
+  };
+
+  FakeStorageClient fake_;
+  Status connect_error_;
+  int connects_ = 0;
+  std::ostringstream out_;
+  std::ostringstream err_;
+};
+
+TEST_F(RunCtlTest, CreateListShowAttachDetachDelete) {
+  ASSERT_EQ(Run({"volume", "create", "vol1", "--size", "10G", "-r", "h1:9500", "-r", "h2:9500"}),
+            0);
+  EXPECT_EQ(fake_.calls.back(), "CreateVolume vol1 10737418240 h1:9500,h2:9500");
+  EXPECT_EQ(out_.str(), "Created volume vol1: 10 GiB, 2 replicas, detached.\n");
+  EXPECT_EQ(err_.str(), "");
+
+  ASSERT_EQ(Run({"volume", "attach", "vol1"}), 0);
+  EXPECT_EQ(out_.str(), "/dev/loop7\n");
+  ASSERT_EQ(Run({"volume", "list"}), 0);
+  EXPECT_EQ(out_.str(),
+            "NAME  SIZE    STATE     REPLICAS  DEVICE\n"
+            "vol1  10 GiB  attached  2         /dev/loop7\n");
+  ASSERT_EQ(Run({"volume", "show", "vol1"}), 0);
+  EXPECT_NE(out_.str().find("Size:          10 GiB (10737418240 bytes)\n"), std::string::npos)
+      << out_.str();
+  EXPECT_NE(out_.str().find("Loop device:   /dev/loop7\n"), std::string::npos);
+  EXPECT_NE(out_.str().find("  ADDRESS  REPLICA  MODE\n  h1:9500  r-vol1   -\n"), std::string::npos)
+      << out_.str();
+
+  ASSERT_EQ(Run({"volume", "detach", "vol1", "--wait"}), 0);
+  EXPECT_EQ(out_.str(), "Detached volume vol1.\n");
+  ASSERT_EQ(Run({"volume", "delete", "vol1", "--force"}), 0);
+  EXPECT_EQ(fake_.calls.back(), "DeleteVolume vol1 force");
+  ASSERT_EQ(Run({"volume", "list", "--quiet"}), 0);
+  EXPECT_EQ(out_.str(), "");
+}
+
+TEST_F(RunCtlTest, JsonOutput) {
+  ASSERT_EQ(Run({"--json", "volume", "create", "db", "--size", "1M", "-r", "h:1"}), 0);
+  boost::json::value created = boost::json::parse(out_.str());
+  EXPECT_EQ(created.at("name").as_string(), "db");
+  EXPECT_EQ(created.at("size").to_number<uint64_t>(), 1u << 20);
+  EXPECT_EQ(created.at("state").as_string(), "detached");
+  EXPECT_EQ(created.at("replicas").as_array().at(0).at("address").as_string(), "h:1");
+
+  ASSERT_EQ(Run({"volume", "attach", "db", "--file", "--json"}), 0);
+  EXPECT_EQ(fake_.calls.back(), "Attach db file");
+  boost::json::value attached = boost::json::parse(out_.str());
+  EXPECT_EQ(attached.at("device").as_string(), "/run/shorthorn/volumes/db");
+  EXPECT_EQ(attached.at("frontend").as_string(), "file");
+
+  ASSERT_EQ(Run({"volume", "list", "--json"}), 0);
+  boost::json::value list = boost::json::parse(out_.str());
+  ASSERT_EQ(list.as_array().size(), 1u);
+  EXPECT_EQ(list.as_array()[0].at("frontend_path").as_string(), "/run/shorthorn/volumes/db");
+  EXPECT_EQ(list.as_array()[0].at("loop_device").as_string(), "");
+
+  ASSERT_EQ(Run({"volume", "detach", "db", "--json"}), 0);
+  EXPECT_EQ(boost::json::parse(out_.str()).at("state").as_string(), "detached");
+  ASSERT_EQ(Run({"volume", "delete", "db", "--json"}), 0);
+  EXPECT_TRUE(boost::json::parse(out_.str()).at("deleted").as_bool());
+}
+
+TEST_F(RunCtlTest, EveryErrorKindHasItsExitCodeAndTheMessageAsIs) {
+  (void)fake_.CreateVolume("v", 1 << 20, {});
+  const std::vector<std::pair<ErrorKind, int>> expected = {
+      {ErrorKind::kFailed, 1},          {ErrorKind::kNotFound, 3},  {ErrorKind::kAlreadyExists, 4},
+      {ErrorKind::kInvalidArgument, 5}, {ErrorKind::kBusy, 6},      {ErrorKind::kNotAuthorized, 7},
+      {ErrorKind::kUnavailable, 8},     {ErrorKind::kStale, 9},     {ErrorKind::kNoSpace, 10},
+      {ErrorKind::kIoError, 11},        {ErrorKind::kProtocol, 12},
+  };
+  for (const auto& [kind, code] : expected) {
+    std::string message = "detach volume v: the daemon says " + std::string(ErrorKindName(kind));
+    fake_.fail_next = Status(kind, message);
+    EXPECT_EQ(Run({"volume", "detach", "v"}), code) << ErrorKindName(kind);
+    EXPECT_EQ(err_.str(), "shorthornctl: " + message + "\n");
+    EXPECT_EQ(out_.str(), "");
+    EXPECT_EQ(ExitCodeFor(kind), code);
+  }
+  fake_.fail_next = Status(ErrorKind::kBusy, "detach volume v: /dev/loop7 is in use");
+  EXPECT_EQ(Run({"--json", "volume", "detach", "v"}), 6);
+  boost::json::value error = boost::json::parse(out_.str()).at("error");
+  EXPECT_EQ(error.at("kind").as_string(), "Busy");
+  EXPECT_EQ(error.at("message").as_string(), "detach volume v: /dev/loop7 is in use");
+  EXPECT_EQ(error.at("exit_code").to_number<int>(), 6);
+}
+
+TEST_F(RunCtlTest, MissingVolumeIsNotFound) {
+  EXPECT_EQ(Run({"volume", "show", "nope"}), 3);
+  EXPECT_EQ(err_.str(), "shorthornctl: show volume nope: it does not exist\n");
+}
+
+TEST_F(RunCtlTest, NoBusIsUnavailable) {
+  connect_error_ = Status(ErrorKind::kUnavailable, "connect to the system bus: no such file");
+  EXPECT_EQ(Run({"volume", "list"}), 8);
+  EXPECT_EQ(err_.str(), "shorthornctl: connect to the system bus: no such file\n");
+}
+
+TEST_F(RunCtlTest, HelpVersionAndUsageNeverConnect) {
+  EXPECT_EQ(Run({"--help"}), 0);
+  EXPECT_NE(out_.str().find("Usage: shorthornctl"), std::string::npos);
+  EXPECT_EQ(Run({"--version"}), 0);
+  EXPECT_EQ(out_.str(), std::string("shorthornctl ") + SHORTHORN_VERSION + "\n");
+  EXPECT_EQ(Run({"volume", "create", "x", "--size", "ten"}), kExitUsage);
+  EXPECT_NE(err_.str().find("shorthornctl: volume create: option --size: size 'ten'"),
+            std::string::npos)
+      << err_.str();
+  EXPECT_EQ(Run({"volume", "attach"}), kExitUsage);
+  EXPECT_EQ(connects_, 0);
+}
+
+TEST(ExitCodesTest, DbusErrorNames) {
+  EXPECT_EQ(KindForDbusError("org.shorthorn.Storage1.Error.NotFound"), ErrorKind::kNotFound);
+  EXPECT_EQ(KindForDbusError("org.shorthorn.Storage1.Error.IOError"), ErrorKind::kIoError);
+  EXPECT_EQ(KindForDbusError("org.shorthorn.Storage1.Error.Busy"), ErrorKind::kBusy);
+  EXPECT_EQ(KindForDbusError("org.shorthorn.Storage1.Error.Whatever"), ErrorKind::kFailed);
+  EXPECT_EQ(KindForDbusError("org.freedesktop.DBus.Error.ServiceUnknown"), ErrorKind::kUnavailable);
+  EXPECT_EQ(KindForDbusError("org.freedesktop.DBus.Error.AccessDenied"), ErrorKind::kNotAuthorized);
+  EXPECT_EQ(KindForDbusError("org.freedesktop.DBus.Error.UnknownObject"), ErrorKind::kNotFound);
+  EXPECT_EQ(KindForDbusError("com.example.Other"), ErrorKind::kFailed);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The completion and the man page are written by hand; keep them in step
+// with the table.
+TEST(DocsTest, CompletionAndManPageKnowEveryCommandAndOption) {
+  std::string completion = ReadFile(SHORTHORN_SOURCE_DIR "/dbus/ctl/shorthornctl.bash-completion");
+  std::string man = ReadFile(SHORTHORN_SOURCE_DIR "/doc/man/shorthornctl.1");
+  ASSERT_FALSE(completion.empty());
+  ASSERT_FALSE(man.empty());
+  for (const CommandSpec& c : Commands()) {
+    std::string key = "[" + std::string(c.group) + " " + std::string(c.verb) + "]";
+    EXPECT_NE(completion.find(key), std::string::npos) << key;
+    EXPECT_NE(man.find(std::string(c.group) + " " + std::string(c.verb)), std::string::npos)
+        << c.verb;
+    for (const OptionSpec& o : c.options) {
+      EXPECT_NE(completion.find("--" + std::string(o.name)), std::string::npos) << o.name;
+      EXPECT_NE(man.find("\\-\\-" + std::string(o.name)), std::string::npos) << o.name;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace shorthorn::ctl

@@ -1,0 +1,42 @@
+// Table layout and the JSON shape of a volume (documented in shorthornctl(1)).
+#include "dbus/ctl/output.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json/serialize.hpp>
+
+namespace shorthorn::ctl {
+namespace {
+
+TEST(TableTest, AlignsColumnsWithoutTrailingBlanks) {
+  Table t({"NAME", "SIZE", "DEVICE"});
+  t.AddRow({"a", "10 GiB", ""});
+  t.AddRow({"longer-name", "1 KiB", "/dev/loop0"});
+  EXPECT_EQ(t.Render(),
+            "NAME         SIZE    DEVICE\n"
+            "a            10 GiB  -\n"
+            "longer-name  1 KiB   /dev/loop0\n");
+}
+
+TEST(VolumeJsonTest, HasEveryField) {
+  VolumeInfo v{"vol1", "/p", 4096, "attached", {{"h:1", "r1", "RW"}}, "/run/x", "/dev/loop3"};
+  EXPECT_EQ(boost::json::serialize(VolumeToJson(v)),
+            R"({"name":"vol1","object_path":"/p","size":4096,"state":"attached",)"
+            R"("frontend_path":"/run/x","loop_device":"/dev/loop3",)"
+            R"("replicas":[{"address":"h:1","name":"r1","mode":"RW"}]})");
+}
+
+TEST(VolumeDetailsTest, ShowsDashesForEmptyValues) {
+  VolumeInfo v{"vol1", "/p", 1 << 20, "detached", {}, "", ""};
+  EXPECT_EQ(VolumeDetails(v),
+            "Name:          vol1\n"
+            "Object path:   /p\n"
+            "Size:          1 MiB (1048576 bytes)\n"
+            "State:         detached\n"
+            "Frontend path: -\n"
+            "Loop device:   -\n"
+            "Replicas:      0\n");
+}
+
+}  // namespace
+}  // namespace shorthorn::ctl
