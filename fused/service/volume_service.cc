@@ -79,7 +79,13 @@ void VolumeService::QueueChanged(const std::string& name) {
 void VolumeService::NotifierLoop() {
   std::unique_lock lock(events_mutex_);
   for (;;) {
-    events_cv_.wait(lock, [this] { return stopping_ || !events_.empty(); });
+    if (!events_cv_.wait_for(lock, kRefreshInterval,
+                             [this] { return stopping_ || !events_.empty(); })) {
+      lock.unlock();
+      RefreshAttached();
+      lock.lock();
+      continue;
+    }
     if (stopping_) return;
     std::string name = std::move(events_.front());
     events_.pop_front();

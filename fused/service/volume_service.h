@@ -9,6 +9,7 @@
 // completion thread when its mode changes.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -87,8 +88,13 @@ class VolumeService : public VolumeManager {
   // failure fails the call. Caller holds mutex_.
   Result<std::vector<boost::json::object>> CallAllLocked(const VolumeRecord& record, wire::Op op,
                                                          const boost::json::object& body);
-  // LIST_LAYERS from the first replica that answers, into the registry.
-  Status RefreshLayersLocked(VolumeRecord& record);
+  // LIST_LAYERS from the first replica that answers, into the registry
+  // (saved only when something changed; `changed` tells).
+  Status RefreshLayersLocked(VolumeRecord& record, bool* changed = nullptr);
+  // Refreshes every attached volume's ActualSize and Snapshots (the
+  // notifier thread does this every kRefreshInterval).
+  void RefreshAttached();
+  static constexpr std::chrono::seconds kRefreshInterval{5};
   // Job body helper: LIST_LAYERS of every replica, outside mutex_.
   std::vector<boost::json::object> ListLayersUnlocked(const std::string& volume);
 

@@ -100,7 +100,12 @@ Result<std::vector<json::object>> VolumeService::CallAllLocked(const VolumeRecor
   return replies;
 }
 
-Status VolumeService::RefreshLayersLocked(VolumeRecord& record) {
+bool operator==(const SnapshotInfo& a, const SnapshotInfo& b) {
+  return a.name == b.name && a.parent == b.parent && a.created == b.created &&
+         a.user_created == b.user_created && a.size_held == b.size_held && a.removed == b.removed;
+}
+
+Status VolumeService::RefreshLayersLocked(VolumeRecord& record, bool* changed) {
   Status last(ErrorKind::kUnavailable, "list layers of volume " + record.name + ": no replica");
   for (const auto& r : record.replicas) {
     auto layers = ReplicaClient::Call(Target(record, r), record.epoch, wire::Op::kListLayers, {},
@@ -109,20 +114,43 @@ Status VolumeService::RefreshLayersLocked(VolumeRecord& record) {
       last = layers.status();
       continue;
     }
-    record.actual_size = U64(*layers, "actual_size");
-    record.snapshots.clear();
+    uint64_t actual_size = U64(*layers, "actual_size");
+    std::vector<SnapshotInfo> snapshots;
     if (const json::array* list = Array(*layers, "snapshots")) {
       for (const auto& item : *list) {
         if (!item.is_object()) continue;
         const json::object& o = item.as_object();
-        record.snapshots.push_back({Str(o, "name"), Str(o, "parent"), Str(o, "created"),
-                                    Bool(o, "user_created"), U64(o, "size_held"),
-                                    Bool(o, "removed")});
+        snapshots.push_back({Str(o, "name"), Str(o, "parent"), Str(o, "created"),
+                             Bool(o, "user_created"), U64(o, "size_held"), Bool(o, "removed")});
       }
     }
+    bool differs = actual_size != record.actual_size || !(snapshots == record.snapshots);
+    if (changed != nullptr) *changed = differs;
+    if (!differs) return Status::Ok();
+    record.actual_size = actual_size;
+    record.snapshots = std::move(snapshots);
     return registry_.Save();
   }
   return last;
+}
+
+void VolumeService::RefreshAttached() {
+  std::vector<std::string> names;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [name, a] : attached_) names.push_back(name);
+  }
+  for (const auto& name : names) {
+    bool changed = false;
+    {
+      std::lock_guard lock(mutex_);
+      VolumeRecord* record = registry_.FindMutable(name);
+      if (record == nullptr || attached_.count(name) == 0) continue;
+      Status s = RefreshLayersLocked(*record, &changed);
+      if (!s.ok()) LogDebug("refresh volume " + name + ": " + s.message());
+    }
+    if (changed) NotifyChanged(name);
+  }
 }
 
 std::vector<json::object> VolumeService::ListLayersUnlocked(const std::string& volume) {

@@ -49,6 +49,8 @@ check_up() {
     fail "no export line for a private bus under $SHORTHORN_QS_ROOT (got '$address')"
   export DBUS_SYSTEM_BUS_ADDRESS=$address
   assert_eq attached "$(volume_prop demo State)" "State of demo"
+  # Let the harness's leftover check follow this loop device too.
+  echo "$(volume_prop demo LoopDevice) demo" >>"$TEST_DIR/attached-loops"
   assert_eq "$(findmnt -n -o SOURCE --mountpoint "$mnt")" "$(volume_prop demo LoopDevice)" \
     "device mounted at $mnt"
   grep -q "quickstart.sh down" "$out" || fail "quickstart.sh printed no teardown command"
