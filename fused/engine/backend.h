@@ -32,6 +32,8 @@ class Backend {
   // Releases the backend's resources after a final flush; later I/O fails.
   // Blocking.
   virtual Status Close() = 0;
+  // Requests sent and not yet answered (for choosing where to read).
+  virtual size_t Outstanding() const { return 0; }
 };
 
 }  // namespace shorthorn::fused

@@ -1,21 +1,36 @@
-// Design notes: the replica vector never changes size while the engine
-// serves I/O (membership changes come with rebuild), so indices are stable
-// and only the modes need the lock. A FanOut counts answers; the last one
-// completes the caller's callback. Overlapping writes are not yet ordered
-// here: with one replica the replicad's own ordering is enough.
+// Design notes
+//
+// Slots are shared_ptrs so that membership can change (rebuild adds a WO
+// replica, a shrink removes one) while callbacks of requests already sent
+// still hold the replica they were sent to.
+//
+// A write's life:
+//
+//   gate (TryEnter; deferred while paused) ──► range lock on the 4 KiB-aligned
+//   range (queued behind overlapping requests) ──► [widen to whole blocks if a
+//   WO replica needs it] ──► fan-out to RW+WO ──► all answered ──► release
+//   range ──► acknowledge (held while a failure is unrecorded) ──► leave gate
 //
 // The gate counts requests in flight. Pause closes it and waits for the
 // count to reach zero; requests arriving meanwhile are deferred (a write's
 // data is copied, since the FUSE buffer dies with the handler) and re-run by
-// Resume in arrival order.
+// Resume in arrival order. The range lock also copies a write's data when it
+// cannot grant at once.
 #include "fused/engine/engine.h"
 
-#include <atomic>
+#include <algorithm>
+#include <cstring>
+#include <future>
 #include <optional>
 
 #include "common/log.h"
 
 namespace shorthorn::fused {
+namespace {
+constexpr uint64_t kBlock = 4096;
+uint64_t AlignDown(uint64_t v) { return v & ~(kBlock - 1); }
+uint64_t AlignUp(uint64_t v) { return (v + kBlock - 1) & ~(kBlock - 1); }
+}  // namespace
 
 const char* ReplicaModeName(ReplicaMode mode) {
   switch (mode) {
@@ -26,8 +41,14 @@ const char* ReplicaModeName(ReplicaMode mode) {
   return "ERR";
 }
 
+struct Engine::Slot {
+  EngineReplica replica;
+  ExtentSet missed;          // written while ERR
+  bool missed_valid = false;  // true from the moment it went ERR until invalidated
+};
+
 struct Engine::FanOut {
-  std::atomic<size_t> remaining;
+  std::atomic<size_t> remaining{0};
   std::atomic<size_t> succeeded{0};
   std::mutex mutex;
   Status first_error;
@@ -35,44 +56,187 @@ struct Engine::FanOut {
 };
 
 Engine::Engine(std::string volume, uint64_t size, std::vector<EngineReplica> replicas,
-               std::function<void()> on_change)
-    : volume_(std::move(volume)),
-      size_(size),
-      on_change_(std::move(on_change)),
-      replicas_(std::move(replicas)) {}
-
-Engine::~Engine() {
-  // Destroy the backends while the rest of the engine is still whole: they
-  // complete their pending requests, which calls back into MarkFailed.
-  std::vector<EngineReplica> doomed = Release();
-  doomed.clear();
-}
-
-std::vector<EngineReplica> Engine::Release() {
-  std::vector<EngineReplica> out;
-  std::lock_guard lock(mutex_);
-  for (auto& r : replicas_) {
-    out.push_back({r.name, std::move(r.backend), r.mode});
-    r.mode = ReplicaMode::kERR;
+               EngineCallbacks callbacks)
+    : volume_(std::move(volume)), size_(size), callbacks_(std::move(callbacks)) {
+  for (auto& r : replicas) {
+    auto slot = std::make_shared<Slot>();
+    slot->replica = std::move(r);
+    slots_.push_back(std::move(slot));
   }
-  return out;
 }
+
+Engine::~Engine() { (void)Close(); }
 
 Status Engine::Close() {
-  Status first;
-  for (auto& r : Release()) {
-    if (!r.backend) continue;
-    Status s = r.backend->Close();
-    if (!s.ok() && first.ok()) first = s;
+  std::vector<SlotPtr> slots;
+  {
+    std::lock_guard lock(mutex_);
+    slots.swap(slots_);
   }
+  Status first;
+  for (auto& s : slots) {
+    if (!s->replica.backend) continue;
+    Status closed = s->replica.mode == ReplicaMode::kERR ? Status::Ok() : s->replica.backend->Close();
+    if (!closed.ok() && first.ok()) first = closed;
+  }
+  // Backends die with the last request holding them.
   return first;
 }
 
-std::vector<std::pair<std::string, ReplicaMode>> Engine::Modes() const {
+// ---------------------------------------------------------------- membership
+
+std::vector<ReplicaState> Engine::Replicas() const {
   std::lock_guard lock(mutex_);
-  std::vector<std::pair<std::string, ReplicaMode>> out;
-  for (const auto& r : replicas_) out.emplace_back(r.name, r.mode);
+  std::vector<ReplicaState> out;
+  for (const auto& s : slots_) out.push_back({s->replica.name, s->replica.mode});
   return out;
+}
+
+size_t Engine::Count(ReplicaMode mode) const {
+  std::lock_guard lock(mutex_);
+  size_t n = 0;
+  for (const auto& s : slots_) n += s->replica.mode == mode;
+  return n;
+}
+
+Engine::SlotPtr Engine::Find(const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  for (const auto& s : slots_) {
+    if (s->replica.name == name) return s;
+  }
+  return nullptr;
+}
+
+std::vector<Engine::SlotPtr> Engine::Targets(bool include_wo) const {
+  std::lock_guard lock(mutex_);
+  std::vector<SlotPtr> out;
+  for (const auto& s : slots_) {
+    if (s->replica.mode == ReplicaMode::kRW ||
+        (include_wo && s->replica.mode == ReplicaMode::kWO)) {
+      out.push_back(s);
+    }
+  }
+  return out;
+}
+
+void Engine::AddReplica(EngineReplica replica) {
+  auto slot = std::make_shared<Slot>();
+  slot->replica = std::move(replica);
+  {
+    std::lock_guard lock(mutex_);
+    slots_.push_back(slot);
+  }
+  if (callbacks_.on_change) callbacks_.on_change();
+}
+
+Status Engine::SetMode(const std::string& name, ReplicaMode mode) {
+  {
+    std::lock_guard lock(mutex_);
+    SlotPtr slot;
+    for (const auto& s : slots_) {
+      if (s->replica.name == name) slot = s;
+    }
+    if (!slot) {
+      return Status(ErrorKind::kNotFound, "volume " + volume_ + ": no replica " + name);
+    }
+    slot->replica.mode = mode;
+    if (mode != ReplicaMode::kERR) {
+      slot->missed.Clear();
+      slot->missed_valid = false;
+    }
+  }
+  if (callbacks_.on_change) callbacks_.on_change();
+  return Status::Ok();
+}
+
+std::shared_ptr<Backend> Engine::RemoveReplica(const std::string& name) {
+  std::shared_ptr<Backend> out;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = slots_.begin(); it != slots_.end(); ++it) {
+      if ((*it)->replica.name == name) {
+        out = (*it)->replica.backend;
+        slots_.erase(it);
+        break;
+      }
+    }
+  }
+  if (callbacks_.on_change) callbacks_.on_change();
+  return out;
+}
+
+void Engine::FailReplica(const std::string& name, const Status& why) {
+  if (SlotPtr slot = Find(name)) MarkFailed(slot, why);
+}
+
+void Engine::MarkFailed(const SlotPtr& slot, const Status& why, uint64_t start, uint64_t end) {
+  bool changed = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (slot->replica.mode != ReplicaMode::kERR) {
+      slot->replica.mode = ReplicaMode::kERR;
+      slot->missed.Clear();
+      slot->missed_valid = true;
+      changed = true;
+      if (callbacks_.on_failure) failures_unrecorded_++;
+    }
+    if (slot->missed_valid && end > start) slot->missed.Add(start, end);
+  }
+  if (!changed) return;
+  LogError("volume " + volume_ + ": replica " + slot->replica.name + " marked ERR: " +
+           why.message());
+  if (callbacks_.on_change) callbacks_.on_change();
+  if (callbacks_.on_failure) callbacks_.on_failure(slot->replica.name, why);
+}
+
+void Engine::MembershipRecorded(const Status& recorded) {
+  std::vector<std::pair<DoneCallback, Status>> release;
+  {
+    std::lock_guard lock(mutex_);
+    if (failures_unrecorded_ > 0) failures_unrecorded_--;
+    if (failures_unrecorded_ == 0) release.swap(held_);
+  }
+  for (auto& [done, status] : release) {
+    if (!recorded.ok() && status.ok()) {
+      status = recorded.WithContext("volume " + volume_ + ": membership change not recorded");
+    }
+    done(std::move(status));
+  }
+}
+
+void Engine::Acknowledge(DoneCallback done, Status status) {
+  {
+    std::lock_guard lock(mutex_);
+    if (failures_unrecorded_ > 0) {
+      held_.emplace_back(std::move(done), std::move(status));
+      return;
+    }
+  }
+  done(std::move(status));
+}
+
+void Engine::NoteMissed(uint64_t start, uint64_t end) {
+  std::lock_guard lock(mutex_);
+  for (auto& s : slots_) {
+    if (s->replica.mode == ReplicaMode::kERR && s->missed_valid) s->missed.Add(start, end);
+  }
+}
+
+bool Engine::DirtyRanges(const std::string& name,
+                         std::vector<std::pair<uint64_t, uint64_t>>* out) {
+  std::lock_guard lock(mutex_);
+  for (const auto& s : slots_) {
+    if (s->replica.name != name) continue;
+    if (!s->missed_valid) return false;
+    *out = s->missed.Ranges();
+    return true;
+  }
+  return false;
+}
+
+void Engine::InvalidateDirty() {
+  std::lock_guard lock(mutex_);
+  for (auto& s : slots_) s->missed_valid = false;
 }
 
 Status Engine::NoReplica(const char* what) const {
@@ -80,59 +244,7 @@ Status Engine::NoReplica(const char* what) const {
                 std::string(what) + " volume " + volume_ + ": no replica is available", EIO);
 }
 
-void Engine::MarkFailed(size_t index, const Status& why) {
-  bool changed = false;
-  {
-    std::lock_guard lock(mutex_);
-    if (replicas_[index].mode != ReplicaMode::kERR) {
-      replicas_[index].mode = ReplicaMode::kERR;
-      changed = true;
-    }
-  }
-  if (changed) {
-    LogError("volume " + volume_ + ": replica " + replicas_[index].name +
-             " marked ERR: " + why.message());
-    if (on_change_) on_change_();
-  }
-}
-
-void Engine::FanOutOp(const char* what, std::function<void(Backend&, DoneCallback)> op,
-                      DoneCallback done) {
-  std::vector<std::pair<size_t, Backend*>> targets;
-  {
-    std::lock_guard lock(mutex_);
-    for (size_t i = 0; i < replicas_.size(); ++i) {
-      if (replicas_[i].mode != ReplicaMode::kERR && replicas_[i].backend) {
-        targets.emplace_back(i, replicas_[i].backend.get());
-      }
-    }
-  }
-  if (targets.empty()) {
-    done(NoReplica(what));
-    return;
-  }
-  auto fan = std::make_shared<FanOut>();
-  fan->remaining = targets.size();
-  fan->done = std::move(done);
-  for (auto [index, backend] : targets) {
-    op(*backend, [this, fan, index, what](Status s) {
-      if (s.ok()) {
-        fan->succeeded++;
-      } else {
-        MarkFailed(index, s);
-        std::lock_guard lock(fan->mutex);
-        if (fan->first_error.ok()) fan->first_error = s;
-      }
-      if (--fan->remaining == 0) {
-        if (fan->succeeded > 0) {
-          fan->done(Status::Ok());
-        } else {
-          fan->done(fan->first_error.WithContext(std::string(what) + " volume " + volume_));
-        }
-      }
-    });
-  }
-}
+// ---------------------------------------------------------------- gate
 
 bool Engine::TryEnter() {
   std::lock_guard lock(gate_mutex_);
@@ -170,17 +282,10 @@ Status Engine::Pause() {
     paused_ = true;
     gate_cv_.wait(lock, [this] { return in_flight_ == 0; });
   }
-  std::mutex m;
-  std::condition_variable cv;
-  std::optional<Status> flushed;
-  FanOutOp("flush", [](Backend& b, DoneCallback cb) { b.Flush(cb); }, [&](Status s) {
-    std::lock_guard lock(m);
-    flushed = std::move(s);
-    cv.notify_all();
-  });
-  std::unique_lock lock(m);
-  cv.wait(lock, [&] { return flushed.has_value(); });
-  return *flushed;
+  std::promise<Status> flushed;
+  FanOutOp("flush", 0, 0, Targets(true), [](Backend& b, DoneCallback cb) { b.Flush(cb); },
+           [&flushed](Status s) { flushed.set_value(std::move(s)); });
+  return flushed.get_future().get();
 }
 
 void Engine::Resume() {
@@ -193,9 +298,38 @@ void Engine::Resume() {
   for (auto& r : retry) r();
 }
 
-void Engine::FailReplica(const std::string& name, const Status& why) {
-  for (size_t i = 0; i < replicas_.size(); ++i) {
-    if (replicas_[i].name == name) MarkFailed(i, why);
+// ---------------------------------------------------------------- fan-out
+
+void Engine::FanOutOp(const char* what, uint64_t start, uint64_t end,
+                      const std::vector<SlotPtr>& targets,
+                      std::function<void(Backend&, DoneCallback)> op, DoneCallback done) {
+  bool any_rw = false;
+  for (const auto& t : targets) any_rw = any_rw || t->replica.mode == ReplicaMode::kRW;
+  if (!any_rw) {
+    done(NoReplica(what));
+    return;
+  }
+  auto fan = std::make_shared<FanOut>();
+  fan->remaining = targets.size();
+  fan->done = std::move(done);
+  for (const auto& slot : targets) {
+    op(*slot->replica.backend, [this, fan, slot, what, start, end](Status s) {
+      if (s.ok()) {
+        fan->succeeded++;
+      } else {
+        MarkFailed(slot, s, start, end);
+        std::lock_guard lock(fan->mutex);
+        if (fan->first_error.ok()) fan->first_error = s;
+      }
+      if (--fan->remaining != 0) return;
+      Status result;
+      if (fan->succeeded == 0) {
+        result = fan->first_error.WithContext(std::string(what) + " volume " + volume_);
+      } else if (Count(ReplicaMode::kRW) == 0) {
+        result = NoReplica(what);
+      }
+      fan->done(std::move(result));
+    });
   }
 }
 
@@ -206,8 +340,53 @@ void Engine::Write(uint64_t offset, std::span<const uint8_t> data, DoneCallback 
     return;
   }
   done = Tracked(std::move(done));
-  FanOutOp("write", [offset, data](Backend& b, DoneCallback cb) { b.Write(offset, data, cb); },
-           std::move(done));
+  uint64_t start = AlignDown(offset), end = AlignUp(offset + data.size());
+  if (uint64_t token = ranges_.TryAcquire(start, end)) {
+    LockedWrite(token, offset, data, std::move(done));
+    return;
+  }
+  auto copy = std::make_shared<std::vector<uint8_t>>(data.begin(), data.end());
+  ranges_.Acquire(start, end, [this, offset, copy, done = std::move(done)](uint64_t token) mutable {
+    LockedWrite(token, offset, *copy, [copy, done = std::move(done)](Status s) { done(s); });
+  });
+}
+
+void Engine::LockedWrite(uint64_t token, uint64_t offset, std::span<const uint8_t> data,
+                         DoneCallback done) {
+  uint64_t end = offset + data.size();
+  NoteMissed(offset, end);
+  auto targets = Targets(true);
+  bool has_wo = false;
+  for (const auto& t : targets) has_wo = has_wo || t->replica.mode == ReplicaMode::kWO;
+  auto finish = [this, token, done = std::move(done)](Status s) {
+    ranges_.Release(token);
+    Acknowledge(done, std::move(s));
+  };
+  if (!has_wo || (offset % kBlock == 0 && data.size() % kBlock == 0)) {
+    FanOutOp("write", offset, end, targets,
+             [offset, data](Backend& b, DoneCallback cb) { b.Write(offset, data, cb); },
+             std::move(finish));
+    return;
+  }
+  // A rebuilding replica cannot read-modify-write its edge blocks: widen the
+  // write to whole blocks read from an RW replica (the range lock keeps
+  // them stable meanwhile).
+  uint64_t a0 = AlignDown(offset), a1 = AlignUp(end);
+  auto patch = std::make_shared<std::vector<uint8_t>>(data.begin(), data.end());
+  ReadFrom({}, a0, static_cast<uint32_t>(a1 - a0),
+           [this, offset, end, a0, a1, patch, finish = std::move(finish)](
+               Status s, std::vector<uint8_t> blocks) mutable {
+             if (!s.ok()) {
+               finish(s);
+               return;
+             }
+             std::memcpy(blocks.data() + (offset - a0), patch->data(), patch->size());
+             auto whole = std::make_shared<std::vector<uint8_t>>(std::move(blocks));
+             FanOutOp("write", offset, end, Targets(true),
+                      [a0, whole](Backend& b, DoneCallback cb) { b.Write(a0, *whole, cb); },
+                      [whole, finish = std::move(finish)](Status st) { finish(st); });
+             (void)a1;
+           });
 }
 
 void Engine::Unmap(uint64_t offset, uint64_t length, DoneCallback done) {
@@ -218,8 +397,20 @@ void Engine::Unmap(uint64_t offset, uint64_t length, DoneCallback done) {
     return;
   }
   done = Tracked(std::move(done));
-  FanOutOp("unmap", [offset, length](Backend& b, DoneCallback cb) { b.Unmap(offset, length, cb); },
-           std::move(done));
+  ranges_.Acquire(AlignDown(offset), AlignUp(offset + length),
+                  [this, offset, length, done = std::move(done)](uint64_t token) mutable {
+                    LockedUnmap(token, offset, length, std::move(done));
+                  });
+}
+
+void Engine::LockedUnmap(uint64_t token, uint64_t offset, uint64_t length, DoneCallback done) {
+  NoteMissed(offset, offset + length);
+  FanOutOp("unmap", offset, offset + length, Targets(true),
+           [offset, length](Backend& b, DoneCallback cb) { b.Unmap(offset, length, cb); },
+           [this, token, done = std::move(done)](Status s) {
+             ranges_.Release(token);
+             Acknowledge(done, std::move(s));
+           });
 }
 
 void Engine::Flush(DoneCallback done) {
@@ -228,8 +419,11 @@ void Engine::Flush(DoneCallback done) {
     return;
   }
   done = Tracked(std::move(done));
-  FanOutOp("flush", [](Backend& b, DoneCallback cb) { b.Flush(cb); }, std::move(done));
+  FanOutOp("flush", 0, 0, Targets(true), [](Backend& b, DoneCallback cb) { b.Flush(cb); },
+           [this, done = std::move(done)](Status s) { Acknowledge(done, std::move(s)); });
 }
+
+// ---------------------------------------------------------------- reads
 
 void Engine::Read(uint64_t offset, uint32_t length, ReadCallback done) {
   if (!TryEnter()) {
@@ -238,39 +432,70 @@ void Engine::Read(uint64_t offset, uint32_t length, ReadCallback done) {
     });
     return;
   }
-  ReadFrom(0, offset, length, [this, done = std::move(done)](Status s, std::vector<uint8_t> d) {
+  ReadFrom({}, offset, length, [this, done = std::move(done)](Status s, std::vector<uint8_t> d) {
     done(std::move(s), std::move(d));
     Leave();
   });
 }
 
-void Engine::ReadFrom(size_t first, uint64_t offset, uint32_t length, ReadCallback done) {
-  Backend* backend = nullptr;
-  size_t index = 0;
-  {
-    std::lock_guard lock(mutex_);
-    for (size_t i = first; i < replicas_.size(); ++i) {
-      if (replicas_[i].mode == ReplicaMode::kRW && replicas_[i].backend) {
-        backend = replicas_[i].backend.get();
-        index = i;
-        break;
-      }
+void Engine::ReadFrom(std::vector<SlotPtr> tried, uint64_t offset, uint32_t length,
+                      ReadCallback done) {
+  SlotPtr best;
+  for (const auto& s : Targets(false)) {
+    if (std::find(tried.begin(), tried.end(), s) != tried.end()) continue;
+    if (!best) {
+      best = s;
+      continue;
     }
+    if (s->replica.local != best->replica.local) {
+      if (s->replica.local) best = s;
+      continue;
+    }
+    if (s->replica.backend->Outstanding() < best->replica.backend->Outstanding()) best = s;
   }
-  if (backend == nullptr) {
+  if (!best) {
     done(NoReplica("read"), {});
     return;
   }
-  backend->Read(offset, length,
-                [this, index, offset, length, done = std::move(done)](
-                    Status s, std::vector<uint8_t> data) mutable {
-                  if (s.ok()) {
-                    done(std::move(s), std::move(data));
-                    return;
-                  }
-                  MarkFailed(index, s);
-                  ReadFrom(index + 1, offset, length, std::move(done));
-                });
+  tried.push_back(best);
+  best->replica.backend->Read(
+      offset, length,
+      [this, best, tried = std::move(tried), offset, length, done = std::move(done)](
+          Status s, std::vector<uint8_t> data) mutable {
+        if (s.ok()) {
+          done(std::move(s), std::move(data));
+          return;
+        }
+        MarkFailed(best, s);
+        ReadFrom(std::move(tried), offset, length, std::move(done));
+      });
+}
+
+// ---------------------------------------------------------------- catch-up
+
+Status Engine::Copy(const std::string& to, uint64_t offset, uint64_t length) {
+  SlotPtr target = Find(to);
+  if (!target) return Status(ErrorKind::kNotFound, "volume " + volume_ + ": no replica " + to);
+  std::promise<uint64_t> granted;
+  ranges_.Acquire(AlignDown(offset), AlignUp(offset + length),
+                  [&granted](uint64_t token) { granted.set_value(token); });
+  uint64_t token = granted.get_future().get();
+  // first: the status; second: true when the target's write failed.
+  std::promise<std::pair<Status, bool>> copied;
+  ReadFrom({}, offset, static_cast<uint32_t>(length),
+           [&copied, target, offset](Status s, std::vector<uint8_t> data) {
+             if (!s.ok()) {
+               copied.set_value({std::move(s), false});
+               return;
+             }
+             auto buf = std::make_shared<std::vector<uint8_t>>(std::move(data));
+             target->replica.backend->Write(
+                 offset, *buf, [&copied, buf](Status w) { copied.set_value({w, !w.ok()}); });
+           });
+  auto [s, target_failed] = copied.get_future().get();
+  ranges_.Release(token);
+  if (target_failed) MarkFailed(target, s);
+  return s.ok() ? s : s.WithContext("copy to replica " + to);
 }
 
 }  // namespace shorthorn::fused

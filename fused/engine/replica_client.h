@@ -79,7 +79,7 @@ class ReplicaClient : public Backend {
   const ReplicaTarget& target() const { return target_; }
   bool failed() const { return failed_.load(); }
   // Requests sent and not yet answered.
-  size_t outstanding() const { return outstanding_.load(); }
+  size_t Outstanding() const override { return outstanding_.load(); }
 
  private:
   struct Pending {

@@ -162,9 +162,10 @@ VolumeInfo VolumeService::InfoLocked(const VolumeRecord& record) {
     info.state = it->second.maintenance ? "maintenance" : "attached";
     info.frontend_path = it->second.file;
     if (it->second.loop) info.loop_device = it->second.loop->path();
-    auto modes = it->second.engine->Modes();
-    for (size_t i = 0; i < modes.size() && i < info.replicas.size(); ++i) {
-      info.replicas[i].mode = ReplicaModeName(modes[i].second);
+    for (const auto& state : it->second.engine->Replicas()) {
+      for (auto& r : info.replicas) {
+        if (r.name == state.name) r.mode = ReplicaModeName(state.mode);
+      }
     }
   }
   return info;
@@ -351,8 +352,9 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
       a.targets.push_back(target);
       replicas.push_back({r.name, std::move(*client), ReplicaMode::kRW});
     }
-    a.engine = std::make_shared<Engine>(name, record->size, std::move(replicas),
-                                        [this, name] { QueueChanged(name); });
+    EngineCallbacks callbacks;
+    callbacks.on_change = [this, name] { QueueChanged(name); };
+    a.engine = std::make_shared<Engine>(name, record->size, std::move(replicas), callbacks);
     Status refreshed = RefreshLayersLocked(*record);
     if (!refreshed.ok()) LogWarning("attach volume " + name + ": " + refreshed.message());
     a.maintenance = maintenance;

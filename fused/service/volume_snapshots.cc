@@ -68,13 +68,19 @@ Result<std::vector<json::object>> VolumeService::CallAllLocked(const VolumeRecor
                                                                const json::object& body) {
   auto it = attached_.find(record.name);
   Engine* engine = it == attached_.end() ? nullptr : it->second.engine.get();
-  std::vector<std::pair<std::string, ReplicaMode>> modes;
-  if (engine != nullptr) modes = engine->Modes();
+  std::vector<ReplicaState> states;
+  if (engine != nullptr) states = engine->Replicas();
+  auto is_err = [&states](const std::string& name) {
+    for (const auto& s : states) {
+      if (s.name == name) return s.mode == ReplicaMode::kERR;
+    }
+    return true;  // not in the engine: not usable
+  };
   std::vector<json::object> replies;
   Status first_error;
   for (size_t i = 0; i < record.replicas.size(); ++i) {
     const ReplicaRecord& r = record.replicas[i];
-    if (engine != nullptr && i < modes.size() && modes[i].second == ReplicaMode::kERR) continue;
+    if (engine != nullptr && is_err(r.name)) continue;
     auto reply = ReplicaClient::Call(Target(record, r), record.epoch, op, body, settings_.timeouts);
     if (reply.ok()) {
       replies.push_back(std::move(*reply));

@@ -287,6 +287,13 @@ caps_available() {
   echo "${out[*]}"
 }
 
+# cap_list CAP...: "-all,+cap1,+cap2" for setpriv ("-all" for none).
+cap_list() {
+  local cap text=-all
+  for cap in "$@"; do text+=",+$cap"; done
+  echo "$text"
+}
+
 # start_unit NAME UNIT: runs the unit's ExecStart= as the unit would.
 start_unit() {
   local name=$1 unit=$2 exec user group dir mode caps ambient nnp runner=() list
@@ -320,11 +327,11 @@ start_unit() {
   ambient=$(caps_available $(tr 'A-Z' 'a-z' <<<"${list//CAP_/}"))
   runner=(setpriv)
   [[ $nnp != yes ]] || runner+=(--no-new-privs)
-  runner+=("--bounding-set=-all$(printf ',+%s' $caps)")
+  runner+=("--bounding-set=$(cap_list $caps)")
   if [[ -n $user ]]; then
     runner+=(--reuid="$user" --regid="${group:-$user}" --init-groups)
     if [[ -n $ambient ]]; then
-      runner+=("--inh-caps=-all$(printf ',+%s' $ambient)" "--ambient-caps=-all$(printf ',+%s' $ambient)")
+      runner+=("--inh-caps=$(cap_list $ambient)" "--ambient-caps=$(cap_list $ambient)")
     fi
   fi
   log "starting $unit: ${runner[*]} -- $exec"

@@ -49,7 +49,9 @@ struct Fixture {
       backends.push_back(b.get());
       replicas.push_back({"r" + std::to_string(i), std::move(b), ReplicaMode::kRW});
     }
-    engine = std::make_unique<Engine>("vol", 1 << 20, std::move(replicas), [this] { changes++; });
+    EngineCallbacks cb;
+    cb.on_change = [this] { changes++; };
+    engine = std::make_unique<Engine>("vol", 1 << 20, std::move(replicas), cb);
   }
   Status Write(uint64_t off, std::vector<uint8_t> d) {
     Status out(ErrorKind::kFailed, "not called");
@@ -79,8 +81,8 @@ TEST(EngineTest, FailedReplicaIsDroppedAndIoGoesOn) {
   Fixture f(2);
   f.backends[0]->fail = true;
   ASSERT_TRUE(f.Write(0, std::vector<uint8_t>(512, 9)).ok());
-  EXPECT_EQ(f.engine->Modes()[0].second, ReplicaMode::kERR);
-  EXPECT_EQ(f.engine->Modes()[1].second, ReplicaMode::kRW);
+  EXPECT_EQ(f.engine->Replicas()[0].mode, ReplicaMode::kERR);
+  EXPECT_EQ(f.engine->Replicas()[1].mode, ReplicaMode::kRW);
   EXPECT_EQ(f.changes, 1);
   std::vector<uint8_t> got;
   ASSERT_TRUE(f.Read(0, 512, &got).ok());
@@ -95,7 +97,7 @@ TEST(EngineTest, ReadFailsOverToTheNextReplica) {
   std::vector<uint8_t> got;
   ASSERT_TRUE(f.Read(0, 4096, &got).ok());
   EXPECT_EQ(got[0], 3);
-  EXPECT_EQ(f.engine->Modes()[0].second, ReplicaMode::kERR);
+  EXPECT_EQ(f.engine->Replicas()[0].mode, ReplicaMode::kERR);
 }
 
 TEST(EngineTest, NoReplicaLeftIsEio) {
@@ -116,7 +118,7 @@ TEST(EngineTest, FlushFailureFailsTheReplica) {
   Status out;
   f.engine->Flush([&](Status s) { out = s; });
   EXPECT_TRUE(out.ok());  // replica 0 made it durable
-  EXPECT_EQ(f.engine->Modes()[1].second, ReplicaMode::kERR);
+  EXPECT_EQ(f.engine->Replicas()[1].mode, ReplicaMode::kERR);
   f.engine->Flush([&](Status s) { out = s; });
   EXPECT_EQ(f.backends[1]->flushes, 1);  // not retried on the failed replica
 }

@@ -1,0 +1,205 @@
+// Engine behaviour for replication: range ordering, WO widening, missed-range
+// records, held acknowledgements, read choice.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <mutex>
+
+#include "fused/engine/engine.h"
+#include "fused/engine/extent_set.h"
+#include "fused/engine/range_lock.h"
+
+namespace shorthorn::fused {
+namespace {
+
+// An in-memory replica recording the writes it got; can fail or hold.
+class Recorder : public Backend {
+ public:
+  uint64_t Size() const override { return data.size(); }
+  void Read(uint64_t offset, uint32_t length, ReadCallback done) override {
+    reads++;
+    if (fail) return done(Status(ErrorKind::kUnavailable, "down", ECONNRESET), {});
+    done(Status::Ok(), {data.begin() + offset, data.begin() + offset + length});
+  }
+  void Write(uint64_t offset, std::span<const uint8_t> d, DoneCallback done) override {
+    writes.emplace_back(offset, d.size());
+    if (fail) return done(Status(ErrorKind::kUnavailable, "down", ECONNRESET));
+    std::memcpy(data.data() + offset, d.data(), d.size());
+    done(Status::Ok());
+  }
+  void Unmap(uint64_t offset, uint64_t length, DoneCallback done) override {
+    std::memset(data.data() + offset, 0, length);
+    done(Status::Ok());
+  }
+  void Flush(DoneCallback done) override { done(Status::Ok()); }
+  Status Close() override { return Status::Ok(); }
+  size_t Outstanding() const override { return outstanding; }
+
+  std::vector<uint8_t> data = std::vector<uint8_t>(1 << 20, 0);
+  std::vector<std::pair<uint64_t, uint64_t>> writes;
+  bool fail = false;
+  int reads = 0;
+  size_t outstanding = 0;
+};
+
+TEST(RangeLockTest, OverlapsWaitInArrivalOrderOthersDoNot) {
+  RangeLock lock;
+  std::vector<int> order;
+  uint64_t a = lock.TryAcquire(0, 100);
+  ASSERT_NE(a, 0u);
+  EXPECT_EQ(lock.TryAcquire(50, 60), 0u);
+  uint64_t b = 0, c = 0;
+  lock.Acquire(50, 150, [&](uint64_t t) { order.push_back(1); b = t; });
+  lock.Acquire(120, 130, [&](uint64_t t) { order.push_back(2); c = t; });  // behind b
+  uint64_t d = lock.TryAcquire(200, 300);  // disjoint: granted at once
+  EXPECT_NE(d, 0u);
+  EXPECT_TRUE(order.empty());
+  lock.Release(a);
+  ASSERT_EQ(order, std::vector<int>{1});
+  lock.Release(b);
+  ASSERT_EQ(order, (std::vector<int>{1, 2}));
+  lock.Release(c);
+  lock.Release(d);
+  EXPECT_EQ(lock.size(), 0u);
+}
+
+TEST(ExtentSetTest, MergesOverlappingAndAdjacentRanges) {
+  ExtentSet s;
+  s.Add(0, 10);
+  s.Add(20, 30);
+  s.Add(10, 20);  // bridges both
+  s.Add(100, 110);
+  s.Add(105, 200);
+  EXPECT_EQ(s.intervals(), 2u);
+  EXPECT_EQ(s.bytes(), 30u + 100u);
+  auto r = s.Ranges();
+  EXPECT_EQ(r[0], (std::pair<uint64_t, uint64_t>{0, 30}));
+  EXPECT_EQ(r[1], (std::pair<uint64_t, uint64_t>{100, 200}));
+}
+
+struct Two {
+  Two() {
+    std::vector<EngineReplica> rs;
+    rs.push_back({"a", a, ReplicaMode::kRW, false});
+    rs.push_back({"b", b, ReplicaMode::kRW, false});
+    EngineCallbacks cb;
+    cb.on_failure = [this](const std::string& name, const Status&) { failed.push_back(name); };
+    engine = std::make_unique<Engine>("vol", 1 << 20, std::move(rs), cb);
+  }
+  Status Write(uint64_t off, size_t len, uint8_t v, bool* acked = nullptr) {
+    std::vector<uint8_t> d(len, v);
+    Status out(ErrorKind::kFailed, "not acknowledged");
+    engine->Write(off, d, [&out, acked](Status s) {
+      out = s;
+      if (acked) *acked = true;
+    });
+    return out;
+  }
+  std::shared_ptr<Recorder> a = std::make_shared<Recorder>();
+  std::shared_ptr<Recorder> b = std::make_shared<Recorder>();
+  std::vector<std::string> failed;
+  std::unique_ptr<Engine> engine;
+};
+
+TEST(EngineReplicationTest, AcksAreHeldUntilTheFailureIsRecorded) {
+  Two t;
+  t.b->fail = true;
+  bool acked = false;
+  t.Write(0, 4096, 1, &acked);
+  EXPECT_FALSE(acked);  // held: b failed and nobody recorded it yet
+  ASSERT_EQ(t.failed, std::vector<std::string>{"b"});
+  bool acked2 = false;
+  t.Write(8192, 4096, 2, &acked2);  // later writes are held too
+  EXPECT_FALSE(acked2);
+  t.engine->MembershipRecorded(Status::Ok());
+  EXPECT_TRUE(acked);
+  EXPECT_TRUE(acked2);
+}
+
+TEST(EngineReplicationTest, FailedRecordingTurnsHeldAcksIntoErrors) {
+  Two t;
+  t.b->fail = true;
+  Status out;
+  std::vector<uint8_t> d(4096, 1);
+  t.engine->Write(0, d, [&](Status s) { out = s; });
+  t.engine->MembershipRecorded(Status(ErrorKind::kUnavailable, "no replica answered", EIO));
+  EXPECT_FALSE(out.ok());
+  EXPECT_NE(out.message().find("membership change not recorded"), std::string::npos);
+}
+
+TEST(EngineReplicationTest, RemembersWhatAnErrReplicaMissedAndCopiesIt) {
+  Two t;
+  t.b->fail = true;
+  t.Write(0, 4096, 1);
+  t.engine->MembershipRecorded(Status::Ok());
+  t.Write(65536, 8192, 2);
+  std::vector<uint8_t> z(100);
+  t.engine->Unmap(200000, 100, [](Status) {});
+  std::vector<std::pair<uint64_t, uint64_t>> missed;
+  ASSERT_TRUE(t.engine->DirtyRanges("b", &missed));
+  ASSERT_EQ(missed.size(), 3u);
+  EXPECT_EQ(missed[0], (std::pair<uint64_t, uint64_t>{0, 4096}));
+  EXPECT_EQ(missed[1], (std::pair<uint64_t, uint64_t>{65536, 65536 + 8192}));
+  // b comes back: WO, catch up with only those ranges, then RW.
+  t.b->fail = false;
+  t.b->writes.clear();
+  ASSERT_TRUE(t.engine->SetMode("b", ReplicaMode::kWO).ok());
+  for (auto [s, e] : missed) ASSERT_TRUE(t.engine->Copy("b", s, e - s).ok());
+  EXPECT_EQ(t.b->writes.size(), 3u);
+  EXPECT_EQ(t.b->data[65536], 2);
+  ASSERT_TRUE(t.engine->SetMode("b", ReplicaMode::kRW).ok());
+  EXPECT_FALSE(t.engine->DirtyRanges("b", &missed));  // record dropped once back
+  EXPECT_EQ(t.b->data, t.a->data);
+}
+
+TEST(EngineReplicationTest, SnapshotInvalidatesTheMissedRecord) {
+  Two t;
+  t.b->fail = true;
+  t.Write(0, 4096, 1);
+  t.engine->MembershipRecorded(Status::Ok());
+  t.engine->InvalidateDirty();
+  std::vector<std::pair<uint64_t, uint64_t>> missed;
+  EXPECT_FALSE(t.engine->DirtyRanges("b", &missed));
+}
+
+TEST(EngineReplicationTest, UnalignedWritesAreWidenedForWoReplicas) {
+  Two t;
+  t.Write(0, 8192, 7);
+  ASSERT_TRUE(t.engine->SetMode("b", ReplicaMode::kWO).ok());
+  std::fill(t.b->data.begin(), t.b->data.end(), 0);  // b knows nothing yet
+  t.a->writes.clear();
+  t.b->writes.clear();
+  std::vector<uint8_t> d(512, 9);
+  Status out(ErrorKind::kFailed, "x");
+  t.engine->Write(4096 + 512, d, [&](Status s) { out = s; });
+  ASSERT_TRUE(out.ok()) << out.ToString();
+  ASSERT_EQ(t.b->writes.size(), 1u);
+  EXPECT_EQ(t.b->writes[0], (std::pair<uint64_t, uint64_t>{4096, 4096}));
+  EXPECT_EQ(t.b->data[4096], 7);        // from a, not zeros
+  EXPECT_EQ(t.b->data[4096 + 512], 9);  // the new bytes
+  EXPECT_EQ(t.b->data[4096 + 1024], 7);
+  EXPECT_EQ(t.a->data[4096 + 512], 9);
+  EXPECT_EQ(t.b->reads, 0);  // never read from a WO replica
+}
+
+TEST(EngineReplicationTest, ReadsPreferLocalThenLeastOutstanding) {
+  auto a = std::make_shared<Recorder>(), b = std::make_shared<Recorder>(),
+       c = std::make_shared<Recorder>();
+  a->outstanding = 5;
+  b->outstanding = 1;
+  c->outstanding = 9;
+  std::vector<EngineReplica> rs = {{"a", a, ReplicaMode::kRW, false},
+                                   {"b", b, ReplicaMode::kRW, false},
+                                   {"c", c, ReplicaMode::kRW, false}};
+  Engine e("vol", 1 << 20, rs);
+  e.Read(0, 512, [](Status, std::vector<uint8_t>) {});
+  EXPECT_EQ(b->reads, 1);
+  std::vector<EngineReplica> rs2 = {{"a", a, ReplicaMode::kRW, false},
+                                    {"c", c, ReplicaMode::kRW, true}};
+  Engine e2("vol", 1 << 20, rs2);
+  e2.Read(0, 512, [](Status, std::vector<uint8_t>) {});
+  EXPECT_EQ(c->reads, 1);  // local wins despite more outstanding
+}
+
+}  // namespace
+}  // namespace shorthorn::fused
