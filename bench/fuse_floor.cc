@@ -9,7 +9,7 @@
 //
 //   fuse_floor --mount DIR --backing FILE [--name NAME] [--threads N]
 //              [--max-threads N] [--max-background N] [--max-request BYTES]
-//              [--buffered] [--clone-fd] [--ring-entries N]
+//              [--buffered] [--clone-fd] [--ring-entries N] [--coop-taskrun]
 //
 // The file appears as DIR/NAME (default "floor") once the mount is ready; its
 // size is the backing file's size (fixed). SIGTERM/SIGINT or an unmount ends
@@ -43,6 +43,7 @@
 #include <fuse_lowlevel.h>
 #include <getopt.h>
 #include <liburing.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -74,13 +75,14 @@ struct Options {
   unsigned ring_entries = 512;
   bool buffered = false;
   bool clone_fd = false;
+  bool coop_taskrun = false;  // IORING_SETUP_COOP_TASKRUN: no IPI per completion
 };
 
 void Usage(FILE* out) {
   std::fprintf(out,
                "usage: fuse_floor --mount DIR --backing FILE [--name NAME] [--threads N]\n"
                "                  [--max-threads N] [--max-background N] [--max-request BYTES]\n"
-               "                  [--buffered] [--clone-fd] [--ring-entries N]\n"
+               "                  [--buffered] [--clone-fd] [--ring-entries N] [--coop-taskrun]\n"
                "Serves FILE as DIR/NAME (default name 'floor') through FUSE, doing the I/O\n"
                "with io_uring. Defaults: 8 idle threads, max(4*threads,16) threads at most,\n"
                "max-background 256, max-request 1048576, O_DIRECT on FILE, ring 512.\n");
@@ -98,7 +100,7 @@ bool ParseUnsigned(const char* text, unsigned* out) {
 // Returns false (after printing why) when the command line is not usable.
 bool ParseOptions(int argc, char** argv, Options* o) {
   enum { kMount = 1, kBacking, kName, kThreads, kMaxThreads, kMaxBg, kMaxReq, kBuffered,
-         kCloneFd, kRing, kHelp };
+         kCloneFd, kRing, kCoop, kHelp };
   static const option kLong[] = {
       {"mount", required_argument, nullptr, kMount},
       {"backing", required_argument, nullptr, kBacking},
@@ -110,6 +112,7 @@ bool ParseOptions(int argc, char** argv, Options* o) {
       {"buffered", no_argument, nullptr, kBuffered},
       {"clone-fd", no_argument, nullptr, kCloneFd},
       {"ring-entries", required_argument, nullptr, kRing},
+      {"coop-taskrun", no_argument, nullptr, kCoop},
       {"help", no_argument, nullptr, kHelp},
       {nullptr, 0, nullptr, 0}};
   int c;
@@ -126,6 +129,7 @@ bool ParseOptions(int argc, char** argv, Options* o) {
       case kBuffered: o->buffered = true; break;
       case kCloneFd: o->clone_fd = true; break;
       case kRing: ok = ParseUnsigned(optarg, &o->ring_entries) && o->ring_entries <= 32768; break;
+      case kCoop: o->coop_taskrun = true; break;
       case kHelp: Usage(stdout); std::exit(0);
       default: Usage(stderr); return false;
     }
@@ -212,7 +216,8 @@ class FloorFs {
       return false;
     }
     size_ = static_cast<uint64_t>(st.st_size);
-    int rc = io_uring_queue_init(opts_.ring_entries, &ring_, 0);
+    int rc = io_uring_queue_init(opts_.ring_entries, &ring_,
+                                 opts_.coop_taskrun ? IORING_SETUP_COOP_TASKRUN : 0);
     if (rc < 0) {
       std::fprintf(stderr, "fuse_floor: io_uring_queue_init: %s\n", std::strerror(-rc));
       return false;
@@ -539,16 +544,20 @@ int main(int argc, char** argv) {
   } else {
     std::fprintf(stderr,
                  "fuse_floor: serving %s as %s/%s (%llu bytes), %u..%u threads, "
-                 "max_background %u, max_request %u, %s%s\n",
+                 "max_background %u, max_request %u, %s%s%s\n",
                  opts.backing_file.c_str(), opts.mount_point.c_str(), opts.name.c_str(),
                  static_cast<unsigned long long>(fs.size()), opts.threads, opts.max_threads,
                  opts.max_background, opts.max_request, opts.buffered ? "buffered" : "O_DIRECT",
-                 opts.clone_fd ? ", clone_fd" : "");
+                 opts.clone_fd ? ", clone_fd" : "", opts.coop_taskrun ? ", coop_taskrun" : "");
     fuse_loop_config* cfg = fuse_loop_cfg_create();
     fuse_loop_cfg_set_idle_threads(cfg, opts.threads);
     fuse_loop_cfg_set_max_threads(cfg, opts.max_threads);
     fuse_loop_cfg_set_clone_fd(cfg, opts.clone_fd ? 1 : 0);
-    rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
+    // The loop returns the number of the signal that ended it (libfuse's
+    // handlers), which is the normal way to stop.
+    int loop_rc = fuse_session_loop_mt(se, cfg);
+    rc = (loop_rc == 0 || loop_rc == SIGTERM || loop_rc == SIGINT || loop_rc == SIGHUP) ? 0 : 1;
+    if (rc != 0) std::fprintf(stderr, "fuse_floor: FUSE loop ended with %d\n", loop_rc);
     fuse_loop_cfg_destroy(cfg);
     fuse_session_unmount(se);
     fuse_remove_signal_handlers(se);

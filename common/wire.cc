@@ -40,6 +40,7 @@ Status Malformed(const std::string& reason) {
 // Largest payload allowed for this opcode in this direction.
 uint64_t PayloadLimit(const Header& h) {
   if (h.is_reply() && h.status != 0) return kMaxControlPayload;  // error message
+  if (h.op == Op::kReadSnapshot) return h.is_reply() ? kMaxIoLength : kMaxControlPayload;
   if (IsControlOp(h.op)) return kMaxControlPayload;
   if (h.op == Op::kWrite && !h.is_reply()) return kMaxIoLength;
   if (h.op == Op::kRead && h.is_reply()) return kMaxIoLength;
@@ -66,6 +67,10 @@ std::string_view OpName(uint16_t op) {
     case Op::kExpand: return "EXPAND";
     case Op::kListLayers: return "LIST_LAYERS";
     case Op::kVerify: return "VERIFY";
+    case Op::kSetGeneration: return "SET_GENERATION";
+    case Op::kRebuild: return "REBUILD";
+    case Op::kLayerExtents: return "LAYER_EXTENTS";
+    case Op::kReadSnapshot: return "READ_SNAPSHOT";
   }
   return "UNKNOWN";
 }
@@ -90,7 +95,10 @@ bool IsLayerOp(Op op) {
     case Op::kRevert:
     case Op::kExpand:
     case Op::kListLayers:
-    case Op::kVerify: return true;
+    case Op::kVerify:
+    case Op::kSetGeneration:
+    case Op::kRebuild:
+    case Op::kLayerExtents: return true;
     default: return false;
   }
 }
@@ -143,7 +151,8 @@ Result<Header> DecodeHeader(std::span<const uint8_t> bytes) {
   h.payload_checksum = Get64(p + 56);
 
   if (h.offset + h.length < h.offset) return Malformed("offset + length overflows");
-  if ((h.op == Op::kRead || h.op == Op::kWrite) && h.length > kMaxIoLength) {
+  if ((h.op == Op::kRead || h.op == Op::kWrite || h.op == Op::kReadSnapshot) &&
+      h.length > kMaxIoLength) {
     return Malformed(std::string(OpName(op)) + " length " + std::to_string(h.length) +
                      " exceeds the limit of " + std::to_string(kMaxIoLength));
   }
@@ -153,7 +162,8 @@ Result<Header> DecodeHeader(std::span<const uint8_t> bytes) {
                      " bytes exceeds the limit of " + std::to_string(limit));
   }
   bool carries_data = (h.op == Op::kWrite && !h.is_reply()) ||
-                      (h.op == Op::kRead && h.is_reply() && h.status == 0);
+                      ((h.op == Op::kRead || h.op == Op::kReadSnapshot) && h.is_reply() &&
+                       h.status == 0);
   if (carries_data && h.payload_length != h.length) {
     return Malformed(std::string(OpName(op)) + " payload length " +
                      std::to_string(h.payload_length) + " differs from length " +

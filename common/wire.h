@@ -47,6 +47,12 @@ enum class Op : uint16_t {
   kExpand = 35,
   kListLayers = 36,
   kVerify = 37,
+  kSetGeneration = 38,
+  kRebuild = 39,       // on the target: pull layers from a source replicad
+  kLayerExtents = 40,  // on the source: allocated extents of one layer file
+  // On the source: one layer file's own bytes. The request payload is JSON
+  // ({"name"}), the reply payload is `length` bytes of data (not JSON).
+  kReadSnapshot = 41,
 };
 
 inline constexpr uint32_t kFlagReply = 1u << 0;
@@ -55,9 +61,10 @@ inline constexpr uint32_t kKnownFlags = kFlagReply;
 // Opcode name for logs ("READ", "OPEN_REPLICA"); "UNKNOWN" otherwise.
 std::string_view OpName(uint16_t op);
 bool IsKnownOp(uint16_t op);
-// True for ops whose payload (request or reply) is a JSON object.
+// True for ops whose payloads (request and reply) are JSON objects.
+// READ_SNAPSHOT is not one: its request is JSON but its reply is data.
 bool IsControlOp(Op op);
-// True for the control ops that need a HELLO-bound connection (ops 32-37).
+// True for the control ops that need a HELLO-bound connection (ops 32-40).
 bool IsLayerOp(Op op);
 
 struct Header {

@@ -132,6 +132,10 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
       "FUSE requests the kernel may keep in flight")(
       "max-request-kib", po::value<int64_t>()->default_value(d.max_request_kib),
       "largest FUSE read or write request in KiB")(
+      "stale-replica-timeout", po::value<int64_t>()->default_value(d.stale_replica_timeout_min),
+      "minutes a replaced (ERR) replica's data is kept before it is deleted")(
+      "rebuild-bandwidth", po::value<int64_t>()->default_value(d.rebuild_bandwidth_mib),
+      "MiB/s a rebuild may copy, 0 for no limit")(
       "log-level", po::value<std::string>()->default_value(d.log_level),
       "debug, info, warning or error");
   auto loaded = Load(keys, argc, argv, default_file);
@@ -166,6 +170,10 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
   SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "fuse-threads", 1, 256, &c.fuse_threads));
   SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "max-background", 1, 65535, &c.max_background));
   SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "max-request-kib", 4, 1024, &c.max_request_kib));
+  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "stale-replica-timeout", 0, 525600,
+                                        &c.stale_replica_timeout_min));
+  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "rebuild-bandwidth", 0, 100000,
+                                        &c.rebuild_bandwidth_mib));
   c.log_level = loaded->values["log-level"].as<std::string>();
   SH_RETURN_IF_ERROR(CheckLogLevel(*loaded, c.log_level));
   return out;

@@ -38,6 +38,8 @@ struct FusedConfig {
   uint32_t fuse_threads = 8;        // max idle FUSE worker threads
   uint32_t max_background = 256;    // FUSE requests in flight
   uint32_t max_request_kib = 1024;  // largest FUSE read/write request
+  uint32_t stale_replica_timeout_min = 2880;  // ERR replica data kept this long
+  uint32_t rebuild_bandwidth_mib = 0;         // MiB/s per rebuild, 0 = unlimited
   std::string log_level = "info";
 };
 

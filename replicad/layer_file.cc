@@ -31,19 +31,23 @@ void PutLe64(uint8_t* p, uint64_t v) {
 Status CreateLayerFile(const std::string& path, uint64_t size) {
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!fd.valid()) return ErrnoStatus(errno, "create " + path);
+  Status s;
   if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
-    return ErrnoStatus(errno, "truncate " + path);
+    s = ErrnoStatus(errno, "truncate " + path);
+  } else if (::fsync(fd.get()) != 0) {
+    s = ErrnoStatus(errno, "fsync " + path);
   }
-  if (::fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync " + path);
-  return Status::Ok();
+  // A retry reuses the name (the layer id was not committed): leave nothing.
+  if (!s.ok()) ::unlink(path.c_str());
+  return s;
 }
 
 Result<std::vector<FileExtent>> AllocatedExtents(int fd, uint64_t start, uint64_t end,
-                                                 const std::string& name) {
+                                                 const std::string& name, size_t max_count) {
   std::vector<FileExtent> out;
   end = std::min(end, FileSize(fd));
   uint64_t pos = start;
-  while (pos < end) {
+  while (pos < end && out.size() < max_count) {
     off_t data = ::lseek(fd, static_cast<off_t>(pos), SEEK_DATA);
     if (data < 0) {
       if (errno == ENXIO) break;  // no data after pos

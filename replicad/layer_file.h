@@ -11,6 +11,7 @@
 // Blocking; callable from any thread on any fd. Errors name the file.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -25,13 +26,15 @@ struct FileExtent {
   uint64_t length = 0;
 };
 
-// Creates `path` (O_EXCL), sparse, `size` bytes, and fsyncs it.
+// Creates `path` (O_EXCL), sparse, `size` bytes, and fsyncs it. On failure
+// (ENOSPC, ...) nothing is left behind.
 Status CreateLayerFile(const std::string& path, uint64_t size);
 
-// The data extents of `fd` inside [start, end), clipped to both. `name`
-// names the file in errors.
+// The data extents of `fd` inside [start, end), clipped to both, at most
+// `max_count` of them. `name` names the file in errors.
 Result<std::vector<FileExtent>> AllocatedExtents(int fd, uint64_t start, uint64_t end,
-                                                 const std::string& name);
+                                                 const std::string& name,
+                                                 size_t max_count = SIZE_MAX);
 // Bytes the file occupies on disk (st_blocks * 512).
 uint64_t AllocatedBytes(int fd);
 uint64_t FileSize(int fd);

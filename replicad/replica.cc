@@ -21,6 +21,12 @@
 // With no snapshots this is one fallocate. Unmap runs its syscalls on the
 // caller's thread (it is rare and already bounded by the range lock).
 //
+// While the replica is rebuilding, its head has no parent yet: the data the
+// copied chain will put under it is not here. An unaligned write would
+// complete its edge blocks from zeros, and a punched hole would later let
+// the copied layers show through, so unaligned writes and unmaps are
+// refused (the engine aligns them) and an aligned unmap writes real zeros.
+//
 // A replica is failed only by a failed fdatasync: after one, the kernel may
 // have dropped dirty pages, so no later flush could prove durability. Write
 // errors (ENOSPC, EIO) are returned to the client, which fails the replica
@@ -115,9 +121,17 @@ Replica::Replica(std::string dir, ReplicaMeta meta, IoEngine* engine, ReplicaOpt
       epoch_(meta.epoch),
       meta_(std::move(meta)),
       size_(meta_.size),
-      index_(0, options_.index_chunk_bits) {}
+      index_(0, options_.index_chunk_bits) {
+  rebuilding_ = meta_.rebuilding;
+  if (meta_.rebuilding) {
+    rebuild_.message = "interrupted (closed or restarted); send REBUILD again";
+  }
+}
 
-Replica::~Replica() { StopWorker(); }
+Replica::~Replica() {
+  StopRebuild();
+  StopWorker();
+}
 
 uint64_t Replica::size() const {
   std::lock_guard lock(mu_);
@@ -146,6 +160,26 @@ Status Replica::SetEpoch(uint64_t epoch) {
   // Ops admitted under the old epoch finish before the new owner hears back.
   idle_.wait(lock, [this] { return in_flight_ == 0; });
   return Status::Ok();
+}
+
+uint64_t Replica::generation() {
+  std::lock_guard meta_lock(meta_mu_);
+  return meta_.generation;
+}
+
+Status Replica::SetGeneration(uint64_t generation) {
+  std::lock_guard meta_lock(meta_mu_);
+  if (generation < meta_.generation) {
+    return Status(ErrorKind::kInvalidArgument,
+                  "set generation of " + Object() + ": generation " + std::to_string(generation) +
+                      " is lower than the current generation " +
+                      std::to_string(meta_.generation),
+                  EINVAL);
+  }
+  if (generation == meta_.generation) return Status::Ok();
+  ReplicaMeta next = meta_;
+  next.generation = generation;
+  return CommitLocked(std::move(next), "set generation of");
 }
 
 Status Replica::CheckLocked(std::string_view op, uint64_t epoch) const {
@@ -295,8 +329,13 @@ void Replica::Write(uint64_t epoch, uint64_t offset, std::span<const uint8_t> da
   uint64_t end = offset + data.size();
   uint64_t first = offset / kSectorSize;
   uint64_t last = (end + kSectorSize - 1) / kSectorSize;
+  bool aligned = offset % kSectorSize == 0 && end % kSectorSize == 0;
+  if (!aligned && rebuilding_.load()) {
+    End();
+    return done(Unaligned("write", offset, data.size()));
+  }
   auto guard = std::make_shared<RangeLock::Guard>(range_lock_.Lock(first, last));
-  if (offset % kSectorSize == 0 && end % kSectorSize == 0) {
+  if (aligned) {
     return SubmitWrite(first, last - first, nullptr, data.data(), std::move(guard),
                        std::move(done));
   }
@@ -318,6 +357,15 @@ void Replica::Write(uint64_t epoch, uint64_t offset, std::span<const uint8_t> da
   SubmitWrite(first, last - first, std::move(bounce), p, std::move(guard), std::move(done));
 }
 
+Status Replica::Unaligned(std::string_view op, uint64_t offset, uint64_t length) const {
+  return Status(ErrorKind::kInvalidArgument,
+                std::string(op) + " " + Object() + ": range " + std::to_string(offset) + "+" +
+                    std::to_string(length) + ": " + Object() +
+                    " is rebuilding: unaligned " + std::string(op) +
+                    "s must be aligned by the engine",
+                EINVAL);
+}
+
 Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
   uint64_t end = offset + length;
   uint64_t first = offset / kSectorSize;
@@ -328,6 +376,16 @@ Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
     std::shared_lock lock(index_mu_);
     head = head_;
     lower = lower_;
+  }
+  if (rebuilding_.load()) {
+    if (offset % kSectorSize != 0 || end % kSectorSize != 0) {
+      return Unaligned("unmap", offset, length);
+    }
+    // The copied chain will sit under the head: only zeros hide it.
+    SH_RETURN_IF_ERROR(WriteZeros(head->fd.get(), offset, length, head->file));
+    std::unique_lock lock(index_mu_);
+    index_.Set(first, last - first, head->slot);
+    return Status::Ok();
   }
   // Partial edge blocks: zero their part in a whole-block copy.
   std::vector<uint64_t> edges;
@@ -382,7 +440,7 @@ void Replica::Unmap(uint64_t epoch, uint64_t offset, uint64_t length, Done done)
     uint64_t last = (offset + length + kSectorSize - 1) / kSectorSize;
     RangeLock::Guard guard = range_lock_.Lock(first, last);
     s = UnmapLocked(offset, length);
-    if (!s.ok()) s = s.WithContext("unmap " + Object());
+    if (!s.ok() && s.kind() != ErrorKind::kInvalidArgument) s = s.WithContext("unmap " + Object());
   }
   End();
   done(std::move(s));
@@ -410,6 +468,7 @@ void Replica::Flush(uint64_t epoch, Done done) {
 }
 
 Status Replica::Close() {
+  StopRebuild();
   StopWorker();
   LayerPtr head;
   {

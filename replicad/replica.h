@@ -1,10 +1,12 @@
 // Replica: one open replica directory (replica.json + one sparse file per
 // layer) and its data path over the layer chain. Data ops (Read, Write,
 // Unmap, Flush) complete through a callback; control ops (Create, Open,
-// SetEpoch, Close, Destroy, and the layer ops Snapshot, DeleteSnapshot,
-// Revert, Expand, ListLayers, StartVerify) are synchronous. A background
-// worker thread per replica merges deleted snapshots into their child and
-// computes and verifies layer checksums (doc/replica-format.md).
+// SetEpoch, SetGeneration, Close, Destroy, and the layer ops Snapshot,
+// DeleteSnapshot, Revert, Expand, ListLayers, StartVerify, StartRebuild,
+// LayerExtents, ReadLayer) are synchronous. A background worker thread per
+// replica merges deleted snapshots into their child and computes and
+// verifies layer checksums (doc/replica-format.md); a rebuild thread, while
+// a REBUILD runs, pulls a source's layers (rebuilder.h, replica_rebuild.cc).
 //
 // Promises:
 //  * Every data op checks, in this order: failed -> EIO, closed -> ESHUTDOWN,
@@ -20,8 +22,13 @@
 //    effect, then waits for the ops admitted under the old epoch to finish.
 //  * A failed fdatasync marks the replica failed for good: every later op
 //    answers EIO. An fdatasync is never retried.
-//  * Close stops the worker (an unfinished merge resumes at the next Open),
-//    waits for the ops in flight, then fdatasyncs the head.
+//  * Close stops the worker (an unfinished merge resumes at the next Open)
+//    and the rebuild (its copied layers are deleted at the next Open; the
+//    replica stays "rebuilding"), waits for the ops in flight, then
+//    fdatasyncs the head.
+//  * While rebuilding, the head has no parent: unaligned writes and unmaps
+//    are refused (EINVAL), aligned unmaps write real zeros, SNAPSHOT is
+//    refused (EBUSY).
 //
 // Threads: data ops and accessors from any thread; `done` runs on an engine
 // thread or on the caller's thread. Control ops may come from any thread;
@@ -48,7 +55,9 @@
 #include "common/status.h"
 #include "replicad/block_index.h"
 #include "replicad/io_engine.h"
+#include "replicad/layer_file.h"
 #include "replicad/range_lock.h"
+#include "replicad/rebuilder.h"
 #include "replicad/replica_meta.h"
 
 namespace shorthorn::replicad {
@@ -57,11 +66,17 @@ struct ReplicaOptions {
   unsigned index_chunk_bits = BlockIndex::kDefaultChunkBits;
   // Fault injection for tests: called at each interrupt point of the worker
   // ("merge-start", "merge-prepared", "merge-copy" after every piece,
-  // "merge-synced", "merge-committed", "merge-unlinked", "checksum").
-  // Returning true stops the worker right there, as a crash would.
+  // "merge-synced", "merge-committed", "merge-unlinked", "checksum") and of
+  // the rebuild ("rebuild-layer" after each copied layer). Returning true
+  // stops the worker or the rebuild right there, as a crash would.
   std::function<bool(std::string_view point)> crash_at;
+  // Fault injection for tests: called before the replica's own file steps
+  // ("commit": a replica.json replace, "create-layer", "rebuild-write");
+  // a nonzero errno (ENOSPC, ...) fails that step as if its syscall had.
+  std::function<int(std::string_view point)> fail_io;
   // Largest piece the merge copies under one range lock.
   uint64_t merge_piece = 1 << 20;
+  RebuildOptions rebuild;
 };
 
 // What LIST_LAYERS reports (doc/protocol.md).
@@ -86,8 +101,23 @@ struct VerifyInfo {
   std::vector<std::string> bad;
   uint64_t checked = 0;
 };
+struct RebuildInfo {
+  std::string state = "idle";  // "idle" | "running" | "done" | "failed"
+  std::string message;
+  uint64_t bytes = 0;  // copied so far by the last (or running) rebuild
+  std::string source_replica;
+  uint64_t total_bytes = 0;  // estimate: the source layers' size_held
+};
+// One page of LAYER_EXTENTS.
+struct ExtentPage {
+  std::vector<FileExtent> extents;
+  std::optional<uint64_t> next;  // where the next page starts; none at the end
+};
 struct LayerList {
   uint64_t size = 0;
+  uint64_t generation = 0;
+  bool rebuilding = false;
+  RebuildInfo rebuild;
   uint64_t actual_size = 0;
   std::optional<std::string> head_parent;
   uint64_t head_size_held = 0;
@@ -126,6 +156,11 @@ class Replica : public std::enable_shared_from_this<Replica> {
 
   // Persists `epoch` (> epoch()).
   Status SetEpoch(uint64_t epoch);
+  uint64_t generation();
+  bool rebuilding() const { return rebuilding_.load(); }
+  // Persists `generation`; EINVAL when lower than the current one, OK
+  // without a write when equal.
+  Status SetGeneration(uint64_t generation);
 
   // `epoch` is the request's epoch; see the order of checks above.
   void Read(uint64_t epoch, uint64_t offset, std::span<uint8_t> buf, Done done);
@@ -146,6 +181,18 @@ class Replica : public std::enable_shared_from_this<Replica> {
   Status StartVerify();
   // Reads the content of snapshot `name` as it was taken (blocking).
   Status ReadSnapshot(const std::string& name, uint64_t offset, std::span<uint8_t> buf);
+
+  // Rebuild, source side: the data extents of snapshot `name`'s own layer
+  // file from byte `from`, at most `max` of them; and that file's bytes
+  // (holes and bytes past its end read as zeros). Blocking.
+  Result<ExtentPage> LayerExtents(const std::string& name, uint64_t from, size_t max);
+  Status ReadLayer(const std::string& name, uint64_t offset, std::span<uint8_t> buf);
+  // Rebuild, target side: durably marks the replica rebuilding, drops its
+  // snapshots (the head keeps its data, without a parent) and starts the
+  // pull in the background. EBUSY while a rebuild or a merge runs.
+  Status StartRebuild(const RebuildRequest& request);
+  // Waits until no rebuild runs (tests).
+  void WaitRebuild();
   // Waits until the worker has nothing left to do; false when it stopped
   // (Close, or a crash_at point fired) with work left.
   bool WaitIdle();
@@ -164,7 +211,15 @@ class Replica : public std::enable_shared_from_this<Replica> {
     UniqueFd fd;
   };
   using LayerPtr = std::shared_ptr<Layer>;
-  struct Pause;  // RAII: holds data ops back (replica_control.cc)
+  // RAII: holds new data ops back (they wait in Begin) until destroyed.
+  struct Pause {
+    explicit Pause(Replica* r);
+    ~Pause();
+    Pause(const Pause&) = delete;
+    Pause& operator=(const Pause&) = delete;
+    void WaitIdle();  // until the ops admitted before have ended
+    Replica* r_;
+  };
 
   Replica(std::string dir, ReplicaMeta meta, IoEngine* engine, ReplicaOptions options);
 
@@ -177,6 +232,8 @@ class Replica : public std::enable_shared_from_this<Replica> {
   // Reads whole blocks [block, block+count) of the active chain (blocking).
   Status ReadChainBlocking(uint64_t block, uint64_t count, uint8_t* out);
   Status UnmapLocked(uint64_t offset, uint64_t length);
+  // EINVAL for an unaligned write or unmap while rebuilding.
+  Status Unaligned(std::string_view op, uint64_t offset, uint64_t length) const;
   void SubmitWrite(uint64_t first, uint64_t blocks, std::shared_ptr<std::vector<uint8_t>> owned,
                    const uint8_t* data, std::shared_ptr<RangeLock::Guard> guard, Done done);
 
@@ -191,6 +248,16 @@ class Replica : public std::enable_shared_from_this<Replica> {
   // Writes `next` atomically and makes it meta_ (meta_mu_ held).
   Status CommitLocked(ReplicaMeta next, std::string_view op);
   Status RemoveLayerFile(const LayerPtr& layer);
+  // The fail_io hook: an error for `what` when it injects one at `point`.
+  Status Fault(std::string_view point, const std::string& what) const;
+
+  // --- replica_rebuild.cc
+  // The open layer of snapshot `name` (ENOENT "<op>: no such snapshot").
+  Result<LayerPtr> SnapshotLayer(const std::string& name, const std::string& op);
+  void RunRebuild(std::shared_ptr<Rebuilder> rebuilder, std::string snapshot);
+  // The one commit that links the head on top of the copied chain.
+  Status LinkRebuilt(const std::string& snapshot, const std::vector<LayerMeta>& copied);
+  void StopRebuild();
 
   // --- coalescer.cc: the background worker
   void StartWorker();
@@ -245,6 +312,17 @@ class Replica : public std::enable_shared_from_this<Replica> {
   std::optional<TaskInfo> task_;   // guarded by work_mu_
   VerifyInfo verify_;              // guarded by work_mu_
   std::thread worker_;
+
+  // meta_.rebuilding, readable by the data path; changes only while data
+  // ops are paused (so an op sees one value from admission to completion).
+  std::atomic<bool> rebuilding_{false};
+  // Order: after meta_mu_ and work_mu_.
+  mutable std::mutex rebuild_mu_;
+  std::condition_variable rebuild_cv_;     // the task ended
+  RebuildInfo rebuild_;                    // guarded by rebuild_mu_
+  std::shared_ptr<Rebuilder> rebuilder_;   // the running task; guarded by rebuild_mu_
+  bool rebuild_stopped_ = false;           // Close ran; guarded by rebuild_mu_
+  std::thread rebuild_thread_;             // guarded by rebuild_mu_
 };
 
 }  // namespace shorthorn::replicad

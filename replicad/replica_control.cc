@@ -40,25 +40,23 @@ Status Err(ErrorKind kind, int err, const std::string& message) {
 
 }  // namespace
 
-// Holds new data ops back until destroyed (they wait in Begin).
-struct Replica::Pause {
-  explicit Pause(Replica* r) : r_(r) {
+Replica::Pause::Pause(Replica* r) : r_(r) {
+  std::lock_guard lock(r_->mu_);
+  r_->paused_ = true;
+}
+
+Replica::Pause::~Pause() {
+  {
     std::lock_guard lock(r_->mu_);
-    r_->paused_ = true;
+    r_->paused_ = false;
   }
-  ~Pause() {
-    {
-      std::lock_guard lock(r_->mu_);
-      r_->paused_ = false;
-    }
-    r_->idle_.notify_all();
-  }
-  void WaitIdle() {
-    std::unique_lock lock(r_->mu_);
-    r_->idle_.wait(lock, [this] { return r_->in_flight_ == 0; });
-  }
-  Replica* r_;
-};
+  r_->idle_.notify_all();
+}
+
+void Replica::Pause::WaitIdle() {
+  std::unique_lock lock(r_->mu_);
+  r_->idle_.wait(lock, [this] { return r_->in_flight_ == 0; });
+}
 
 Result<Replica::LayerPtr> Replica::OpenLayer(const LayerMeta& l) {
   auto layer = std::make_shared<Layer>();
@@ -107,8 +105,14 @@ void Replica::InstallChainLocked() {
   for (size_t i = 1; i < chain.size(); ++i) lower_.push_back(layers_.at(chain[i]));
 }
 
+Status Replica::Fault(std::string_view point, const std::string& what) const {
+  int err = options_.fail_io ? options_.fail_io(point) : 0;
+  return err == 0 ? Status::Ok() : ErrnoStatus(err, what);
+}
+
 Status Replica::CommitLocked(ReplicaMeta next, std::string_view op) {
-  Status s = WriteFileAtomic(MetaPath(dir_), EncodeReplicaMeta(next));
+  Status s = Fault("commit", "write " + MetaPath(dir_) + ".tmp");
+  if (s.ok()) s = WriteFileAtomic(MetaPath(dir_), EncodeReplicaMeta(next));
   if (!s.ok()) return s.WithContext(std::string(op) + " " + Object());
   meta_ = std::move(next);
   return Status::Ok();
@@ -194,6 +198,10 @@ Status Replica::Snapshot(const std::string& name, const std::string& created, bo
     return Err(ErrorKind::kAlreadyExists, EEXIST,
                op + ": snapshot " + name + " exists" + (l->removed ? " (being deleted)" : ""));
   }
+  if (meta_.rebuilding) {
+    return Err(ErrorKind::kBusy, EBUSY,
+               op + ": " + Object() + " is rebuilding; snapshot it after the rebuild");
+  }
   if (SnapshotCount(meta_) >= kMaxSnapshots) {
     return Err(ErrorKind::kNoSpace, EMLINK,
                op + ": " + Object() + " already has " + std::to_string(kMaxSnapshots) +
@@ -215,7 +223,8 @@ Status Replica::Snapshot(const std::string& name, const std::string& created, bo
   uint64_t id = ApplySnapshot(next, name, created, user_created);
   const LayerMeta& fresh = *FindLayer(next, id);
   std::string path = dir_ + "/" + fresh.file;
-  Status s = CreateLayerFile(path, next.size);
+  Status s = Fault("create-layer", "create " + path);
+  if (s.ok()) s = CreateLayerFile(path, next.size);
   if (!s.ok()) return s.WithContext(op);
   auto layer = OpenLayer(fresh);
   if (layer.ok()) s = SyncDirectory(dir_);
@@ -275,6 +284,7 @@ Status Replica::Revert(const std::string& name) {
   uint64_t id = ApplyRevert(next, target->id);
   const LayerMeta& fresh = *FindLayer(next, id);
   std::string path = dir_ + "/" + fresh.file;
+  SH_RETURN_IF_ERROR(Fault("create-layer", "create " + path).WithContext(op));
   SH_RETURN_IF_ERROR(CreateLayerFile(path, next.size).WithContext(op));
   auto layer = OpenLayer(fresh);
   Status s = layer.ok() ? SyncDirectory(dir_) : layer.status();
@@ -365,6 +375,8 @@ LayerList Replica::ListLayers() {
   std::lock_guard meta_lock(meta_mu_);
   std::shared_lock lock(index_mu_);
   out.size = meta_.size;
+  out.generation = meta_.generation;
+  out.rebuilding = meta_.rebuilding;
   auto held = [&](uint64_t id) -> uint64_t {
     auto it = layers_.find(id);
     return it == layers_.end() ? 0 : AllocatedBytes(it->second->fd.get());
@@ -392,6 +404,12 @@ LayerList Replica::ListLayers() {
     out.tasks.push_back({"delete_snapshot", l->name, 0, held(id)});
   }
   out.verify = verify_;
+  std::lock_guard rebuild_lock(rebuild_mu_);
+  out.rebuild = rebuild_;
+  if (rebuild_.state == "running") {
+    out.tasks.push_back({"rebuild", rebuild_.source_replica, rebuild_.bytes,
+                         std::max(rebuild_.total_bytes, rebuild_.bytes)});
+  }
   return out;
 }
 

@@ -2,7 +2,8 @@
 // missing or of the wrong type makes the whole file corrupt (EIO), because a
 // guessed default (an epoch of 0, a missing parent) would defeat fencing or
 // serve wrong data. Format 1 files decode into a one-layer tree whose head
-// keeps its file name head.img; `upgraded` tells Open to rewrite them.
+// keeps its file name head.img; formats 1 and 2 get generation 0 and no
+// rebuilding flag; `upgraded` tells Open to rewrite them as format 3.
 #include "replicad/replica_meta.h"
 
 #include <boost/json.hpp>
@@ -112,6 +113,8 @@ std::string EncodeReplicaMeta(const ReplicaMeta& meta) {
   o["replica"] = meta.replica;
   o["size"] = meta.size;
   o["epoch"] = meta.epoch;
+  o["generation"] = meta.generation;
+  o["rebuilding"] = meta.rebuilding;
   o["head"] = meta.head;
   o["next_layer_id"] = meta.next_layer_id;
   json::array layers;
@@ -143,7 +146,7 @@ Result<ReplicaMeta> DecodeReplicaMeta(std::string_view text, const std::string& 
   const json::object& o = v.as_object();
   uint64_t format = 0;
   if (!GetUint(o, "format", &format)) return Corrupt(path, "missing or bad 'format'");
-  if (format != 1 && format != 2) {
+  if (format < 1 || format > 3) {
     return Corrupt(path, "unsupported format " + std::to_string(format));
   }
   ReplicaMeta meta;
@@ -151,6 +154,16 @@ Result<ReplicaMeta> DecodeReplicaMeta(std::string_view text, const std::string& 
   if (!GetString(o, "replica", &meta.replica)) return Corrupt(path, "missing or bad 'replica'");
   if (!GetUint(o, "size", &meta.size)) return Corrupt(path, "missing or bad 'size'");
   if (!GetUint(o, "epoch", &meta.epoch)) return Corrupt(path, "missing or bad 'epoch'");
+  if (format >= 3) {
+    if (!GetUint(o, "generation", &meta.generation)) {
+      return Corrupt(path, "missing or bad 'generation'");
+    }
+    if (!GetBool(o, "rebuilding", &meta.rebuilding)) {
+      return Corrupt(path, "missing or bad 'rebuilding'");
+    }
+  } else {
+    meta.upgraded = true;
+  }
   if (format == 1) {
     LayerMeta head;
     head.id = 1;

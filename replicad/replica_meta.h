@@ -14,9 +14,10 @@
 
 namespace shorthorn::replicad {
 
-// Format 2 adds the layer tree. Format 1 (one head file) is still read and
-// upgraded by Replica::Open.
-inline constexpr int kReplicaFormat = 2;
+// Format 2 adds the layer tree, format 3 the generation and the rebuilding
+// flag. Formats 1 (one head file) and 2 are still read and upgraded by
+// Replica::Open (generation 0, not rebuilding).
+inline constexpr int kReplicaFormat = 3;
 inline constexpr std::string_view kMetaFileName = "replica.json";
 inline constexpr std::string_view kLegacyHeadFileName = "head.img";
 // Volume sizes are whole sectors; the block index works in the same unit.
@@ -46,10 +47,15 @@ struct ReplicaMeta {
   std::string replica;
   uint64_t size = 0;   // bytes, a multiple of kSectorSize
   uint64_t epoch = 0;  // highest epoch any engine opened the replica with
+  // The engine's generation counter (SET_GENERATION): never goes down.
+  uint64_t generation = 0;
+  // A REBUILD has started and not finished: the head has no parent yet and
+  // the replica must never be used as a source.
+  bool rebuilding = false;
   uint64_t head = 0;   // id of the head layer
   uint64_t next_layer_id = 1;
   std::vector<LayerMeta> layers;  // in id order
-  // True when the file was format 1 and must be rewritten as format 2.
+  // True when the file was an older format and must be rewritten.
   bool upgraded = false;
 };
 

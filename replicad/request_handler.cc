@@ -12,6 +12,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <ctime>
 #include <string>
@@ -96,6 +97,8 @@ json::object LayerListJson(const LayerList& l) {
   json::array bad;
   for (const auto& b : l.verify.bad) bad.push_back(json::value(b));
   return json::object{{"size", l.size},
+                      {"generation", l.generation},
+                      {"rebuilding", l.rebuilding},
                       {"actual_size", l.actual_size},
                       {"head", json::object{{"parent", NameOrNull(l.head_parent)},
                                             {"size_held", l.head_size_held}}},
@@ -103,7 +106,10 @@ json::object LayerListJson(const LayerList& l) {
                       {"tasks", std::move(tasks)},
                       {"verify", json::object{{"state", l.verify.state},
                                               {"bad", std::move(bad)},
-                                              {"checked", l.verify.checked}}}};
+                                              {"checked", l.verify.checked}}},
+                      {"rebuild", json::object{{"state", l.rebuild.state},
+                                               {"message", l.rebuild.message},
+                                               {"bytes", l.rebuild.bytes}}}};
 }
 
 void ReplyJson(const ReplyFn& reply, const wire::Header& h, const json::object& o) {
@@ -143,6 +149,7 @@ Status RequestHandler::Handle(ConnectionState* state, Frame frame, ReplyFn reply
                   EPROTO);
   }
   if (wire::IsControlOp(frame.header.op)) return HandleControl(state, frame, reply);
+  if (frame.header.op == wire::Op::kReadSnapshot) return HandleReadSnapshot(state, frame, reply);
   HandleData(state, std::move(frame), std::move(reply));
   return Status::Ok();
 }
@@ -185,7 +192,11 @@ Status RequestHandler::HandleControl(ConnectionState* state, const Frame& frame,
         if (!r.ok()) {
           ReplyControl(reply, h, r.status());
         } else {
-          ReplyJson(reply, h, {{"size", (*r)->size()}, {"epoch", (*r)->epoch()}});
+          ReplyJson(reply, h,
+                    {{"size", (*r)->size()},
+                     {"epoch", (*r)->epoch()},
+                     {"generation", (*r)->generation()},
+                     {"rebuilding", (*r)->rebuilding()}});
         }
       }
       break;
@@ -261,10 +272,74 @@ void RequestHandler::HandleLayerOp(ConnectionState* state, const wire::Header& h
     case wire::Op::kVerify:
       s = replica->StartVerify();
       break;
+    case wire::Op::kSetGeneration:
+      s = GetUint(op, o, "generation", &size);
+      if (s.ok()) s = replica->SetGeneration(size);
+      break;
+    case wire::Op::kRebuild: {
+      RebuildRequest r;
+      s = GetString(op, o, "source", &r.source);
+      if (s.ok()) s = GetString(op, o, "source_volume", &r.source_volume);
+      if (s.ok()) s = GetString(op, o, "source_replica", &r.source_replica);
+      if (s.ok()) s = GetUint(op, o, "source_epoch", &r.source_epoch);
+      if (s.ok()) s = GetString(op, o, "snapshot", &r.snapshot);
+      if (s.ok() && o.contains("bandwidth")) s = GetUint(op, o, "bandwidth", &r.bandwidth);
+      if (s.ok()) s = replica->StartRebuild(r);
+      break;
+    }
+    case wire::Op::kLayerExtents: {
+      uint64_t from = 0, max = kMaxExtentsPerPage;
+      s = GetString(op, o, "name", &name);
+      if (s.ok() && o.contains("from")) s = GetUint(op, o, "from", &from);
+      if (s.ok() && o.contains("max")) s = GetUint(op, o, "max", &max);
+      if (!s.ok()) break;
+      auto page = replica->LayerExtents(name, from, std::clamp<uint64_t>(max, 1, kMaxExtentsPerPage));
+      if (!page.ok()) {
+        s = page.status();
+        break;
+      }
+      json::array extents;
+      for (const auto& e : page->extents) extents.push_back(json::array{e.offset, e.length});
+      json::value next = nullptr;
+      if (page->next) next = *page->next;
+      return ReplyJson(reply, h, {{"extents", std::move(extents)}, {"next", next}});
+    }
     default:
       break;
   }
   ReplyControl(reply, h, s);
+}
+
+Status RequestHandler::HandleReadSnapshot(ConnectionState* state, const Frame& frame,
+                                          const ReplyFn& reply) {
+  const wire::Header& h = frame.header;
+  const std::string op = "read snapshot";
+  json::error_code ec;
+  std::string_view text(reinterpret_cast<const char*>(frame.payload.data()), frame.payload.size());
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_object()) {
+    return Status(ErrorKind::kProtocol, "READ_SNAPSHOT payload is not a JSON object", EPROTO);
+  }
+  std::shared_ptr<Replica> replica = state->replica;
+  if (replica == nullptr) {
+    ReplyStatus(reply, h,
+                Status(ErrorKind::kProtocol, op + ": no HELLO on this connection", EPROTO));
+    return Status::Ok();
+  }
+  std::string name;
+  Status s = replica->Check(op, h.epoch);
+  if (s.ok()) s = GetString(op, v.as_object(), "name", &name);
+  std::vector<uint8_t> buf;
+  if (s.ok()) {
+    buf.resize(h.length);  // <= kMaxIoLength (DecodeHeader)
+    s = replica->ReadLayer(name, h.offset, buf);
+  }
+  if (!s.ok()) {
+    ReplyStatus(reply, h, s);
+  } else {
+    reply(h, 0, std::move(buf));
+  }
+  return Status::Ok();
 }
 
 void RequestHandler::HandleData(ConnectionState* state, Frame frame, ReplyFn reply) {

@@ -39,6 +39,10 @@ struct ConnectionState {
 using ReplyFn =
     std::function<void(const wire::Header& request, int32_t status, std::vector<uint8_t> payload)>;
 
+// Most extents one LAYER_EXTENTS reply carries (~45 bytes of JSON each at
+// worst, so a page stays near 180 KiB, far below kMaxControlPayload).
+inline constexpr uint64_t kMaxExtentsPerPage = 4096;
+
 class RequestHandler {
  public:
   explicit RequestHandler(ReplicaStore* store) : store_(store) {}
@@ -48,7 +52,9 @@ class RequestHandler {
  private:
   Status HandleControl(ConnectionState* state, const Frame& frame, const ReplyFn& reply);
   void HandleData(ConnectionState* state, Frame frame, ReplyFn reply);
-  // SNAPSHOT ... VERIFY: need a HELLO-bound connection and its epoch.
+  // READ_SNAPSHOT: a JSON request answered with data, synchronously.
+  Status HandleReadSnapshot(ConnectionState* state, const Frame& frame, const ReplyFn& reply);
+  // SNAPSHOT ... LAYER_EXTENTS: need a HELLO-bound connection and its epoch.
   void HandleLayerOp(ConnectionState* state, const wire::Header& h, const boost::json::object& o,
                      const ReplyFn& reply);
 

@@ -50,7 +50,13 @@ std::string Registry::Encode() const {
                            {"size_held", sn.size_held},
                            {"removed", sn.removed}});
     }
+    json::array stale;
+    for (const auto& r : v.stale) {
+      stale.push_back({{"address", r.address}, {"name", r.name}, {"since", r.since}});
+    }
     list.push_back({{"name", v.name},
+                    {"replica_count", v.replica_count},
+                    {"stale", stale},
                     {"size", v.size},
                     {"epoch", v.epoch},
                     {"replicas", replicas},
@@ -81,6 +87,15 @@ Status Registry::Decode(const std::string& text) {
                               json::value_to<std::string>(r.at("name"))});
       }
       if (auto* a = o.if_contains("actual_size")) v.actual_size = a->to_number<uint64_t>();
+      v.replica_count = static_cast<uint32_t>(v.replicas.size());
+      if (auto* c = o.if_contains("replica_count")) v.replica_count = c->to_number<uint32_t>();
+      if (auto* list = o.if_contains("stale")) {
+        for (const auto& r : list->as_array()) {
+          v.stale.push_back({json::value_to<std::string>(r.at("address")),
+                             json::value_to<std::string>(r.at("name")),
+                             r.at("since").to_number<uint64_t>()});
+        }
+      }
       if (auto* list = o.if_contains("snapshots")) {
         for (const auto& item : list->as_array()) {
           const json::object& sn = item.as_object();

@@ -20,12 +20,23 @@ struct ReplicaRecord {
   std::string name;     // replica directory name there
 };
 
+// A replica replaced by a rebuild, kept until the stale-replica timeout
+// (its data may still help an operator) and then deleted.
+struct StaleReplica {
+  std::string address;
+  std::string name;
+  uint64_t since = 0;  // unix seconds when it was replaced
+};
+
 struct VolumeRecord {
   std::string name;
   uint64_t size = 0;
   // Highest engine epoch handed out; the next attach uses epoch + 1.
   uint64_t epoch = 0;
   std::vector<ReplicaRecord> replicas;
+  // How many replicas the volume should have (rebuild adds up to this).
+  uint32_t replica_count = 0;
+  std::vector<StaleReplica> stale;
   // What the replicas last reported (LIST_LAYERS): kept so a detached
   // volume's properties need no replicad round trip.
   uint64_t actual_size = 0;

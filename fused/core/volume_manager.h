@@ -48,6 +48,10 @@ struct VolumeInfo {
   std::string frontend_path;  // FUSE file while attached, else ""
   std::string loop_device;    // "/dev/loopN" while attached as a block device, else ""
   std::vector<SnapshotInfo> snapshots;  // creation order
+  uint32_t replica_count = 0;   // replicas the volume should have
+  // "healthy" (RW replicas == replica_count), "degraded" (fewer, at least
+  // one), "faulted" (none); "unknown" while detached.
+  std::string robustness;
 };
 
 // Long work (snapshot deletion, verify, later rebuild and backup) runs as a
@@ -96,7 +100,9 @@ class VolumeManager {
   virtual Status DeleteVolume(const std::string& name, const Options& options) = 0;
   // Options: "frontend" = "block" (default: loop device) or "file" (the FUSE
   // file alone); "maintenance" = true: engine up, no FUSE file, no loop
-  // device (returns ""). Returns the block device (or the file) path.
+  // device (returns ""); "salvage" = true: when no replica can be proven
+  // up to date, use the best candidate instead of failing. Returns the
+  // block device (or the file) path.
   virtual Result<std::string> Attach(const std::string& name, const Options& options) = 0;
   // Flushes, releases the loop device and the file, closes the replicas.
   // Busy while the block device is in use (mounted).
@@ -120,6 +126,12 @@ class VolumeManager {
   // Recomputes every immutable layer's checksum; returns the job id. The
   // job fails naming every layer whose data no longer matches.
   virtual Result<uint64_t> Verify(const std::string& volume, const Options& options) = 0;
+
+  // Replication (DESIGN §5). 1..5; growing starts rebuilds, shrinking drops
+  // the least useful replicas (ERR, then WO, then remote RW) and deletes
+  // their data.
+  virtual Status SetReplicaCount(const std::string& volume, uint32_t count,
+                                 const Options& options) = 0;
 
   virtual std::vector<JobInfo> ListJobs() = 0;
   virtual Result<JobInfo> GetJob(uint64_t id) = 0;

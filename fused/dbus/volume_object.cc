@@ -91,6 +91,8 @@ std::vector<std::string> ChangedVolumeProperties(const VolumeInfo& before,
   if (before.frontend_path != after.frontend_path) changed.push_back("FrontendPath");
   if (before.loop_device != after.loop_device) changed.push_back("LoopDevice");
   if (!SameList(before.snapshots, after.snapshots, SnapshotTie)) changed.push_back("Snapshots");
+  if (before.replica_count != after.replica_count) changed.push_back("ReplicaCount");
+  if (before.robustness != after.robustness) changed.push_back("Robustness");
   return changed;
 }
 
@@ -138,6 +140,10 @@ void VolumeObject::RegisterProperties() {
   add(
       "Snapshots", "a(sssbtb)", [](const VolumeInfo& i) { return SnapshotStructs(i.snapshots); },
       changing);
+  add(
+      "ReplicaCount", "u", [](const VolumeInfo& i) { return i.replica_count; }, changing);
+  add(
+      "Robustness", "s", [](const VolumeInfo& i) { return i.robustness; }, changing);
 }
 
 void VolumeObject::RegisterMethods() {
@@ -158,6 +164,8 @@ void VolumeObject::RegisterMethods() {
   add("Revert", "sa{sv}", {"name", "options"}, "", {}, &VolumeObject::HandleRevert);
   add("Expand", "ta{sv}", {"size", "options"}, "", {}, &VolumeObject::HandleExpand);
   add("Verify", "a{sv}", {"options"}, "o", {"job"}, &VolumeObject::HandleVerify);
+  add("SetReplicaCount", "ua{sv}", {"count", "options"}, "", {},
+      &VolumeObject::HandleSetReplicaCount);
 }
 
 void VolumeObject::Authorize(std::string_view method, const sdbus::MethodCall& call) const {
@@ -247,6 +255,16 @@ void VolumeObject::Update(const VolumeInfo& info) {
   std::vector<std::string> changed = ChangedVolumeProperties(info_, info);
   info_ = info;
   if (!changed.empty()) object_->emitPropertiesChangedSignal(kVolumeInterface, changed);
+}
+
+void VolumeObject::HandleSetReplicaCount(sdbus::MethodCall call) {
+  Authorize("SetReplicaCount", call);
+  uint32_t count = 0;
+  call >> count;
+  Options options = ReadOptions("SetReplicaCount", call);
+  ThrowIfError(manager_.SetReplicaCount(info_.name, count, options));
+  events_.RequestVolumeRefresh(info_.name);
+  call.createReply().send();
 }
 
 }  // namespace shorthorn::fused::dbus

@@ -149,6 +149,24 @@ Status Engine::SetMode(const std::string& name, ReplicaMode mode) {
   return Status::Ok();
 }
 
+Status Engine::Reattach(const std::string& name, std::shared_ptr<Backend> backend) {
+  {
+    std::lock_guard lock(mutex_);
+    SlotPtr slot;
+    for (const auto& s : slots_) {
+      if (s->replica.name == name) slot = s;
+    }
+    if (!slot) return Status(ErrorKind::kNotFound, "volume " + volume_ + ": no replica " + name);
+    if (slot->replica.mode != ReplicaMode::kERR) {
+      return Status(ErrorKind::kBusy, "volume " + volume_ + ": replica " + name + " is not ERR");
+    }
+    slot->replica.backend = std::move(backend);
+    slot->replica.mode = ReplicaMode::kWO;
+  }
+  if (callbacks_.on_change) callbacks_.on_change();
+  return Status::Ok();
+}
+
 std::shared_ptr<Backend> Engine::RemoveReplica(const std::string& name) {
   std::shared_ptr<Backend> out;
   {
@@ -174,9 +192,12 @@ void Engine::MarkFailed(const SlotPtr& slot, const Status& why, uint64_t start, 
   {
     std::lock_guard lock(mutex_);
     if (slot->replica.mode != ReplicaMode::kERR) {
+      // Only an RW replica knows exactly what it holds; a WO one (catching
+      // up or rebuilding) that fails again needs a full rebuild.
+      bool was_rw = slot->replica.mode == ReplicaMode::kRW;
       slot->replica.mode = ReplicaMode::kERR;
       slot->missed.Clear();
-      slot->missed_valid = true;
+      slot->missed_valid = was_rw;
       changed = true;
       if (callbacks_.on_failure) failures_unrecorded_++;
     }

@@ -93,6 +93,9 @@ class Engine : public Backend {
   // Adds a replica (normally WO: it receives writes from now on).
   void AddReplica(EngineReplica replica);
   Status SetMode(const std::string& name, ReplicaMode mode);
+  // Gives an ERR replica a new backend (it is reachable again) in WO mode,
+  // keeping the record of what it missed, for a catch-up.
+  Status Reattach(const std::string& name, std::shared_ptr<Backend> backend);
   // Takes a replica out; returns its backend for the caller to close.
   std::shared_ptr<Backend> RemoveReplica(const std::string& name);
   // Releases the acknowledgements held since a failure; a failed recording

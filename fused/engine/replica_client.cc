@@ -108,6 +108,12 @@ Result<std::unique_ptr<ReplicaClient>> ReplicaClient::Open(const ReplicaTarget& 
     ClearReceiveTimeout(fd.get());
   }
   std::unique_ptr<ReplicaClient> client(new ReplicaClient(target, epoch, size, timeouts));
+  if (auto* g = opened->if_contains("generation"); g != nullptr && g->is_number()) {
+    client->generation_ = g->to_number<uint64_t>();
+  }
+  if (auto* r = opened->if_contains("rebuilding"); r != nullptr && r->is_bool()) {
+    client->rebuilding_ = r->as_bool();
+  }
   for (auto& fd : fds) {
     auto conn = std::make_unique<Connection>();
     conn->fd = std::move(fd);

@@ -77,6 +77,10 @@ class ReplicaClient : public Backend {
   Status Close() override;
 
   const ReplicaTarget& target() const { return target_; }
+  // What OPEN_REPLICA reported: the replica's durable generation, and
+  // whether it is (half) rebuilt, which makes it unfit as a source.
+  uint64_t generation() const { return generation_; }
+  bool rebuilding() const { return rebuilding_; }
   bool failed() const { return failed_.load(); }
   // Requests sent and not yet answered.
   size_t Outstanding() const override { return outstanding_.load(); }
@@ -107,6 +111,8 @@ class ReplicaClient : public Backend {
   const uint64_t epoch_;
   const uint64_t size_;
   const ClientTimeouts timeouts_;
+  uint64_t generation_ = 0;
+  bool rebuilding_ = false;
 
   std::vector<std::unique_ptr<Connection>> connections_;
   std::atomic<uint64_t> next_id_{1};

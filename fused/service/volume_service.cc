@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <future>
 #include <random>
 #include <set>
@@ -56,9 +57,18 @@ Status CheckOptions(const char* method, const Options& options,
 }
 
 VolumeService::VolumeService(ServiceSettings settings, FuseFrontend& fuse)
-    : settings_(std::move(settings)), fuse_(fuse), registry_(settings_.state_dir + "/volumes.json") {}
+    : settings_(std::move(settings)),
+      fuse_(fuse),
+      registry_(settings_.state_dir + "/volumes.json"),
+      generations_(settings_.state_dir + "/generations") {}
 
 VolumeService::~VolumeService() {
+  {
+    std::lock_guard lock(rebuild_mutex_);
+    rebuild_stopping_ = true;
+  }
+  rebuild_cv_.notify_all();
+  if (rebuild_thread_.joinable()) rebuild_thread_.join();
   Shutdown();
   {
     std::lock_guard lock(events_mutex_);
@@ -99,6 +109,7 @@ Status VolumeService::Start() {
   if (::mkdir(settings_.state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return ErrnoStatus(errno, "create state directory " + settings_.state_dir);
   }
+  SH_RETURN_IF_ERROR(generations_.Init());
   std::lock_guard lock(mutex_);
   SH_RETURN_IF_ERROR(registry_.Load());
   // Symlinks of a previous run point at loop devices that are gone or reused.
@@ -111,6 +122,7 @@ Status VolumeService::Start() {
     ::closedir(dir);
   }
   if (!notifier_.joinable()) notifier_ = std::thread([this] { NotifierLoop(); });
+  if (!rebuild_thread_.joinable()) rebuild_thread_ = std::thread([this] { RebuildLoop(); });
   jobs_.SetNotify([this](const JobInfo& info, bool added, bool removed) {
     std::lock_guard lock(listener_mutex_);
     if (listener_ == nullptr) return;
@@ -128,6 +140,12 @@ Status VolumeService::Start() {
 }
 
 void VolumeService::Shutdown() {
+  {
+    std::lock_guard lock(rebuild_mutex_);
+    rebuild_stopping_ = true;
+  }
+  rebuild_cv_.notify_all();
+  if (rebuild_thread_.joinable()) rebuild_thread_.join();
   std::vector<std::string> names;
   {
     std::lock_guard lock(mutex_);
@@ -157,16 +175,24 @@ VolumeInfo VolumeService::InfoLocked(const VolumeRecord& record) {
   for (const auto& r : record.replicas) info.replicas.push_back({r.address, r.name, ""});
   info.actual_size = record.actual_size;
   info.snapshots = record.snapshots;
+  info.replica_count = record.replica_count;
+  info.robustness = "unknown";
   auto it = attached_.find(record.name);
   if (it != attached_.end()) {
     info.state = it->second.maintenance ? "maintenance" : "attached";
     info.frontend_path = it->second.file;
     if (it->second.loop) info.loop_device = it->second.loop->path();
+    size_t rw = 0;
     for (const auto& state : it->second.engine->Replicas()) {
+      rw += state.mode == ReplicaMode::kRW;
       for (auto& r : info.replicas) {
         if (r.name == state.name) r.mode = ReplicaModeName(state.mode);
       }
     }
+    for (auto& r : info.replicas) {
+      if (r.mode.empty()) r.mode = "ERR";  // not in the engine: unreachable or stale
+    }
+    info.robustness = rw == 0 ? "faulted" : rw >= record.replica_count ? "healthy" : "degraded";
   }
   return info;
 }
@@ -199,9 +225,40 @@ void VolumeService::NotifyChanged(const std::string& name) {
 Status VolumeService::CreateVolume(const std::string& name, uint64_t size,
                                    const std::vector<std::string>& replicas,
                                    const Options& options) {
-  SH_RETURN_IF_ERROR(CheckOptions("CreateVolume", options, {}));
+  SH_RETURN_IF_ERROR(CheckOptions("CreateVolume", options, {"replica-count"}));
   SH_RETURN_IF_ERROR(ValidateNewVolume(name, size));
-  std::vector<std::string> addresses = replicas.empty() ? settings_.default_replicads : replicas;
+  std::vector<std::string> addresses = replicas;
+  uint64_t wanted = replicas.empty() ? 1 : replicas.size();
+  if (auto it = options.find("replica-count"); it != options.end()) {
+    const auto* i = std::get_if<int64_t>(&it->second);
+    const auto* u = std::get_if<uint64_t>(&it->second);
+    if (i == nullptr && u == nullptr) {
+      return Status(ErrorKind::kInvalidArgument,
+                    "create volume " + name + ": option 'replica-count' must be a number");
+    }
+    wanted = i != nullptr ? static_cast<uint64_t>(std::max<int64_t>(*i, 0)) : *u;
+    if (wanted < 1 || wanted > 5) {
+      return Status(ErrorKind::kInvalidArgument, "create volume " + name +
+                                                     ": option 'replica-count' is outside 1..5");
+    }
+    if (!replicas.empty() && wanted < replicas.size()) {
+      return Status(ErrorKind::kInvalidArgument,
+                    "create volume " + name + ": replica-count " + std::to_string(wanted) +
+                        " is below the " + std::to_string(replicas.size()) + " addresses given");
+    }
+  }
+  // Fill up from the configured replicads, one replica per replicad.
+  for (const auto& a : settings_.default_replicads) {
+    if (addresses.size() >= wanted) break;
+    if (std::find(addresses.begin(), addresses.end(), a) == addresses.end()) addresses.push_back(a);
+  }
+  if (addresses.size() < wanted) {
+    return Status(ErrorKind::kInvalidArgument,
+                  "create volume " + name + ": " + std::to_string(wanted) +
+                      " replicas wanted but only " + std::to_string(addresses.size()) +
+                      " distinct replicads are known (give more addresses or configure "
+                      "'replicads')");
+  }
   if (addresses.empty()) {
     return Status(ErrorKind::kInvalidArgument,
                   "create volume " + name + ": no replica address given and none configured");
@@ -230,6 +287,7 @@ Status VolumeService::CreateVolume(const std::string& name, uint64_t size,
     }
     record.name = name;
     record.size = size;
+    record.replica_count = static_cast<uint32_t>(addresses.size());
     std::string prefix = name.substr(0, 46);
     for (const auto& a : addresses) record.replicas.push_back({a, prefix + "-" + RandomSuffix()});
     std::vector<ReplicaRecord> created;
@@ -301,8 +359,12 @@ Status VolumeService::DeleteVolume(const std::string& name, const Options& optio
       return first_error.WithContext("delete volume " + name +
                                      " (use option force=true to forget unreachable replicas)");
     }
+    for (const auto& r : record->stale) {
+      (void)ReplicaClient::DeleteReplica({r.address, name, r.name}, settings_.timeouts);
+    }
     registry_.Erase(name);
     SH_RETURN_IF_ERROR(registry_.Save());
+    generations_.Forget(name);
   }
   LogInfo("deleted volume " + name);
   std::lock_guard lock(listener_mutex_);
@@ -311,9 +373,18 @@ Status VolumeService::DeleteVolume(const std::string& name, const Options& optio
 }
 
 Result<std::string> VolumeService::Attach(const std::string& name, const Options& options) {
-  SH_RETURN_IF_ERROR(CheckOptions("Attach", options, {"frontend", "maintenance"}));
+  SH_RETURN_IF_ERROR(CheckOptions("Attach", options, {"frontend", "maintenance", "salvage"}));
   bool block = true;
   bool maintenance = false;
+  bool salvage = false;
+  if (auto it = options.find("salvage"); it != options.end()) {
+    const auto* value = std::get_if<bool>(&it->second);
+    if (value == nullptr) {
+      return Status(ErrorKind::kInvalidArgument,
+                    "attach volume " + name + ": option 'salvage' must be a boolean");
+    }
+    salvage = *value;
+  }
   if (auto it = options.find("maintenance"); it != options.end()) {
     const auto* value = std::get_if<bool>(&it->second);
     if (value == nullptr) {
@@ -343,18 +414,24 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
     record->epoch++;
     SH_RETURN_IF_ERROR(registry_.Save().WithContext("attach volume " + name));
     Attachment a;
-    std::vector<EngineReplica> replicas;
-    for (const auto& r : record->replicas) {
-      ReplicaTarget target = Target(*record, r);
-      auto client = ReplicaClient::Open(target, record->epoch, settings_.connections_per_replica,
-                                        settings_.timeouts);
-      if (!client.ok()) return client.status().WithContext("attach volume " + name);
-      a.targets.push_back(target);
-      replicas.push_back({r.name, std::move(*client), ReplicaMode::kRW});
-    }
+    a.ctx = std::make_shared<AttachContext>();
+    a.ctx->volume = name;
+    a.ctx->epoch = record->epoch;
+    auto replicas = OpenForAttach(*record, salvage, *a.ctx);
+    if (!replicas.ok()) return replicas.status().WithContext("attach volume " + name);
+    std::vector<std::string> members;
+    for (const auto& r : *replicas) members.push_back(r.name);
     EngineCallbacks callbacks;
     callbacks.on_change = [this, name] { QueueChanged(name); };
-    a.engine = std::make_shared<Engine>(name, record->size, std::move(replicas), callbacks);
+    callbacks.on_failure = [this, ctx = a.ctx](const std::string&, const Status&) {
+      membership_.Post([this, ctx] { RecordMembership(ctx); });
+    };
+    a.engine = std::make_shared<Engine>(name, record->size, std::move(*replicas), callbacks);
+    a.ctx->engine = a.engine;
+    // A new generation for this attachment: replicas left out are stale.
+    uint64_t generation = generations_.Get(name) + 1;
+    SH_RETURN_IF_ERROR(
+        SetGeneration(*a.ctx, members, generation).WithContext("attach volume " + name));
     Status refreshed = RefreshLayersLocked(*record);
     if (!refreshed.ok()) LogWarning("attach volume " + name + ": " + refreshed.message());
     a.maintenance = maintenance;

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "fused/core/generation_store.h"
 #include "fused/core/registry.h"
 #include "fused/core/volume_manager.h"
 #include "fused/engine/engine.h"
@@ -27,6 +28,7 @@
 #include "fused/fuse/fuse_frontend.h"
 #include "fused/loop/loop_device.h"
 #include "fused/service/job_runner.h"
+#include "fused/service/task_queue.h"
 
 namespace shorthorn::fused {
 
@@ -36,6 +38,10 @@ struct ServiceSettings {
   std::vector<std::string> default_replicads;
   ClientTimeouts timeouts;
   int connections_per_replica = 4;
+  std::chrono::minutes stale_replica_timeout{2880};
+  uint64_t rebuild_bandwidth = 0;  // bytes/s, 0 = unlimited
+  // How often the rebuild loop looks for volumes short of replicas.
+  std::chrono::milliseconds rebuild_check{2000};
 };
 
 class VolumeService : public VolumeManager {
@@ -67,6 +73,10 @@ class VolumeService : public VolumeManager {
                 const Options& options) override;
   Status Expand(const std::string& volume, uint64_t size, const Options& options) override;
   Result<uint64_t> Verify(const std::string& volume, const Options& options) override;
+  // Replication: replication.cc.
+  Status SetReplicaCount(const std::string& volume, uint32_t count,
+                         const Options& options) override;
+
   std::vector<JobInfo> ListJobs() override { return jobs_.List(); }
   Result<JobInfo> GetJob(uint64_t id) override { return jobs_.Get(id); }
   Status CancelJob(uint64_t id) override { return jobs_.Cancel(id); }
@@ -74,13 +84,43 @@ class VolumeService : public VolumeManager {
   static constexpr size_t kMaxSnapshots = 250;
 
  private:
+  // What a membership change needs, shared with the engine's failure
+  // callback (which runs without mutex_).
+  struct AttachContext {
+    std::string volume;
+    uint64_t epoch = 0;
+    std::mutex mutex;
+    std::map<std::string, ReplicaTarget> targets;  // by replica name
+    std::weak_ptr<Engine> engine;
+  };
+
   struct Attachment {
+    std::shared_ptr<AttachContext> ctx;
     std::shared_ptr<Engine> engine;
     std::vector<ReplicaTarget> targets;
     std::string file;
     std::optional<LoopDevice> loop;
     bool maintenance = false;  // engine only: no FUSE file, no loop device
   };
+
+  // Opens the replicas for an attach at record.epoch and keeps those that
+  // are provably up to date (generation), or with `salvage` the best one.
+  Result<std::vector<EngineReplica>> OpenForAttach(const VolumeRecord& record, bool salvage,
+                                                   AttachContext& ctx);
+  // Bumps the generation of the engine's RW replicas and records it; then
+  // releases the engine's held acknowledgements. Runs on membership_.
+  void RecordMembership(const std::shared_ptr<AttachContext>& ctx);
+  Status SetGeneration(AttachContext& ctx, const std::vector<std::string>& replicas,
+                       uint64_t generation);
+  void RebuildLoop();
+  void CheckVolumes();
+  Status RunRebuild(const std::string& volume, JobHandle& job);
+  Status CatchUp(const std::string& volume, const std::shared_ptr<AttachContext>& ctx,
+                 const std::shared_ptr<Engine>& engine, const std::string& replica,
+                 JobHandle& job);
+  Status FullRebuild(const std::string& volume, const std::shared_ptr<AttachContext>& ctx,
+                     const std::shared_ptr<Engine>& engine, JobHandle& job);
+  std::string Robustness(const std::string& volume, uint32_t count);
 
   // Sends `op` to every usable replica of `record` (the engine's non-ERR
   // ones when attached, all when detached). Attached, a replica that fails
@@ -116,6 +156,13 @@ class VolumeService : public VolumeManager {
   VolumeListener* listener_ = nullptr;
 
   JobRunner jobs_;
+  GenerationStore generations_;
+  TaskQueue membership_;
+  std::mutex rebuild_mutex_;
+  std::condition_variable rebuild_cv_;
+  bool rebuild_stopping_ = false;
+  std::map<std::string, std::chrono::steady_clock::time_point> rebuild_backoff_;
+  std::thread rebuild_thread_;
 
   std::mutex events_mutex_;
   std::condition_variable events_cv_;

@@ -174,7 +174,7 @@ assert_eq failed "$(wait_job "$job")" "verify job on a damaged layer"
 log "ok: verify reports: $(job_prop "$job" Message)"
 
 # Thin provisioning: a 100 GiB volume with 1 GiB written holds about 1 GiB.
-thin=thin-1
+thin="thin-1"
 create_volume "$thin" $((100 * GiB)) "$(replica_address r1)" >/dev/null
 tdev=$(attach_volume "$thin")
 dd if=/dev/urandom of="$tdev" bs=1M count=1024 seek=4096 oflag=direct status=none

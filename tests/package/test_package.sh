@@ -54,6 +54,10 @@ skip() {
 # ---------------------------------------------------------------- preconditions
 
 ((EUID == 0)) || skip "needs root (installs packages, mounts, loop devices)"
+# One run at a time on a machine: they would share the packages, port 9500
+# and /run/shorthorn.
+exec 9>/run/lock/shorthorn-package-test.lock
+flock -n 9 || skip "another run of this test holds /run/lock/shorthorn-package-test.lock"
 for cmd in dpkg-buildpackage dpkg-checkbuilddeps lintian apt-get dbus-daemon setpriv \
   mkfs.ext4 mount umount losetup sha256sum ss findmnt fusermount3; do
   command -v "$cmd" >/dev/null 2>&1 || skip "needs '$cmd' (scripts/install-deps.sh installs it)"
@@ -260,7 +264,7 @@ unit_value() { sed -n "s/^$2=//p" "$(unit_file "$1")" | tail -n 1; }
 # policy file is read from /usr/share/dbus-1/system.d as on a real host.
 BUS_SOCKET=$WORK/bus/system_bus_socket
 dbus-daemon --config-file=/usr/share/dbus-1/system.conf --address="unix:path=$BUS_SOCKET" \
-  --nofork --nopidfile --nosyslog >"$WORK/logs/dbus.log" 2>&1 </dev/null &
+  --nofork --nopidfile --nosyslog >"$WORK/logs/dbus.log" 2>&1 </dev/null 9>&- &
 PIDS[dbus]=$!
 export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$BUS_SOCKET"
 for ((i = 0; i < 100; i++)); do
@@ -273,11 +277,14 @@ log "system bus (Debian's system.conf) at $DBUS_SYSTEM_BUS_ADDRESS"
 
 # ---------------------------------------------------------------- daemons
 
-# caps_available CAP...: those the bounding set of this shell still has
+# caps_available "CAP_A CAP_B": those of the capabilities (as a unit names
+# them) that the bounding set of this shell still has, as setpriv names them
 # (containers may lack some, e.g. cap_sys_resource).
 caps_available() {
-  local cap out=()
-  for cap in "$@"; do
+  local cap out=() names
+  read -r -a names <<<"${1//CAP_/}"
+  for cap in "${names[@]}"; do
+    cap=${cap,,}
     if setpriv --bounding-set=-all,+"$cap" -- grep -q '^CapBnd:[[:space:]]*0*[1-9a-f]' /proc/self/status 2>/dev/null; then
       out+=("$cap")
     else
@@ -296,7 +303,7 @@ cap_list() {
 
 # start_unit NAME UNIT: runs the unit's ExecStart= as the unit would.
 start_unit() {
-  local name=$1 unit=$2 exec user group dir mode caps ambient nnp runner=() list
+  local name=$1 unit=$2 exec user group dir mode nnp runner=() caps=() ambient=()
   exec=$(unit_value "$unit" ExecStart)
   [[ -n $exec ]] || fail "$unit has no ExecStart="
   user=$(unit_value "$unit" User)
@@ -321,22 +328,20 @@ start_unit() {
     done
   done
   nnp=$(unit_value "$unit" NoNewPrivileges)
-  list=$(unit_value "$unit" CapabilityBoundingSet)
-  caps=$(caps_available $(tr 'A-Z' 'a-z' <<<"${list//CAP_/}"))
-  list=$(unit_value "$unit" AmbientCapabilities)
-  ambient=$(caps_available $(tr 'A-Z' 'a-z' <<<"${list//CAP_/}"))
+  read -r -a caps <<<"$(caps_available "$(unit_value "$unit" CapabilityBoundingSet)")"
+  read -r -a ambient <<<"$(caps_available "$(unit_value "$unit" AmbientCapabilities)")"
   runner=(setpriv)
   [[ $nnp != yes ]] || runner+=(--no-new-privs)
-  runner+=("--bounding-set=$(cap_list $caps)")
+  runner+=("--bounding-set=$(cap_list "${caps[@]}")")
   if [[ -n $user ]]; then
     runner+=(--reuid="$user" --regid="${group:-$user}" --init-groups)
-    if [[ -n $ambient ]]; then
-      runner+=("--inh-caps=$(cap_list $ambient)" "--ambient-caps=$(cap_list $ambient)")
+    if ((${#ambient[@]})); then
+      runner+=("--inh-caps=$(cap_list "${ambient[@]}")" "--ambient-caps=$(cap_list "${ambient[@]}")")
     fi
   fi
   log "starting $unit: ${runner[*]} -- $exec"
   # shellcheck disable=SC2086  # ExecStart= is split into words, as systemd does
-  "${runner[@]}" -- $exec >"$WORK/logs/$name.log" 2>&1 </dev/null &
+  "${runner[@]}" -- $exec >"$WORK/logs/$name.log" 2>&1 </dev/null 9>&- &
   PIDS[$name]=$!
 }
 
@@ -472,8 +477,8 @@ stop dbus 10
 left=()
 while read -r path; do
   [[ -n $path ]] || continue
-  # Shared directories (/usr, /etc, /usr/share/man/man1, ...) stay.
-  if [[ -L $path || (-e $path && ! -d $path) ]]; then left+=("$path"); fi
+  # Shared directories (/usr, /etc, /lib, /usr/share/man/man1, ...) stay.
+  if [[ ! -d $path ]] && [[ -e $path || -L $path ]]; then left+=("$path"); fi
   case $path in
     /etc/shorthorn | /usr/share/doc/shorthorn | /usr/share/doc/shorthorn-replicad)
       [[ ! -e $path ]] || left+=("$path") ;;

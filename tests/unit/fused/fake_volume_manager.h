@@ -205,6 +205,25 @@ class FakeVolumeManager : public VolumeManager {
     return Status::Ok();
   }
 
+  Status SetReplicaCount(const std::string& volume, uint32_t count,
+                         const Options& options) override {
+    VolumeInfo info;
+    {
+      std::lock_guard lock(mu_);
+      auto it = volumes_.find(volume);
+      if (it == volumes_.end()) return NotFound(volume);
+      if (count < 1 || count > 5) {
+        return Status(ErrorKind::kInvalidArgument,
+                      "set replica count of volume " + volume + ": " + std::to_string(count) +
+                          " is outside 1..5");
+      }
+      it->second.replica_count = count;
+      info = it->second;
+    }
+    Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
+    return Status::Ok();
+  }
+
   Result<uint64_t> Verify(const std::string& volume, const Options& options) override {
     {
       std::lock_guard lock(mu_);

@@ -55,7 +55,7 @@ TEST(ReplicaMetaTest, ReadsFormat1AsOneLayer) {
 TEST(ReplicaMetaTest, RejectsBadContent) {
   EXPECT_FALSE(DecodeReplicaMeta("not json", "x").ok());
   EXPECT_FALSE(DecodeReplicaMeta("[]", "x").ok());
-  EXPECT_FALSE(DecodeReplicaMeta(R"({"format":3,"volume":"v","replica":"r","size":4096,)"
+  EXPECT_FALSE(DecodeReplicaMeta(R"({"format":4,"volume":"v","replica":"r","size":4096,)"
                                  R"("epoch":0,"head":"head.img"})",
                                  "x")
                    .ok());

@@ -1,0 +1,642 @@
+// Design notes: VolumeService's replication (DESIGN §5).
+//
+// Generations. Every replica keeps a durable generation; fused keeps, per
+// volume, the generation its replicas must have to be trusted
+// (GenerationStore). Attach raises both: replicas left out (unreachable,
+// stale) fall behind. A replica failing while attached is a membership
+// change: the engine holds acknowledgements until RecordMembership has
+// raised the generation on the remaining RW replicas and in the store.
+//
+//   attach: OPEN all ──► current = reachable, not rebuilding, generation ==
+//           max >= store ──► none? error listing candidates (salvage: best)
+//           ──► SET_GENERATION store+1 on current ──► store := store+1
+//
+// Rebuild, per volume short of RW replicas (RebuildLoop every 2 s):
+//
+//   ERR replica with a record of what it missed, reachable again
+//     ──► reattach WO ──► copy the missed ranges (range-locked) ──► generation
+//         +1 on RW and it ──► RW                                  (catch-up)
+//   otherwise
+//     ──► new replica on a replicad holding none of this volume's ──► pause,
+//         system snapshot on RW, add it WO, resume ──► generation +1 on RW
+//     ──► REBUILD on it (it pulls the immutable layers from an RW replica,
+//         verifying checksums) ──► generation +1 on RW and it ──► RW ──► the
+//         replaced replica becomes stale (deleted after the stale timeout)
+//         ──► the system snapshot is deleted (merged)              (full)
+#include <ifaddrs.h>
+#include <netdb.h>
+
+#include <algorithm>
+#include <random>
+#include <set>
+
+#include "common/log.h"
+#include "config/daemon_config.h"
+#include "fused/service/volume_service.h"
+
+namespace shorthorn::fused {
+namespace json = boost::json;
+
+namespace {
+
+constexpr uint64_t kCopyChunk = 1 << 20;
+
+std::string Hex64() {
+  std::random_device rd;
+  uint64_t v = (static_cast<uint64_t>(rd()) << 32) | rd();
+  char buf[17];
+  snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// True when `address` ("host:port") names this host.
+bool IsLocal(const std::string& address) {
+  std::string host;
+  uint16_t port;
+  if (!config::ParseAddress(address, &host, &port).ok()) return false;
+  if (host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1") return true;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return false;
+  bool local = false;
+  for (ifaddrs* i = list; i != nullptr && !local; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr) continue;
+    int family = i->ifa_addr->sa_family;
+    if (family != AF_INET && family != AF_INET6) continue;
+    char buf[NI_MAXHOST];
+    socklen_t len = family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    if (getnameinfo(i->ifa_addr, len, buf, sizeof(buf), nullptr, 0, NI_NUMERICHOST) == 0) {
+      std::string a = buf;
+      a = a.substr(0, a.find('%'));
+      local = a == host;
+    }
+  }
+  freeifaddrs(list);
+  return local;
+}
+
+uint64_t U64(const json::object& o, const char* key) {
+  const json::value* v = o.if_contains(key);
+  return v != nullptr && v->is_number() ? v->to_number<uint64_t>() : 0;
+}
+
+// Sleeps long enough that `bytes` since `start` stay under `rate` bytes/s.
+bool Throttle(JobHandle& job, uint64_t rate, uint64_t bytes,
+              std::chrono::steady_clock::time_point start) {
+  if (rate == 0) return job.cancelled();
+  auto due = start + std::chrono::microseconds(bytes * 1000000 / rate);
+  auto now = std::chrono::steady_clock::now();
+  if (due <= now) return job.cancelled();
+  return job.WaitCancelled(std::chrono::duration_cast<std::chrono::milliseconds>(due - now));
+}
+
+}  // namespace
+
+Result<std::vector<EngineReplica>> VolumeService::OpenForAttach(const VolumeRecord& record,
+                                                                bool salvage, AttachContext& ctx) {
+  struct Candidate {
+    ReplicaRecord record;
+    std::unique_ptr<ReplicaClient> client;
+    Status status;
+  };
+  std::vector<Candidate> candidates;
+  for (const auto& r : record.replicas) {
+    Candidate c{r, nullptr, Status::Ok()};
+    auto client = ReplicaClient::Open(Target(record, r), record.epoch,
+                                      settings_.connections_per_replica, settings_.timeouts);
+    if (client.ok()) {
+      c.client = std::move(*client);
+    } else {
+      c.status = client.status();
+    }
+    candidates.push_back(std::move(c));
+  }
+  const uint64_t expected = generations_.Get(record.name);
+  uint64_t best = 0;
+  bool any = false;
+  for (const auto& c : candidates) {
+    if (c.client && !c.client->rebuilding() && c.client->generation() >= expected) {
+      best = std::max(best, c.client->generation());
+      any = true;
+    }
+  }
+  if (!any) {
+    std::string list;
+    const Candidate* pick = nullptr;
+    for (const auto& c : candidates) {
+      list += "; replica " + c.record.name + " on " + c.record.address + ": ";
+      if (!c.client) {
+        list += c.status.message();
+      } else {
+        list += "generation " + std::to_string(c.client->generation()) +
+                (c.client->rebuilding() ? " (half rebuilt)" : "");
+        if (!c.client->rebuilding() &&
+            (pick == nullptr || c.client->generation() > pick->client->generation())) {
+          pick = &c;
+        }
+      }
+    }
+    if (!salvage || pick == nullptr) {
+      return Status(ErrorKind::kFailed,
+                    "no replica is provably up to date (generation " + std::to_string(expected) +
+                        " expected)" + list +
+                        (pick ? "; attach with salvage=true to use replica " + pick->record.name
+                              : ""));
+    }
+    LogWarning("volume " + record.name + ": salvage: using replica " + pick->record.name +
+               " (generation " + std::to_string(pick->client->generation()) + ")" + list);
+    best = pick->client->generation();
+  }
+  std::vector<EngineReplica> out;
+  for (auto& c : candidates) {
+    if (!c.client) {
+      LogWarning("attach volume " + record.name + ": replica " + c.record.name + " left out: " +
+                 c.status.message());
+      continue;
+    }
+    if (c.client->rebuilding() || c.client->generation() != best) {
+      LogWarning("attach volume " + record.name + ": replica " + c.record.name +
+                 " left out: generation " + std::to_string(c.client->generation()) +
+                 (c.client->rebuilding() ? " (half rebuilt)" : "") + ", current is " +
+                 std::to_string(best));
+      (void)c.client->Close();
+      continue;
+    }
+    ctx.targets[c.record.name] = Target(record, c.record);
+    out.push_back({c.record.name, std::move(c.client), ReplicaMode::kRW, IsLocal(c.record.address)});
+  }
+  return out;
+}
+
+Status VolumeService::SetGeneration(AttachContext& ctx, const std::vector<std::string>& replicas,
+                                    uint64_t generation) {
+  Status first;
+  size_t done = 0;
+  for (const auto& name : replicas) {
+    ReplicaTarget target;
+    {
+      std::lock_guard lock(ctx.mutex);
+      auto it = ctx.targets.find(name);
+      if (it == ctx.targets.end()) continue;
+      target = it->second;
+    }
+    auto reply = ReplicaClient::Call(target, ctx.epoch, wire::Op::kSetGeneration,
+                                     {{"generation", generation}}, settings_.timeouts);
+    if (reply.ok()) {
+      done++;
+      continue;
+    }
+    if (first.ok()) first = reply.status();
+    if (auto engine = ctx.engine.lock()) engine->FailReplica(name, reply.status());
+  }
+  if (done == 0 && !replicas.empty()) {
+    return first.ok() ? Status(ErrorKind::kUnavailable, "no replica to record generation on")
+                      : first;
+  }
+  return generations_.Raise(ctx.volume, generation);
+}
+
+void VolumeService::RecordMembership(const std::shared_ptr<AttachContext>& ctx) {
+  auto engine = ctx->engine.lock();
+  if (!engine) return;
+  std::vector<std::string> rw;
+  for (const auto& r : engine->Replicas()) {
+    if (r.mode == ReplicaMode::kRW) rw.push_back(r.name);
+  }
+  Status s = rw.empty() ? Status(ErrorKind::kIoError, "no RW replica left", EIO)
+                        : SetGeneration(*ctx, rw, generations_.Get(ctx->volume) + 1);
+  if (!s.ok()) LogError("volume " + ctx->volume + ": record membership change: " + s.message());
+  engine->MembershipRecorded(s);
+  QueueChanged(ctx->volume);
+}
+
+std::string VolumeService::Robustness(const std::string& volume, uint32_t count) {
+  auto it = attached_.find(volume);
+  if (it == attached_.end()) return "unknown";
+  size_t rw = it->second.engine->Count(ReplicaMode::kRW);
+  return rw == 0 ? "faulted" : rw >= count ? "healthy" : "degraded";
+}
+
+// ---------------------------------------------------------------- rebuild
+
+void VolumeService::RebuildLoop() {
+  std::unique_lock lock(rebuild_mutex_);
+  while (!rebuild_stopping_) {
+    rebuild_cv_.wait_for(lock, settings_.rebuild_check);
+    if (rebuild_stopping_) break;
+    lock.unlock();
+    CheckVolumes();
+    lock.lock();
+  }
+}
+
+void VolumeService::CheckVolumes() {
+  std::vector<std::string> short_of_replicas;
+  std::vector<std::pair<std::string, StaleReplica>> expired;
+  auto now_wall = static_cast<uint64_t>(std::time(nullptr));
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [name, a] : attached_) {
+      const VolumeRecord* record = registry_.Find(name);
+      if (record == nullptr) continue;
+      size_t usable = a.engine->Count(ReplicaMode::kRW) + a.engine->Count(ReplicaMode::kWO);
+      if (a.engine->Count(ReplicaMode::kRW) > 0 && usable < record->replica_count) {
+        short_of_replicas.push_back(name);
+      }
+    }
+    for (const auto& [name, record] : registry_.volumes()) {
+      for (const auto& s : record.stale) {
+        auto timeout = std::chrono::duration_cast<std::chrono::seconds>(
+                           settings_.stale_replica_timeout)
+                           .count();
+        if (now_wall - s.since >= static_cast<uint64_t>(timeout)) expired.emplace_back(name, s);
+      }
+    }
+  }
+  for (const auto& [volume, s] : expired) {
+    Status deleted = ReplicaClient::DeleteReplica({s.address, volume, s.name}, settings_.timeouts);
+    if (!deleted.ok() && deleted.kind() != ErrorKind::kNotFound) continue;  // retry later
+    std::lock_guard lock(mutex_);
+    if (VolumeRecord* record = registry_.FindMutable(volume)) {
+      std::erase_if(record->stale, [&](const StaleReplica& r) { return r.name == s.name; });
+      (void)registry_.Save();
+      LogInfo("volume " + volume + ": deleted stale replica " + s.name + " on " + s.address);
+    }
+  }
+  auto now = std::chrono::steady_clock::now();
+  for (const auto& volume : short_of_replicas) {
+    if (jobs_.Running(volume, "rebuild")) continue;
+    if (auto it = rebuild_backoff_.find(volume); it != rebuild_backoff_.end() && it->second > now) {
+      continue;
+    }
+    rebuild_backoff_[volume] = now + std::chrono::seconds(10);
+    jobs_.Start("rebuild", volume, "", true,
+                [this, volume](JobHandle& job) { return RunRebuild(volume, job); });
+  }
+}
+
+Status VolumeService::RunRebuild(const std::string& volume, JobHandle& job) {
+  std::shared_ptr<AttachContext> ctx;
+  std::shared_ptr<Engine> engine;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = attached_.find(volume);
+    if (it == attached_.end()) {
+      return Status(ErrorKind::kBusy, "rebuild volume " + volume + ": it is not attached");
+    }
+    ctx = it->second.ctx;
+    engine = it->second.engine;
+  }
+  // A replica that was away briefly only needs what it missed.
+  for (const auto& r : engine->Replicas()) {
+    if (r.mode != ReplicaMode::kERR) continue;
+    std::vector<std::pair<uint64_t, uint64_t>> missed;
+    if (!engine->DirtyRanges(r.name, &missed)) continue;
+    Status s = CatchUp(volume, ctx, engine, r.name, job);
+    if (s.ok()) return s;
+    LogWarning("rebuild volume " + volume + ": catch-up of replica " + r.name +
+               " not possible: " + s.message());
+    if (job.cancelled()) return s;
+  }
+  return FullRebuild(volume, ctx, engine, job);
+}
+
+Status VolumeService::CatchUp(const std::string& volume, const std::shared_ptr<AttachContext>& ctx,
+                              const std::shared_ptr<Engine>& engine, const std::string& replica,
+                              JobHandle& job) {
+  const std::string what = "catch up replica " + replica + " of volume " + volume;
+  ReplicaTarget target;
+  {
+    std::lock_guard lock(ctx->mutex);
+    target = ctx->targets.at(replica);
+  }
+  auto client =
+      ReplicaClient::Open(target, ctx->epoch, settings_.connections_per_replica, settings_.timeouts);
+  if (!client.ok()) return client.status().WithContext(what);
+  if ((*client)->rebuilding()) {
+    return Status(ErrorKind::kFailed, what + ": it is half rebuilt");
+  }
+  SH_RETURN_IF_ERROR(engine->Reattach(replica, std::move(*client)).WithContext(what));
+  std::vector<std::pair<uint64_t, uint64_t>> missed;
+  if (!engine->DirtyRanges(replica, &missed)) {
+    engine->FailReplica(replica, Status(ErrorKind::kFailed, "its record of missed writes is gone"));
+    return Status(ErrorKind::kFailed, what + ": the record of what it missed was lost");
+  }
+  uint64_t total = 0, done = 0;
+  for (auto [s, e] : missed) total += e - s;
+  LogInfo(what + ": " + std::to_string(total) + " bytes in " + std::to_string(missed.size()) +
+          " ranges");
+  auto start = std::chrono::steady_clock::now();
+  for (auto [s, e] : missed) {
+    for (uint64_t off = s; off < e; off += kCopyChunk) {
+      uint64_t len = std::min(kCopyChunk, e - off);
+      Status copied = engine->Copy(replica, off, len);
+      if (!copied.ok()) return copied.WithContext(what);
+      done += len;
+      job.Update(done, total);
+      if (Throttle(job, settings_.rebuild_bandwidth, done, start)) {
+        engine->FailReplica(replica, Status(ErrorKind::kFailed, "catch-up cancelled"));
+        return Status(ErrorKind::kFailed, what + ": cancelled");
+      }
+    }
+  }
+  std::vector<std::string> members;
+  for (const auto& r : engine->Replicas()) {
+    if (r.mode == ReplicaMode::kRW || r.name == replica) members.push_back(r.name);
+  }
+  SH_RETURN_IF_ERROR(
+      SetGeneration(*ctx, members, generations_.Get(volume) + 1).WithContext(what));
+  SH_RETURN_IF_ERROR(engine->SetMode(replica, ReplicaMode::kRW));
+  job.Update(total, total);
+  LogInfo(what + ": done, " + std::to_string(total) + " bytes copied");
+  return Status::Ok();
+}
+
+Status VolumeService::FullRebuild(const std::string& volume,
+                                  const std::shared_ptr<AttachContext>& ctx,
+                                  const std::shared_ptr<Engine>& engine, JobHandle& job) {
+  const std::string what = "rebuild volume " + volume;
+  // Where: a replicad that holds no RW/WO replica of this volume; the
+  // places of ERR replicas first (that is where the operator put them).
+  std::set<std::string> busy;
+  std::vector<std::string> err_addresses, candidates;
+  std::string err_replica;
+  VolumeRecord record;
+  {
+    std::lock_guard lock(mutex_);
+    const VolumeRecord* r = registry_.Find(volume);
+    if (r == nullptr) return Status(ErrorKind::kNotFound, what + ": the volume is gone");
+    record = *r;
+  }
+  auto states = engine->Replicas();
+  for (const auto& rec : record.replicas) {
+    ReplicaMode mode = ReplicaMode::kERR;
+    for (const auto& st : states) {
+      if (st.name == rec.name) mode = st.mode;
+    }
+    if (mode == ReplicaMode::kERR) {
+      err_addresses.push_back(rec.address);
+      if (err_replica.empty()) err_replica = rec.name;
+    } else {
+      busy.insert(rec.address);
+    }
+  }
+  for (const auto& a : err_addresses) candidates.push_back(a);
+  for (const auto& a : settings_.default_replicads) candidates.push_back(a);
+  std::string source_name;
+  for (const auto& st : states) {
+    if (st.mode == ReplicaMode::kRW) {
+      source_name = st.name;
+      break;
+    }
+  }
+  if (source_name.empty()) return Status(ErrorKind::kIoError, what + ": no RW replica to copy");
+  ReplicaTarget source;
+  {
+    std::lock_guard lock(ctx->mutex);
+    source = ctx->targets.at(source_name);
+  }
+
+  ReplicaRecord fresh;
+  Status tried(ErrorKind::kUnavailable, what + ": no replicad available for a new replica");
+  std::set<std::string> seen;
+  for (const auto& address : candidates) {
+    if (busy.count(address) != 0 || !seen.insert(address).second) continue;
+    ReplicaRecord r{address, volume.substr(0, 46) + "-" + Hex64()};
+    Status created = ReplicaClient::CreateReplica({address, volume, r.name}, record.size,
+                                                  settings_.timeouts);
+    if (created.ok()) {
+      fresh = r;
+      break;
+    }
+    tried = created.WithContext(what);
+  }
+  if (fresh.name.empty()) return tried;
+  ReplicaTarget target{fresh.address, volume, fresh.name};
+  auto cleanup = [&](const Status& why) {
+    engine->RemoveReplica(fresh.name);
+    {
+      std::lock_guard lock(ctx->mutex);
+      ctx->targets.erase(fresh.name);
+    }
+    {
+      std::lock_guard lock(mutex_);
+      if (VolumeRecord* r = registry_.FindMutable(volume)) {
+        std::erase_if(r->replicas, [&](const ReplicaRecord& x) { return x.name == fresh.name; });
+        (void)registry_.Save();
+      }
+    }
+    (void)ReplicaClient::DeleteReplica(target, settings_.timeouts);
+    QueueChanged(volume);
+    return why;
+  };
+  auto client =
+      ReplicaClient::Open(target, ctx->epoch, settings_.connections_per_replica, settings_.timeouts);
+  if (!client.ok()) {
+    (void)ReplicaClient::DeleteReplica(target, settings_.timeouts);
+    return client.status().WithContext(what);
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (VolumeRecord* r = registry_.FindMutable(volume)) {
+      r->replicas.push_back(fresh);
+      (void)registry_.Save();
+    }
+  }
+  {
+    std::lock_guard lock(ctx->mutex);
+    ctx->targets[fresh.name] = target;
+  }
+  // Everything older than the new replica's head becomes immutable.
+  const std::string snapshot = "rebuild-" + Hex64().substr(0, 12);
+  Status paused = engine->Pause();
+  if (!paused.ok()) {
+    engine->Resume();
+    return cleanup(paused.WithContext(what));
+  }
+  std::vector<std::string> rw;
+  Status snap;
+  for (const auto& st : engine->Replicas()) {
+    if (st.mode != ReplicaMode::kRW) continue;
+    ReplicaTarget t;
+    {
+      std::lock_guard lock(ctx->mutex);
+      t = ctx->targets.at(st.name);
+    }
+    auto reply = ReplicaClient::Call(t, ctx->epoch, wire::Op::kSnapshot,
+                                     {{"name", snapshot}, {"user_created", false}},
+                                     settings_.timeouts);
+    if (reply.ok()) {
+      rw.push_back(st.name);
+    } else {
+      engine->FailReplica(st.name, reply.status());
+      if (snap.ok()) snap = reply.status();
+    }
+  }
+  if (!rw.empty()) {
+    engine->AddReplica({fresh.name, std::move(*client), ReplicaMode::kWO, IsLocal(fresh.address)});
+    engine->InvalidateDirty();
+  }
+  engine->Resume();
+  if (rw.empty()) return cleanup(snap.WithContext(what + ": system snapshot"));
+  if (std::find(rw.begin(), rw.end(), source_name) == rw.end()) source_name = rw.front();
+  {
+    std::lock_guard lock(ctx->mutex);
+    source = ctx->targets.at(source_name);
+  }
+  Status s = SetGeneration(*ctx, rw, generations_.Get(volume) + 1);
+  if (!s.ok()) return cleanup(s.WithContext(what));
+  QueueChanged(volume);
+  LogInfo(what + ": new replica " + fresh.name + " on " + fresh.address + " copies from " +
+          source_name + " (system snapshot " + snapshot + ")");
+
+  json::object body{{"source", source.address},
+                    {"source_volume", volume},
+                    {"source_replica", source.replica},
+                    {"source_epoch", ctx->epoch},
+                    {"snapshot", snapshot},
+                    {"bandwidth", settings_.rebuild_bandwidth}};
+  auto started =
+      ReplicaClient::Call(target, ctx->epoch, wire::Op::kRebuild, body, settings_.timeouts);
+  if (!started.ok()) return cleanup(started.status().WithContext(what));
+  for (;;) {
+    if (job.WaitCancelled(std::chrono::milliseconds(250))) {
+      return cleanup(Status(ErrorKind::kFailed, what + ": cancelled"));
+    }
+    auto layers =
+        ReplicaClient::Call(target, ctx->epoch, wire::Op::kListLayers, {}, settings_.timeouts);
+    if (!layers.ok()) return cleanup(layers.status().WithContext(what));
+    uint64_t done = 0, total = 0;
+    if (const json::value* tasks = layers->if_contains("tasks"); tasks && tasks->is_array()) {
+      for (const auto& t : tasks->as_array()) {
+        if (!t.is_object()) continue;
+        const json::value* op = t.as_object().if_contains("op");
+        if (op && op->is_string() && op->as_string() == "rebuild") {
+          done = U64(t.as_object(), "done_bytes");
+          total = U64(t.as_object(), "total_bytes");
+        }
+      }
+    }
+    job.Update(done, total);
+    const json::value* state = layers->if_contains("rebuild");
+    std::string st, message;
+    if (state && state->is_object()) {
+      if (auto* v = state->as_object().if_contains("state"); v && v->is_string()) st = v->as_string();
+      if (auto* v = state->as_object().if_contains("message"); v && v->is_string()) {
+        message = v->as_string();
+      }
+    }
+    if (st == "failed") {
+      return cleanup(Status(ErrorKind::kFailed, what + ": " + message));
+    }
+    if (st == "done") {
+      job.Update(total, total);
+      break;
+    }
+    bool wo = false;
+    for (const auto& r : engine->Replicas()) {
+      wo = wo || (r.name == fresh.name && r.mode == ReplicaMode::kWO);
+    }
+    if (!wo) return cleanup(Status(ErrorKind::kFailed, what + ": the new replica failed"));
+  }
+  std::vector<std::string> members;
+  for (const auto& r : engine->Replicas()) {
+    if (r.mode == ReplicaMode::kRW || r.name == fresh.name) members.push_back(r.name);
+  }
+  s = SetGeneration(*ctx, members, generations_.Get(volume) + 1);
+  if (!s.ok()) return cleanup(s.WithContext(what));
+  SH_RETURN_IF_ERROR(engine->SetMode(fresh.name, ReplicaMode::kRW));
+  // The replaced replica is stale from now on.
+  std::string replaced;
+  {
+    std::lock_guard lock(mutex_);
+    VolumeRecord* r = registry_.FindMutable(volume);
+    if (r != nullptr && r->replicas.size() > r->replica_count) {
+      auto states_now = engine->Replicas();
+      for (auto it = r->replicas.begin(); it != r->replicas.end(); ++it) {
+        bool usable = false;
+        for (const auto& st : states_now) {
+          usable = usable || (st.name == it->name && st.mode != ReplicaMode::kERR);
+        }
+        if (usable) continue;
+        replaced = it->name;
+        r->stale.push_back({it->address, it->name, static_cast<uint64_t>(std::time(nullptr))});
+        r->replicas.erase(it);
+        break;
+      }
+      (void)registry_.Save();
+    }
+  }
+  if (!replaced.empty()) {
+    if (auto backend = engine->RemoveReplica(replaced)) (void)backend;
+    std::lock_guard lock(ctx->mutex);
+    ctx->targets.erase(replaced);
+  }
+  QueueChanged(volume);
+  LogInfo(what + ": replica " + fresh.name + " is RW" +
+          (replaced.empty() ? "" : "; replica " + replaced + " is stale"));
+  // The system snapshot has done its job: merge it away.
+  {
+    std::lock_guard lock(mutex_);
+    if (VolumeRecord* r = registry_.FindMutable(volume)) {
+      auto done = CallAllLocked(*r, wire::Op::kDeleteSnapshot, {{"name", snapshot}});
+      if (!done.ok()) LogWarning(what + ": delete system snapshot: " + done.status().message());
+    }
+  }
+  return Status::Ok();
+}
+
+Status VolumeService::SetReplicaCount(const std::string& volume, uint32_t count,
+                                      const Options& options) {
+  SH_RETURN_IF_ERROR(CheckOptions("SetReplicaCount", options, {}));
+  const std::string what = "set replica count of volume " + volume;
+  if (count < 1 || count > 5) {
+    return Status(ErrorKind::kInvalidArgument,
+                  what + ": " + std::to_string(count) + " is outside 1..5");
+  }
+  std::vector<ReplicaTarget> drop;
+  {
+    std::lock_guard lock(mutex_);
+    VolumeRecord* record = registry_.FindMutable(volume);
+    if (record == nullptr) return Status(ErrorKind::kNotFound, what + ": it does not exist");
+    record->replica_count = count;
+    auto it = attached_.find(volume);
+    // Least useful first: ERR (or unknown), then WO, then remote RW, then local RW.
+    auto rank = [&](const ReplicaRecord& r) {
+      if (it == attached_.end()) return 0;
+      for (const auto& st : it->second.engine->Replicas()) {
+        if (st.name != r.name) continue;
+        if (st.mode == ReplicaMode::kERR) return 0;
+        if (st.mode == ReplicaMode::kWO) return 1;
+        return IsLocal(r.address) ? 3 : 2;
+      }
+      return 0;
+    };
+    std::vector<ReplicaRecord> sorted = record->replicas;
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [&](const ReplicaRecord& a, const ReplicaRecord& b) { return rank(a) < rank(b); });
+    while (record->replicas.size() > count && !sorted.empty()) {
+      ReplicaRecord victim = sorted.front();
+      sorted.erase(sorted.begin());
+      if (it != attached_.end()) {
+        size_t rw = it->second.engine->Count(ReplicaMode::kRW);
+        if (rank(victim) >= 2 && rw <= 1) break;  // never drop the last RW replica
+        if (auto backend = it->second.engine->RemoveReplica(victim.name)) (void)backend->Close();
+        std::lock_guard clock(it->second.ctx->mutex);
+        it->second.ctx->targets.erase(victim.name);
+      }
+      std::erase_if(record->replicas, [&](const ReplicaRecord& r) { return r.name == victim.name; });
+      drop.push_back(Target(*record, victim));
+    }
+    SH_RETURN_IF_ERROR(registry_.Save().WithContext(what));
+  }
+  for (const auto& t : drop) {
+    Status s = ReplicaClient::DeleteReplica(t, settings_.timeouts);
+    if (!s.ok()) LogWarning(what + ": " + s.message());
+    else LogInfo(what + ": dropped replica " + t.replica + " on " + t.address);
+  }
+  rebuild_cv_.notify_all();
+  NotifyChanged(volume);
+  return Status::Ok();
+}
+
+}  // namespace shorthorn::fused

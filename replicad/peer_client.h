@@ -1,0 +1,60 @@
+// PeerClient: a small blocking client of the replica protocol, for a
+// replicad that talks to another replicad (the rebuild puller on a target
+// reads a source's layers). One request at a time per client: Call sends a
+// frame and reads frames until the reply with the same request id arrives
+// (common/frame_io.h does the framing and every length check).
+//
+// Errors: a reply with status != 0 becomes a Status with that errno and the
+// peer's message; a broken stream or a timeout is kUnavailable and leaves
+// the client unusable (make a new one).
+//
+// Threads: Call from one thread at a time; Shutdown from any thread (it
+// makes a blocked Call return kUnavailable at once, for cancellation).
+#pragma once
+
+#include <boost/json/object.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/file_util.h"
+#include "common/status.h"
+#include "common/wire.h"
+
+namespace shorthorn::replicad {
+
+class PeerClient {
+ public:
+  // Connects to "host:port" or "[v6-address]:port" (a name is resolved).
+  // `timeout_ms` bounds the connect and every later send and receive.
+  static Result<std::unique_ptr<PeerClient>> Connect(const std::string& address, int timeout_ms);
+
+  PeerClient(const PeerClient&) = delete;
+  PeerClient& operator=(const PeerClient&) = delete;
+
+  // One request; returns the reply payload.
+  Result<std::vector<uint8_t>> Call(wire::Op op, uint64_t epoch, uint64_t offset, uint64_t length,
+                                    std::span<const uint8_t> payload);
+  // A control op with a JSON object request and reply.
+  Result<boost::json::object> CallJson(wire::Op op, uint64_t epoch,
+                                       const boost::json::object& request);
+  void Shutdown();
+  const std::string& address() const { return address_; }
+
+ private:
+  PeerClient(UniqueFd fd, std::string address) : fd_(std::move(fd)), address_(std::move(address)) {}
+
+  UniqueFd fd_;
+  const std::string address_;
+  uint64_t next_id_ = 1;
+  std::atomic<bool> broken_{false};
+};
+
+// Splits "host:port" / "[v6]:port" (EINVAL when malformed).
+Status SplitHostPort(const std::string& address, std::string* host, std::string* port);
+
+}  // namespace shorthorn::replicad
