@@ -18,8 +18,8 @@
 // Design notes
 //
 // Threads, and what each calls:
-//   * main: parses options, mounts, runs fuse_session_loop_mt, then stops
-//     the completion thread and unmounts.
+//   * main: parses options, mounts, runs fuse_session_loop_mt, then lets
+//     the completion thread answer what is in flight, stops it, unmounts.
 //   * FUSE workers (libfuse's pool; --threads idle, --max-threads at most):
 //     read/write/fsync/fallocate copy what they need (write data goes into a
 //     pooled 4 KiB-aligned buffer, because libfuse reuses its receive buffer
@@ -559,6 +559,9 @@ int main(int argc, char** argv) {
     rc = (loop_rc == 0 || loop_rc == SIGTERM || loop_rc == SIGINT || loop_rc == SIGHUP) ? 0 : 1;
     if (rc != 0) std::fprintf(stderr, "fuse_floor: FUSE loop ended with %d\n", loop_rc);
     fuse_loop_cfg_destroy(cfg);
+    // Answer what is still in flight while the connection is open, then
+    // unmount.
+    fs.Stop();
     fuse_session_unmount(se);
     fuse_remove_signal_handlers(se);
   }

@@ -32,7 +32,7 @@ PROFILE_LABEL = {
     "iops": "4k QD64",
     "bandwidth": "128k QD64",
     "latency": "4k QD1",
-    "flush": "4k QD1 fsync",
+    "flush": "4k QD1",
 }
 
 
@@ -197,7 +197,8 @@ def targets(rows):
 
 def print_table(meta, rows, cpu_summary, timings, goals):
     print()
-    print(f"Shorthorn bench, mode {meta['mode']}: size {meta['size_mib']} MiB per target, "
+    mode = meta["mode"] + (" (ramp/runtime overridden)" if meta.get("ramp_runtime_overridden") else "")
+    print(f"Shorthorn bench, mode {mode}: size {meta['size_mib']} MiB per target, "
           f"ramp {meta['ramp']}, runtime {meta['runtime']}, {meta['nproc']} CPUs, kernel {meta['kernel']}")
     head = (f"{'config':<12} {'target':<6} {'job':<28} {'IOPS':>9} {'MiB/s':>8} {'mean us':>9} "
             f"{'p99 us':>9} {'x raw':>6} {'x floor':>7} {'+us/floor':>9} {'cpu s/GiB':>9}")
@@ -257,6 +258,14 @@ def summarize_timings(timings):
             except (OSError, ValueError, json.JSONDecodeError) as e:
                 t["text"] = f"unreadable ({e})"
                 t["error"] = -1
+        elif kind == "rate":
+            secs, nbytes = t.get("seconds") or 0, t.get("bytes") or 0
+            if secs > 0 and nbytes > 0:
+                t["mib_s"] = nbytes / MiB / secs
+                t["text"] = f"{t['mib_s']:.0f} MiB/s ({nbytes / MiB:.0f} MiB in {secs:.1f} s)"
+            else:
+                t["error"] = -1
+                t["text"] = f"no rate ({nbytes} bytes in {secs} s)"
         else:
             t.setdefault("text", t.get("note", ""))
         out.append(t)

@@ -122,8 +122,8 @@ Result<boost::json::object> PeerClient::CallJson(wire::Op op, uint64_t epoch,
   auto reply = Call(op, epoch, 0, 0, wire::AsBytes(text));
   if (!reply.ok()) return reply.status();
   json::error_code ec;
-  json::value v =
-      json::parse(std::string_view(reinterpret_cast<const char*>(reply->data()), reply->size()), ec);
+  json::value v = json::parse(
+      std::string_view(reinterpret_cast<const char*>(reply->data()), reply->size()), ec);
   if (ec || !v.is_object()) {
     return Status(ErrorKind::kProtocol,
                   std::string(wire::OpName(static_cast<uint16_t>(op))) + " to " + address_ +

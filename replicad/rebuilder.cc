@@ -50,10 +50,15 @@ bool JsonUint(const json::object& o, std::string_view key, uint64_t* out) {
 }
 
 bool ValueUint(const json::value& v, uint64_t* out) {
-  if (v.is_uint64()) *out = v.as_uint64();
-  else if (v.is_int64() && v.as_int64() >= 0) *out = static_cast<uint64_t>(v.as_int64());
-  else return false;
-  return true;
+  if (v.is_uint64()) {
+    *out = v.as_uint64();
+    return true;
+  }
+  if (v.is_int64() && v.as_int64() >= 0) {
+    *out = static_cast<uint64_t>(v.as_int64());
+    return true;
+  }
+  return false;
 }
 
 std::string JsonString(const json::object& o, std::string_view key) {
@@ -248,8 +253,7 @@ Status Rebuilder::CopyLayer(const SourceLayer& layer, LayerMeta* meta) {
                                   wire::AsBytes(name_json));
         if (!data.ok()) return data.status().WithContext(op);
         if (data->size() != n) {
-          return Status(ErrorKind::kProtocol, op + ": READ_SNAPSHOT returned a short read",
-                        EPROTO);
+          return Status(ErrorKind::kProtocol, op + ": READ_SNAPSHOT returned a short read", EPROTO);
         }
         if (int err = target_.fail_io ? target_.fail_io("rebuild-write") : 0; err != 0) {
           return ErrnoStatus(err, op + ": pwrite " + local.file);

@@ -45,15 +45,15 @@ struct RebuildOptions {
   // How long to wait for the source to finish a pending layer checksum.
   std::chrono::milliseconds checksum_wait = std::chrono::minutes(10);
   std::chrono::milliseconds checksum_poll = std::chrono::milliseconds(200);
-  uint64_t read_size = 1 << 20;     // bytes per READ_SNAPSHOT
+  uint64_t read_size = 1 << 20;      // bytes per READ_SNAPSHOT
   uint32_t extents_per_page = 4096;  // LAYER_EXTENTS "max"
 };
 
 // Where the copy goes and how the puller reports.
 struct RebuildTarget {
-  std::string dir;       // the replica directory
-  std::string replica;   // its name, for messages
-  uint64_t size = 0;     // volume size: new layer files get this length
+  std::string dir;        // the replica directory
+  std::string replica;    // its name, for messages
+  uint64_t size = 0;      // volume size: new layer files get this length
   uint64_t first_id = 0;  // layer ids first_id, first_id+1, ... are unused
   std::function<void(uint64_t done, uint64_t total)> progress;
   // Test hooks (ReplicaOptions): crash_at("rebuild-layer") after each

@@ -116,6 +116,8 @@ Status Replica::Destroy(const std::string& dir) {
 
 Replica::Replica(std::string dir, ReplicaMeta meta, IoEngine* engine, ReplicaOptions options)
     : dir_(std::move(dir)),
+      volume_(meta.volume),
+      replica_(meta.replica),
       engine_(engine),
       options_(std::move(options)),
       epoch_(meta.epoch),
@@ -124,7 +126,7 @@ Replica::Replica(std::string dir, ReplicaMeta meta, IoEngine* engine, ReplicaOpt
       index_(0, options_.index_chunk_bits) {
   rebuilding_ = meta_.rebuilding;
   if (meta_.rebuilding) {
-    rebuild_.message = "interrupted (closed or restarted); send REBUILD again";
+    rebuild_.message = "no rebuild has run since the replica was opened; send REBUILD";
   }
 }
 
@@ -152,9 +154,7 @@ Status Replica::SetEpoch(uint64_t epoch) {
   std::lock_guard meta_lock(meta_mu_);
   ReplicaMeta updated = meta_;
   updated.epoch = epoch;
-  Status s = WriteFileAtomic(MetaPath(dir_), EncodeReplicaMeta(updated));
-  if (!s.ok()) return s.WithContext("set epoch of " + Object());
-  meta_.epoch = epoch;
+  SH_RETURN_IF_ERROR(CommitLocked(std::move(updated), "set epoch of"));
   std::unique_lock lock(mu_);
   epoch_.store(epoch);
   // Ops admitted under the old epoch finish before the new owner hears back.
@@ -172,8 +172,7 @@ Status Replica::SetGeneration(uint64_t generation) {
   if (generation < meta_.generation) {
     return Status(ErrorKind::kInvalidArgument,
                   "set generation of " + Object() + ": generation " + std::to_string(generation) +
-                      " is lower than the current generation " +
-                      std::to_string(meta_.generation),
+                      " is lower than the current generation " + std::to_string(meta_.generation),
                   EINVAL);
   }
   if (generation == meta_.generation) return Status::Ok();
@@ -226,7 +225,7 @@ void Replica::MarkFailed(const Status& cause) {
     if (failed_) return;
     failed_ = true;
   }
-  LogError(Object() + " of volume " + meta_.volume + " has failed: " + cause.message());
+  LogError(Object() + " of volume " + volume_ + " has failed: " + cause.message());
 }
 
 void Replica::Read(uint64_t epoch, uint64_t offset, std::span<uint8_t> buf, Done done) {
@@ -360,9 +359,8 @@ void Replica::Write(uint64_t epoch, uint64_t offset, std::span<const uint8_t> da
 Status Replica::Unaligned(std::string_view op, uint64_t offset, uint64_t length) const {
   return Status(ErrorKind::kInvalidArgument,
                 std::string(op) + " " + Object() + ": range " + std::to_string(offset) + "+" +
-                    std::to_string(length) + ": " + Object() +
-                    " is rebuilding: unaligned " + std::string(op) +
-                    "s must be aligned by the engine",
+                    std::to_string(length) + ": " + Object() + " is rebuilding: unaligned " +
+                    std::string(op) + "s must be aligned by the engine",
                 EINVAL);
 }
 

@@ -147,8 +147,8 @@ class Replica : public std::enable_shared_from_this<Replica> {
   Replica(const Replica&) = delete;
   Replica& operator=(const Replica&) = delete;
 
-  const std::string& name() const { return meta_.replica; }
-  const std::string& volume() const { return meta_.volume; }
+  const std::string& name() const { return replica_; }
+  const std::string& volume() const { return volume_; }
   uint64_t size() const;
   uint64_t epoch() const { return epoch_.load(); }
   bool failed() const;
@@ -228,7 +228,7 @@ class Replica : public std::enable_shared_from_this<Replica> {
   void End();
   void MarkFailed(const Status& cause);
   Status CheckLocked(std::string_view op, uint64_t epoch) const;
-  std::string Object() const { return "replica " + meta_.replica; }
+  std::string Object() const { return "replica " + replica_; }
   // Reads whole blocks [block, block+count) of the active chain (blocking).
   Status ReadChainBlocking(uint64_t block, uint64_t count, uint8_t* out);
   Status UnmapLocked(uint64_t offset, uint64_t length);
@@ -274,6 +274,10 @@ class Replica : public std::enable_shared_from_this<Replica> {
   bool StopRequested() const;
 
   const std::string dir_;
+  // Copies of meta_'s names, which never change: readable without meta_mu_
+  // (a commit reassigns meta_ as a whole).
+  const std::string volume_;
+  const std::string replica_;
   IoEngine* const engine_;
   const ReplicaOptions options_;
   std::atomic<uint64_t> epoch_;
@@ -282,7 +286,7 @@ class Replica : public std::enable_shared_from_this<Replica> {
   // mu_, then index_mu_; a range lock is taken before index_mu_ and never
   // while waiting for meta_mu_.
   std::mutex meta_mu_;
-  ReplicaMeta meta_;      // guarded by meta_mu_ (volume/replica are immutable)
+  ReplicaMeta meta_;      // guarded by meta_mu_
   bool merging_ = false;  // guarded by meta_mu_
 
   mutable std::mutex mu_;
@@ -318,11 +322,11 @@ class Replica : public std::enable_shared_from_this<Replica> {
   std::atomic<bool> rebuilding_{false};
   // Order: after meta_mu_ and work_mu_.
   mutable std::mutex rebuild_mu_;
-  std::condition_variable rebuild_cv_;     // the task ended
-  RebuildInfo rebuild_;                    // guarded by rebuild_mu_
-  std::shared_ptr<Rebuilder> rebuilder_;   // the running task; guarded by rebuild_mu_
-  bool rebuild_stopped_ = false;           // Close ran; guarded by rebuild_mu_
-  std::thread rebuild_thread_;             // guarded by rebuild_mu_
+  std::condition_variable rebuild_cv_;    // the task ended
+  RebuildInfo rebuild_;                   // guarded by rebuild_mu_
+  std::shared_ptr<Rebuilder> rebuilder_;  // the running task; guarded by rebuild_mu_
+  bool rebuild_stopped_ = false;          // Close ran; guarded by rebuild_mu_
+  std::thread rebuild_thread_;            // guarded by rebuild_mu_
 };
 
 }  // namespace shorthorn::replicad

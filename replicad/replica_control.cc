@@ -227,11 +227,11 @@ Status Replica::Snapshot(const std::string& name, const std::string& created, bo
   if (s.ok()) s = CreateLayerFile(path, next.size);
   if (!s.ok()) return s.WithContext(op);
   auto layer = OpenLayer(fresh);
-  if (layer.ok()) s = SyncDirectory(dir_);
-  if (layer.ok() && s.ok()) s = CommitLocked(std::move(next), "snapshot");
-  if (!layer.ok() || !s.ok()) {
+  s = (layer.ok() ? SyncDirectory(dir_) : layer.status()).WithContext(op);
+  if (s.ok()) s = CommitLocked(std::move(next), "snapshot");  // names the replica itself
+  if (!s.ok()) {
     ::unlink(path.c_str());
-    return (layer.ok() ? s : layer.status()).WithContext(op);
+    return s;
   }
   {
     std::unique_lock lock(index_mu_);
@@ -306,15 +306,15 @@ Status Replica::Revert(const std::string& name) {
   }
   layers[id] = fresh_layer;
   Result<BlockIndex> index = BuildIndex(ActiveChain(next), next.size / kSectorSize, layers);
-  s = index.status();
-  if (s.ok()) s = CommitLocked(std::move(next), "revert");
+  s = index.status().WithContext(op);
+  if (s.ok()) s = CommitLocked(std::move(next), "revert");  // names the replica itself
   if (!s.ok()) {
     {
       std::unique_lock lock(index_mu_);
       slots_[fresh_layer->slot] = nullptr;
     }
     ::unlink(path.c_str());
-    return s.WithContext(op);
+    return s;
   }
   {
     std::unique_lock lock(index_mu_);

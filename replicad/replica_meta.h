@@ -52,7 +52,7 @@ struct ReplicaMeta {
   // A REBUILD has started and not finished: the head has no parent yet and
   // the replica must never be used as a source.
   bool rebuilding = false;
-  uint64_t head = 0;   // id of the head layer
+  uint64_t head = 0;  // id of the head layer
   uint64_t next_layer_id = 1;
   std::vector<LayerMeta> layers;  // in id order
   // True when the file was an older format and must be rewritten.

@@ -142,7 +142,8 @@ Status Replica::StartRebuild(const RebuildRequest& request) {
     }
     for (const auto& layer : dropped) {
       layers_.erase(layer->id);
-      if (layer->slot < slots_.size() && slots_[layer->slot] == layer) slots_[layer->slot] = nullptr;
+      if (layer->slot < slots_.size() && slots_[layer->slot] == layer)
+        slots_[layer->slot] = nullptr;
     }
     index_ = std::move(index);
     InstallChainLocked();
@@ -155,7 +156,7 @@ Status Replica::StartRebuild(const RebuildRequest& request) {
 
   RebuildTarget target;
   target.dir = dir_;
-  target.replica = meta_.replica;
+  target.replica = replica_;
   target.size = meta_.size;
   target.first_id = meta_.next_layer_id;
   target.progress = [this](uint64_t done, uint64_t total) {

@@ -50,12 +50,13 @@ Status ValidateNames(const std::string& op, const std::string& volume, const std
 
 }  // namespace
 
-ReplicaStore::ReplicaStore(std::string data_dir, IoEngine* engine)
-    : data_dir_(std::move(data_dir)), engine_(engine) {}
+ReplicaStore::ReplicaStore(std::string data_dir, IoEngine* engine, ReplicaOptions options)
+    : data_dir_(std::move(data_dir)), engine_(engine), options_(std::move(options)) {}
 
 ReplicaStore::~ReplicaStore() { CloseAll(); }
 
-Status ReplicaStore::Create(const std::string& volume, const std::string& replica, uint64_t size) {
+Status ReplicaStore::Create(const std::string& volume, const std::string& replica, uint64_t size,
+                            bool rebuilding) {
   const std::string op = "create";
   SH_RETURN_IF_ERROR(ValidateNames(op, volume, replica));
   if (size == 0 || size % kSectorSize != 0) {
@@ -66,11 +67,12 @@ Status ReplicaStore::Create(const std::string& volume, const std::string& replic
   }
   std::lock_guard lock(mu_);
   ReplicaMeta meta = NewReplicaMeta(volume, replica, size);
+  meta.rebuilding = rebuilding;
   std::string dir = ReplicaDir(data_dir_, replica);
   Status s = Replica::Create(dir, meta);
   if (!s.ok()) return s.WithContext(op + " replica " + replica);
   LogInfo("created replica " + replica + " of volume " + volume + " (" + std::to_string(size) +
-          " bytes)");
+          " bytes" + (rebuilding ? ", to be rebuilt" : "") + ")");
   return Status::Ok();
 }
 
@@ -105,7 +107,7 @@ Result<std::shared_ptr<Replica>> ReplicaStore::Open(const std::string& volume,
   if (failed_.count(replica) != 0 || (r != nullptr && r->failed())) return Failed(op, replica);
   bool opened_now = false;
   if (r == nullptr) {
-    auto opened = Replica::Open(ReplicaDir(data_dir_, replica), engine_);
+    auto opened = Replica::Open(ReplicaDir(data_dir_, replica), engine_, options_);
     if (!opened.ok()) return opened.status().WithContext(op + " replica " + replica);
     r = std::move(*opened);
     if (r->volume() != volume) return WrongVolume(op, replica, volume, r->volume());

@@ -26,15 +26,19 @@ namespace shorthorn::replicad {
 
 class ReplicaStore {
  public:
-  // `engine` must outlive the store.
-  ReplicaStore(std::string data_dir, IoEngine* engine);
+  // `engine` must outlive the store. `options` are given to every replica
+  // it opens (tests inject faults through them).
+  ReplicaStore(std::string data_dir, IoEngine* engine, ReplicaOptions options = {});
   ~ReplicaStore();  // CloseAll()
   ReplicaStore(const ReplicaStore&) = delete;
   ReplicaStore& operator=(const ReplicaStore&) = delete;
 
   // EINVAL for bad names or a size that is not a positive multiple of 4096;
-  // EEXIST when the replica's directory exists.
-  Status Create(const std::string& volume, const std::string& replica, uint64_t size);
+  // EEXIST when the replica's directory exists. `rebuilding`: the replica
+  // is made a rebuild target from birth (its head follows the rebuilding
+  // rules from its first write; see replica.h).
+  Status Create(const std::string& volume, const std::string& replica, uint64_t size,
+                bool rebuilding = false);
   // Opens (if not open) at `epoch`: ENOENT unknown, EINVAL other volume,
   // ESTALE older than the stored epoch; a newer epoch is persisted first.
   Result<std::shared_ptr<Replica>> Open(const std::string& volume, const std::string& replica,
@@ -58,6 +62,7 @@ class ReplicaStore {
 
   const std::string data_dir_;
   IoEngine* const engine_;
+  const ReplicaOptions options_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Replica>> open_;  // guarded by mu_
   std::set<std::string> failed_;                          // guarded by mu_

@@ -12,6 +12,7 @@
 //       list                   LIST_LAYERS, printed as JSON on one line
 //       idle                   waits until LIST_LAYERS shows no task
 //       close                  CLOSE_REPLICA
+//       destroy                DELETE_REPLICA
 //   replica_tool inspect REPLICA_DIR
 //     opens the replica directory offline (the daemon must not hold it),
 //     with Open's crash repair but without running the background worker,
@@ -88,7 +89,9 @@ class Client {
     auto reply = ReadFrame(fd_.get());
     if (!reply.ok()) return reply.status();
     std::string text(reply->payload.begin(), reply->payload.end());
-    if (reply->header.status != 0) return ErrnoStatus(reply->header.status, text);
+    if (reply->header.status != 0) {
+      return Status(KindForErrno(reply->header.status), text, reply->header.status);
+    }
     return text;
   }
   Result<std::string> Json(wire::Op op, const json::object& o) {
@@ -146,6 +149,8 @@ int RunSteps(int argc, char** argv) {
     } else if (op == "close") {
       r = c.Json(wire::Op::kCloseReplica,
                  {{"volume", volume}, {"replica", replica}, {"epoch", c.epoch_}});
+    } else if (op == "destroy") {
+      r = c.Json(wire::Op::kDeleteReplica, {{"volume", volume}, {"replica", replica}});
     } else {
       return Fail("unknown step " + std::string(argv[i]));
     }

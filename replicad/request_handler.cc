@@ -183,7 +183,9 @@ Status RequestHandler::HandleControl(ConnectionState* state, const Frame& frame,
   switch (h.op) {
     case wire::Op::kCreateReplica:
       if (fields("create", false, true)) {
-        ReplyControl(reply, h, store_->Create(volume, replica, size));
+        bool rebuilding = false;
+        Status s = GetOptionalBool("create", o, "rebuilding", &rebuilding);
+        ReplyControl(reply, h, s.ok() ? store_->Create(volume, replica, size, rebuilding) : s);
       }
       break;
     case wire::Op::kOpenReplica:
@@ -293,7 +295,8 @@ void RequestHandler::HandleLayerOp(ConnectionState* state, const wire::Header& h
       if (s.ok() && o.contains("from")) s = GetUint(op, o, "from", &from);
       if (s.ok() && o.contains("max")) s = GetUint(op, o, "max", &max);
       if (!s.ok()) break;
-      auto page = replica->LayerExtents(name, from, std::clamp<uint64_t>(max, 1, kMaxExtentsPerPage));
+      auto page =
+          replica->LayerExtents(name, from, std::clamp<uint64_t>(max, 1, kMaxExtentsPerPage));
       if (!page.ok()) {
         s = page.status();
         break;

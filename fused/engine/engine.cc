@@ -389,24 +389,29 @@ void Engine::LockedWrite(uint64_t token, uint64_t offset, std::span<const uint8_
              std::move(finish));
     return;
   }
+  WidenedWrite(offset, std::make_shared<std::vector<uint8_t>>(data.begin(), data.end()),
+               std::move(finish));
+}
+
+void Engine::WidenedWrite(uint64_t offset, std::shared_ptr<std::vector<uint8_t>> patch,
+                          DoneCallback done) {
   // A rebuilding replica cannot read-modify-write its edge blocks: widen the
-  // write to whole blocks read from an RW replica (the range lock keeps
-  // them stable meanwhile).
+  // write to whole blocks read from an RW replica (the caller's range lock
+  // keeps them stable meanwhile).
+  uint64_t end = offset + patch->size();
   uint64_t a0 = AlignDown(offset), a1 = AlignUp(end);
-  auto patch = std::make_shared<std::vector<uint8_t>>(data.begin(), data.end());
   ReadFrom({}, a0, static_cast<uint32_t>(a1 - a0),
-           [this, offset, end, a0, a1, patch, finish = std::move(finish)](
+           [this, offset, end, a0, patch, done = std::move(done)](
                Status s, std::vector<uint8_t> blocks) mutable {
              if (!s.ok()) {
-               finish(s);
+               done(s);
                return;
              }
              std::memcpy(blocks.data() + (offset - a0), patch->data(), patch->size());
              auto whole = std::make_shared<std::vector<uint8_t>>(std::move(blocks));
              FanOutOp("write", offset, end, Targets(true),
                       [a0, whole](Backend& b, DoneCallback cb) { b.Write(a0, *whole, cb); },
-                      [whole, finish = std::move(finish)](Status st) { finish(st); });
-             (void)a1;
+                      [whole, done = std::move(done)](Status st) { done(st); });
            });
 }
 
@@ -425,13 +430,63 @@ void Engine::Unmap(uint64_t offset, uint64_t length, DoneCallback done) {
 }
 
 void Engine::LockedUnmap(uint64_t token, uint64_t offset, uint64_t length, DoneCallback done) {
-  NoteMissed(offset, offset + length);
-  FanOutOp("unmap", offset, offset + length, Targets(true),
-           [offset, length](Backend& b, DoneCallback cb) { b.Unmap(offset, length, cb); },
-           [this, token, done = std::move(done)](Status s) {
-             ranges_.Release(token);
-             Acknowledge(done, std::move(s));
-           });
+  uint64_t end = offset + length;
+  NoteMissed(offset, end);
+  auto finish = [this, token, done = std::move(done)](Status s) {
+    ranges_.Release(token);
+    Acknowledge(done, std::move(s));
+  };
+  auto targets = Targets(true);
+  bool has_wo = false;
+  for (const auto& t : targets) has_wo = has_wo || t->replica.mode == ReplicaMode::kWO;
+  if (!has_wo || (offset % kBlock == 0 && length % kBlock == 0)) {
+    FanOutOp("unmap", offset, end, targets,
+             [offset, length](Backend& b, DoneCallback cb) { b.Unmap(offset, length, cb); },
+             std::move(finish));
+    return;
+  }
+  // A rebuilding replica only takes whole blocks: zero the partial edge
+  // blocks with widened writes and unmap the aligned middle, one after the
+  // other (all under this request's range lock).
+  std::vector<std::function<void(DoneCallback)>> steps;
+  uint64_t m0 = AlignUp(offset), m1 = AlignDown(end);
+  if (m0 >= m1) {
+    steps.push_back([this, offset, end](DoneCallback cb) {
+      WidenedWrite(offset, std::make_shared<std::vector<uint8_t>>(end - offset, 0), cb);
+    });
+  } else {
+    if (offset < m0) {
+      steps.push_back([this, offset, m0](DoneCallback cb) {
+        WidenedWrite(offset, std::make_shared<std::vector<uint8_t>>(m0 - offset, 0), cb);
+      });
+    }
+    steps.push_back([this, m0, m1](DoneCallback cb) {
+      FanOutOp("unmap", m0, m1, Targets(true),
+               [m0, m1](Backend& b, DoneCallback c) { b.Unmap(m0, m1 - m0, c); }, cb);
+    });
+    if (m1 < end) {
+      steps.push_back([this, m1, end](DoneCallback cb) {
+        WidenedWrite(m1, std::make_shared<std::vector<uint8_t>>(end - m1, 0), cb);
+      });
+    }
+  }
+  RunSteps(std::make_shared<std::vector<std::function<void(DoneCallback)>>>(std::move(steps)), 0,
+           std::move(finish));
+}
+
+void Engine::RunSteps(std::shared_ptr<std::vector<std::function<void(DoneCallback)>>> steps,
+                      size_t next, DoneCallback done) {
+  if (next == steps->size()) {
+    done(Status::Ok());
+    return;
+  }
+  (*steps)[next]([this, steps, next, done = std::move(done)](Status s) mutable {
+    if (!s.ok()) {
+      done(s);
+      return;
+    }
+    RunSteps(steps, next + 1, std::move(done));
+  });
 }
 
 void Engine::Flush(DoneCallback done) {

@@ -128,6 +128,12 @@ class Engine : public Backend {
   void LockedWrite(uint64_t token, uint64_t offset, std::span<const uint8_t> data,
                    DoneCallback done);
   void LockedUnmap(uint64_t token, uint64_t offset, uint64_t length, DoneCallback done);
+  // Writes `patch` at `offset` to every non-ERR replica as whole 4 KiB
+  // blocks, the rest read from an RW replica. Caller holds the range.
+  void WidenedWrite(uint64_t offset, std::shared_ptr<std::vector<uint8_t>> patch,
+                    DoneCallback done);
+  void RunSteps(std::shared_ptr<std::vector<std::function<void(DoneCallback)>>> steps,
+                size_t next, DoneCallback done);
   void FanOutOp(const char* what, uint64_t start, uint64_t end,
                 const std::vector<SlotPtr>& targets,
                 std::function<void(Backend&, DoneCallback)> op, DoneCallback done);

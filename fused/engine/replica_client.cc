@@ -40,11 +40,12 @@ std::string ReplicaClient::Describe() const {
 }
 
 Status ReplicaClient::CreateReplica(const ReplicaTarget& target, uint64_t size,
-                                    const ClientTimeouts& timeouts) {
+                                    const ClientTimeouts& timeouts, bool rebuilding) {
   auto fd = ConnectTcp(target.address, timeouts.connect, timeouts.request);
   if (!fd.ok()) return fd.status();
   auto body = Identity(target);
   body["size"] = size;
+  if (rebuilding) body["rebuilding"] = true;
   auto reply = ControlCall(fd->get(), wire::Op::kCreateReplica, body, 0);
   if (!reply.ok()) {
     return reply.status().WithContext("create replica " + target.replica + " on " + target.address);

@@ -53,8 +53,10 @@ class ReplicaClient : public Backend {
                                                      int connections,
                                                      const ClientTimeouts& timeouts);
 
+  // `rebuilding`: the replica is created as a rebuild target (its head has
+  // no lower layers yet: UNMAP zero-fills, unaligned writes are refused).
   static Status CreateReplica(const ReplicaTarget& target, uint64_t size,
-                              const ClientTimeouts& timeouts);
+                              const ClientTimeouts& timeouts, bool rebuilding = false);
   static Status DeleteReplica(const ReplicaTarget& target, const ClientTimeouts& timeouts);
   // One request on a short-lived connection bound to the replica at
   // `epoch` (OPEN_REPLICA, which is a no-op when already open at that

@@ -403,7 +403,7 @@ Status VolumeService::FullRebuild(const std::string& volume,
     if (busy.count(address) != 0 || !seen.insert(address).second) continue;
     ReplicaRecord r{address, volume.substr(0, 46) + "-" + Hex64()};
     Status created = ReplicaClient::CreateReplica({address, volume, r.name}, record.size,
-                                                  settings_.timeouts);
+                                                  settings_.timeouts, /*rebuilding=*/true);
     if (created.ok()) {
       fresh = r;
       break;

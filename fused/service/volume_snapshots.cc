@@ -192,6 +192,10 @@ Status VolumeService::Snapshot(const std::string& volume, const std::string& sna
                           (s.removed ? " (removed, waiting to be merged)" : ""));
       }
     }
+    if (jobs_.Running(volume, "rebuild")) {
+      return Status(ErrorKind::kBusy,
+                    what + ": a replica is being rebuilt; try again when the rebuild job ends");
+    }
     if (record->snapshots.size() >= kMaxSnapshots) {
       return Status(ErrorKind::kLimitExceeded,
                     what + ": it already has " + std::to_string(kMaxSnapshots) +

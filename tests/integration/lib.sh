@@ -664,3 +664,177 @@ pass() {
   echo "PASS $TEST_NAME"
   exit 0
 }
+
+# ---------------------------------------------------------------- replication (issue 4)
+# Helpers of the test_replication_*.sh tests. Appended; nothing above uses them.
+
+# quick_mode: true when the tests should be short (CI=true or SHORTHORN_QUICK=1).
+quick_mode() { [[ ${CI:-} == true || ${SHORTHORN_QUICK:-0} == 1 ]]; }
+
+# start_fused_opts [--replicads "A B"] OPTION...: start_fused with extra
+# command-line options (--replica-timeout 2, ...). Without --replicads, every
+# replicad started so far is a candidate, as with start_fused.
+start_fused_opts() {
+  local replicads="" name i
+  if [[ ${1:-} == --replicads ]]; then
+    replicads=$2
+    shift 2
+  else
+    for name in "${!REPLICAD_PORTS[@]}"; do replicads+="${replicads:+ }$(replica_address "$name")"; done
+  fi
+  [[ -z ${DAEMON_PIDS[fused]:-} ]] || fail "fused already running"
+  local args=()
+  [[ -z $replicads ]] || args=(--replicads "$replicads")
+  : >"$CONF_DIR/fused.conf"
+  "$FUSED_BIN" --config "$CONF_DIR/fused.conf" --state-dir "$FUSED_STATE_DIR" \
+    --mount-point "$FUSED_MOUNT_POINT" --dev-dir "$FUSED_DEV_DIR" \
+    "${args[@]}" --log-level "$LOG_LEVEL" "$@" \
+    >>"$LOG_DIR/fused.log" 2>&1 </dev/null &
+  DAEMON_PIDS[fused]=$!
+  for ((i = 0; i < 300; i++)); do
+    _check_alive fused
+    busctl --system call "$BUS_NAME" "$MANAGER_PATH" "$MANAGER_IFACE" ListVolumes \
+      >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  ((i < 300)) || fail "fused does not answer ListVolumes on the bus after 30s"
+  log "fused pid ${DAEMON_PIDS[fused]} ($*), replicads: $replicads"
+}
+
+# create_replicated_volume NAME SIZE ADDRESS...: one replica per address,
+# replica-count = the number of addresses; prints the object path.
+create_replicated_volume() {
+  local name=$1 size=$2
+  shift 2
+  manager_call CreateVolume 'stasa{sv}' "$name" "$size" "$#" "$@" 1 replica-count u "$#" | _unquote
+}
+
+# replica_modes NAME: the Replicas property, one "address name mode" a line.
+replica_modes() {
+  busctl --system --json=short get-property "$BUS_NAME" "$(volume_path "$1")" "$VOLUME_IFACE" \
+    Replicas | python3 -c 'import json,sys
+for a, n, m in json.load(sys.stdin)["data"]: print(a, n, m or "-")'
+}
+
+# replica_mode NAME ADDRESS: the mode of the volume's replica at ADDRESS
+# ("none" when the volume has no replica there).
+replica_mode() {
+  local m
+  m=$(replica_modes "$1" | awk -v a="$2" '$1 == a { print $3; exit }')
+  echo "${m:-none}"
+}
+
+# replica_name_at NAME ADDRESS: the name of the volume's replica at ADDRESS.
+replica_name_at() {
+  replica_modes "$1" | awk -v a="$2" '$1 == a { print $2; exit }'
+}
+
+# wait_until SECONDS WHAT COMMAND...: runs COMMAND every 0.2 s until it
+# succeeds; fails naming WHAT after SECONDS. Prints the seconds it took.
+wait_until() {
+  local secs=$1 what=$2 start=$SECONDS i
+  shift 2
+  for ((i = 0; i < secs * 5; i++)); do
+    if "$@" >/dev/null 2>&1; then
+      echo $((SECONDS - start))
+      return 0
+    fi
+    sleep 0.2
+  done
+  fail "$what: not reached within ${secs}s"
+}
+
+# prop_is NAME PROPERTY VALUE: true when the volume's PROPERTY is VALUE.
+prop_is() { [[ $(volume_prop "$1" "$2" 2>/dev/null) == "$3" ]]; }
+
+# wait_robustness NAME VALUE SECONDS: waits until Robustness is VALUE; fails
+# (with the replica modes) after SECONDS.
+wait_robustness() {
+  local name=$1 want=$2 secs=$3 i start=$SECONDS
+  for ((i = 0; i < secs * 5; i++)); do
+    if prop_is "$name" Robustness "$want"; then
+      log "Robustness of $name is $want after $((SECONDS - start))s"
+      return 0
+    fi
+    sleep 0.2
+  done
+  fail "Robustness of $name is '$(volume_prop "$name" Robustness)', not '$want', after ${secs}s; replicas: $(replica_modes "$name" | tr '\n' ';')"
+}
+
+# wait_replica_mode NAME ADDRESS MODE SECONDS: waits until the replica at
+# ADDRESS has MODE ("none": no replica there any more).
+wait_replica_mode() {
+  local name=$1 addr=$2 want=$3 secs=$4 i start=$SECONDS
+  for ((i = 0; i < secs * 5; i++)); do
+    if [[ $(replica_mode "$name" "$addr" 2>/dev/null) == "$want" ]]; then
+      log "replica of $name at $addr is $want after $((SECONDS - start))s"
+      return 0
+    fi
+    sleep 0.2
+  done
+  fail "replica of $name at $addr is '$(replica_mode "$name" "$addr")', not '$want', after ${secs}s; replicas: $(replica_modes "$name" | tr '\n' ';')"
+}
+
+# jobs_of NAME OPERATION: the volume's jobs of OPERATION, running or ended
+# (an ended job stays listed for about a minute), one
+# "path state bytes total_bytes message" a line, oldest first.
+jobs_of() {
+  busctl --system --json=short call "$BUS_NAME" "$ROOT_PATH" org.freedesktop.DBus.ObjectManager \
+    GetManagedObjects | python3 -c '
+import json, sys
+vol, op = sys.argv[1], sys.argv[2]
+objs = json.load(sys.stdin)["data"][0]
+rows = []
+for path, ifaces in objs.items():
+    j = ifaces.get("org.shorthorn.Storage1.Job")
+    if not j: continue
+    g = lambda k: j.get(k, {}).get("data")
+    if g("Volume") != vol or g("Operation") != op: continue
+    rows.append((int(path.rsplit("/", 1)[1]), path, g("State"), g("Bytes"), g("TotalBytes"),
+                 (g("Message") or "").replace("\n", " ")))
+for r in sorted(rows): print(*r[1:])' "$(volume_path "$1")" "$2"
+}
+
+# replica_dir REPLICAD NAME: the directory of replica NAME on replicad REPLICAD.
+replica_dir() { echo "$REPLICAS_DIR/$1/$2"; }
+
+# volume_epoch NAME: the last epoch fused handed out for the volume.
+volume_epoch() {
+  python3 -c 'import json,sys
+for v in json.load(open(sys.argv[1]))["volumes"]:
+    if v["name"] == sys.argv[2]: print(v["epoch"])' "$FUSED_STATE_DIR/volumes.json" "$1"
+}
+
+# replicad_of ADDRESS: the name of the replicad started on ADDRESS.
+replicad_of() {
+  local n
+  for n in "${!REPLICAD_PORTS[@]}"; do
+    [[ $(replica_address "$n") == "$1" ]] && { echo "$n"; return 0; }
+  done
+  return 1
+}
+
+# sha256_range FILE OFFSET_MIB COUNT_MIB: sha256 of COUNT_MIB MiB of FILE
+# (a block device or the FUSE file) from OFFSET_MIB, read with O_DIRECT.
+sha256_range() {
+  dd if="$1" bs=1M skip="$2" count="$3" iflag=direct status=none | sha256sum | cut -d' ' -f1
+}
+
+# notice_replica_down NAME ADDRESS OFFSET_MIB: after a replicad was stopped,
+# waits up to 10 s for the idle volume to mark its replica ERR on its own;
+# if it does not (fused learns of a closed connection only from the next
+# request to that replica), reads 1 MiB at OFFSET_MIB and writes it back
+# (O_DIRECT, the FrontendPath) so the engine finds out, then waits for ERR.
+notice_replica_down() {
+  local name=$1 addr=$2 off=$3 file deadline=$((SECONDS + 10))
+  while ((SECONDS < deadline)); do
+    [[ $(replica_mode "$name" "$addr") == ERR ]] && return 0
+    sleep 0.2
+  done
+  warn "idle volume $name did not mark its replica at $addr ERR within 10 s of the replicad stopping (fused notices only on the next I/O); issuing I/O"
+  file=$(volume_prop "$name" FrontendPath)
+  dd if="$file" of="$TEST_DIR/notice.tmp" bs=1M skip="$off" count=1 iflag=direct status=none
+  dd if="$TEST_DIR/notice.tmp" of="$file" bs=1M seek="$off" count=1 oflag=direct conv=notrunc \
+    status=none
+  wait_replica_mode "$name" "$addr" ERR 30
+}

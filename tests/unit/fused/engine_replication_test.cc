@@ -182,6 +182,27 @@ TEST(EngineReplicationTest, UnalignedWritesAreWidenedForWoReplicas) {
   EXPECT_EQ(t.b->reads, 0);  // never read from a WO replica
 }
 
+TEST(EngineReplicationTest, UnalignedUnmapsBecomeWholeBlocksForWoReplicas) {
+  Two t;
+  t.Write(0, 5 * 4096, 7);
+  ASSERT_TRUE(t.engine->SetMode("b", ReplicaMode::kWO).ok());
+  t.b->data = t.a->data;
+  t.b->writes.clear();
+  Status out(ErrorKind::kFailed, "x");
+  t.engine->Unmap(4096 + 512, 2 * 4096, [&](Status s) { out = s; });  // [4608, 12800)
+  ASSERT_TRUE(out.ok()) << out.ToString();
+  // Head edge [4608, 8192) and tail edge [12288, 12800) as whole-block
+  // writes, the middle block unmapped.
+  ASSERT_EQ(t.b->writes.size(), 2u);
+  EXPECT_EQ(t.b->writes[0], (std::pair<uint64_t, uint64_t>{4096, 4096}));
+  EXPECT_EQ(t.b->writes[1], (std::pair<uint64_t, uint64_t>{12288, 4096}));
+  for (uint64_t i = 0; i < 5 * 4096; ++i) {
+    uint8_t want = (i >= 4608 && i < 12800) ? 0 : 7;
+    ASSERT_EQ(t.b->data[i], want) << i;
+    ASSERT_EQ(t.a->data[i], want) << i;
+  }
+}
+
 TEST(EngineReplicationTest, ReadsPreferLocalThenLeastOutstanding) {
   auto a = std::make_shared<Recorder>(), b = std::make_shared<Recorder>(),
        c = std::make_shared<Recorder>();

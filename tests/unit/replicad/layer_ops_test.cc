@@ -251,7 +251,8 @@ TEST(LayerFilesTest, OpenUpgradesFormat1AndRemovesLeftovers) {
   ASSERT_TRUE((*r)->Close().ok());
   auto text = ReadFileToString(dir + "/replica.json");
   ASSERT_TRUE(text.ok());
-  EXPECT_NE(text->find("\"format\":2"), std::string::npos) << *text;
+  EXPECT_NE(text->find("\"format\":3"), std::string::npos) << *text;
+  EXPECT_NE(text->find("\"generation\":0,\"rebuilding\":false"), std::string::npos) << *text;
 }
 
 }  // namespace

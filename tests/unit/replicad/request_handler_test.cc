@@ -79,7 +79,8 @@ TEST_F(HandlerTest, ControlOpsAndHello) {
 
   Reply opened = Control(wire::Op::kOpenReplica, {{"volume", "v"}, {"replica", "r"}, {"epoch", 1}});
   ASSERT_EQ(opened.status, 0) << opened.payload;
-  EXPECT_EQ(json::parse(opened.payload), json::parse(R"({"size":65536,"epoch":1})"));
+  EXPECT_EQ(json::parse(opened.payload),
+            json::parse(R"({"size":65536,"epoch":1,"generation":0,"rebuilding":false})"));
   EXPECT_EQ(Call(&conn, wire::Op::kHello, R"({"volume":"v","replica":"r","epoch":0})").status,
             ESTALE);
   hello = Call(&conn, wire::Op::kHello, R"({"volume":"v","replica":"r","epoch":1})");
