@@ -675,16 +675,16 @@ quick_mode() { [[ ${CI:-} == true || ${SHORTHORN_QUICK:-0} == 1 ]]; }
 # command-line options (--replica-timeout 2, ...). Without --replicads, every
 # replicad started so far is a candidate, as with start_fused.
 start_fused_opts() {
-  local replicads="" name i
+  local rlist="" name i
   if [[ ${1:-} == --replicads ]]; then
-    replicads=$2
+    rlist=$2
     shift 2
   else
-    for name in "${!REPLICAD_PORTS[@]}"; do replicads+="${replicads:+ }$(replica_address "$name")"; done
+    for name in "${!REPLICAD_PORTS[@]}"; do rlist+="${rlist:+ }$(replica_address "$name")"; done
   fi
   [[ -z ${DAEMON_PIDS[fused]:-} ]] || fail "fused already running"
   local args=()
-  [[ -z $replicads ]] || args=(--replicads "$replicads")
+  [[ -z $rlist ]] || args=(--replicads "$rlist")
   : >"$CONF_DIR/fused.conf"
   "$FUSED_BIN" --config "$CONF_DIR/fused.conf" --state-dir "$FUSED_STATE_DIR" \
     --mount-point "$FUSED_MOUNT_POINT" --dev-dir "$FUSED_DEV_DIR" \
@@ -698,7 +698,7 @@ start_fused_opts() {
     sleep 0.1
   done
   ((i < 300)) || fail "fused does not answer ListVolumes on the bus after 30s"
-  log "fused pid ${DAEMON_PIDS[fused]} ($*), replicads: $replicads"
+  log "fused pid ${DAEMON_PIDS[fused]} ($*), replicads: $rlist"
 }
 
 # create_replicated_volume NAME SIZE ADDRESS...: one replica per address,

@@ -31,10 +31,11 @@ init_test
 requires_cmd fio
 TOOL=$(find_binary replica_tool)
 if quick_mode; then
-  VOL_SIZE=$GiB FIO_SIZE=256M
+  VOL_SIZE=$GiB FIO_MIB=256
 else
-  VOL_SIZE=$((2 * GiB)) FIO_SIZE=1G
+  VOL_SIZE=$((2 * GiB)) FIO_MIB=1024
 fi
+FIO_SIZE=${FIO_MIB}M
 
 start_bus
 for r in r1 r2 r3 r4; do start_replicad "$r"; done
@@ -55,13 +56,21 @@ write_random_files "$mnt/pre" 4 8
 write_small_files "$mnt/pre" 50
 sync
 
+base=$(du -s -B1 "$REPLICAS_DIR/r1" | cut -f1)
 log "fio: randwrite 4k+64k, $FIO_SIZE, O_DIRECT, verify crc32c"
 fio --name=kill --filename="$mnt/fio.dat" --size="$FIO_SIZE" --direct=1 --ioengine=libaio \
   --iodepth=16 --rw=randwrite --bssplit=4k/50:64k/50 --verify=crc32c --do_verify=1 \
   --verify_fatal=1 --randrepeat=0 --output="$TEST_DIR/fio.out" >/dev/null 2>"$TEST_DIR/fio.err" &
 fio_pid=$!
-sleep 3
+# Kill r2 in the write phase: once a quarter of the file has reached r1's
+# disk (fio's verify phase only reads, and reads go to one replica).
+r1_bytes() { du -s -B1 "$REPLICAS_DIR/r1" | cut -f1; }
+quarter_written() { (($(r1_bytes) - base >= FIO_MIB * MiB / 4)); }
+t=$(wait_until 120 "a quarter of the fio file written" quarter_written)
+written=$(($(r1_bytes) - base))
+log "fio wrote $((written / MiB)) MiB in ${t}s; killing r2 now"
 _pid_alive "$fio_pid" || warn "fio ended before the kill: the kill happens after the writes"
+((written < FIO_MIB * MiB * 9 / 10)) || warn "the kill comes late in fio's write phase"
 killed_at=$SECONDS
 kill_daemon replicad-r2 KILL
 t=$(wait_until 30 "Robustness degraded after kill -9 of r2" prop_is "$vol" Robustness degraded)
