@@ -72,6 +72,8 @@ int main(int argc, char** argv) {
   settings.timeouts.connect = std::chrono::seconds(c.connect_timeout_s);
   settings.timeouts.request = std::chrono::seconds(c.replica_timeout_s);
   settings.connections_per_replica = static_cast<int>(c.connections_per_replica);
+  settings.stale_replica_timeout = std::chrono::minutes(c.stale_replica_timeout_min);
+  settings.rebuild_bandwidth = static_cast<uint64_t>(c.rebuild_bandwidth_mib) << 20;
   fused::VolumeService service(settings, fuse);
   s = service.Start();
   if (!s.ok()) {

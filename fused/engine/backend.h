@@ -34,6 +34,10 @@ class Backend {
   virtual Status Close() = 0;
   // Requests sent and not yet answered (for choosing where to read).
   virtual size_t Outstanding() const { return 0; }
+  // Called once when the backend fails on its own (connection lost, silent
+  // past the timeout), even with no request in flight; nullptr to clear.
+  // The handler runs on the backend's thread.
+  virtual void SetFailureHandler(std::function<void(const Status&)> handler) {}
 };
 
 }  // namespace shorthorn::fused

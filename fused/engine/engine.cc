@@ -61,8 +61,17 @@ Engine::Engine(std::string volume, uint64_t size, std::vector<EngineReplica> rep
   for (auto& r : replicas) {
     auto slot = std::make_shared<Slot>();
     slot->replica = std::move(r);
-    slots_.push_back(std::move(slot));
+    slots_.push_back(slot);
   }
+  for (const auto& slot : slots_) Watch(slot);
+}
+
+void Engine::Watch(const SlotPtr& slot) {
+  if (!slot->replica.backend) return;
+  std::weak_ptr<Slot> weak = slot;
+  slot->replica.backend->SetFailureHandler([this, weak](const Status& why) {
+    if (SlotPtr s = weak.lock()) MarkFailed(s, why);
+  });
 }
 
 Engine::~Engine() { (void)Close(); }
@@ -76,6 +85,7 @@ Status Engine::Close() {
   Status first;
   for (auto& s : slots) {
     if (!s->replica.backend) continue;
+    s->replica.backend->SetFailureHandler(nullptr);
     Status closed = s->replica.mode == ReplicaMode::kERR ? Status::Ok() : s->replica.backend->Close();
     if (!closed.ok() && first.ok()) first = closed;
   }
@@ -126,6 +136,7 @@ void Engine::AddReplica(EngineReplica replica) {
     std::lock_guard lock(mutex_);
     slots_.push_back(slot);
   }
+  Watch(slot);
   if (callbacks_.on_change) callbacks_.on_change();
 }
 
@@ -150,6 +161,7 @@ Status Engine::SetMode(const std::string& name, ReplicaMode mode) {
 }
 
 Status Engine::Reattach(const std::string& name, std::shared_ptr<Backend> backend) {
+  SlotPtr reattached;
   {
     std::lock_guard lock(mutex_);
     SlotPtr slot;
@@ -162,7 +174,9 @@ Status Engine::Reattach(const std::string& name, std::shared_ptr<Backend> backen
     }
     slot->replica.backend = std::move(backend);
     slot->replica.mode = ReplicaMode::kWO;
+    reattached = slot;
   }
+  Watch(reattached);
   if (callbacks_.on_change) callbacks_.on_change();
   return Status::Ok();
 }
@@ -174,6 +188,7 @@ std::shared_ptr<Backend> Engine::RemoveReplica(const std::string& name) {
     for (auto it = slots_.begin(); it != slots_.end(); ++it) {
       if ((*it)->replica.name == name) {
         out = (*it)->replica.backend;
+        if (out) out->SetFailureHandler(nullptr);
         slots_.erase(it);
         break;
       }

@@ -140,6 +140,8 @@ class Engine : public Backend {
   void ReadFrom(std::vector<SlotPtr> tried, uint64_t offset, uint32_t length, ReadCallback done);
   std::vector<SlotPtr> Targets(bool include_wo) const;
   SlotPtr Find(const std::string& name) const;
+  // Has the backend report failures on its own (idle replicas too).
+  void Watch(const SlotPtr& slot);
   // Marks ERR and records [start, end) as missed by it.
   void MarkFailed(const SlotPtr& slot, const Status& why, uint64_t start = 0, uint64_t end = 0);
   // Records a range written (or unmapped) while some replicas are ERR.

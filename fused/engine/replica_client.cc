@@ -140,16 +140,35 @@ ReplicaClient::~ReplicaClient() {
   if (watchdog_.joinable()) watchdog_.join();
 }
 
+void ReplicaClient::SetFailureHandler(std::function<void(const Status&)> handler) {
+  Status already;
+  {
+    std::lock_guard lock(mutex_);
+    on_failure_ = std::move(handler);
+    if (!failed_ || !on_failure_) return;
+    already = failure_;
+    handler = on_failure_;
+  }
+  handler(already);
+}
+
 void ReplicaClient::Fail(const Status& why) {
   std::map<uint64_t, Pending> orphans;
+  std::function<void(const Status&)> notify;
+  Status failure;
   {
     std::lock_guard lock(mutex_);
     if (!failed_.exchange(true)) {
       failure_ = why;
-      if (!stopping_) LogError(Describe() + " failed: " + why.message());
+      if (!stopping_) {
+        LogError(Describe() + " failed: " + why.message());
+        notify = on_failure_;
+      }
     }
+    failure = failure_;
     orphans.swap(pending_);
   }
+  if (notify) notify(failure);
   for (auto& conn : connections_) ::shutdown(conn->fd.get(), SHUT_RDWR);
   for (auto& [id, p] : orphans) {
     outstanding_--;
@@ -233,6 +252,15 @@ void ReplicaClient::WatchdogLoop() {
     stop_cv_.wait_for(lock, tick);
     if (stopping_ || failed_) break;
     auto now = std::chrono::steady_clock::now();
+    // An idle replica is pinged, so a dead or cut-off one is noticed (and
+    // rebuilt) without waiting for the next write.
+    if (pending_.empty() && now - last_ping_ > timeouts_.request / 2) {
+      last_ping_ = now;
+      lock.unlock();
+      Submit(wire::Op::kPing, 0, 0, {}, [](Status, std::vector<uint8_t>) {});
+      lock.lock();
+      continue;
+    }
     for (const auto& [id, p] : pending_) {
       if (now - p.sent > timeouts_.request) {
         std::string op(wire::OpName(static_cast<uint16_t>(p.op)));

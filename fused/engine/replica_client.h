@@ -86,6 +86,7 @@ class ReplicaClient : public Backend {
   bool failed() const { return failed_.load(); }
   // Requests sent and not yet answered.
   size_t Outstanding() const override { return outstanding_.load(); }
+  void SetFailureHandler(std::function<void(const Status&)> handler) override;
 
  private:
   struct Pending {
@@ -126,6 +127,8 @@ class ReplicaClient : public Backend {
   std::map<uint64_t, Pending> pending_;
   Status failure_;
   bool stopping_ = false;
+  std::function<void(const Status&)> on_failure_;  // guarded by mutex_
+  std::chrono::steady_clock::time_point last_ping_ = std::chrono::steady_clock::now();
   std::condition_variable stop_cv_;
   std::thread watchdog_;
 };

@@ -409,6 +409,15 @@ Status VolumeService::FullRebuild(const std::string& volume,
       break;
     }
     tried = created.WithContext(what);
+    if (created.kind() == ErrorKind::kUnavailable) {
+      // The request may still arrive (a cut link that heals): remember the
+      // name so the stale-replica sweep deletes it once reachable.
+      std::lock_guard lock(mutex_);
+      if (VolumeRecord* rec = registry_.FindMutable(volume)) {
+        rec->stale.push_back({address, r.name, 0});
+        (void)registry_.Save();
+      }
+    }
   }
   if (fresh.name.empty()) return tried;
   ReplicaTarget target{fresh.address, volume, fresh.name};
@@ -529,7 +538,10 @@ Status VolumeService::FullRebuild(const std::string& volume,
       return cleanup(Status(ErrorKind::kFailed, what + ": " + message));
     }
     if (st == "done") {
-      job.Update(total, total);
+      // The copy may end between two polls: take the final count from the
+      // replica's rebuild record.
+      uint64_t bytes = U64(state->as_object(), "bytes");
+      job.Update(std::max(bytes, done), std::max({bytes, done, total}));
       break;
     }
     bool wo = false;
