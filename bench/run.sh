@@ -468,9 +468,16 @@ for path, ifaces in json.load(sys.stdin)["data"][0].items():
     if j and j.get("Volume", {}).get("data") == sys.argv[1] and j.get("Operation", {}).get("data") == "rebuild":
         total += j.get("Bytes", {}).get("data") or 0
 print(total)' "$(volume_path "$vol")")
-  log "rebuild of $vol: $bytes bytes in $secs s"
-  printf '{"label": "rebuild (SetReplicaCount 1 -> 2 on attached shorthorn-1 with ext4 mounted, idle)", "kind": "rate", "seconds": %s, "bytes": %s, "required": true}\n' \
-    "$secs" "$bytes" >>"$TEST_DIR/timings.jsonl"
+  local source="the rebuild job's Bytes"
+  if ((bytes == 0)); then
+    # The job does not count bytes (yet): a rebuild copies the allocated
+    # extents of the layer chain, which is what ActualSize measures.
+    bytes=$(volume_prop "$vol" ActualSize)
+    source="ActualSize (the job reported 0 bytes)"
+  fi
+  log "rebuild of $vol: $bytes bytes ($source) in $secs s"
+  printf '{"label": "rebuild (SetReplicaCount 1 -> 2 on attached shorthorn-1, ext4 mounted, idle; bytes from %s)", "kind": "rate", "seconds": %s, "bytes": %s, "required": true}\n' \
+    "$source" "$secs" "$bytes" >>"$TEST_DIR/timings.jsonl"
 }
 
 config_shorthorn() {
