@@ -68,8 +68,8 @@ struct Options {
   std::string mount_point;
   std::string backing_file;
   std::string name = "floor";
-  unsigned threads = 8;         // idle FUSE workers (fused's fuse-threads default)
-  unsigned max_threads = 0;     // 0: max(4 * threads, 16), as fused does
+  unsigned threads = 8;      // idle FUSE workers (fused's fuse-threads default)
+  unsigned max_threads = 0;  // 0: max(4 * threads, 16), as fused does
   unsigned max_background = 256;
   unsigned max_request = 1 << 20;
   unsigned ring_entries = 512;
@@ -99,48 +99,84 @@ bool ParseUnsigned(const char* text, unsigned* out) {
 
 // Returns false (after printing why) when the command line is not usable.
 bool ParseOptions(int argc, char** argv, Options* o) {
-  enum { kMount = 1, kBacking, kName, kThreads, kMaxThreads, kMaxBg, kMaxReq, kBuffered,
-         kCloneFd, kRing, kCoop, kHelp };
-  static const option kLong[] = {
-      {"mount", required_argument, nullptr, kMount},
-      {"backing", required_argument, nullptr, kBacking},
-      {"name", required_argument, nullptr, kName},
-      {"threads", required_argument, nullptr, kThreads},
-      {"max-threads", required_argument, nullptr, kMaxThreads},
-      {"max-background", required_argument, nullptr, kMaxBg},
-      {"max-request", required_argument, nullptr, kMaxReq},
-      {"buffered", no_argument, nullptr, kBuffered},
-      {"clone-fd", no_argument, nullptr, kCloneFd},
-      {"ring-entries", required_argument, nullptr, kRing},
-      {"coop-taskrun", no_argument, nullptr, kCoop},
-      {"help", no_argument, nullptr, kHelp},
-      {nullptr, 0, nullptr, 0}};
+  enum {
+    kMount = 1,
+    kBacking,
+    kName,
+    kThreads,
+    kMaxThreads,
+    kMaxBg,
+    kMaxReq,
+    kBuffered,
+    kCloneFd,
+    kRing,
+    kCoop,
+    kHelp
+  };
+  static const option kLong[] = {{"mount", required_argument, nullptr, kMount},
+                                 {"backing", required_argument, nullptr, kBacking},
+                                 {"name", required_argument, nullptr, kName},
+                                 {"threads", required_argument, nullptr, kThreads},
+                                 {"max-threads", required_argument, nullptr, kMaxThreads},
+                                 {"max-background", required_argument, nullptr, kMaxBg},
+                                 {"max-request", required_argument, nullptr, kMaxReq},
+                                 {"buffered", no_argument, nullptr, kBuffered},
+                                 {"clone-fd", no_argument, nullptr, kCloneFd},
+                                 {"ring-entries", required_argument, nullptr, kRing},
+                                 {"coop-taskrun", no_argument, nullptr, kCoop},
+                                 {"help", no_argument, nullptr, kHelp},
+                                 {nullptr, 0, nullptr, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", kLong, nullptr)) != -1) {
     bool ok = true;
     switch (c) {
-      case kMount: o->mount_point = optarg; break;
-      case kBacking: o->backing_file = optarg; break;
-      case kName: o->name = optarg; break;
-      case kThreads: ok = ParseUnsigned(optarg, &o->threads); break;
-      case kMaxThreads: ok = ParseUnsigned(optarg, &o->max_threads); break;
-      case kMaxBg: ok = ParseUnsigned(optarg, &o->max_background) && o->max_background < 65536; break;
-      case kMaxReq: ok = ParseUnsigned(optarg, &o->max_request) && o->max_request % kAlignment == 0; break;
-      case kBuffered: o->buffered = true; break;
-      case kCloneFd: o->clone_fd = true; break;
-      case kRing: ok = ParseUnsigned(optarg, &o->ring_entries) && o->ring_entries <= 32768; break;
-      case kCoop: o->coop_taskrun = true; break;
-      case kHelp: Usage(stdout); std::exit(0);
-      default: Usage(stderr); return false;
+      case kMount:
+        o->mount_point = optarg;
+        break;
+      case kBacking:
+        o->backing_file = optarg;
+        break;
+      case kName:
+        o->name = optarg;
+        break;
+      case kThreads:
+        ok = ParseUnsigned(optarg, &o->threads);
+        break;
+      case kMaxThreads:
+        ok = ParseUnsigned(optarg, &o->max_threads);
+        break;
+      case kMaxBg:
+        ok = ParseUnsigned(optarg, &o->max_background) && o->max_background < 65536;
+        break;
+      case kMaxReq:
+        ok = ParseUnsigned(optarg, &o->max_request) && o->max_request % kAlignment == 0;
+        break;
+      case kBuffered:
+        o->buffered = true;
+        break;
+      case kCloneFd:
+        o->clone_fd = true;
+        break;
+      case kRing:
+        ok = ParseUnsigned(optarg, &o->ring_entries) && o->ring_entries <= 32768;
+        break;
+      case kCoop:
+        o->coop_taskrun = true;
+        break;
+      case kHelp:
+        Usage(stdout);
+        std::exit(0);
+      default:
+        Usage(stderr);
+        return false;
     }
     if (!ok) {
-      std::fprintf(stderr, "fuse_floor: bad value '%s' for --%s\n", optarg,
-                   kLong[c - 1].name);
+      std::fprintf(stderr, "fuse_floor: bad value '%s' for --%s\n", optarg, kLong[c - 1].name);
       return false;
     }
   }
-  if (optind != argc || o->mount_point.empty() || o->backing_file.empty() ||
-      o->name.empty() || o->name.find('/') != std::string::npos) {
+  if (optind != argc || o->mount_point.empty() || o->backing_file.empty() || o->name.empty() ||
+      o->name.find('/') != std::string::npos) {
     Usage(stderr);
     return false;
   }
@@ -247,7 +283,8 @@ class FloorFs {
     auto* op = new Op{req, OpKind::kRead, pool_.Get()};
     Count(&reads_);
     Submit(op, [&](io_uring_sqe* sqe) {
-      io_uring_prep_read(sqe, fd_, op->buf, static_cast<unsigned>(size), static_cast<uint64_t>(off));
+      io_uring_prep_read(sqe, fd_, op->buf, static_cast<unsigned>(size),
+                         static_cast<uint64_t>(off));
     });
   }
 
@@ -437,7 +474,7 @@ void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
   std::vector<char> buf(size);
   size_t used = 0;
   for (size_t i = static_cast<size_t>(off); i < std::size(entries); ++i) {
-    struct stat st{};
+    struct stat st {};
     st.st_ino = entries[i].second;
     st.st_mode = entries[i].second == FUSE_ROOT_ID ? S_IFDIR : S_IFREG;
     size_t need = fuse_add_direntry(req, buf.data() + used, size - used, entries[i].first, &st,
@@ -524,8 +561,13 @@ int main(int argc, char** argv) {
   ops.fallocate = OnFallocate;
 
   std::string max_read = "max_read=" + std::to_string(opts.max_request);
-  std::vector<std::string> argv_s = {argv[0], "-o", "fsname=fuse_floor,subtype=fuse_floor",
-                                     "-o", "allow_other,default_permissions", "-o", max_read};
+  std::vector<std::string> argv_s = {argv[0],
+                                     "-o",
+                                     "fsname=fuse_floor,subtype=fuse_floor",
+                                     "-o",
+                                     "allow_other,default_permissions",
+                                     "-o",
+                                     max_read};
   std::vector<char*> fargv;
   for (auto& a : argv_s) fargv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(fargv.size()), fargv.data());

@@ -394,6 +394,9 @@ config_floor() {
   log "fuse-floor: $(head -n 1 "$LOG_DIR/fuse-floor.log")"
   dev=$(losetup -f --show --direct-io=on --sector-size 4096 "$mnt/floor") ||
     fail "losetup on $mnt/floor failed"
+  # For lib.sh's cleanup: once the FUSE mount is gone, the loop device's
+  # backing file reads "/floor", no longer a path under TEST_DIR.
+  echo "$dev floor" >>"$TEST_DIR/attached-loops"
   run_device fuse-floor "$dev" fuse-floor
   unmount_fs fuse-floor
   losetup -d "$dev" || fail "losetup -d $dev failed"

@@ -9,7 +9,8 @@ Status ValidateName(std::string_view what, std::string_view name) {
     return Status(ErrorKind::kInvalidArgument,
                   std::string(what) + " name '" + std::string(name) + "': " + reason);
   };
-  if (name.empty()) return Status(ErrorKind::kInvalidArgument, std::string(what) + " name is empty");
+  if (name.empty())
+    return Status(ErrorKind::kInvalidArgument, std::string(what) + " name is empty");
   if (name.size() > kMaxNameLength) {
     return bad("longer than " + std::to_string(kMaxNameLength) + " characters");
   }

@@ -70,7 +70,7 @@ ErrorKind KindForErrno(int sys_errno);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}          // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {}  // NOLINT
 
   bool ok() const { return status_.ok(); }
@@ -90,8 +90,8 @@ class [[nodiscard]] Result {
 }  // namespace shorthorn
 
 // Returns early from the enclosing function when `expr` is not OK.
-#define SH_RETURN_IF_ERROR(expr)            \
-  do {                                      \
+#define SH_RETURN_IF_ERROR(expr)             \
+  do {                                       \
     ::shorthorn::Status sh_status_ = (expr); \
     if (!sh_status_.ok()) return sh_status_; \
   } while (0)

@@ -51,26 +51,46 @@ uint64_t PayloadLimit(const Header& h) {
 
 std::string_view OpName(uint16_t op) {
   switch (static_cast<Op>(op)) {
-    case Op::kHello: return "HELLO";
-    case Op::kRead: return "READ";
-    case Op::kWrite: return "WRITE";
-    case Op::kFlush: return "FLUSH";
-    case Op::kUnmap: return "UNMAP";
-    case Op::kPing: return "PING";
-    case Op::kCreateReplica: return "CREATE_REPLICA";
-    case Op::kOpenReplica: return "OPEN_REPLICA";
-    case Op::kCloseReplica: return "CLOSE_REPLICA";
-    case Op::kDeleteReplica: return "DELETE_REPLICA";
-    case Op::kSnapshot: return "SNAPSHOT";
-    case Op::kDeleteSnapshot: return "DELETE_SNAPSHOT";
-    case Op::kRevert: return "REVERT";
-    case Op::kExpand: return "EXPAND";
-    case Op::kListLayers: return "LIST_LAYERS";
-    case Op::kVerify: return "VERIFY";
-    case Op::kSetGeneration: return "SET_GENERATION";
-    case Op::kRebuild: return "REBUILD";
-    case Op::kLayerExtents: return "LAYER_EXTENTS";
-    case Op::kReadSnapshot: return "READ_SNAPSHOT";
+    case Op::kHello:
+      return "HELLO";
+    case Op::kRead:
+      return "READ";
+    case Op::kWrite:
+      return "WRITE";
+    case Op::kFlush:
+      return "FLUSH";
+    case Op::kUnmap:
+      return "UNMAP";
+    case Op::kPing:
+      return "PING";
+    case Op::kCreateReplica:
+      return "CREATE_REPLICA";
+    case Op::kOpenReplica:
+      return "OPEN_REPLICA";
+    case Op::kCloseReplica:
+      return "CLOSE_REPLICA";
+    case Op::kDeleteReplica:
+      return "DELETE_REPLICA";
+    case Op::kSnapshot:
+      return "SNAPSHOT";
+    case Op::kDeleteSnapshot:
+      return "DELETE_SNAPSHOT";
+    case Op::kRevert:
+      return "REVERT";
+    case Op::kExpand:
+      return "EXPAND";
+    case Op::kListLayers:
+      return "LIST_LAYERS";
+    case Op::kVerify:
+      return "VERIFY";
+    case Op::kSetGeneration:
+      return "SET_GENERATION";
+    case Op::kRebuild:
+      return "REBUILD";
+    case Op::kLayerExtents:
+      return "LAYER_EXTENTS";
+    case Op::kReadSnapshot:
+      return "READ_SNAPSHOT";
   }
   return "UNKNOWN";
 }
@@ -83,8 +103,10 @@ bool IsControlOp(Op op) {
     case Op::kCreateReplica:
     case Op::kOpenReplica:
     case Op::kCloseReplica:
-    case Op::kDeleteReplica: return true;
-    default: return IsLayerOp(op);
+    case Op::kDeleteReplica:
+      return true;
+    default:
+      return IsLayerOp(op);
   }
 }
 
@@ -98,8 +120,10 @@ bool IsLayerOp(Op op) {
     case Op::kVerify:
     case Op::kSetGeneration:
     case Op::kRebuild:
-    case Op::kLayerExtents: return true;
-    default: return false;
+    case Op::kLayerExtents:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -161,9 +185,9 @@ Result<Header> DecodeHeader(std::span<const uint8_t> bytes) {
     return Malformed(std::string(OpName(op)) + " payload of " + std::to_string(h.payload_length) +
                      " bytes exceeds the limit of " + std::to_string(limit));
   }
-  bool carries_data = (h.op == Op::kWrite && !h.is_reply()) ||
-                      ((h.op == Op::kRead || h.op == Op::kReadSnapshot) && h.is_reply() &&
-                       h.status == 0);
+  bool carries_data =
+      (h.op == Op::kWrite && !h.is_reply()) ||
+      ((h.op == Op::kRead || h.op == Op::kReadSnapshot) && h.is_reply() && h.status == 0);
   if (carries_data && h.payload_length != h.length) {
     return Malformed(std::string(OpName(op)) + " payload length " +
                      std::to_string(h.payload_length) + " differs from length " +

@@ -28,7 +28,8 @@ std::string ExceptionKey(const po::error& e) {
 
 std::string ExceptionReason(const po::error& e) {
   if (dynamic_cast<const po::unknown_option*>(&e)) return "unknown key";
-  if (dynamic_cast<const po::invalid_option_value*>(&e)) return std::string("invalid value: ") + e.what();
+  if (dynamic_cast<const po::invalid_option_value*>(&e))
+    return std::string("invalid value: ") + e.what();
   if (dynamic_cast<const po::multiple_occurrences*>(&e)) return "given more than once";
   return e.what();
 }

@@ -17,9 +17,9 @@ namespace po = boost::program_options;
 
 struct LoadedConfig {
   po::variables_map values;
-  std::string file;            // the file read ("" when none existed)
-  bool help = false;           // --help was given: print Usage and exit 0
-  bool version = false;        // --version was given
+  std::string file;      // the file read ("" when none existed)
+  bool help = false;     // --help was given: print Usage and exit 0
+  bool version = false;  // --version was given
 };
 
 // `keys` are the daemon's settings. `default_file` is read when present;

@@ -20,8 +20,8 @@ Status GetRange(const LoadedConfig& loaded, const char* key, T min, T max, T* ou
   auto value = loaded.values[key].as<int64_t>();
   if (value < static_cast<int64_t>(min) || value > static_cast<int64_t>(max)) {
     return KeyError(loaded.file.empty() ? "command line" : loaded.file, key,
-                    "value " + std::to_string(value) + " is outside " + std::to_string(min) +
-                        ".." + std::to_string(max));
+                    "value " + std::to_string(value) + " is outside " + std::to_string(min) + ".." +
+                        std::to_string(max));
   }
   *out = static_cast<T>(value);
   return Status::Ok();
@@ -70,12 +70,12 @@ Status ParseAddress(const std::string& text, std::string* host, uint16_t* port) 
 }
 
 Result<Loaded<ReplicadConfig>> LoadReplicadConfig(int argc, const char* const* argv,
-                                                 const std::string& default_file) {
+                                                  const std::string& default_file) {
   ReplicadConfig d;
   po::options_description keys("Settings (replicad.conf)");
   keys.add_options()("listen", po::value<std::string>()->default_value(d.listen),
-                     "address to listen on")(
-      "port", po::value<int64_t>()->default_value(d.port), "TCP port of the replica protocol")(
+                     "address to listen on")("port", po::value<int64_t>()->default_value(d.port),
+                                             "TCP port of the replica protocol")(
       "data-dir", po::value<std::string>()->default_value(d.data_dir),
       "directory holding one subdirectory per replica")(
       "io-engine", po::value<std::string>()->default_value("auto"),
@@ -87,7 +87,8 @@ Result<Loaded<ReplicadConfig>> LoadReplicadConfig(int argc, const char* const* a
   Loaded<ReplicadConfig> out;
   if (loaded->help || loaded->version) {
     out.exit_now = true;
-    out.output = loaded->help ? Usage("shorthorn-replicad", keys) : VersionText("shorthorn-replicad");
+    out.output =
+        loaded->help ? Usage("shorthorn-replicad", keys) : VersionText("shorthorn-replicad");
     return out;
   }
   ReplicadConfig& c = out.config;
@@ -97,17 +98,21 @@ Result<Loaded<ReplicadConfig>> LoadReplicadConfig(int argc, const char* const* a
   c.data_dir = loaded->values["data-dir"].as<std::string>();
   SH_RETURN_IF_ERROR(CheckAbsolute(*loaded, "data-dir", c.data_dir));
   std::string engine = loaded->values["io-engine"].as<std::string>();
-  if (engine == "auto") c.io_engine = IoEngineKind::kAuto;
-  else if (engine == "io_uring") c.io_engine = IoEngineKind::kIoUring;
-  else if (engine == "sync") c.io_engine = IoEngineKind::kSync;
-  else return KeyError(where, "io-engine", "'" + engine + "' is not one of auto, io_uring, sync");
+  if (engine == "auto")
+    c.io_engine = IoEngineKind::kAuto;
+  else if (engine == "io_uring")
+    c.io_engine = IoEngineKind::kIoUring;
+  else if (engine == "sync")
+    c.io_engine = IoEngineKind::kSync;
+  else
+    return KeyError(where, "io-engine", "'" + engine + "' is not one of auto, io_uring, sync");
   c.log_level = loaded->values["log-level"].as<std::string>();
   SH_RETURN_IF_ERROR(CheckLogLevel(*loaded, c.log_level));
   return out;
 }
 
 Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
-                                           const std::string& default_file) {
+                                            const std::string& default_file) {
   FusedConfig d;
   std::string default_replicads;
   for (const auto& r : d.replicads) default_replicads += (default_replicads.empty() ? "" : " ") + r;
@@ -125,9 +130,9 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
       "connect-timeout", po::value<int64_t>()->default_value(d.connect_timeout_s),
       "seconds allowed to connect to a replicad and shake hands")(
       "connections-per-replica", po::value<int64_t>()->default_value(d.connections_per_replica),
-      "TCP connections per replica")(
-      "fuse-threads", po::value<int64_t>()->default_value(d.fuse_threads),
-      "FUSE worker threads kept idle")(
+      "TCP connections per replica")("fuse-threads",
+                                     po::value<int64_t>()->default_value(d.fuse_threads),
+                                     "FUSE worker threads kept idle")(
       "max-background", po::value<int64_t>()->default_value(d.max_background),
       "FUSE requests the kernel may keep in flight")(
       "max-request-kib", po::value<int64_t>()->default_value(d.max_request_kib),
@@ -165,15 +170,15 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
   }
   SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "replica-timeout", 1, 3600, &c.replica_timeout_s));
   SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "connect-timeout", 1, 600, &c.connect_timeout_s));
-  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "connections-per-replica", 1, 64,
-                                        &c.connections_per_replica));
+  SH_RETURN_IF_ERROR(
+      GetRange<uint32_t>(*loaded, "connections-per-replica", 1, 64, &c.connections_per_replica));
   SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "fuse-threads", 1, 256, &c.fuse_threads));
   SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "max-background", 1, 65535, &c.max_background));
   SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "max-request-kib", 4, 1024, &c.max_request_kib));
   SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "stale-replica-timeout", 0, 525600,
                                         &c.stale_replica_timeout_min));
-  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "rebuild-bandwidth", 0, 100000,
-                                        &c.rebuild_bandwidth_mib));
+  SH_RETURN_IF_ERROR(
+      GetRange<uint32_t>(*loaded, "rebuild-bandwidth", 0, 100000, &c.rebuild_bandwidth_mib));
   c.log_level = loaded->values["log-level"].as<std::string>();
   SH_RETURN_IF_ERROR(CheckLogLevel(*loaded, c.log_level));
   return out;

@@ -32,12 +32,12 @@ struct FusedConfig {
   std::string dev_dir = "/dev/shorthorn";  // stable symlinks to loop devices
   // Replicads used when CreateVolume is given no addresses ("host:port").
   std::vector<std::string> replicads = {"127.0.0.1:9500"};
-  uint32_t replica_timeout_s = 8;   // silence after which a replica fails
-  uint32_t connect_timeout_s = 5;   // TCP connect and handshake
+  uint32_t replica_timeout_s = 8;  // silence after which a replica fails
+  uint32_t connect_timeout_s = 5;  // TCP connect and handshake
   uint32_t connections_per_replica = 4;
-  uint32_t fuse_threads = 8;        // max idle FUSE worker threads
-  uint32_t max_background = 256;    // FUSE requests in flight
-  uint32_t max_request_kib = 1024;  // largest FUSE read/write request
+  uint32_t fuse_threads = 8;                  // max idle FUSE worker threads
+  uint32_t max_background = 256;              // FUSE requests in flight
+  uint32_t max_request_kib = 1024;            // largest FUSE read/write request
   uint32_t stale_replica_timeout_min = 2880;  // ERR replica data kept this long
   uint32_t rebuild_bandwidth_mib = 0;         // MiB/s per rebuild, 0 = unlimited
   std::string log_level = "info";
@@ -52,11 +52,10 @@ struct Loaded {
   std::string output;  // help or version text when exit_now
 };
 
-Result<Loaded<ReplicadConfig>> LoadReplicadConfig(int argc, const char* const* argv,
-                                                 const std::string& default_file =
-                                                     kReplicadConfigFile);
+Result<Loaded<ReplicadConfig>> LoadReplicadConfig(
+    int argc, const char* const* argv, const std::string& default_file = kReplicadConfigFile);
 Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
-                                           const std::string& default_file = kFusedConfigFile);
+                                            const std::string& default_file = kFusedConfigFile);
 
 // Parses "host:port" (host may be a name, IPv4, or [IPv6]); port 1..65535.
 Status ParseAddress(const std::string& text, std::string* host, uint16_t* port);

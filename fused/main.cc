@@ -58,8 +58,8 @@ int main(int argc, char** argv) {
     }
   }
 
-  fused::FuseFrontend fuse({c.mount_point, c.fuse_threads, c.max_background,
-                            c.max_request_kib * 1024});
+  fused::FuseFrontend fuse(
+      {c.mount_point, c.fuse_threads, c.max_background, c.max_request_kib * 1024});
   Status s = fuse.Start();
   if (!s.ok()) {
     LogError(s.message());

@@ -12,7 +12,7 @@ packages=(
   libxxhash-dev liblz4-dev libs3-dev
   libsdbus-c++-dev libsdbus-c++-bin
   libgtest-dev libgmock-dev
-  dbus e2fsprogs util-linux fio procps psmisc iproute2 kmod
+  python3 dbus e2fsprogs util-linux fio procps psmisc iproute2 kmod
   debhelper dpkg-dev devscripts fakeroot lintian
   # Integration tests and scripts/quickstart.sh: busctl (systemd; it does not
   # need systemd as PID 1), gdbus (prints D-Bus error names), losetup/mount.

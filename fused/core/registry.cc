@@ -19,9 +19,9 @@ Status ValidateNewVolume(const std::string& name, uint64_t size) {
     return Status(ErrorKind::kInvalidArgument, "create volume " + name + ": size is 0");
   }
   if (size % kSectorSize != 0) {
-    return Status(ErrorKind::kInvalidArgument, "create volume " + name + ": size " +
-                                                   std::to_string(size) +
-                                                   " is not a multiple of 4096");
+    return Status(
+        ErrorKind::kInvalidArgument,
+        "create volume " + name + ": size " + std::to_string(size) + " is not a multiple of 4096");
   }
   return Status::Ok();
 }

@@ -32,8 +32,8 @@ struct ReplicaInfo {
 
 struct SnapshotInfo {
   std::string name;
-  std::string parent;   // "" for the first snapshot
-  std::string created;  // RFC 3339, UTC
+  std::string parent;        // "" for the first snapshot
+  std::string created;       // RFC 3339, UTC
   bool user_created = true;  // false for system snapshots (rebuild, backup)
   uint64_t size_held = 0;    // bytes allocated in this snapshot's layer
   bool removed = false;      // deleted, data kept until it can be merged
@@ -43,12 +43,12 @@ struct VolumeInfo {
   std::string name;
   uint64_t size = 0;
   uint64_t actual_size = 0;  // bytes allocated across the chain (largest replica)
-  std::string state;  // "detached", "attached", "maintenance", "faulted"
+  std::string state;         // "detached", "attached", "maintenance", "faulted"
   std::vector<ReplicaInfo> replicas;
-  std::string frontend_path;  // FUSE file while attached, else ""
-  std::string loop_device;    // "/dev/loopN" while attached as a block device, else ""
+  std::string frontend_path;            // FUSE file while attached, else ""
+  std::string loop_device;              // "/dev/loopN" while attached as a block device, else ""
   std::vector<SnapshotInfo> snapshots;  // creation order
-  uint32_t replica_count = 0;   // replicas the volume should have
+  uint32_t replica_count = 0;           // replicas the volume should have
   // "healthy" (RW replicas == replica_count), "degraded" (fewer, at least
   // one), "faulted" (none); "unknown" while detached.
   std::string robustness;
@@ -60,13 +60,13 @@ struct JobInfo {
   uint64_t id = 0;
   std::string operation;  // "delete-snapshot", "verify", ...
   std::string volume;
-  std::string target;     // e.g. the snapshot name; may be ""
-  double progress = 0;    // 0..1
-  uint64_t bytes = 0;     // bytes processed so far
+  std::string target;   // e.g. the snapshot name; may be ""
+  double progress = 0;  // 0..1
+  uint64_t bytes = 0;   // bytes processed so far
   uint64_t total_bytes = 0;
-  uint64_t rate = 0;      // bytes per second, recent
-  std::string state;      // "running", "completed", "failed", "cancelled"
-  std::string message;    // result or error, set when finished
+  uint64_t rate = 0;    // bytes per second, recent
+  std::string state;    // "running", "completed", "failed", "cancelled"
+  std::string message;  // result or error, set when finished
   bool cancellable = false;
 };
 

@@ -34,16 +34,19 @@ uint64_t AlignUp(uint64_t v) { return (v + kBlock - 1) & ~(kBlock - 1); }
 
 const char* ReplicaModeName(ReplicaMode mode) {
   switch (mode) {
-    case ReplicaMode::kRW: return "RW";
-    case ReplicaMode::kWO: return "WO";
-    case ReplicaMode::kERR: return "ERR";
+    case ReplicaMode::kRW:
+      return "RW";
+    case ReplicaMode::kWO:
+      return "WO";
+    case ReplicaMode::kERR:
+      return "ERR";
   }
   return "ERR";
 }
 
 struct Engine::Slot {
   EngineReplica replica;
-  ExtentSet missed;          // written while ERR
+  ExtentSet missed;           // written while ERR
   bool missed_valid = false;  // true from the moment it went ERR until invalidated
 };
 
@@ -86,7 +89,8 @@ Status Engine::Close() {
   for (auto& s : slots) {
     if (!s->replica.backend) continue;
     s->replica.backend->SetFailureHandler(nullptr);
-    Status closed = s->replica.mode == ReplicaMode::kERR ? Status::Ok() : s->replica.backend->Close();
+    Status closed =
+        s->replica.mode == ReplicaMode::kERR ? Status::Ok() : s->replica.backend->Close();
     if (!closed.ok() && first.ok()) first = closed;
   }
   // Backends die with the last request holding them.
@@ -219,8 +223,8 @@ void Engine::MarkFailed(const SlotPtr& slot, const Status& why, uint64_t start, 
     if (slot->missed_valid && end > start) slot->missed.Add(start, end);
   }
   if (!changed) return;
-  LogError("volume " + volume_ + ": replica " + slot->replica.name + " marked ERR: " +
-           why.message());
+  LogError("volume " + volume_ + ": replica " + slot->replica.name +
+           " marked ERR: " + why.message());
   if (callbacks_.on_change) callbacks_.on_change();
   if (callbacks_.on_failure) callbacks_.on_failure(slot->replica.name, why);
 }
@@ -258,8 +262,7 @@ void Engine::NoteMissed(uint64_t start, uint64_t end) {
   }
 }
 
-bool Engine::DirtyRanges(const std::string& name,
-                         std::vector<std::pair<uint64_t, uint64_t>>* out) {
+bool Engine::DirtyRanges(const std::string& name, std::vector<std::pair<uint64_t, uint64_t>>* out) {
   std::lock_guard lock(mutex_);
   for (const auto& s : slots_) {
     if (s->replica.name != name) continue;
@@ -319,8 +322,9 @@ Status Engine::Pause() {
     gate_cv_.wait(lock, [this] { return in_flight_ == 0; });
   }
   std::promise<Status> flushed;
-  FanOutOp("flush", 0, 0, Targets(true), [](Backend& b, DoneCallback cb) { b.Flush(cb); },
-           [&flushed](Status s) { flushed.set_value(std::move(s)); });
+  FanOutOp(
+      "flush", 0, 0, Targets(true), [](Backend& b, DoneCallback cb) { b.Flush(cb); },
+      [&flushed](Status s) { flushed.set_value(std::move(s)); });
   return flushed.get_future().get();
 }
 
@@ -399,9 +403,10 @@ void Engine::LockedWrite(uint64_t token, uint64_t offset, std::span<const uint8_
     Acknowledge(done, std::move(s));
   };
   if (!has_wo || (offset % kBlock == 0 && data.size() % kBlock == 0)) {
-    FanOutOp("write", offset, end, targets,
-             [offset, data](Backend& b, DoneCallback cb) { b.Write(offset, data, cb); },
-             std::move(finish));
+    FanOutOp(
+        "write", offset, end, targets,
+        [offset, data](Backend& b, DoneCallback cb) { b.Write(offset, data, cb); },
+        std::move(finish));
     return;
   }
   WidenedWrite(offset, std::make_shared<std::vector<uint8_t>>(data.begin(), data.end()),
@@ -424,9 +429,10 @@ void Engine::WidenedWrite(uint64_t offset, std::shared_ptr<std::vector<uint8_t>>
              }
              std::memcpy(blocks.data() + (offset - a0), patch->data(), patch->size());
              auto whole = std::make_shared<std::vector<uint8_t>>(std::move(blocks));
-             FanOutOp("write", offset, end, Targets(true),
-                      [a0, whole](Backend& b, DoneCallback cb) { b.Write(a0, *whole, cb); },
-                      [whole, done = std::move(done)](Status st) { done(st); });
+             FanOutOp(
+                 "write", offset, end, Targets(true),
+                 [a0, whole](Backend& b, DoneCallback cb) { b.Write(a0, *whole, cb); },
+                 [whole, done = std::move(done)](Status st) { done(st); });
            });
 }
 
@@ -455,9 +461,10 @@ void Engine::LockedUnmap(uint64_t token, uint64_t offset, uint64_t length, DoneC
   bool has_wo = false;
   for (const auto& t : targets) has_wo = has_wo || t->replica.mode == ReplicaMode::kWO;
   if (!has_wo || (offset % kBlock == 0 && length % kBlock == 0)) {
-    FanOutOp("unmap", offset, end, targets,
-             [offset, length](Backend& b, DoneCallback cb) { b.Unmap(offset, length, cb); },
-             std::move(finish));
+    FanOutOp(
+        "unmap", offset, end, targets,
+        [offset, length](Backend& b, DoneCallback cb) { b.Unmap(offset, length, cb); },
+        std::move(finish));
     return;
   }
   // A rebuilding replica only takes whole blocks: zero the partial edge
@@ -476,8 +483,9 @@ void Engine::LockedUnmap(uint64_t token, uint64_t offset, uint64_t length, DoneC
       });
     }
     steps.push_back([this, m0, m1](DoneCallback cb) {
-      FanOutOp("unmap", m0, m1, Targets(true),
-               [m0, m1](Backend& b, DoneCallback c) { b.Unmap(m0, m1 - m0, c); }, cb);
+      FanOutOp(
+          "unmap", m0, m1, Targets(true),
+          [m0, m1](Backend& b, DoneCallback c) { b.Unmap(m0, m1 - m0, c); }, cb);
     });
     if (m1 < end) {
       steps.push_back([this, m1, end](DoneCallback cb) {
@@ -510,8 +518,9 @@ void Engine::Flush(DoneCallback done) {
     return;
   }
   done = Tracked(std::move(done));
-  FanOutOp("flush", 0, 0, Targets(true), [](Backend& b, DoneCallback cb) { b.Flush(cb); },
-           [this, done = std::move(done)](Status s) { Acknowledge(done, std::move(s)); });
+  FanOutOp(
+      "flush", 0, 0, Targets(true), [](Backend& b, DoneCallback cb) { b.Flush(cb); },
+      [this, done = std::move(done)](Status s) { Acknowledge(done, std::move(s)); });
 }
 
 // ---------------------------------------------------------------- reads
@@ -580,8 +589,9 @@ Status Engine::Copy(const std::string& to, uint64_t offset, uint64_t length) {
                return;
              }
              auto buf = std::make_shared<std::vector<uint8_t>>(std::move(data));
-             target->replica.backend->Write(
-                 offset, *buf, [&copied, buf](Status w) { copied.set_value({w, !w.ok()}); });
+             target->replica.backend->Write(offset, *buf, [&copied, buf](Status w) {
+               copied.set_value({w, !w.ok()});
+             });
            });
   auto [s, target_failed] = copied.get_future().get();
   ranges_.Release(token);

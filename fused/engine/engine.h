@@ -132,10 +132,9 @@ class Engine : public Backend {
   // blocks, the rest read from an RW replica. Caller holds the range.
   void WidenedWrite(uint64_t offset, std::shared_ptr<std::vector<uint8_t>> patch,
                     DoneCallback done);
-  void RunSteps(std::shared_ptr<std::vector<std::function<void(DoneCallback)>>> steps,
-                size_t next, DoneCallback done);
-  void FanOutOp(const char* what, uint64_t start, uint64_t end,
-                const std::vector<SlotPtr>& targets,
+  void RunSteps(std::shared_ptr<std::vector<std::function<void(DoneCallback)>>> steps, size_t next,
+                DoneCallback done);
+  void FanOutOp(const char* what, uint64_t start, uint64_t end, const std::vector<SlotPtr>& targets,
                 std::function<void(Backend&, DoneCallback)> op, DoneCallback done);
   void ReadFrom(std::vector<SlotPtr> tried, uint64_t offset, uint32_t length, ReadCallback done);
   std::vector<SlotPtr> Targets(bool include_wo) const;

@@ -55,8 +55,8 @@ Result<UniqueFd> ConnectTcp(const std::string& address, std::chrono::millisecond
   addrinfo* res = nullptr;
   int rc = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
   if (rc != 0) {
-    return Status(ErrorKind::kUnavailable,
-                  "resolve replicad " + address + ": " + gai_strerror(rc), EHOSTUNREACH);
+    return Status(ErrorKind::kUnavailable, "resolve replicad " + address + ": " + gai_strerror(rc),
+                  EHOSTUNREACH);
   }
   Status last(ErrorKind::kUnavailable, "connect to replicad " + address + ": no address");
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
@@ -82,7 +82,8 @@ void ClearReceiveTimeout(int fd) { SetTimeout(fd, SO_RCVTIMEO, std::chrono::mill
 
 Status ReplyError(const wire::Header& reply, std::span<const uint8_t> payload) {
   std::string message(payload.begin(), payload.end());
-  if (message.empty()) message = std::string(wire::OpName(static_cast<uint16_t>(reply.op))) + " failed";
+  if (message.empty())
+    message = std::string(wire::OpName(static_cast<uint16_t>(reply.op))) + " failed";
   return Status(KindForErrno(reply.status), message, reply.status);
 }
 

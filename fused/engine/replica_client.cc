@@ -245,8 +245,8 @@ void ReplicaClient::ReaderLoop(Connection* conn) {
 }
 
 void ReplicaClient::WatchdogLoop() {
-  auto tick = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(1000),
-                                                  timeouts_.request / 4);
+  auto tick =
+      std::min<std::chrono::milliseconds>(std::chrono::milliseconds(1000), timeouts_.request / 4);
   std::unique_lock lock(mutex_);
   while (!stopping_ && !failed_) {
     stop_cv_.wait_for(lock, tick);

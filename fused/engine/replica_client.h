@@ -13,8 +13,8 @@
 // timeout plus the replica timeout.
 #pragma once
 
-#include <boost/json.hpp>
 #include <atomic>
+#include <boost/json.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>

@@ -104,7 +104,7 @@ void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
     return;
   }
   std::vector<std::pair<std::string, uint64_t>> entries = {{".", FUSE_ROOT_ID},
-                                                            {"..", FUSE_ROOT_ID}};
+                                                           {"..", FUSE_ROOT_ID}};
   for (const auto& [name, v] : Self(req)->Snapshot()) entries.emplace_back(name, v->ino);
   std::vector<char> buf(size);
   size_t used = 0;
@@ -152,8 +152,7 @@ void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
                      if (!s.ok()) {
                        fuse_reply_err(req, s.sys_errno());
                      } else {
-                       fuse_reply_buf(req, reinterpret_cast<const char*>(data.data()),
-                                      data.size());
+                       fuse_reply_buf(req, reinterpret_cast<const char*>(data.data()), data.size());
                      }
                    });
 }
@@ -170,8 +169,8 @@ void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t
     fuse_reply_err(req, static_cast<uint64_t>(off) >= end ? ENOSPC : EFBIG);
     return;
   }
-  v->backend->Write(static_cast<uint64_t>(off),
-                    {reinterpret_cast<const uint8_t*>(buf), size}, [req, size](Status s) {
+  v->backend->Write(static_cast<uint64_t>(off), {reinterpret_cast<const uint8_t*>(buf), size},
+                    [req, size](Status s) {
                       if (!s.ok()) {
                         fuse_reply_err(req, s.sys_errno());
                       } else {
@@ -283,8 +282,13 @@ Status FuseFrontend::Start() {
     return ErrnoStatus(errno, "create mount point " + mp);
   }
   std::string max_read = "max_read=" + std::to_string(settings_.max_request);
-  std::vector<std::string> argv_s = {"shorthorn-fused", "-o", "fsname=shorthorn,subtype=shorthorn",
-                                     "-o", "allow_other,default_permissions", "-o", max_read};
+  std::vector<std::string> argv_s = {"shorthorn-fused",
+                                     "-o",
+                                     "fsname=shorthorn,subtype=shorthorn",
+                                     "-o",
+                                     "allow_other,default_permissions",
+                                     "-o",
+                                     max_read};
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());

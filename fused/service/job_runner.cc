@@ -123,7 +123,8 @@ std::vector<JobInfo> JobRunner::List() const {
 Result<JobInfo> JobRunner::Get(uint64_t id) const {
   std::lock_guard lock(mutex_);
   auto it = jobs_.find(id);
-  if (it == jobs_.end()) return Status(ErrorKind::kNotFound, "job " + std::to_string(id) + " does not exist");
+  if (it == jobs_.end())
+    return Status(ErrorKind::kNotFound, "job " + std::to_string(id) + " does not exist");
   return it->second->info;
 }
 
@@ -132,16 +133,18 @@ Status JobRunner::Cancel(uint64_t id) {
     std::lock_guard lock(mutex_);
     auto it = jobs_.find(id);
     if (it == jobs_.end()) {
-      return Status(ErrorKind::kNotFound, "cancel job " + std::to_string(id) + ": it does not exist");
+      return Status(ErrorKind::kNotFound,
+                    "cancel job " + std::to_string(id) + ": it does not exist");
     }
     Job& job = *it->second;
     if (!job.info.cancellable) {
       return Status(ErrorKind::kInvalidArgument, "cancel job " + std::to_string(id) + " (" +
-                                                     job.info.operation + "): it cannot be cancelled");
+                                                     job.info.operation +
+                                                     "): it cannot be cancelled");
     }
     if (job.info.state != "running") {
-      return Status(ErrorKind::kInvalidArgument,
-                    "cancel job " + std::to_string(id) + ": it already ended (" + job.info.state + ")");
+      return Status(ErrorKind::kInvalidArgument, "cancel job " + std::to_string(id) +
+                                                     ": it already ended (" + job.info.state + ")");
     }
     job.cancel = true;
   }

@@ -48,8 +48,8 @@ class JobRunner {
   void SetNotify(Notify notify);
 
   // Starts `body` on a new thread; returns the job id.
-  uint64_t Start(const std::string& operation, const std::string& volume,
-                 const std::string& target, bool cancellable, Body body);
+  uint64_t Start(const std::string& operation, const std::string& volume, const std::string& target,
+                 bool cancellable, Body body);
   std::vector<JobInfo> List() const;
   Result<JobInfo> Get(uint64_t id) const;
   Status Cancel(uint64_t id);

@@ -136,11 +136,11 @@ Result<std::vector<EngineReplica>> VolumeService::OpenForAttach(const VolumeReco
       }
     }
     if (!salvage || pick == nullptr) {
-      return Status(ErrorKind::kFailed,
-                    "no replica is provably up to date (generation " + std::to_string(expected) +
-                        " expected)" + list +
-                        (pick ? "; attach with salvage=true to use replica " + pick->record.name
-                              : ""));
+      return Status(
+          ErrorKind::kFailed,
+          "no replica is provably up to date (generation " + std::to_string(expected) +
+              " expected)" + list +
+              (pick ? "; attach with salvage=true to use replica " + pick->record.name : ""));
     }
     LogWarning("volume " + record.name + ": salvage: using replica " + pick->record.name +
                " (generation " + std::to_string(pick->client->generation()) + ")" + list);
@@ -149,8 +149,8 @@ Result<std::vector<EngineReplica>> VolumeService::OpenForAttach(const VolumeReco
   std::vector<EngineReplica> out;
   for (auto& c : candidates) {
     if (!c.client) {
-      LogWarning("attach volume " + record.name + ": replica " + c.record.name + " left out: " +
-                 c.status.message());
+      LogWarning("attach volume " + record.name + ": replica " + c.record.name +
+                 " left out: " + c.status.message());
       continue;
     }
     if (c.client->rebuilding() || c.client->generation() != best) {
@@ -162,7 +162,8 @@ Result<std::vector<EngineReplica>> VolumeService::OpenForAttach(const VolumeReco
       continue;
     }
     ctx.targets[c.record.name] = Target(record, c.record);
-    out.push_back({c.record.name, std::move(c.client), ReplicaMode::kRW, IsLocal(c.record.address)});
+    out.push_back(
+        {c.record.name, std::move(c.client), ReplicaMode::kRW, IsLocal(c.record.address)});
   }
   return out;
 }
@@ -245,9 +246,9 @@ void VolumeService::CheckVolumes() {
     }
     for (const auto& [name, record] : registry_.volumes()) {
       for (const auto& s : record.stale) {
-        auto timeout = std::chrono::duration_cast<std::chrono::seconds>(
-                           settings_.stale_replica_timeout)
-                           .count();
+        auto timeout =
+            std::chrono::duration_cast<std::chrono::seconds>(settings_.stale_replica_timeout)
+                .count();
         if (now_wall - s.since >= static_cast<uint64_t>(timeout)) expired.emplace_back(name, s);
       }
     }
@@ -309,8 +310,8 @@ Status VolumeService::CatchUp(const std::string& volume, const std::shared_ptr<A
     std::lock_guard lock(ctx->mutex);
     target = ctx->targets.at(replica);
   }
-  auto client =
-      ReplicaClient::Open(target, ctx->epoch, settings_.connections_per_replica, settings_.timeouts);
+  auto client = ReplicaClient::Open(target, ctx->epoch, settings_.connections_per_replica,
+                                    settings_.timeouts);
   if (!client.ok()) return client.status().WithContext(what);
   if ((*client)->rebuilding()) {
     return Status(ErrorKind::kFailed, what + ": it is half rebuilt");
@@ -343,8 +344,7 @@ Status VolumeService::CatchUp(const std::string& volume, const std::shared_ptr<A
   for (const auto& r : engine->Replicas()) {
     if (r.mode == ReplicaMode::kRW || r.name == replica) members.push_back(r.name);
   }
-  SH_RETURN_IF_ERROR(
-      SetGeneration(*ctx, members, generations_.Get(volume) + 1).WithContext(what));
+  SH_RETURN_IF_ERROR(SetGeneration(*ctx, members, generations_.Get(volume) + 1).WithContext(what));
   SH_RETURN_IF_ERROR(engine->SetMode(replica, ReplicaMode::kRW));
   job.Update(total, total);
   LogInfo(what + ": done, " + std::to_string(total) + " bytes copied");
@@ -438,8 +438,8 @@ Status VolumeService::FullRebuild(const std::string& volume,
     QueueChanged(volume);
     return why;
   };
-  auto client =
-      ReplicaClient::Open(target, ctx->epoch, settings_.connections_per_replica, settings_.timeouts);
+  auto client = ReplicaClient::Open(target, ctx->epoch, settings_.connections_per_replica,
+                                    settings_.timeouts);
   if (!client.ok()) {
     (void)ReplicaClient::DeleteReplica(target, settings_.timeouts);
     return client.status().WithContext(what);
@@ -471,9 +471,9 @@ Status VolumeService::FullRebuild(const std::string& volume,
       std::lock_guard lock(ctx->mutex);
       t = ctx->targets.at(st.name);
     }
-    auto reply = ReplicaClient::Call(t, ctx->epoch, wire::Op::kSnapshot,
-                                     {{"name", snapshot}, {"user_created", false}},
-                                     settings_.timeouts);
+    auto reply =
+        ReplicaClient::Call(t, ctx->epoch, wire::Op::kSnapshot,
+                            {{"name", snapshot}, {"user_created", false}}, settings_.timeouts);
     if (reply.ok()) {
       rw.push_back(st.name);
     } else {
@@ -529,7 +529,8 @@ Status VolumeService::FullRebuild(const std::string& volume,
     const json::value* state = layers->if_contains("rebuild");
     std::string st, message;
     if (state && state->is_object()) {
-      if (auto* v = state->as_object().if_contains("state"); v && v->is_string()) st = v->as_string();
+      if (auto* v = state->as_object().if_contains("state"); v && v->is_string())
+        st = v->as_string();
       if (auto* v = state->as_object().if_contains("message"); v && v->is_string()) {
         message = v->as_string();
       }
@@ -624,8 +625,9 @@ Status VolumeService::SetReplicaCount(const std::string& volume, uint32_t count,
       return 0;
     };
     std::vector<ReplicaRecord> sorted = record->replicas;
-    std::stable_sort(sorted.begin(), sorted.end(),
-                     [&](const ReplicaRecord& a, const ReplicaRecord& b) { return rank(a) < rank(b); });
+    std::stable_sort(
+        sorted.begin(), sorted.end(),
+        [&](const ReplicaRecord& a, const ReplicaRecord& b) { return rank(a) < rank(b); });
     while (record->replicas.size() > count && !sorted.empty()) {
       ReplicaRecord victim = sorted.front();
       sorted.erase(sorted.begin());
@@ -636,15 +638,18 @@ Status VolumeService::SetReplicaCount(const std::string& volume, uint32_t count,
         std::lock_guard clock(it->second.ctx->mutex);
         it->second.ctx->targets.erase(victim.name);
       }
-      std::erase_if(record->replicas, [&](const ReplicaRecord& r) { return r.name == victim.name; });
+      std::erase_if(record->replicas,
+                    [&](const ReplicaRecord& r) { return r.name == victim.name; });
       drop.push_back(Target(*record, victim));
     }
     SH_RETURN_IF_ERROR(registry_.Save().WithContext(what));
   }
   for (const auto& t : drop) {
     Status s = ReplicaClient::DeleteReplica(t, settings_.timeouts);
-    if (!s.ok()) LogWarning(what + ": " + s.message());
-    else LogInfo(what + ": dropped replica " + t.replica + " on " + t.address);
+    if (!s.ok())
+      LogWarning(what + ": " + s.message());
+    else
+      LogInfo(what + ": dropped replica " + t.replica + " on " + t.address);
   }
   rebuild_cv_.notify_all();
   NotifyChanged(volume);

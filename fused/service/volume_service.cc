@@ -134,8 +134,8 @@ Status VolumeService::Start() {
       listener_->JobChanged(info);
     }
   });
-  LogInfo("registry " + settings_.state_dir + "/volumes.json: " +
-          std::to_string(registry_.volumes().size()) + " volume(s)");
+  LogInfo("registry " + settings_.state_dir +
+          "/volumes.json: " + std::to_string(registry_.volumes().size()) + " volume(s)");
   return Status::Ok();
 }
 
@@ -238,8 +238,8 @@ Status VolumeService::CreateVolume(const std::string& name, uint64_t size,
     }
     wanted = i != nullptr ? static_cast<uint64_t>(std::max<int64_t>(*i, 0)) : *u;
     if (wanted < 1 || wanted > 5) {
-      return Status(ErrorKind::kInvalidArgument, "create volume " + name +
-                                                     ": option 'replica-count' is outside 1..5");
+      return Status(ErrorKind::kInvalidArgument,
+                    "create volume " + name + ": option 'replica-count' is outside 1..5");
     }
     if (!replicas.empty() && wanted < replicas.size()) {
       return Status(ErrorKind::kInvalidArgument,
@@ -264,9 +264,8 @@ Status VolumeService::CreateVolume(const std::string& name, uint64_t size,
                   "create volume " + name + ": no replica address given and none configured");
   }
   if (addresses.size() > 5) {
-    return Status(ErrorKind::kInvalidArgument,
-                  "create volume " + name + ": at most 5 replicas, " +
-                      std::to_string(addresses.size()) + " given");
+    return Status(ErrorKind::kInvalidArgument, "create volume " + name + ": at most 5 replicas, " +
+                                                   std::to_string(addresses.size()) + " given");
   }
   std::set<std::string> seen;
   for (const auto& a : addresses) {
@@ -306,7 +305,8 @@ Status VolumeService::CreateVolume(const std::string& name, uint64_t size,
     Status saved = registry_.Save();
     if (!saved.ok()) {
       registry_.Erase(name);
-      for (const auto& c : created) (void)ReplicaClient::DeleteReplica(Target(record, c), settings_.timeouts);
+      for (const auto& c : created)
+        (void)ReplicaClient::DeleteReplica(Target(record, c), settings_.timeouts);
       return saved.WithContext("create volume " + name);
     }
   }
@@ -334,7 +334,8 @@ Status VolumeService::DeleteVolume(const std::string& name, const Options& optio
       return Status(ErrorKind::kNotFound, "delete volume " + name + ": it does not exist");
     }
     if (attached_.count(name) != 0) {
-      return Status(ErrorKind::kBusy, "delete volume " + name + ": it is attached; detach it first");
+      return Status(ErrorKind::kBusy,
+                    "delete volume " + name + ": it is attached; detach it first");
     }
     if (jobs_.Running(name, "delete-snapshot") || jobs_.Running(name, "verify")) {
       return Status(ErrorKind::kBusy,
@@ -454,8 +455,7 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
     }
     attached_[name] = std::move(a);
     LogInfo("attached volume " + name + (maintenance ? " in maintenance mode" : " at " + result) +
-            " (epoch " +
-            std::to_string(record->epoch) + ")");
+            " (epoch " + std::to_string(record->epoch) + ")");
   }
   NotifyChanged(name);
   return result;

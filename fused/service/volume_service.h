@@ -13,11 +13,11 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
-#include <thread>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fused/core/generation_store.h"
@@ -116,8 +116,7 @@ class VolumeService : public VolumeManager {
   void CheckVolumes();
   Status RunRebuild(const std::string& volume, JobHandle& job);
   Status CatchUp(const std::string& volume, const std::shared_ptr<AttachContext>& ctx,
-                 const std::shared_ptr<Engine>& engine, const std::string& replica,
-                 JobHandle& job);
+                 const std::shared_ptr<Engine>& engine, const std::string& replica, JobHandle& job);
   Status FullRebuild(const std::string& volume, const std::shared_ptr<AttachContext>& ctx,
                      const std::shared_ptr<Engine>& engine, JobHandle& job);
   std::string Robustness(const std::string& volume, uint32_t count);

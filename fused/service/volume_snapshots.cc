@@ -96,11 +96,11 @@ Result<std::vector<json::object>> VolumeService::CallAllLocked(const VolumeRecor
   }
   // Errors about the request itself (name taken, unknown, limit) are the
   // caller's; a replica that broke is tolerated while one answered attached.
-  if (!first_error.ok() && (engine == nullptr || replies.empty() ||
-                            first_error.kind() == ErrorKind::kAlreadyExists ||
-                            first_error.kind() == ErrorKind::kNotFound ||
-                            first_error.kind() == ErrorKind::kInvalidArgument ||
-                            first_error.kind() == ErrorKind::kLimitExceeded)) {
+  if (!first_error.ok() &&
+      (engine == nullptr || replies.empty() || first_error.kind() == ErrorKind::kAlreadyExists ||
+       first_error.kind() == ErrorKind::kNotFound ||
+       first_error.kind() == ErrorKind::kInvalidArgument ||
+       first_error.kind() == ErrorKind::kLimitExceeded)) {
     return first_error;
   }
   return replies;
@@ -197,9 +197,9 @@ Status VolumeService::Snapshot(const std::string& volume, const std::string& sna
                     what + ": a replica is being rebuilt; try again when the rebuild job ends");
     }
     if (record->snapshots.size() >= kMaxSnapshots) {
-      return Status(ErrorKind::kLimitExceeded,
-                    what + ": it already has " + std::to_string(kMaxSnapshots) +
-                        " snapshots, the limit; delete one first");
+      return Status(ErrorKind::kLimitExceeded, what + ": it already has " +
+                                                   std::to_string(kMaxSnapshots) +
+                                                   " snapshots, the limit; delete one first");
     }
     auto it = attached_.find(volume);
     std::shared_ptr<Engine> engine = it == attached_.end() ? nullptr : it->second.engine;
@@ -230,61 +230,62 @@ Result<uint64_t> VolumeService::DeleteSnapshot(const std::string& volume,
   {
     std::lock_guard lock(mutex_);
     VolumeRecord* record = registry_.FindMutable(volume);
-    if (record == nullptr) return Status(ErrorKind::kNotFound, what + ": the volume does not exist");
+    if (record == nullptr)
+      return Status(ErrorKind::kNotFound, what + ": the volume does not exist");
     bool known = false;
     for (const auto& s : record->snapshots) known = known || s.name == snapshot;
     if (!known) return Status(ErrorKind::kNotFound, what + ": no such snapshot");
     auto done = CallAllLocked(*record, wire::Op::kDeleteSnapshot, {{"name", snapshot}});
     if (!done.ok()) return done.status().WithContext(what);
   }
-  uint64_t id = jobs_.Start("delete-snapshot", volume, snapshot, false, [this, volume, snapshot,
-                                                                        what](JobHandle& job) {
-    for (;;) {
-      auto lists = ListLayersUnlocked(volume);
-      if (lists.empty()) {
-        return Status(ErrorKind::kUnavailable, what + ": no replica answers");
-      }
-      uint64_t done = 0, total = 0;
-      bool pending = false, kept = false;
-      for (const auto& layers : lists) {
-        if (const json::array* tasks = Array(layers, "tasks")) {
-          for (const auto& t : *tasks) {
-            if (!t.is_object() || Str(t.as_object(), "name") != snapshot) continue;
-            done += U64(t.as_object(), "done_bytes");
-            total += U64(t.as_object(), "total_bytes");
-            pending = true;
+  uint64_t id = jobs_.Start(
+      "delete-snapshot", volume, snapshot, false, [this, volume, snapshot, what](JobHandle& job) {
+        for (;;) {
+          auto lists = ListLayersUnlocked(volume);
+          if (lists.empty()) {
+            return Status(ErrorKind::kUnavailable, what + ": no replica answers");
+          }
+          uint64_t done = 0, total = 0;
+          bool pending = false, kept = false;
+          for (const auto& layers : lists) {
+            if (const json::array* tasks = Array(layers, "tasks")) {
+              for (const auto& t : *tasks) {
+                if (!t.is_object() || Str(t.as_object(), "name") != snapshot) continue;
+                done += U64(t.as_object(), "done_bytes");
+                total += U64(t.as_object(), "total_bytes");
+                pending = true;
+              }
+            }
+            if (const json::object* s = FindSnapshot(layers, snapshot)) {
+              if (Bool(*s, "removed")) {
+                kept = true;
+              } else {
+                pending = true;
+              }
+            }
+          }
+          job.Update(done, total);
+          if (!pending) {
+            {
+              std::lock_guard lock(mutex_);
+              if (VolumeRecord* record = registry_.FindMutable(volume)) {
+                Status s = RefreshLayersLocked(*record);
+                if (!s.ok()) LogWarning(what + ": " + s.message());
+              }
+            }
+            NotifyChanged(volume);
+            if (kept) {
+              LogInfo(what + ": marked removed; its data stays until it has a single child");
+            } else {
+              LogInfo(what + ": merged");
+            }
+            return Status::Ok();
+          }
+          if (job.WaitCancelled(std::chrono::milliseconds(250))) {
+            return Status(ErrorKind::kFailed, what + ": fused is stopping; the merge goes on");
           }
         }
-        if (const json::object* s = FindSnapshot(layers, snapshot)) {
-          if (Bool(*s, "removed")) {
-            kept = true;
-          } else {
-            pending = true;
-          }
-        }
-      }
-      job.Update(done, total);
-      if (!pending) {
-        {
-          std::lock_guard lock(mutex_);
-          if (VolumeRecord* record = registry_.FindMutable(volume)) {
-            Status s = RefreshLayersLocked(*record);
-            if (!s.ok()) LogWarning(what + ": " + s.message());
-          }
-        }
-        NotifyChanged(volume);
-        if (kept) {
-          LogInfo(what + ": marked removed; its data stays until it has a single child");
-        } else {
-          LogInfo(what + ": merged");
-        }
-        return Status::Ok();
-      }
-      if (job.WaitCancelled(std::chrono::milliseconds(250))) {
-        return Status(ErrorKind::kFailed, what + ": fused is stopping; the merge goes on");
-      }
-    }
-  });
+      });
   NotifyChanged(volume);
   return id;
 }
@@ -296,12 +297,14 @@ Status VolumeService::Revert(const std::string& volume, const std::string& snaps
   {
     std::lock_guard lock(mutex_);
     VolumeRecord* record = registry_.FindMutable(volume);
-    if (record == nullptr) return Status(ErrorKind::kNotFound, what + ": the volume does not exist");
+    if (record == nullptr)
+      return Status(ErrorKind::kNotFound, what + ": the volume does not exist");
     auto it = attached_.find(volume);
     if (it != attached_.end() && !it->second.maintenance) {
       return Status(ErrorKind::kBusy,
-                    what + ": it is attached with a frontend that may be in use; detach it, or "
-                           "attach it with maintenance=true");
+                    what +
+                        ": it is attached with a frontend that may be in use; detach it, or "
+                        "attach it with maintenance=true");
     }
     bool known = false;
     for (const auto& s : record->snapshots) known = known || (s.name == snapshot && !s.removed);
@@ -324,10 +327,10 @@ Status VolumeService::Expand(const std::string& volume, uint64_t size, const Opt
     VolumeRecord* record = registry_.FindMutable(volume);
     if (record == nullptr) return Status(ErrorKind::kNotFound, what + ": it does not exist");
     if (size <= record->size) {
-      return Status(ErrorKind::kInvalidArgument,
-                    what + ": the new size " + std::to_string(size) +
-                        " is not larger than the current " + std::to_string(record->size) +
-                        " (volumes cannot shrink)");
+      return Status(ErrorKind::kInvalidArgument, what + ": the new size " + std::to_string(size) +
+                                                     " is not larger than the current " +
+                                                     std::to_string(record->size) +
+                                                     " (volumes cannot shrink)");
     }
     if (size % 4096 != 0) {
       return Status(ErrorKind::kInvalidArgument,
@@ -414,7 +417,8 @@ Result<uint64_t> VolumeService::Verify(const std::string& volume, const Options&
         std::string names;
         for (const auto& b : bad) names += (names.empty() ? "" : ", ") + b;
         LogError(what + ": layers no longer match their checksum: " + names);
-        return Status(ErrorKind::kIoError, what + ": layers no longer match their checksum: " + names);
+        return Status(ErrorKind::kIoError,
+                      what + ": layers no longer match their checksum: " + names);
       }
       if (job.WaitCancelled(std::chrono::milliseconds(250))) {
         return Status(ErrorKind::kFailed, what + ": fused is stopping");

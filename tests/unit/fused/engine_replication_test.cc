@@ -49,8 +49,14 @@ TEST(RangeLockTest, OverlapsWaitInArrivalOrderOthersDoNot) {
   ASSERT_NE(a, 0u);
   EXPECT_EQ(lock.TryAcquire(50, 60), 0u);
   uint64_t b = 0, c = 0;
-  lock.Acquire(50, 150, [&](uint64_t t) { order.push_back(1); b = t; });
-  lock.Acquire(120, 130, [&](uint64_t t) { order.push_back(2); c = t; });  // behind b
+  lock.Acquire(50, 150, [&](uint64_t t) {
+    order.push_back(1);
+    b = t;
+  });
+  lock.Acquire(120, 130, [&](uint64_t t) {
+    order.push_back(2);
+    c = t;
+  });                                      // behind b
   uint64_t d = lock.TryAcquire(200, 300);  // disjoint: granted at once
   EXPECT_NE(d, 0u);
   EXPECT_TRUE(order.empty());

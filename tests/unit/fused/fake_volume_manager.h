@@ -213,9 +213,8 @@ class FakeVolumeManager : public VolumeManager {
       auto it = volumes_.find(volume);
       if (it == volumes_.end()) return NotFound(volume);
       if (count < 1 || count > 5) {
-        return Status(ErrorKind::kInvalidArgument,
-                      "set replica count of volume " + volume + ": " + std::to_string(count) +
-                          " is outside 1..5");
+        return Status(ErrorKind::kInvalidArgument, "set replica count of volume " + volume + ": " +
+                                                       std::to_string(count) + " is outside 1..5");
       }
       it->second.replica_count = count;
       info = it->second;
