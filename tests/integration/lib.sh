@@ -273,27 +273,7 @@ replica_address() { echo "127.0.0.1:${REPLICAD_PORTS[$1]}"; }
 # start_fused: fused on the test's state dir, mount point and dev dir, with
 # every replicad started so far as its default replica set; waits until it
 # answers ListVolumes on the bus.
-start_fused() {
-  local replicads=() name i
-  [[ -z ${DAEMON_PIDS[fused]:-} ]] || fail "fused already running"
-  for name in "${!REPLICAD_PORTS[@]}"; do replicads+=("$(replica_address "$name")"); done
-  # A space-separated list in one option; without replicads, the (unused) default.
-  ((${#replicads[@]} == 0)) || replicads=(--replicads "${replicads[*]}")
-  : >"$CONF_DIR/fused.conf"
-  "$FUSED_BIN" --config "$CONF_DIR/fused.conf" --state-dir "$FUSED_STATE_DIR" \
-    --mount-point "$FUSED_MOUNT_POINT" --dev-dir "$FUSED_DEV_DIR" \
-    "${replicads[@]}" --log-level "$LOG_LEVEL" \
-    >>"$LOG_DIR/fused.log" 2>&1 </dev/null &
-  DAEMON_PIDS[fused]=$!
-  for ((i = 0; i < 300; i++)); do
-    _check_alive fused
-    busctl --system call "$BUS_NAME" "$MANAGER_PATH" "$MANAGER_IFACE" ListVolumes \
-      >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-  ((i < 300)) || fail "fused does not answer ListVolumes on the bus after 30s"
-  log "fused pid ${DAEMON_PIDS[fused]}, FUSE mount $FUSED_MOUNT_POINT"
-}
+start_fused() { start_fused_opts; }
 
 # ---------------------------------------------------------------- D-Bus helpers
 
