@@ -14,10 +14,12 @@
 // hold yet, and a merge copy (which takes the same range locks) never
 // overwrites a block the engine wrote.
 //
-// UNMAP must make the range read as zeros. The head is punched; where a
-// layer below the head still holds data in the range (found with SEEK_DATA
-// on each lower layer of the active chain), real zeros are written into the
-// head instead, because a hole there would let the lower data show through.
+// UNMAP must make the range read as zeros. The head is punched, and so are
+// the deleted snapshots right under it whose merge is due: no snapshot
+// reads through them, only the head does, so their blocks there are dead.
+// Where a layer further down still holds data in the range (found with
+// SEEK_DATA on each of them), real zeros are written into the head
+// instead, because a hole there would let the lower data show through.
 // With no snapshots this is one fallocate. Unmap runs its syscalls on the
 // caller's thread (it is rare and already bounded by the range lock).
 //
@@ -369,11 +371,12 @@ Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
   uint64_t first = offset / kSectorSize;
   uint64_t last = (end + kSectorSize - 1) / kSectorSize;
   LayerPtr head;
-  std::vector<LayerPtr> lower;
+  std::vector<LayerPtr> unneeded, kept;  // lower layers nobody needs / the rest
   {
     std::shared_lock lock(index_mu_);
     head = head_;
-    lower = lower_;
+    unneeded.assign(lower_.begin(), lower_.begin() + static_cast<ptrdiff_t>(unneeded_));
+    kept.assign(lower_.begin() + static_cast<ptrdiff_t>(unneeded_), lower_.end());
   }
   if (rebuilding_.load()) {
     if (offset % kSectorSize != 0 || end % kSectorSize != 0) {
@@ -400,9 +403,9 @@ Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
   }
   uint64_t a = (offset + kSectorSize - 1) / kSectorSize, z = end / kSectorSize;
   if (a >= z) return Status::Ok();
-  // Blocks a lower layer still holds must read as zeros: collect them.
+  // Blocks a kept lower layer holds must read as zeros: collect them.
   std::vector<std::pair<uint64_t, uint64_t>> shadow;  // [start, end) blocks
-  for (const auto& l : lower) {
+  for (const auto& l : kept) {
     auto ext = AllocatedExtents(l->fd.get(), a * kSectorSize, z * kSectorSize, l->file);
     if (!ext.ok()) return ext.status();
     for (const auto& e : *ext) {
@@ -420,6 +423,13 @@ Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
     }
   }
   SH_RETURN_IF_ERROR(PunchHole(head->fd.get(), a * kSectorSize, (z - a) * kSectorSize, head->file));
+  // Removed snapshots under the head: only the head reads through them, and
+  // it reads zeros here from now on. A merge copying one of them into its
+  // child meanwhile copies at most these holes' zeros into the child's
+  // holes, which read as zeros already.
+  for (const auto& l : unneeded) {
+    SH_RETURN_IF_ERROR(PunchHole(l->fd.get(), a * kSectorSize, (z - a) * kSectorSize, l->file));
+  }
   for (const auto& [s, e] : merged) {
     SH_RETURN_IF_ERROR(
         WriteZeros(head->fd.get(), s * kSectorSize, (e - s) * kSectorSize, head->file));

@@ -12,9 +12,12 @@
 //  * Every data op checks, in this order: failed -> EIO, closed -> ESHUTDOWN,
 //    epoch != current epoch -> ESTALE, range beyond size -> EINVAL.
 //  * A read of a block returns the newest layer of the active chain (head ->
-//    parent -> ... -> root) that holds it, zeros when none does. Writes and
-//    unmaps go to the head only, in whole 4 KiB blocks (edge blocks are
-//    read-modify-written from the chain). An unmapped range reads as zeros.
+//    parent -> ... -> root) that holds it, zeros when none does. Writes go
+//    to the head only, in whole 4 KiB blocks (edge blocks are
+//    read-modify-written from the chain). An unmapped range reads as zeros:
+//    its whole blocks are punched in the head and in the removed snapshots
+//    right under it that no snapshot needs any more (merges due), and zeros
+//    are written to the head only where an older layer still holds data.
 //  * Every metadata change is one atomic replace of replica.json; a crash at
 //    any moment leaves a replica that opens with the same content in every
 //    snapshot and every acknowledged write in the head.
@@ -243,7 +246,8 @@ class Replica : public std::enable_shared_from_this<Replica> {
   // Index of the chain of layer ids (newest first) over `blocks` blocks.
   Result<BlockIndex> BuildIndex(const std::vector<uint64_t>& chain, uint64_t blocks,
                                 const std::map<uint64_t, LayerPtr>& layers) const;
-  // Installs layers_/slots_/head_/lower_ for meta_ (index_mu_ held).
+  // Installs layers_/slots_/head_/lower_/unneeded_ for meta_ (meta_mu_
+  // and index_mu_ held).
   void InstallChainLocked();
   // Writes `next` atomically and makes it meta_ (meta_mu_ held).
   Status CommitLocked(ReplicaMeta next, std::string_view op);
@@ -303,6 +307,10 @@ class Replica : public std::enable_shared_from_this<Replica> {
   std::vector<LayerPtr> slots_;          // by slot; guarded by index_mu_
   LayerPtr head_;                        // guarded by index_mu_
   std::vector<LayerPtr> lower_;          // active chain below the head; guarded by index_mu_
+  // How many of lower_, from the top, no snapshot needs: removed snapshots
+  // each with one child (their merge is due), directly under the head.
+  // Unmap punches them too. Guarded by index_mu_.
+  size_t unneeded_ = 0;
 
   RangeLock range_lock_;
 

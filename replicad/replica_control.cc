@@ -102,7 +102,14 @@ void Replica::InstallChainLocked() {
   std::vector<uint64_t> chain = ActiveChain(meta_);
   head_ = layers_.at(chain.front());
   lower_.clear();
-  for (size_t i = 1; i < chain.size(); ++i) lower_.push_back(layers_.at(chain[i]));
+  unneeded_ = 0;
+  bool unneeded = true;  // so far every layer from the head down is unneeded
+  for (size_t i = 1; i < chain.size(); ++i) {
+    lower_.push_back(layers_.at(chain[i]));
+    const LayerMeta* l = FindLayer(meta_, chain[i]);
+    unneeded = unneeded && l->removed && Children(meta_, chain[i]).size() == 1;
+    if (unneeded) ++unneeded_;
+  }
 }
 
 Status Replica::Fault(std::string_view point, const std::string& what) const {
@@ -252,6 +259,10 @@ Status Replica::DeleteSnapshot(const std::string& name) {
   ReplicaMeta next = meta_;
   FindLayer(next, l->id)->removed = true;
   SH_RETURN_IF_ERROR(CommitLocked(std::move(next), "delete snapshot " + name + " of"));
+  {
+    std::unique_lock lock(index_mu_);
+    InstallChainLocked();  // it may now be one of the layers unmap punches
+  }
   size_t children = Children(meta_, FindSnapshot(meta_, name)->id).size();
   LogInfo(op + (children <= 1 ? ": merging it in the background"
                               : ": it has " + std::to_string(children) +

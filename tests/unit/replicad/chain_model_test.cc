@@ -33,13 +33,25 @@ struct Model {
   std::string head_parent;                                // "" for none
 };
 
-void RunSequence(uint64_t seed, IoEngine* engine, bool in_memory) {
+// stall_merges: the worker stops before any merge until the next reopen,
+// so deleted snapshots stay in the chain under later writes and unmaps
+// (which punch them), as when a merge fails and waits to retry.
+void RunSequence(uint64_t seed, IoEngine* engine, bool in_memory, bool stall_merges = false) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
   ReplicaOptions options;
   options.index_chunk_bits = 3;  // 8-block chunks: runs cross chunks
   options.merge_piece = 16 << 10;
-  ChainFixture f(engine, kInitialSize, options, in_memory);
+  ReplicaOptions stalled = options;
+  stalled.crash_at = [](std::string_view point) { return point == "merge-start"; };
+  ChainFixture f(engine, kInitialSize, stall_merges ? stalled : options, in_memory);
+  // Lets the held-up merges run (revert needs them done).
+  auto unstall = [&] {
+    if (stall_merges) f.Reopen(options);
+  };
+  auto restall = [&] {
+    if (stall_merges) f.Reopen(stalled);
+  };
   Model m;
   m.live.assign(kInitialSize, 0);
   int next_name = 0;
@@ -95,15 +107,19 @@ void RunSequence(uint64_t seed, IoEngine* engine, bool in_memory) {
       ASSERT_TRUE(again.ok() || again.sys_errno() == ENOENT) << again.ToString();
       m.snapshots.erase(name);
       std::erase(m.order, name);
-      if (rng() % 2 == 0) ASSERT_TRUE(f.r().WaitIdle());
+      if (rng() % 2 == 0 && !stall_merges) {
+        ASSERT_TRUE(f.r().WaitIdle());
+      }
       check_snapshots();
     } else if (op < 88) {
       if (m.order.empty()) continue;
       std::string name = m.order[rng() % m.order.size()];
       what = "revert " + name;
+      unstall();
       ASSERT_TRUE(f.r().WaitIdle());
       Status s = f.r().Revert(name);
       ASSERT_TRUE(s.ok()) << what << ": " << s.ToString();
+      restall();
       m.live = m.snapshots[name];
       m.live.resize(size, 0);
       m.head_parent = name;
@@ -128,6 +144,7 @@ void RunSequence(uint64_t seed, IoEngine* engine, bool in_memory) {
              << " (block " << i / 4096 << "): got " << int(got[i]) << " want " << int(m.live[i]);
     }
   }
+  unstall();
   ASSERT_TRUE(f.r().WaitIdle());
   check_snapshots();
   // Every layer left is referenced and every merge due has run.
@@ -157,6 +174,17 @@ TEST(ChainModelTest, RandomSequencesOnEngineThreadsOnDisk) {
   SyncIoEngine engine(4);
   for (int seq = 0; seq < kSequences / 10; ++seq) {
     RunSequence(5000 + static_cast<uint64_t>(seq), &engine, /*in_memory=*/false);
+    if (HasFatalFailure()) return;
+  }
+}
+
+// Deleted snapshots pile up under the head (no merge runs between reopens),
+// so unmaps punch them while later steps read through them.
+TEST(ChainModelTest, RandomSequencesWithMergesHeldUp) {
+  SyncIoEngine engine(0);
+  for (int seq = 0; seq < kSequences / 2; ++seq) {
+    RunSequence(9000 + static_cast<uint64_t>(seq), &engine, /*in_memory=*/true,
+                /*stall_merges=*/true);
     if (HasFatalFailure()) return;
   }
 }

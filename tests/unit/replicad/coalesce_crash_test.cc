@@ -40,8 +40,12 @@ void Build(ChainFixture& f) {
       uint64_t len = std::min<uint64_t>(kSize - off, 4096 * (1 + rng() % 6));
       ASSERT_TRUE(f.Write(off, RandomBytes(rng, len)).ok());
     }
-    if (gen == 1) ASSERT_TRUE(f.Unmap(64 << 10, 200 << 10).ok());
-    if (gen < 3) ASSERT_TRUE(f.Snapshot("s" + std::to_string(gen + 1)).ok());
+    if (gen == 1) {
+      ASSERT_TRUE(f.Unmap(64 << 10, 200 << 10).ok());
+    }
+    if (gen < 3) {
+      ASSERT_TRUE(f.Snapshot("s" + std::to_string(gen + 1)).ok());
+    }
   }
 }
 
@@ -122,6 +126,44 @@ TEST(CoalesceCrashTest2, DeletingNewestFreesWhatOnlyItHeld) {
   EXPECT_TRUE(after.snapshots.empty());
   EXPECT_LE(after.actual_size + (500 << 10), before);
   EXPECT_EQ(f.Read(0, b.size()), b);
+}
+
+// While a deleted snapshot's merge is held up (here: the worker stopped
+// before it starts), an unmap punches the range in that snapshot too, since
+// only the head reads through it; a kept snapshot below keeps its data, the
+// head reads zeros, and the merge resumed after a reopen changes nothing.
+TEST(CoalesceCrashTest2, UnmapPunchesDeletedSnapshotsNobodyNeeds) {
+  SyncIoEngine engine(0);
+  ChainFixture f(&engine, kSize, Options());
+  std::mt19937_64 rng(5);
+  auto a = RandomBytes(rng, 256 << 10);
+  ASSERT_TRUE(f.Write(0, a).ok());  // s0 holds [0, 256K)
+  ASSERT_TRUE(f.Snapshot("s0").ok());
+  auto b = RandomBytes(rng, 768 << 10);
+  ASSERT_TRUE(f.Write(256 << 10, b).ok());  // s1 holds [256K, 1M)
+  ASSERT_TRUE(f.Snapshot("s1").ok());
+  ASSERT_TRUE(f.r().WaitIdle());
+  auto s0 = Hash(f.ReadSnapshot("s0"));
+  f.Reopen(Options([](std::string_view p) { return p == "merge-start"; }));
+  ASSERT_TRUE(f.r().DeleteSnapshot("s1").ok());
+  EXPECT_FALSE(f.r().WaitIdle());  // the merge is held up
+  uint64_t before = f.r().ListLayers().actual_size;
+  ASSERT_TRUE(f.Unmap(0, kSize).ok());
+  uint64_t after = f.r().ListLayers().actual_size;
+  // s1's 768 KiB are gone, the head holds zeros over s0's 256 KiB (without
+  // the punch: 2 MiB, the head holding zeros over both).
+  EXPECT_GE(before, 1u << 20);
+  EXPECT_LE(after, 600u << 10) << before << " -> " << after;
+  EXPECT_EQ(f.ReadAll(), std::vector<uint8_t>(kSize, 0));
+  EXPECT_EQ(Hash(f.ReadSnapshot("s0")), s0);
+  f.Reopen(Options());
+  ASSERT_TRUE(f.r().WaitIdle());
+  LayerList list = f.r().ListLayers();
+  ASSERT_EQ(list.snapshots.size(), 1u);
+  EXPECT_EQ(list.snapshots[0].name, "s0");
+  EXPECT_EQ(f.ReadAll(), std::vector<uint8_t>(kSize, 0));
+  EXPECT_EQ(Hash(f.ReadSnapshot("s0")), s0);
+  EXPECT_EQ(LayerFiles(f.dir()), 2u);
 }
 
 }  // namespace
