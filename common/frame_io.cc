@@ -3,7 +3,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <cstring>
 
 namespace shorthorn {
 
@@ -37,29 +40,101 @@ Result<Frame> ReadFrame(int fd) {
 }
 
 Status WriteFrame(int fd, const wire::Header& header, std::span<const uint8_t> payload) {
-  uint8_t raw[wire::kHeaderSize];
-  wire::EncodeHeader(header, raw);
-  iovec iov[2] = {{raw, sizeof(raw)}, {const_cast<uint8_t*>(payload.data()), payload.size()}};
-  int iovcnt = payload.empty() ? 1 : 2;
-  iovec* cur = iov;
-  while (iovcnt > 0) {
-    ssize_t n = ::writev(fd, cur, iovcnt);
+  OutFrame frame{header, payload};
+  return WriteFrames(fd, std::span<const OutFrame>(&frame, 1));
+}
+
+Status WriteFrames(int fd, std::span<const OutFrame> frames) {
+  std::vector<uint8_t> headers(frames.size() * wire::kHeaderSize);
+  std::vector<iovec> iov;
+  iov.reserve(frames.size() * 2);
+  for (size_t i = 0; i < frames.size(); ++i) {
+    uint8_t* raw = headers.data() + i * wire::kHeaderSize;
+    wire::EncodeHeader(frames[i].header, raw);
+    iov.push_back({raw, wire::kHeaderSize});
+    if (!frames[i].payload.empty()) {
+      iov.push_back({const_cast<uint8_t*>(frames[i].payload.data()), frames[i].payload.size()});
+    }
+  }
+  iovec* cur = iov.data();
+  size_t left_iov = iov.size();
+  while (left_iov > 0) {
+    int count = static_cast<int>(std::min<size_t>(left_iov, IOV_MAX));
+    ssize_t n = ::writev(fd, cur, count);
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus(errno, "write to socket");
     }
     size_t left = static_cast<size_t>(n);
-    while (iovcnt > 0 && left >= cur->iov_len) {
+    while (left_iov > 0 && left >= cur->iov_len) {
       left -= cur->iov_len;
       ++cur;
-      --iovcnt;
+      --left_iov;
     }
-    if (iovcnt > 0) {
+    if (left_iov > 0) {
       cur->iov_base = static_cast<uint8_t*>(cur->iov_base) + left;
       cur->iov_len -= left;
     }
   }
   return Status::Ok();
+}
+
+FrameReader::FrameReader(int fd, size_t buffer_size)
+    : fd_(fd), buf_(std::max(buffer_size, 2 * wire::kHeaderSize)) {}
+
+Status FrameReader::Fill(size_t want, bool mid_frame) {
+  if (buf_.size() - start_ < want) {  // compact: the frame must fit behind start_
+    std::memmove(buf_.data(), buf_.data() + start_, buffered());
+    end_ -= start_;
+    start_ = 0;
+  }
+  while (buffered() < want) {
+    ssize_t n = ::read(fd_, buf_.data() + end_, buf_.size() - end_);
+    if (n > 0) {
+      end_ += static_cast<size_t>(n);
+    } else if (n == 0) {
+      return Status(
+          ErrorKind::kUnavailable,
+          buffered() == 0 && !mid_frame ? "connection closed" : "connection closed mid-frame",
+          ECONNRESET);
+    } else if (errno != EINTR) {
+      return ErrnoStatus(errno, "read from socket");
+    }
+  }
+  return Status::Ok();
+}
+
+bool FrameReader::HasBufferedFrame() const {
+  if (buffered() < wire::kHeaderSize) return false;
+  auto header =
+      wire::DecodeHeader(std::span<const uint8_t>(buf_.data() + start_, wire::kHeaderSize));
+  // A bad header is "ready" too: Next() reports it without blocking.
+  return !header.ok() || buffered() - wire::kHeaderSize >= header->payload_length;
+}
+
+Result<Frame> FrameReader::Next() {
+  SH_RETURN_IF_ERROR(Fill(wire::kHeaderSize, false));
+  auto header =
+      wire::DecodeHeader(std::span<const uint8_t>(buf_.data() + start_, wire::kHeaderSize));
+  if (!header.ok()) return header.status();
+  start_ += wire::kHeaderSize;
+  Frame frame;
+  frame.header = *header;
+  size_t length = frame.header.payload_length;  // bounded by DecodeHeader
+  frame.payload.resize(length);
+  if (length > buf_.size() / 2) {
+    size_t have = std::min(length, buffered());
+    std::memcpy(frame.payload.data(), buf_.data() + start_, have);
+    start_ += have;
+    SH_RETURN_IF_ERROR(ReadFull(fd_, std::span<uint8_t>(frame.payload).subspan(have)));
+  } else {
+    SH_RETURN_IF_ERROR(Fill(length, true));
+    std::memcpy(frame.payload.data(), buf_.data() + start_, length);
+    start_ += length;
+  }
+  if (start_ == end_) start_ = end_ = 0;
+  SH_RETURN_IF_ERROR(wire::VerifyPayload(frame.header, frame.payload));
+  return frame;
 }
 
 }  // namespace shorthorn

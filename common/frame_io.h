@@ -25,6 +25,37 @@ Result<Frame> ReadFrame(int fd);
 // Writes header and payload with one writev (retried until complete).
 Status WriteFrame(int fd, const wire::Header& header, std::span<const uint8_t> payload);
 
+// One frame to send; the payload must stay valid during the call.
+struct OutFrame {
+  wire::Header header;
+  std::span<const uint8_t> payload;
+};
+// Writes the frames back to back with as few writev calls as IOV_MAX
+// allows (retried until complete): one syscall for many small replies.
+Status WriteFrames(int fd, std::span<const OutFrame> frames);
+
+// Reads frames through a buffer, so one read() brings in every small frame
+// the peer has sent so far instead of two read() calls per frame. A payload
+// larger than half the buffer is read straight into the frame. Same results
+// as ReadFrame. One reader per FrameReader; not thread-safe.
+class FrameReader {
+ public:
+  explicit FrameReader(int fd, size_t buffer_size = 256 << 10);
+  Result<Frame> Next();
+  // A whole frame is already buffered: Next() will not block.
+  bool HasBufferedFrame() const;
+
+ private:
+  // Reads until at least `want` bytes are buffered (want <= buffer size).
+  // mid_frame: part of the frame was consumed already (for the EOF message).
+  Status Fill(size_t want, bool mid_frame);
+  size_t buffered() const { return end_ - start_; }
+
+  int fd_;
+  std::vector<uint8_t> buf_;
+  size_t start_ = 0, end_ = 0;  // the unread bytes are buf_[start_, end_)
+};
+
 // Reads exactly buf.size() bytes; kUnavailable on EOF.
 Status ReadFull(int fd, std::span<uint8_t> buf);
 

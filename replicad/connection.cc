@@ -47,20 +47,75 @@ bool Connection::finished() const {
 
 void Connection::Enqueue(const wire::Header& request, int32_t status,
                          std::vector<uint8_t> payload) {
+  // On the reader thread the reader sends it itself before it next blocks.
+  bool from_reader = std::this_thread::get_id() == reader_id_;
+  bool wake;
   {
     std::lock_guard lock(mu_);
     replies_.push_back({request, status, std::move(payload)});
+    wake = !from_reader && !sending_;
   }
-  cv_.notify_all();
+  if (wake) writer_cv_.notify_one();
+}
+
+void Connection::SendBatch(std::vector<Reply>& batch) {
+  bool broken;
+  {
+    std::lock_guard lock(mu_);
+    broken = broken_;
+  }
+  if (!broken) {
+    std::vector<OutFrame> frames;
+    frames.reserve(batch.size());
+    for (const auto& r : batch) {
+      frames.push_back({wire::MakeReply(r.request, r.status, r.payload), r.payload});
+    }
+    Status s = WriteFrames(fd_.get(), frames);
+    if (!s.ok()) {
+      broken = true;
+      LogInfo("connection from " + peer_ + ": " + s.message() + "; dropping its replies");
+      ::shutdown(fd_.get(), SHUT_RDWR);  // wakes the reader
+    }
+  }
+  bool more;
+  {
+    std::lock_guard lock(mu_);
+    broken_ = broken_ || broken;
+    sending_ = false;
+    in_flight_ -= static_cast<uint32_t>(batch.size());
+    more = !replies_.empty();
+  }
+  batch.clear();
+  reader_cv_.notify_all();
+  if (more) writer_cv_.notify_one();
+}
+
+void Connection::SendQueuedFromReader() {
+  std::vector<Reply> batch;
+  {
+    std::lock_guard lock(mu_);
+    if (replies_.empty() || sending_) return;  // a sending writer takes them after
+    sending_ = true;
+    batch.swap(replies_);
+  }
+  SendBatch(batch);
 }
 
 void Connection::ReadLoop() {
+  reader_id_ = std::this_thread::get_id();
+  FrameReader reader(fd_.get());
   for (;;) {
+    if (!reader.HasBufferedFrame()) SendQueuedFromReader();
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [this] { return in_flight_ < kMaxInFlight; });
+      if (in_flight_ >= kMaxInFlight) {
+        lock.unlock();
+        SendQueuedFromReader();
+        lock.lock();
+        reader_cv_.wait(lock, [this] { return in_flight_ < kMaxInFlight; });
+      }
     }
-    auto frame = ReadFrame(fd_.get());
+    auto frame = reader.Next();
     if (!frame.ok()) {
       const Status& s = frame.status();
       if (s.kind() == ErrorKind::kUnavailable && s.message() == "connection closed") {
@@ -89,12 +144,13 @@ void Connection::ReadLoop() {
       break;
     }
   }
+  SendQueuedFromReader();
   ::shutdown(fd_.get(), SHUT_RD);
   std::unique_lock lock(mu_);
-  cv_.wait(lock, [this] { return in_flight_ == 0; });
+  reader_cv_.wait(lock, [this] { return in_flight_ == 0; });
   reader_done_ = true;
   --threads_running_;
-  cv_.notify_all();
+  writer_cv_.notify_all();
 }
 
 void Connection::WriteLoop() {
@@ -102,30 +158,18 @@ void Connection::WriteLoop() {
   sigemptyset(&pipe);
   sigaddset(&pipe, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
-  bool broken = false;
+  std::vector<Reply> batch;
   for (;;) {
-    Reply reply;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [this] { return reader_done_ || !replies_.empty(); });
+      writer_cv_.wait(lock, [this] {
+        return (!replies_.empty() && !sending_) || (reader_done_ && replies_.empty());
+      });
       if (replies_.empty()) break;  // reader done and nothing left
-      reply = std::move(replies_.front());
-      replies_.pop_front();
+      sending_ = true;
+      batch.swap(replies_);
     }
-    if (!broken) {
-      wire::Header h = wire::MakeReply(reply.request, reply.status, reply.payload);
-      Status s = WriteFrame(fd_.get(), h, reply.payload);
-      if (!s.ok()) {
-        broken = true;
-        LogInfo("connection from " + peer_ + ": " + s.message() + "; dropping its replies");
-        ::shutdown(fd_.get(), SHUT_RDWR);  // wakes the reader
-      }
-    }
-    {
-      std::lock_guard lock(mu_);
-      --in_flight_;
-    }
-    cv_.notify_all();
+    SendBatch(batch);
   }
   // The peer sees end of stream now; the fd itself closes when the Server
   // reaps this connection.

@@ -1,9 +1,13 @@
 // Connection: one client TCP (or socketpair) stream. A reader thread reads
-// frames in order and hands them to the RequestHandler without waiting for
-// earlier ones; a writer thread sends replies in completion order (only it
-// writes to the socket, so WriteFrame is never called concurrently). At most
-// kMaxInFlight requests are unanswered at a time: the reader stops reading
-// until the writer has sent a reply, which bounds memory per connection.
+// frames in order (through a buffer: one read() for all the frames that
+// arrived) and hands them to the RequestHandler without waiting for earlier
+// ones; replies go out in completion order, many per writev. Replies that
+// complete on the reader thread itself (a read served from the page cache)
+// are sent by the reader when it has no whole frame left to handle; replies
+// that complete elsewhere wake the writer thread. One sender at a time
+// (`sending_`), so frames never interleave. At most kMaxInFlight requests
+// are unanswered at a time: the reader stops reading until replies are
+// sent, which bounds memory per connection.
 //
 // A malformed frame or a protocol violation closes this connection (logged
 // at warning with the peer's address and the reason) after the requests in
@@ -16,7 +20,6 @@
 
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -56,18 +59,29 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ReadLoop();
   void WriteLoop();
   void Enqueue(const wire::Header& request, int32_t status, std::vector<uint8_t> payload);
+  // Sends what is queued, unless the writer is sending (it then takes the
+  // rest). Called by the reader before it may block.
+  void SendQueuedFromReader();
+  // Sends `batch` (the caller holds the sender role), then gives the role
+  // back and accounts the replies as answered.
+  void SendBatch(std::vector<Reply>& batch);
 
   const UniqueFd fd_;
   const std::string peer_;
   RequestHandler* const handler_;
   ConnectionState state_;  // reader thread only
 
+  std::thread::id reader_id_;  // set before the reader handles a frame
+
   mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Reply> replies_;  // guarded by mu_
-  uint32_t in_flight_ = 0;     // requests not yet answered on the wire; guarded by mu_
-  bool reader_done_ = false;   // guarded by mu_
-  int threads_running_ = 0;    // guarded by mu_
+  std::condition_variable reader_cv_;  // in_flight_ dropped
+  std::condition_variable writer_cv_;  // replies to send, or the reader ended
+  std::vector<Reply> replies_;         // guarded by mu_
+  bool sending_ = false;               // a thread is writing replies; guarded by mu_
+  bool broken_ = false;                // a write failed: replies are dropped; guarded by mu_
+  uint32_t in_flight_ = 0;             // requests not yet answered on the wire; guarded by mu_
+  bool reader_done_ = false;           // guarded by mu_
+  int threads_running_ = 0;            // guarded by mu_
   std::thread reader_;
   std::thread writer_;
 };

@@ -38,6 +38,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -252,7 +253,6 @@ void Replica::Read(uint64_t epoch, uint64_t offset, std::span<uint8_t> buf, Done
     self->End();
     done(std::move(s));
   };
-  std::string context = "read " + Object() + ": pread ";
   for (size_t i = 0; i < runs.size(); ++i) {
     uint64_t bo = std::max(offset, runs[i].block * kSectorSize);
     uint64_t be = std::min(end, (runs[i].block + runs[i].count) * kSectorSize);
@@ -261,13 +261,24 @@ void Replica::Read(uint64_t epoch, uint64_t offset, std::span<uint8_t> buf, Done
       std::memset(dst, 0, be - bo);
       continue;
     }
+    if (options_.inline_reads) {
+      // From the page cache, without a trip through the engine's threads;
+      // anything else (not cached, short, an error) goes to the engine.
+      iovec iov{dst, be - bo};
+      ssize_t n = ::preadv2(layers[i]->fd.get(), &iov, 1, static_cast<off_t>(bo), RWF_NOWAIT);
+      if (n == static_cast<ssize_t>(be - bo)) continue;
+    }
     join->pending.fetch_add(1);
     join->keep.push_back(layers[i]);
-    engine_->Submit({IoOp::kRead, layers[i]->fd.get(), dst, bo, be - bo},
-                    [join, what = context + layers[i]->file](int64_t result) {
-                      if (result < 0) join->Fail(ErrnoStatus(static_cast<int>(-result), what));
-                      join->Finish();
-                    });
+    engine_->Submit(
+        {IoOp::kRead, layers[i]->fd.get(), dst, bo, be - bo},
+        [join, self = this, layer = layers[i].get()](int64_t result) {
+          if (result < 0) {
+            join->Fail(ErrnoStatus(static_cast<int>(-result),
+                                   "read " + self->Object() + ": pread " + layer->file));
+          }
+          join->Finish();
+        });
   }
   join->Finish();
 }
@@ -302,23 +313,29 @@ void Replica::SubmitWrite(uint64_t first, uint64_t blocks,
     std::shared_lock lock(index_mu_);
     head = head_;
   }
-  std::string context = "write " + Object() + ": pwrite " + head->file;
-  engine_->Submit({IoOp::kWrite, head->fd.get(), const_cast<uint8_t*>(data), first * kSectorSize,
-                   blocks * kSectorSize},
-                  [self = shared_from_this(), head, first, blocks, owned = std::move(owned),
-                   guard = std::move(guard), context = std::move(context),
-                   done = std::move(done)](int64_t result) {
-                    Status s;
-                    if (result < 0) {
-                      s = ErrnoStatus(static_cast<int>(-result), context);
-                    } else {
-                      std::unique_lock lock(self->index_mu_);
-                      self->index_.Set(first, blocks, head->slot);
-                    }
-                    guard->Release();
-                    self->End();
-                    done(std::move(s));
-                  });
+  IoRequest request{IoOp::kWrite, head->fd.get(), const_cast<uint8_t*>(data), first * kSectorSize,
+                    blocks * kSectorSize};
+  auto complete = [self = shared_from_this(), head, first, blocks, owned = std::move(owned),
+                   guard = std::move(guard), done = std::move(done)](int64_t result) {
+    Status s;
+    if (result < 0) {
+      s = ErrnoStatus(static_cast<int>(-result),
+                      "write " + self->Object() + ": pwrite " + head->file);
+    } else {
+      std::unique_lock lock(self->index_mu_);
+      self->index_.Set(first, blocks, head->slot);
+    }
+    guard->Release();
+    self->End();
+    done(std::move(s));
+  };
+  if (int err = options_.fail_io ? options_.fail_io("write") : 0; err != 0) {
+    complete(-err);
+  } else if (options_.inline_writes) {
+    complete(RunIoBlocking(request));
+  } else {
+    engine_->Submit(request, std::move(complete));
+  }
 }
 
 void Replica::Write(uint64_t epoch, uint64_t offset, std::span<const uint8_t> data, Done done) {

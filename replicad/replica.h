@@ -67,6 +67,13 @@ namespace shorthorn::replicad {
 
 struct ReplicaOptions {
   unsigned index_chunk_bits = BlockIndex::kDefaultChunkBits;
+  // Reads first try the page cache on the calling thread (preadv2 with
+  // RWF_NOWAIT) and go to the engine only for what is not cached.
+  bool inline_reads = true;
+  // Writes (into the head's page cache) run on the calling thread rather
+  // than in the engine: ext4 takes no non-blocking buffered writes, so the
+  // engine would only add thread hand-offs. Flushes stay in the engine.
+  bool inline_writes = true;
   // Fault injection for tests: called at each interrupt point of the worker
   // ("merge-start", "merge-prepared", "merge-copy" after every piece,
   // "merge-synced", "merge-committed", "merge-unlinked", "checksum") and of
@@ -74,7 +81,8 @@ struct ReplicaOptions {
   // stops the worker or the rebuild right there, as a crash would.
   std::function<bool(std::string_view point)> crash_at;
   // Fault injection for tests: called before the replica's own file steps
-  // ("commit": a replica.json replace, "create-layer", "rebuild-write");
+  // ("commit": a replica.json replace, "create-layer", "rebuild-write",
+  // "write": a data write into the head);
   // a nonzero errno (ENOSPC, ...) fails that step as if its syscall had.
   std::function<int(std::string_view point)> fail_io;
   // Largest piece the merge copies under one range lock.

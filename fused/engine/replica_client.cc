@@ -3,7 +3,7 @@
 // A request is registered in pending_ before its frame is sent, so a reply
 // can never arrive for an id we do not know. Sends on one connection are
 // serialized by that connection's send_mutex (one writev per frame); replies
-// are read by the connection's reader thread and completed there, so
+// are read (buffered) by the connection's reader thread and completed there, so
 // callbacks run on reader threads and must not block.
 //
 // Failure is one-way: Fail() flips failed_, takes every pending request out
@@ -205,8 +205,9 @@ void ReplicaClient::Submit(wire::Op op, uint64_t offset, uint64_t length,
 }
 
 void ReplicaClient::ReaderLoop(Connection* conn) {
+  FrameReader reader(conn->fd.get());  // one read() for every reply that arrived
   for (;;) {
-    auto frame = ReadFrame(conn->fd.get());
+    auto frame = reader.Next();
     if (!frame.ok()) {
       Fail(frame.status().WithContext(Describe()));
       return;

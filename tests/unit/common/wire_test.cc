@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <thread>
 #include <vector>
 
 #include "common/frame_io.h"
@@ -113,6 +114,53 @@ TEST(FrameIoTest, ReadsWhatWasWrittenAndStopsAtTruncation) {
   close(sv[0]);
   auto truncated = ReadFrame(sv[1]);
   EXPECT_EQ(truncated.status().kind(), ErrorKind::kUnavailable);
+  close(sv[1]);
+}
+
+// Many frames written with one WriteFrames come back one by one through a
+// FrameReader whose buffer is small, so frames straddle refills and big
+// payloads take the direct path; a truncated frame and a bad header are
+// reported like ReadFrame does.
+TEST(FrameIoTest, BufferedReaderSplitsBatches) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  std::vector<std::vector<uint8_t>> payloads;
+  for (size_t i = 0; i < 40; ++i) {
+    size_t n = (i % 5 == 0) ? 0 : (i % 7 == 0 ? 3000 : 100 + i * 13);
+    payloads.emplace_back(n, static_cast<uint8_t>(i + 1));
+  }
+  std::vector<OutFrame> out;
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    out.push_back({MakeRequest(Op::kWrite, i, 1, 0, payloads[i].size(), payloads[i]), payloads[i]});
+  }
+  std::thread writer([&] { ASSERT_TRUE(WriteFrames(sv[0], out).ok()); });
+  FrameReader reader(sv[1], 1024);
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    auto frame = reader.Next();
+    ASSERT_TRUE(frame.ok()) << i << ": " << frame.status().ToString();
+    EXPECT_EQ(frame->header.request_id, i);
+    EXPECT_EQ(frame->payload, payloads[i]) << i;
+  }
+  writer.join();
+  EXPECT_FALSE(reader.HasBufferedFrame());
+  // Header only, payload never sent.
+  uint8_t raw[kHeaderSize];
+  EncodeHeader(MakeRequest(Op::kWrite, 99, 1, 0, payloads[1].size(), payloads[1]), raw);
+  ASSERT_EQ(write(sv[0], raw, sizeof(raw)), static_cast<ssize_t>(sizeof(raw)));
+  close(sv[0]);
+  auto truncated = reader.Next();
+  EXPECT_EQ(truncated.status().kind(), ErrorKind::kUnavailable);
+  EXPECT_EQ(truncated.status().message(), "connection closed mid-frame");
+  close(sv[1]);
+
+  // A malformed header is an error, not a wait.
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  std::vector<uint8_t> junk(kHeaderSize, 0xee);
+  ASSERT_EQ(write(sv[0], junk.data(), junk.size()), static_cast<ssize_t>(junk.size()));
+  FrameReader bad(sv[1]);
+  auto frame = bad.Next();
+  EXPECT_EQ(frame.status().kind(), ErrorKind::kProtocol);
+  close(sv[0]);
   close(sv[1]);
 }
 

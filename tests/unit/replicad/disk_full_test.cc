@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "replicad/layer_chain.h"
+#include "replicad/sync_io_engine.h"
 #include "tests/unit/replicad/chain_test_util.h"
 #include "tests/unit/replicad/rebuild_test_util.h"
 
@@ -60,7 +61,9 @@ std::set<std::string> Files(const std::string& dir) {
 
 TEST(DiskFullTest, WriteAnswersEnospcAndKeepsAcknowledgedData) {
   FullDiskEngine engine;
-  ChainFixture f(&engine, kSize);
+  ReplicaOptions options;
+  options.inline_writes = false;  // every write through the engine fake
+  ChainFixture f(&engine, kSize, options);
   std::vector<uint8_t> a(8192, 'a');
   ASSERT_TRUE(f.Write(0, a).ok());
   engine.full = true;
@@ -74,6 +77,29 @@ TEST(DiskFullTest, WriteAnswersEnospcAndKeepsAcknowledgedData) {
   engine.full = false;
   f.Reopen();
   EXPECT_EQ(f.Read(0, 8192), a);
+}
+
+// The same on the default path, where writes run on the caller's thread.
+TEST(DiskFullTest, InlineWriteAnswersEnospcAndKeepsAcknowledgedData) {
+  SyncIoEngine engine(0);
+  std::atomic<bool> full{false};
+  ReplicaOptions options;
+  options.fail_io = [&full](std::string_view p) { return p == "write" && full ? ENOSPC : 0; };
+  ChainFixture f(&engine, kSize, options);
+  std::vector<uint8_t> a(8192, 'a');
+  ASSERT_TRUE(f.Write(0, a).ok());
+  full = true;
+  Status s = f.Write(8192, std::vector<uint8_t>(4096, 'b'));
+  EXPECT_EQ(s.sys_errno(), ENOSPC);
+  EXPECT_NE(s.message().find("write replica r1"), std::string::npos) << s.message();
+  s = f.Write(100, std::vector<uint8_t>(10, 'c'));
+  EXPECT_EQ(s.sys_errno(), ENOSPC);
+  EXPECT_FALSE(f.r().failed());
+  EXPECT_EQ(f.Read(0, 8192), a);
+  full = false;
+  f.Reopen();
+  EXPECT_EQ(f.Read(0, 8192), a);
+  EXPECT_EQ(f.Read(8192, 4096), std::vector<uint8_t>(4096, 0));
 }
 
 TEST(DiskFullTest, FailedSnapshotLeavesAChainThatOpens) {

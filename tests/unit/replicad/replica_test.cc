@@ -156,8 +156,10 @@ TEST_F(StoreTest, StaleAndClosedReplicaRefusesOps) {
   EXPECT_EQ(Wait([&](auto done) { (*r)->Read(2, 0, buf, done); }).sys_errno(), ESHUTDOWN);
 }
 
-// The data path on each engine.
-enum class EngineKind { kInline, kThreads, kUring };
+// The data path on each engine. The engines get every read and write
+// (inline_reads/inline_writes off), except in kUringWithInlineIo, replicad's
+// default: page-cache reads and writes on the caller's thread.
+enum class EngineKind { kInline, kThreads, kUring, kUringWithInlineIo };
 
 class DataPathTest : public ::testing::TestWithParam<EngineKind> {
  protected:
@@ -169,14 +171,17 @@ class DataPathTest : public ::testing::TestWithParam<EngineKind> {
       case EngineKind::kThreads:
         engine_ = std::make_unique<SyncIoEngine>(4);
         break;
-      case EngineKind::kUring: {
+      case EngineKind::kUring:
+      case EngineKind::kUringWithInlineIo: {
         auto uring = UringIoEngine::Create();
         if (!uring.ok()) GTEST_SKIP() << "io_uring unavailable: " << uring.status().message();
         engine_ = std::move(*uring);
         break;
       }
     }
-    store_ = std::make_unique<ReplicaStore>(dir_.path(), engine_.get());
+    ReplicaOptions options;
+    options.inline_reads = options.inline_writes = GetParam() == EngineKind::kUringWithInlineIo;
+    store_ = std::make_unique<ReplicaStore>(dir_.path(), engine_.get(), options);
     ASSERT_TRUE(store_->Create("vol", "r1", kSize).ok());
     auto r = store_->Open("vol", "r1", 1);
     ASSERT_TRUE(r.ok());
@@ -262,7 +267,7 @@ TEST_P(DataPathTest, ManyConcurrentOps) {
 
 INSTANTIATE_TEST_SUITE_P(Engines, DataPathTest,
                          ::testing::Values(EngineKind::kInline, EngineKind::kThreads,
-                                           EngineKind::kUring),
+                                           EngineKind::kUring, EngineKind::kUringWithInlineIo),
                          [](const auto& info) {
                            switch (info.param) {
                              case EngineKind::kInline:
@@ -271,6 +276,8 @@ INSTANTIATE_TEST_SUITE_P(Engines, DataPathTest,
                                return "SyncThreads";
                              case EngineKind::kUring:
                                return "IoUring";
+                             case EngineKind::kUringWithInlineIo:
+                               return "IoUringWithInlineIo";
                            }
                            return "Unknown";
                          });
