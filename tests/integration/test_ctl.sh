@@ -165,6 +165,7 @@ assert_eq "1 healthy 1" "$(json 'd["replica_count"], d["robustness"], len(d["rep
   "replica list before set-count"
 bad_json 5 InvalidArgument replica set-count "$vol" 9
 ctl 0 replica set-count "$vol" 2
+# shellcheck disable=SC2317  # called through wait_until
 robust() { ctl 0 --json replica list "$vol" && [[ $(json 'd["robustness"]') == healthy && $(json 'len(d["replicas"])') == 2 ]]; }
 secs=$(wait_until 120 "two RW replicas after replica set-count 2" robust)
 log "ok: replica set-count 2: healthy with two replicas after ${secs}s"
