@@ -3,14 +3,15 @@
 // and "shorthornctl --json volume list" mean the same. The first two other
 // words pick the command; only then are its options known, so a command
 // option before the verb is a usage error rather than a guess. Values are
-// checked here (sizes) so that a typo is a usage error (exit 2) before
-// anything is sent to the daemon. --help wins over every other error, so
-// "shorthornctl volume create --help" works without a NAME.
+// checked here (sizes, and the arguments named SIZE, COUNT and JOB) so that a
+// typo is a usage error (exit 2) before anything is sent to the daemon. --help wins over every
+// other error, so "shorthornctl volume create --help" works without a NAME.
 #include "dbus/ctl/command_line.h"
 
 #include <algorithm>
 #include <sstream>
 
+#include "dbus/ctl/job_reference.h"
 #include "dbus/ctl/size.h"
 
 namespace shorthorn::ctl {
@@ -57,6 +58,19 @@ const OptionSpec* FindShort(const CommandSpec& command, char name) {
 
 std::string CommandName(const CommandSpec& command) {
   return std::string(command.group) + " " + std::string(command.verb);
+}
+
+// Checks a positional argument by its name; the reason it is wrong, or "".
+std::string CheckArgument(std::string_view name, const std::string& value) {
+  Status status;
+  if (name == "SIZE") {
+    status = ParseSize(value).status();
+  } else if (name == "COUNT") {
+    status = ParseCount(value).status();
+  } else if (name == "JOB") {
+    status = ParseJobReference(value).status();
+  }
+  return status.message();
 }
 
 ParsedCommandLine UsageError(std::string message) {
@@ -151,6 +165,8 @@ ParsedCommandLine ParseCommandLine(const std::vector<CommandSpec>& commands,
         inv.command = command;
       } else if (command != nullptr) {
         if (inv.arguments.size() < command->arguments.size()) {
+          std::string bad = CheckArgument(command->arguments[inv.arguments.size()], word);
+          if (!bad.empty() && error.empty()) error = CommandName(*command) + ": " + bad;
           inv.arguments.push_back(word);
         } else if (error.empty()) {
           error = CommandName(*command) + ": unexpected argument '" + word + "'";
@@ -255,7 +271,7 @@ std::string ProgramHelp(const std::vector<CommandSpec>& commands) {
          "  --version   show the version\n\n"
          "Exit status: 0 success, 1 failure, 2 usage, 3 NotFound, 4 AlreadyExists,\n"
          "5 InvalidArgument, 6 Busy, 7 NotAuthorized, 8 Unavailable, 9 Stale, 10 NoSpace,\n"
-         "11 IOError, 12 Protocol. See shorthornctl(1).\n";
+         "11 IOError, 12 Protocol, 13 LimitExceeded. See shorthornctl(1).\n";
   return out.str();
 }
 

@@ -42,9 +42,11 @@ class Output;
 using Handler = Status (*)(const Invocation& invocation, StorageClient& client, Output& output);
 
 struct CommandSpec {
-  std::string_view group;                   // "volume"
-  std::string_view verb;                    // "create"
-  std::vector<std::string_view> arguments;  // positional, all required: {"NAME"}
+  std::string_view group;  // "volume"
+  std::string_view verb;   // "create"
+  // Positional, all required: {"NAME"}. SIZE, COUNT and JOB are checked as
+  // the parser reads them (ParseSize, ParseCount, ParseJobReference).
+  std::vector<std::string_view> arguments;
   std::vector<OptionSpec> options;
   std::string_view summary;      // one line, for the command list
   std::string_view description;  // a paragraph, for the command's --help

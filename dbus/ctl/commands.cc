@@ -8,7 +8,10 @@
 #include <boost/json.hpp>
 
 #include "dbus/ctl/exit_codes.h"
+#include "dbus/ctl/job_commands.h"
 #include "dbus/ctl/output.h"
+#include "dbus/ctl/replica_commands.h"
+#include "dbus/ctl/snapshot_commands.h"
 #include "dbus/ctl/volume_commands.h"
 
 #ifndef SHORTHORN_VERSION
@@ -18,9 +21,14 @@
 namespace shorthorn::ctl {
 namespace {
 
-constexpr OptionSpec kWait{
+// --wait on a command whose method returns when the change is done: kept so
+// scripts can pass --wait to every command that changes something.
+constexpr OptionSpec kWait{"wait", 0, ValueType::kFlag, "",
+                           "accepted for scripts; the command returns when the change is done"};
+// --wait on a command that starts a job (job_wait.h).
+constexpr OptionSpec kWaitJob{
     "wait", 0, ValueType::kFlag, "",
-    "wait until the operation has finished (it already does; kept for scripts)"};
+    "wait until the job ends (progress on a terminal); exit status is the job's"};
 
 std::vector<CommandSpec> MakeCommands() {
   return {
@@ -79,6 +87,117 @@ std::vector<CommandSpec> MakeCommands() {
        "detached. With --force, replicas whose replicad cannot be reached are\n"
        "forgotten (their data stays on that replicad).",
        VolumeDelete},
+      {"volume",
+       "expand",
+       {"NAME", "SIZE"},
+       {kWait},
+       "grow a volume",
+       "Grows volume NAME to SIZE bytes (e.g. 20G), detached or attached; an attached\n"
+       "block device grows at once. Grow the file system afterwards (resize2fs).\n"
+       "A smaller size, or one that is not a whole number of sectors, is refused.",
+       VolumeExpand},
+      {"volume",
+       "verify",
+       {"NAME"},
+       {kWaitJob},
+       "check the checksums of every snapshot layer (a job)",
+       "Starts a job that recomputes the checksum of every snapshot layer of volume\n"
+       "NAME on every replica, and prints the job's object path. With --wait, waits\n"
+       "for it: exit status 0 when every layer matches, 1 with the job's message\n"
+       "(naming each damaged layer) otherwise.",
+       VolumeVerify},
+      {"snapshot",
+       "create",
+       {"VOLUME", "SNAPSHOT"},
+       {kWait},
+       "snapshot a volume",
+       "Makes the current data of VOLUME snapshot SNAPSHOT; I/O pauses briefly while\n"
+       "it is taken. Works attached, in maintenance and detached. At most 250\n"
+       "snapshots per volume (LimitExceeded, exit 13).",
+       SnapshotCreate},
+      {"snapshot",
+       "list",
+       {"VOLUME"},
+       {{"quiet", 'q', ValueType::kFlag, "",
+         "print the names only (not those being removed), one a line"}},
+       "list the snapshots of a volume",
+       "Lists the snapshots of VOLUME in creation order: name, parent, creation time\n"
+       "(UTC), bytes held in its own layer, user or system (made by a rebuild or a\n"
+       "backup), and whether it was deleted and is still being merged away.",
+       SnapshotList},
+      {"snapshot",
+       "delete",
+       {"VOLUME", "SNAPSHOT"},
+       {kWaitJob},
+       "delete a snapshot (a job)",
+       "Starts merging snapshot SNAPSHOT of VOLUME away in the background (I/O goes on)\n"
+       "and prints the job's object path. With --wait, waits until the merge has\n"
+       "ended; the exit status is the job's.",
+       SnapshotDelete},
+      {"snapshot",
+       "revert",
+       {"VOLUME", "SNAPSHOT"},
+       {kWait},
+       "make a snapshot the volume's data again",
+       "Makes snapshot SNAPSHOT the data of VOLUME again; what was written after it is\n"
+       "lost. Only while the volume is detached (or attached in maintenance mode);\n"
+       "otherwise Busy (exit 6).",
+       SnapshotRevert},
+      {"replica",
+       "list",
+       {"VOLUME"},
+       {},
+       "list the replicas of a volume",
+       "Shows how many replicas VOLUME keeps, its robustness (healthy, degraded,\n"
+       "faulted, or unknown while detached) and each replica: replicad address,\n"
+       "replica name, mode (RW, WO while rebuilding, ERR, or - while detached).",
+       ReplicaList},
+      {"replica",
+       "set-count",
+       {"VOLUME", "COUNT"},
+       {},
+       "set how many replicas a volume keeps",
+       "Sets how many replicas (1 to 5) VOLUME keeps. Growing starts rebuilds onto\n"
+       "replicads that hold none of its replicas (see shorthornctl job list);\n"
+       "shrinking drops the least useful replicas and deletes their data.",
+       ReplicaSetCount},
+      {"job",
+       "list",
+       {},
+       {{"quiet", 'q', ValueType::kFlag, "", "print the job numbers only, one a line"}},
+       "list running and recently ended jobs",
+       "Lists the jobs shorthorn-fused knows: running ones and those that ended in the\n"
+       "last minute (snapshot deletions, verifies, rebuilds), with their state and\n"
+       "progress.",
+       JobList},
+      {"job",
+       "show",
+       {"JOB"},
+       {},
+       "show one job",
+       "Shows every property of job JOB: operation, volume, target, state, progress,\n"
+       "bytes, rate, whether it can be cancelled, and its message. JOB is the job's\n"
+       "number or object path (/org/shorthorn/Storage1/jobs/N); shorthorn-fused\n"
+       "forgets a job about a minute after it ends.",
+       JobShow},
+      {"job",
+       "wait",
+       {"JOB"},
+       {},
+       "wait until a job ends",
+       "Waits until job JOB has ended, redrawing its progress on a terminal. Exit\n"
+       "status 0 when it completed, 1 with its message when it failed or was\n"
+       "cancelled. Interrupting the wait does not stop the job.",
+       JobWait},
+      {"job",
+       "cancel",
+       {"JOB"},
+       {{"wait", 0, ValueType::kFlag, "", "wait until the job has stopped"}},
+       "ask a job to stop",
+       "Asks job JOB to stop. Only some jobs can be stopped (rebuilds); the others\n"
+       "are refused with InvalidArgument (exit 5). With --wait, waits until it has\n"
+       "stopped.",
+       JobCancel},
   };
 }
 
@@ -101,7 +220,7 @@ const std::vector<CommandSpec>& Commands() {
 }
 
 int RunCtl(const std::vector<std::string>& args, const ClientFactory& connect, std::ostream& out,
-           std::ostream& err) {
+           std::ostream& err, bool err_is_terminal) {
   ParsedCommandLine parsed = ParseCommandLine(Commands(), args);
   switch (parsed.action) {
     case ParsedCommandLine::Action::kHelp:
@@ -122,7 +241,7 @@ int RunCtl(const std::vector<std::string>& args, const ClientFactory& connect, s
     ReportError(client.status(), invocation.json, out, err);
     return ExitCodeFor(client.status().kind());
   }
-  Output output(out, invocation.json);
+  Output output(out, invocation.json, err_is_terminal ? &err : nullptr);
   Status status = invocation.command->handler(invocation, **client, output);
   if (!status.ok()) {
     ReportError(status, invocation.json, out, err);

@@ -18,17 +18,19 @@
 
 namespace shorthorn::ctl {
 
-// Every command, in the order --help lists them. A new API (snapshots,
-// replicas, backups, jobs) adds its rows here and its handlers in a
-// <group>_commands.cc next to volume_commands.cc.
+// Every command, in the order --help lists them. A new API (backups) adds
+// its rows here and its handlers in a <group>_commands.cc next to
+// volume_commands.cc.
 const std::vector<CommandSpec>& Commands();
 
 using ClientFactory = std::function<Result<std::unique_ptr<StorageClient>>()>;
 
 // Runs shorthornctl with `args` (argv without the program name); returns the
 // exit code. Results go to `out`; errors to `err` as "shorthornctl: <message>"
-// (with --json also as {"error": {...}} on `out`).
+// (with --json also as {"error": {...}} on `out`). When `err_is_terminal`,
+// waiting for a job redraws its progress line on `err`; otherwise nothing is
+// shown until the job has ended.
 int RunCtl(const std::vector<std::string>& args, const ClientFactory& connect, std::ostream& out,
-           std::ostream& err);
+           std::ostream& err, bool err_is_terminal = false);
 
 }  // namespace shorthorn::ctl

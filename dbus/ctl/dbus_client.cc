@@ -6,16 +6,20 @@
 // default of 25 s could expire first and report a failure for an attach that
 // then succeeds). Every sdbus::Error is caught at this edge; messages of
 // org.shorthorn.Storage1.Error.* are passed on as is, the bus's own errors get
-// a hint in front.
+// a hint in front. A job is read with one GetAll; its object being gone
+// (UnknownObject) is a NotFound saying that finished jobs are forgotten.
+// Waiting for a job sleeps between reads (job_wait.h says why polling).
 #include "dbus/ctl/dbus_client.h"
 
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <thread>
 
 #include <sdbus-c++/sdbus-c++.h>
 
 #include "dbus/ctl/exit_codes.h"
+#include "dbus/ctl/job_reference.h"
 
 namespace shorthorn::ctl {
 namespace {
@@ -25,6 +29,7 @@ constexpr char kRootPath[] = "/org/shorthorn/Storage1";
 constexpr char kManagerPath[] = "/org/shorthorn/Storage1/Manager";
 constexpr char kManagerInterface[] = "org.shorthorn.Storage1.Manager";
 constexpr char kVolumeInterface[] = "org.shorthorn.Storage1.Volume";
+constexpr char kJobInterface[] = "org.shorthorn.Storage1.Job";
 constexpr char kObjectManagerInterface[] = "org.freedesktop.DBus.ObjectManager";
 constexpr char kPropertiesInterface[] = "org.freedesktop.DBus.Properties";
 constexpr char kShorthornErrorPrefix[] = "org.shorthorn.Storage1.Error.";
@@ -33,6 +38,7 @@ constexpr auto kChangeTimeout = std::chrono::minutes(5);
 using Properties = std::map<std::string, sdbus::Variant>;
 using ManagedObjects = std::map<sdbus::ObjectPath, std::map<std::string, Properties>>;
 using ReplicaStruct = sdbus::Struct<std::string, std::string, std::string>;
+using SnapshotStruct = sdbus::Struct<std::string, std::string, std::string, bool, uint64_t, bool>;
 
 Status FromDbusError(const sdbus::Error& e, const std::string& what) {
   ErrorKind kind = KindForDbusError(e.getName());
@@ -76,7 +82,48 @@ VolumeInfo ToVolumeInfo(const std::string& path, const Properties& properties) {
   for (const ReplicaStruct& r : Property<std::vector<ReplicaStruct>>(properties, "Replicas")) {
     v.replicas.push_back({r.get<0>(), r.get<1>(), r.get<2>()});
   }
+  v.actual_size = Property<uint64_t>(properties, "ActualSize");
+  v.replica_count = Property<uint32_t>(properties, "ReplicaCount");
+  v.robustness = Property<std::string>(properties, "Robustness");
+  for (const SnapshotStruct& s : Property<std::vector<SnapshotStruct>>(properties, "Snapshots")) {
+    v.snapshots.push_back({s.get<0>(), s.get<1>(), s.get<2>(), s.get<3>(), s.get<4>(), s.get<5>()});
+  }
   return v;
+}
+
+JobInfo ToJobInfo(const std::string& path, const Properties& properties) {
+  JobInfo j;
+  j.object_path = path;
+  j.id = JobIdOf(path);
+  j.operation = Property<std::string>(properties, "Operation");
+  j.volume_path = Property<sdbus::ObjectPath>(properties, "Volume");
+  j.target = Property<std::string>(properties, "Target");
+  j.progress = Property<double>(properties, "Progress");
+  j.bytes = Property<uint64_t>(properties, "Bytes");
+  j.total_bytes = Property<uint64_t>(properties, "TotalBytes");
+  j.rate = Property<uint64_t>(properties, "Rate");
+  j.state = Property<std::string>(properties, "State");
+  j.message = Property<std::string>(properties, "Message");
+  j.cancellable = Property<bool>(properties, "Cancellable");
+  return j;
+}
+
+// "show job 7" for the messages of calls on a job.
+std::string JobWhat(const std::string& operation, const std::string& path) {
+  return operation + " job " + JobIdOf(path);
+}
+
+// A job object that is not (or no longer) exported.
+Status JobGone(const std::string& operation, const std::string& path) {
+  return Status(ErrorKind::kNotFound,
+                JobWhat(operation, path) +
+                    ": shorthorn-fused does not know it (a job is forgotten about a minute "
+                    "after it ends)");
+}
+
+bool IsUnknownObject(const sdbus::Error& e) {
+  return e.getName() == "org.freedesktop.DBus.Error.UnknownObject" ||
+         e.getName() == "org.freedesktop.DBus.Error.UnknownInterface";
 }
 
 }  // namespace
@@ -183,6 +230,177 @@ Status DbusStorageClient::Detach(const std::string& name) {
         .withTimeout(kChangeTimeout)
         .withArguments(Properties{});
   });
+}
+
+Result<std::string> DbusStorageClient::VolumePath(const std::string& operation,
+                                                  const std::string& name) {
+  Result<VolumeInfo> volume = GetVolume(operation, name);
+  if (!volume.ok()) return volume.status();
+  return volume->object_path;
+}
+
+Status DbusStorageClient::Expand(const std::string& name, uint64_t size) {
+  Result<std::string> path = VolumePath("expand", name);
+  if (!path.ok()) return path.status();
+  return Guard("expand volume " + name, [&] {
+    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
+    proxy->callMethod("Expand")
+        .onInterface(kVolumeInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(size, Properties{});
+  });
+}
+
+Result<std::string> DbusStorageClient::Verify(const std::string& name) {
+  Result<std::string> path = VolumePath("verify", name);
+  if (!path.ok()) return path.status();
+  sdbus::ObjectPath job;
+  SH_RETURN_IF_ERROR(Guard("verify volume " + name, [&] {
+    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
+    proxy->callMethod("Verify")
+        .onInterface(kVolumeInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(Properties{})
+        .storeResultsTo(job);
+  }));
+  return std::string(job);
+}
+
+Status DbusStorageClient::SetReplicaCount(const std::string& name, uint32_t count) {
+  Result<std::string> path = VolumePath("set the replica count of", name);
+  if (!path.ok()) return path.status();
+  return Guard("set the replica count of volume " + name, [&] {
+    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
+    proxy->callMethod("SetReplicaCount")
+        .onInterface(kVolumeInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(count, Properties{});
+  });
+}
+
+Status DbusStorageClient::CreateSnapshot(const std::string& volume, const std::string& snapshot) {
+  Result<std::string> path = VolumePath("snapshot", volume);
+  if (!path.ok()) return path.status();
+  return Guard("snapshot volume " + volume, [&] {
+    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
+    proxy->callMethod("Snapshot")
+        .onInterface(kVolumeInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(snapshot, Properties{});
+  });
+}
+
+Result<std::string> DbusStorageClient::DeleteSnapshot(const std::string& volume,
+                                                      const std::string& snapshot) {
+  Result<std::string> path = VolumePath("delete snapshot " + snapshot + " of", volume);
+  if (!path.ok()) return path.status();
+  sdbus::ObjectPath job;
+  SH_RETURN_IF_ERROR(Guard("delete snapshot " + snapshot + " of volume " + volume, [&] {
+    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
+    proxy->callMethod("DeleteSnapshot")
+        .onInterface(kVolumeInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(snapshot, Properties{})
+        .storeResultsTo(job);
+  }));
+  return std::string(job);
+}
+
+Status DbusStorageClient::RevertSnapshot(const std::string& volume, const std::string& snapshot) {
+  Result<std::string> path = VolumePath("revert", volume);
+  if (!path.ok()) return path.status();
+  return Guard("revert volume " + volume + " to snapshot " + snapshot, [&] {
+    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
+    proxy->callMethod("Revert")
+        .onInterface(kVolumeInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(snapshot, Properties{});
+  });
+}
+
+Result<JobInfo> DbusStorageClient::ReadJob(const std::string& operation, const std::string& path) {
+  Properties properties;
+  bool gone = false;
+  SH_RETURN_IF_ERROR(Guard(JobWhat(operation, path), [&] {
+    try {
+      auto proxy = sdbus::createProxy(*connection_, kBusName, path);
+      proxy->callMethod("GetAll")
+          .onInterface(kPropertiesInterface)
+          .withArguments(std::string(kJobInterface))
+          .storeResultsTo(properties);
+    } catch (const sdbus::Error& e) {
+      if (!IsUnknownObject(e)) throw;
+      gone = true;
+    }
+  }));
+  if (gone) return JobGone(operation, path);
+  JobInfo job;
+  SH_RETURN_IF_ERROR(Guard(JobWhat(operation, path), [&] { job = ToJobInfo(path, properties); }));
+  return job;
+}
+
+std::string DbusStorageClient::VolumeNameAt(const std::string& path) {
+  if (path.empty() || path == "/") return "";
+  std::string name;
+  Status s = Guard("read volume " + path, [&] {
+    auto proxy = sdbus::createProxy(*connection_, kBusName, path);
+    name = proxy->getProperty("Name").onInterface(kVolumeInterface).get<std::string>();
+  });
+  return s.ok() ? name : "";
+}
+
+Result<std::vector<JobInfo>> DbusStorageClient::ListJobs() {
+  std::vector<sdbus::ObjectPath> paths;
+  SH_RETURN_IF_ERROR(Guard("list jobs", [&] {
+    auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
+    manager->callMethod("ListJobs").onInterface(kManagerInterface).storeResultsTo(paths);
+  }));
+  Result<std::vector<VolumeInfo>> volumes = ListVolumes();
+  if (!volumes.ok()) return volumes.status();
+  std::map<std::string, std::string> names;  // object path -> volume name
+  for (const VolumeInfo& v : *volumes) names[v.object_path] = v.name;
+  std::vector<JobInfo> jobs;
+  for (const sdbus::ObjectPath& path : paths) {
+    Result<JobInfo> job = ReadJob("list", path);
+    if (!job.ok() && job.status().kind() == ErrorKind::kNotFound) continue;  // just forgotten
+    if (!job.ok()) return job.status();
+    job->volume = names.count(job->volume_path) ? names[job->volume_path] : "";
+    jobs.push_back(std::move(*job));
+  }
+  // By id, as numbers: job 10 comes after job 9.
+  std::sort(jobs.begin(), jobs.end(), [](const JobInfo& a, const JobInfo& b) {
+    return a.id.size() != b.id.size() ? a.id.size() < b.id.size() : a.id < b.id;
+  });
+  return jobs;
+}
+
+Result<JobInfo> DbusStorageClient::GetJob(const std::string& operation, const std::string& path) {
+  Result<JobInfo> job = ReadJob(operation, path);
+  if (!job.ok()) return job.status();
+  job->volume = VolumeNameAt(job->volume_path);
+  return job;
+}
+
+Result<JobInfo> DbusStorageClient::WatchJob(const std::string& path,
+                                            std::chrono::milliseconds interval) {
+  std::this_thread::sleep_for(interval);
+  return GetJob("wait for", path);
+}
+
+Status DbusStorageClient::CancelJob(const std::string& path) {
+  bool gone = false;
+  SH_RETURN_IF_ERROR(Guard(JobWhat("cancel", path), [&] {
+    try {
+      auto proxy = sdbus::createProxy(*connection_, kBusName, path);
+      auto call = proxy->createMethodCall(kJobInterface, "Cancel");
+      proxy->callMethod(
+          call, std::chrono::duration_cast<std::chrono::microseconds>(kChangeTimeout).count());
+    } catch (const sdbus::Error& e) {
+      if (!IsUnknownObject(e)) throw;
+      gone = true;
+    }
+  }));
+  return gone ? JobGone("cancel", path) : Status::Ok();
 }
 
 }  // namespace shorthorn::ctl

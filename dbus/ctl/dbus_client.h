@@ -27,10 +27,28 @@ class DbusStorageClient : public StorageClient {
   Status DeleteVolume(const std::string& name, bool force) override;
   Result<std::string> Attach(const std::string& name, Frontend frontend) override;
   Status Detach(const std::string& name) override;
+  Status Expand(const std::string& name, uint64_t size) override;
+  Result<std::string> Verify(const std::string& name) override;
+  Status SetReplicaCount(const std::string& name, uint32_t count) override;
+  Status CreateSnapshot(const std::string& volume, const std::string& snapshot) override;
+  Result<std::string> DeleteSnapshot(const std::string& volume,
+                                     const std::string& snapshot) override;
+  Status RevertSnapshot(const std::string& volume, const std::string& snapshot) override;
+  Result<std::vector<JobInfo>> ListJobs() override;
+  Result<JobInfo> GetJob(const std::string& operation, const std::string& path) override;
+  Result<JobInfo> WatchJob(const std::string& path, std::chrono::milliseconds interval) override;
+  Status CancelJob(const std::string& path) override;
 
  private:
   explicit DbusStorageClient(std::unique_ptr<sdbus::IConnection> connection)
       : connection_(std::move(connection)) {}
+
+  // The object path of volume `name`; NotFound naming `operation` when none.
+  Result<std::string> VolumePath(const std::string& operation, const std::string& name);
+  // The job's properties, without the volume's name.
+  Result<JobInfo> ReadJob(const std::string& operation, const std::string& path);
+  // The Name of the volume at `path`; "" when there is none (any more).
+  std::string VolumeNameAt(const std::string& path);
 
   std::unique_ptr<sdbus::IConnection> connection_;
 };

@@ -13,7 +13,7 @@ struct KindCode {
   int code;
 };
 
-constexpr std::array<KindCode, 12> kExitCodes = {{
+constexpr std::array<KindCode, 13> kExitCodes = {{
     {ErrorKind::kOk, kExitOk},
     {ErrorKind::kFailed, kExitFailed},
     {ErrorKind::kNotFound, 3},
@@ -26,13 +26,14 @@ constexpr std::array<KindCode, 12> kExitCodes = {{
     {ErrorKind::kNoSpace, 10},
     {ErrorKind::kIoError, 11},
     {ErrorKind::kProtocol, 12},
+    {ErrorKind::kLimitExceeded, 13},
 }};
 
 constexpr ErrorKind kAllKinds[] = {
     ErrorKind::kNotFound, ErrorKind::kAlreadyExists, ErrorKind::kInvalidArgument,
     ErrorKind::kBusy,     ErrorKind::kNotAuthorized, ErrorKind::kUnavailable,
     ErrorKind::kStale,    ErrorKind::kNoSpace,       ErrorKind::kIoError,
-    ErrorKind::kProtocol, ErrorKind::kFailed,
+    ErrorKind::kProtocol, ErrorKind::kLimitExceeded, ErrorKind::kFailed,
 };
 
 // Errors of the bus itself (org.freedesktop.DBus.Error.*, sd-bus's

@@ -6,7 +6,7 @@
 //   0 success                 5 InvalidArgument        10 NoSpace
 //   1 Failed (anything else)  6 Busy                   11 IOError
 //   2 usage                   7 NotAuthorized          12 Protocol
-//   3 NotFound                8 Unavailable
+//   3 NotFound                8 Unavailable            13 LimitExceeded
 //   4 AlreadyExists           9 Stale
 #pragma once
 

@@ -11,6 +11,32 @@ namespace {
 
 std::string OrDash(const std::string& text) { return text.empty() ? "-" : text; }
 
+// "Key:" padded to a column, then the value ("-" when empty).
+class Fields {
+ public:
+  void Add(const char* key, const std::string& value) {
+    std::string k = std::string(key) + ":";
+    text_ += k + std::string(15 - std::min<size_t>(k.size(), 14), ' ') + OrDash(value) + "\n";
+  }
+  void AddIndented(const std::string& block) {
+    size_t start = 0;
+    while (start < block.size()) {
+      size_t end = block.find('\n', start);
+      text_ += "  " + block.substr(start, end - start + 1);
+      start = end + 1;
+    }
+  }
+  const std::string& text() const { return text_; }
+
+ private:
+  std::string text_;
+};
+
+std::string Percent(double progress) {
+  if (!(progress > 0)) return "0%";
+  return std::to_string(static_cast<int>(std::min(progress, 1.0) * 100)) + "%";
+}
+
 }  // namespace
 
 std::string Table::Render() const {
@@ -38,12 +64,16 @@ std::string Table::Render() const {
   return text;
 }
 
-boost::json::object VolumeToJson(const VolumeInfo& volume) {
-  boost::json::array replicas;
-  for (const ReplicaInfo& r : volume.replicas) {
-    replicas.push_back(
+boost::json::array ReplicasToJson(const std::vector<ReplicaInfo>& replicas) {
+  boost::json::array array;
+  for (const ReplicaInfo& r : replicas) {
+    array.push_back(
         boost::json::object{{"address", r.address}, {"name", r.name}, {"mode", r.mode}});
   }
+  return array;
+}
+
+boost::json::object VolumeToJson(const VolumeInfo& volume) {
   return boost::json::object{
       {"name", volume.name},
       {"object_path", volume.object_path},
@@ -51,7 +81,10 @@ boost::json::object VolumeToJson(const VolumeInfo& volume) {
       {"state", volume.state},
       {"frontend_path", volume.frontend_path},
       {"loop_device", volume.loop_device},
-      {"replicas", std::move(replicas)},
+      {"replicas", ReplicasToJson(volume.replicas)},
+      {"actual_size", volume.actual_size},
+      {"replica_count", volume.replica_count},
+      {"robustness", volume.robustness},
   };
 }
 
@@ -64,32 +97,89 @@ std::string VolumesTable(const std::vector<VolumeInfo>& volumes) {
   return table.Render();
 }
 
+std::string ReplicasTable(const std::vector<ReplicaInfo>& replicas) {
+  Table table({"ADDRESS", "REPLICA", "MODE"});
+  for (const ReplicaInfo& r : replicas) table.AddRow({r.address, r.name, r.mode});
+  return table.Render();
+}
+
 std::string VolumeDetails(const VolumeInfo& volume) {
-  std::string text;
-  auto field = [&](const char* key, const std::string& value) {
-    std::string k = std::string(key) + ":";
-    text += k + std::string(15 - std::min<size_t>(k.size(), 14), ' ') + OrDash(value) + "\n";
+  Fields fields;
+  fields.Add("Name", volume.name);
+  fields.Add("Object path", volume.object_path);
+  fields.Add("Size", FormatSize(volume.size) + " (" + std::to_string(volume.size) + " bytes)");
+  fields.Add("Actual size", FormatSize(volume.actual_size));
+  fields.Add("State", volume.state);
+  fields.Add("Frontend path", volume.frontend_path);
+  fields.Add("Loop device", volume.loop_device);
+  fields.Add("Snapshots", std::to_string(volume.snapshots.size()));
+  fields.Add("Robustness", volume.robustness);
+  fields.Add("Replica count", std::to_string(volume.replica_count));
+  fields.Add("Replicas", std::to_string(volume.replicas.size()));
+  if (!volume.replicas.empty()) fields.AddIndented(ReplicasTable(volume.replicas));
+  return fields.text();
+}
+
+boost::json::object SnapshotToJson(const SnapshotInfo& snapshot) {
+  return boost::json::object{
+      {"name", snapshot.name},           {"parent", snapshot.parent},
+      {"created", snapshot.created},     {"user_created", snapshot.user_created},
+      {"size_held", snapshot.size_held}, {"removed", snapshot.removed},
   };
-  field("Name", volume.name);
-  field("Object path", volume.object_path);
-  field("Size", FormatSize(volume.size) + " (" + std::to_string(volume.size) + " bytes)");
-  field("State", volume.state);
-  field("Frontend path", volume.frontend_path);
-  field("Loop device", volume.loop_device);
-  field("Replicas", std::to_string(volume.replicas.size()));
-  if (!volume.replicas.empty()) {
-    Table table({"ADDRESS", "REPLICA", "MODE"});
-    for (const ReplicaInfo& r : volume.replicas) table.AddRow({r.address, r.name, r.mode});
-    std::string rendered = table.Render();
-    // Indent the replica table under the fields.
-    size_t start = 0;
-    while (start < rendered.size()) {
-      size_t end = rendered.find('\n', start);
-      text += "  " + rendered.substr(start, end - start + 1);
-      start = end + 1;
-    }
+}
+
+std::string SnapshotsTable(const std::vector<SnapshotInfo>& snapshots) {
+  Table table({"NAME", "PARENT", "CREATED", "HELD", "TYPE", "REMOVED"});
+  for (const SnapshotInfo& s : snapshots) {
+    table.AddRow({s.name, s.parent, s.created, FormatSize(s.size_held),
+                  s.user_created ? "user" : "system", s.removed ? "yes" : "no"});
   }
-  return text;
+  return table.Render();
+}
+
+boost::json::object JobToJson(const JobInfo& job) {
+  return boost::json::object{
+      {"id", job.id},
+      {"object_path", job.object_path},
+      {"operation", job.operation},
+      {"volume", job.volume},
+      {"volume_path", job.volume_path},
+      {"target", job.target},
+      {"progress", job.progress},
+      {"bytes", job.bytes},
+      {"total_bytes", job.total_bytes},
+      {"rate", job.rate},
+      {"state", job.state},
+      {"message", job.message},
+      {"cancellable", job.cancellable},
+  };
+}
+
+std::string JobsTable(const std::vector<JobInfo>& jobs) {
+  Table table({"ID", "OPERATION", "VOLUME", "TARGET", "STATE", "PROGRESS", "MESSAGE"});
+  for (const JobInfo& j : jobs) {
+    table.AddRow({j.id, j.operation, j.volume.empty() ? j.volume_path : j.volume, j.target, j.state,
+                  Percent(j.progress), j.message});
+  }
+  return table.Render();
+}
+
+std::string JobDetails(const JobInfo& job) {
+  Fields fields;
+  fields.Add("Job", job.id);
+  fields.Add("Object path", job.object_path);
+  fields.Add("Operation", job.operation);
+  fields.Add("Volume", job.volume.empty() ? job.volume_path : job.volume);
+  fields.Add("Target", job.target);
+  fields.Add("State", job.state);
+  fields.Add("Progress", Percent(job.progress));
+  fields.Add("Bytes", job.total_bytes > 0
+                          ? FormatSize(job.bytes) + " of " + FormatSize(job.total_bytes)
+                          : FormatSize(job.bytes));
+  fields.Add("Rate", FormatSize(job.rate) + "/s");
+  fields.Add("Cancellable", job.cancellable ? "yes" : "no");
+  fields.Add("Message", job.message);
+  return fields.text();
 }
 
 void Output::Text(const std::string& text) {
@@ -98,6 +188,18 @@ void Output::Text(const std::string& text) {
 
 void Output::Json(const boost::json::value& value) {
   if (json_) out_ << boost::json::serialize(value) << "\n";
+}
+
+void Output::Progress(const std::string& line) {
+  if (progress_ == nullptr) return;
+  *progress_ << '\r' << line << "\033[K" << std::flush;
+  progress_drawn_ = true;
+}
+
+void Output::EndProgress() {
+  if (!progress_drawn_) return;
+  *progress_ << '\n' << std::flush;
+  progress_drawn_ = false;
 }
 
 }  // namespace shorthorn::ctl

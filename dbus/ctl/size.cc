@@ -64,4 +64,20 @@ std::string FormatSize(uint64_t bytes) {
   return text + " " + kNames[unit];
 }
 
+Result<uint32_t> ParseCount(std::string_view text) {
+  uint64_t value = 0;
+  for (char c : text) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) {
+      return Status(ErrorKind::kInvalidArgument,
+                    "count '" + std::string(text) + "': not a whole number");
+    }
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+    if (value > std::numeric_limits<uint32_t>::max()) {
+      return Status(ErrorKind::kInvalidArgument, "count '" + std::string(text) + "': too large");
+    }
+  }
+  if (text.empty()) return Status(ErrorKind::kInvalidArgument, "count '': empty");
+  return static_cast<uint32_t>(value);
+}
+
 }  // namespace shorthorn::ctl

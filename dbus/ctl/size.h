@@ -1,5 +1,6 @@
 // Sizes as people write them: "10G", "512M", "1T", "4096" (bytes), with
-// binary multiples (K = 1024), and back to text ("10 GiB", "1.5 GiB"). Pure.
+// binary multiples (K = 1024), and back to text ("10 GiB", "1.5 GiB"); also
+// plain counts ("3 replicas"). Pure.
 #pragma once
 
 #include <cstdint>
@@ -19,5 +20,9 @@ Result<uint64_t> ParseSize(std::string_view text);
 // "0 B", "512 B", "10 GiB", "1.5 GiB" (one decimal, rounded down, when the
 // size is not a whole number of the largest unit that fits).
 std::string FormatSize(uint64_t bytes);
+
+// A whole number of things, 0 to 2^32-1, digits only; InvalidArgument naming
+// `text` otherwise. The daemon judges the range.
+Result<uint32_t> ParseCount(std::string_view text);
 
 }  // namespace shorthorn::ctl

@@ -7,10 +7,12 @@
 // named (org.shorthorn.Storage1.Error.<Kind>, see KindForDbusError) and whose
 // message is the daemon's message as is. Names are volume names, never
 // object paths: the client finds the object. Not thread-safe; shorthornctl
-// uses one client from its main thread. Later API (snapshots, replicas,
-// backups, jobs) adds methods here.
+// uses one client from its main thread. Jobs are named by their object path
+// (/org/shorthorn/Storage1/jobs/<id>, see job_reference.h). Later API
+// (backups) adds methods here.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -25,6 +27,16 @@ struct ReplicaInfo {
   std::string mode;     // "RW", "WO", "ERR", or "" while detached
 };
 
+// One entry of the Volume's Snapshots property.
+struct SnapshotInfo {
+  std::string name;
+  std::string parent;        // "" for the first
+  std::string created;       // RFC 3339 UTC
+  bool user_created = true;  // false for a system snapshot (rebuild, backup)
+  uint64_t size_held = 0;    // bytes allocated in its own layer
+  bool removed = false;      // deleted, its data still being merged away
+};
+
 struct VolumeInfo {
   std::string name;
   std::string object_path;
@@ -33,6 +45,27 @@ struct VolumeInfo {
   std::vector<ReplicaInfo> replicas;
   std::string frontend_path;  // the FUSE file while attached
   std::string loop_device;    // /dev/loopN while attached as a block device
+  uint64_t actual_size = 0;   // bytes allocated across the layer chain
+  uint32_t replica_count = 0;
+  std::string robustness;               // healthy, degraded, faulted, unknown
+  std::vector<SnapshotInfo> snapshots;  // in creation order
+};
+
+// The properties of one org.shorthorn.Storage1.Job.
+struct JobInfo {
+  std::string object_path;
+  std::string id;           // the last element of the path
+  std::string operation;    // delete-snapshot, verify, rebuild, ...
+  std::string volume;       // the volume's name ("" for none or unknown)
+  std::string volume_path;  // its object path ("/" for none)
+  std::string target;       // the snapshot name, or ""
+  double progress = 0;      // 0..1
+  uint64_t bytes = 0;
+  uint64_t total_bytes = 0;  // 0 while unknown
+  uint64_t rate = 0;         // bytes per second
+  std::string state;         // running, completed, failed, cancelled
+  std::string message;       // the result or the error, once ended
+  bool cancellable = false;
 };
 
 enum class Frontend { kBlock, kFile };
@@ -53,6 +86,27 @@ class StorageClient {
   // Returns the block device or the FUSE file.
   virtual Result<std::string> Attach(const std::string& name, Frontend frontend) = 0;
   virtual Status Detach(const std::string& name) = 0;
+  virtual Status Expand(const std::string& name, uint64_t size) = 0;
+  // Starts a verify; returns the job's object path.
+  virtual Result<std::string> Verify(const std::string& name) = 0;
+  virtual Status SetReplicaCount(const std::string& name, uint32_t count) = 0;
+
+  virtual Status CreateSnapshot(const std::string& volume, const std::string& snapshot) = 0;
+  // Starts the merge; returns the job's object path.
+  virtual Result<std::string> DeleteSnapshot(const std::string& volume,
+                                             const std::string& snapshot) = 0;
+  virtual Status RevertSnapshot(const std::string& volume, const std::string& snapshot) = 0;
+
+  // Every job the daemon still knows (running, or ended within the last
+  // minute), by id.
+  virtual Result<std::vector<JobInfo>> ListJobs() = 0;
+  // One job; NotFound when the daemon does not know it (any more).
+  // `operation` is the verb for the message ("show", "wait for").
+  virtual Result<JobInfo> GetJob(const std::string& operation, const std::string& path) = 0;
+  // Returns the job's properties after at most `interval`, sooner if it
+  // ends; how shorthornctl waits for a job without busy polling.
+  virtual Result<JobInfo> WatchJob(const std::string& path, std::chrono::milliseconds interval) = 0;
+  virtual Status CancelJob(const std::string& path) = 0;
 };
 
 }  // namespace shorthorn::ctl

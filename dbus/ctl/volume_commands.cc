@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 
+#include "dbus/ctl/job_commands.h"
 #include "dbus/ctl/size.h"
 
 namespace shorthorn::ctl {
@@ -52,8 +53,8 @@ Status VolumeShow(const Invocation& invocation, StorageClient& client, Output& o
 Status VolumeAttach(const Invocation& invocation, StorageClient& client, Output& output) {
   const std::string& name = invocation.arguments.at(0);
   bool file = invocation.Has("file");
-  // --wait: Attach returns once the device exists, so there is nothing more
-  // to wait for until attach becomes a Job.
+  // --wait is accepted and means nothing: Attach returns once the device
+  // exists. It will wait for the job if Attach ever becomes one.
   Result<std::string> device = client.Attach(name, file ? Frontend::kFile : Frontend::kBlock);
   if (!device.ok()) return device.status();
   output.Json(boost::json::object{
@@ -76,6 +77,25 @@ Status VolumeDelete(const Invocation& invocation, StorageClient& client, Output&
   output.Json(boost::json::object{{"name", name}, {"deleted", true}});
   output.Text("Deleted volume " + name + ".\n");
   return Status::Ok();
+}
+
+Status VolumeExpand(const Invocation& invocation, StorageClient& client, Output& output) {
+  const std::string& name = invocation.arguments.at(0);
+  Result<uint64_t> size = ParseSize(invocation.arguments.at(1));  // checked by the parser
+  if (!size.ok()) return size.status();
+  SH_RETURN_IF_ERROR(client.Expand(name, *size));
+  output.Json(boost::json::object{{"name", name}, {"size", *size}});
+  output.Text("Expanded volume " + name + " to " + FormatSize(*size) +
+              "; grow its file system to match (e.g. resize2fs).\n");
+  return Status::Ok();
+}
+
+Status VolumeVerify(const Invocation& invocation, StorageClient& client, Output& output) {
+  const std::string& name = invocation.arguments.at(0);
+  Result<std::string> job = client.Verify(name);
+  if (!job.ok()) return job.status();
+  return FollowJob(invocation, client, output, *job, boost::json::object{{"volume", name}},
+                   "Verified volume " + name + ": every snapshot layer matches its checksum.\n");
 }
 
 }  // namespace shorthorn::ctl

@@ -18,5 +18,8 @@ Status VolumeShow(const Invocation& invocation, StorageClient& client, Output& o
 Status VolumeAttach(const Invocation& invocation, StorageClient& client, Output& output);
 Status VolumeDetach(const Invocation& invocation, StorageClient& client, Output& output);
 Status VolumeDelete(const Invocation& invocation, StorageClient& client, Output& output);
+Status VolumeExpand(const Invocation& invocation, StorageClient& client, Output& output);
+// Starts a verify job; --wait waits for it (FollowJob).
+Status VolumeVerify(const Invocation& invocation, StorageClient& client, Output& output);
 
 }  // namespace shorthorn::ctl

@@ -47,7 +47,9 @@ TEST(CommandLineTest, UsageErrorsSayWhatIsWrong) {
   for (const Case& c : std::vector<Case>{
            {{}, "no command given"},
            {{"vol"}, "unknown command 'vol'"},
-           {{"volume"}, "volume: missing subcommand (create, list, show, attach, detach, delete)"},
+           {{"volume"},
+            "volume: missing subcommand (create, list, show, attach, detach, delete, expand, "
+            "verify)"},
            {{"volume", "grow"}, "volume: unknown subcommand 'grow'"},
            {{"volume", "show"}, "volume show: missing NAME"},
            {{"volume", "show", "a", "b"}, "volume show: unexpected argument 'b'"},
@@ -58,6 +60,12 @@ TEST(CommandLineTest, UsageErrorsSayWhatIsWrong) {
            {{"volume", "attach", "a", "--force"}, "volume attach: unknown option --force"},
            {{"volume", "attach", "a", "--file=yes"}, "option --file takes no value"},
            {{"--size", "1G", "volume", "create", "a"}, "unknown option --size"},
+           {{"volume", "expand", "a", "2GB"}, "volume expand: size '2GB': decimal units"},
+           {{"replica", "set-count", "a", "two"}, "replica set-count: count 'two': not a whole"},
+           {{"job", "show", "abc"}, "job show: job 'abc': not a job number or object path"},
+           {{"job", "wait", "/org/shorthorn/Storage1/volumes/x"}, "job wait: job '/org/"},
+           {{"snapshot", "create", "vol1"}, "snapshot create: missing SNAPSHOT"},
+           {{"snapshot", "list", "vol1", "--wait"}, "snapshot list: unknown option --wait"},
        }) {
     ParsedCommandLine p = Parse(c.args);
     EXPECT_EQ(p.action, Action::kUsageError) << c.message;

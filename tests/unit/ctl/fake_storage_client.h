@@ -1,8 +1,12 @@
 // FakeStorageClient: an in-memory StorageClient for the shorthornctl tests.
 // It keeps volumes in a map, records the calls it gets, and fails the next
 // call with `fail_next` when set, so tests check both output and exit codes.
+// A job it starts goes through a script of states: GetJob shows the current
+// one, each WatchJob moves to the next (no sleeping), the last is final.
+// ForwardingClient lets RunCtl own a client while the test keeps the fake.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <string>
 #include <vector>
@@ -14,8 +18,13 @@ namespace shorthorn::ctl::testing {
 class FakeStorageClient : public StorageClient {
  public:
   std::map<std::string, VolumeInfo> volumes;
-  std::vector<std::string> calls;  // "CreateVolume vol1 1024 a:1,b:2", ...
-  Status fail_next;                // returned (once) by the next call when not OK
+  std::vector<std::string> calls;                   // "CreateVolume vol1 1024 a:1,b:2", ...
+  Status fail_next;                                 // returned (once) by the next call when not OK
+  std::map<std::string, std::deque<JobInfo>> jobs;  // path -> current state, then the next ones
+  // How the next job started ends: its final State and Message.
+  std::string next_job_state = "completed";
+  std::string next_job_message;
+  int watches = 0;  // WatchJob calls
 
   Result<std::vector<VolumeInfo>> ListVolumes() override {
     calls.push_back("ListVolumes");
@@ -73,12 +82,195 @@ class FakeStorageClient : public StorageClient {
     return Status::Ok();
   }
 
+  Status Expand(const std::string& name, uint64_t size) override {
+    calls.push_back("Expand " + name + " " + std::to_string(size));
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    Result<VolumeInfo*> v = Find("expand", name);
+    if (!v.ok()) return v.status();
+    if (size < (*v)->size) {
+      return Status(ErrorKind::kInvalidArgument, "expand volume " + name + ": smaller size");
+    }
+    (*v)->size = size;
+    return Status::Ok();
+  }
+  Result<std::string> Verify(const std::string& name) override {
+    calls.push_back("Verify " + name);
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    Result<VolumeInfo*> v = Find("verify", name);
+    if (!v.ok()) return v.status();
+    return StartJob("verify", name, "", false, 4096);
+  }
+  Status SetReplicaCount(const std::string& name, uint32_t count) override {
+    calls.push_back("SetReplicaCount " + name + " " + std::to_string(count));
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    Result<VolumeInfo*> v = Find("set the replica count of", name);
+    if (!v.ok()) return v.status();
+    (*v)->replica_count = count;
+    return Status::Ok();
+  }
+  Status CreateSnapshot(const std::string& volume, const std::string& snapshot) override {
+    calls.push_back("CreateSnapshot " + volume + " " + snapshot);
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    Result<VolumeInfo*> v = Find("snapshot", volume);
+    if (!v.ok()) return v.status();
+    auto& list = (*v)->snapshots;
+    for (const auto& s : list) {
+      if (s.name == snapshot) {
+        return Status(ErrorKind::kAlreadyExists,
+                      "snapshot volume " + volume + ": snapshot " + snapshot + " exists");
+      }
+    }
+    list.push_back({snapshot, list.empty() ? "" : list.back().name, "2025-01-02T03:04:05Z", true,
+                    1 << 20, false});
+    return Status::Ok();
+  }
+  Result<std::string> DeleteSnapshot(const std::string& volume,
+                                     const std::string& snapshot) override {
+    calls.push_back("DeleteSnapshot " + volume + " " + snapshot);
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    std::string what = "delete snapshot " + snapshot + " of volume " + volume;
+    Result<VolumeInfo*> v = Find("delete snapshot " + snapshot + " of", volume);
+    if (!v.ok()) return v.status();
+    auto& list = (*v)->snapshots;
+    for (auto it = list.begin(); it != list.end(); ++it) {
+      if (it->name == snapshot) {
+        list.erase(it);
+        return StartJob("delete-snapshot", volume, snapshot, false, 8 << 20);
+      }
+    }
+    return Status(ErrorKind::kNotFound, what + ": no such snapshot");
+  }
+  Status RevertSnapshot(const std::string& volume, const std::string& snapshot) override {
+    calls.push_back("RevertSnapshot " + volume + " " + snapshot);
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    return Status::Ok();
+  }
+  Result<std::vector<JobInfo>> ListJobs() override {
+    calls.push_back("ListJobs");
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    std::vector<JobInfo> list;
+    for (const auto& [path, states] : jobs) list.push_back(states.front());
+    return list;
+  }
+  Result<JobInfo> GetJob(const std::string& operation, const std::string& path) override {
+    calls.push_back("GetJob " + operation + " " + path);
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    auto it = jobs.find(path);
+    if (it == jobs.end()) {
+      return Status(ErrorKind::kNotFound, operation + " job " + path + ": unknown");
+    }
+    return it->second.front();
+  }
+  Result<JobInfo> WatchJob(const std::string& path, std::chrono::milliseconds interval) override {
+    ++watches;
+    auto it = jobs.find(path);
+    if (it != jobs.end() && it->second.size() > 1) it->second.pop_front();
+    return GetJob("wait for", path);
+  }
+  Status CancelJob(const std::string& path) override {
+    calls.push_back("CancelJob " + path);
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    auto it = jobs.find(path);
+    if (it == jobs.end()) return Status(ErrorKind::kNotFound, "cancel job " + path + ": unknown");
+    JobInfo last = it->second.front();
+    if (!last.cancellable) {
+      return Status(ErrorKind::kInvalidArgument, "cancel job " + last.id + ": cannot be cancelled");
+    }
+    it->second.resize(1);
+    last.state = "cancelled";
+    last.message = "cancelled";
+    it->second.push_back(last);
+    return Status::Ok();
+  }
+
+  // Adds a job whose states are running at 0 %, running at 50 %, then
+  // next_job_state; returns its path.
+  std::string StartJob(const std::string& operation, const std::string& volume,
+                       const std::string& target, bool cancellable, uint64_t total) {
+    JobInfo job;
+    job.id = std::to_string(++last_job_id_);
+    job.object_path = "/org/shorthorn/Storage1/jobs/" + job.id;
+    job.operation = operation;
+    job.volume = volume;
+    job.volume_path = "/org/shorthorn/Storage1/volumes/" + volume;
+    job.target = target;
+    job.total_bytes = total;
+    job.state = "running";
+    job.cancellable = cancellable;
+    std::deque<JobInfo>& states = jobs[job.object_path];
+    states.push_back(job);
+    job.progress = 0.5;
+    job.bytes = total / 2;
+    job.rate = total;
+    states.push_back(job);
+    job.state = next_job_state;
+    job.message = next_job_message;
+    if (job.state == "completed") {
+      job.progress = 1;
+      job.bytes = total;
+    }
+    states.push_back(job);
+    return job.object_path;
+  }
+
  private:
+  Result<VolumeInfo*> Find(const std::string& operation, const std::string& name) {
+    auto it = volumes.find(name);
+    if (it == volumes.end()) {
+      return Status(ErrorKind::kNotFound, operation + " volume " + name + ": it does not exist");
+    }
+    return &it->second;
+  }
   Status TakeFailure() {
     Status s = fail_next;
     fail_next = Status::Ok();
     return s;
   }
+  int last_job_id_ = 0;
+};
+
+// Passes every call on to a FakeStorageClient that outlives it.
+class ForwardingClient : public StorageClient {
+ public:
+  explicit ForwardingClient(FakeStorageClient& f) : f_(f) {}
+  Result<std::vector<VolumeInfo>> ListVolumes() override { return f_.ListVolumes(); }
+  Result<VolumeInfo> GetVolume(const std::string& o, const std::string& n) override {
+    return f_.GetVolume(o, n);
+  }
+  Result<VolumeInfo> CreateVolume(const std::string& n, uint64_t s,
+                                  const std::vector<std::string>& r) override {
+    return f_.CreateVolume(n, s, r);
+  }
+  Status DeleteVolume(const std::string& n, bool force) override {
+    return f_.DeleteVolume(n, force);
+  }
+  Result<std::string> Attach(const std::string& n, Frontend f) override { return f_.Attach(n, f); }
+  Status Detach(const std::string& n) override { return f_.Detach(n); }
+  Status Expand(const std::string& n, uint64_t s) override { return f_.Expand(n, s); }
+  Result<std::string> Verify(const std::string& n) override { return f_.Verify(n); }
+  Status SetReplicaCount(const std::string& n, uint32_t c) override {
+    return f_.SetReplicaCount(n, c);
+  }
+  Status CreateSnapshot(const std::string& v, const std::string& s) override {
+    return f_.CreateSnapshot(v, s);
+  }
+  Result<std::string> DeleteSnapshot(const std::string& v, const std::string& s) override {
+    return f_.DeleteSnapshot(v, s);
+  }
+  Status RevertSnapshot(const std::string& v, const std::string& s) override {
+    return f_.RevertSnapshot(v, s);
+  }
+  Result<std::vector<JobInfo>> ListJobs() override { return f_.ListJobs(); }
+  Result<JobInfo> GetJob(const std::string& o, const std::string& p) override {
+    return f_.GetJob(o, p);
+  }
+  Result<JobInfo> WatchJob(const std::string& p, std::chrono::milliseconds i) override {
+    return f_.WatchJob(p, i);
+  }
+  Status CancelJob(const std::string& p) override { return f_.CancelJob(p); }
+
+ private:
+  FakeStorageClient& f_;
 };
 
 }  // namespace shorthorn::ctl::testing

@@ -23,7 +23,8 @@ TEST(VolumeJsonTest, HasEveryField) {
   EXPECT_EQ(boost::json::serialize(VolumeToJson(v)),
             R"({"name":"vol1","object_path":"/p","size":4096,"state":"attached",)"
             R"("frontend_path":"/run/x","loop_device":"/dev/loop3",)"
-            R"("replicas":[{"address":"h:1","name":"r1","mode":"RW"}]})");
+            R"("replicas":[{"address":"h:1","name":"r1","mode":"RW"}],)"
+            R"("actual_size":0,"replica_count":0,"robustness":""})");
 }
 
 TEST(VolumeDetailsTest, ShowsDashesForEmptyValues) {
@@ -32,10 +33,35 @@ TEST(VolumeDetailsTest, ShowsDashesForEmptyValues) {
             "Name:          vol1\n"
             "Object path:   /p\n"
             "Size:          1 MiB (1048576 bytes)\n"
+            "Actual size:   0 B\n"
             "State:         detached\n"
             "Frontend path: -\n"
             "Loop device:   -\n"
+            "Snapshots:     0\n"
+            "Robustness:    -\n"
+            "Replica count: 0\n"
             "Replicas:      0\n");
+}
+
+TEST(JobJsonTest, HasEveryField) {
+  JobInfo j{"/org/shorthorn/Storage1/jobs/3",
+            "3",
+            "verify",
+            "v",
+            "/org/shorthorn/Storage1/volumes/v",
+            "",
+            0.5,
+            10,
+            20,
+            5,
+            "running",
+            "",
+            false};
+  EXPECT_EQ(boost::json::serialize(JobToJson(j)),
+            R"({"id":"3","object_path":"/org/shorthorn/Storage1/jobs/3","operation":"verify",)"
+            R"("volume":"v","volume_path":"/org/shorthorn/Storage1/volumes/v","target":"",)"
+            R"("progress":5E-1,"bytes":10,"total_bytes":20,"rate":5,"state":"running",)"
+            R"("message":"","cancellable":false})");
 }
 
 }  // namespace
