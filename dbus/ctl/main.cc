@@ -12,8 +12,9 @@
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  // Progress lines go to stderr, and only when a person watches it there:
-  // stdout stays clean for the result (and for $(...) and --json).
+  // Progress lines are drawn only when stdout is a terminal (a person runs
+  // the command, not $(...) or a pipe), and on stderr, so that the result on
+  // stdout stays clean even then.
   return shorthorn::ctl::RunCtl(args, shorthorn::ctl::DbusStorageClient::Connect, std::cout,
-                                std::cerr, isatty(STDERR_FILENO) == 1);
+                                std::cerr, isatty(STDOUT_FILENO) == 1 && isatty(STDERR_FILENO) == 1);
 }

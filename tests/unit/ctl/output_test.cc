@@ -19,7 +19,8 @@ TEST(TableTest, AlignsColumnsWithoutTrailingBlanks) {
 }
 
 TEST(VolumeJsonTest, HasEveryField) {
-  VolumeInfo v{"vol1", "/p", 4096, "attached", {{"h:1", "r1", "RW"}}, "/run/x", "/dev/loop3"};
+  VolumeInfo v{"vol1", "/p", 4096, "attached", {{"h:1", "r1", "RW"}}, "/run/x", "/dev/loop3", 0, 0,
+               "", {}};
   EXPECT_EQ(boost::json::serialize(VolumeToJson(v)),
             R"({"name":"vol1","object_path":"/p","size":4096,"state":"attached",)"
             R"("frontend_path":"/run/x","loop_device":"/dev/loop3",)"
@@ -28,7 +29,7 @@ TEST(VolumeJsonTest, HasEveryField) {
 }
 
 TEST(VolumeDetailsTest, ShowsDashesForEmptyValues) {
-  VolumeInfo v{"vol1", "/p", 1 << 20, "detached", {}, "", ""};
+  VolumeInfo v{"vol1", "/p", 1 << 20, "detached", {}, "", "", 0, 0, "", {}};
   EXPECT_EQ(VolumeDetails(v),
             "Name:          vol1\n"
             "Object path:   /p\n"
