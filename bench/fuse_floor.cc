@@ -20,7 +20,8 @@
 // Threads, and what each calls:
 //   * main: parses options, mounts, runs fuse_session_loop_mt, then lets
 //     the completion thread answer what is in flight, stops it, unmounts.
-//   * FUSE workers (libfuse's pool; --threads idle, --max-threads at most):
+//   * FUSE workers (libfuse's pool: grows to --max-threads and, like fused,
+//     keeps every worker it started):
 //     read/write/fsync/fallocate copy what they need (write data goes into a
 //     pooled 4 KiB-aligned buffer, because libfuse reuses its receive buffer
 //     as soon as the handler returns), queue one SQE under submit_mutex_,
@@ -592,7 +593,7 @@ int main(int argc, char** argv) {
                  opts.max_background, opts.max_request, opts.buffered ? "buffered" : "O_DIRECT",
                  opts.clone_fd ? ", clone_fd" : "", opts.coop_taskrun ? ", coop_taskrun" : "");
     fuse_loop_config* cfg = fuse_loop_cfg_create();
-    fuse_loop_cfg_set_idle_threads(cfg, opts.threads);
+    fuse_loop_cfg_set_idle_threads(cfg, opts.max_threads);
     fuse_loop_cfg_set_max_threads(cfg, opts.max_threads);
     fuse_loop_cfg_set_clone_fd(cfg, opts.clone_fd ? 1 : 0);
     // The loop returns the number of the signal that ended it (libfuse's

@@ -132,7 +132,7 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
       "connections-per-replica", po::value<int64_t>()->default_value(d.connections_per_replica),
       "TCP connections per replica")("fuse-threads",
                                      po::value<int64_t>()->default_value(d.fuse_threads),
-                                     "FUSE worker threads kept idle")(
+                                     "FUSE worker threads per volume (the pool grows to 4x)")(
       "max-background", po::value<int64_t>()->default_value(d.max_background),
       "FUSE requests the kernel may keep in flight")(
       "max-request-kib", po::value<int64_t>()->default_value(d.max_request_kib),

@@ -27,7 +27,7 @@ namespace shorthorn::fused {
 
 struct FuseSettings {
   std::string mount_point;
-  uint32_t threads = 8;            // idle worker threads kept by libfuse
+  uint32_t threads = 8;            // worker threads; the pool grows to 4x and keeps them
   uint32_t max_background = 256;   // async requests in flight
   uint32_t max_request = 1 << 20;  // largest read/write, bytes
 };
