@@ -194,20 +194,10 @@ bench_init() {
     { echo "FAIL bench: $WORK_PARENT is on tmpfs; choose a disk with --work-dir" >&2; exit 1; }
 
   TEST_DIR=$(mktemp -d "$WORK_PARENT/shorthorn-bench.XXXXXX")
-  chmod 0755 "$TEST_DIR"
-  LOG_DIR=$TEST_DIR/logs
-  CONF_DIR=$TEST_DIR/conf
-  BUS_DIR=$TEST_DIR/bus
-  REPLICAS_DIR=$TEST_DIR/replicas
-  FUSED_STATE_DIR=$TEST_DIR/fused/state
-  FUSED_MOUNT_POINT=$TEST_DIR/fused/volumes
-  FUSED_DEV_DIR=$TEST_DIR/dev
-  FS_DIR=$TEST_DIR/fs
+  set_test_dirs
   DATA_DIR=$TEST_DIR/data
   FIO_DIR=$TEST_DIR/fio
-  mkdir -p "$LOG_DIR" "$CONF_DIR" "$REPLICAS_DIR" "$FUSED_STATE_DIR" "$FUSED_MOUNT_POINT" \
-    "$FUSED_DEV_DIR" "$FS_DIR" "$DATA_DIR" "$FIO_DIR" "$TEST_DIR/jobs" "$TEST_DIR/floor"
-  mkdir -m 0755 "$BUS_DIR"
+  mkdir -p "$DATA_DIR" "$FIO_DIR" "$TEST_DIR/jobs" "$TEST_DIR/floor"
   trap _on_exit EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM

@@ -78,6 +78,8 @@ Result<Loaded<ReplicadConfig>> LoadReplicadConfig(int argc, const char* const* a
                                              "TCP port of the replica protocol")(
       "data-dir", po::value<std::string>()->default_value(d.data_dir),
       "directory holding one subdirectory per replica")(
+      "socket-dir", po::value<std::string>()->default_value(d.socket_dir),
+      "where to make the Unix socket <port>.sock for clients on this host (empty: none)")(
       "io-engine", po::value<std::string>()->default_value("auto"),
       "data I/O: auto (io_uring when available), io_uring, or sync")(
       "log-level", po::value<std::string>()->default_value(d.log_level),
@@ -97,6 +99,8 @@ Result<Loaded<ReplicadConfig>> LoadReplicadConfig(int argc, const char* const* a
   SH_RETURN_IF_ERROR(GetRange<uint16_t>(*loaded, "port", 1, 65535, &c.port));
   c.data_dir = loaded->values["data-dir"].as<std::string>();
   SH_RETURN_IF_ERROR(CheckAbsolute(*loaded, "data-dir", c.data_dir));
+  c.socket_dir = loaded->values["socket-dir"].as<std::string>();
+  if (!c.socket_dir.empty()) SH_RETURN_IF_ERROR(CheckAbsolute(*loaded, "socket-dir", c.socket_dir));
   std::string engine = loaded->values["io-engine"].as<std::string>();
   if (engine == "auto")
     c.io_engine = IoEngineKind::kAuto;
@@ -130,9 +134,11 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
       "connect-timeout", po::value<int64_t>()->default_value(d.connect_timeout_s),
       "seconds allowed to connect to a replicad and shake hands")(
       "connections-per-replica", po::value<int64_t>()->default_value(d.connections_per_replica),
-      "TCP connections per replica")("fuse-threads",
-                                     po::value<int64_t>()->default_value(d.fuse_threads),
-                                     "FUSE worker threads per volume (the pool grows to 4x)")(
+      "TCP connections per replica")(
+      "replicad-socket-dir", po::value<std::string>()->default_value(d.replicad_socket_dir),
+      "where replicads on this host make their Unix sockets (empty: TCP only)")(
+      "fuse-threads", po::value<int64_t>()->default_value(d.fuse_threads),
+      "FUSE worker threads per volume (the pool grows to 4x)")(
       "max-background", po::value<int64_t>()->default_value(d.max_background),
       "FUSE requests the kernel may keep in flight")(
       "max-request-kib", po::value<int64_t>()->default_value(d.max_request_kib),
@@ -172,6 +178,10 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
   SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "connect-timeout", 1, 600, &c.connect_timeout_s));
   SH_RETURN_IF_ERROR(
       GetRange<uint32_t>(*loaded, "connections-per-replica", 1, 64, &c.connections_per_replica));
+  c.replicad_socket_dir = loaded->values["replicad-socket-dir"].as<std::string>();
+  if (!c.replicad_socket_dir.empty()) {
+    SH_RETURN_IF_ERROR(CheckAbsolute(*loaded, "replicad-socket-dir", c.replicad_socket_dir));
+  }
   SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "fuse-threads", 1, 256, &c.fuse_threads));
   SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "max-background", 1, 65535, &c.max_background));
   SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "max-request-kib", 4, 1024, &c.max_request_kib));

@@ -23,6 +23,8 @@ struct ReplicadConfig {
   uint16_t port = 9500;
   std::string data_dir = "/var/lib/shorthorn/replicas";
   IoEngineKind io_engine = IoEngineKind::kAuto;
+  // Unix socket <socket_dir>/<port>.sock for fused on this host ("" = none).
+  std::string socket_dir = "/run/shorthorn-replicad";
   std::string log_level = "info";
 };
 
@@ -35,6 +37,8 @@ struct FusedConfig {
   uint32_t replica_timeout_s = 8;  // silence after which a replica fails
   uint32_t connect_timeout_s = 5;  // TCP connect and handshake
   uint32_t connections_per_replica = 4;
+  // Where replicads on this host make their Unix sockets ("" = TCP only).
+  std::string replicad_socket_dir = "/run/shorthorn-replicad";
   uint32_t fuse_threads = 8;                  // max idle FUSE worker threads
   uint32_t max_background = 256;              // FUSE requests in flight
   uint32_t max_request_kib = 1024;            // largest FUSE read/write request

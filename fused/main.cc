@@ -69,8 +69,9 @@ int main(int argc, char** argv) {
   settings.state_dir = c.state_dir;
   settings.dev_dir = c.dev_dir;
   settings.default_replicads = c.replicads;
-  settings.timeouts.connect = std::chrono::seconds(c.connect_timeout_s);
-  settings.timeouts.request = std::chrono::seconds(c.replica_timeout_s);
+  settings.client.connect = std::chrono::seconds(c.connect_timeout_s);
+  settings.client.request = std::chrono::seconds(c.replica_timeout_s);
+  settings.client.local_socket_dir = c.replicad_socket_dir;
   settings.connections_per_replica = static_cast<int>(c.connections_per_replica);
   settings.stale_replica_timeout = std::chrono::minutes(c.stale_replica_timeout_min);
   settings.rebuild_bandwidth = static_cast<uint64_t>(c.rebuild_bandwidth_mib) << 20;

@@ -102,13 +102,14 @@ int Run(int argc, char** argv) {
     ReplicaStore store(cfg.data_dir, engine->get());
     RequestHandler handler(&store);
     Server server(&handler);
-    if (Status s = server.Start(cfg.listen, cfg.port); !s.ok()) {
+    if (Status s = server.Start(cfg.listen, cfg.port, cfg.socket_dir); !s.ok()) {
       LogError(s.message());
       return 1;
     }
     bool bare_v6 = cfg.listen.find(':') != std::string::npos && cfg.listen.front() != '[';
     LogInfo("listening on " + (bare_v6 ? "[" + cfg.listen + "]" : cfg.listen) + ":" +
-            std::to_string(server.port()));
+            std::to_string(server.port()) +
+            (server.socket_path().empty() ? "" : " and " + server.socket_path()));
     int signo = 0;
     while (sigwait(&stop_signals, &signo) != 0) {
     }

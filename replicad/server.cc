@@ -11,12 +11,15 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <utility>
 
+#include "common/file_util.h"
 #include "common/log.h"
 
 namespace shorthorn::replicad {
@@ -39,7 +42,47 @@ std::string PeerName(int fd) {
   return "local peer";
 }
 
-Status Server::Start(const std::string& listen, uint16_t port) {
+void Server::ListenUnix(const std::string& listen, const std::string& socket_dir) {
+  std::string host = listen;
+  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  in_addr v4{};
+  bool local = host.empty() || host == "0.0.0.0" || host == "::" || host == "::1" ||
+               host == "localhost" ||
+               (::inet_pton(AF_INET, host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127);
+  if (socket_dir.empty() || !local) return;
+  std::string path = socket_dir + "/" + std::to_string(port_) + ".sock";
+  const std::string what = "listen on Unix socket " + path;
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(sa.sun_path)) {
+    LogWarning(what + ": path too long; TCP only");
+    return;
+  }
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  if (Status s = MakeDirs(socket_dir); !s.ok()) {
+    LogWarning(what + ": " + s.message() + "; TCP only");
+    return;
+  }
+  // We hold the TCP port, so a socket file for it is one a killed replicad
+  // left behind.
+  ::unlink(path.c_str());
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid() || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 ||
+      ::listen(fd.get(), 128) != 0) {
+    LogWarning(what + ": " + std::strerror(errno) + "; TCP only");
+    return;
+  }
+  // Anyone on this host may connect, as anyone may to the TCP port: the
+  // socket grants nothing TCP does not (fused may run without
+  // CAP_DAC_OVERRIDE, so it needs the permission bits).
+  if (::chmod(path.c_str(), 0666) != 0) {
+    LogWarning(what + ": chmod: " + std::strerror(errno));
+  }
+  unix_fd_ = std::move(fd);
+  socket_path_ = path;
+}
+
+Status Server::Start(const std::string& listen, uint16_t port, const std::string& socket_dir) {
   std::string host = listen;
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
@@ -81,33 +124,44 @@ Status Server::Start(const std::string& listen, uint16_t port) {
                                    : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
   wake_fd_.Reset(::eventfd(0, EFD_CLOEXEC));
   if (!wake_fd_.valid()) return ErrnoStatus(errno, what + ": eventfd");
+  ListenUnix(listen, socket_dir);
   acceptor_ = std::thread([this] { AcceptLoop(); });
   return Status::Ok();
 }
 
 void Server::AcceptLoop() {
   for (;;) {
-    pollfd fds[2] = {{listen_fd_.get(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
+    // A negative fd (no Unix socket) is ignored by poll.
+    pollfd fds[3] = {{wake_fd_.get(), POLLIN, 0},
+                     {listen_fd_.get(), POLLIN, 0},
+                     {unix_fd_.valid() ? unix_fd_.get() : -1, POLLIN, 0}};
+    if (::poll(fds, 3, -1) < 0) {
       if (errno == EINTR) continue;
-      LogError(std::string("poll listening socket: ") + std::strerror(errno));
+      LogError(std::string("poll listening sockets: ") + std::strerror(errno));
       return;
     }
-    if (fds[1].revents != 0) return;
-    if (fds[0].revents == 0) continue;
-    UniqueFd fd(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (!fd.valid()) {
-      if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
-        LogWarning(std::string("accept: ") + std::strerror(errno));
-        if (errno == EMFILE || errno == ENFILE) ::usleep(100 * 1000);
+    if (fds[0].revents != 0) return;
+    for (int i = 1; i < 3; ++i) {
+      if (fds[i].revents == 0) continue;
+      UniqueFd fd(::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC));
+      if (!fd.valid()) {
+        if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
+          LogWarning(std::string("accept: ") + std::strerror(errno));
+          if (errno == EMFILE || errno == ENFILE) ::usleep(100 * 1000);
+        }
+        continue;
       }
-      continue;
+      std::string peer;
+      if (i == 1) {
+        int one = 1;
+        ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        peer = PeerName(fd.get());
+      } else {
+        peer = "unix:" + socket_path_;
+      }
+      LogDebug("connection from " + peer);
+      Adopt(std::move(fd), std::move(peer));
     }
-    int one = 1;
-    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    std::string peer = PeerName(fd.get());
-    LogDebug("connection from " + peer);
-    Adopt(std::move(fd), std::move(peer));
   }
 }
 
@@ -149,6 +203,10 @@ void Server::Stop() {
     acceptor_.join();
   }
   listen_fd_.Reset();
+  if (unix_fd_.valid()) {
+    unix_fd_.Reset();
+    ::unlink(socket_path_.c_str());
+  }
   std::list<std::shared_ptr<Connection>> all;
   {
     std::lock_guard lock(mu_);

@@ -239,7 +239,7 @@ ensure_replicad() {
   mkdir -p "$DATA_DIR"
   : >"$RUN_DIR/replicad.conf"
   setsid "$bin" --config "$RUN_DIR/replicad.conf" --listen 127.0.0.1 --port "$PORT" \
-    --data-dir "$DATA_DIR" >>"$LOG_DIR/replicad.log" 2>&1 </dev/null &
+    --data-dir "$DATA_DIR" --socket-dir "$RUN_DIR/sock" >>"$LOG_DIR/replicad.log" 2>&1 </dev/null &
   REPLICAD_PID=$!
   save_state
   for ((i = 0; i < 300; i++)); do
@@ -270,7 +270,7 @@ ensure_fused() {
   : >"$RUN_DIR/fused.conf"
   setsid "$bin" --config "$RUN_DIR/fused.conf" --state-dir "$STATE_DIR" \
     --mount-point "$VOLUMES_DIR" --dev-dir "$DEV_DIR" --replicads "127.0.0.1:$PORT" \
-    >>"$LOG_DIR/fused.log" 2>&1 </dev/null &
+    --replicad-socket-dir "$RUN_DIR/sock" >>"$LOG_DIR/fused.log" 2>&1 </dev/null &
   FUSED_PID=$!
   save_state
   for ((i = 0; i < 300; i++)); do

@@ -1,12 +1,16 @@
 #include "fused/engine/net_util.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include "common/frame_io.h"
 #include "config/daemon_config.h"
@@ -76,6 +80,35 @@ Result<UniqueFd> ConnectTcp(const std::string& address, std::chrono::millisecond
   }
   freeaddrinfo(res);
   return last;
+}
+
+std::string LocalSocketPath(const std::string& address, const std::string& socket_dir) {
+  if (socket_dir.empty()) return "";
+  std::string host;
+  uint16_t port;
+  if (!config::ParseAddress(address, &host, &port).ok()) return "";
+  in_addr v4{};
+  bool loopback = host == "localhost" || host == "::1" ||
+                  (::inet_pton(AF_INET, host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127);
+  return loopback ? socket_dir + "/" + std::to_string(port) + ".sock" : "";
+}
+
+Result<UniqueFd> ConnectUnix(const std::string& path, std::chrono::milliseconds io_timeout) {
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(sa.sun_path)) {
+    return Status(ErrorKind::kInvalidArgument, "socket path " + path + " is too long", EINVAL);
+  }
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return ErrnoStatus(errno, "socket for " + path);
+  // A local connect does not wait for a peer far away: no timeout needed.
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+    return ErrnoStatus(errno, "connect to replicad at " + path);
+  }
+  SetTimeout(fd.get(), SO_RCVTIMEO, io_timeout);
+  SetTimeout(fd.get(), SO_SNDTIMEO, io_timeout);
+  return fd;
 }
 
 void ClearReceiveTimeout(int fd) { SetTimeout(fd, SO_RCVTIMEO, std::chrono::milliseconds(0)); }

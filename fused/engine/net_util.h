@@ -18,6 +18,15 @@ namespace shorthorn::fused {
 Result<UniqueFd> ConnectTcp(const std::string& address, std::chrono::milliseconds timeout,
                             std::chrono::milliseconds io_timeout);
 
+// For "host:port" with a loopback host (127.0.0.0/8, ::1, localhost): the
+// Unix socket path <socket_dir>/<port>.sock of a replicad on this host;
+// otherwise (or with an empty socket_dir) "".
+std::string LocalSocketPath(const std::string& address, const std::string& socket_dir);
+
+// Connects to the Unix stream socket `path` (a replicad on this host), with
+// send/receive timeouts of `io_timeout`.
+Result<UniqueFd> ConnectUnix(const std::string& path, std::chrono::milliseconds io_timeout);
+
 // Removes the receive timeout (for sockets served by a reader thread).
 void ClearReceiveTimeout(int fd);
 

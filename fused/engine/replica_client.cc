@@ -25,6 +25,22 @@
 namespace shorthorn::fused {
 namespace {
 
+// A replicad on this host through its Unix socket when it has one there
+// (cheaper than loopback TCP per byte and per request), else TCP. No socket
+// file (a replicad elsewhere, or a proxy in between, listens on another
+// port) or a refused connect (a file left by a killed replicad) means TCP.
+Result<UniqueFd> ConnectReplicad(const std::string& address, const ClientOptions& options) {
+  std::string path = LocalSocketPath(address, options.local_socket_dir);
+  if (!path.empty()) {
+    auto fd = ConnectUnix(path, options.request);
+    if (fd.ok()) return fd;
+    if (fd.status().sys_errno() != ENOENT) {
+      LogDebug(fd.status().message() + "; using TCP to " + address);
+    }
+  }
+  return ConnectTcp(address, options.connect, options.request);
+}
+
 boost::json::object Identity(const ReplicaTarget& t) {
   return {{"volume", t.volume}, {"replica", t.replica}};
 }
@@ -32,16 +48,16 @@ boost::json::object Identity(const ReplicaTarget& t) {
 }  // namespace
 
 ReplicaClient::ReplicaClient(ReplicaTarget target, uint64_t epoch, uint64_t size,
-                             ClientTimeouts timeouts)
-    : target_(std::move(target)), epoch_(epoch), size_(size), timeouts_(timeouts) {}
+                             ClientOptions options)
+    : target_(std::move(target)), epoch_(epoch), size_(size), options_(options) {}
 
 std::string ReplicaClient::Describe() const {
   return "replica " + target_.replica + " of volume " + target_.volume + " on " + target_.address;
 }
 
 Status ReplicaClient::CreateReplica(const ReplicaTarget& target, uint64_t size,
-                                    const ClientTimeouts& timeouts, bool rebuilding) {
-  auto fd = ConnectTcp(target.address, timeouts.connect, timeouts.request);
+                                    const ClientOptions& options, bool rebuilding) {
+  auto fd = ConnectReplicad(target.address, options);
   if (!fd.ok()) return fd.status();
   auto body = Identity(target);
   body["size"] = size;
@@ -53,8 +69,8 @@ Status ReplicaClient::CreateReplica(const ReplicaTarget& target, uint64_t size,
   return Status::Ok();
 }
 
-Status ReplicaClient::DeleteReplica(const ReplicaTarget& target, const ClientTimeouts& timeouts) {
-  auto fd = ConnectTcp(target.address, timeouts.connect, timeouts.request);
+Status ReplicaClient::DeleteReplica(const ReplicaTarget& target, const ClientOptions& options) {
+  auto fd = ConnectReplicad(target.address, options);
   if (!fd.ok()) return fd.status();
   auto reply = ControlCall(fd->get(), wire::Op::kDeleteReplica, Identity(target), 0);
   if (!reply.ok()) {
@@ -65,10 +81,10 @@ Status ReplicaClient::DeleteReplica(const ReplicaTarget& target, const ClientTim
 
 Result<boost::json::object> ReplicaClient::Call(const ReplicaTarget& target, uint64_t epoch,
                                                 wire::Op op, const boost::json::object& body,
-                                                const ClientTimeouts& timeouts) {
+                                                const ClientOptions& options) {
   std::string what = std::string(wire::OpName(static_cast<uint16_t>(op))) + " on replica " +
                      target.replica + " (" + target.address + ")";
-  auto fd = ConnectTcp(target.address, timeouts.connect, timeouts.request);
+  auto fd = ConnectReplicad(target.address, options);
   if (!fd.ok()) return fd.status();
   auto identity = Identity(target);
   identity["epoch"] = epoch;
@@ -83,10 +99,10 @@ Result<boost::json::object> ReplicaClient::Call(const ReplicaTarget& target, uin
 
 Result<std::unique_ptr<ReplicaClient>> ReplicaClient::Open(const ReplicaTarget& target,
                                                            uint64_t epoch, int connections,
-                                                           const ClientTimeouts& timeouts) {
+                                                           const ClientOptions& options) {
   std::vector<UniqueFd> fds;
   for (int i = 0; i < connections; ++i) {
-    auto fd = ConnectTcp(target.address, timeouts.connect, timeouts.request);
+    auto fd = ConnectReplicad(target.address, options);
     if (!fd.ok()) return fd.status();
     fds.push_back(std::move(*fd));
   }
@@ -108,7 +124,7 @@ Result<std::unique_ptr<ReplicaClient>> ReplicaClient::Open(const ReplicaTarget& 
     }
     ClearReceiveTimeout(fd.get());
   }
-  std::unique_ptr<ReplicaClient> client(new ReplicaClient(target, epoch, size, timeouts));
+  std::unique_ptr<ReplicaClient> client(new ReplicaClient(target, epoch, size, options));
   if (auto* g = opened->if_contains("generation"); g != nullptr && g->is_number()) {
     client->generation_ = g->to_number<uint64_t>();
   }
@@ -247,7 +263,7 @@ void ReplicaClient::ReaderLoop(Connection* conn) {
 
 void ReplicaClient::WatchdogLoop() {
   auto tick =
-      std::min<std::chrono::milliseconds>(std::chrono::milliseconds(1000), timeouts_.request / 4);
+      std::min<std::chrono::milliseconds>(std::chrono::milliseconds(1000), options_.request / 4);
   std::unique_lock lock(mutex_);
   while (!stopping_ && !failed_) {
     stop_cv_.wait_for(lock, tick);
@@ -255,7 +271,7 @@ void ReplicaClient::WatchdogLoop() {
     auto now = std::chrono::steady_clock::now();
     // An idle replica is pinged, so a dead or cut-off one is noticed (and
     // rebuilt) without waiting for the next write.
-    if (pending_.empty() && now - last_ping_ > timeouts_.request / 2) {
+    if (pending_.empty() && now - last_ping_ > options_.request / 2) {
       last_ping_ = now;
       lock.unlock();
       Submit(wire::Op::kPing, 0, 0, {}, [](Status, std::vector<uint8_t>) {});
@@ -263,12 +279,12 @@ void ReplicaClient::WatchdogLoop() {
       continue;
     }
     for (const auto& [id, p] : pending_) {
-      if (now - p.sent > timeouts_.request) {
+      if (now - p.sent > options_.request) {
         std::string op(wire::OpName(static_cast<uint16_t>(p.op)));
         lock.unlock();
         Fail(Status(ErrorKind::kUnavailable,
                     Describe() + ": " + op + " unanswered for more than " +
-                        std::to_string(timeouts_.request.count() / 1000) + " s",
+                        std::to_string(options_.request.count() / 1000) + " s",
                     ETIMEDOUT));
         return;
       }

@@ -40,9 +40,14 @@ struct ReplicaTarget {
   std::string replica;  // replica name on that replicad
 };
 
-struct ClientTimeouts {
+struct ClientOptions {
   std::chrono::milliseconds connect{5000};
   std::chrono::milliseconds request{8000};
+  // Where replicads on this host put their Unix sockets (<dir>/<port>.sock,
+  // the replicad's socket-dir). A replica whose address is a loopback
+  // address is reached through <dir>/<port>.sock when that socket accepts
+  // the connection, else over TCP. Empty: TCP only.
+  std::string local_socket_dir;
 };
 
 class ReplicaClient : public Backend {
@@ -50,21 +55,20 @@ class ReplicaClient : public Backend {
   // Connects `connections` sockets, opens the replica at `epoch` (fencing
   // older engines) and binds every connection with HELLO.
   static Result<std::unique_ptr<ReplicaClient>> Open(const ReplicaTarget& target, uint64_t epoch,
-                                                     int connections,
-                                                     const ClientTimeouts& timeouts);
+                                                     int connections, const ClientOptions& options);
 
   // `rebuilding`: the replica is created as a rebuild target (its head has
   // no lower layers yet: UNMAP zero-fills, unaligned writes are refused).
   static Status CreateReplica(const ReplicaTarget& target, uint64_t size,
-                              const ClientTimeouts& timeouts, bool rebuilding = false);
-  static Status DeleteReplica(const ReplicaTarget& target, const ClientTimeouts& timeouts);
+                              const ClientOptions& options, bool rebuilding = false);
+  static Status DeleteReplica(const ReplicaTarget& target, const ClientOptions& options);
   // One request on a short-lived connection bound to the replica at
   // `epoch` (OPEN_REPLICA, which is a no-op when already open at that
   // epoch, then HELLO): for snapshot, list, revert, expand and verify, which
   // are fenced like data but must not wait behind it.
   static Result<boost::json::object> Call(const ReplicaTarget& target, uint64_t epoch, wire::Op op,
                                           const boost::json::object& body,
-                                          const ClientTimeouts& timeouts);
+                                          const ClientOptions& options);
 
   ~ReplicaClient() override;
 
@@ -100,7 +104,7 @@ class ReplicaClient : public Backend {
     std::thread reader;
   };
 
-  ReplicaClient(ReplicaTarget target, uint64_t epoch, uint64_t size, ClientTimeouts timeouts);
+  ReplicaClient(ReplicaTarget target, uint64_t epoch, uint64_t size, ClientOptions options);
 
   void Submit(wire::Op op, uint64_t offset, uint64_t length, std::span<const uint8_t> payload,
               std::function<void(Status, std::vector<uint8_t>)> done);
@@ -113,7 +117,7 @@ class ReplicaClient : public Backend {
   const ReplicaTarget target_;
   const uint64_t epoch_;
   const uint64_t size_;
-  const ClientTimeouts timeouts_;
+  const ClientOptions options_;
   uint64_t generation_ = 0;
   bool rebuilding_ = false;
 

@@ -102,7 +102,7 @@ Result<std::vector<EngineReplica>> VolumeService::OpenForAttach(const VolumeReco
   for (const auto& r : record.replicas) {
     Candidate c{r, nullptr, Status::Ok()};
     auto client = ReplicaClient::Open(Target(record, r), record.epoch,
-                                      settings_.connections_per_replica, settings_.timeouts);
+                                      settings_.connections_per_replica, settings_.client);
     if (client.ok()) {
       c.client = std::move(*client);
     } else {
@@ -181,7 +181,7 @@ Status VolumeService::SetGeneration(AttachContext& ctx, const std::vector<std::s
       target = it->second;
     }
     auto reply = ReplicaClient::Call(target, ctx.epoch, wire::Op::kSetGeneration,
-                                     {{"generation", generation}}, settings_.timeouts);
+                                     {{"generation", generation}}, settings_.client);
     if (reply.ok()) {
       done++;
       continue;
@@ -254,7 +254,7 @@ void VolumeService::CheckVolumes() {
     }
   }
   for (const auto& [volume, s] : expired) {
-    Status deleted = ReplicaClient::DeleteReplica({s.address, volume, s.name}, settings_.timeouts);
+    Status deleted = ReplicaClient::DeleteReplica({s.address, volume, s.name}, settings_.client);
     if (!deleted.ok() && deleted.kind() != ErrorKind::kNotFound) continue;  // retry later
     std::lock_guard lock(mutex_);
     if (VolumeRecord* record = registry_.FindMutable(volume)) {
@@ -310,8 +310,8 @@ Status VolumeService::CatchUp(const std::string& volume, const std::shared_ptr<A
     std::lock_guard lock(ctx->mutex);
     target = ctx->targets.at(replica);
   }
-  auto client = ReplicaClient::Open(target, ctx->epoch, settings_.connections_per_replica,
-                                    settings_.timeouts);
+  auto client =
+      ReplicaClient::Open(target, ctx->epoch, settings_.connections_per_replica, settings_.client);
   if (!client.ok()) return client.status().WithContext(what);
   if ((*client)->rebuilding()) {
     return Status(ErrorKind::kFailed, what + ": it is half rebuilt");
@@ -403,7 +403,7 @@ Status VolumeService::FullRebuild(const std::string& volume,
     if (busy.count(address) != 0 || !seen.insert(address).second) continue;
     ReplicaRecord r{address, volume.substr(0, 46) + "-" + Hex64()};
     Status created = ReplicaClient::CreateReplica({address, volume, r.name}, record.size,
-                                                  settings_.timeouts, /*rebuilding=*/true);
+                                                  settings_.client, /*rebuilding=*/true);
     if (created.ok()) {
       fresh = r;
       break;
@@ -434,14 +434,14 @@ Status VolumeService::FullRebuild(const std::string& volume,
         (void)registry_.Save();
       }
     }
-    (void)ReplicaClient::DeleteReplica(target, settings_.timeouts);
+    (void)ReplicaClient::DeleteReplica(target, settings_.client);
     QueueChanged(volume);
     return why;
   };
-  auto client = ReplicaClient::Open(target, ctx->epoch, settings_.connections_per_replica,
-                                    settings_.timeouts);
+  auto client =
+      ReplicaClient::Open(target, ctx->epoch, settings_.connections_per_replica, settings_.client);
   if (!client.ok()) {
-    (void)ReplicaClient::DeleteReplica(target, settings_.timeouts);
+    (void)ReplicaClient::DeleteReplica(target, settings_.client);
     return client.status().WithContext(what);
   }
   {
@@ -473,7 +473,7 @@ Status VolumeService::FullRebuild(const std::string& volume,
     }
     auto reply =
         ReplicaClient::Call(t, ctx->epoch, wire::Op::kSnapshot,
-                            {{"name", snapshot}, {"user_created", false}}, settings_.timeouts);
+                            {{"name", snapshot}, {"user_created", false}}, settings_.client);
     if (reply.ok()) {
       rw.push_back(st.name);
     } else {
@@ -505,14 +505,14 @@ Status VolumeService::FullRebuild(const std::string& volume,
                     {"snapshot", snapshot},
                     {"bandwidth", settings_.rebuild_bandwidth}};
   auto started =
-      ReplicaClient::Call(target, ctx->epoch, wire::Op::kRebuild, body, settings_.timeouts);
+      ReplicaClient::Call(target, ctx->epoch, wire::Op::kRebuild, body, settings_.client);
   if (!started.ok()) return cleanup(started.status().WithContext(what));
   for (;;) {
     if (job.WaitCancelled(std::chrono::milliseconds(250))) {
       return cleanup(Status(ErrorKind::kFailed, what + ": cancelled"));
     }
     auto layers =
-        ReplicaClient::Call(target, ctx->epoch, wire::Op::kListLayers, {}, settings_.timeouts);
+        ReplicaClient::Call(target, ctx->epoch, wire::Op::kListLayers, {}, settings_.client);
     if (!layers.ok()) return cleanup(layers.status().WithContext(what));
     uint64_t done = 0, total = 0;
     if (const json::value* tasks = layers->if_contains("tasks"); tasks && tasks->is_array()) {
@@ -645,7 +645,7 @@ Status VolumeService::SetReplicaCount(const std::string& volume, uint32_t count,
     SH_RETURN_IF_ERROR(registry_.Save().WithContext(what));
   }
   for (const auto& t : drop) {
-    Status s = ReplicaClient::DeleteReplica(t, settings_.timeouts);
+    Status s = ReplicaClient::DeleteReplica(t, settings_.client);
     if (!s.ok())
       LogWarning(what + ": " + s.message());
     else

@@ -291,10 +291,10 @@ Status VolumeService::CreateVolume(const std::string& name, uint64_t size,
     for (const auto& a : addresses) record.replicas.push_back({a, prefix + "-" + RandomSuffix()});
     std::vector<ReplicaRecord> created;
     for (const auto& r : record.replicas) {
-      Status s = ReplicaClient::CreateReplica(Target(record, r), size, settings_.timeouts);
+      Status s = ReplicaClient::CreateReplica(Target(record, r), size, settings_.client);
       if (!s.ok()) {
         for (const auto& c : created) {
-          Status undo = ReplicaClient::DeleteReplica(Target(record, c), settings_.timeouts);
+          Status undo = ReplicaClient::DeleteReplica(Target(record, c), settings_.client);
           if (!undo.ok()) LogWarning("undo create volume " + name + ": " + undo.message());
         }
         return s.WithContext("create volume " + name);
@@ -306,7 +306,7 @@ Status VolumeService::CreateVolume(const std::string& name, uint64_t size,
     if (!saved.ok()) {
       registry_.Erase(name);
       for (const auto& c : created)
-        (void)ReplicaClient::DeleteReplica(Target(record, c), settings_.timeouts);
+        (void)ReplicaClient::DeleteReplica(Target(record, c), settings_.client);
       return saved.WithContext("create volume " + name);
     }
   }
@@ -344,7 +344,7 @@ Status VolumeService::DeleteVolume(const std::string& name, const Options& optio
     std::vector<ReplicaRecord> remaining;
     Status first_error;
     for (const auto& r : record->replicas) {
-      Status s = ReplicaClient::DeleteReplica(Target(*record, r), settings_.timeouts);
+      Status s = ReplicaClient::DeleteReplica(Target(*record, r), settings_.client);
       if (s.ok() || s.kind() == ErrorKind::kNotFound) continue;
       if (force) {
         LogWarning("delete volume " + name + " (forced): " + s.message());
@@ -361,7 +361,7 @@ Status VolumeService::DeleteVolume(const std::string& name, const Options& optio
                                      " (use option force=true to forget unreachable replicas)");
     }
     for (const auto& r : record->stale) {
-      (void)ReplicaClient::DeleteReplica({r.address, name, r.name}, settings_.timeouts);
+      (void)ReplicaClient::DeleteReplica({r.address, name, r.name}, settings_.client);
     }
     registry_.Erase(name);
     SH_RETURN_IF_ERROR(registry_.Save());

@@ -36,7 +36,7 @@ struct ServiceSettings {
   std::string state_dir;
   std::string dev_dir;
   std::vector<std::string> default_replicads;
-  ClientTimeouts timeouts;
+  ClientOptions client;
   int connections_per_replica = 4;
   std::chrono::minutes stale_replica_timeout{2880};
   uint64_t rebuild_bandwidth = 0;  // bytes/s, 0 = unlimited

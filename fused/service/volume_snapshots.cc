@@ -81,7 +81,7 @@ Result<std::vector<json::object>> VolumeService::CallAllLocked(const VolumeRecor
   for (size_t i = 0; i < record.replicas.size(); ++i) {
     const ReplicaRecord& r = record.replicas[i];
     if (engine != nullptr && is_err(r.name)) continue;
-    auto reply = ReplicaClient::Call(Target(record, r), record.epoch, op, body, settings_.timeouts);
+    auto reply = ReplicaClient::Call(Target(record, r), record.epoch, op, body, settings_.client);
     if (reply.ok()) {
       replies.push_back(std::move(*reply));
       continue;
@@ -115,7 +115,7 @@ Status VolumeService::RefreshLayersLocked(VolumeRecord& record, bool* changed) {
   Status last(ErrorKind::kUnavailable, "list layers of volume " + record.name + ": no replica");
   for (const auto& r : record.replicas) {
     auto layers = ReplicaClient::Call(Target(record, r), record.epoch, wire::Op::kListLayers, {},
-                                      settings_.timeouts);
+                                      settings_.client);
     if (!layers.ok()) {
       last = layers.status();
       continue;
@@ -170,7 +170,7 @@ std::vector<json::object> VolumeService::ListLayersUnlocked(const std::string& v
   std::vector<json::object> out;
   for (const auto& r : record.replicas) {
     auto layers = ReplicaClient::Call(Target(record, r), record.epoch, wire::Op::kListLayers, {},
-                                      settings_.timeouts);
+                                      settings_.client);
     if (layers.ok()) out.push_back(std::move(*layers));
   }
   return out;

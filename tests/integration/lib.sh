@@ -102,6 +102,24 @@ find_binary() {
 }
 
 # init_test: the preamble of every test. Skips when the test cannot run,
+# set_test_dirs: the directories under TEST_DIR that the daemons use, made
+# (shared by init_test and bench/run.sh).
+set_test_dirs() {
+  chmod 0755 "$TEST_DIR"
+  LOG_DIR=$TEST_DIR/logs
+  CONF_DIR=$TEST_DIR/conf
+  BUS_DIR=$TEST_DIR/bus
+  REPLICAS_DIR=$TEST_DIR/replicas
+  FUSED_STATE_DIR=$TEST_DIR/fused/state
+  FUSED_MOUNT_POINT=$TEST_DIR/fused/volumes
+  FUSED_DEV_DIR=$TEST_DIR/dev
+  FS_DIR=$TEST_DIR/fs
+  SOCK_DIR=$TEST_DIR/sock # replicads' Unix sockets (<port>.sock), made by them
+  mkdir -p "$LOG_DIR" "$CONF_DIR" "$REPLICAS_DIR" "$FUSED_STATE_DIR" \
+    "$FUSED_MOUNT_POINT" "$FUSED_DEV_DIR" "$FS_DIR"
+  mkdir -m 0755 "$BUS_DIR"
+}
+
 # creates the temp dir and installs the cleanup trap.
 init_test() {
   requires_root
@@ -112,18 +130,7 @@ init_test() {
   FUSED_BIN=$(find_binary shorthorn-fused)
 
   TEST_DIR=$(mktemp -d "/tmp/shorthorn-it.$TEST_NAME.XXXXXX")
-  chmod 0755 "$TEST_DIR"
-  LOG_DIR=$TEST_DIR/logs
-  CONF_DIR=$TEST_DIR/conf
-  BUS_DIR=$TEST_DIR/bus
-  REPLICAS_DIR=$TEST_DIR/replicas
-  FUSED_STATE_DIR=$TEST_DIR/fused/state
-  FUSED_MOUNT_POINT=$TEST_DIR/fused/volumes
-  FUSED_DEV_DIR=$TEST_DIR/dev
-  FS_DIR=$TEST_DIR/fs
-  mkdir -p "$LOG_DIR" "$CONF_DIR" "$REPLICAS_DIR" "$FUSED_STATE_DIR" \
-    "$FUSED_MOUNT_POINT" "$FUSED_DEV_DIR" "$FS_DIR"
-  mkdir -m 0755 "$BUS_DIR"
+  set_test_dirs
 
   trap _on_exit EXIT
   trap 'exit 130' INT
@@ -255,7 +262,7 @@ start_replicad() {
   mkdir -p "$REPLICAS_DIR/$name"
   : >"$CONF_DIR/$daemon.conf"
   "$REPLICAD_BIN" --config "$CONF_DIR/$daemon.conf" --listen 127.0.0.1 --port "$port" \
-    --data-dir "$REPLICAS_DIR/$name" --log-level "$LOG_LEVEL" \
+    --data-dir "$REPLICAS_DIR/$name" --socket-dir "$SOCK_DIR" --log-level "$LOG_LEVEL" \
     >>"$LOG_DIR/$daemon.log" 2>&1 </dev/null &
   DAEMON_PIDS[$daemon]=$!
   for ((i = 0; i < 300; i++)); do
@@ -273,6 +280,7 @@ replica_address() { echo "127.0.0.1:${REPLICAD_PORTS[$1]}"; }
 # start_fused: fused on the test's state dir, mount point and dev dir, with
 # every replicad started so far as its default replica set; waits until it
 # answers ListVolumes on the bus.
+# shellcheck disable=SC2119  # no options: that is the point
 start_fused() { start_fused_opts; }
 
 # ---------------------------------------------------------------- D-Bus helpers
@@ -654,6 +662,7 @@ quick_mode() { [[ ${CI:-} == true || ${SHORTHORN_QUICK:-0} == 1 ]]; }
 # start_fused_opts [--replicads "A B"] OPTION...: start_fused with extra
 # command-line options (--replica-timeout 2, ...). Without --replicads, every
 # replicad started so far is a candidate, as with start_fused.
+# shellcheck disable=SC2120  # tests pass options; start_fused passes none
 start_fused_opts() {
   local rlist="" name i
   if [[ ${1:-} == --replicads ]]; then
@@ -667,7 +676,7 @@ start_fused_opts() {
   [[ -z $rlist ]] || args=(--replicads "$rlist")
   : >"$CONF_DIR/fused.conf"
   "$FUSED_BIN" --config "$CONF_DIR/fused.conf" --state-dir "$FUSED_STATE_DIR" \
-    --mount-point "$FUSED_MOUNT_POINT" --dev-dir "$FUSED_DEV_DIR" \
+    --mount-point "$FUSED_MOUNT_POINT" --dev-dir "$FUSED_DEV_DIR" --replicad-socket-dir "$SOCK_DIR" \
     "${args[@]}" --log-level "$LOG_LEVEL" "$@" \
     >>"$LOG_DIR/fused.log" 2>&1 </dev/null &
   DAEMON_PIDS[fused]=$!

@@ -7,6 +7,8 @@
 # 0), start them again, check the volume is listed (detached), attach, check
 # e2fsck -fn is clean, mount and verify every checksum. While attached the
 # <dev-dir>/<volume> symlink points at the loop device; after detach it is gone.
+# The replica is on this host, so fused reaches it through the replicad's
+# Unix socket (<socket-dir>/<port>.sock), not loopback TCP.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -33,6 +35,12 @@ check_attached() {
   assert_eq "$dev" "$(readlink -f "$FUSED_DEV_DIR/$vol")" "target of $FUSED_DEV_DIR/$vol"
   assert_eq "$FUSED_MOUNT_POINT/$vol" "$(losetup -n -O BACK-FILE "$dev" | sed 's/ *$//')" \
     "backing file of $dev"
+  local sock=$SOCK_DIR/${REPLICAD_PORTS[r1]}.sock unix tcp
+  [[ -S $sock ]] || fail "replicad r1 made no Unix socket $sock"
+  unix=$(ss -xH state connected | grep -c -F " $sock " || true)
+  tcp=$(ss -tnH state established "( sport = :${REPLICAD_PORTS[r1]} )" | wc -l)
+  ((unix >= 4)) || fail "fused has $unix connections on $sock (want the 4 per replica)"
+  assert_eq 0 "$tcp" "TCP connections to replicad r1 while its Unix socket serves"
 }
 
 check_detached() {

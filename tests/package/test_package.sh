@@ -418,6 +418,13 @@ log "ok: a member of group shorthorn may create volumes"
 
 ctl 0 volume attach "$VOLUME" --wait
 dev=$OUT
+# The installed units: replicad's Unix socket in its RuntimeDirectory, and
+# fused (without CAP_DAC_OVERRIDE) connected through it rather than TCP.
+sock=/run/shorthorn-replicad/$PORT.sock
+[[ -S $sock ]] || fail "shorthorn-replicad made no Unix socket $sock"
+unix=$(ss -xH state connected | grep -c -F " $sock " || true)
+((unix >= 4)) || fail "fused has $unix connections on $sock, want 4 (connections-per-replica)"
+log "ok: fused reaches the local replicad through $sock ($unix connections)"
 [[ $dev == /dev/loop* && -b $dev ]] || fail "volume attach printed '$dev', not a loop device"
 [[ $(readlink -f "$DEV_DIR/$VOLUME") == "$dev" ]] || fail "$DEV_DIR/$VOLUME does not point to $dev"
 ctl 0 --json volume show "$VOLUME"

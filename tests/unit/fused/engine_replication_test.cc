@@ -111,11 +111,11 @@ TEST(EngineReplicationTest, AcksAreHeldUntilTheFailureIsRecorded) {
   Two t;
   t.b->fail = true;
   bool acked = false;
-  t.Write(0, 4096, 1, &acked);
+  (void)t.Write(0, 4096, 1, &acked);
   EXPECT_FALSE(acked);  // held: b failed and nobody recorded it yet
   ASSERT_EQ(t.failed, std::vector<std::string>{"b"});
   bool acked2 = false;
-  t.Write(8192, 4096, 2, &acked2);  // later writes are held too
+  (void)t.Write(8192, 4096, 2, &acked2);  // later writes are held too
   EXPECT_FALSE(acked2);
   t.engine->MembershipRecorded(Status::Ok());
   EXPECT_TRUE(acked);
@@ -136,9 +136,9 @@ TEST(EngineReplicationTest, FailedRecordingTurnsHeldAcksIntoErrors) {
 TEST(EngineReplicationTest, RemembersWhatAnErrReplicaMissedAndCopiesIt) {
   Two t;
   t.b->fail = true;
-  t.Write(0, 4096, 1);
+  (void)t.Write(0, 4096, 1);
   t.engine->MembershipRecorded(Status::Ok());
-  t.Write(65536, 8192, 2);
+  (void)t.Write(65536, 8192, 2);
   std::vector<uint8_t> z(100);
   t.engine->Unmap(200000, 100, [](Status) {});
   std::vector<std::pair<uint64_t, uint64_t>> missed;
@@ -161,7 +161,7 @@ TEST(EngineReplicationTest, RemembersWhatAnErrReplicaMissedAndCopiesIt) {
 TEST(EngineReplicationTest, SnapshotInvalidatesTheMissedRecord) {
   Two t;
   t.b->fail = true;
-  t.Write(0, 4096, 1);
+  (void)t.Write(0, 4096, 1);
   t.engine->MembershipRecorded(Status::Ok());
   t.engine->InvalidateDirty();
   std::vector<std::pair<uint64_t, uint64_t>> missed;
@@ -170,7 +170,7 @@ TEST(EngineReplicationTest, SnapshotInvalidatesTheMissedRecord) {
 
 TEST(EngineReplicationTest, UnalignedWritesAreWidenedForWoReplicas) {
   Two t;
-  t.Write(0, 8192, 7);
+  (void)t.Write(0, 8192, 7);
   ASSERT_TRUE(t.engine->SetMode("b", ReplicaMode::kWO).ok());
   std::fill(t.b->data.begin(), t.b->data.end(), 0);  // b knows nothing yet
   t.a->writes.clear();
@@ -190,7 +190,7 @@ TEST(EngineReplicationTest, UnalignedWritesAreWidenedForWoReplicas) {
 
 TEST(EngineReplicationTest, UnalignedUnmapsBecomeWholeBlocksForWoReplicas) {
   Two t;
-  t.Write(0, 5 * 4096, 7);
+  (void)t.Write(0, 5 * 4096, 7);
   ASSERT_TRUE(t.engine->SetMode("b", ReplicaMode::kWO).ok());
   t.b->data = t.a->data;
   t.b->writes.clear();

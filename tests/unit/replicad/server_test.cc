@@ -4,7 +4,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -116,18 +118,12 @@ TEST_P(ServerTest, MalformedFrameClosesOnlyThatConnection) {
   EXPECT_EQ(Roundtrip(good.get(), wire::Op::kPing, 3, 1, 0, 0).header.status, 0);
 }
 
-TEST_P(ServerTest, PipelinedRequestsOverTcpAreAnsweredById) {
-  ASSERT_TRUE(server_->Start("127.0.0.1", 0).ok());
-  ASSERT_NE(server_->port(), 0);
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(server_->port());
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  SetReceiveTimeout(fd.get(), 10);
+// 64 pipelined writes then 64 reads on one connection: each answered once,
+// by id, with the data written; then a flush and an out-of-range read.
+void ExercisePipelined(int fd) {
+  SetReceiveTimeout(fd, 10);
 
-  Frame hello = Roundtrip(fd.get(), wire::Op::kHello, 1000, 0, 0, 0,
+  Frame hello = Roundtrip(fd, wire::Op::kHello, 1000, 0, 0, 0,
                           R"({"volume":"vol","replica":"r1","epoch":1})");
   ASSERT_EQ(hello.header.status, 0);
 
@@ -137,12 +133,12 @@ TEST_P(ServerTest, PipelinedRequestsOverTcpAreAnsweredById) {
   for (uint64_t id = 1; id <= kWrites; ++id) {
     std::string d(kLen, static_cast<char>('A' + id % 26));
     d[0] = static_cast<char>(id);
-    ASSERT_TRUE(Send(fd.get(), wire::Op::kWrite, id, 1, (id - 1) * kLen, kLen, d).ok());
+    ASSERT_TRUE(Send(fd, wire::Op::kWrite, id, 1, (id - 1) * kLen, kLen, d).ok());
     data[id] = d;
   }
   std::map<uint64_t, int> answered;
   for (int i = 0; i < kWrites; ++i) {
-    auto reply = ReadFrame(fd.get());
+    auto reply = ReadFrame(fd);
     ASSERT_TRUE(reply.ok()) << reply.status().ToString();
     EXPECT_EQ(reply->header.op, wire::Op::kWrite);
     EXPECT_EQ(reply->header.status, 0);
@@ -152,20 +148,56 @@ TEST_P(ServerTest, PipelinedRequestsOverTcpAreAnsweredById) {
   for (const auto& [id, n] : answered) EXPECT_EQ(n, 1) << id;
 
   for (uint64_t id = 1; id <= kWrites; ++id) {
-    ASSERT_TRUE(Send(fd.get(), wire::Op::kRead, 100 + id, 1, (id - 1) * kLen, kLen).ok());
+    ASSERT_TRUE(Send(fd, wire::Op::kRead, 100 + id, 1, (id - 1) * kLen, kLen).ok());
   }
   for (int i = 0; i < kWrites; ++i) {
-    auto reply = ReadFrame(fd.get());
+    auto reply = ReadFrame(fd);
     ASSERT_TRUE(reply.ok()) << reply.status().ToString();
     ASSERT_EQ(reply->header.status, 0);
     uint64_t id = reply->header.request_id - 100;
     ASSERT_TRUE(data.count(id));
     EXPECT_EQ(std::string(reply->payload.begin(), reply->payload.end()), data[id]) << id;
   }
-  EXPECT_EQ(Roundtrip(fd.get(), wire::Op::kFlush, 2000, 1, 0, 0).header.status, 0);
-  Frame beyond = Roundtrip(fd.get(), wire::Op::kRead, 2001, 1, 1 << 20, 1);
+  EXPECT_EQ(Roundtrip(fd, wire::Op::kFlush, 2000, 1, 0, 0).header.status, 0);
+  Frame beyond = Roundtrip(fd, wire::Op::kRead, 2001, 1, 1 << 20, 1);
   EXPECT_EQ(beyond.header.status, EINVAL);
   EXPECT_FALSE(beyond.payload.empty());
+}
+
+TEST_P(ServerTest, PipelinedRequestsOverTcpAreAnsweredById) {
+  ASSERT_TRUE(server_->Start("127.0.0.1", 0).ok());
+  ASSERT_NE(server_->port(), 0);
+  EXPECT_EQ(server_->socket_path(), "");  // no socket-dir given
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(server_->port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ExercisePipelined(fd.get());
+}
+
+// With a socket directory, a loopback listener also serves <dir>/<port>.sock
+// (made with its directory, open to every local user), and Stop removes it.
+TEST_P(ServerTest, LoopbackListenerAlsoServesItsUnixSocket) {
+  TempDir sockets;
+  const std::string dir = sockets.path() + "/run";
+  ASSERT_TRUE(server_->Start("127.0.0.1", 0, dir).ok());
+  const std::string path = dir + "/" + std::to_string(server_->port()) + ".sock";
+  ASSERT_EQ(server_->socket_path(), path);
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0666u);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ExercisePipelined(fd.get());
+  fd.Reset();
+  server_->Stop();
+  EXPECT_NE(::access(path.c_str(), F_OK), 0) << path << " is left after Stop";
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, ServerTest, ::testing::Values(false, true),
