@@ -16,5 +16,6 @@ int main(int argc, char** argv) {
   // the command, not $(...) or a pipe), and on stderr, so that the result on
   // stdout stays clean even then.
   return shorthorn::ctl::RunCtl(args, shorthorn::ctl::DbusStorageClient::Connect, std::cout,
-                                std::cerr, isatty(STDOUT_FILENO) == 1 && isatty(STDERR_FILENO) == 1);
+                                std::cerr,
+                                isatty(STDOUT_FILENO) == 1 && isatty(STDERR_FILENO) == 1);
 }

@@ -19,8 +19,8 @@ TEST(TableTest, AlignsColumnsWithoutTrailingBlanks) {
 }
 
 TEST(VolumeJsonTest, HasEveryField) {
-  VolumeInfo v{"vol1", "/p", 4096, "attached", {{"h:1", "r1", "RW"}}, "/run/x", "/dev/loop3", 0, 0,
-               "", {}};
+  VolumeInfo v{"vol1", "/p", 4096, "attached", {{"h:1", "r1", "RW"}}, "/run/x", "/dev/loop3",
+               0,      0,    "",   {}};
   EXPECT_EQ(boost::json::serialize(VolumeToJson(v)),
             R"({"name":"vol1","object_path":"/p","size":4096,"state":"attached",)"
             R"("frontend_path":"/run/x","loop_device":"/dev/loop3",)"
