@@ -39,9 +39,38 @@ Result<Frame> ReadFrame(int fd) {
   return frame;
 }
 
+namespace {
+
+// writev until every byte of iov[0, count) is written (iov is consumed).
+Status WriteAll(int fd, iovec* iov, size_t count) {
+  while (count > 0) {
+    ssize_t n = ::writev(fd, iov, static_cast<int>(std::min<size_t>(count, IOV_MAX)));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "write to socket");
+    }
+    size_t left = static_cast<size_t>(n);
+    while (count > 0 && left >= iov->iov_len) {
+      left -= iov->iov_len;
+      ++iov;
+      --count;
+    }
+    if (count > 0) {
+      iov->iov_base = static_cast<uint8_t*>(iov->iov_base) + left;
+      iov->iov_len -= left;
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+// One frame, on every request fused sends: stack buffers, no allocation.
 Status WriteFrame(int fd, const wire::Header& header, std::span<const uint8_t> payload) {
-  OutFrame frame{header, payload};
-  return WriteFrames(fd, std::span<const OutFrame>(&frame, 1));
+  uint8_t raw[wire::kHeaderSize];
+  wire::EncodeHeader(header, raw);
+  iovec iov[2] = {{raw, sizeof(raw)}, {const_cast<uint8_t*>(payload.data()), payload.size()}};
+  return WriteAll(fd, iov, payload.empty() ? 1 : 2);
 }
 
 Status WriteFrames(int fd, std::span<const OutFrame> frames) {
@@ -56,27 +85,7 @@ Status WriteFrames(int fd, std::span<const OutFrame> frames) {
       iov.push_back({const_cast<uint8_t*>(frames[i].payload.data()), frames[i].payload.size()});
     }
   }
-  iovec* cur = iov.data();
-  size_t left_iov = iov.size();
-  while (left_iov > 0) {
-    int count = static_cast<int>(std::min<size_t>(left_iov, IOV_MAX));
-    ssize_t n = ::writev(fd, cur, count);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "write to socket");
-    }
-    size_t left = static_cast<size_t>(n);
-    while (left_iov > 0 && left >= cur->iov_len) {
-      left -= cur->iov_len;
-      ++cur;
-      --left_iov;
-    }
-    if (left_iov > 0) {
-      cur->iov_base = static_cast<uint8_t*>(cur->iov_base) + left;
-      cur->iov_len -= left;
-    }
-  }
-  return Status::Ok();
+  return WriteAll(fd, iov.data(), iov.size());
 }
 
 FrameReader::FrameReader(int fd, size_t buffer_size)
