@@ -210,6 +210,11 @@ Status VerifyPayload(const Header& header, std::span<const uint8_t> payload) {
 
 Header MakeRequest(Op op, uint64_t request_id, uint64_t epoch, uint64_t offset, uint64_t length,
                    std::span<const uint8_t> payload) {
+  return MakeRequest(op, request_id, epoch, offset, length, payload, PayloadChecksum(payload));
+}
+
+Header MakeRequest(Op op, uint64_t request_id, uint64_t epoch, uint64_t offset, uint64_t length,
+                   std::span<const uint8_t> payload, uint64_t payload_checksum) {
   Header h;
   h.op = op;
   h.request_id = request_id;
@@ -217,7 +222,7 @@ Header MakeRequest(Op op, uint64_t request_id, uint64_t epoch, uint64_t offset, 
   h.offset = offset;
   h.length = length;
   h.payload_length = static_cast<uint32_t>(payload.size());
-  h.payload_checksum = PayloadChecksum(payload);
+  h.payload_checksum = payload_checksum;
   return h;
 }
 

@@ -100,6 +100,9 @@ Status VerifyPayload(const Header& header, std::span<const uint8_t> payload);
 // A request header for `op`, with payload length and checksum filled in.
 Header MakeRequest(Op op, uint64_t request_id, uint64_t epoch, uint64_t offset, uint64_t length,
                    std::span<const uint8_t> payload);
+// The same with the payload's checksum already computed (PayloadChecksum).
+Header MakeRequest(Op op, uint64_t request_id, uint64_t epoch, uint64_t offset, uint64_t length,
+                   std::span<const uint8_t> payload, uint64_t payload_checksum);
 // A reply to `request`; status is 0 or an errno, payload is the data (READ),
 // JSON (control ops) or an error message (status != 0).
 Header MakeReply(const Header& request, int32_t status, std::span<const uint8_t> payload);

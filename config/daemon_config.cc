@@ -82,6 +82,8 @@ Result<Loaded<ReplicadConfig>> LoadReplicadConfig(int argc, const char* const* a
       "where to make the Unix socket <port>.sock for clients on this host (empty: none)")(
       "io-engine", po::value<std::string>()->default_value("auto"),
       "data I/O: auto (io_uring when available), io_uring, or sync")(
+      "direct-io", po::value<bool>()->default_value(d.direct_io),
+      "write replica data past the page cache (O_DIRECT): true or false")(
       "log-level", po::value<std::string>()->default_value(d.log_level),
       "debug, info, warning or error");
   auto loaded = Load(keys, argc, argv, default_file);
@@ -101,6 +103,7 @@ Result<Loaded<ReplicadConfig>> LoadReplicadConfig(int argc, const char* const* a
   SH_RETURN_IF_ERROR(CheckAbsolute(*loaded, "data-dir", c.data_dir));
   c.socket_dir = loaded->values["socket-dir"].as<std::string>();
   if (!c.socket_dir.empty()) SH_RETURN_IF_ERROR(CheckAbsolute(*loaded, "socket-dir", c.socket_dir));
+  c.direct_io = loaded->values["direct-io"].as<bool>();
   std::string engine = loaded->values["io-engine"].as<std::string>();
   if (engine == "auto")
     c.io_engine = IoEngineKind::kAuto;

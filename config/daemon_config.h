@@ -25,6 +25,8 @@ struct ReplicadConfig {
   IoEngineKind io_engine = IoEngineKind::kAuto;
   // Unix socket <socket_dir>/<port>.sock for fused on this host ("" = none).
   std::string socket_dir = "/run/shorthorn-replicad";
+  // Whole-block writes into a replica bypass the page cache (O_DIRECT).
+  bool direct_io = true;
   std::string log_level = "info";
 };
 

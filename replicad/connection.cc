@@ -129,6 +129,7 @@ void Connection::ReadLoop() {
       std::lock_guard lock(mu_);
       ++in_flight_;
     }
+    state_.nothing_queued = !reader.HasBufferedFrame();
     Status s =
         handler_->Handle(&state_, std::move(*frame),
                          [self = shared_from_this()](const wire::Header& request, int32_t status,

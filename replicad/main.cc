@@ -96,10 +96,12 @@ int Run(int argc, char** argv) {
     LogError(engine.status().message());
     return 1;
   }
-  LogInfo("using the " + std::string((*engine)->name()) + " I/O engine, data directory " +
-          cfg.data_dir);
+  LogInfo("using the " + std::string((*engine)->name()) + " I/O engine" +
+          (cfg.direct_io ? " with direct writes" : "") + ", data directory " + cfg.data_dir);
   {
-    ReplicaStore store(cfg.data_dir, engine->get());
+    ReplicaOptions options;
+    options.direct_writes = cfg.direct_io;
+    ReplicaStore store(cfg.data_dir, engine->get(), options);
     RequestHandler handler(&store);
     Server server(&handler);
     if (Status s = server.Start(cfg.listen, cfg.port, cfg.socket_dir); !s.ok()) {

@@ -43,6 +43,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -231,7 +232,8 @@ void Replica::MarkFailed(const Status& cause) {
   LogError(Object() + " of volume " + volume_ + " has failed: " + cause.message());
 }
 
-void Replica::Read(uint64_t epoch, uint64_t offset, std::span<uint8_t> buf, Done done) {
+void Replica::Read(uint64_t epoch, uint64_t offset, std::span<uint8_t> buf, Done done,
+                   bool may_block) {
   if (Status s = Begin("read", epoch, offset, buf.size()); !s.ok()) return done(std::move(s));
   if (buf.empty()) {
     End();
@@ -267,6 +269,14 @@ void Replica::Read(uint64_t epoch, uint64_t offset, std::span<uint8_t> buf, Done
       iovec iov{dst, be - bo};
       ssize_t n = ::preadv2(layers[i]->fd.get(), &iov, 1, static_cast<off_t>(bo), RWF_NOWAIT);
       if (n == static_cast<ssize_t>(be - bo)) continue;
+    }
+    if (may_block) {
+      IoRequest request{IoOp::kRead, layers[i]->fd.get(), dst, bo, be - bo};
+      if (int64_t result = RunIoBlocking(request); result < 0) {
+        join->Fail(ErrnoStatus(static_cast<int>(-result),
+                               "read " + Object() + ": pread " + layers[i]->file));
+      }
+      continue;
     }
     join->pending.fetch_add(1);
     join->keep.push_back(layers[i]);
@@ -305,25 +315,51 @@ Status Replica::ReadChainBlocking(uint64_t block, uint64_t count, uint8_t* out) 
   return Status::Ok();
 }
 
-void Replica::SubmitWrite(uint64_t first, uint64_t blocks,
-                          std::shared_ptr<std::vector<uint8_t>> owned, const uint8_t* data,
+void Replica::SubmitWrite(uint64_t first, uint64_t blocks, bool may_block,
+                          std::shared_ptr<const void> owned, const uint8_t* data,
                           std::shared_ptr<RangeLock::Guard> guard, Done done) {
   LayerPtr head;
   {
     std::shared_lock lock(index_mu_);
     head = head_;
   }
+  const uint64_t length = blocks * kSectorSize;
   IoRequest request{IoOp::kWrite, head->fd.get(), const_cast<uint8_t*>(data), first * kSectorSize,
-                    blocks * kSectorSize};
-  auto complete = [self = shared_from_this(), head, first, blocks, owned = std::move(owned),
-                   guard = std::move(guard), done = std::move(done)](int64_t result) {
+                    length};
+  const bool direct = head->direct_fd.valid();
+  if (direct) {
+    // O_DIRECT wants the buffer aligned too; payloads seldom are.
+    if (reinterpret_cast<uintptr_t>(data) % kSectorSize != 0) {
+      std::shared_ptr<uint8_t> copy(static_cast<uint8_t*>(std::aligned_alloc(kSectorSize, length)),
+                                    std::free);
+      if (copy == nullptr) {
+        guard->Release();
+        End();
+        return done(Status(
+            ErrorKind::kUnavailable,
+            "write " + Object() + ": no memory for " + std::to_string(length) + " bytes", ENOMEM));
+      }
+      std::memcpy(copy.get(), data, length);
+      request.buf = copy.get();
+      owned = std::move(copy);
+    }
+    request.fd = head->direct_fd.get();
+  }
+  auto complete = [self = shared_from_this(), head, request, direct, owned = std::move(owned),
+                   guard = std::move(guard), done = std::move(done)](int64_t result) mutable {
+    if (direct && result == -EINVAL) {
+      // This file system turned the O_DIRECT write down: write it buffered.
+      IoRequest buffered = request;
+      buffered.fd = head->fd.get();
+      result = RunIoBlocking(buffered);
+    }
     Status s;
     if (result < 0) {
       s = ErrnoStatus(static_cast<int>(-result),
                       "write " + self->Object() + ": pwrite " + head->file);
     } else {
       std::unique_lock lock(self->index_mu_);
-      self->index_.Set(first, blocks, head->slot);
+      self->index_.Set(request.offset / kSectorSize, request.length / kSectorSize, head->slot);
     }
     guard->Release();
     self->End();
@@ -331,14 +367,17 @@ void Replica::SubmitWrite(uint64_t first, uint64_t blocks,
   };
   if (int err = options_.fail_io ? options_.fail_io("write") : 0; err != 0) {
     complete(-err);
-  } else if (options_.inline_writes) {
+  } else if (direct && options_.fail_io && (err = options_.fail_io("direct-write")) != 0) {
+    complete(-err);
+  } else if (direct ? may_block : options_.inline_writes) {
     complete(RunIoBlocking(request));
   } else {
     engine_->Submit(request, std::move(complete));
   }
 }
 
-void Replica::Write(uint64_t epoch, uint64_t offset, std::span<const uint8_t> data, Done done) {
+void Replica::Write(uint64_t epoch, uint64_t offset, std::span<const uint8_t> data, Done done,
+                    bool may_block) {
   if (Status s = Begin("write", epoch, offset, data.size()); !s.ok()) return done(std::move(s));
   if (data.empty()) {
     End();
@@ -354,7 +393,7 @@ void Replica::Write(uint64_t epoch, uint64_t offset, std::span<const uint8_t> da
   }
   auto guard = std::make_shared<RangeLock::Guard>(range_lock_.Lock(first, last));
   if (aligned) {
-    return SubmitWrite(first, last - first, nullptr, data.data(), std::move(guard),
+    return SubmitWrite(first, last - first, may_block, nullptr, data.data(), std::move(guard),
                        std::move(done));
   }
   // Unaligned: the head only ever gets whole blocks, so the edge blocks
@@ -372,7 +411,8 @@ void Replica::Write(uint64_t epoch, uint64_t offset, std::span<const uint8_t> da
   }
   std::memcpy(bounce->data() + (offset - first * kSectorSize), data.data(), data.size());
   const uint8_t* p = bounce->data();
-  SubmitWrite(first, last - first, std::move(bounce), p, std::move(guard), std::move(done));
+  SubmitWrite(first, last - first, may_block, std::move(bounce), p, std::move(guard),
+              std::move(done));
 }
 
 Status Replica::Unaligned(std::string_view op, uint64_t offset, uint64_t length) const {

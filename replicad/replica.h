@@ -73,7 +73,14 @@ struct ReplicaOptions {
   // Writes (into the head's page cache) run on the calling thread rather
   // than in the engine: ext4 takes no non-blocking buffered writes, so the
   // engine would only add thread hand-offs. Flushes stay in the engine.
+  // Writes that go direct (below) use the engine unless the caller says it
+  // may block.
   bool inline_writes = true;
+  // Whole-block writes into the head go through an O_DIRECT descriptor, in
+  // the engine: they skip the page cache (no copy into it, no write-back or
+  // dirty-page throttling later). Where the file system takes no O_DIRECT
+  // (tmpfs), or refuses one write (EINVAL), the write goes buffered.
+  bool direct_writes = true;
   // Fault injection for tests: called at each interrupt point of the worker
   // ("merge-start", "merge-prepared", "merge-copy" after every piece,
   // "merge-synced", "merge-committed", "merge-unlinked", "checksum") and of
@@ -82,7 +89,8 @@ struct ReplicaOptions {
   std::function<bool(std::string_view point)> crash_at;
   // Fault injection for tests: called before the replica's own file steps
   // ("commit": a replica.json replace, "create-layer", "rebuild-write",
-  // "write": a data write into the head);
+  // "write": a data write into the head, "direct-write": the same when it
+  // goes direct, where EINVAL makes it go buffered);
   // a nonzero errno (ENOSPC, ...) fails that step as if its syscall had.
   std::function<int(std::string_view point)> fail_io;
   // Largest piece the merge copies under one range lock.
@@ -174,8 +182,15 @@ class Replica : public std::enable_shared_from_this<Replica> {
   Status SetGeneration(uint64_t generation);
 
   // `epoch` is the request's epoch; see the order of checks above.
-  void Read(uint64_t epoch, uint64_t offset, std::span<uint8_t> buf, Done done);
-  void Write(uint64_t epoch, uint64_t offset, std::span<const uint8_t> data, Done done);
+  // `may_block`: as for Write; reads not in the page cache then run on the
+  // caller's thread too.
+  void Read(uint64_t epoch, uint64_t offset, std::span<uint8_t> buf, Done done,
+            bool may_block = false);
+  // `may_block`: the caller has nothing else to do meanwhile, so a write
+  // that goes to the disk (direct) runs on its thread instead of through the
+  // engine's completion thread (one thread hand-off less per write).
+  void Write(uint64_t epoch, uint64_t offset, std::span<const uint8_t> data, Done done,
+             bool may_block = false);
   void Unmap(uint64_t epoch, uint64_t offset, uint64_t length, Done done);
   void Flush(uint64_t epoch, Done done);
   // Checks the replica is usable at `epoch` (failed, closed, epoch), for ops
@@ -220,6 +235,7 @@ class Replica : public std::enable_shared_from_this<Replica> {
     uint16_t slot = BlockIndex::kNone;
     std::string file;
     UniqueFd fd;
+    UniqueFd direct_fd;  // O_DIRECT; invalid where the file system refuses it
   };
   using LayerPtr = std::shared_ptr<Layer>;
   // RAII: holds new data ops back (they wait in Begin) until destroyed.
@@ -245,8 +261,9 @@ class Replica : public std::enable_shared_from_this<Replica> {
   Status UnmapLocked(uint64_t offset, uint64_t length);
   // EINVAL for an unaligned write or unmap while rebuilding.
   Status Unaligned(std::string_view op, uint64_t offset, uint64_t length) const;
-  void SubmitWrite(uint64_t first, uint64_t blocks, std::shared_ptr<std::vector<uint8_t>> owned,
-                   const uint8_t* data, std::shared_ptr<RangeLock::Guard> guard, Done done);
+  void SubmitWrite(uint64_t first, uint64_t blocks, bool may_block,
+                   std::shared_ptr<const void> owned, const uint8_t* data,
+                   std::shared_ptr<RangeLock::Guard> guard, Done done);
 
   // --- replica_control.cc: layers, slots, index building
   Result<LayerPtr> OpenLayer(const LayerMeta& l);

@@ -65,6 +65,9 @@ Result<Replica::LayerPtr> Replica::OpenLayer(const LayerMeta& l) {
   std::string path = dir_ + "/" + l.file;
   layer->fd = UniqueFd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
   if (!layer->fd.valid()) return ErrnoStatus(errno, "open layer file " + path);
+  if (options_.direct_writes) {
+    layer->direct_fd = UniqueFd(::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC));
+  }
   return layer;
 }
 

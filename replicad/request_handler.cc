@@ -359,15 +359,20 @@ void RequestHandler::HandleData(ConnectionState* state, Frame frame, ReplyFn rep
   switch (h.op) {
     case wire::Op::kRead: {
       auto buf = std::make_shared<std::vector<uint8_t>>(h.length);  // <= kMaxIoLength
-      replica->Read(h.epoch, h.offset, *buf, [reply, h, buf](Status s) {
-        if (!s.ok()) return ReplyStatus(reply, h, s);
-        reply(h, 0, std::move(*buf));
-      });
+      replica->Read(
+          h.epoch, h.offset, *buf,
+          [reply, h, buf](Status s) {
+            if (!s.ok()) return ReplyStatus(reply, h, s);
+            reply(h, 0, std::move(*buf));
+          },
+          state->nothing_queued);
       break;
     }
     case wire::Op::kWrite: {
       auto data = std::make_shared<std::vector<uint8_t>>(std::move(frame.payload));
-      replica->Write(h.epoch, h.offset, *data, [done, data](Status s) { done(std::move(s)); });
+      replica->Write(
+          h.epoch, h.offset, *data, [done, data](Status s) { done(std::move(s)); },
+          state->nothing_queued);
       break;
     }
     case wire::Op::kUnmap:

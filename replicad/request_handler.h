@@ -32,6 +32,9 @@ namespace shorthorn::replicad {
 // Per-connection state, owned by the connection's reader.
 struct ConnectionState {
   std::shared_ptr<Replica> replica;  // bound by HELLO
+  // The request being handled is the last one received so far: the
+  // connection's thread has nothing else to do while it waits on the disk.
+  bool nothing_queued = false;
 };
 
 // Sends the reply to `request`: status 0 or an errno; payload is READ data,

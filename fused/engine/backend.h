@@ -26,6 +26,12 @@ class Backend {
   virtual uint64_t Size() const = 0;
   virtual void Read(uint64_t offset, uint32_t length, ReadCallback done) = 0;
   virtual void Write(uint64_t offset, std::span<const uint8_t> data, DoneCallback done) = 0;
+  // Write with the payload's wire checksum (wire::PayloadChecksum) already
+  // computed, so data fanned out to several replicas is hashed once.
+  virtual void WriteSummed(uint64_t offset, std::span<const uint8_t> data, uint64_t checksum,
+                           DoneCallback done) {
+    Write(offset, data, std::move(done));
+  }
   virtual void Unmap(uint64_t offset, uint64_t length, DoneCallback done) = 0;
   // Completes when every write acknowledged before the call is durable.
   virtual void Flush(DoneCallback done) = 0;

@@ -24,6 +24,7 @@
 #include <optional>
 
 #include "common/log.h"
+#include "common/wire.h"
 
 namespace shorthorn::fused {
 namespace {
@@ -403,9 +404,10 @@ void Engine::LockedWrite(uint64_t token, uint64_t offset, std::span<const uint8_
     Acknowledge(done, std::move(s));
   };
   if (!has_wo || (offset % kBlock == 0 && data.size() % kBlock == 0)) {
+    uint64_t sum = wire::PayloadChecksum(data);  // once, not once per replica
     FanOutOp(
         "write", offset, end, targets,
-        [offset, data](Backend& b, DoneCallback cb) { b.Write(offset, data, cb); },
+        [offset, data, sum](Backend& b, DoneCallback cb) { b.WriteSummed(offset, data, sum, cb); },
         std::move(finish));
     return;
   }

@@ -193,7 +193,7 @@ void ReplicaClient::Fail(const Status& why) {
 }
 
 void ReplicaClient::Submit(wire::Op op, uint64_t offset, uint64_t length,
-                           std::span<const uint8_t> payload,
+                           std::span<const uint8_t> payload, std::optional<uint64_t> checksum,
                            std::function<void(Status, std::vector<uint8_t>)> done) {
   uint64_t id = next_id_++;
   Status refused;
@@ -214,8 +214,10 @@ void ReplicaClient::Submit(wire::Op op, uint64_t offset, uint64_t length,
   Status sent;
   {
     std::lock_guard lock(conn->send_mutex);
-    sent = WriteFrame(conn->fd.get(), wire::MakeRequest(op, id, epoch_, offset, length, payload),
-                      payload);
+    wire::Header h = checksum
+                         ? wire::MakeRequest(op, id, epoch_, offset, length, payload, *checksum)
+                         : wire::MakeRequest(op, id, epoch_, offset, length, payload);
+    sent = WriteFrame(conn->fd.get(), h, payload);
   }
   if (!sent.ok()) Fail(sent.WithContext(Describe()));
 }
@@ -274,7 +276,7 @@ void ReplicaClient::WatchdogLoop() {
     if (pending_.empty() && now - last_ping_ > options_.request / 2) {
       last_ping_ = now;
       lock.unlock();
-      Submit(wire::Op::kPing, 0, 0, {}, [](Status, std::vector<uint8_t>) {});
+      Submit(wire::Op::kPing, 0, 0, {}, std::nullopt, [](Status, std::vector<uint8_t>) {});
       lock.lock();
       continue;
     }
@@ -293,7 +295,7 @@ void ReplicaClient::WatchdogLoop() {
 }
 
 void ReplicaClient::Read(uint64_t offset, uint32_t length, ReadCallback done) {
-  Submit(wire::Op::kRead, offset, length, {},
+  Submit(wire::Op::kRead, offset, length, {}, std::nullopt,
          [done = std::move(done), length](Status s, std::vector<uint8_t> data) {
            if (s.ok() && data.size() != length) {
              s = Status(ErrorKind::kProtocol, "short read reply", EPROTO);
@@ -303,17 +305,23 @@ void ReplicaClient::Read(uint64_t offset, uint32_t length, ReadCallback done) {
 }
 
 void ReplicaClient::Write(uint64_t offset, std::span<const uint8_t> data, DoneCallback done) {
-  Submit(wire::Op::kWrite, offset, data.size(), data,
+  Submit(wire::Op::kWrite, offset, data.size(), data, std::nullopt,
+         [done = std::move(done)](Status s, std::vector<uint8_t>) { done(std::move(s)); });
+}
+
+void ReplicaClient::WriteSummed(uint64_t offset, std::span<const uint8_t> data, uint64_t checksum,
+                                DoneCallback done) {
+  Submit(wire::Op::kWrite, offset, data.size(), data, checksum,
          [done = std::move(done)](Status s, std::vector<uint8_t>) { done(std::move(s)); });
 }
 
 void ReplicaClient::Unmap(uint64_t offset, uint64_t length, DoneCallback done) {
-  Submit(wire::Op::kUnmap, offset, length, {},
+  Submit(wire::Op::kUnmap, offset, length, {}, std::nullopt,
          [done = std::move(done)](Status s, std::vector<uint8_t>) { done(std::move(s)); });
 }
 
 void ReplicaClient::Flush(DoneCallback done) {
-  Submit(wire::Op::kFlush, 0, 0, {},
+  Submit(wire::Op::kFlush, 0, 0, {}, std::nullopt,
          [done = std::move(done)](Status s, std::vector<uint8_t>) { done(std::move(s)); });
 }
 
@@ -323,7 +331,7 @@ Status ReplicaClient::Close() {
   body["epoch"] = epoch_;
   std::string text = boost::json::serialize(body);
   std::promise<Status> closed;
-  Submit(wire::Op::kCloseReplica, 0, 0, wire::AsBytes(text),
+  Submit(wire::Op::kCloseReplica, 0, 0, wire::AsBytes(text), std::nullopt,
          [&closed](Status s, std::vector<uint8_t>) { closed.set_value(std::move(s)); });
   Status s = closed.get_future().get();
   return s.ok() ? s : s.WithContext("close " + Describe());

@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -75,6 +76,8 @@ class ReplicaClient : public Backend {
   uint64_t Size() const override { return size_; }
   void Read(uint64_t offset, uint32_t length, ReadCallback done) override;
   void Write(uint64_t offset, std::span<const uint8_t> data, DoneCallback done) override;
+  void WriteSummed(uint64_t offset, std::span<const uint8_t> data, uint64_t checksum,
+                   DoneCallback done) override;
   void Unmap(uint64_t offset, uint64_t length, DoneCallback done) override;
   void Flush(DoneCallback done) override;
 
@@ -106,7 +109,9 @@ class ReplicaClient : public Backend {
 
   ReplicaClient(ReplicaTarget target, uint64_t epoch, uint64_t size, ClientOptions options);
 
+  // `checksum`: the payload's, when the caller has it already.
   void Submit(wire::Op op, uint64_t offset, uint64_t length, std::span<const uint8_t> payload,
+              std::optional<uint64_t> checksum,
               std::function<void(Status, std::vector<uint8_t>)> done);
   void ReaderLoop(Connection* conn);
   void WatchdogLoop();

@@ -30,6 +30,20 @@ TEST_F(ConfigFileTest, DefaultsWhenFileIsAbsent) {
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->config.port, 9500);
   EXPECT_EQ(c->config.data_dir, "/var/lib/shorthorn/replicas");
+  EXPECT_TRUE(c->config.direct_io);
+}
+
+TEST_F(ConfigFileTest, DirectIoTakesABoolean) {
+  Write("direct-io = false\n");
+  const char* argv[] = {"replicad"};
+  auto c = LoadReplicadConfig(1, argv, path_);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_FALSE(c->config.direct_io);
+  Write("direct-io = sometimes\n");
+  auto bad = LoadReplicadConfig(1, argv, path_);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("'direct-io'"), std::string::npos)
+      << bad.status().message();
 }
 
 TEST_F(ConfigFileTest, FileValuesAndCommandLineWins) {

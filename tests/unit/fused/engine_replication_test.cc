@@ -5,6 +5,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "common/wire.h"
 #include "fused/engine/engine.h"
 #include "fused/engine/extent_set.h"
 #include "fused/engine/range_lock.h"
@@ -27,6 +28,11 @@ class Recorder : public Backend {
     std::memcpy(data.data() + offset, d.data(), d.size());
     done(Status::Ok());
   }
+  void WriteSummed(uint64_t offset, std::span<const uint8_t> d, uint64_t checksum,
+                   DoneCallback done) override {
+    sums.push_back(checksum == wire::PayloadChecksum(d));
+    Write(offset, d, std::move(done));
+  }
   void Unmap(uint64_t offset, uint64_t length, DoneCallback done) override {
     std::memset(data.data() + offset, 0, length);
     done(Status::Ok());
@@ -37,6 +43,7 @@ class Recorder : public Backend {
 
   std::vector<uint8_t> data = std::vector<uint8_t>(1 << 20, 0);
   std::vector<std::pair<uint64_t, uint64_t>> writes;
+  std::vector<bool> sums;  // per WriteSummed: was the checksum the payload's
   bool fail = false;
   int reads = 0;
   size_t outstanding = 0;
@@ -120,6 +127,14 @@ TEST(EngineReplicationTest, AcksAreHeldUntilTheFailureIsRecorded) {
   t.engine->MembershipRecorded(Status::Ok());
   EXPECT_TRUE(acked);
   EXPECT_TRUE(acked2);
+}
+
+TEST(EngineReplicationTest, EveryReplicaGetsTheWritesPayloadChecksum) {
+  Two t;
+  ASSERT_TRUE(t.Write(4096, 8192, 7).ok());
+  ASSERT_TRUE(t.Write(0, 512, 9).ok());  // unaligned, no WO replica: sent as is
+  EXPECT_EQ(t.a->sums, (std::vector<bool>{true, true}));
+  EXPECT_EQ(t.b->sums, (std::vector<bool>{true, true}));
 }
 
 TEST(EngineReplicationTest, FailedRecordingTurnsHeldAcksIntoErrors) {

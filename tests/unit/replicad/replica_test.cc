@@ -1,9 +1,11 @@
 // Replica and ReplicaStore: metadata, epoch rules and the data path on every
 // engine.
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <numeric>
 #include <vector>
@@ -281,6 +283,119 @@ INSTANTIATE_TEST_SUITE_P(Engines, DataPathTest,
                            }
                            return "Unknown";
                          });
+
+// Whole-block writes go to the disk past the page cache (O_DIRECT), on the
+// engine or, when the caller may block, on the caller's thread; where the
+// file system turns O_DIRECT down (EINVAL) they go buffered. Page-cache
+// residency of the head after the write tells the two apart.
+class DirectWriteTest : public ::testing::TestWithParam<bool> {  // may_block
+ protected:
+  void Open(ReplicaOptions options) {
+    auto uring = UringIoEngine::Create();
+    if (!uring.ok()) GTEST_SKIP() << "io_uring unavailable: " << uring.status().message();
+    engine_ = std::move(*uring);
+    store_ = std::make_unique<ReplicaStore>(dir_.path(), engine_.get(), std::move(options));
+    ASSERT_TRUE(store_->Create("vol", "r1", kSize).ok());
+    auto r = store_->Open("vol", "r1", 1);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    replica_ = *r;
+  }
+  void TearDown() override {
+    replica_.reset();
+    store_.reset();
+  }
+  // Pages of [offset, offset+length) of the head in the page cache.
+  size_t CachedPages(uint64_t offset, uint64_t length) {
+    UniqueFd fd(::open((dir_.path() + "/r1/layer-1.img").c_str(), O_RDONLY | O_CLOEXEC));
+    EXPECT_TRUE(fd.valid());
+    void* map =
+        ::mmap(nullptr, length, PROT_READ, MAP_SHARED, fd.get(), static_cast<off_t>(offset));
+    EXPECT_NE(map, MAP_FAILED);
+    if (map == MAP_FAILED) return SIZE_MAX;
+    std::vector<unsigned char> resident(length / 4096);
+    EXPECT_EQ(::mincore(map, length, resident.data()), 0);
+    ::munmap(map, length);
+    return static_cast<size_t>(std::count_if(resident.begin(), resident.end(),
+                                             [](unsigned char c) { return (c & 1) != 0; }));
+  }
+  Status Write(uint64_t offset, std::span<const uint8_t> data) {
+    return Wait([&](auto done) { replica_->Write(1, offset, data, done, GetParam()); });
+  }
+  std::vector<uint8_t> Read(uint64_t offset, uint64_t length) {
+    std::vector<uint8_t> buf(length, 0xee);
+    Status s = Wait([&](auto done) { replica_->Read(1, offset, buf, done, GetParam()); });
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return buf;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<IoEngine> engine_;
+  std::unique_ptr<ReplicaStore> store_;
+  std::shared_ptr<Replica> replica_;
+};
+
+TEST_P(DirectWriteTest, WholeBlocksSkipThePageCacheAndReadBack) {
+  Open({});
+  // A payload that is not page-aligned (as a frame's is), whole blocks.
+  std::vector<uint8_t> storage(256 * 1024 + 1);
+  std::span<uint8_t> data(storage.data() + 1, 256 * 1024);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 7 + 3);
+  ASSERT_TRUE(Write(64 * 1024, data).ok());
+  EXPECT_EQ(CachedPages(64 * 1024, data.size()), 0u);
+  EXPECT_TRUE(std::ranges::equal(Read(64 * 1024, data.size()), data));
+  // An unaligned write around it: edges from the chain, then direct too.
+  std::vector<uint8_t> small(100, 0x42);
+  ASSERT_TRUE(Write(64 * 1024 + 4000, small).ok());
+  std::vector<uint8_t> want(data.begin(), data.end());
+  std::copy(small.begin(), small.end(), want.begin() + 4000);
+  EXPECT_TRUE(std::ranges::equal(Read(64 * 1024, want.size()), want));
+  // And it is all still there after a reopen.
+  replica_.reset();
+  store_.reset();
+  store_ = std::make_unique<ReplicaStore>(dir_.path(), engine_.get());
+  auto r = store_->Open("vol", "r1", 2);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  replica_ = *r;
+  std::vector<uint8_t> back(want.size());
+  ASSERT_TRUE(Wait([&](auto done) { replica_->Read(2, 64 * 1024, back, done); }).ok());
+  EXPECT_EQ(back, want);
+}
+
+TEST_P(DirectWriteTest, BufferedWhenDirectIsOff) {
+  ReplicaOptions off;
+  off.direct_writes = false;
+  Open(off);
+  std::vector<uint8_t> data(64 * 1024, 0x5c);
+  ASSERT_TRUE(Write(0, data).ok());
+  EXPECT_EQ(CachedPages(0, data.size()), data.size() / 4096);
+  EXPECT_EQ(Read(0, data.size()), data);
+}
+
+TEST_P(DirectWriteTest, BufferedWhereDirectIsRefused) {
+  std::vector<uint8_t> data(64 * 1024, 0x5c);
+  ReplicaOptions refused;
+  refused.fail_io = [](std::string_view point) { return point == "direct-write" ? EINVAL : 0; };
+  Open(refused);
+  ASSERT_TRUE(Write(128 * 1024, data).ok());
+  EXPECT_EQ(CachedPages(128 * 1024, data.size()), data.size() / 4096);
+  EXPECT_EQ(Read(128 * 1024, data.size()), data);
+}
+
+TEST_P(DirectWriteTest, OtherDirectErrorsFailTheWrite) {
+  ReplicaOptions io_error;
+  io_error.fail_io = [](std::string_view point) { return point == "direct-write" ? EIO : 0; };
+  Open(io_error);
+  std::vector<uint8_t> data(8192, 1);
+  Status s = Write(0, data);
+  EXPECT_EQ(s.kind(), ErrorKind::kIoError) << s.ToString();
+  EXPECT_EQ(s.sys_errno(), EIO) << s.ToString();
+  EXPECT_NE(s.message().find("layer-1.img"), std::string::npos) << s.message();
+  EXPECT_EQ(Read(0, data.size()), std::vector<uint8_t>(data.size(), 0));
+}
+
+INSTANTIATE_TEST_SUITE_P(Callers, DirectWriteTest, ::testing::Bool(), [](const auto& info) {
+  return info.param ? "MayBlock" : "ThroughEngine";
+});
 
 TEST(FlushFailureTest, FailedFdatasyncFailsReplicaForGood) {
   TempDir dir;
