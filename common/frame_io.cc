@@ -1,5 +1,6 @@
 #include "common/frame_io.h"
 
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -73,19 +74,63 @@ Status WriteFrame(int fd, const wire::Header& header, std::span<const uint8_t> p
   return WriteAll(fd, iov, payload.empty() ? 1 : 2);
 }
 
-Status WriteFrames(int fd, std::span<const OutFrame> frames) {
-  std::vector<uint8_t> headers(frames.size() * wire::kHeaderSize);
+namespace {
+
+// Headers encoded into `headers`, and the iovecs of every frame in order.
+std::vector<iovec> FrameIovecs(std::span<const OutFrame> frames, std::vector<uint8_t>* headers) {
+  headers->resize(frames.size() * wire::kHeaderSize);
   std::vector<iovec> iov;
   iov.reserve(frames.size() * 2);
   for (size_t i = 0; i < frames.size(); ++i) {
-    uint8_t* raw = headers.data() + i * wire::kHeaderSize;
+    uint8_t* raw = headers->data() + i * wire::kHeaderSize;
     wire::EncodeHeader(frames[i].header, raw);
     iov.push_back({raw, wire::kHeaderSize});
     if (!frames[i].payload.empty()) {
       iov.push_back({const_cast<uint8_t*>(frames[i].payload.data()), frames[i].payload.size()});
     }
   }
+  return iov;
+}
+
+}  // namespace
+
+Status WriteFrames(int fd, std::span<const OutFrame> frames) {
+  std::vector<uint8_t> headers;
+  std::vector<iovec> iov = FrameIovecs(frames, &headers);
   return WriteAll(fd, iov.data(), iov.size());
+}
+
+Status WriteFramesNow(int fd, std::span<const OutFrame> frames, std::vector<uint8_t>* rest) {
+  std::vector<uint8_t> headers;
+  std::vector<iovec> iov = FrameIovecs(frames, &headers);
+  size_t first = 0;  // iov[first, size) is left to write
+  while (first < iov.size()) {
+    msghdr msg{};
+    msg.msg_iov = iov.data() + first;
+    msg.msg_iovlen = std::min<size_t>(iov.size() - first, IOV_MAX);
+    ssize_t n = ::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      return ErrnoStatus(errno, "write to socket");
+    }
+    size_t left = static_cast<size_t>(n);
+    while (first < iov.size() && left >= iov[first].iov_len) left -= iov[first++].iov_len;
+    if (first < iov.size()) {
+      iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + left;
+      iov[first].iov_len -= left;
+    }
+  }
+  for (; first < iov.size(); ++first) {
+    const auto* p = static_cast<const uint8_t*>(iov[first].iov_base);
+    rest->insert(rest->end(), p, p + iov[first].iov_len);
+  }
+  return Status::Ok();
+}
+
+Status WriteBytes(int fd, std::span<const uint8_t> bytes) {
+  iovec iov{const_cast<uint8_t*>(bytes.data()), bytes.size()};
+  return WriteAll(fd, &iov, bytes.empty() ? 0 : 1);
 }
 
 FrameReader::FrameReader(int fd, size_t buffer_size)

@@ -33,6 +33,13 @@ struct OutFrame {
 // Writes the frames back to back with as few writev calls as IOV_MAX
 // allows (retried until complete): one syscall for many small replies.
 Status WriteFrames(int fd, std::span<const OutFrame> frames);
+// The same on a socket, but only what it takes without blocking (sendmsg
+// with MSG_DONTWAIT | MSG_NOSIGNAL): the bytes left over, possibly all of
+// them, are appended to *rest for a thread that may block to send with
+// WriteBytes. Errors other than a full socket buffer are returned.
+Status WriteFramesNow(int fd, std::span<const OutFrame> frames, std::vector<uint8_t>* rest);
+// Writes every byte (retried until complete).
+Status WriteBytes(int fd, std::span<const uint8_t> bytes);
 
 // Reads frames through a buffer, so one read() brings in every small frame
 // the peer has sent so far instead of two read() calls per frame. A payload

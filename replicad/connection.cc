@@ -1,5 +1,6 @@
-// Design notes: replies go through a queue to a writer thread instead of
-// being written from the I/O completion callback, so a client that stops
+// Design notes: a reply completed on an engine thread (the I/O completion
+// callback) is written from there only as far as the socket takes it without
+// blocking; the rest goes through the writer thread, so a client that stops
 // reading stalls only its own connection, never the engine's completion
 // thread that all replicas share. The writer blocks SIGPIPE in itself, so a
 // peer that vanished yields EPIPE rather than killing the daemon.
@@ -47,15 +48,18 @@ bool Connection::finished() const {
 
 void Connection::Enqueue(const wire::Header& request, int32_t status,
                          std::vector<uint8_t> payload) {
-  // On the reader thread the reader sends it itself before it next blocks.
+  // On the reader thread the reader sends it itself before it next blocks;
+  // on an engine thread it goes out at once unless someone is sending.
   bool from_reader = std::this_thread::get_id() == reader_id_;
-  bool wake;
+  std::vector<Reply> batch;
   {
     std::lock_guard lock(mu_);
     replies_.push_back({request, status, std::move(payload)});
-    wake = !from_reader && !sending_;
+    if (from_reader || sending_) return;
+    sending_ = true;
+    batch.swap(replies_);
   }
-  if (wake) writer_cv_.notify_one();
+  SendBatchNow(batch);
 }
 
 void Connection::SendBatch(std::vector<Reply>& batch) {
@@ -77,15 +81,51 @@ void Connection::SendBatch(std::vector<Reply>& batch) {
       ::shutdown(fd_.get(), SHUT_RDWR);  // wakes the reader
     }
   }
+  FinishSend(broken, static_cast<uint32_t>(batch.size()));
+  batch.clear();
+}
+
+void Connection::SendBatchNow(std::vector<Reply>& batch) {
+  bool broken;
+  {
+    std::lock_guard lock(mu_);
+    broken = broken_;
+  }
+  std::vector<uint8_t> rest;
+  if (!broken) {
+    std::vector<OutFrame> frames;
+    frames.reserve(batch.size());
+    for (const auto& r : batch) {
+      frames.push_back({wire::MakeReply(r.request, r.status, r.payload), r.payload});
+    }
+    Status s = WriteFramesNow(fd_.get(), frames, &rest);
+    if (!s.ok()) {
+      broken = true;
+      rest.clear();
+      LogInfo("connection from " + peer_ + ": " + s.message() + "; dropping its replies");
+      ::shutdown(fd_.get(), SHUT_RDWR);  // wakes the reader
+    }
+  }
+  auto answered = static_cast<uint32_t>(batch.size());
+  batch.clear();
+  if (rest.empty()) return FinishSend(broken, answered);
+  {
+    std::lock_guard lock(mu_);  // the writer takes over, sender role and all
+    rest_ = std::move(rest);
+    rest_replies_ = answered;
+  }
+  writer_cv_.notify_one();
+}
+
+void Connection::FinishSend(bool broken, uint32_t answered) {
   bool more;
   {
     std::lock_guard lock(mu_);
     broken_ = broken_ || broken;
     sending_ = false;
-    in_flight_ -= static_cast<uint32_t>(batch.size());
+    in_flight_ -= answered;
     more = !replies_.empty();
   }
-  batch.clear();
   reader_cv_.notify_all();
   if (more) writer_cv_.notify_one();
 }
@@ -160,15 +200,34 @@ void Connection::WriteLoop() {
   sigaddset(&pipe, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
   std::vector<Reply> batch;
+  std::vector<uint8_t> rest;
   for (;;) {
+    uint32_t rest_replies = 0;
     {
       std::unique_lock lock(mu_);
       writer_cv_.wait(lock, [this] {
-        return (!replies_.empty() && !sending_) || (reader_done_ && replies_.empty());
+        return !rest_.empty() || (!replies_.empty() && !sending_) ||
+               (reader_done_ && replies_.empty());
       });
-      if (replies_.empty()) break;  // reader done and nothing left
-      sending_ = true;
-      batch.swap(replies_);
+      if (!rest_.empty()) {  // an engine thread left us the end of its batch
+        rest.swap(rest_);
+        rest_replies = rest_replies_;
+      } else if (replies_.empty()) {
+        break;  // reader done and nothing left
+      } else {
+        sending_ = true;
+        batch.swap(replies_);
+      }
+    }
+    if (!rest.empty()) {
+      Status s = WriteBytes(fd_.get(), rest);
+      if (!s.ok()) {
+        LogInfo("connection from " + peer_ + ": " + s.message() + "; dropping its replies");
+        ::shutdown(fd_.get(), SHUT_RDWR);  // wakes the reader
+      }
+      rest.clear();
+      FinishSend(!s.ok(), rest_replies);
+      continue;
     }
     SendBatch(batch);
   }

@@ -65,6 +65,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Sends `batch` (the caller holds the sender role), then gives the role
   // back and accounts the replies as answered.
   void SendBatch(std::vector<Reply>& batch);
+  // The same on an engine thread, which must never block: what the socket
+  // does not take at once goes to the writer (rest_) with the sender role.
+  void SendBatchNow(std::vector<Reply>& batch);
+  // Gives the sender role back after `answered` replies went out (or were
+  // dropped: `broken`).
+  void FinishSend(bool broken, uint32_t answered);
 
   const UniqueFd fd_;
   const std::string peer_;
@@ -77,6 +83,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::condition_variable reader_cv_;  // in_flight_ dropped
   std::condition_variable writer_cv_;  // replies to send, or the reader ended
   std::vector<Reply> replies_;         // guarded by mu_
+  std::vector<uint8_t> rest_;          // unsent bytes the writer owes; guarded by mu_
+  uint32_t rest_replies_ = 0;          // replies those bytes end; guarded by mu_
   bool sending_ = false;               // a thread is writing replies; guarded by mu_
   bool broken_ = false;                // a write failed: replies are dropped; guarded by mu_
   uint32_t in_flight_ = 0;             // requests not yet answered on the wire; guarded by mu_

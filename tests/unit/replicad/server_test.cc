@@ -118,6 +118,50 @@ TEST_P(ServerTest, MalformedFrameClosesOnlyThatConnection) {
   EXPECT_EQ(Roundtrip(good.get(), wire::Op::kPing, 3, 1, 0, 0).header.status, 0);
 }
 
+// A client that sends reads and does not take the replies fills its socket:
+// the replies an engine thread completes must then wait in the writer, not
+// hold the engine thread, and still arrive whole and in order of bytes.
+TEST_P(ServerTest, StalledReaderHoldsUpOnlyItsOwnConnection) {
+  const std::string hello = R"({"volume":"vol","replica":"r1","epoch":1})";
+  UniqueFd stalled = AdoptPair("stalled");
+  UniqueFd good = AdoptPair("good");
+  ASSERT_EQ(Roundtrip(stalled.get(), wire::Op::kHello, 1, 0, 0, 0, hello).header.status, 0);
+  ASSERT_EQ(Roundtrip(good.get(), wire::Op::kHello, 1, 0, 0, 0, hello).header.status, 0);
+  constexpr uint64_t kPiece = 256 << 10;
+  std::string data(1 << 20, 0);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 131 + i / 4096);
+  for (uint64_t p = 0; p < 4; ++p) {
+    Frame w = Roundtrip(stalled.get(), wire::Op::kWrite, 10 + p, 1, p * kPiece, kPiece,
+                        std::string_view(data).substr(p * kPiece, kPiece));
+    ASSERT_EQ(w.header.status, 0);
+  }
+  // 4 MiB of replies asked for, none read yet: far more than a socket holds.
+  constexpr uint64_t kReads = 16;
+  for (uint64_t id = 100; id < 100 + kReads; ++id) {
+    ASSERT_TRUE(Send(stalled.get(), wire::Op::kRead, id, 1, (id % 4) * kPiece, kPiece).ok());
+  }
+  ::usleep(200 * 1000);  // let the engine complete what it can
+  // Another connection on the same engine is served meanwhile.
+  Frame w = Roundtrip(good.get(), wire::Op::kWrite, 2, 1, 0, 4096, data.substr(0, 4096));
+  EXPECT_EQ(w.header.status, 0);
+  Frame r = Roundtrip(good.get(), wire::Op::kRead, 3, 1, kPiece, kPiece);
+  ASSERT_EQ(r.header.status, 0);
+  EXPECT_EQ(std::string(r.payload.begin(), r.payload.end()), data.substr(kPiece, kPiece));
+  // Now the stalled client reads: every reply whole, with its data.
+  std::map<uint64_t, int> answered;
+  for (uint64_t i = 0; i < kReads; ++i) {
+    auto reply = ReadFrame(stalled.get());
+    ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+    ASSERT_EQ(reply->header.status, 0);
+    uint64_t id = reply->header.request_id;
+    ++answered[id];
+    EXPECT_EQ(std::string(reply->payload.begin(), reply->payload.end()),
+              data.substr((id % 4) * kPiece, kPiece))
+        << id;
+  }
+  EXPECT_EQ(answered.size(), kReads);
+}
+
 // 64 pipelined writes then 64 reads on one connection: each answered once,
 // by id, with the data written; then a flush and an out-of-range read.
 void ExercisePipelined(int fd) {
