@@ -15,7 +15,8 @@
 #   * shorthorn-fused, state in /var/lib/shorthorn/quickstart/fused, FUSE mount
 #     /run/shorthorn/volumes, symlinks in /dev/shorthorn;
 #   * volume "demo" (1 GiB, one replica), attached as a loop device, ext4 made
-#     on it if it has no filesystem yet, mounted at /mnt/shorthorn/demo.
+#     on it if it has no filesystem yet, mounted at /mnt/shorthorn/demo;
+#   * snapshot "first" of it, holding a file README.quickstart.
 # The daemons keep running in the background (setsid); their logs are in
 # /var/log/shorthorn-quickstart/, their PIDs in /run/shorthorn-quickstart/state.
 #
@@ -32,6 +33,7 @@ set -euo pipefail
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${SHORTHORN_BUILD_DIR:-$REPO_DIR/build}
 VOLUME=demo
+SNAPSHOT=first
 SIZE=1073741824
 PORT=${SHORTHORN_QS_PORT:-9500}
 ROOT=${SHORTHORN_QS_ROOT:-}
@@ -328,6 +330,21 @@ ensure_mounted() {
   say "mounted $dev at $MOUNT"
 }
 
+ensure_snapshot() {
+  if busctl --system get-property "$BUS_NAME" "$VOLUME_PATH" "$VOLUME_IFACE" Snapshots |
+    grep -qF "\"$SNAPSHOT\""; then
+    say "snapshot $SNAPSHOT of $VOLUME already taken"
+    return
+  fi
+  if [[ ! -e $MOUNT/README.quickstart ]]; then
+    echo "Written by scripts/quickstart.sh before it took snapshot $SNAPSHOT." >"$MOUNT/README.quickstart"
+  fi
+  sync -f "$MOUNT/README.quickstart"
+  busctl --system call "$BUS_NAME" "$VOLUME_PATH" "$VOLUME_IFACE" Snapshot 'sa{sv}' "$SNAPSHOT" 0 \
+    >/dev/null
+  say "took snapshot $SNAPSHOT of $VOLUME"
+}
+
 print_info() {
   local dev=$1 prefix
   prefix=$(env_prefix)
@@ -336,6 +353,7 @@ print_info() {
   Volume:       $VOLUME (1 GiB, one replica on 127.0.0.1:$PORT)
   Block device: $dev (symlink $DEV_DIR/$VOLUME)
   Mounted at:   $MOUNT
+  Snapshot:     $SNAPSHOT
   Volume file:  $VOLUMES_DIR/$VOLUME (FUSE)
   Logs:         $LOG_DIR/*.log
   Data:         $DATA_DIR (replica), $STATE_DIR (registry)
@@ -353,6 +371,7 @@ Look at it:
   busctl --system tree $BUS_NAME
   busctl --system introspect $BUS_NAME $VOLUME_PATH
   busctl --system get-property $BUS_NAME $VOLUME_PATH $VOLUME_IFACE State
+  busctl --system get-property $BUS_NAME $VOLUME_PATH $VOLUME_IFACE Snapshots
 
 Tear it down (data kept; add --purge to delete it):
   ${prefix}$REPO_DIR/scripts/quickstart.sh down
@@ -376,6 +395,7 @@ cmd_up() {
   ensure_volume
   dev=$(ensure_attached)
   ensure_mounted "$dev"
+  ensure_snapshot
   echo
   if ((was_up)); then
     echo "Shorthorn quickstart was already up."

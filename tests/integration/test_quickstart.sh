@@ -54,6 +54,10 @@ check_up() {
   assert_eq "$(findmnt -n -o SOURCE --mountpoint "$mnt")" "$(volume_prop demo LoopDevice)" \
     "device mounted at $mnt"
   grep -q "quickstart.sh down" "$out" || fail "quickstart.sh printed no teardown command"
+  # Exactly one snapshot, "first", however often 'up' ran.
+  local snaps
+  snaps=$(busctl --system get-property "$BUS_NAME" "$(volume_path demo)" "$VOLUME_IFACE" Snapshots)
+  [[ $snaps == 'a(sssbtb) 1 "first" '* ]] || fail "Snapshots of demo: want one, \"first\"; got $snaps"
 }
 
 quickstart up1 up
