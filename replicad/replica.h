@@ -235,7 +235,7 @@ class Replica : public std::enable_shared_from_this<Replica> {
     uint16_t slot = BlockIndex::kNone;
     std::string file;
     UniqueFd fd;
-    UniqueFd direct_fd;  // O_DIRECT; invalid where the file system refuses it
+    UniqueFd direct_fd;  // O_DIRECT, heads only; invalid where the file system refuses it
   };
   using LayerPtr = std::shared_ptr<Layer>;
   // RAII: holds new data ops back (they wait in Begin) until destroyed.
@@ -266,7 +266,9 @@ class Replica : public std::enable_shared_from_this<Replica> {
                    std::shared_ptr<RangeLock::Guard> guard, Done done);
 
   // --- replica_control.cc: layers, slots, index building
-  Result<LayerPtr> OpenLayer(const LayerMeta& l);
+  // `head`: also open the O_DIRECT descriptor (direct_writes) that writes
+  // use; a layer that stops being the head keeps it until the replica closes.
+  Result<LayerPtr> OpenLayer(const LayerMeta& l, bool head);
   uint16_t FreeSlotLocked() const;
   // Index of the chain of layer ids (newest first) over `blocks` blocks.
   Result<BlockIndex> BuildIndex(const std::vector<uint64_t>& chain, uint64_t blocks,

@@ -58,14 +58,14 @@ void Replica::Pause::WaitIdle() {
   r_->idle_.wait(lock, [this] { return r_->in_flight_ == 0; });
 }
 
-Result<Replica::LayerPtr> Replica::OpenLayer(const LayerMeta& l) {
+Result<Replica::LayerPtr> Replica::OpenLayer(const LayerMeta& l, bool head) {
   auto layer = std::make_shared<Layer>();
   layer->id = l.id;
   layer->file = l.file;
   std::string path = dir_ + "/" + l.file;
   layer->fd = UniqueFd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
   if (!layer->fd.valid()) return ErrnoStatus(errno, "open layer file " + path);
-  if (options_.direct_writes) {
+  if (head && options_.direct_writes) {
     layer->direct_fd = UniqueFd(::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC));
   }
   return layer;
@@ -176,7 +176,7 @@ Result<std::shared_ptr<Replica>> Replica::Open(const std::string& dir, IoEngine*
     std::lock_guard meta_lock(r->meta_mu_);
     std::unique_lock lock(r->index_mu_);
     for (const auto& l : r->meta_.layers) {
-      auto layer = r->OpenLayer(l);
+      auto layer = r->OpenLayer(l, l.id == r->meta_.head);
       if (!layer.ok()) return layer.status();
       r->layers_[l.id] = std::move(*layer);
     }
@@ -236,7 +236,7 @@ Status Replica::Snapshot(const std::string& name, const std::string& created, bo
   Status s = Fault("create-layer", "create " + path);
   if (s.ok()) s = CreateLayerFile(path, next.size);
   if (!s.ok()) return s.WithContext(op);
-  auto layer = OpenLayer(fresh);
+  auto layer = OpenLayer(fresh, /*head=*/true);
   s = (layer.ok() ? SyncDirectory(dir_) : layer.status()).WithContext(op);
   if (s.ok()) s = CommitLocked(std::move(next), "snapshot");  // names the replica itself
   if (!s.ok()) {
@@ -300,7 +300,7 @@ Status Replica::Revert(const std::string& name) {
   std::string path = dir_ + "/" + fresh.file;
   SH_RETURN_IF_ERROR(Fault("create-layer", "create " + path).WithContext(op));
   SH_RETURN_IF_ERROR(CreateLayerFile(path, next.size).WithContext(op));
-  auto layer = OpenLayer(fresh);
+  auto layer = OpenLayer(fresh, /*head=*/true);
   Status s = layer.ok() ? SyncDirectory(dir_) : layer.status();
   if (!s.ok()) {
     ::unlink(path.c_str());

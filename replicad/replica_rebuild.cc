@@ -210,7 +210,7 @@ Status Replica::LinkRebuilt(const std::string& snapshot, const std::vector<Layer
   }
   std::map<uint64_t, LayerPtr> fresh;
   for (const auto& l : copied) {
-    auto layer = OpenLayer(l);
+    auto layer = OpenLayer(l, /*head=*/false);
     if (!layer.ok()) return layer.status().WithContext(op);
     fresh[l.id] = std::move(*layer);
   }

@@ -150,8 +150,25 @@ TEST_F(LayerOpsTest, SnapshotLimit) {
   EXPECT_EQ(List().at("snapshots").as_array().size(), kMaxSnapshots);
   // Deleting one makes room again.
   ASSERT_EQ(Op(wire::Op::kDeleteSnapshot, {{"name", "s7"}}).status, 0);
-  ASSERT_EQ(Op(wire::Op::kDeleteSnapshot, {{"name", "s7"}}).status, 0);  // idempotent
-  EXPECT_EQ(Snap("one-more").status, 0);
+  EXPECT_EQ(Snap("one-more").status, 0);  // counts before its merge has run
+  WaitIdle();
+  EXPECT_EQ(Op(wire::Op::kDeleteSnapshot, {{"name", "s7"}}).status, ENOENT);  // merged: gone
+}
+
+TEST_F(LayerOpsTest, DeletingTwiceWhileKeptHiddenIsOk) {
+  ASSERT_EQ(Snap("s1").status, 0);
+  ASSERT_EQ(Snap("s2").status, 0);
+  ASSERT_EQ(Op(wire::Op::kRevert, {{"name", "s1"}}).status, 0);  // s1: children s2 and the head
+  ASSERT_EQ(Op(wire::Op::kDeleteSnapshot, {{"name", "s1"}}).status, 0);
+  WaitIdle();
+  ASSERT_EQ(Op(wire::Op::kDeleteSnapshot, {{"name", "s1"}}).status, 0);  // idempotent
+  bool removed = false;
+  json::object l = List();
+  for (const auto& s : l.at("snapshots").as_array()) {
+    if (s.as_object().at("name").as_string() == "s1")
+      removed = s.as_object().at("removed").as_bool();
+  }
+  EXPECT_TRUE(removed);
 }
 
 TEST_F(LayerOpsTest, RevertKeepsNewerSnapshots) {

@@ -305,8 +305,8 @@ class DirectWriteTest : public ::testing::TestWithParam<bool> {  // may_block
     store_.reset();
   }
   // Pages of [offset, offset+length) of the head in the page cache.
-  size_t CachedPages(uint64_t offset, uint64_t length) {
-    UniqueFd fd(::open((dir_.path() + "/r1/layer-1.img").c_str(), O_RDONLY | O_CLOEXEC));
+  size_t CachedPages(uint64_t offset, uint64_t length, const std::string& file = "layer-1.img") {
+    UniqueFd fd(::open((dir_.path() + "/r1/" + file).c_str(), O_RDONLY | O_CLOEXEC));
     EXPECT_TRUE(fd.valid());
     void* map =
         ::mmap(nullptr, length, PROT_READ, MAP_SHARED, fd.get(), static_cast<off_t>(offset));
@@ -359,6 +359,19 @@ TEST_P(DirectWriteTest, WholeBlocksSkipThePageCacheAndReadBack) {
   std::vector<uint8_t> back(want.size());
   ASSERT_TRUE(Wait([&](auto done) { replica_->Read(2, 64 * 1024, back, done); }).ok());
   EXPECT_EQ(back, want);
+}
+
+TEST_P(DirectWriteTest, TheHeadAfterASnapshotTakesDirectWritesToo) {
+  Open({});
+  std::vector<uint8_t> before(64 * 1024, 0x11), after(64 * 1024, 0x22);
+  ASSERT_TRUE(Write(0, before).ok());
+  ASSERT_TRUE(replica_->Snapshot("s1", "2026-11-22T00:00:00Z", true).ok());
+  ASSERT_TRUE(Write(0, after).ok());
+  EXPECT_EQ(CachedPages(0, after.size(), "layer-2.img"), 0u);
+  EXPECT_EQ(Read(0, after.size()), after);
+  std::vector<uint8_t> snap(before.size());
+  ASSERT_TRUE(replica_->ReadLayer("s1", 0, snap).ok());
+  EXPECT_EQ(snap, before);
 }
 
 TEST_P(DirectWriteTest, BufferedWhenDirectIsOff) {
