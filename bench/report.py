@@ -220,10 +220,15 @@ def print_table(meta, rows, cpu_summary, timings, goals):
             procs = ", ".join(f"{p} {s:.1f}s" for p, s in sorted(c["per_process_cpu_s"].items()))
             print(f"  {c['config']:<12} {c['target']:<4} {fmt(c['cpu_s_per_gib'], '.2f')} s/GiB "
                   f"({c['cpu_s']:.1f} s over {c['gib']:.2f} GiB: {procs})")
-    loads = [x["load1_at_start"] for x in rows if x.get("load1_at_start") is not None]
+    loads = {}
+    for x in rows:
+        if x.get("load1_at_start") is not None:
+            loads.setdefault(x["config"], []).append(x["load1_at_start"])
     if loads:
-        print(f"Machine load (1-min average) when jobs started: {min(loads):.1f} .. {max(loads):.1f} "
-              f"on {meta['nproc']} CPUs (this bench alone keeps it near 2-4; more means other work).")
+        ranges = ", ".join(f"{c} {min(v):.1f}..{max(v):.1f}" for c, v in loads.items())
+        print(f"Machine load (1-min average) when jobs started, on {meta['nproc']} CPUs: {ranges}.")
+        print("  Linux counts runnable and I/O-blocked threads, so the daemons' own threads raise it "
+              "with each replica; a config's load far above the same config's in another run means other work.")
     print()
     print("Other timings (same run):")
     for t in timings:
