@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace shorthorn {
 
@@ -133,8 +135,10 @@ Status WriteBytes(int fd, std::span<const uint8_t> bytes) {
   return WriteAll(fd, &iov, bytes.empty() ? 0 : 1);
 }
 
-FrameReader::FrameReader(int fd, size_t buffer_size)
-    : fd_(fd), buf_(std::max(buffer_size, 2 * wire::kHeaderSize)) {}
+FrameReader::FrameReader(int fd, size_t buffer_size, bool aligned_writes)
+    : fd_(fd),
+      aligned_writes_(aligned_writes),
+      buf_(std::max(buffer_size, 2 * wire::kHeaderSize)) {}
 
 Status FrameReader::Fill(size_t want, bool mid_frame) {
   if (buf_.size() - start_ < want) {  // compact: the frame must fit behind start_
@@ -175,19 +179,36 @@ Result<Frame> FrameReader::Next() {
   Frame frame;
   frame.header = *header;
   size_t length = frame.header.payload_length;  // bounded by DecodeHeader
-  frame.payload.resize(length);
-  if (length > buf_.size() / 2) {
+  std::span<uint8_t> dst;
+  if (aligned_writes_ && frame.header.op == wire::Op::kWrite && !frame.header.is_reply() &&
+      length > 0) {
+    constexpr size_t kAlign = 4096;
+    // Uninitialized, and rounded up: aligned_alloc wants a multiple of the
+    // alignment.
+    frame.aligned_payload.reset(
+        static_cast<uint8_t*>(std::aligned_alloc(kAlign, (length + kAlign - 1) / kAlign * kAlign)),
+        std::free);
+    if (!frame.aligned_payload) {
+      return Status(ErrorKind::kUnavailable,
+                    "frame: no memory for a " + std::to_string(length) + "-byte payload", ENOMEM);
+    }
+    dst = std::span<uint8_t>(frame.aligned_payload.get(), length);
+  } else {
+    frame.payload.resize(length);
+    dst = frame.payload;
+  }
+  if (length > buf_.size() / 2) {  // what is buffered is copied, the rest read into place
     size_t have = std::min(length, buffered());
-    std::memcpy(frame.payload.data(), buf_.data() + start_, have);
+    std::memcpy(dst.data(), buf_.data() + start_, have);
     start_ += have;
-    SH_RETURN_IF_ERROR(ReadFull(fd_, std::span<uint8_t>(frame.payload).subspan(have)));
+    SH_RETURN_IF_ERROR(ReadFull(fd_, dst.subspan(have)));
   } else {
     SH_RETURN_IF_ERROR(Fill(length, true));
-    std::memcpy(frame.payload.data(), buf_.data() + start_, length);
+    std::memcpy(dst.data(), buf_.data() + start_, length);
     start_ += length;
   }
   if (start_ == end_) start_ = end_ = 0;
-  SH_RETURN_IF_ERROR(wire::VerifyPayload(frame.header, frame.payload));
+  SH_RETURN_IF_ERROR(wire::VerifyPayload(frame.header, dst));
   return frame;
 }
 

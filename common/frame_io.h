@@ -5,6 +5,7 @@
 // another writes to it; concurrent writers must serialize themselves.
 #pragma once
 
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -15,7 +16,17 @@ namespace shorthorn {
 
 struct Frame {
   wire::Header header;
+  // The payload, unless it is in `aligned_payload`.
   std::vector<uint8_t> payload;
+  // A WRITE's payload when the FrameReader was asked for aligned data
+  // (header.payload_length bytes, 4096-byte aligned, so an O_DIRECT write
+  // takes it as it is); `payload` is then empty.
+  std::shared_ptr<uint8_t> aligned_payload;
+
+  std::span<const uint8_t> Payload() const {
+    return aligned_payload ? std::span<const uint8_t>(aligned_payload.get(), header.payload_length)
+                           : std::span<const uint8_t>(payload);
+  }
 };
 
 // Reads one frame. kUnavailable with "connection closed" on a clean EOF
@@ -47,7 +58,9 @@ Status WriteBytes(int fd, std::span<const uint8_t> bytes);
 // as ReadFrame. One reader per FrameReader; not thread-safe.
 class FrameReader {
  public:
-  explicit FrameReader(int fd, size_t buffer_size = 256 << 10);
+  // aligned_writes: WRITE payloads go into Frame::aligned_payload, one copy
+  // from the socket's bytes to where the disk write takes them.
+  explicit FrameReader(int fd, size_t buffer_size = 256 << 10, bool aligned_writes = false);
   Result<Frame> Next();
   // A whole frame is already buffered: Next() will not block.
   bool HasBufferedFrame() const;
@@ -59,6 +72,7 @@ class FrameReader {
   size_t buffered() const { return end_ - start_; }
 
   int fd_;
+  bool aligned_writes_;
   std::vector<uint8_t> buf_;
   size_t start_ = 0, end_ = 0;  // the unread bytes are buf_[start_, end_)
 };

@@ -143,7 +143,7 @@ void Connection::SendQueuedFromReader() {
 
 void Connection::ReadLoop() {
   reader_id_ = std::this_thread::get_id();
-  FrameReader reader(fd_.get());
+  FrameReader reader(fd_.get(), 256 << 10, /*aligned_writes=*/true);
   for (;;) {
     if (!reader.HasBufferedFrame()) SendQueuedFromReader();
     {

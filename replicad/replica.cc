@@ -328,7 +328,8 @@ void Replica::SubmitWrite(uint64_t first, uint64_t blocks, bool may_block,
                     length};
   const bool direct = head->direct_fd.valid();
   if (direct) {
-    // O_DIRECT wants the buffer aligned too; payloads seldom are.
+    // O_DIRECT wants the buffer aligned too: the connection reader's
+    // payloads are (FrameReader aligned_writes), other callers' may not be.
     if (reinterpret_cast<uintptr_t>(data) % kSectorSize != 0) {
       std::shared_ptr<uint8_t> copy(static_cast<uint8_t*>(std::aligned_alloc(kSectorSize, length)),
                                     std::free);

@@ -369,9 +369,17 @@ void RequestHandler::HandleData(ConnectionState* state, Frame frame, ReplyFn rep
       break;
     }
     case wire::Op::kWrite: {
-      auto data = std::make_shared<std::vector<uint8_t>>(std::move(frame.payload));
+      // The connection's reader put the data in an aligned buffer, which
+      // replicad's O_DIRECT writes take without another copy.
+      std::span<const uint8_t> data = frame.Payload();
+      std::shared_ptr<const void> owner = std::move(frame.aligned_payload);
+      if (!owner) {
+        auto v = std::make_shared<std::vector<uint8_t>>(std::move(frame.payload));
+        data = *v;
+        owner = std::move(v);
+      }
       replica->Write(
-          h.epoch, h.offset, *data, [done, data](Status s) { done(std::move(s)); },
+          h.epoch, h.offset, data, [done, owner](Status s) { done(std::move(s)); },
           state->nothing_queued);
       break;
     }
