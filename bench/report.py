@@ -274,6 +274,11 @@ def summarize_timings(timings):
         else:
             t.setdefault("text", t.get("note", ""))
         out.append(t)
+    raw = [t for t in out if t.get("kind") == "fio_throughput" and t.get("mib_s")]
+    for t in out:
+        if t.get("compare_raw") and t.get("mib_s") and raw:
+            t["x_raw_seq_write"] = t["mib_s"] / raw[0]["mib_s"]
+            t["text"] += f", {t['x_raw_seq_write']:.2f} x the raw disk's sequential write"
     return out
 
 

@@ -473,6 +473,57 @@ print(total)' "$(volume_path "$vol")")
     "$source" "$secs" "$bytes" >>"$TEST_DIR/timings.jsonl"
 }
 
+# timed_job LABEL CALL...: starts a job, waits for it to complete; sets
+# JOB_SECS, JOB_MESSAGE and JOB_TOTAL (its TotalBytes).
+timed_job() {
+  local label=$1 path t0 state
+  shift
+  t0=$(now_us)
+  path=$("$@" | _unquote) || fail "$label: the call failed"
+  state=$(wait_job "$path" 1800)
+  JOB_SECS=$(python3 -c 'import sys; print((int(sys.argv[2]) - int(sys.argv[1])) / 1e6)' "$t0" "$(now_us)")
+  JOB_MESSAGE=$(busctl --system get-property "$BUS_NAME" "$path" org.shorthorn.Storage1.Job Message | _unquote)
+  JOB_TOTAL=$(busctl --system get-property "$BUS_NAME" "$path" org.shorthorn.Storage1.Job TotalBytes | _unquote)
+  [[ $state == completed ]] || fail "$label: job $path $state: $JOB_MESSAGE"
+}
+
+# time_backup VOLUME DEVICE: fills the (unmounted) volume with SIZE_MIB of
+# incompressible data, then times a full backup to a directory target on
+# the work disk, an incremental one after 64 MiB more, and a restore of the
+# full one into a new volume. Bytes are volume data (what the jobs read or
+# wrote), so the rates compare with the raw disk's sequential write.
+time_backup() {
+  local vol=$1 dev=$2 target="file://$TEST_DIR/backups" url full_url restored=bench-restored
+  fio --name=fill --filename="$dev" --rw=write --bs=1M --size="${SIZE_MIB}M" --direct=1 \
+    --ioengine=libaio --iodepth=8 --refill_buffers=1 --buffer_compress_percentage=0 \
+    --output="$TEST_DIR/fill.out" >/dev/null || fail "filling $vol with fio failed"
+  volume_call "$vol" Snapshot 'sa{sv}' bk-full 0 >/dev/null || fail "Snapshot bk-full of $vol failed"
+  drop_caches
+  timed_job "full backup" volume_call "$vol" Backup 'sa{sv}' bk-full 1 target s "$target"
+  full_url=$JOB_MESSAGE
+  log "full backup of $vol: $JOB_TOTAL bytes in $JOB_SECS s ($full_url)"
+  printf '{"label": "full backup to a directory on the work disk (%d MiB incompressible, shorthorn-1 after its rebuild)", "kind": "rate", "seconds": %s, "bytes": %s, "compare_raw": true, "required": true}\n' \
+    "$SIZE_MIB" "$JOB_SECS" "$JOB_TOTAL" >>"$TEST_DIR/timings.jsonl"
+  fio --name=more --filename="$dev" --rw=write --bs=1M --size=64M --offset=0 --direct=1 \
+    --ioengine=libaio --iodepth=8 --refill_buffers=1 --buffer_compress_percentage=0 \
+    --output="$TEST_DIR/more.out" >/dev/null || fail "writing 64 MiB more to $vol failed"
+  volume_call "$vol" Snapshot 'sa{sv}' bk-inc 0 >/dev/null || fail "Snapshot bk-inc of $vol failed"
+  drop_caches
+  timed_job "incremental backup" volume_call "$vol" Backup 'sa{sv}' bk-inc 1 target s "$target"
+  url=$JOB_MESSAGE
+  log "incremental backup of $vol: $JOB_TOTAL bytes read in $JOB_SECS s ($url)"
+  printf '{"label": "incremental backup after 64 MiB rewritten (bytes read: the changed 2 MiB blocks)", "kind": "rate", "seconds": %s, "bytes": %s, "compare_raw": true, "required": true}\n' \
+    "$JOB_SECS" "$JOB_TOTAL" >>"$TEST_DIR/timings.jsonl"
+  drop_caches
+  timed_job "restore" manager_call RestoreVolume 'ssasa{sv}' "$restored" "$full_url" 1 \
+    "$(replica_address r1)" 0
+  log "restore of $full_url into $restored: $JOB_TOTAL bytes in $JOB_SECS s"
+  printf '{"label": "restore of the full backup into a new 1-replica volume", "kind": "rate", "seconds": %s, "bytes": %s, "compare_raw": true, "required": true}\n' \
+    "$JOB_SECS" "$JOB_TOTAL" >>"$TEST_DIR/timings.jsonl"
+  delete_volume "$restored" || fail "DeleteVolume $restored failed"
+  rm -rf "$TEST_DIR/backups"
+}
+
 config_shorthorn() {
   local n=$1 config="shorthorn-$1" vol="bench-$1" addrs=() daemons=(fused) i dev
   start_shorthorn
@@ -487,6 +538,7 @@ config_shorthorn() {
   if ((n == 1 && SNAPSHOTS > 0)); then time_snapshots "$vol"; fi
   if ((n == 1)); then time_rebuild "$vol"; fi
   unmount_fs "$config"
+  if ((n == 1)); then time_backup "$vol" "$dev"; fi
   detach_volume "$vol" || fail "Detach $vol failed"
   delete_volume "$vol" || fail "DeleteVolume $vol failed"
 }
@@ -547,11 +599,7 @@ main() {
       shorthorn-*) config_shorthorn "${c#shorthorn-}" ;;
     esac
   done
-  # Later features get their timings here, next to the raw disk's speed:
-  # backup and restore throughput (when backups exist). Until then the JSON
-  # says so. (Rebuild is timed in config_shorthorn, on shorthorn-1.)
-  printf '{"label": "backup / restore throughput", "kind": "placeholder", "note": "not measured: backups are not built yet (issue 5 item 2)"}\n' \
-    >>"$TEST_DIR/timings.jsonl"
+  # Rebuild, backup and restore are timed in config_shorthorn, on shorthorn-1.
 
   local out=$RESULTS_DIR/$STAMP.json rc=0
   python3 "$BENCH_DIR/report.py" --work "$TEST_DIR" --out "$out" --check || rc=$?

@@ -1,9 +1,12 @@
 #include "common/file_util.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 
 namespace shorthorn {
 
@@ -91,4 +94,21 @@ Status MakeDirs(const std::string& path, unsigned mode) {
   return Status::Ok();
 }
 
+}  // namespace shorthorn
+
+namespace shorthorn {
+void TuneAllocator() {
+  // Above the largest payload (4 MiB), so none is mapped on its own; free
+  // memory at the top of a heap is returned to the system past 64 MiB.
+  mallopt(M_MMAP_THRESHOLD, 8 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+}
+
+std::shared_ptr<uint8_t> AllocateDirectIoBuffer(size_t length) {
+  // aligned_alloc wants the size to be a multiple of the alignment.
+  size_t rounded = (std::max<size_t>(length, 1) + kDirectIoAlignment - 1) / kDirectIoAlignment *
+                   kDirectIoAlignment;
+  return std::shared_ptr<uint8_t>(
+      static_cast<uint8_t*>(std::aligned_alloc(kDirectIoAlignment, rounded)), std::free);
+}
 }  // namespace shorthorn

@@ -3,6 +3,9 @@
 // RAII file descriptor. Thread-compatible.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -47,4 +50,20 @@ Status SyncDirectory(const std::string& dir);
 namespace shorthorn {
 // mkdir -p with `mode` for directories it creates.
 Status MakeDirs(const std::string& path, unsigned mode = 0755);
+
+// The alignment O_DIRECT wants of buffers, offsets and lengths here.
+inline constexpr size_t kDirectIoAlignment = 4096;
+
+// An uninitialized buffer of `length` bytes (at least 1), aligned for
+// O_DIRECT; null when out of memory.
+std::shared_ptr<uint8_t> AllocateDirectIoBuffer(size_t length);
+
+// Keeps the daemons' large buffers (I/O payloads up to 4 MiB, backup blocks)
+// in the heap, where freed memory is reused, instead of a fresh mmap per
+// buffer: glibc maps every aligned_alloc above 128 KiB anew and never
+// raises that threshold for aligned allocations, and touching a fresh
+// mapping costs a page fault per 4 KiB (measured here: allocate, fill and
+// hash a 2 MiB aligned buffer, 530 MB/s with fresh mappings, 14 GB/s from
+// the heap). Call once at the start of main, before any thread.
+void TuneAllocator();
 }  // namespace shorthorn

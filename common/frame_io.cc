@@ -7,9 +7,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
-#include <cstdlib>
 #include <cstring>
 #include <string>
+
+#include "common/file_util.h"
 
 namespace shorthorn {
 
@@ -182,12 +183,7 @@ Result<Frame> FrameReader::Next() {
   std::span<uint8_t> dst;
   if (aligned_writes_ && frame.header.op == wire::Op::kWrite && !frame.header.is_reply() &&
       length > 0) {
-    constexpr size_t kAlign = 4096;
-    // Uninitialized, and rounded up: aligned_alloc wants a multiple of the
-    // alignment.
-    frame.aligned_payload.reset(
-        static_cast<uint8_t*>(std::aligned_alloc(kAlign, (length + kAlign - 1) / kAlign * kAlign)),
-        std::free);
+    frame.aligned_payload = AllocateDirectIoBuffer(length);
     if (!frame.aligned_payload) {
       return Status(ErrorKind::kUnavailable,
                     "frame: no memory for a " + std::to_string(length) + "-byte payload", ENOMEM);

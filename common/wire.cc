@@ -40,7 +40,7 @@ Status Malformed(const std::string& reason) {
 // Largest payload allowed for this opcode in this direction.
 uint64_t PayloadLimit(const Header& h) {
   if (h.is_reply() && h.status != 0) return kMaxControlPayload;  // error message
-  if (h.op == Op::kReadSnapshot) return h.is_reply() ? kMaxIoLength : kMaxControlPayload;
+  if (IsSnapshotRead(h.op)) return h.is_reply() ? kMaxIoLength : kMaxControlPayload;
   if (IsControlOp(h.op)) return kMaxControlPayload;
   if (h.op == Op::kWrite && !h.is_reply()) return kMaxIoLength;
   if (h.op == Op::kRead && h.is_reply()) return kMaxIoLength;
@@ -91,6 +91,8 @@ std::string_view OpName(uint16_t op) {
       return "LAYER_EXTENTS";
     case Op::kReadSnapshot:
       return "READ_SNAPSHOT";
+    case Op::kReadSnapshotView:
+      return "READ_SNAPSHOT_VIEW";
   }
   return "UNKNOWN";
 }
@@ -175,7 +177,7 @@ Result<Header> DecodeHeader(std::span<const uint8_t> bytes) {
   h.payload_checksum = Get64(p + 56);
 
   if (h.offset + h.length < h.offset) return Malformed("offset + length overflows");
-  if ((h.op == Op::kRead || h.op == Op::kWrite || h.op == Op::kReadSnapshot) &&
+  if ((h.op == Op::kRead || h.op == Op::kWrite || IsSnapshotRead(h.op)) &&
       h.length > kMaxIoLength) {
     return Malformed(std::string(OpName(op)) + " length " + std::to_string(h.length) +
                      " exceeds the limit of " + std::to_string(kMaxIoLength));
@@ -187,7 +189,7 @@ Result<Header> DecodeHeader(std::span<const uint8_t> bytes) {
   }
   bool carries_data =
       (h.op == Op::kWrite && !h.is_reply()) ||
-      ((h.op == Op::kRead || h.op == Op::kReadSnapshot) && h.is_reply() && h.status == 0);
+      ((h.op == Op::kRead || IsSnapshotRead(h.op)) && h.is_reply() && h.status == 0);
   if (carries_data && h.payload_length != h.length) {
     return Malformed(std::string(OpName(op)) + " payload length " +
                      std::to_string(h.payload_length) + " differs from length " +

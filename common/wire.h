@@ -53,7 +53,13 @@ enum class Op : uint16_t {
   // On the source: one layer file's own bytes. The request payload is JSON
   // ({"name"}), the reply payload is `length` bytes of data (not JSON).
   kReadSnapshot = 41,
+  // On a replica: the content of a snapshot as the volume saw it (its
+  // chain), for backups. JSON request ({"name"}), data reply, as op 41.
+  kReadSnapshotView = 42,
 };
+
+// Ops whose request is JSON and whose reply is `length` bytes of data.
+inline bool IsSnapshotRead(Op op) { return op == Op::kReadSnapshot || op == Op::kReadSnapshotView; }
 
 inline constexpr uint32_t kFlagReply = 1u << 0;
 inline constexpr uint32_t kKnownFlags = kFlagReply;

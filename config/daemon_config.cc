@@ -150,6 +150,12 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
       "minutes a replaced (ERR) replica's data is kept before it is deleted")(
       "rebuild-bandwidth", po::value<int64_t>()->default_value(d.rebuild_bandwidth_mib),
       "MiB/s a rebuild may copy, 0 for no limit")(
+      "backup-target", po::value<std::string>()->default_value(d.backup_target),
+      "backup target used when a call names none: file:///dir or s3://bucket/prefix")(
+      "backup-credentials", po::value<std::string>()->default_value(d.backup_credentials),
+      "file with the S3 endpoint and credentials (mode 0600)")(
+      "backup-workers", po::value<int64_t>()->default_value(d.backup_workers),
+      "blocks a backup or restore job processes in parallel")(
       "log-level", po::value<std::string>()->default_value(d.log_level),
       "debug, info, warning or error");
   auto loaded = Load(keys, argc, argv, default_file);
@@ -192,6 +198,14 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
                                         &c.stale_replica_timeout_min));
   SH_RETURN_IF_ERROR(
       GetRange<uint32_t>(*loaded, "rebuild-bandwidth", 0, 100000, &c.rebuild_bandwidth_mib));
+  c.backup_target = loaded->values["backup-target"].as<std::string>();
+  if (c.backup_target.rfind("file:///", 0) != 0 && c.backup_target.rfind("s3://", 0) != 0) {
+    return KeyError(where, "backup-target",
+                    "\"" + c.backup_target + "\" is not file:///<dir> or s3://<bucket>[/<prefix>]");
+  }
+  c.backup_credentials = loaded->values["backup-credentials"].as<std::string>();
+  SH_RETURN_IF_ERROR(CheckAbsolute(*loaded, "backup-credentials", c.backup_credentials));
+  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "backup-workers", 1, 64, &c.backup_workers));
   c.log_level = loaded->values["log-level"].as<std::string>();
   SH_RETURN_IF_ERROR(CheckLogLevel(*loaded, c.log_level));
   return out;

@@ -46,6 +46,11 @@ struct FusedConfig {
   uint32_t max_request_kib = 1024;            // largest FUSE read/write request
   uint32_t stale_replica_timeout_min = 2880;  // ERR replica data kept this long
   uint32_t rebuild_bandwidth_mib = 0;         // MiB/s per rebuild, 0 = unlimited
+  // Backups (doc/backup-format.md): the target used when a call names none,
+  // the S3 credentials file, and the parallel block workers of one job.
+  std::string backup_target = "file:///var/lib/shorthorn/backups";
+  std::string backup_credentials = "/etc/shorthorn/backup-credentials";
+  uint32_t backup_workers = 4;
   std::string log_level = "info";
 };
 

@@ -23,6 +23,7 @@
 using namespace shorthorn;
 
 int main(int argc, char** argv) {
+  TuneAllocator();
   SetLogComponent("fused");
   auto loaded = config::LoadFusedConfig(argc, argv);
   if (!loaded.ok()) {
@@ -75,6 +76,9 @@ int main(int argc, char** argv) {
   settings.connections_per_replica = static_cast<int>(c.connections_per_replica);
   settings.stale_replica_timeout = std::chrono::minutes(c.stale_replica_timeout_min);
   settings.rebuild_bandwidth = static_cast<uint64_t>(c.rebuild_bandwidth_mib) << 20;
+  settings.backup_target = c.backup_target;
+  settings.backup_credentials = c.backup_credentials;
+  settings.backup_workers = static_cast<int>(c.backup_workers);
   fused::VolumeService service(settings, fuse);
   s = service.Start();
   if (!s.ok()) {

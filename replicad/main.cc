@@ -18,6 +18,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/file_util.h"
 #include "common/log.h"
 #include "config/daemon_config.h"
 #include "replicad/io_engine_factory.h"
@@ -127,4 +128,7 @@ int Run(int argc, char** argv) {
 }  // namespace
 }  // namespace shorthorn::replicad
 
-int main(int argc, char** argv) { return shorthorn::replicad::Run(argc, argv); }
+int main(int argc, char** argv) {
+  shorthorn::TuneAllocator();
+  return shorthorn::replicad::Run(argc, argv);
+}

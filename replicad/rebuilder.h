@@ -24,8 +24,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/peer_client.h"
 #include "common/status.h"
-#include "replicad/peer_client.h"
 #include "replicad/replica_meta.h"
 
 namespace shorthorn::replicad {

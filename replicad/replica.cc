@@ -43,10 +43,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <utility>
 
+#include "common/file_util.h"
 #include "common/log.h"
 #include "replicad/layer_file.h"
 
@@ -315,6 +315,9 @@ Status Replica::ReadChainBlocking(uint64_t block, uint64_t count, uint8_t* out) 
   return Status::Ok();
 }
 
+// Whole blocks are whole O_DIRECT units.
+static_assert(kSectorSize == kDirectIoAlignment);
+
 void Replica::SubmitWrite(uint64_t first, uint64_t blocks, bool may_block,
                           std::shared_ptr<const void> owned, const uint8_t* data,
                           std::shared_ptr<RangeLock::Guard> guard, Done done) {
@@ -331,8 +334,7 @@ void Replica::SubmitWrite(uint64_t first, uint64_t blocks, bool may_block,
     // O_DIRECT wants the buffer aligned too: the connection reader's
     // payloads are (FrameReader aligned_writes), other callers' may not be.
     if (reinterpret_cast<uintptr_t>(data) % kSectorSize != 0) {
-      std::shared_ptr<uint8_t> copy(static_cast<uint8_t*>(std::aligned_alloc(kSectorSize, length)),
-                                    std::free);
+      std::shared_ptr<uint8_t> copy = AllocateDirectIoBuffer(length);
       if (copy == nullptr) {
         guard->Release();
         End();
@@ -399,19 +401,25 @@ void Replica::Write(uint64_t epoch, uint64_t offset, std::span<const uint8_t> da
   }
   // Unaligned: the head only ever gets whole blocks, so the edge blocks
   // are completed from the chain (never from a hole in the head).
-  auto bounce = std::make_shared<std::vector<uint8_t>>((last - first) * kSectorSize);
+  // The bounce buffer is aligned, so a direct write takes it as it is; every
+  // byte of it is read from the chain or copied from `data` below.
+  std::shared_ptr<uint8_t> bounce = AllocateDirectIoBuffer((last - first) * kSectorSize);
   Status s;
-  if (offset % kSectorSize != 0) s = ReadChainBlocking(first, 1, bounce->data());
+  if (bounce == nullptr) {
+    s = Status(ErrorKind::kUnavailable,
+               "no memory for " + std::to_string((last - first) * kSectorSize) + " bytes", ENOMEM);
+  }
+  if (s.ok() && offset % kSectorSize != 0) s = ReadChainBlocking(first, 1, bounce.get());
   if (s.ok() && end % kSectorSize != 0 && (last - 1 != first || offset % kSectorSize == 0)) {
-    s = ReadChainBlocking(last - 1, 1, bounce->data() + (last - 1 - first) * kSectorSize);
+    s = ReadChainBlocking(last - 1, 1, bounce.get() + (last - 1 - first) * kSectorSize);
   }
   if (!s.ok()) {
     guard->Release();
     End();
     return done(s.WithContext("write " + Object()));
   }
-  std::memcpy(bounce->data() + (offset - first * kSectorSize), data.data(), data.size());
-  const uint8_t* p = bounce->data();
+  std::memcpy(bounce.get() + (offset - first * kSectorSize), data.data(), data.size());
+  const uint8_t* p = bounce.get();
   SubmitWrite(first, last - first, may_block, std::move(bounce), p, std::move(guard),
               std::move(done));
 }

@@ -205,7 +205,9 @@ class Replica : public std::enable_shared_from_this<Replica> {
   Status Expand(uint64_t size);
   LayerList ListLayers();
   Status StartVerify();
-  // Reads the content of snapshot `name` as it was taken (blocking).
+  // Reads the content of snapshot `name` as it was taken (blocking): the
+  // READ_SNAPSHOT_VIEW of backups. The chain's index is built once and kept
+  // for the next read of the same snapshot (until a layer file is removed).
   Status ReadSnapshot(const std::string& name, uint64_t offset, std::span<uint8_t> buf);
 
   // Rebuild, source side: the data extents of snapshot `name`'s own layer
@@ -282,6 +284,16 @@ class Replica : public std::enable_shared_from_this<Replica> {
   // The fail_io hook: an error for `what` when it injects one at `point`.
   Status Fault(std::string_view point, const std::string& what) const;
 
+  // The index of a snapshot's chain and the layers it reads.
+  struct SnapshotView {
+    uint64_t id = 0;  // the snapshot's layer id
+    uint64_t size = 0;
+    BlockIndex index;
+    std::map<uint16_t, LayerPtr> by_slot;
+  };
+  Result<std::shared_ptr<const SnapshotView>> ViewOf(const std::string& name,
+                                                     const std::string& op);
+
   // --- replica_rebuild.cc
   // The open layer of snapshot `name` (ENOENT "<op>: no such snapshot").
   Result<LayerPtr> SnapshotLayer(const std::string& name, const std::string& op);
@@ -340,6 +352,10 @@ class Replica : public std::enable_shared_from_this<Replica> {
   size_t unneeded_ = 0;
 
   RangeLock range_lock_;
+
+  // The last snapshot view (ReadSnapshot). Order: after meta_mu_.
+  std::mutex view_mu_;
+  std::shared_ptr<const SnapshotView> view_;  // guarded by view_mu_
 
   mutable std::mutex work_mu_;
   std::condition_variable work_cv_;

@@ -134,6 +134,11 @@ Status Replica::RemoveLayerFile(const LayerPtr& layer) {
     layers_.erase(layer->id);
     if (layer->slot < slots_.size() && slots_[layer->slot] == layer) slots_[layer->slot] = nullptr;
   }
+  {
+    // A cached snapshot view may hold the file open; let it go.
+    std::lock_guard view_lock(view_mu_);
+    view_.reset();
+  }
   std::string path = dir_ + "/" + layer->file;
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, "remove " + path);
   return SyncDirectory(dir_);
@@ -439,8 +444,8 @@ Status Replica::StartVerify() {
   return Status::Ok();
 }
 
-Status Replica::ReadSnapshot(const std::string& name, uint64_t offset, std::span<uint8_t> buf) {
-  const std::string op = "read snapshot " + name + " of " + Object();
+Result<std::shared_ptr<const Replica::SnapshotView>> Replica::ViewOf(const std::string& name,
+                                                                     const std::string& op) {
   std::vector<uint64_t> chain;
   std::map<uint64_t, LayerPtr> layers;
   uint64_t size = 0;
@@ -448,6 +453,10 @@ Status Replica::ReadSnapshot(const std::string& name, uint64_t offset, std::span
     std::lock_guard meta_lock(meta_mu_);
     const LayerMeta* l = FindSnapshot(meta_, name);
     if (l == nullptr) return Err(ErrorKind::kNotFound, ENOENT, op + ": no such snapshot");
+    {
+      std::lock_guard view_lock(view_mu_);
+      if (view_ != nullptr && view_->id == l->id && view_->size == meta_.size) return view_;
+    }
     while (l != nullptr) {
       chain.push_back(l->id);
       l = l->parent ? FindLayer(meta_, *l->parent) : nullptr;
@@ -456,17 +465,33 @@ Status Replica::ReadSnapshot(const std::string& name, uint64_t offset, std::span
     std::shared_lock lock(index_mu_);
     layers = layers_;
   }
-  if (offset > size || buf.size() > size - offset) {
-    return Err(ErrorKind::kInvalidArgument, EINVAL, op + ": range is beyond the size");
-  }
+  // Built outside the locks: a snapshot's content never changes (a merge
+  // into it copies what its parent held), and the view keeps the layers it
+  // reads open, so a view built before a commit stays right after it.
   auto index = BuildIndex(chain, size / kSectorSize, layers);
   if (!index.ok()) return index.status().WithContext(op);
-  std::map<uint16_t, LayerPtr> by_slot;
-  for (uint64_t id : chain) by_slot[layers.at(id)->slot] = layers.at(id);
+  auto view = std::make_shared<SnapshotView>();
+  view->id = chain.front();
+  view->size = size;
+  view->index = std::move(*index);
+  for (uint64_t id : chain) view->by_slot[layers.at(id)->slot] = layers.at(id);
+  std::lock_guard view_lock(view_mu_);
+  view_ = view;
+  return std::shared_ptr<const SnapshotView>(std::move(view));
+}
+
+Status Replica::ReadSnapshot(const std::string& name, uint64_t offset, std::span<uint8_t> buf) {
+  const std::string op = "read snapshot " + name + " of " + Object();
+  auto view = ViewOf(name, op);
+  if (!view.ok()) return view.status();
+  const SnapshotView& v = **view;
+  if (offset > v.size || buf.size() > v.size - offset) {
+    return Err(ErrorKind::kInvalidArgument, EINVAL, op + ": range is beyond the size");
+  }
   uint64_t end = offset + buf.size();
   std::vector<BlockIndex::Extent> runs;
-  index->Lookup(offset / kSectorSize, (end + kSectorSize - 1) / kSectorSize - offset / kSectorSize,
-                &runs);
+  v.index.Lookup(offset / kSectorSize, (end + kSectorSize - 1) / kSectorSize - offset / kSectorSize,
+                 &runs);
   for (const auto& r : runs) {
     uint64_t bo = std::max(offset, r.block * kSectorSize);
     uint64_t be = std::min(end, (r.block + r.count) * kSectorSize);
@@ -474,7 +499,7 @@ Status Replica::ReadSnapshot(const std::string& name, uint64_t offset, std::span
     if (r.slot == BlockIndex::kNone) {
       std::fill(dst, dst + (be - bo), 0);
     } else {
-      const LayerPtr& l = by_slot.at(r.slot);
+      const LayerPtr& l = v.by_slot.at(r.slot);
       SH_RETURN_IF_ERROR(PreadFull(l->fd.get(), dst, be - bo, bo, l->file));
     }
   }

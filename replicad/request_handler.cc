@@ -149,7 +149,7 @@ Status RequestHandler::Handle(ConnectionState* state, Frame frame, ReplyFn reply
                   EPROTO);
   }
   if (wire::IsControlOp(frame.header.op)) return HandleControl(state, frame, reply);
-  if (frame.header.op == wire::Op::kReadSnapshot) return HandleReadSnapshot(state, frame, reply);
+  if (wire::IsSnapshotRead(frame.header.op)) return HandleReadSnapshot(state, frame, reply);
   HandleData(state, std::move(frame), std::move(reply));
   return Status::Ok();
 }
@@ -316,12 +316,16 @@ void RequestHandler::HandleLayerOp(ConnectionState* state, const wire::Header& h
 Status RequestHandler::HandleReadSnapshot(ConnectionState* state, const Frame& frame,
                                           const ReplyFn& reply) {
   const wire::Header& h = frame.header;
-  const std::string op = "read snapshot";
+  const bool view = h.op == wire::Op::kReadSnapshotView;
+  const std::string op = view ? "read snapshot view" : "read snapshot";
   json::error_code ec;
   std::string_view text(reinterpret_cast<const char*>(frame.payload.data()), frame.payload.size());
   json::value v = json::parse(text, ec);
   if (ec || !v.is_object()) {
-    return Status(ErrorKind::kProtocol, "READ_SNAPSHOT payload is not a JSON object", EPROTO);
+    return Status(
+        ErrorKind::kProtocol,
+        std::string(wire::OpName(static_cast<uint16_t>(h.op))) + " payload is not a JSON object",
+        EPROTO);
   }
   std::shared_ptr<Replica> replica = state->replica;
   if (replica == nullptr) {
@@ -335,7 +339,7 @@ Status RequestHandler::HandleReadSnapshot(ConnectionState* state, const Frame& f
   std::vector<uint8_t> buf;
   if (s.ok()) {
     buf.resize(h.length);  // <= kMaxIoLength (DecodeHeader)
-    s = replica->ReadLayer(name, h.offset, buf);
+    s = view ? replica->ReadSnapshot(name, h.offset, buf) : replica->ReadLayer(name, h.offset, buf);
   }
   if (!s.ok()) {
     ReplyStatus(reply, h, s);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs every build and test dependency of Shorthorn with apt-get.
+# Installs every build and test dependency of Shorthorn with apt-get, and
+# s3rver (an S3 server for the backup tests) with npm into a fixed prefix.
 # Safe to run again: apt-get skips what is already installed, and the package
-# lists are refreshed only when a package is missing.
+# lists are refreshed only when a package is missing; npm runs only when the
+# pinned s3rver version is not there.
 set -euo pipefail
 
 packages=(
@@ -19,6 +21,12 @@ packages=(
   systemd libglib2.0-bin mount
 )
 
+# The S3 tests run against s3rver, an npm package (below). Node.js may come
+# from elsewhere (NodeSource, say, which bundles npm): add Debian's only for
+# what is missing.
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -31,4 +39,21 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "install-deps: all ${#packages[@]} packages present"
+fi
+
+# s3rver for the S3 backup store tests (tests/integration/s3rver.sh runs it
+# from this prefix). Pinned; 3.7.1 runs on Node.js 18 and 20.
+s3rver_version=3.7.1
+s3rver_prefix=/opt/shorthorn-test/s3rver
+s3rver_package=$s3rver_prefix/node_modules/s3rver/package.json
+installed=$(node -p "require('$s3rver_package').version" 2>/dev/null || true)
+if [[ $installed != "$s3rver_version" ]]; then
+  echo "install-deps: installing s3rver@$s3rver_version into $s3rver_prefix"
+  mkdir -p "$s3rver_prefix"
+  npm install --prefix "$s3rver_prefix" --no-audit --no-fund --loglevel=error \
+    "s3rver@$s3rver_version" >/dev/null
+  [[ -x $s3rver_prefix/node_modules/.bin/s3rver ]] || {
+    echo "install-deps: s3rver did not install into $s3rver_prefix" >&2
+    exit 1
+  }
 fi

@@ -16,7 +16,9 @@
 #     /run/shorthorn/volumes, symlinks in /dev/shorthorn;
 #   * volume "demo" (1 GiB, one replica), attached as a loop device, ext4 made
 #     on it if it has no filesystem yet, mounted at /mnt/shorthorn/demo;
-#   * snapshot "first" of it, holding a file README.quickstart.
+#   * snapshot "first" of it, holding a file README.quickstart;
+#   * a backup of that snapshot to the directory target
+#     /var/lib/shorthorn/quickstart/backups (file://; no S3 needed).
 # The daemons keep running in the background (setsid); their logs are in
 # /var/log/shorthorn-quickstart/, their PIDs in /run/shorthorn-quickstart/state.
 #
@@ -41,6 +43,7 @@ if [[ -n $ROOT ]]; then
   ROOT=$(realpath -m "$ROOT")
   DATA_DIR=$ROOT/replicas
   STATE_DIR=$ROOT/fused
+  BACKUP_DIR=$ROOT/backups
   VOLUMES_DIR=$ROOT/volumes
   DEV_DIR=$ROOT/dev
   LOG_DIR=$ROOT/log
@@ -49,6 +52,7 @@ if [[ -n $ROOT ]]; then
 else
   DATA_DIR=/var/lib/shorthorn/quickstart/replicas
   STATE_DIR=/var/lib/shorthorn/quickstart/fused
+  BACKUP_DIR=/var/lib/shorthorn/quickstart/backups
   VOLUMES_DIR=/run/shorthorn/volumes
   DEV_DIR=/dev/shorthorn
   LOG_DIR=/var/log/shorthorn-quickstart
@@ -272,7 +276,8 @@ ensure_fused() {
   : >"$RUN_DIR/fused.conf"
   setsid "$bin" --config "$RUN_DIR/fused.conf" --state-dir "$STATE_DIR" \
     --mount-point "$VOLUMES_DIR" --dev-dir "$DEV_DIR" --replicads "127.0.0.1:$PORT" \
-    --replicad-socket-dir "$RUN_DIR/sock" >>"$LOG_DIR/fused.log" 2>&1 </dev/null &
+    --replicad-socket-dir "$RUN_DIR/sock" --backup-target "file://$BACKUP_DIR" \
+    --backup-credentials "$RUN_DIR/backup-credentials" >>"$LOG_DIR/fused.log" 2>&1 </dev/null &
   FUSED_PID=$!
   save_state
   for ((i = 0; i < 300; i++)); do
@@ -345,6 +350,37 @@ ensure_snapshot() {
   say "took snapshot $SNAPSHOT of $VOLUME"
 }
 
+# backup_url: the URL of the newest backup of $VOLUME's snapshot $SNAPSHOT in
+# the quickstart's target, or "".
+backup_url() {
+  busctl --system --json=short call "$BUS_NAME" "$MANAGER_PATH" "$MANAGER_IFACE" ListBackups \
+    'ssa{sv}' "file://$BACKUP_DIR" "$VOLUME" 0 2>/dev/null |
+    python3 -c 'import json,sys
+found = [b[0] for b in json.load(sys.stdin)["data"][0] if b[3] == sys.argv[1]]
+print(found[-1] if found else "")' "$SNAPSHOT" || true
+}
+
+ensure_backup() {
+  local url job state i
+  url=$(backup_url)
+  if [[ -n $url ]]; then
+    say "backup of snapshot $SNAPSHOT already taken: $url"
+    return
+  fi
+  job=$(busctl --system call "$BUS_NAME" "$VOLUME_PATH" "$VOLUME_IFACE" Backup 'sa{sv}' \
+    "$SNAPSHOT" 0 | sed -E 's/^o "(.*)"$/\1/')
+  for ((i = 0; i < 3000; i++)); do
+    state=$(busctl --system get-property "$BUS_NAME" "$job" org.shorthorn.Storage1.Job State |
+      sed -E 's/^s "(.*)"$/\1/')
+    [[ $state == running ]] || break
+    sleep 0.1
+  done
+  url=$(busctl --system get-property "$BUS_NAME" "$job" org.shorthorn.Storage1.Job Message |
+    sed -E 's/^s "(.*)"$/\1/')
+  [[ $state == completed ]] || die "backup of snapshot $SNAPSHOT: job $job $state: $url"
+  say "backed up snapshot $SNAPSHOT to $url"
+}
+
 print_info() {
   local dev=$1 prefix
   prefix=$(env_prefix)
@@ -354,6 +390,7 @@ print_info() {
   Block device: $dev (symlink $DEV_DIR/$VOLUME)
   Mounted at:   $MOUNT
   Snapshot:     $SNAPSHOT
+  Backup:       $(backup_url)
   Volume file:  $VOLUMES_DIR/$VOLUME (FUSE)
   Logs:         $LOG_DIR/*.log
   Data:         $DATA_DIR (replica), $STATE_DIR (registry)
@@ -372,6 +409,11 @@ Look at it:
   busctl --system introspect $BUS_NAME $VOLUME_PATH
   busctl --system get-property $BUS_NAME $VOLUME_PATH $VOLUME_IFACE State
   busctl --system get-property $BUS_NAME $VOLUME_PATH $VOLUME_IFACE Snapshots
+  busctl --system call $BUS_NAME $MANAGER_PATH $MANAGER_IFACE ListBackups 'ssa{sv}' file://$BACKUP_DIR $VOLUME 0
+
+Restore the backup into a new volume (a job; then attach and mount it):
+  busctl --system call $BUS_NAME $MANAGER_PATH $MANAGER_IFACE RestoreVolume 'ssasa{sv}' \\
+    demo-restored '$(backup_url)' 0 0
 
 Tear it down (data kept; add --purge to delete it):
   ${prefix}$REPO_DIR/scripts/quickstart.sh down
@@ -396,6 +438,7 @@ cmd_up() {
   dev=$(ensure_attached)
   ensure_mounted "$dev"
   ensure_snapshot
+  ensure_backup
   echo
   if ((was_up)); then
     echo "Shorthorn quickstart was already up."
@@ -464,8 +507,8 @@ cmd_down() {
   rmdir "$DEV_DIR" "$MOUNT" "$VOLUMES_DIR" "$(dirname "$VOLUMES_DIR")" 2>/dev/null || true
   [[ -n ${SHORTHORN_QS_MOUNT:-} ]] || rmdir "$(dirname "$MOUNT")" 2>/dev/null || true
   if ((purge)); then
-    say "deleting $DATA_DIR $STATE_DIR $LOG_DIR"
-    rm -rf --one-file-system "$DATA_DIR" "$STATE_DIR" "$LOG_DIR"
+    say "deleting $DATA_DIR $STATE_DIR $BACKUP_DIR $LOG_DIR"
+    rm -rf --one-file-system "$DATA_DIR" "$STATE_DIR" "$BACKUP_DIR" "$LOG_DIR"
     if [[ -n $ROOT ]]; then
       rmdir "$ROOT" 2>/dev/null || true
     else

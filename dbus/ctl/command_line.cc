@@ -3,14 +3,16 @@
 // and "shorthornctl --json volume list" mean the same. The first two other
 // words pick the command; only then are its options known, so a command
 // option before the verb is a usage error rather than a guess. Values are
-// checked here (sizes, and the arguments named SIZE, COUNT and JOB) so that a
-// typo is a usage error (exit 2) before anything is sent to the daemon. --help wins over every
-// other error, so "shorthornctl volume create --help" works without a NAME.
+// checked here (sizes, counts, and the arguments named SIZE, COUNT, JOB and
+// BACKUP-URL) so that a typo is a usage error (exit 2) before anything is
+// sent to the daemon. --help wins over every other error, so
+// "shorthornctl volume create --help" works without a NAME.
 #include "dbus/ctl/command_line.h"
 
 #include <algorithm>
 #include <sstream>
 
+#include "dbus/ctl/backup_url.h"
 #include "dbus/ctl/job_reference.h"
 #include "dbus/ctl/size.h"
 
@@ -69,6 +71,8 @@ std::string CheckArgument(std::string_view name, const std::string& value) {
     status = ParseCount(value).status();
   } else if (name == "JOB") {
     status = ParseJobReference(value).status();
+  } else if (name == "BACKUP-URL") {
+    status = ParseBackupUrl(value).status();
   }
   return status.message();
 }
@@ -210,6 +214,11 @@ ParsedCommandLine ParseCommandLine(const std::vector<CommandSpec>& commands,
     if (spec->type == ValueType::kSize && error.empty()) {
       if (Result<uint64_t> size = ParseSize(value); !size.ok()) {
         error = where + ": " + size.status().message();
+      }
+    }
+    if (spec->type == ValueType::kCount && error.empty()) {
+      if (Result<uint32_t> count = ParseCount(value); !count.ok()) {
+        error = where + ": " + count.status().message();
       }
     }
     auto& values = inv.options[std::string(spec->name)];

@@ -22,6 +22,7 @@ enum class ValueType {
   kFlag,    // no value
   kString,  // any text
   kSize,    // checked with ParseSize ("10G")
+  kCount,   // checked with ParseCount ("3")
 };
 
 struct OptionSpec {
@@ -44,8 +45,9 @@ using Handler = Status (*)(const Invocation& invocation, StorageClient& client, 
 struct CommandSpec {
   std::string_view group;  // "volume"
   std::string_view verb;   // "create"
-  // Positional, all required: {"NAME"}. SIZE, COUNT and JOB are checked as
-  // the parser reads them (ParseSize, ParseCount, ParseJobReference).
+  // Positional, all required: {"NAME"}. SIZE, COUNT, JOB and BACKUP-URL are
+  // checked as the parser reads them (ParseSize, ParseCount,
+  // ParseJobReference, ParseBackupUrl).
   std::vector<std::string_view> arguments;
   std::vector<OptionSpec> options;
   std::string_view summary;      // one line, for the command list

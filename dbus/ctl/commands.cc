@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 
+#include "dbus/ctl/backup_commands.h"
 #include "dbus/ctl/exit_codes.h"
 #include "dbus/ctl/job_commands.h"
 #include "dbus/ctl/output.h"
@@ -29,6 +30,10 @@ constexpr OptionSpec kWait{"wait", 0, ValueType::kFlag, "",
 constexpr OptionSpec kWaitJob{
     "wait", 0, ValueType::kFlag, "",
     "wait until the job ends (progress on a terminal); exit status is the job's"};
+// --target on the backup commands that name no backup URL.
+constexpr OptionSpec kTarget{
+    "target", 0, ValueType::kString, "URL",
+    "backup target, file:///DIR or s3://BUCKET/PREFIX (default: fused's backup-target)"};
 
 std::vector<CommandSpec> MakeCommands() {
   return {
@@ -106,6 +111,21 @@ std::vector<CommandSpec> MakeCommands() {
        "for it: exit status 0 when every layer matches, 1 with the job's message\n"
        "(naming each damaged layer) otherwise.",
        VolumeVerify},
+      {"volume",
+       "restore",
+       {"NAME", "BACKUP-URL"},
+       {{"replica", 'r', ValueType::kString, "HOST:PORT",
+         "a replicad to hold a replica; repeat for more (default: fused's replicads)", false, true},
+        {"replica-count", 0, ValueType::kCount, "COUNT",
+         "how many replicas the volume keeps, 1 to 5 (default: fused's)"},
+        kWaitJob},
+       "create a volume from a backup (a job)",
+       "Starts a job that creates volume NAME from the backup at BACKUP-URL (as\n"
+       "shorthornctl backup list prints it), with replicas as volume create, and prints\n"
+       "the job's object path. Every block's checksum is checked as it is written; a\n"
+       "missing or damaged block fails the job and the new volume is deleted again.\n"
+       "With --wait, waits for it; the exit status is the job's.",
+       VolumeRestore},
       {"snapshot",
        "create",
        {"VOLUME", "SNAPSHOT"},
@@ -143,6 +163,45 @@ std::vector<CommandSpec> MakeCommands() {
        "lost. Only while the volume is detached (or attached in maintenance mode);\n"
        "otherwise Busy (exit 6).",
        SnapshotRevert},
+      {"backup",
+       "create",
+       {"VOLUME", "SNAPSHOT"},
+       {kTarget, kWaitJob},
+       "back up a snapshot (a job)",
+       "Starts a job that copies snapshot SNAPSHOT of VOLUME to the backup target\n"
+       "(--target, or shorthorn-fused's backup-target), incrementally to the newest\n"
+       "backup of an older snapshot, and prints the job's object path. With --wait,\n"
+       "waits for it and prints the new backup's URL, which backup show, backup delete\n"
+       "and volume restore take.",
+       BackupCreate},
+      {"backup",
+       "list",
+       {"VOLUME"},
+       {kTarget},
+       "list the backups of a volume",
+       "Lists the backups of VOLUME in the backup target (--target, or\n"
+       "shorthorn-fused's backup-target), oldest first: name, snapshot, creation time\n"
+       "(UTC), volume size, 2 MiB blocks holding data, and URL. NotFound (exit 3) when\n"
+       "the volume has no backups there.",
+       BackupList},
+      {"backup",
+       "show",
+       {"BACKUP-URL"},
+       {},
+       "show one backup",
+       "Shows the backup at BACKUP-URL (<target>?volume=<volume>&backup=<name>, as\n"
+       "backup list and backup create --wait print it). NotFound (exit 3) when there\n"
+       "is no such backup.",
+       BackupShow},
+      {"backup",
+       "delete",
+       {"BACKUP-URL"},
+       {kWaitJob},
+       "delete a backup (a job)",
+       "Starts a job that deletes the backup at BACKUP-URL and the blocks no other\n"
+       "backup of its volume needs, and prints the job's object path. With --wait,\n"
+       "waits for it; the exit status is the job's (1 for an unknown backup).",
+       BackupDelete},
       {"replica",
        "list",
        {"VOLUME"},

@@ -18,9 +18,9 @@
 
 namespace shorthorn::ctl {
 
-// Every command, in the order --help lists them. A new API (backups) adds
-// its rows here and its handlers in a <group>_commands.cc next to
-// volume_commands.cc.
+// Every command, in the order --help lists them. A new API adds its rows
+// here and its handlers in a <group>_commands.cc next to volume_commands.cc
+// (as backup_commands.cc did).
 const std::vector<CommandSpec>& Commands();
 
 using ClientFactory = std::function<Result<std::unique_ptr<StorageClient>>()>;

@@ -4,7 +4,8 @@
 // volume is a NotFound with a plain message, not UnknownObject. Mutating calls
 // get a long timeout (attach may wait on replicas' connect timeouts; sd-bus's
 // default of 25 s could expire first and report a failure for an attach that
-// then succeeds). Every sdbus::Error is caught at this edge; messages of
+// then succeeds; the backup calls talk to the backup target, S3 perhaps, so
+// they get it too). Every sdbus::Error is caught at this edge; messages of
 // org.shorthorn.Storage1.Error.* are passed on as is, the bus's own errors get
 // a hint in front. A job is read with one GetAll; its object being gone
 // (UnknownObject) is a NotFound saying that finished jobs are forgotten.
@@ -39,6 +40,9 @@ using Properties = std::map<std::string, sdbus::Variant>;
 using ManagedObjects = std::map<sdbus::ObjectPath, std::map<std::string, Properties>>;
 using ReplicaStruct = sdbus::Struct<std::string, std::string, std::string>;
 using SnapshotStruct = sdbus::Struct<std::string, std::string, std::string, bool, uint64_t, bool>;
+// (url, name, volume, snapshot, created, size, blocks) of ListBackups.
+using BackupStruct = sdbus::Struct<std::string, std::string, std::string, std::string, std::string,
+                                   uint64_t, uint64_t>;
 
 Status FromDbusError(const sdbus::Error& e, const std::string& what) {
   ErrorKind kind = KindForDbusError(e.getName());
@@ -316,6 +320,75 @@ Status DbusStorageClient::RevertSnapshot(const std::string& volume, const std::s
         .withTimeout(kChangeTimeout)
         .withArguments(snapshot, Properties{});
   });
+}
+
+Result<std::string> DbusStorageClient::CreateBackup(const std::string& volume,
+                                                    const std::string& snapshot,
+                                                    const std::string& target) {
+  Result<std::string> path = VolumePath("back up", volume);
+  if (!path.ok()) return path.status();
+  Properties options;
+  if (!target.empty()) options["target"] = sdbus::Variant(target);
+  sdbus::ObjectPath job;
+  SH_RETURN_IF_ERROR(Guard("back up snapshot " + snapshot + " of volume " + volume, [&] {
+    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
+    proxy->callMethod("Backup")
+        .onInterface(kVolumeInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(snapshot, options)
+        .storeResultsTo(job);
+  }));
+  return std::string(job);
+}
+
+Result<std::vector<BackupInfo>> DbusStorageClient::ListBackups(const std::string& target,
+                                                               const std::string& volume) {
+  std::vector<BackupStruct> found;
+  SH_RETURN_IF_ERROR(Guard("list backups of volume " + volume, [&] {
+    auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
+    manager->callMethod("ListBackups")
+        .onInterface(kManagerInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(target, volume, Properties{})
+        .storeResultsTo(found);
+  }));
+  std::vector<BackupInfo> backups;
+  for (const BackupStruct& b : found) {
+    backups.push_back(
+        {b.get<0>(), b.get<1>(), b.get<2>(), b.get<3>(), b.get<4>(), b.get<5>(), b.get<6>()});
+  }
+  return backups;
+}
+
+Result<std::string> DbusStorageClient::DeleteBackup(const std::string& url) {
+  sdbus::ObjectPath job;
+  SH_RETURN_IF_ERROR(Guard("delete backup " + url, [&] {
+    auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
+    manager->callMethod("DeleteBackup")
+        .onInterface(kManagerInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(url, Properties{})
+        .storeResultsTo(job);
+  }));
+  return std::string(job);
+}
+
+Result<std::string> DbusStorageClient::RestoreVolume(const std::string& name,
+                                                     const std::string& url,
+                                                     const std::vector<std::string>& replicas,
+                                                     std::optional<uint32_t> replica_count) {
+  Properties options;
+  if (replica_count.has_value()) options["replica-count"] = sdbus::Variant(*replica_count);
+  sdbus::ObjectPath job;
+  SH_RETURN_IF_ERROR(Guard("restore volume " + name + " from " + url, [&] {
+    auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
+    manager->callMethod("RestoreVolume")
+        .onInterface(kManagerInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(name, url, replicas, options)
+        .storeResultsTo(job);
+  }));
+  return std::string(job);
 }
 
 Result<JobInfo> DbusStorageClient::ReadJob(const std::string& operation, const std::string& path) {

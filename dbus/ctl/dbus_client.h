@@ -34,6 +34,14 @@ class DbusStorageClient : public StorageClient {
   Result<std::string> DeleteSnapshot(const std::string& volume,
                                      const std::string& snapshot) override;
   Status RevertSnapshot(const std::string& volume, const std::string& snapshot) override;
+  Result<std::string> CreateBackup(const std::string& volume, const std::string& snapshot,
+                                   const std::string& target) override;
+  Result<std::vector<BackupInfo>> ListBackups(const std::string& target,
+                                              const std::string& volume) override;
+  Result<std::string> DeleteBackup(const std::string& url) override;
+  Result<std::string> RestoreVolume(const std::string& name, const std::string& url,
+                                    const std::vector<std::string>& replicas,
+                                    std::optional<uint32_t> replica_count) override;
   Result<std::vector<JobInfo>> ListJobs() override;
   Result<JobInfo> GetJob(const std::string& operation, const std::string& path) override;
   Result<JobInfo> WatchJob(const std::string& path, std::chrono::milliseconds interval) override;

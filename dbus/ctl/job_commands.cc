@@ -20,6 +20,12 @@ std::string Describe(const JobInfo& job) { return "Job " + job.id + " (" + JobLa
 
 Status FollowJob(const Invocation& invocation, StorageClient& client, Output& output,
                  const std::string& path, boost::json::object json, const std::string& done_text) {
+  return FollowJob(invocation, client, output, path, std::move(json),
+                   [&done_text](const JobInfo&, boost::json::object&) { return done_text; });
+}
+
+Status FollowJob(const Invocation& invocation, StorageClient& client, Output& output,
+                 const std::string& path, boost::json::object json, const JobDone& done) {
   if (!invocation.Has("wait")) {
     json["job"] = path;
     output.Json(json);
@@ -30,8 +36,9 @@ Status FollowJob(const Invocation& invocation, StorageClient& client, Output& ou
   if (!job.ok()) return job.status();
   SH_RETURN_IF_ERROR(JobOutcome(*job));
   json["job"] = JobToJson(*job);
+  std::string text = done(*job, json);
   output.Json(json);
-  output.Text(done_text);
+  output.Text(text);
   return Status::Ok();
 }
 

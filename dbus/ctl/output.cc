@@ -182,6 +182,35 @@ std::string JobDetails(const JobInfo& job) {
   return fields.text();
 }
 
+boost::json::object BackupToJson(const BackupInfo& backup) {
+  return boost::json::object{
+      {"url", backup.url},           {"name", backup.name},       {"volume", backup.volume},
+      {"snapshot", backup.snapshot}, {"created", backup.created}, {"size", backup.size},
+      {"blocks", backup.blocks},
+  };
+}
+
+std::string BackupsTable(const std::vector<BackupInfo>& backups) {
+  Table table({"NAME", "SNAPSHOT", "CREATED", "SIZE", "BLOCKS", "URL"});
+  for (const BackupInfo& b : backups) {
+    table.AddRow(
+        {b.name, b.snapshot, b.created, FormatSize(b.size), std::to_string(b.blocks), b.url});
+  }
+  return table.Render();
+}
+
+std::string BackupDetails(const BackupInfo& backup) {
+  Fields fields;
+  fields.Add("Backup", backup.name);
+  fields.Add("URL", backup.url);
+  fields.Add("Volume", backup.volume);
+  fields.Add("Snapshot", backup.snapshot);
+  fields.Add("Created", backup.created);
+  fields.Add("Size", FormatSize(backup.size) + " (" + std::to_string(backup.size) + " bytes)");
+  fields.Add("Blocks", std::to_string(backup.blocks) + " of 2 MiB");
+  return fields.text();
+}
+
 void Output::Text(const std::string& text) {
   if (!json_) out_ << text;
 }

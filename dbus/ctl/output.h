@@ -54,6 +54,13 @@ std::string JobsTable(const std::vector<JobInfo>& jobs);
 // Every property of one job.
 std::string JobDetails(const JobInfo& job);
 
+// {"url", "name", "volume", "snapshot", "created", "size", "blocks"}
+boost::json::object BackupToJson(const BackupInfo& backup);
+// NAME SNAPSHOT CREATED SIZE BLOCKS URL, one row per backup, in order.
+std::string BackupsTable(const std::vector<BackupInfo>& backups);
+// Every field of one backup.
+std::string BackupDetails(const BackupInfo& backup);
+
 class Output {
  public:
   // `progress`: a terminal to redraw progress lines on, or null for none.

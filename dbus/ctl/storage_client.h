@@ -8,12 +8,13 @@
 // message is the daemon's message as is. Names are volume names, never
 // object paths: the client finds the object. Not thread-safe; shorthornctl
 // uses one client from its main thread. Jobs are named by their object path
-// (/org/shorthorn/Storage1/jobs/<id>, see job_reference.h). Later API
-// (backups) adds methods here.
+// (/org/shorthorn/Storage1/jobs/<id>, see job_reference.h); backups by
+// their URL (<target>?volume=<v>&backup=<name>, see backup_url.h).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,17 @@ struct JobInfo {
   bool cancellable = false;
 };
 
+// One entry of Manager.ListBackups.
+struct BackupInfo {
+  std::string url;  // what DeleteBackup and RestoreVolume take
+  std::string name;
+  std::string volume;
+  std::string snapshot;  // the snapshot it was made from
+  std::string created;   // RFC 3339 UTC
+  uint64_t size = 0;     // the volume's size in bytes
+  uint64_t blocks = 0;   // non-zero 2 MiB blocks
+};
+
 enum class Frontend { kBlock, kFile };
 
 class StorageClient {
@@ -96,6 +108,24 @@ class StorageClient {
   virtual Result<std::string> DeleteSnapshot(const std::string& volume,
                                              const std::string& snapshot) = 0;
   virtual Status RevertSnapshot(const std::string& volume, const std::string& snapshot) = 0;
+
+  // Starts a backup of `snapshot` of `volume` to `target` (a URL; "" for
+  // the daemon's configured target); returns the job's object path. The
+  // job's Message, once it has completed, is the new backup's URL.
+  virtual Result<std::string> CreateBackup(const std::string& volume, const std::string& snapshot,
+                                           const std::string& target) = 0;
+  // The backups of `volume` in `target` ("" for the default), oldest first;
+  // NotFound when there are none.
+  virtual Result<std::vector<BackupInfo>> ListBackups(const std::string& target,
+                                                      const std::string& volume) = 0;
+  // Starts deleting the backup at `url`; returns the job's object path.
+  virtual Result<std::string> DeleteBackup(const std::string& url) = 0;
+  // Starts restoring the backup at `url` into the new volume `name`, with
+  // replicas as CreateVolume; `replica_count` unset means the daemon's
+  // default. Returns the job's object path.
+  virtual Result<std::string> RestoreVolume(const std::string& name, const std::string& url,
+                                            const std::vector<std::string>& replicas,
+                                            std::optional<uint32_t> replica_count) = 0;
 
   // Every job the daemon still knows (running, or ended within the last
   // minute), by id.

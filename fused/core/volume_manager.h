@@ -70,6 +70,17 @@ struct JobInfo {
   bool cancellable = false;
 };
 
+// One backup in a backup target (doc/backup-format.md).
+struct BackupInfo {
+  std::string url;       // "<target>?volume=<v>&backup=<name>": what restore and delete take
+  std::string name;      // "backup-..."
+  std::string volume;    // the volume it was taken of
+  std::string snapshot;  // the snapshot it holds
+  std::string created;   // RFC 3339, UTC
+  uint64_t size = 0;     // volume size
+  uint64_t blocks = 0;   // non-zero 2 MiB blocks
+};
+
 class VolumeListener {
  public:
   virtual ~VolumeListener() = default;
@@ -132,6 +143,29 @@ class VolumeManager {
   // their data.
   virtual Status SetReplicaCount(const std::string& volume, uint32_t count,
                                  const Options& options) = 0;
+
+  // Backups (DESIGN §8). Backup starts a job that copies snapshot
+  // `snapshot` to options["target"] (a URL) or the configured default
+  // target, incrementally to the newest backup of an older snapshot of the
+  // same chain; the job's message is the new backup's URL. NotFound (volume,
+  // snapshot), InvalidArgument (target URL, option), Busy (a backup of the
+  // volume is running).
+  virtual Result<uint64_t> Backup(const std::string& volume, const std::string& snapshot,
+                                  const Options& options) = 0;
+  // The backups of `volume` in `target` ("" = the default target), oldest
+  // first. NotFound when it has none there. Talks to the target.
+  virtual Result<std::vector<BackupInfo>> ListBackups(const std::string& target,
+                                                      const std::string& volume,
+                                                      const Options& options) = 0;
+  // Starts a job that deletes the backup at `backup_url` and the blocks no
+  // other backup of that volume needs.
+  virtual Result<uint64_t> DeleteBackup(const std::string& backup_url, const Options& options) = 0;
+  // Starts a job that creates volume `name` (replicas as CreateVolume) from
+  // the backup at `backup_url`, verifying every block; on failure the new
+  // volume is deleted again. AlreadyExists when `name` exists.
+  virtual Result<uint64_t> RestoreVolume(const std::string& name, const std::string& backup_url,
+                                         const std::vector<std::string>& replicas,
+                                         const Options& options) = 0;
 
   virtual std::vector<JobInfo> ListJobs() = 0;
   virtual Result<JobInfo> GetJob(uint64_t id) = 0;

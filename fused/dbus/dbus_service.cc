@@ -182,6 +182,21 @@ void DbusService::RegisterManager() {
       kManagerInterface, "ListJobs", "", {}, "ao", {"jobs"}, [this](sdbus::MethodCall call) {
         GuardHandler("ListJobs", [&] { HandleListJobs(std::move(call)); });
       });
+  manager_object_->registerMethod(
+      kManagerInterface, "ListBackups", "ssa{sv}", {"target", "volume", "options"}, "a(ssssstt)",
+      {"backups"}, [this](sdbus::MethodCall call) {
+        GuardHandler("ListBackups", [&] { HandleListBackups(std::move(call)); });
+      });
+  manager_object_->registerMethod(
+      kManagerInterface, "DeleteBackup", "sa{sv}", {"backup", "options"}, "o", {"job"},
+      [this](sdbus::MethodCall call) {
+        GuardHandler("DeleteBackup", [&] { HandleDeleteBackup(std::move(call)); });
+      });
+  manager_object_->registerMethod(
+      kManagerInterface, "RestoreVolume", "ssasa{sv}", {"name", "backup", "replicas", "options"},
+      "o", {"job"}, [this](sdbus::MethodCall call) {
+        GuardHandler("RestoreVolume", [&] { HandleRestoreVolume(std::move(call)); });
+      });
   sdbus::Flags constant;
   constant.set(sdbus::Flags::CONST_PROPERTY_VALUE);
   manager_object_->registerProperty(
@@ -244,6 +259,63 @@ void DbusService::HandleListJobs(sdbus::MethodCall call) {
   auto reply = call.createReply();
   reply << paths;
   reply.send();
+}
+
+void DbusService::ReplyWithJob(sdbus::MethodCall& call, uint64_t id) {
+  events_->RequestJobRefresh(id);
+  auto reply = call.createReply();
+  reply << sdbus::ObjectPath(JobObjectPath(id));
+  reply.send();
+}
+
+// ListBackups talks to the target with fused's credentials (and to any
+// directory a file:// URL names), so it needs the same rights as a change.
+void DbusService::HandleListBackups(sdbus::MethodCall call) {
+  Status allowed = authorizer_.CheckCaller("ListBackups", call);
+  if (!allowed.ok()) throw ToDbusError(allowed);
+  std::string target, volume;
+  DbusOptions raw_options;
+  call >> target >> volume >> raw_options;
+  Result<Options> options = ConvertOptions("ListBackups", raw_options);
+  if (!options.ok()) throw ToDbusError(options.status());
+  auto backups = manager_.ListBackups(target, volume, *options);
+  if (!backups.ok()) throw ToDbusError(backups.status());
+  std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string,
+                            uint64_t, uint64_t>>
+      out;
+  for (const auto& b : *backups) {
+    out.emplace_back(b.url, b.name, b.volume, b.snapshot, b.created, b.size, b.blocks);
+  }
+  auto reply = call.createReply();
+  reply << out;
+  reply.send();
+}
+
+void DbusService::HandleDeleteBackup(sdbus::MethodCall call) {
+  Status allowed = authorizer_.CheckCaller("DeleteBackup", call);
+  if (!allowed.ok()) throw ToDbusError(allowed);
+  std::string url;
+  DbusOptions raw_options;
+  call >> url >> raw_options;
+  Result<Options> options = ConvertOptions("DeleteBackup", raw_options);
+  if (!options.ok()) throw ToDbusError(options.status());
+  auto job = manager_.DeleteBackup(url, *options);
+  if (!job.ok()) throw ToDbusError(job.status());
+  ReplyWithJob(call, *job);
+}
+
+void DbusService::HandleRestoreVolume(sdbus::MethodCall call) {
+  Status allowed = authorizer_.CheckCaller("RestoreVolume", call);
+  if (!allowed.ok()) throw ToDbusError(allowed);
+  std::string name, url;
+  std::vector<std::string> replicas;
+  DbusOptions raw_options;
+  call >> name >> url >> replicas >> raw_options;
+  Result<Options> options = ConvertOptions("RestoreVolume", raw_options);
+  if (!options.ok()) throw ToDbusError(options.status());
+  auto job = manager_.RestoreVolume(name, url, replicas, *options);
+  if (!job.ok()) throw ToDbusError(job.status());
+  ReplyWithJob(call, *job);
 }
 
 void DbusService::AddVolumeObject(VolumeInfo info, bool announce) {

@@ -77,6 +77,10 @@ class DbusService {
   void HandleDeleteVolume(sdbus::MethodCall call);
   void HandleListVolumes(sdbus::MethodCall call);
   void HandleListJobs(sdbus::MethodCall call);
+  void HandleListBackups(sdbus::MethodCall call);
+  void HandleDeleteBackup(sdbus::MethodCall call);
+  void HandleRestoreVolume(sdbus::MethodCall call);
+  void ReplyWithJob(sdbus::MethodCall& call, uint64_t id);
   void Teardown();
 
   VolumeManager& manager_;

@@ -164,6 +164,7 @@ void VolumeObject::RegisterMethods() {
   add("Revert", "sa{sv}", {"name", "options"}, "", {}, &VolumeObject::HandleRevert);
   add("Expand", "ta{sv}", {"size", "options"}, "", {}, &VolumeObject::HandleExpand);
   add("Verify", "a{sv}", {"options"}, "o", {"job"}, &VolumeObject::HandleVerify);
+  add("Backup", "sa{sv}", {"snapshot", "options"}, "o", {"job"}, &VolumeObject::HandleBackup);
   add("SetReplicaCount", "ua{sv}", {"count", "options"}, "", {},
       &VolumeObject::HandleSetReplicaCount);
 }
@@ -215,6 +216,16 @@ void VolumeObject::HandleDeleteSnapshot(sdbus::MethodCall call) {
   call >> snapshot;
   Options options = ReadOptions("DeleteSnapshot", call);
   Result<uint64_t> job = manager_.DeleteSnapshot(info_.name, snapshot, options);
+  ThrowIfError(job.status());
+  ReplyWithJob(call, *job);
+}
+
+void VolumeObject::HandleBackup(sdbus::MethodCall call) {
+  Authorize("Backup", call);
+  std::string snapshot;
+  call >> snapshot;
+  Options options = ReadOptions("Backup", call);
+  Result<uint64_t> job = manager_.Backup(info_.name, snapshot, options);
   ThrowIfError(job.status());
   ReplyWithJob(call, *job);
 }

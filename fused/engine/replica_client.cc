@@ -79,19 +79,26 @@ Status ReplicaClient::DeleteReplica(const ReplicaTarget& target, const ClientOpt
   return Status::Ok();
 }
 
-Result<boost::json::object> ReplicaClient::Call(const ReplicaTarget& target, uint64_t epoch,
-                                                wire::Op op, const boost::json::object& body,
-                                                const ClientOptions& options) {
-  std::string what = std::string(wire::OpName(static_cast<uint16_t>(op))) + " on replica " +
-                     target.replica + " (" + target.address + ")";
+Result<UniqueFd> ReplicaClient::ConnectBound(const ReplicaTarget& target, uint64_t epoch,
+                                             const ClientOptions& options) {
   auto fd = ConnectReplicad(target.address, options);
   if (!fd.ok()) return fd.status();
   auto identity = Identity(target);
   identity["epoch"] = epoch;
   auto opened = ControlCall(fd->get(), wire::Op::kOpenReplica, identity, epoch);
-  if (!opened.ok()) return opened.status().WithContext(what);
+  if (!opened.ok()) return opened.status();
   auto hello = ControlCall(fd->get(), wire::Op::kHello, identity, epoch);
-  if (!hello.ok()) return hello.status().WithContext(what);
+  if (!hello.ok()) return hello.status();
+  return fd;
+}
+
+Result<boost::json::object> ReplicaClient::Call(const ReplicaTarget& target, uint64_t epoch,
+                                                wire::Op op, const boost::json::object& body,
+                                                const ClientOptions& options) {
+  std::string what = std::string(wire::OpName(static_cast<uint16_t>(op))) + " on replica " +
+                     target.replica + " (" + target.address + ")";
+  auto fd = ConnectBound(target, epoch, options);
+  if (!fd.ok()) return fd.status().WithContext(what);
   auto reply = ControlCall(fd->get(), op, body, epoch);
   if (!reply.ok()) return reply.status().WithContext(what);
   return reply;

@@ -67,6 +67,11 @@ class ReplicaClient : public Backend {
   // `epoch` (OPEN_REPLICA, which is a no-op when already open at that
   // epoch, then HELLO): for snapshot, list, revert, expand and verify, which
   // are fenced like data but must not wait behind it.
+  // A connection bound to the replica at `epoch` (OPEN_REPLICA, HELLO),
+  // blocking, with the request timeout on sends and receives: for a
+  // PeerClient (backups read snapshots through one).
+  static Result<UniqueFd> ConnectBound(const ReplicaTarget& target, uint64_t epoch,
+                                       const ClientOptions& options);
   static Result<boost::json::object> Call(const ReplicaTarget& target, uint64_t epoch, wire::Op op,
                                           const boost::json::object& body,
                                           const ClientOptions& options);

@@ -16,6 +16,7 @@ struct JobRunner::Job : JobHandle {
   std::atomic<bool> cancel{false};
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_publish{};
+  std::string result;  // guarded by runner->mutex_
 
   void Update(uint64_t bytes, uint64_t total) override {
     JobInfo copy;
@@ -32,6 +33,10 @@ struct JobRunner::Job : JobHandle {
       copy = info;
     }
     runner->Publish(copy, false, false);
+  }
+  void SetResult(const std::string& message) override {
+    std::lock_guard lock(runner->mutex_);
+    result = message;
   }
   bool cancelled() const override { return cancel.load(); }
   bool WaitCancelled(std::chrono::milliseconds d) override {
@@ -101,7 +106,7 @@ void JobRunner::Run(std::shared_ptr<Job> job, Body body) {
       info.state = result.ok() ? "completed" : "failed";
     }
     if (result.ok()) info.progress = 1.0;
-    info.message = result.ok() ? "" : result.message();
+    info.message = result.ok() ? job->result : result.message();
     final_info = info;
   }
   Publish(final_info, false, false);

@@ -28,6 +28,9 @@ class JobHandle {
  public:
   // Progress: bytes done of total (total 0 when unknown).
   virtual void Update(uint64_t bytes, uint64_t total) = 0;
+  // The message of a job that completes (e.g. the URL of the backup it
+  // made); a failed job's message is its error.
+  virtual void SetResult(const std::string& message) = 0;
   virtual bool cancelled() const = 0;
   // Sleeps up to `d`; returns early (true) when the job is cancelled.
   virtual bool WaitCancelled(std::chrono::milliseconds d) = 0;

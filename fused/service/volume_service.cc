@@ -225,6 +225,12 @@ void VolumeService::NotifyChanged(const std::string& name) {
 Status VolumeService::CreateVolume(const std::string& name, uint64_t size,
                                    const std::vector<std::string>& replicas,
                                    const Options& options) {
+  return CreateVolumeImpl(name, size, replicas, options, false);
+}
+
+Status VolumeService::CreateVolumeImpl(const std::string& name, uint64_t size,
+                                       const std::vector<std::string>& replicas,
+                                       const Options& options, bool restore) {
   SH_RETURN_IF_ERROR(CheckOptions("CreateVolume", options, {"replica-count"}));
   SH_RETURN_IF_ERROR(ValidateNewVolume(name, size));
   std::vector<std::string> addresses = replicas;
@@ -281,8 +287,10 @@ Status VolumeService::CreateVolume(const std::string& name, uint64_t size,
   VolumeRecord record;
   {
     std::lock_guard lock(mutex_);
-    if (registry_.Find(name) != nullptr) {
-      return Status(ErrorKind::kAlreadyExists, "create volume " + name + ": it already exists");
+    if (registry_.Find(name) != nullptr || (!restore && restoring_.count(name) != 0)) {
+      return Status(ErrorKind::kAlreadyExists,
+                    "create volume " + name + ": it already exists" +
+                        (registry_.Find(name) == nullptr ? " (being restored)" : ""));
     }
     record.name = name;
     record.size = size;
@@ -333,11 +341,14 @@ Status VolumeService::DeleteVolume(const std::string& name, const Options& optio
     if (record == nullptr) {
       return Status(ErrorKind::kNotFound, "delete volume " + name + ": it does not exist");
     }
+    Status busy;
+    if (RestoringLocked(name, "delete volume " + name, &busy)) return busy;
     if (attached_.count(name) != 0) {
       return Status(ErrorKind::kBusy,
                     "delete volume " + name + ": it is attached; detach it first");
     }
-    if (jobs_.Running(name, "delete-snapshot") || jobs_.Running(name, "verify")) {
+    if (jobs_.Running(name, "delete-snapshot") || jobs_.Running(name, "verify") ||
+        jobs_.Running(name, "backup")) {
       return Status(ErrorKind::kBusy,
                     "delete volume " + name + ": a job on it is running; wait for it to end");
     }
@@ -412,6 +423,8 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
     if (attached_.count(name) != 0) {
       return Status(ErrorKind::kBusy, "attach volume " + name + ": it is already attached");
     }
+    Status busy;
+    if (RestoringLocked(name, "attach volume " + name, &busy)) return busy;
     record->epoch++;
     SH_RETURN_IF_ERROR(registry_.Save().WithContext("attach volume " + name));
     Attachment a;

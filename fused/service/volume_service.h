@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "backup/format.h"
 #include "fused/core/generation_store.h"
 #include "fused/core/registry.h"
 #include "fused/core/volume_manager.h"
@@ -42,6 +43,9 @@ struct ServiceSettings {
   uint64_t rebuild_bandwidth = 0;  // bytes/s, 0 = unlimited
   // How often the rebuild loop looks for volumes short of replicas.
   std::chrono::milliseconds rebuild_check{2000};
+  std::string backup_target = "file:///var/lib/shorthorn/backups";
+  std::string backup_credentials = "/etc/shorthorn/backup-credentials";
+  int backup_workers = 4;
 };
 
 class VolumeService : public VolumeManager {
@@ -76,6 +80,16 @@ class VolumeService : public VolumeManager {
   // Replication: replication.cc.
   Status SetReplicaCount(const std::string& volume, uint32_t count,
                          const Options& options) override;
+
+  // Backups: volume_backups.cc.
+  Result<uint64_t> Backup(const std::string& volume, const std::string& snapshot,
+                          const Options& options) override;
+  Result<std::vector<BackupInfo>> ListBackups(const std::string& target, const std::string& volume,
+                                              const Options& options) override;
+  Result<uint64_t> DeleteBackup(const std::string& backup_url, const Options& options) override;
+  Result<uint64_t> RestoreVolume(const std::string& name, const std::string& backup_url,
+                                 const std::vector<std::string>& replicas,
+                                 const Options& options) override;
 
   std::vector<JobInfo> ListJobs() override { return jobs_.List(); }
   Result<JobInfo> GetJob(uint64_t id) override { return jobs_.Get(id); }
@@ -120,6 +134,27 @@ class VolumeService : public VolumeManager {
   Status FullRebuild(const std::string& volume, const std::shared_ptr<AttachContext>& ctx,
                      const std::shared_ptr<Engine>& engine, JobHandle& job);
   std::string Robustness(const std::string& volume, uint32_t count);
+  // The replica a backup of `snapshot` reads: an RW one when attached, else
+  // the one with the newest generation that lists the snapshot and is not
+  // being rebuilt; a local one (loopback address) among equals. Also its
+  // LIST_LAYERS reply and the epoch to bind at. Outside mutex_.
+  struct BackupSource {
+    ReplicaTarget target;
+    uint64_t epoch = 0;
+    boost::json::object layers;
+  };
+  Result<BackupSource> PickBackupSource(const std::string& volume, const std::string& snapshot);
+  // Volumes a restore is creating: every other call on them is Busy.
+  bool RestoringLocked(const std::string& volume, const std::string& what, Status* busy) const;
+  std::map<std::string, uint64_t> restoring_;  // volume -> job id; guarded by mutex_
+  Status RunRestoreJob(const std::string& name, const backup::BackupAddress& address,
+                       const std::vector<std::string>& replicas, const Options& options,
+                       JobHandle& job);
+  // CreateVolume; `restore`: called by the restore job of `name` (which
+  // holds the name reserved).
+  Status CreateVolumeImpl(const std::string& name, uint64_t size,
+                          const std::vector<std::string>& replicas, const Options& options,
+                          bool restore);
 
   // Sends `op` to every usable replica of `record` (the engine's non-ERR
   // ones when attached, all when detached). Attached, a replica that fails

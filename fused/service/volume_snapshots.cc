@@ -185,6 +185,8 @@ Status VolumeService::Snapshot(const std::string& volume, const std::string& sna
     std::lock_guard lock(mutex_);
     VolumeRecord* record = registry_.FindMutable(volume);
     if (record == nullptr) return Status(ErrorKind::kNotFound, what + ": it does not exist");
+    Status busy;
+    if (RestoringLocked(volume, what, &busy)) return busy;
     for (const auto& s : record->snapshots) {
       if (s.name == snapshot) {
         return Status(ErrorKind::kAlreadyExists,
@@ -235,6 +237,10 @@ Result<uint64_t> VolumeService::DeleteSnapshot(const std::string& volume,
     bool known = false;
     for (const auto& s : record->snapshots) known = known || s.name == snapshot;
     if (!known) return Status(ErrorKind::kNotFound, what + ": no such snapshot");
+    if (jobs_.Running(volume, "backup")) {
+      return Status(ErrorKind::kBusy,
+                    what + ": a backup of the volume is running; delete it when the job ends");
+    }
     auto done = CallAllLocked(*record, wire::Op::kDeleteSnapshot, {{"name", snapshot}});
     if (!done.ok()) return done.status().WithContext(what);
   }

@@ -690,6 +690,78 @@ start_fused_opts() {
   log "fused pid ${DAEMON_PIDS[fused]} ($*), replicads: $rlist"
 }
 
+# start_s3rver: an S3 server (the s3rver npm package, installed by
+# scripts/install-deps.sh) on 127.0.0.1, data in $TEST_DIR/s3, bucket
+# $S3_BUCKET made at start; exports SHORTHORN_S3_* (endpoint, http, path
+# style, its one account S3RVER/S3RVER) so that a fused started afterwards
+# uses it. Restarting reuses the port and the data. Skips the test when
+# s3rver is not installed. --allow-mismatched-signatures: s3rver 3.7.1 signs
+# bucket-level requests as "/<bucket>" where libs3 2.0 signs "/<bucket>/",
+# so every LIST would fail; unknown access keys are still refused.
+S3RVER_BIN=${S3RVER_BIN:-/opt/shorthorn-test/s3rver/node_modules/.bin/s3rver}
+S3_BUCKET=shorthorn-test
+S3RVER_PORT=""
+start_s3rver() {
+  local i status_line
+  [[ -x $S3RVER_BIN ]] && command -v node >/dev/null || skip "s3rver is not installed ($S3RVER_BIN)"
+  [[ -z ${DAEMON_PIDS[s3rver]:-} ]] || fail "s3rver already running"
+  [[ -n $S3RVER_PORT ]] || S3RVER_PORT=$(free_port)
+  mkdir -p "$TEST_DIR/s3"
+  "$S3RVER_BIN" --directory "$TEST_DIR/s3" --address 127.0.0.1 --port "$S3RVER_PORT" --silent \
+    --allow-mismatched-signatures --configure-bucket "$S3_BUCKET" \
+    >>"$LOG_DIR/s3rver.log" 2>&1 </dev/null &
+  DAEMON_PIDS[s3rver]=$!
+  for ((i = 0; i < 300; i++)); do
+    _check_alive s3rver
+    if { exec 7<>"/dev/tcp/127.0.0.1/$S3RVER_PORT"; } 2>/dev/null; then
+      printf 'GET /%s?max-keys=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' \
+        "$S3_BUCKET" >&7
+      status_line=$(timeout 5 head -n 1 <&7 || true)
+      exec 7<&- 7>&-
+      [[ $status_line != "HTTP/1.1 200"* ]] || break
+    fi
+    sleep 0.1
+  done
+  ((i < 300)) || fail "s3rver on port $S3RVER_PORT does not answer for bucket $S3_BUCKET"
+  export SHORTHORN_S3_ENDPOINT=127.0.0.1:$S3RVER_PORT SHORTHORN_S3_PROTOCOL=http \
+    SHORTHORN_S3_URI_STYLE=path SHORTHORN_S3_ACCESS_KEY=S3RVER SHORTHORN_S3_SECRET_KEY=S3RVER
+  log "s3rver pid ${DAEMON_PIDS[s3rver]} at http://127.0.0.1:$S3RVER_PORT, bucket $S3_BUCKET"
+}
+
+# wait_job PATH [SECONDS]: waits for a job to end (default 180 s); prints its
+# final State. job_prop PATH PROPERTY: a property of a job.
+wait_job() {
+  local path=$1 limit=$((${2:-180} * 10)) state i
+  for ((i = 0; i < limit; i++)); do
+    state=$(busctl --system get-property "$BUS_NAME" "$path" org.shorthorn.Storage1.Job State |
+      _unquote)
+    [[ $state == running ]] || { echo "$state"; return; }
+    sleep 0.1
+  done
+  fail "job $path still running after $((limit / 10)) s"
+}
+job_prop() { busctl --system get-property "$BUS_NAME" "$1" org.shorthorn.Storage1.Job "$2" | _unquote; }
+
+# run_job WHAT CALL...: starts a job with CALL, waits; fails unless it
+# completed; prints its Message. failed_job WHAT CALL...: the job must fail;
+# prints its Message.
+run_job() {
+  local what=$1 path state
+  shift
+  path=$("$@" | _unquote)
+  state=$(wait_job "$path")
+  [[ $state == completed ]] || fail "$what: job $path $state: $(job_prop "$path" Message)"
+  job_prop "$path" Message
+}
+failed_job() {
+  local what=$1 path state
+  shift
+  path=$("$@" | _unquote)
+  state=$(wait_job "$path")
+  [[ $state == failed ]] || fail "$what: expected the job to fail, it is $state"
+  job_prop "$path" Message
+}
+
 # create_replicated_volume NAME SIZE ADDRESS...: one replica per address,
 # replica-count = the number of addresses; prints the object path.
 create_replicated_volume() {

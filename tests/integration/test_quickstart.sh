@@ -58,6 +58,15 @@ check_up() {
   local snaps
   snaps=$(busctl --system get-property "$BUS_NAME" "$(volume_path demo)" "$VOLUME_IFACE" Snapshots)
   [[ $snaps == 'a(sssbtb) 1 "first" '* ]] || fail "Snapshots of demo: want one, \"first\"; got $snaps"
+  # Exactly one backup, of "first", in the quickstart's directory target,
+  # and the URL printed is that backup's.
+  local backups url
+  backups=$(busctl --system call "$BUS_NAME" "$MANAGER_PATH" "$MANAGER_IFACE" ListBackups \
+    'ssa{sv}' "file://$SHORTHORN_QS_ROOT/backups" demo 0)
+  [[ $backups == 'a(ssssstt) 1 "file://'*'" "demo" "first" '* ]] ||
+    fail "backups of demo: want one, of \"first\"; got $backups"
+  url=$(sed -n 's/^ *Backup: *//p' "$out")
+  [[ -n $url && $backups == *"\"$url\""* ]] || fail "printed backup URL '$url' is not in $backups"
 }
 
 quickstart up1 up

@@ -28,18 +28,6 @@ snapshot_names() {
     python3 -c 'import json,sys; print(" ".join(s[0] for s in json.load(sys.stdin)["data"] if not s[5]))'
 }
 
-# wait_job PATH: waits for the job to leave "running"; prints its final State.
-wait_job() {
-  local path=$1 state i
-  for ((i = 0; i < 600; i++)); do
-    state=$(busctl --system get-property "$BUS_NAME" "$path" org.shorthorn.Storage1.Job State |
-      _unquote)
-    [[ $state == running ]] || { echo "$state"; return; }
-    sleep 0.1
-  done
-  fail "job $path still running after 60 s"
-}
-job_prop() { busctl --system get-property "$BUS_NAME" "$1" org.shorthorn.Storage1.Job "$2" | _unquote; }
 
 fsck_clean() {
   e2fsck -fn "$1" >"$TEST_DIR/fsck.log" 2>&1 || fail "e2fsck -fn $1 after $2: $(cat "$TEST_DIR/fsck.log")"

@@ -3,14 +3,18 @@
 // call with `fail_next` when set, so tests check both output and exit codes.
 // A job it starts goes through a script of states: GetJob shows the current
 // one, each WatchJob moves to the next (no sleeping), the last is final.
+// Backups live in one list across targets; a backup job that completes has
+// the backup's URL as its Message, as the daemon's does.
 // ForwardingClient lets RunCtl own a client while the test keeps the fake.
 #pragma once
 
 #include <deque>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "dbus/ctl/backup_url.h"
 #include "dbus/ctl/storage_client.h"
 
 namespace shorthorn::ctl::testing {
@@ -24,7 +28,10 @@ class FakeStorageClient : public StorageClient {
   // How the next job started ends: its final State and Message.
   std::string next_job_state = "completed";
   std::string next_job_message;
-  int watches = 0;  // WatchJob calls
+  int watches = 0;                  // WatchJob calls
+  std::vector<BackupInfo> backups;  // every target's, oldest first
+  std::string default_backup_target = "file:///var/lib/shorthorn/backups";
+  bool backup_job_reports_url = true;  // false: a completed backup job has no Message
 
   Result<std::vector<VolumeInfo>> ListVolumes() override {
     calls.push_back("ListVolumes");
@@ -145,6 +152,91 @@ class FakeStorageClient : public StorageClient {
     if (Status s = TakeFailure(); !s.ok()) return s;
     return Status::Ok();
   }
+  Result<std::string> CreateBackup(const std::string& volume, const std::string& snapshot,
+                                   const std::string& target) override {
+    calls.push_back("CreateBackup " + volume + " " + snapshot +
+                    (target.empty() ? "" : " " + target));
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    Result<VolumeInfo*> v = Find("back up", volume);
+    if (!v.ok()) return v.status();
+    bool known = false;
+    for (const auto& s : (*v)->snapshots) known = known || s.name == snapshot;
+    if (!known) {
+      return Status(ErrorKind::kNotFound,
+                    "back up snapshot " + snapshot + " of volume " + volume + ": no such snapshot");
+    }
+    BackupInfo b;
+    b.name = "backup-" + std::to_string(++last_backup_id_);
+    b.volume = volume;
+    b.snapshot = snapshot;
+    b.created = "2025-01-02T03:04:0" + std::to_string(last_backup_id_) + "Z";
+    b.size = (*v)->size;
+    b.blocks = 3;
+    b.url = (target.empty() ? default_backup_target : target) + "?volume=" + volume +
+            "&backup=" + b.name;
+    std::string path = StartJob("backup", volume, snapshot, true, b.size);
+    if (next_job_state == "completed") {
+      backups.push_back(b);
+      jobs[path].back().message = backup_job_reports_url ? b.url : "";
+    }
+    return path;
+  }
+  Result<std::vector<BackupInfo>> ListBackups(const std::string& target,
+                                              const std::string& volume) override {
+    calls.push_back("ListBackups " + (target.empty() ? "-" : target) + " " + volume);
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    std::string where = target.empty() ? default_backup_target : target;
+    std::vector<BackupInfo> list;
+    for (const BackupInfo& b : backups) {
+      if (b.volume == volume && b.url.starts_with(where + "?")) list.push_back(b);
+    }
+    if (list.empty()) {
+      return Status(ErrorKind::kNotFound,
+                    "list backups of volume " + volume + " on " + where + ": there are none");
+    }
+    return list;
+  }
+  Result<std::string> DeleteBackup(const std::string& url) override {
+    calls.push_back("DeleteBackup " + url);
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    Result<BackupUrl> parsed = ParseBackupUrl(url);
+    if (!parsed.ok()) return parsed.status();
+    for (auto it = backups.begin(); it != backups.end(); ++it) {
+      if (it->url == url) {
+        backups.erase(it);
+        return StartJob("delete-backup", parsed->volume, parsed->backup, false, 4096);
+      }
+    }
+    return StartFailingJob(
+        "delete-backup", parsed->volume, parsed->backup,
+        "delete backup " + parsed->backup + " of volume " + parsed->volume + ": no such backup");
+  }
+  Result<std::string> RestoreVolume(const std::string& name, const std::string& url,
+                                    const std::vector<std::string>& replicas,
+                                    std::optional<uint32_t> replica_count) override {
+    std::string joined;
+    for (const auto& r : replicas) joined += (joined.empty() ? "" : ",") + r;
+    calls.push_back("RestoreVolume " + name + " " + url + " " + (joined.empty() ? "-" : joined) +
+                    " " + (replica_count ? std::to_string(*replica_count) : "-"));
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    std::string what = "restore volume " + name + " from " + url;
+    if (volumes.count(name) != 0) {
+      return Status(ErrorKind::kAlreadyExists, what + ": volume " + name + " already exists");
+    }
+    for (const BackupInfo& b : backups) {
+      if (b.url != url) continue;
+      VolumeInfo v;
+      v.name = name;
+      v.object_path = "/org/shorthorn/Storage1/volumes/" + name;
+      v.size = b.size;
+      v.state = "detached";
+      v.replica_count = replica_count.value_or(2);
+      for (const auto& r : replicas) v.replicas.push_back({r, "r-" + name, ""});
+      volumes[name] = v;
+      return StartJob("restore", name, url, true, b.size);
+    }
+    return StartFailingJob("restore", name, url, what + ": no such backup");
+  }
   Result<std::vector<JobInfo>> ListJobs() override {
     calls.push_back("ListJobs");
     if (Status s = TakeFailure(); !s.ok()) return s;
@@ -212,6 +304,17 @@ class FakeStorageClient : public StorageClient {
     states.push_back(job);
     return job.object_path;
   }
+  // StartJob for a job that fails with `message`, whatever next_job_state says.
+  std::string StartFailingJob(const std::string& operation, const std::string& volume,
+                              const std::string& target, const std::string& message) {
+    std::string state = next_job_state, text = next_job_message;
+    next_job_state = "failed";
+    next_job_message = message;
+    std::string path = StartJob(operation, volume, target, false, 0);
+    next_job_state = state;
+    next_job_message = text;
+    return path;
+  }
 
  private:
   Result<VolumeInfo*> Find(const std::string& operation, const std::string& name) {
@@ -227,6 +330,7 @@ class FakeStorageClient : public StorageClient {
     return s;
   }
   int last_job_id_ = 0;
+  int last_backup_id_ = 0;
 };
 
 // Passes every call on to a FakeStorageClient that outlives it.
@@ -259,6 +363,19 @@ class ForwardingClient : public StorageClient {
   }
   Status RevertSnapshot(const std::string& v, const std::string& s) override {
     return f_.RevertSnapshot(v, s);
+  }
+  Result<std::string> CreateBackup(const std::string& v, const std::string& s,
+                                   const std::string& t) override {
+    return f_.CreateBackup(v, s, t);
+  }
+  Result<std::vector<BackupInfo>> ListBackups(const std::string& t, const std::string& v) override {
+    return f_.ListBackups(t, v);
+  }
+  Result<std::string> DeleteBackup(const std::string& u) override { return f_.DeleteBackup(u); }
+  Result<std::string> RestoreVolume(const std::string& n, const std::string& u,
+                                    const std::vector<std::string>& r,
+                                    std::optional<uint32_t> c) override {
+    return f_.RestoreVolume(n, u, r, c);
   }
   Result<std::vector<JobInfo>> ListJobs() override { return f_.ListJobs(); }
   Result<JobInfo> GetJob(const std::string& o, const std::string& p) override {

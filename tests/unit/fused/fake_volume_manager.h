@@ -223,6 +223,29 @@ class FakeVolumeManager : public VolumeManager {
     return Status::Ok();
   }
 
+  // Backups: jobs like Verify's; the fake keeps no backups (ListBackups is
+  // NotFound naming the volume).
+  Result<uint64_t> Backup(const std::string& volume, const std::string& snapshot,
+                          const Options& options) override {
+    {
+      std::lock_guard lock(mu_);
+      if (!volumes_.count(volume)) return NotFound(volume);
+    }
+    return StartJob("backup", volume, snapshot, true);
+  }
+  Result<std::vector<BackupInfo>> ListBackups(const std::string& target, const std::string& volume,
+                                              const Options& options) override {
+    return Status(ErrorKind::kNotFound, "list backups of volume " + volume + ": there are none");
+  }
+  Result<uint64_t> DeleteBackup(const std::string& backup_url, const Options& options) override {
+    return StartJob("delete-backup", "", backup_url, true);
+  }
+  Result<uint64_t> RestoreVolume(const std::string& name, const std::string& backup_url,
+                                 const std::vector<std::string>& replicas,
+                                 const Options& options) override {
+    return StartJob("restore", name, backup_url, true);
+  }
+
   Result<uint64_t> Verify(const std::string& volume, const Options& options) override {
     {
       std::lock_guard lock(mu_);

@@ -13,7 +13,7 @@
 
 #include <gtest/gtest.h>
 
-#include "replicad/peer_client.h"
+#include "common/peer_client.h"
 #include "replicad/replica_store.h"
 #include "replicad/request_handler.h"
 #include "replicad/server.h"

@@ -2,7 +2,7 @@
 // connect() on Linux), so the client needs no poll loop. A timeout or a
 // shutdown mid-frame leaves the stream at an unknown position: the client
 // marks itself broken rather than risk reading the wrong reply.
-#include "replicad/peer_client.h"
+#include "common/peer_client.h"
 
 #include <netdb.h>
 #include <netinet/in.h>
@@ -16,7 +16,7 @@
 
 #include "common/frame_io.h"
 
-namespace shorthorn::replicad {
+namespace shorthorn {
 namespace {
 
 namespace json = boost::json;
@@ -88,6 +88,10 @@ Result<std::unique_ptr<PeerClient>> PeerClient::Connect(const std::string& addre
   return last;
 }
 
+std::unique_ptr<PeerClient> PeerClient::Adopt(UniqueFd fd, std::string address) {
+  return std::unique_ptr<PeerClient>(new PeerClient(std::move(fd), std::move(address)));
+}
+
 Result<std::vector<uint8_t>> PeerClient::Call(wire::Op op, uint64_t epoch, uint64_t offset,
                                               uint64_t length, std::span<const uint8_t> payload) {
   std::string what = std::string(wire::OpName(static_cast<uint16_t>(op))) + " to " + address_;
@@ -138,4 +142,4 @@ void PeerClient::Shutdown() {
   ::shutdown(fd_.get(), SHUT_RDWR);
 }
 
-}  // namespace shorthorn::replicad
+}  // namespace shorthorn

@@ -1,7 +1,7 @@
-// PeerClient: a small blocking client of the replica protocol, for a
-// replicad that talks to another replicad (the rebuild puller on a target
-// reads a source's layers). One request at a time per client: Call sends a
-// frame and reads frames until the reply with the same request id arrives
+// PeerClient: a small blocking client of the replica protocol: a replicad
+// that talks to another replicad (the rebuild puller on a target reads a
+// source's layers), and fused reading a snapshot for a backup. One request at a time per client:
+// Call sends a frame and reads frames until the reply with the same request id arrives
 // (common/frame_io.h does the framing and every length check).
 //
 // Errors: a reply with status != 0 becomes a Status with that errno and the
@@ -25,13 +25,16 @@
 #include "common/status.h"
 #include "common/wire.h"
 
-namespace shorthorn::replicad {
+namespace shorthorn {
 
 class PeerClient {
  public:
   // Connects to "host:port" or "[v6-address]:port" (a name is resolved).
   // `timeout_ms` bounds the connect and every later send and receive.
   static Result<std::unique_ptr<PeerClient>> Connect(const std::string& address, int timeout_ms);
+  // Takes a connected stream socket (TCP or Unix) whose send and receive
+  // timeouts are already set; `address` names the peer in messages.
+  static std::unique_ptr<PeerClient> Adopt(UniqueFd fd, std::string address);
 
   PeerClient(const PeerClient&) = delete;
   PeerClient& operator=(const PeerClient&) = delete;
@@ -57,4 +60,4 @@ class PeerClient {
 // Splits "host:port" / "[v6]:port" (EINVAL when malformed).
 Status SplitHostPort(const std::string& address, std::string* host, std::string* port);
 
-}  // namespace shorthorn::replicad
+}  // namespace shorthorn
