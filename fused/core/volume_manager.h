@@ -93,6 +93,12 @@ class VolumeListener {
   virtual void JobChanged(const JobInfo& info) = 0;
   // After the final JobChanged; the job is forgotten soon after.
   virtual void JobRemoved(uint64_t id) = 0;
+  // The backups of `volume` in target `target` (a URL), as fused now knows
+  // them (after a backup, a delete, a ListBackups, and at start for its own
+  // volumes in the default target): the whole list, which replaces what
+  // was said before for that target and volume.
+  virtual void BackupsChanged(const std::string& target, const std::string& volume,
+                              const std::vector<BackupInfo>& backups) {}
 };
 
 class VolumeManager {

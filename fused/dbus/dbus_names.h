@@ -24,9 +24,11 @@ inline constexpr char kRootPath[] = "/org/shorthorn/Storage1";
 inline constexpr char kManagerPath[] = "/org/shorthorn/Storage1/Manager";
 inline constexpr char kVolumesPath[] = "/org/shorthorn/Storage1/volumes";
 inline constexpr char kJobsPath[] = "/org/shorthorn/Storage1/jobs";
+inline constexpr char kBackupsPath[] = "/org/shorthorn/Storage1/backups";
 inline constexpr char kManagerInterface[] = "org.shorthorn.Storage1.Manager";
 inline constexpr char kVolumeInterface[] = "org.shorthorn.Storage1.Volume";
 inline constexpr char kJobInterface[] = "org.shorthorn.Storage1.Job";
+inline constexpr char kBackupInterface[] = "org.shorthorn.Storage1.Backup";
 inline constexpr char kErrorPrefix[] = "org.shorthorn.Storage1.Error.";
 
 // Escapes `name` into one object path element the way systemd and udisks do:

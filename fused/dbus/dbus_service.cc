@@ -145,6 +145,7 @@ void DbusService::Stop() {
 
 void DbusService::Teardown() {
   manager_.SetListener(nullptr);
+  backups_.clear();
   jobs_.clear();
   removed_jobs_.clear();
   volumes_.clear();
@@ -364,8 +365,10 @@ void DbusService::ApplyEvents() {
     try {
       ApplyEvent(event);
     } catch (const std::exception& e) {
-      std::string object = event.info.name.empty() ? "job " + std::to_string(event.job.id)
-                                                   : "volume " + event.info.name;
+      std::string object = event.kind == VolumeEvent::Kind::kBackups
+                               ? "backups of volume " + event.backup_volume
+                           : event.info.name.empty() ? "job " + std::to_string(event.job.id)
+                                                     : "volume " + event.info.name;
       LogWarning("D-Bus: update the object of " + object + ": " + e.what());
     }
   }
@@ -385,6 +388,33 @@ void DbusService::ApplyEvent(const VolumeEvent& event) {
     case VolumeEvent::Kind::kJobRefresh:
       ApplyJobEvent(event);
       break;
+    case VolumeEvent::Kind::kBackups:
+      ApplyBackupsEvent(event);
+      break;
+  }
+}
+
+// The objects of one (target, volume) become exactly `event.backups`. A
+// backup already exported from another target keeps that object.
+void DbusService::ApplyBackupsEvent(const VolumeEvent& event) {
+  std::set<std::string> wanted;
+  for (const auto& b : event.backups) wanted.insert(BackupObjectPath(b.volume, b.name));
+  for (auto it = backups_.begin(); it != backups_.end();) {
+    const BackupObject& o = *it->second;
+    if (o.target() == event.backup_target && o.info().volume == event.backup_volume &&
+        wanted.count(it->first) == 0) {
+      it->second->Withdraw();
+      it = backups_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& b : event.backups) {
+    std::string path = BackupObjectPath(b.volume, b.name);
+    if (backups_.count(path) != 0) continue;
+    auto object = std::make_unique<BackupObject>(*connection_, event.backup_target, b);
+    object->Announce();
+    backups_[path] = std::move(object);
   }
 }
 

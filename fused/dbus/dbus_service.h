@@ -31,6 +31,7 @@
 #include "common/file_util.h"
 #include "common/status.h"
 #include "fused/core/volume_manager.h"
+#include "fused/dbus/backup_object.h"
 #include "fused/dbus/dbus_auth.h"
 #include "fused/dbus/event_queue.h"
 #include "fused/dbus/job_object.h"
@@ -71,6 +72,7 @@ class DbusService {
   void ApplyEvent(const VolumeEvent& event);
   void ApplyVolumeEvent(const VolumeEvent& event);
   void ApplyJobEvent(const VolumeEvent& event);
+  void ApplyBackupsEvent(const VolumeEvent& event);
   void AddVolumeObject(VolumeInfo info, bool announce);
   void AddJobObject(JobInfo info, bool announce);
   void HandleCreateVolume(sdbus::MethodCall call);
@@ -98,6 +100,8 @@ class DbusService {
   // repeated JobAdded cannot bring a finished job's object back.
   std::map<uint64_t, std::unique_ptr<JobObject>> jobs_;
   std::set<uint64_t> removed_jobs_;
+  // Keyed by object path; same thread rule.
+  std::map<std::string, std::unique_ptr<BackupObject>> backups_;
   std::thread loop_thread_;
 };
 

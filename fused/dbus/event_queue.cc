@@ -63,6 +63,15 @@ void VolumeEventQueue::JobRemoved(uint64_t id) {
   Push(std::move(event));
 }
 
+void VolumeEventQueue::BackupsChanged(const std::string& target, const std::string& volume,
+                                      const std::vector<BackupInfo>& backups) {
+  VolumeEvent event{VolumeEvent::Kind::kBackups, {}, {}};
+  event.backup_target = target;
+  event.backup_volume = volume;
+  event.backups = backups;
+  Push(std::move(event));
+}
+
 void VolumeEventQueue::RequestVolumeRefresh(const std::string& name) {
   VolumeEvent event{VolumeEvent::Kind::kRefresh, {}, {}};
   event.info.name = name;

@@ -32,10 +32,14 @@ struct VolumeEvent {
     kJobChanged,
     kJobRemoved,
     kJobRefresh,  // read the job job.id from the manager
+    kBackups,     // the backups of backup_volume in backup_target are now `backups`
   };
   Kind kind = Kind::kChanged;
-  VolumeInfo info;  // volume kinds; for kRemoved and kRefresh only info.name is set
-  JobInfo job;      // job kinds; for kJobRemoved and kJobRefresh only job.id is set
+  VolumeInfo info;            // volume kinds; for kRemoved and kRefresh only info.name is set
+  JobInfo job;                // job kinds; for kJobRemoved and kJobRefresh only job.id is set
+  std::string backup_target;  // kBackups
+  std::string backup_volume;
+  std::vector<BackupInfo> backups;
 };
 
 class VolumeEventQueue final : public VolumeListener {
@@ -54,6 +58,8 @@ class VolumeEventQueue final : public VolumeListener {
   void JobAdded(const JobInfo& info) override;
   void JobChanged(const JobInfo& info) override;
   void JobRemoved(uint64_t id) override;
+  void BackupsChanged(const std::string& target, const std::string& volume,
+                      const std::vector<BackupInfo>& backups) override;
 
   void RequestVolumeRefresh(const std::string& name);
   void RequestJobRefresh(uint64_t id);

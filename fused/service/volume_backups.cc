@@ -69,6 +69,47 @@ const json::object* FindSnapshotIn(const json::object& layers, const std::string
 
 }  // namespace
 
+void VolumeService::PublishBackups(const std::string& target, const std::string& volume,
+                                   const std::vector<BackupInfo>& backups) {
+  std::lock_guard lock(listener_mutex_);
+  if (listener_ != nullptr) listener_->BackupsChanged(target, volume, backups);
+}
+
+void VolumeService::PublishBackups(backup::BackupStore& store, const std::string& volume) {
+  auto listed = backup::ListBackups(store, volume);
+  if (!listed.ok() && listed.status().kind() != ErrorKind::kNotFound) {
+    LogDebug("publish backups of volume " + volume + ": " + listed.status().message());
+    return;
+  }
+  std::vector<BackupInfo> out;
+  if (listed.ok()) {
+    for (const auto& b : listed->backups) {
+      out.push_back({backup::BackupUrl(store.url(), volume, b.name), b.name, volume, b.snapshot,
+                     b.created, b.size, b.blocks});
+    }
+  }
+  PublishBackups(store.url(), volume, out);
+}
+
+void VolumeService::ScanBackups() {
+  std::vector<std::string> volumes;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [name, record] : registry_.volumes()) volumes.push_back(name);
+  }
+  if (volumes.empty()) return;
+  auto store = backup::OpenStore(settings_.backup_target, settings_.backup_credentials);
+  if (!store.ok()) {
+    LogInfo("backups of this host's volumes in " + settings_.backup_target +
+            " are not listed on the bus: " + store.status().message());
+    return;
+  }
+  for (const auto& v : volumes) {
+    if (backup_scan_stopping_.load()) return;
+    PublishBackups(**store, v);
+  }
+}
+
 bool VolumeService::RestoringLocked(const std::string& volume, const std::string& what,
                                     Status* busy) const {
   auto it = restoring_.find(volume);
@@ -190,6 +231,7 @@ Result<uint64_t> VolumeService::Backup(const std::string& volume, const std::str
                 std::to_string(r.bytes_uploaded) + " bytes in " +
                 std::to_string(r.blocks_uploaded) + " blocks, from replica " +
                 source->target.replica);
+        PublishBackups(**store, volume);
         job.SetResult(address);
         return Status::Ok();
       });
@@ -205,8 +247,12 @@ Result<std::vector<BackupInfo>> VolumeService::ListBackups(const std::string& ta
   auto store = backup::OpenStore(url, settings_.backup_credentials);
   if (!store.ok()) return store.status().WithContext(what);
   auto listed = backup::ListBackups(**store, volume);
+  if (!listed.ok() && listed.status().kind() == ErrorKind::kNotFound) {
+    PublishBackups((*store)->url(), volume, {});
+  }
   if (!listed.ok()) return listed.status();
   if (listed->backups.empty()) {
+    PublishBackups((*store)->url(), volume, {});
     return Status(ErrorKind::kNotFound, what + ": there are none (all were deleted)", ENOENT);
   }
   std::vector<BackupInfo> out;
@@ -214,6 +260,7 @@ Result<std::vector<BackupInfo>> VolumeService::ListBackups(const std::string& ta
     out.push_back({backup::BackupUrl((*store)->url(), volume, b.name), b.name, volume, b.snapshot,
                    b.created, b.size, b.blocks});
   }
+  PublishBackups((*store)->url(), volume, out);
   return out;
 }
 
@@ -239,6 +286,7 @@ Result<uint64_t> VolumeService::DeleteBackup(const std::string& backup_url,
       return true;
     };
     auto result = backup::RunDelete(**store, a.volume, a.backup, run);
+    PublishBackups(**store, a.volume);
     if (!result.ok()) {
       LogError(result.status().message());
       return result.status();

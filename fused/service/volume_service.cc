@@ -141,6 +141,11 @@ Status VolumeService::Start() {
 
 void VolumeService::Shutdown() {
   {
+    std::lock_guard lock(backup_scan_mutex_);
+    backup_scan_stopping_ = true;
+    if (backup_scan_.joinable()) backup_scan_.join();
+  }
+  {
     std::lock_guard lock(rebuild_mutex_);
     rebuild_stopping_ = true;
   }
@@ -159,8 +164,16 @@ void VolumeService::Shutdown() {
 }
 
 void VolumeService::SetListener(VolumeListener* listener) {
-  std::lock_guard lock(listener_mutex_);
-  listener_ = listener;
+  {
+    std::lock_guard lock(listener_mutex_);
+    listener_ = listener;
+  }
+  // Once someone listens, tell it the backups of our volumes in the default
+  // target (in the background: the target may be slow or unreachable).
+  std::lock_guard lock(backup_scan_mutex_);
+  if (listener != nullptr && !backup_scan_.joinable()) {
+    backup_scan_ = std::thread([this] { ScanBackups(); });
+  }
 }
 
 ReplicaTarget VolumeService::Target(const VolumeRecord& v, const ReplicaRecord& r) const {

@@ -9,6 +9,7 @@
 // completion thread when its mode changes.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "backup/format.h"
+#include "backup/store.h"
 #include "fused/core/generation_store.h"
 #include "fused/core/registry.h"
 #include "fused/core/volume_manager.h"
@@ -147,6 +149,16 @@ class VolumeService : public VolumeManager {
   // Volumes a restore is creating: every other call on them is Busy.
   bool RestoringLocked(const std::string& volume, const std::string& what, Status* busy) const;
   std::map<std::string, uint64_t> restoring_;  // volume -> job id; guarded by mutex_
+  // Tells the listener the backups of `volume` in `store` (none when the
+  // listing fails with NotFound; nothing when it fails otherwise).
+  void PublishBackups(backup::BackupStore& store, const std::string& volume);
+  void PublishBackups(const std::string& target, const std::string& volume,
+                      const std::vector<BackupInfo>& backups);
+  // At start: PublishBackups for every volume in the default target.
+  void ScanBackups();
+  std::mutex backup_scan_mutex_;
+  std::thread backup_scan_;  // guarded by backup_scan_mutex_
+  std::atomic<bool> backup_scan_stopping_{false};
   Status RunRestoreJob(const std::string& name, const backup::BackupAddress& address,
                        const std::vector<std::string>& replicas, const Options& options,
                        JobHandle& job);

@@ -119,6 +119,21 @@ log "ok: the incremental backup uploaded $uploaded2 blocks for $differing change
 check_restore "$url1" rs-1 "$sha1" "$TEST_DIR/sums-1"
 check_restore "$url2" rs-2 "$sha2" "$TEST_DIR/sums-2"
 
+# backup_object_urls: the URL property of every exported backup object.
+backup_object_urls() {
+  busctl --system --json=short call "$BUS_NAME" "$ROOT_PATH" org.freedesktop.DBus.ObjectManager \
+    GetManagedObjects | python3 -c '
+import json, sys
+for path, ifaces in sorted(json.load(sys.stdin)["data"][0].items()):
+    b = ifaces.get("org.shorthorn.Storage1.Backup")
+    if b and path.startswith("/org/shorthorn/Storage1/backups/"):
+        print(b["URL"]["data"])'
+}
+objects=$(backup_object_urls)
+[[ $objects == *"$url1"* && $objects == *"$url2"* ]] ||
+  fail "backup objects on the bus: want both backups, got: $objects"
+log "ok: both backups are objects under the ObjectManager"
+
 # ListBackups names both, oldest first.
 listed=$(manager_call ListBackups 'ssa{sv}' "" "$vol" 0)
 [[ $listed == *"${url1##*backup=}"*"${url2##*backup=}"* ]] || fail "ListBackups: $listed"
@@ -149,6 +164,9 @@ log "ok: restore of an unknown backup fails: $msg"
 blocks_before=$(find "$target_dir/volumes/$vol/blocks" -name '*.blk' | wc -l)
 run_job "delete backup 1" manager_call DeleteBackup 'sa{sv}' "$url1" 0 >/dev/null
 blocks_after=$(find "$target_dir/volumes/$vol/blocks" -name '*.blk' | wc -l)
+objects=$(backup_object_urls)
+[[ $objects != *"$url1"* && $objects == *"$url2"* ]] ||
+  fail "backup objects after deleting backup 1: $objects"
 python3 - "$target_dir/volumes/$vol" "${url2##*backup=}" <<'EOF' || fail "blocks after the delete do not match backup 2"
 import json, os, sys
 root, name = sys.argv[1], sys.argv[2]
@@ -162,6 +180,16 @@ EOF
 ((blocks_after < blocks_before)) || fail "delete of backup 1 removed no block ($blocks_before before)"
 log "ok: delete of backup 1: $blocks_before -> $blocks_after blocks, exactly backup 2's"
 check_restore "$url2" rs-3 "$sha2" "$TEST_DIR/sums-2"
+
+# A restarted fused exports the backups of its volumes in the default target.
+stop_daemon fused
+start_fused_opts --backup-target "$target" --backup-credentials "$CONF_DIR/no-credentials"
+for ((i = 0; i < 100; i++)); do
+  [[ $(backup_object_urls) != *"$url2"* ]] || break
+  sleep 0.1
+done
+((i < 100)) || fail "after a restart, fused does not export backup 2: $(backup_object_urls)"
+log "ok: a restarted fused exports the backups of its volumes"
 
 # ---------------------------------------------------------------- shorthornctl
 CTL=$(find_binary shorthornctl)

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <thread>
 
+#include "fused/dbus/backup_object.h"
 #include "tests/unit/fused/dbus_service_fixture.h"
 
 namespace shorthorn::fused::dbus {
@@ -266,12 +267,35 @@ TEST_F(DbusServiceTest, IntrospectionMatchesTheInterfaceXml) {
       .onInterface(kVolumeInterface)
       .withArguments(DbusOptionsArg{})
       .storeResultsTo(job);
+  // A backup object: the fake reports one for volume "with-backups".
+  auto manager = sdbus::createProxy(kBusName, kManagerPath);
+  std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string,
+                            uint64_t, uint64_t>>
+      backups;
+  manager->callMethod("ListBackups")
+      .onInterface(kManagerInterface)
+      .withArguments(std::string("file:///srv/b"), std::string("with-backups"), DbusOptionsArg{})
+      .storeResultsTo(backups);
+  ASSERT_EQ(backups.size(), 1u);
+  const std::string backup_path =
+      BackupObjectPath("with-backups", "backup-20261206T000000Z-00000001");
+  std::string url;
+  for (int i = 0; i < 100 && url.empty(); ++i) {
+    try {
+      auto b = sdbus::createProxy(kBusName, backup_path);
+      url = b->getProperty("URL").onInterface(kBackupInterface).get<std::string>();
+    } catch (const sdbus::Error&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  EXPECT_EQ(url, std::get<0>(backups[0]));
   struct Case {
     std::string path, interface, file;
   };
   for (const Case& c : {Case{kManagerPath, kManagerInterface, "org.shorthorn.Storage1.Manager.xml"},
                         Case{path, kVolumeInterface, "org.shorthorn.Storage1.Volume.xml"},
-                        Case{job, kJobInterface, "org.shorthorn.Storage1.Job.xml"}}) {
+                        Case{job, kJobInterface, "org.shorthorn.Storage1.Job.xml"},
+                        Case{backup_path, kBackupInterface, "org.shorthorn.Storage1.Backup.xml"}}) {
     auto proxy = sdbus::createProxy(kBusName, c.path);
     std::string live;
     proxy->callMethod("Introspect")

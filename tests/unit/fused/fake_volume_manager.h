@@ -233,9 +233,23 @@ class FakeVolumeManager : public VolumeManager {
     }
     return StartJob("backup", volume, snapshot, true);
   }
+  // Volume "with-backups" has one backup in every target, which is also
+  // reported to the listener (as the real manager does).
   Result<std::vector<BackupInfo>> ListBackups(const std::string& target, const std::string& volume,
                                               const Options& options) override {
-    return Status(ErrorKind::kNotFound, "list backups of volume " + volume + ": there are none");
+    if (volume != "with-backups") {
+      return Status(ErrorKind::kNotFound, "list backups of volume " + volume + ": there are none");
+    }
+    const std::string name = "backup-20261206T000000Z-00000001";
+    std::vector<BackupInfo> out{{target + "?volume=" + volume + "&backup=" + name, name, volume,
+                                 "s1", "2026-12-06T00:00:00Z", 1 << 30, 3}};
+    VolumeListener* listener = nullptr;
+    {
+      std::lock_guard lock(mu_);
+      listener = listener_;
+    }
+    if (listener != nullptr) listener->BackupsChanged(target, volume, out);
+    return out;
   }
   Result<uint64_t> DeleteBackup(const std::string& backup_url, const Options& options) override {
     return StartJob("delete-backup", "", backup_url, true);
