@@ -403,6 +403,9 @@ start_shorthorn() {
   start_replicad r1
   start_replicad r2
   start_replicad r3
+  # An S3 server for the backup rate to S3, when installed (its settings
+  # reach fused through the environment, so it starts first).
+  if [[ -x $S3RVER_BIN ]] && command -v node >/dev/null; then start_s3rver; fi
   start_fused
   SHORTHORN_UP=1
 }
@@ -504,6 +507,16 @@ time_backup() {
   log "full backup of $vol: $JOB_TOTAL bytes in $JOB_SECS s ($full_url)"
   printf '{"label": "full backup to a directory on the work disk (%d MiB incompressible, shorthorn-1 after its rebuild)", "kind": "rate", "seconds": %s, "bytes": %s, "compare_raw": true, "required": true}\n' \
     "$SIZE_MIB" "$JOB_SECS" "$JOB_TOTAL" >>"$TEST_DIR/timings.jsonl"
+  # The same into memory (tmpfs): what the backup does when the disk only
+  # has to read, to show what bounds the row above.
+  mkdir -p "$TEST_DIR/backups-mem"
+  mount -t tmpfs -o size=$((SIZE_MIB * 2 + 256))m tmpfs "$TEST_DIR/backups-mem"
+  drop_caches
+  timed_job "full backup to tmpfs" volume_call "$vol" Backup 'sa{sv}' bk-full 1 target s \
+    "file://$TEST_DIR/backups-mem"
+  printf '{"label": "the same full backup to a tmpfs directory (the disk only reads)", "kind": "rate", "seconds": %s, "bytes": %s, "compare_raw": true}\n' \
+    "$JOB_SECS" "$JOB_TOTAL" >>"$TEST_DIR/timings.jsonl"
+  umount "$TEST_DIR/backups-mem"
   fio --name=more --filename="$dev" --rw=write --bs=1M --size=64M --offset=0 --direct=1 \
     --ioengine=libaio --iodepth=8 --refill_buffers=1 --buffer_compress_percentage=0 \
     --output="$TEST_DIR/more.out" >/dev/null || fail "writing 64 MiB more to $vol failed"
@@ -522,6 +535,14 @@ time_backup() {
     "$JOB_SECS" "$JOB_TOTAL" >>"$TEST_DIR/timings.jsonl"
   delete_volume "$restored" || fail "DeleteVolume $restored failed"
   rm -rf "$TEST_DIR/backups"
+  if [[ -n ${DAEMON_PIDS[s3rver]:-} ]]; then
+    drop_caches
+    timed_job "full backup to s3rver" volume_call "$vol" Backup 'sa{sv}' bk-inc 1 target s \
+      "s3://$S3_BUCKET/bench"
+    log "full backup of $vol to s3rver: $JOB_TOTAL bytes in $JOB_SECS s"
+    printf '{"label": "full backup to s3rver (Node.js, on 127.0.0.1, data on the work disk)", "kind": "rate", "seconds": %s, "bytes": %s, "compare_raw": true}\n' \
+      "$JOB_SECS" "$JOB_TOTAL" >>"$TEST_DIR/timings.jsonl"
+  fi
 }
 
 config_shorthorn() {
