@@ -226,7 +226,13 @@ Result<BackupResult> RunBackup(BackupStore& store, SnapshotSource& source,
         // earlier PUT may hold a truncated one under the name.
         std::vector<uint8_t> object = EncodeBlock(data, hash);
         auto stored = store.Size(key);
-        if (!stored.ok()) return stored.status().WithContext(what);
+        if (!stored.ok()) {
+          // A server may fail on what an earlier failure left under the
+          // name (s3rver: a half-written object); a PUT replaces it, and
+          // fails itself when the store is really unusable.
+          LogWarning(what + ": uploading " + key + " again: " + stored.status().message());
+          stored = std::optional<uint64_t>();
+        }
         if (!stored->has_value() || **stored != object.size()) {
           if (stored->has_value()) {
             LogWarning(what + ": replacing " + key + ": it holds " + std::to_string(**stored) +

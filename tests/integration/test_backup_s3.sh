@@ -103,6 +103,18 @@ assert_eq "$sha2" "$(dev_sha "$rdev")" "sha256 of rs-2 restored from S3"
 detach_volume rs-2
 log "ok: the retry reused the blocks already uploaded and restores to s2"
 
+# Delete backup 1 on S3: its unreferenced blocks go, backup 2 still restores.
+blocks() { find "$TEST_DIR/s3/$S3_BUCKET/site-a/backups/volumes/$vol/blocks" -name '*.blk*' | wc -l; }
+before=$(blocks)
+run_job "delete backup 1 on S3" manager_call DeleteBackup 'sa{sv}' "$url1" 0 >/dev/null
+after=$(blocks)
+((after < before)) || fail "delete of backup 1 on S3 removed no block ($before before, $after after)"
+run_job "restore backup 2 after the delete" restore_job "$url2" rs-3 >/dev/null
+rdev=$(attach_volume rs-3)
+assert_eq "$sha2" "$(dev_sha "$rdev")" "sha256 of rs-3 restored from S3 after deleting backup 1"
+detach_volume rs-3
+log "ok: deleting backup 1 on S3 removed blocks ($before -> $after); backup 2 still restores"
+
 # ---------------------------------------------------------------- faults without data
 assert_error_name NotFound "a bucket that does not exist" "$MANAGER_PATH" \
   "$MANAGER_IFACE.ListBackups" "'s3://no-such-bucket/x'" "'$vol'" "@a{sv} {}"

@@ -415,6 +415,30 @@ TEST_F(RunnerTest, TruncatedBlockObjectIsReplaced) {
   ExpectRestores(b->record.name, src->Content());
 }
 
+// A store whose size query fails for blocks (s3rver answers InternalError
+// for an object a killed PUT left half-written): the backup uploads them.
+class SizeFailingStore : public fakes::MemoryStore {
+ public:
+  Result<std::optional<uint64_t>> Size(const std::string& key) override {
+    if (!HashOfBlockKey(key).empty()) {
+      return Status(ErrorKind::kFailed, "size " + key + ": the server failed (InternalError)");
+    }
+    return MemoryStore::Size(key);
+  }
+};
+
+TEST_F(RunnerTest, FailingSizeQueryUploadsTheBlock) {
+  auto src = MakeSource(77);
+  SizeFailingStore store;
+  auto b = RunBackup(store, *src, kVolume, src->chain().back().name, Options());
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  const auto blocks = NonZeroBlocks(src->Content());
+  EXPECT_EQ(store.PutsUnder(BlocksPrefix(kVolume)), blocks.size());
+  for (const auto& ref : blocks) {
+    EXPECT_TRUE(store.Peek(BlockKey(kVolume, ref.hash)).has_value()) << ref.hash;
+  }
+}
+
 TEST_F(RunnerTest, MissingBlockFailsRestoreNamingIt) {
   auto src = MakeSource(70);
   auto b = Backup(*src);
