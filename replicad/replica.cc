@@ -495,6 +495,11 @@ Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
   // holes, which read as zeros already.
   for (const auto& l : unneeded) {
     SH_RETURN_IF_ERROR(PunchHole(l->fd.get(), a * kSectorSize, (z - a) * kSectorSize, l->file));
+    // The next FLUSH makes this punch durable too (not only the head's).
+    std::lock_guard dirty(dirty_mu_);
+    if (std::find(dirty_lower_.begin(), dirty_lower_.end(), l) == dirty_lower_.end()) {
+      dirty_lower_.push_back(l);
+    }
   }
   for (const auto& [s, e] : merged) {
     SH_RETURN_IF_ERROR(
@@ -522,6 +527,23 @@ void Replica::Unmap(uint64_t epoch, uint64_t offset, uint64_t length, Done done)
 
 void Replica::Flush(uint64_t epoch, Done done) {
   if (Status s = Begin("flush", epoch, 0, 0); !s.ok()) return done(std::move(s));
+  // Lower layers an unmap punched since the last flush (rare: only removed
+  // snapshots right under the head): synced here, on the caller's thread.
+  std::vector<LayerPtr> lower;
+  {
+    std::lock_guard dirty(dirty_mu_);
+    lower.swap(dirty_lower_);
+  }
+  for (const auto& l : lower) {
+    std::string what = "flush " + Object() + ": fdatasync " + l->file;
+    Status s = Fault("flush-layer", what);
+    if (s.ok() && ::fdatasync(l->fd.get()) != 0) s = ErrnoStatus(errno, what);
+    if (!s.ok()) {
+      MarkFailed(s);
+      End();
+      return done(std::move(s));
+    }
+  }
   LayerPtr head;
   {
     std::shared_lock lock(index_mu_);

@@ -25,6 +25,9 @@
 //    effect, then waits for the ops admitted under the old epoch to finish.
 //  * A failed fdatasync marks the replica failed for good: every later op
 //    answers EIO. An fdatasync is never retried.
+//  * FLUSH makes durable every write and unmap answered before it: it
+//    fdatasyncs the head and every lower layer an unmap punched since the
+//    last flush (removed snapshots right under the head).
 //  * Close stops the worker (an unfinished merge resumes at the next Open)
 //    and the rebuild (its copied layers are deleted at the next Open; the
 //    replica stays "rebuilding"), waits for the ops in flight, then
@@ -90,7 +93,8 @@ struct ReplicaOptions {
   // Fault injection for tests: called before the replica's own file steps
   // ("commit": a replica.json replace, "create-layer", "rebuild-write",
   // "write": a data write into the head, "direct-write": the same when it
-  // goes direct, where EINVAL makes it go buffered);
+  // goes direct, where EINVAL makes it go buffered; "flush-layer": the
+  // fdatasync of a punched lower layer in FLUSH);
   // a nonzero errno (ENOSPC, ...) fails that step as if its syscall had.
   std::function<int(std::string_view point)> fail_io;
   // Largest piece the merge copies under one range lock.
@@ -352,6 +356,11 @@ class Replica : public std::enable_shared_from_this<Replica> {
   size_t unneeded_ = 0;
 
   RangeLock range_lock_;
+
+  // Lower layers an unmap punched since the last flush, which FLUSH syncs
+  // besides the head. Order: taken alone.
+  std::mutex dirty_mu_;
+  std::vector<LayerPtr> dirty_lower_;  // guarded by dirty_mu_
 
   // The last snapshot view (ReadSnapshot). Order: after meta_mu_.
   std::mutex view_mu_;

@@ -5,6 +5,8 @@
 // replica then finishes the merge and leaves no stray layer file.
 #include <dirent.h>
 
+#include <atomic>
+#include <future>
 #include <map>
 #include <random>
 #include <string>
@@ -164,6 +166,49 @@ TEST(CoalesceCrashTest2, UnmapPunchesDeletedSnapshotsNobodyNeeds) {
   EXPECT_EQ(f.ReadAll(), std::vector<uint8_t>(kSize, 0));
   EXPECT_EQ(Hash(f.ReadSnapshot("s0")), s0);
   EXPECT_EQ(LayerFiles(f.dir()), 2u);
+}
+
+// Issue 15, hole 6: the punch of an unmap in a deleted snapshot under the
+// head must be durable once a FLUSH after it succeeded, or a power cut
+// brings that snapshot's data back under a head that reads through it. So
+// FLUSH fdatasyncs that layer too: a failure there fails the flush (and
+// the replica, as any failed fdatasync does), and once synced it is not
+// synced again by the next flush.
+TEST(CoalesceCrashTest2, FlushSyncsTheDeletedSnapshotsAnUnmapPunched) {
+  SyncIoEngine engine(0);
+  ChainFixture f(&engine, kSize, Options());
+  std::mt19937_64 rng(6);
+  ASSERT_TRUE(f.Write(0, RandomBytes(rng, 512 << 10)).ok());
+  ASSERT_TRUE(f.Snapshot("s1").ok());
+  ASSERT_TRUE(f.r().WaitIdle());
+  std::atomic<int> lower_syncs{0};
+  std::atomic<bool> fail{false};
+  ReplicaOptions options = Options([](std::string_view p) { return p == "merge-start"; });
+  options.fail_io = [&](std::string_view p) {
+    if (p != "flush-layer") return 0;
+    ++lower_syncs;
+    return fail.load() ? EIO : 0;
+  };
+  f.Reopen(options);
+  ASSERT_TRUE(f.r().DeleteSnapshot("s1").ok());
+  EXPECT_FALSE(f.r().WaitIdle());  // the merge is held up: s1 is under the head, unneeded
+  auto flush = [&] {
+    std::promise<Status> p;
+    f.r().Flush(0, [&p](Status s) { p.set_value(std::move(s)); });
+    return p.get_future().get();
+  };
+  ASSERT_TRUE(flush().ok());
+  EXPECT_EQ(lower_syncs.load(), 0) << "nothing was punched yet";
+  ASSERT_TRUE(f.Unmap(0, 256 << 10).ok());  // punches s1 too
+  ASSERT_TRUE(flush().ok());
+  EXPECT_EQ(lower_syncs.load(), 1) << "the flush did not sync the punched snapshot layer";
+  ASSERT_TRUE(flush().ok());
+  EXPECT_EQ(lower_syncs.load(), 1) << "synced again with nothing new";
+  ASSERT_TRUE(f.Unmap(256 << 10, 128 << 10).ok());
+  fail = true;
+  Status s = flush();
+  EXPECT_EQ(s.sys_errno(), EIO) << s.ToString();
+  EXPECT_TRUE(f.r().failed());
 }
 
 }  // namespace
