@@ -214,6 +214,10 @@ Status VolumeService::Snapshot(const std::string& volume, const std::string& sna
     }
     json::object body{{"name", snapshot}, {"created", NowRfc3339()}, {"user_created", true}};
     auto done = CallAllLocked(*record, wire::Op::kSnapshot, body);
+    // An ERR replica missed the snapshot (CallAllLocked skips it): the
+    // ranges it missed no longer describe what it lacks, so it may only
+    // come back by a full rebuild (issue 15, hole 2).
+    if (engine) engine->InvalidateDirty();
     if (engine) engine->Resume();
     if (!done.ok()) return done.status().WithContext(what);
     Status refreshed = RefreshLayersLocked(*record);
@@ -316,6 +320,8 @@ Status VolumeService::Revert(const std::string& volume, const std::string& snaps
     for (const auto& s : record->snapshots) known = known || (s.name == snapshot && !s.removed);
     if (!known) return Status(ErrorKind::kNotFound, what + ": no such snapshot");
     auto done = CallAllLocked(*record, wire::Op::kRevert, {{"name", snapshot}});
+    // As for Snapshot: an ERR replica was not reverted.
+    if (it != attached_.end()) it->second.engine->InvalidateDirty();
     if (!done.ok()) return done.status().WithContext(what);
     Status refreshed = RefreshLayersLocked(*record);
     if (!refreshed.ok()) LogWarning(what + ": " + refreshed.message());
@@ -352,6 +358,8 @@ Status VolumeService::Expand(const std::string& volume, uint64_t size, const Opt
       }
     }
     auto done = CallAllLocked(*record, wire::Op::kExpand, {{"size", size}});
+    // As for Snapshot: an ERR replica was not expanded.
+    if (a != nullptr) a->engine->InvalidateDirty();
     if (done.ok()) {
       record->size = size;
       Status saved = registry_.Save();
