@@ -128,6 +128,9 @@ class VolumeService : public VolumeManager {
   void RecordMembership(const std::shared_ptr<AttachContext>& ctx);
   Status SetGeneration(AttachContext& ctx, const std::vector<std::string>& replicas,
                        uint64_t generation);
+  // Revert of a detached volume (volume_snapshots.cc); caller holds mutex_.
+  Status RevertDetachedLocked(VolumeRecord& record, const std::string& snapshot,
+                              const std::string& what);
   void RebuildLoop();
   void CheckVolumes();
   Status RunRebuild(const std::string& volume, JobHandle& job);

@@ -300,6 +300,55 @@ Result<uint64_t> VolumeService::DeleteSnapshot(const std::string& volume,
   return id;
 }
 
+// Detached, a revert that reaches only some replicas must not leave the
+// others looking current: they keep the old data. The reverted ones get a
+// generation above every one in play (and fused records it), so the next
+// attach trusts only them and rebuilds the rest (issue 15, hole 3).
+Status VolumeService::RevertDetachedLocked(VolumeRecord& record, const std::string& snapshot,
+                                           const std::string& what) {
+  std::vector<std::string> reverted;
+  std::string missed;
+  Status first;
+  for (const auto& r : record.replicas) {
+    auto reply = ReplicaClient::Call(Target(record, r), record.epoch, wire::Op::kRevert,
+                                     {{"name", snapshot}}, settings_.client);
+    if (reply.ok()) {
+      reverted.push_back(r.name);
+      continue;
+    }
+    if (first.ok()) first = reply.status();
+    missed += (missed.empty() ? "" : "; ") + std::string("replica ") + r.name + " (" + r.address +
+              "): " + reply.status().message();
+  }
+  if (reverted.empty()) return first.WithContext(what);
+  if (reverted.size() == record.replicas.size()) return Status::Ok();
+  uint64_t generation = generations_.Get(record.name);
+  AttachContext ctx;
+  ctx.volume = record.name;
+  ctx.epoch = record.epoch;
+  for (const auto& r : record.replicas) {
+    if (std::find(reverted.begin(), reverted.end(), r.name) == reverted.end()) continue;
+    ctx.targets[r.name] = Target(record, r);
+    auto layers = ReplicaClient::Call(Target(record, r), record.epoch, wire::Op::kListLayers, {},
+                                      settings_.client);
+    if (!layers.ok()) continue;
+    if (const json::value* g = layers->if_contains("generation"); g != nullptr && g->is_number()) {
+      generation = std::max(generation, g->to_number<uint64_t>());
+    }
+  }
+  generation++;
+  Status recorded = SetGeneration(ctx, reverted, generation);
+  if (!recorded.ok()) {
+    LogError(what + ": reverted only some replicas and could not mark the others stale: " +
+             recorded.message() + "; not reverted: " + missed);
+    return recorded.WithContext(what + ": reverted only some replicas (not: " + missed +
+                                ") and could not mark the others stale");
+  }
+  LogWarning(what + ": not reverted, now stale (generation " + std::to_string(generation) +
+             " is on the reverted ones; the next attach rebuilds them): " + missed);
+  return Status::Ok();
+}
+
 Status VolumeService::Revert(const std::string& volume, const std::string& snapshot,
                              const Options& options) {
   SH_RETURN_IF_ERROR(CheckOptions("Revert", options, {}));
@@ -319,10 +368,16 @@ Status VolumeService::Revert(const std::string& volume, const std::string& snaps
     bool known = false;
     for (const auto& s : record->snapshots) known = known || (s.name == snapshot && !s.removed);
     if (!known) return Status(ErrorKind::kNotFound, what + ": no such snapshot");
-    auto done = CallAllLocked(*record, wire::Op::kRevert, {{"name", snapshot}});
-    // As for Snapshot: an ERR replica was not reverted.
-    if (it != attached_.end()) it->second.engine->InvalidateDirty();
-    if (!done.ok()) return done.status().WithContext(what);
+    if (it == attached_.end()) {
+      SH_RETURN_IF_ERROR(RevertDetachedLocked(*record, snapshot, what));
+    } else {
+      // In maintenance mode a replica that fails is marked ERR, which
+      // records a new generation on the others (RecordMembership).
+      auto done = CallAllLocked(*record, wire::Op::kRevert, {{"name", snapshot}});
+      // As for Snapshot: an ERR replica was not reverted.
+      it->second.engine->InvalidateDirty();
+      if (!done.ok()) return done.status().WithContext(what);
+    }
     Status refreshed = RefreshLayersLocked(*record);
     if (!refreshed.ok()) LogWarning(what + ": " + refreshed.message());
     LogInfo(what + ": done");
