@@ -439,6 +439,15 @@ void Engine::WidenedWrite(uint64_t offset, std::shared_ptr<std::vector<uint8_t>>
 }
 
 void Engine::Unmap(uint64_t offset, uint64_t length, DoneCallback done) {
+  // Large: the piece up to the next kUnmapPiece boundary, then the rest.
+  if (length > kUnmapPiece) {
+    uint64_t piece = kUnmapPiece - offset % kUnmapPiece;
+    Unmap(offset, piece, [this, offset, length, piece, done = std::move(done)](Status s) mutable {
+      if (!s.ok()) return done(std::move(s));
+      Unmap(offset + piece, length - piece, std::move(done));
+    });
+    return;
+  }
   if (!TryEnter()) {
     Defer([this, offset, length, done = std::move(done)]() mutable {
       Unmap(offset, length, std::move(done));

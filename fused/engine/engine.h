@@ -65,6 +65,12 @@ struct ReplicaState {
 
 class Engine : public Backend {
  public:
+  // Unmaps larger than this go to the replicas in pieces of at most this
+  // size, one after another: a replica may write zeros over a range (while
+  // rebuilding, or where a snapshot holds data), and one request must end
+  // well within the replica timeout.
+  static constexpr uint64_t kUnmapPiece = 64ull << 20;
+
   Engine(std::string volume, uint64_t size, std::vector<EngineReplica> replicas,
          EngineCallbacks callbacks = {});
   ~Engine() override;

@@ -208,5 +208,68 @@ TEST(EngineGateTest, PauseWaitsForInFlightAndDefersNewRequests) {
   EXPECT_EQ(completed, 2);
 }
 
+// Issue 15, hole 5: a loop device sends discards of up to about 4 GiB; a
+// replica may have to write zeros over such a range (during a rebuild, or
+// where a snapshot holds data), which takes longer than the replica
+// timeout. The engine sends large unmaps in pieces of at most
+// Engine::kUnmapPiece, one after another, each its own request.
+class RecordingBackend : public Backend {
+ public:
+  uint64_t Size() const override { return uint64_t{1} << 40; }
+  void Read(uint64_t, uint32_t length, ReadCallback done) override {
+    done(Status::Ok(), std::vector<uint8_t>(length));
+  }
+  void Write(uint64_t, std::span<const uint8_t>, DoneCallback done) override { done(Status::Ok()); }
+  void Unmap(uint64_t offset, uint64_t length, DoneCallback done) override {
+    unmaps.emplace_back(offset, length);
+    if (fail_at != 0 && unmaps.size() == fail_at) {
+      return done(Status(ErrorKind::kIoError, "disk", EIO));
+    }
+    done(Status::Ok());
+  }
+  void Flush(DoneCallback done) override { done(Status::Ok()); }
+  Status Close() override { return Status::Ok(); }
+
+  std::vector<std::pair<uint64_t, uint64_t>> unmaps;
+  size_t fail_at = 0;  // 1-based: this unmap fails
+};
+
+TEST(EngineTest, LargeUnmapGoesInPieces) {
+  auto owned = std::make_unique<RecordingBackend>();
+  RecordingBackend* b = owned.get();
+  std::vector<EngineReplica> replicas;
+  replicas.push_back({"r0", std::move(owned), ReplicaMode::kRW});
+  Engine engine("vol", uint64_t{1} << 40, std::move(replicas));
+  const uint64_t offset = 3 * 4096, length = uint64_t{5} << 30;  // 5 GiB
+  int calls = 0;
+  Status out(ErrorKind::kFailed, "not called");
+  engine.Unmap(offset, length, [&](Status s) {
+    calls++;
+    out = s;
+  });
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(out.ok()) << out.ToString();
+  ASSERT_GT(b->unmaps.size(), 1u);
+  uint64_t next = offset;
+  for (const auto& [o, l] : b->unmaps) {
+    EXPECT_EQ(o, next);
+    EXPECT_LE(l, Engine::kUnmapPiece);
+    next = o + l;
+  }
+  EXPECT_EQ(next, offset + length);
+
+  // A piece that fails fails the unmap, and no later piece is sent.
+  b->unmaps.clear();
+  b->fail_at = 2;
+  calls = 0;
+  engine.Unmap(0, length, [&](Status s) {
+    calls++;
+    out = s;
+  });
+  EXPECT_EQ(calls, 1);
+  EXPECT_FALSE(out.ok());
+  EXPECT_EQ(b->unmaps.size(), 2u);
+}
+
 }  // namespace
 }  // namespace shorthorn::fused
