@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cstring>
 #include <future>
+#include <map>
 #include <optional>
 
 #include "common/log.h"
@@ -47,8 +48,27 @@ const char* ReplicaModeName(ReplicaMode mode) {
 
 struct Engine::Slot {
   EngineReplica replica;
-  ExtentSet missed;           // written while ERR
+  ExtentSet missed;           // not durable on it: written while ERR, or unflushed when it failed
   bool missed_valid = false;  // true from the moment it went ERR until invalidated
+  // Sent to it since the last flush it acknowledged (while not ERR), and
+  // the sets of the flushes in flight: what it may lose in a power cut.
+  // Past kMaxUnflushedRanges ranges a set only says "too much to know"
+  // (overflow): a replica that fails then needs a full rebuild.
+  struct Unflushed {
+    ExtentSet ranges;
+    bool overflow = false;
+    void Add(uint64_t start, uint64_t end) {
+      if (overflow) return;
+      ranges.Add(start, end);
+      if (ranges.size() > kMaxUnflushedRanges) {
+        overflow = true;
+        ranges.Clear();
+      }
+    }
+  };
+  static constexpr size_t kMaxUnflushedRanges = 1 << 16;
+  Unflushed unflushed;
+  std::vector<std::shared_ptr<Unflushed>> flushing;
 };
 
 struct Engine::FanOut {
@@ -218,6 +238,16 @@ void Engine::MarkFailed(const SlotPtr& slot, const Status& why, uint64_t start, 
       slot->replica.mode = ReplicaMode::kERR;
       slot->missed.Clear();
       slot->missed_valid = was_rw;
+      // What it acknowledged since its last flush may be gone with it.
+      bool overflow = slot->unflushed.overflow;
+      for (const auto& [a, b] : slot->unflushed.ranges.Ranges()) slot->missed.Add(a, b);
+      for (const auto& set : slot->flushing) {
+        overflow = overflow || set->overflow;
+        for (const auto& [a, b] : set->ranges.Ranges()) slot->missed.Add(a, b);
+      }
+      if (overflow) slot->missed_valid = false;
+      slot->unflushed = Slot::Unflushed();
+      slot->flushing.clear();
       changed = true;
       if (callbacks_.on_failure) failures_unrecorded_++;
     }
@@ -259,7 +289,11 @@ void Engine::Acknowledge(DoneCallback done, Status status) {
 void Engine::NoteMissed(uint64_t start, uint64_t end) {
   std::lock_guard lock(mutex_);
   for (auto& s : slots_) {
-    if (s->replica.mode == ReplicaMode::kERR && s->missed_valid) s->missed.Add(start, end);
+    if (s->replica.mode == ReplicaMode::kERR) {
+      if (s->missed_valid) s->missed.Add(start, end);
+    } else {
+      s->unflushed.Add(start, end);
+    }
   }
 }
 
@@ -529,8 +563,33 @@ void Engine::Flush(DoneCallback done) {
     return;
   }
   done = Tracked(std::move(done));
+  // Each replica's writes so far become durable with its flush's success;
+  // until then they stay in its record of what it may lose.
+  auto targets = Targets(true);
+  using Entry = std::pair<SlotPtr, std::shared_ptr<Slot::Unflushed>>;
+  auto sets = std::make_shared<std::map<const Backend*, Entry>>();
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& t : targets) {
+      auto set = std::make_shared<Slot::Unflushed>();
+      std::swap(*set, t->unflushed);
+      t->flushing.push_back(set);
+      (*sets)[t->replica.backend.get()] = {t, set};
+    }
+  }
   FanOutOp(
-      "flush", 0, 0, Targets(true), [](Backend& b, DoneCallback cb) { b.Flush(cb); },
+      "flush", 0, 0, targets,
+      [this, sets](Backend& b, DoneCallback cb) {
+        auto entry = sets->at(&b);
+        b.Flush([this, entry, cb = std::move(cb)](Status s) {
+          if (s.ok()) {
+            std::lock_guard lock(mutex_);
+            auto& f = entry.first->flushing;
+            f.erase(std::remove(f.begin(), f.end(), entry.second), f.end());
+          }
+          cb(std::move(s));
+        });
+      },
       [this, done = std::move(done)](Status s) { Acknowledge(done, std::move(s)); });
 }
 
@@ -594,12 +653,16 @@ Status Engine::Copy(const std::string& to, uint64_t offset, uint64_t length) {
   // first: the status; second: true when the target's write failed.
   std::promise<std::pair<Status, bool>> copied;
   ReadFrom({}, offset, static_cast<uint32_t>(length),
-           [&copied, target, offset](Status s, std::vector<uint8_t> data) {
+           [this, &copied, target, offset](Status s, std::vector<uint8_t> data) {
              if (!s.ok()) {
                copied.set_value({std::move(s), false});
                return;
              }
              auto buf = std::make_shared<std::vector<uint8_t>>(std::move(data));
+             {
+               std::lock_guard lock(mutex_);
+               target->unflushed.Add(offset, offset + buf->size());
+             }
              target->replica.backend->Write(offset, *buf, [&copied, buf](Status w) {
                copied.set_value({w, !w.ok()});
              });

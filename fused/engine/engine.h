@@ -108,8 +108,11 @@ class Engine : public Backend {
   // turns them into EIO.
   void MembershipRecorded(const Status& recorded);
 
-  // The ranges written since `name` went ERR; false when that record is not
-  // usable (never ERR, or invalidated by a snapshot).
+  // The ranges `name` may lack: written since it went ERR, and those it
+  // acknowledged after its last successful flush before (a power cut or a
+  // restart may have lost them). False when that record is not usable
+  // (never ERR, invalidated by a snapshot, revert or expand, or more
+  // unflushed ranges than the engine keeps track of).
   bool DirtyRanges(const std::string& name, std::vector<std::pair<uint64_t, uint64_t>>* out);
   // Forgets every ERR replica's record (after a snapshot or revert).
   void InvalidateDirty();

@@ -17,6 +17,7 @@ class ExtentSet {
   uint64_t bytes() const { return bytes_; }
   size_t intervals() const { return map_.size(); }
   bool empty() const { return map_.empty(); }
+  size_t size() const { return map_.size(); }  // disjoint ranges
   std::vector<std::pair<uint64_t, uint64_t>> Ranges() const { return {map_.begin(), map_.end()}; }
   void Clear() {
     map_.clear();

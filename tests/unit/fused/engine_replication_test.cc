@@ -173,6 +173,26 @@ TEST(EngineReplicationTest, RemembersWhatAnErrReplicaMissedAndCopiesIt) {
   EXPECT_EQ(t.b->data, t.a->data);
 }
 
+// Issue 15, hole 1: a replica that fails may have lost everything it
+// acknowledged since its last successful flush (a power cut, a replicad
+// restart after a failed fdatasync), so what it missed starts there, not
+// at the failure.
+TEST(EngineReplicationTest, MissedRecordStartsAtTheLastFlush) {
+  Two t;
+  ASSERT_TRUE(t.Write(0, 4096, 1).ok());  // A: flushed below
+  Status flushed(ErrorKind::kFailed, "not called");
+  t.engine->Flush([&](Status s) { flushed = s; });
+  ASSERT_TRUE(flushed.ok()) << flushed.ToString();
+  ASSERT_TRUE(t.Write(65536, 4096, 2).ok());  // B: acknowledged, never flushed
+  t.engine->FailReplica("b", Status(ErrorKind::kUnavailable, "power cut", EIO));
+  t.engine->MembershipRecorded(Status::Ok());
+  ASSERT_TRUE(t.Write(131072, 4096, 3).ok());  // C: while b is ERR
+  std::vector<std::pair<uint64_t, uint64_t>> missed;
+  ASSERT_TRUE(t.engine->DirtyRanges("b", &missed));
+  std::vector<std::pair<uint64_t, uint64_t>> want{{65536, 65536 + 4096}, {131072, 131072 + 4096}};
+  EXPECT_EQ(missed, want);
+}
+
 TEST(EngineReplicationTest, SnapshotInvalidatesTheMissedRecord) {
   Two t;
   t.b->fail = true;
