@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "backup/format.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 namespace shorthorn::backup {
@@ -97,13 +98,8 @@ std::set<std::string>& HeldKeys() {
 }
 
 std::string Describe(const LockInfo& l) {
-  std::time_t t = static_cast<std::time_t>(l.created / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char when[32];
-  std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return std::string("a ") + LockKindName(l.kind) + " by " + l.owner + " since " + when + " (" +
-         l.key + ")";
+  return std::string("a ") + LockKindName(l.kind) + " by " + l.owner + " since " +
+         Rfc3339(static_cast<std::time_t>(l.created / 1000)) + " (" + l.key + ")";
 }
 
 }  // namespace

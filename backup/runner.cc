@@ -16,19 +16,11 @@
 
 #include "backup/block_codec.h"
 #include "backup/lock.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 namespace shorthorn::backup {
 namespace {
-
-std::string NowRfc3339() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::span<const uint8_t> Bytes(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};

@@ -18,6 +18,8 @@
 #include <string>
 #include <utility>
 
+#include "common/clock.h"
+
 namespace shorthorn::replicad {
 namespace {
 
@@ -59,15 +61,6 @@ Status GetOptionalBool(std::string_view op, const json::object& o, std::string_v
   if (!v->is_bool()) return BadRequest(op, "field '" + std::string(key) + "' is not a boolean");
   *out = v->as_bool();
   return Status::Ok();
-}
-
-std::string NowRfc3339() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 json::value NameOrNull(const std::optional<std::string>& name) {

@@ -43,6 +43,19 @@ bool IsLoopback(const std::string& address) {
          address.rfind("[::1]:", 0) == 0;
 }
 
+// A job's options for the backup runners: progress into the job, and a
+// cancelled job stops the run when `cancellable`.
+backup::RunOptions RunOptionsFor(JobHandle& job, int workers, bool cancellable) {
+  backup::RunOptions run;
+  run.workers = workers;
+  run.owner = Owner();
+  run.progress = [&job, cancellable](uint64_t done, uint64_t total) {
+    job.Update(done, total);
+    return !(cancellable && job.cancelled());
+  };
+  return run;
+}
+
 Result<std::string> StringOption(const char* method, const Options& options, const char* key,
                                  const std::string& fallback) {
   auto it = options.find(key);
@@ -211,13 +224,7 @@ Result<uint64_t> VolumeService::Backup(const std::string& volume, const std::str
         auto snap = ReplicaSnapshotSource::Create(source->target, source->epoch, settings_.client,
                                                   snapshot, source->layers);
         if (!snap.ok()) return snap.status().WithContext(what);
-        backup::RunOptions run;
-        run.workers = settings_.backup_workers;
-        run.owner = Owner();
-        run.progress = [&job](uint64_t done, uint64_t total) {
-          job.Update(done, total);
-          return !job.cancelled();
-        };
+        backup::RunOptions run = RunOptionsFor(job, settings_.backup_workers, true);
         auto result = backup::RunBackup(**store, **snap, volume, snapshot, run);
         if (!result.ok()) {
           LogError(result.status().message());
@@ -278,13 +285,7 @@ Result<uint64_t> VolumeService::DeleteBackup(const std::string& backup_url,
     const std::string what = "delete backup " + a.backup + " of volume " + a.volume;
     auto store = backup::OpenStore(a.target_url, settings_.backup_credentials);
     if (!store.ok()) return store.status().WithContext(what);
-    backup::RunOptions run;
-    run.workers = settings_.backup_workers;
-    run.owner = Owner();
-    run.progress = [&job](uint64_t done, uint64_t total) {
-      job.Update(done, total);
-      return true;
-    };
+    backup::RunOptions run = RunOptionsFor(job, settings_.backup_workers, false);
     auto result = backup::RunDelete(**store, a.volume, a.backup, run);
     PublishBackups(**store, a.volume);
     if (!result.ok()) {
@@ -390,13 +391,7 @@ Status VolumeService::RunRestoreJob(const std::string& name, const backup::Backu
     sink = std::make_unique<EngineSink>(engine);
     return sink.get();
   };
-  backup::RunOptions run;
-  run.workers = settings_.backup_workers;
-  run.owner = Owner();
-  run.progress = [&job](uint64_t done, uint64_t total) {
-    job.Update(done, total);
-    return !job.cancelled();
-  };
+  backup::RunOptions run = RunOptionsFor(job, settings_.backup_workers, true);
   auto restored = backup::RunRestore(**store, a.volume, a.backup, prepare, run);
   if (!restored.ok()) return finish(restored.status());
   // A replica that failed on the way missed writes: the restore is not whole.

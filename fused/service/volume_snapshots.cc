@@ -13,6 +13,7 @@
 // same attached or detached.
 #include <ctime>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/names.h"
 #include "fused/service/volume_service.h"
@@ -21,15 +22,6 @@ namespace shorthorn::fused {
 namespace json = boost::json;
 
 namespace {
-
-std::string NowRfc3339() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 uint64_t U64(const json::object& o, const char* key) {
   const json::value* v = o.if_contains(key);
