@@ -3,12 +3,12 @@
 // Keys pass CheckObjectKey (object_key.h) before they touch a path, so a
 // key cannot leave the root ("..", absolute, empty components).
 //
-// Put creates the temp file first and makes the parent directories only when
-// that fails with ENOENT, so the usual Put (into an existing directory) costs
-// one create, the write, two fsyncs and a rename. When directories are made,
-// every directory from the root down is fsynced, including those another
-// thread made at the same time: the entry of a new directory is durable
-// before the Put that needed it returns.
+// The root is made by the first Put, not by opening (listing a target that
+// has no backups yet changes nothing). Put creates the temp file first and
+// makes the parent directories only when that fails with ENOENT, so the usual Put (into an existing
+// directory) costs one create, the write, two fsyncs and a rename. When directories are made, every
+// directory from the root down is fsynced, including those another thread made at the same time:
+// the entry of a new directory is durable before the Put that needed it returns.
 //
 // Temp files are "<file>.tmp.<16 hex digits>" (random, O_EXCL), so two Puts
 // of one key never share a temp file; List skips names of that shape, which
@@ -108,6 +108,19 @@ class FileStore : public BackupStore {
 };
 
 Status FileStore::MakeParents(const std::string& key, const std::string& what) const {
+  // The root itself (mode 0700) on the first Put; directories above it
+  // that do not exist yet get 0755, as other daemons may need to pass.
+  if (::mkdir(root_.c_str(), 0700) != 0) {
+    if (errno == ENOENT) {
+      SH_RETURN_IF_ERROR(MakeDirs(ParentDir(root_), 0755).WithContext(what));
+      if (::mkdir(root_.c_str(), 0700) != 0 && errno != EEXIST) {
+        return ErrnoStatus(errno, what + ": create directory " + root_);
+      }
+    } else if (errno != EEXIST) {
+      return ErrnoStatus(errno, what + ": create directory " + root_);
+    }
+  }
+  SH_RETURN_IF_ERROR(SyncDirectory(ParentDir(root_)).WithContext(what));
   std::string dir = root_;
   for (size_t slash = key.find('/'); slash != std::string::npos; slash = key.find('/', slash + 1)) {
     std::string next = root_ + "/" + key.substr(0, slash);
@@ -311,14 +324,12 @@ Result<std::unique_ptr<BackupStore>> OpenFileStore(const Target& target) {
     return Status(ErrorKind::kInvalidArgument,
                   what + ": not a file:// target with an absolute path");
   }
+  // A missing root is an empty store: the first Put makes it. Opening
+  // (to list, say) never creates anything.
   struct stat st;
   if (::stat(target.path.c_str(), &st) != 0) {
     if (errno != ENOENT) return ErrnoStatus(errno, what + ": stat " + target.path);
-    SH_RETURN_IF_ERROR(MakeDirs(target.path, 0700).WithContext(what));
-    SH_RETURN_IF_ERROR(SyncDirectory(ParentDir(target.path)).WithContext(what));
-    if (::stat(target.path.c_str(), &st) != 0) {
-      return ErrnoStatus(errno, what + ": stat " + target.path);
-    }
+    return std::unique_ptr<BackupStore>(new FileStore(target.path, target.url));
   }
   if (!S_ISDIR(st.st_mode)) {
     return Status(ErrorKind::kInvalidArgument, what + ": " + target.path + " is not a directory",

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -149,6 +150,30 @@ Result<boost::json::object> ControlCall(int fd, wire::Op op, const boost::json::
     return Status(ErrorKind::kProtocol, "replicad sent a reply that is not a JSON object", EPROTO);
   }
   return value.as_object();
+}
+
+bool IsLocalAddress(const std::string& address) {
+  std::string host;
+  uint16_t port;
+  if (!config::ParseAddress(address, &host, &port).ok()) return false;
+  if (host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1") return true;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return false;
+  bool local = false;
+  for (ifaddrs* i = list; i != nullptr && !local; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr) continue;
+    int family = i->ifa_addr->sa_family;
+    if (family != AF_INET && family != AF_INET6) continue;
+    char buf[NI_MAXHOST];
+    socklen_t len = family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    if (getnameinfo(i->ifa_addr, len, buf, sizeof(buf), nullptr, 0, NI_NUMERICHOST) == 0) {
+      std::string a = buf;
+      a = a.substr(0, a.find('%'));
+      local = a == host;
+    }
+  }
+  freeifaddrs(list);
+  return local;
 }
 
 }  // namespace shorthorn::fused

@@ -23,6 +23,10 @@ Result<UniqueFd> ConnectTcp(const std::string& address, std::chrono::millisecond
 // otherwise (or with an empty socket_dir) "".
 std::string LocalSocketPath(const std::string& address, const std::string& socket_dir);
 
+// True when "host:port" names this host: a loopback address or one of this
+// host's interface addresses (a replica there is preferred for reads).
+bool IsLocalAddress(const std::string& address);
+
 // Connects to the Unix stream socket `path` (a replicad on this host), with
 // send/receive timeouts of `io_timeout`.
 Result<UniqueFd> ConnectUnix(const std::string& path, std::chrono::milliseconds io_timeout);

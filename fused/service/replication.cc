@@ -23,8 +23,6 @@
 //         verifying checksums) ──► generation +1 on RW and it ──► RW ──► the
 //         replaced replica becomes stale (deleted after the stale timeout)
 //         ──► the system snapshot is deleted (merged)              (full)
-#include <ifaddrs.h>
-#include <netdb.h>
 
 #include <algorithm>
 #include <random>
@@ -32,6 +30,7 @@
 
 #include "common/log.h"
 #include "config/daemon_config.h"
+#include "fused/engine/net_util.h"
 #include "fused/service/volume_service.h"
 
 namespace shorthorn::fused {
@@ -47,31 +46,6 @@ std::string Hex64() {
   char buf[17];
   snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
   return buf;
-}
-
-// True when `address` ("host:port") names this host.
-bool IsLocal(const std::string& address) {
-  std::string host;
-  uint16_t port;
-  if (!config::ParseAddress(address, &host, &port).ok()) return false;
-  if (host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1") return true;
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return false;
-  bool local = false;
-  for (ifaddrs* i = list; i != nullptr && !local; i = i->ifa_next) {
-    if (i->ifa_addr == nullptr) continue;
-    int family = i->ifa_addr->sa_family;
-    if (family != AF_INET && family != AF_INET6) continue;
-    char buf[NI_MAXHOST];
-    socklen_t len = family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-    if (getnameinfo(i->ifa_addr, len, buf, sizeof(buf), nullptr, 0, NI_NUMERICHOST) == 0) {
-      std::string a = buf;
-      a = a.substr(0, a.find('%'));
-      local = a == host;
-    }
-  }
-  freeifaddrs(list);
-  return local;
 }
 
 uint64_t U64(const json::object& o, const char* key) {
@@ -163,7 +137,7 @@ Result<std::vector<EngineReplica>> VolumeService::OpenForAttach(const VolumeReco
     }
     ctx.targets[c.record.name] = Target(record, c.record);
     out.push_back(
-        {c.record.name, std::move(c.client), ReplicaMode::kRW, IsLocal(c.record.address)});
+        {c.record.name, std::move(c.client), ReplicaMode::kRW, IsLocalAddress(c.record.address)});
   }
   return out;
 }
@@ -482,7 +456,8 @@ Status VolumeService::FullRebuild(const std::string& volume,
     }
   }
   if (!rw.empty()) {
-    engine->AddReplica({fresh.name, std::move(*client), ReplicaMode::kWO, IsLocal(fresh.address)});
+    engine->AddReplica(
+        {fresh.name, std::move(*client), ReplicaMode::kWO, IsLocalAddress(fresh.address)});
     engine->InvalidateDirty();
   }
   engine->Resume();
@@ -620,7 +595,7 @@ Status VolumeService::SetReplicaCount(const std::string& volume, uint32_t count,
         if (st.name != r.name) continue;
         if (st.mode == ReplicaMode::kERR) return 0;
         if (st.mode == ReplicaMode::kWO) return 1;
-        return IsLocal(r.address) ? 3 : 2;
+        return IsLocalAddress(r.address) ? 3 : 2;
       }
       return 0;
     };

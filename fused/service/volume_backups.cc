@@ -25,6 +25,7 @@
 #include "backup/target.h"
 #include "common/log.h"
 #include "common/names.h"
+#include "fused/engine/net_util.h"
 #include "fused/service/backup_adapters.h"
 #include "fused/service/volume_service.h"
 
@@ -36,11 +37,6 @@ std::string Owner() {
   char host[HOST_NAME_MAX + 1] = {};
   if (gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "unknown");
   return std::string("shorthorn-fused on ") + host + " pid " + std::to_string(getpid());
-}
-
-bool IsLoopback(const std::string& address) {
-  return address.rfind("127.", 0) == 0 || address.rfind("localhost:", 0) == 0 ||
-         address.rfind("[::1]:", 0) == 0;
 }
 
 // A job's options for the backup runners: progress into the job, and a
@@ -177,8 +173,8 @@ Result<VolumeService::BackupSource> VolumeService::PickBackupSource(const std::s
     const json::value* g = layers->if_contains("generation");
     uint64_t generation = g != nullptr && g->is_number() ? g->to_number<uint64_t>() : 0;
     bool better = !best || generation > best_generation ||
-                  (generation == best_generation && IsLoopback(rep.address) &&
-                   !IsLoopback(best->target.address));
+                  (generation == best_generation && IsLocalAddress(rep.address) &&
+                   !IsLocalAddress(best->target.address));
     if (better) {
       best = BackupSource{target, record.epoch, std::move(*layers)};
       best_generation = generation;
@@ -385,7 +381,7 @@ Status VolumeService::RunRestoreJob(const std::string& name, const backup::Backu
                                         settings_.connections_per_replica, settings_.client);
       if (!client.ok()) return client.status();
       members.push_back({rep.name, std::shared_ptr<Backend>(std::move(*client)), ReplicaMode::kRW,
-                         IsLoopback(rep.address)});
+                         IsLocalAddress(rep.address)});
     }
     engine = std::make_shared<Engine>(name, record.size, std::move(members));
     sink = std::make_unique<EngineSink>(engine);

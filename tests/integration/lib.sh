@@ -762,6 +762,20 @@ failed_job() {
   job_prop "$path" Message
 }
 
+# inspect_replica ADDRESS NAME: replica_tool inspect of replica NAME of the
+# replicad at ADDRESS (one this test started; it must be stopped): "<snapshot>
+# <hash>" lines, "(live) <hash>", "layer-files <n> layers <m>".
+inspect_replica() {
+  local addr=$1 name=$2 r
+  for r in "${!REPLICAD_PORTS[@]}"; do
+    if [[ $(replica_address "$r") == "$addr" ]]; then
+      "$(find_binary replica_tool)" inspect "$REPLICAS_DIR/$r/$name"
+      return
+    fi
+  done
+  fail "inspect_replica: no replicad of this test at $addr"
+}
+
 # create_replicated_volume NAME SIZE ADDRESS...: one replica per address,
 # replica-count = the number of addresses; prints the object path.
 create_replicated_volume() {

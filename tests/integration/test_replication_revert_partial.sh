@@ -10,12 +10,11 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 init_test
-TOOL=$(find_binary replica_tool)
 start_bus
 start_replicad r1
 start_replicad r2
 start_replicad r3
-start_fused_opts --replicads "$(replica_address r1) $(replica_address r2) $(replica_address r3)"
+start_fused
 
 vol=revert-1
 a1=$(replica_address r1) a2=$(replica_address r2)
@@ -40,9 +39,8 @@ detach_volume "$vol"
 stop_daemon fused
 for r in r1 r2 r3; do stop_daemon "replicad-$r"; done
 
-declare -A dir_of=([$a1]=r1 [$a2]=r2 [$(replica_address r3)]=r3)
 while read -r addr name mode; do
-  out=$("$TOOL" inspect "$REPLICAS_DIR/${dir_of[$addr]}/$name") ||
+  out=$(inspect_replica "$addr" "$name") ||
     fail "replica_tool inspect of $name on $addr failed: $out"
   log "replica $name on $addr ($mode):"$'\n'"$out"
   s1=$(awk '$1 == "s1" { print $2 }' <<<"$out")

@@ -10,12 +10,11 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 init_test
-TOOL=$(find_binary replica_tool)
 start_bus
 start_replicad r1
 start_replicad r2
 start_replicad r3
-start_fused_opts --replicads "$(replica_address r1) $(replica_address r2) $(replica_address r3)"
+start_fused
 
 vol=missed-1
 a1=$(replica_address r1) a2=$(replica_address r2)
@@ -38,10 +37,9 @@ for r in r1 r2 r3; do stop_daemon "replicad-$r"; done
 
 # Every replica of the volume (by address: its replicad's data dir) holds s1
 # and the live data with the same hashes.
-declare -A dir_of=([$a1]=r1 [$a2]=r2 [$(replica_address r3)]=r3)
 first=""
 while read -r addr name mode; do
-  out=$("$TOOL" inspect "$REPLICAS_DIR/${dir_of[$addr]}/$name") ||
+  out=$(inspect_replica "$addr" "$name") ||
     fail "replica_tool inspect of $name on $addr failed: $out"
   log "replica $name on $addr ($mode):"$'\n'"$out"
   grep -q '^s1 ' <<<"$out" || fail "replica $name on $addr has no snapshot s1: it came back without it"

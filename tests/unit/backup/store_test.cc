@@ -252,15 +252,23 @@ class FileStoreTest : public ::testing::Test {
   testing::TempDir dir_;
 };
 
-TEST_F(FileStoreTest, MakesTheRootWithMode0700AndLeavesNoTempFiles) {
+TEST_F(FileStoreTest, MakesTheRootWithMode0700AtTheFirstPutAndLeavesNoTempFiles) {
   std::string root = dir_.path() + "/a/b/root";
   auto store = Open(root);
   ASSERT_NE(store, nullptr);
   struct stat st;
+  // Opening and reading a target that does not exist changes nothing.
+  auto listed = store->List("volumes/v/");
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  EXPECT_TRUE(listed->empty());
+  EXPECT_EQ(store->Get("volumes/v/volume.json").status().kind(), ErrorKind::kNotFound);
+  EXPECT_NE(::stat((dir_.path() + "/a").c_str(), &st), 0) << "opening made directories";
+  ASSERT_TRUE(store->Put("volumes/v/blocks/00/11/x.blk", Pattern(4096, 1)).ok());
   ASSERT_EQ(::stat(root.c_str(), &st), 0);
   EXPECT_TRUE(S_ISDIR(st.st_mode));
   EXPECT_EQ(st.st_mode & 07777, 0700u);
-  ASSERT_TRUE(store->Put("volumes/v/blocks/00/11/x.blk", Pattern(4096, 1)).ok());
+  ASSERT_EQ(::stat((dir_.path() + "/a/b").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0755, 0755u) << "a directory above the root is not passable";
   ASSERT_TRUE(store->Put("volumes/v/blocks/00/11/x.blk", Pattern(4096, 2)).ok());
   int files = 0;
   for (auto& e : std::filesystem::recursive_directory_iterator(root)) {
