@@ -93,6 +93,8 @@ std::string_view OpName(uint16_t op) {
       return "READ_SNAPSHOT";
     case Op::kReadSnapshotView:
       return "READ_SNAPSHOT_VIEW";
+    case Op::kChecksum:
+      return "CHECKSUM";
   }
   return "UNKNOWN";
 }
@@ -123,6 +125,7 @@ bool IsLayerOp(Op op) {
     case Op::kSetGeneration:
     case Op::kRebuild:
     case Op::kLayerExtents:
+    case Op::kChecksum:
       return true;
     default:
       return false;

@@ -27,6 +27,12 @@ inline constexpr uint64_t kMaxIoLength = 4u << 20;
 // Largest JSON payload of a control op, and of an error message (a layer
 // list of 250 snapshots with checksums is ~60 KiB).
 inline constexpr uint32_t kMaxControlPayload = 1u << 20;
+// CHECKSUM: a chunk is a multiple of 4 KiB in [kMinChecksumChunk,
+// kMaxChecksumChunk]; one request covers at most kMaxChecksumLength bytes
+// (16384 hashes, ~300 KiB of JSON).
+inline constexpr uint64_t kMinChecksumChunk = 4u << 10;
+inline constexpr uint64_t kMaxChecksumChunk = 4u << 20;
+inline constexpr uint64_t kMaxChecksumLength = 64u << 20;
 
 enum class Op : uint16_t {
   kHello = 1,  // bind this connection to an open replica at an epoch
@@ -56,6 +62,9 @@ enum class Op : uint16_t {
   // On a replica: the content of a snapshot as the volume saw it (its
   // chain), for backups. JSON request ({"name"}), data reply, as op 41.
   kReadSnapshotView = 42,
+  // Layer op: XXH3-64 of each chunk of a range of the live data (scrub,
+  // resync after an unclean close). JSON request and reply.
+  kChecksum = 43,
 };
 
 // Ops whose request is JSON and whose reply is `length` bytes of data.
@@ -70,7 +79,7 @@ bool IsKnownOp(uint16_t op);
 // True for ops whose payloads (request and reply) are JSON objects.
 // READ_SNAPSHOT is not one: its request is JSON but its reply is data.
 bool IsControlOp(Op op);
-// True for the control ops that need a HELLO-bound connection (ops 32-40).
+// True for the control ops that need a HELLO-bound connection (ops 32-40, 43).
 bool IsLayerOp(Op op);
 
 struct Header {

@@ -150,6 +150,10 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
       "minutes a replaced (ERR) replica's data is kept before it is deleted")(
       "rebuild-bandwidth", po::value<int64_t>()->default_value(d.rebuild_bandwidth_mib),
       "MiB/s a rebuild may copy, 0 for no limit")(
+      "scrub-bandwidth", po::value<int64_t>()->default_value(d.scrub_bandwidth_mib),
+      "MiB/s of volume a scrub compares, 0 for no limit")(
+      "scrub-interval", po::value<int64_t>()->default_value(d.scrub_interval_h),
+      "hours between scrubs of each attached volume, 0 for on request only")(
       "backup-target", po::value<std::string>()->default_value(d.backup_target),
       "backup target used when a call names none: file:///dir or s3://bucket/prefix")(
       "backup-credentials", po::value<std::string>()->default_value(d.backup_credentials),
@@ -198,6 +202,9 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
                                         &c.stale_replica_timeout_min));
   SH_RETURN_IF_ERROR(
       GetRange<uint32_t>(*loaded, "rebuild-bandwidth", 0, 100000, &c.rebuild_bandwidth_mib));
+  SH_RETURN_IF_ERROR(
+      GetRange<uint32_t>(*loaded, "scrub-bandwidth", 0, 100000, &c.scrub_bandwidth_mib));
+  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "scrub-interval", 0, 87600, &c.scrub_interval_h));
   c.backup_target = loaded->values["backup-target"].as<std::string>();
   if (c.backup_target.rfind("file:///", 0) != 0 && c.backup_target.rfind("s3://", 0) != 0) {
     return KeyError(where, "backup-target",

@@ -46,6 +46,8 @@ struct FusedConfig {
   uint32_t max_request_kib = 1024;            // largest FUSE read/write request
   uint32_t stale_replica_timeout_min = 2880;  // ERR replica data kept this long
   uint32_t rebuild_bandwidth_mib = 0;         // MiB/s per rebuild, 0 = unlimited
+  uint32_t scrub_bandwidth_mib = 64;          // MiB/s one scrub compares, 0 = unlimited
+  uint32_t scrub_interval_h = 0;              // hours between scrubs, 0 = on request only
   // Backups (doc/backup-format.md): the target used when a call names none,
   // the S3 credentials file, and the parallel block workers of one job.
   std::string backup_target = "file:///var/lib/shorthorn/backups";

@@ -76,6 +76,8 @@ int main(int argc, char** argv) {
   settings.connections_per_replica = static_cast<int>(c.connections_per_replica);
   settings.stale_replica_timeout = std::chrono::minutes(c.stale_replica_timeout_min);
   settings.rebuild_bandwidth = static_cast<uint64_t>(c.rebuild_bandwidth_mib) << 20;
+  settings.scrub_bandwidth = static_cast<uint64_t>(c.scrub_bandwidth_mib) << 20;
+  settings.scrub_interval = std::chrono::hours(c.scrub_interval_h);
   settings.backup_target = c.backup_target;
   settings.backup_credentials = c.backup_credentials;
   settings.backup_workers = static_cast<int>(c.backup_workers);

@@ -251,11 +251,13 @@ Status Replica::RunMerge(uint64_t id, bool* crashed) {
         if ((*crashed = Hit("merge-copy"))) return Status::Ok();
       }
     }
+    const uint64_t mark = undo_ != nullptr ? undo_->Mark() : 0;  // power-loss test mode
     if (::fdatasync(cfd) != 0) {
       Status s = ErrnoStatus(errno, op + ": fdatasync " + c_layer->file);
       MarkFailed(s);
       return s;
     }
+    if (undo_ != nullptr) undo_->Synced(cfd, mark);
     if ((*crashed = Hit("merge-synced"))) return Status::Ok();
   }
   {

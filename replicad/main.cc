@@ -6,15 +6,23 @@
 // state are needed. Shutdown order: stop accepting and wind down connections
 // (their requests in flight are answered), then flush and close replicas,
 // then the engine.
+//
+// Power-loss test mode (SHORTHORN_TEST_POWER_LOSS=1, for the integration
+// tests only): replicas keep an undo log of what they wrote since their last
+// flush, and SIGUSR2 (taken by the same sigwait) drops it from the files and
+// ends the process with _exit(137), closing nothing, as kill -9 would. Without
+// the mode SIGUSR2 is not blocked and keeps its default action.
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -66,10 +74,13 @@ int Run(int argc, char** argv) {
   ParseLogLevel(cfg.log_level, &level);  // validated by the loader
   SetLogLevel(level);
 
+  const char* power_loss_env = std::getenv("SHORTHORN_TEST_POWER_LOSS");
+  const bool power_loss_test = power_loss_env != nullptr && std::string(power_loss_env) == "1";
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  if (power_loss_test) sigaddset(&stop_signals, SIGUSR2);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -99,9 +110,16 @@ int Run(int argc, char** argv) {
   }
   LogInfo("using the " + std::string((*engine)->name()) + " I/O engine" +
           (cfg.direct_io ? " with direct writes" : "") + ", data directory " + cfg.data_dir);
+  if (power_loss_test) {
+    LogWarning(
+        "TEST MODE: SHORTHORN_TEST_POWER_LOSS=1: every replica keeps an in-memory undo log of "
+        "its unflushed writes and SIGUSR2 simulates a power loss (drops them and exits 137); "
+        "never use this in production");
+  }
   {
     ReplicaOptions options;
     options.direct_writes = cfg.direct_io;
+    options.power_loss_test = power_loss_test;
     ReplicaStore store(cfg.data_dir, engine->get(), options);
     RequestHandler handler(&store);
     Server server(&handler);
@@ -115,6 +133,12 @@ int Run(int argc, char** argv) {
             (server.socket_path().empty() ? "" : " and " + server.socket_path()));
     int signo = 0;
     while (sigwait(&stop_signals, &signo) != 0) {
+    }
+    if (signo == SIGUSR2) {
+      LogWarning("received SIGUSR2 in power-loss test mode: simulating a power loss");
+      store.SimulatePowerLoss();
+      std::fflush(nullptr);
+      ::_exit(137);
     }
     LogInfo(std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") +
             ", shutting down");

@@ -2,9 +2,9 @@
 //
 //   connect ---> OPEN_REPLICA(source_epoch) ---> HELLO ---> LIST_LAYERS
 //                                                              |
-//            chain = snapshot, its parent, ... root (reversed) |
-//                                                              v
-//   for each layer, root first:
+//      tree = every listed snapshot layer (all branches, removed|
+//      ones included), parents first, in the source's order    v
+//   for each layer of the tree:
 //     create layer-<id>.img (sparse, volume size)
 //     LAYER_EXTENTS pages -> for each extent, 1 MiB at a time:
 //         token bucket -> READ_SNAPSHOT -> pwrite at the same offset
@@ -17,6 +17,14 @@
 // and nothing else), so the layer checksum, which covers the extents and
 // their data, must come out equal: a mismatch means the source's data no
 // longer matches what it checksummed (bit rot) or the copy went wrong.
+//
+// The whole tree is copied, not only the chain under `snapshot`: after a
+// revert the snapshots taken after its target sit on another branch, and
+// they stay readable and revert targets (doc/replica-format.md), so a
+// rebuilt replica that lacked them would diverge from the others; and a
+// removed snapshot kept because it has several children would find itself
+// with one child and be merged away. Ids follow the source's creation order
+// so that they keep growing with creation time.
 //
 // One request is in flight at a time; a 1 MiB read over loopback or a LAN
 // is dominated by the copy itself, and the bandwidth limit, not latency,
@@ -31,6 +39,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "common/log.h"
@@ -138,7 +147,7 @@ void Rebuilder::Cancel() {
   if (client_) client_->Shutdown();
 }
 
-Result<std::vector<Rebuilder::SourceLayer>> Rebuilder::ListChain() {
+Result<std::vector<Rebuilder::SourceLayer>> Rebuilder::ListTree() {
   const std::string op = Op();
   auto list = client_->CallJson(wire::Op::kListLayers, request_.source_epoch, {});
   if (!list.ok()) return list.status().WithContext(op);
@@ -153,7 +162,8 @@ Result<std::vector<Rebuilder::SourceLayer>> Rebuilder::ListChain() {
                       " bytes, larger than this replica's " + std::to_string(target_.size),
                   EINVAL);
   }
-  std::map<std::string, SourceLayer> by_name;
+  std::vector<SourceLayer> listed;
+  std::set<std::string> names;
   if (const json::value* snaps = list->if_contains("snapshots"); snaps && snaps->is_array()) {
     for (const auto& v : snaps->as_array()) {
       if (!v.is_object()) continue;
@@ -169,24 +179,42 @@ Result<std::vector<Rebuilder::SourceLayer>> Rebuilder::ListChain() {
       if (Status s = ValidateName("snapshot", l.name); !s.ok()) {
         return Status(ErrorKind::kProtocol, op + ": LIST_LAYERS: " + s.message(), EPROTO);
       }
-      by_name[l.name] = std::move(l);
+      if (!names.insert(l.name).second) {
+        return Status(ErrorKind::kProtocol,
+                      op + ": LIST_LAYERS lists snapshot " + l.name + " twice", EPROTO);
+      }
+      listed.push_back(std::move(l));
     }
   }
-  std::vector<SourceLayer> chain;
-  std::string name = request_.snapshot;
-  while (!name.empty()) {
-    auto it = by_name.find(name);
-    if (it == by_name.end() || chain.size() > by_name.size()) {
-      return Status(ErrorKind::kNotFound,
-                    op + ": the source has no snapshot " + name +
-                        (name == request_.snapshot ? "" : " (a parent in the chain)"),
-                    ENOENT);
-    }
-    chain.push_back(it->second);
-    name = it->second.parent;
+  if (names.count(request_.snapshot) == 0) {
+    return Status(ErrorKind::kNotFound, op + ": the source has no snapshot " + request_.snapshot,
+                  ENOENT);
   }
-  std::reverse(chain.begin(), chain.end());
-  return chain;
+  // Parents first, otherwise in the source's (creation) order; a parent
+  // always predates its children, so this is normally one pass.
+  std::vector<SourceLayer> tree;
+  std::set<std::string> placed;
+  std::vector<bool> taken(listed.size(), false);
+  while (tree.size() < listed.size()) {
+    size_t before = tree.size();
+    for (size_t i = 0; i < listed.size(); ++i) {
+      const SourceLayer& l = listed[i];
+      if (taken[i] || (!l.parent.empty() && placed.count(l.parent) == 0)) continue;
+      taken[i] = true;
+      placed.insert(l.name);
+      tree.push_back(l);
+    }
+    if (tree.size() == before) {
+      for (size_t i = 0; i < listed.size(); ++i) {
+        if (taken[i]) continue;
+        return Status(ErrorKind::kProtocol,
+                      op + ": LIST_LAYERS: the parent " + listed[i].parent + " of snapshot " +
+                          listed[i].name + " is not a listed snapshot (or the parents loop)",
+                      EPROTO);
+      }
+    }
+  }
+  return tree;
 }
 
 Result<std::string> Rebuilder::SourceChecksum(const SourceLayer& layer) {
@@ -315,17 +343,19 @@ Result<std::vector<LayerMeta>> Rebuilder::Run(bool* crashed) {
   if (auto r = client_->CallJson(wire::Op::kHello, request_.source_epoch, who); !r.ok()) {
     return fail(r.status().WithContext(op));
   }
-  auto chain = ListChain();
-  if (!chain.ok()) return fail(chain.status());
-  for (const auto& l : *chain) total_ += l.size_held;
+  auto tree = ListTree();
+  if (!tree.ok()) return fail(tree.status());
+  for (const auto& l : *tree) total_ += l.size_held;
   if (target_.progress) target_.progress(0, total_);
   std::vector<LayerMeta> out;
-  for (size_t i = 0; i < chain->size(); ++i) {
-    const SourceLayer& src = (*chain)[i];
+  std::map<std::string, uint64_t> ids;  // source name -> local id
+  for (size_t i = 0; i < tree->size(); ++i) {
+    const SourceLayer& src = (*tree)[i];
     LayerMeta local;
     local.id = target_.first_id + i;
     local.file = LayerFileName(local.id);
-    if (i > 0) local.parent = out.back().id;
+    if (!src.parent.empty()) local.parent = ids.at(src.parent);  // placed before it
+    ids[src.name] = local.id;
     local.name = src.name;
     local.created = src.created;
     local.user_created = src.user_created;

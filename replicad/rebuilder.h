@@ -1,8 +1,11 @@
 // Rebuilder: the puller of a REBUILD on the target replica. It connects to
 // the source replicad (PeerClient), opens the source replica at the engine's
 // current epoch (which does not fence the engine), lists its layers, and
-// copies the chain root .. `snapshot` into new layer files of the target's
-// directory: each layer's allocated extents (LAYER_EXTENTS) read 1 MiB at a
+// copies every snapshot layer the source holds (the whole tree: every
+// branch a revert left, removed snapshots not yet merged, with their names
+// and parents) into new layer files of the target's directory, parents
+// first in the source's creation order, so the target's tree equals the
+// source's: each layer's allocated extents (LAYER_EXTENTS) read 1 MiB at a
 // time (READ_SNAPSHOT), written at the same offsets, then fdatasynced and
 // verified against the source's layer checksum (waiting, bounded, for a
 // pending one). It never touches replica.json: the Replica links the layers
@@ -36,7 +39,7 @@ struct RebuildRequest {
   std::string source_volume;
   std::string source_replica;
   uint64_t source_epoch = 0;
-  std::string snapshot;    // the newest layer to copy
+  std::string snapshot;    // the layer the head goes on (must be listed)
   uint64_t bandwidth = 0;  // bytes per second; 0 = unlimited
 };
 
@@ -90,7 +93,8 @@ class Rebuilder {
   Rebuilder(const Rebuilder&) = delete;
   Rebuilder& operator=(const Rebuilder&) = delete;
 
-  // Copies and verifies the chain. Returns its layers root first (ids from
+  // Copies and verifies every snapshot layer of the source. Returns them
+  // parents before children, in the source's creation order (ids from
   // first_id, parents set, checksums verified), their files durable. On
   // failure the files it made are removed, except when a crash_at point
   // fired (*crashed: they stay, as after a real crash).
@@ -102,7 +106,9 @@ class Rebuilder {
 
  private:
   struct SourceLayer;
-  Result<std::vector<SourceLayer>> ListChain();
+  // The source's snapshot layers, parents before children; fails unless
+  // request_.snapshot is one of them.
+  Result<std::vector<SourceLayer>> ListTree();
   // Copies into the file local->file and sets local->checksum (verified).
   Status CopyLayer(const SourceLayer& layer, LayerMeta* local);
   Result<std::string> SourceChecksum(const SourceLayer& layer);

@@ -14,14 +14,12 @@
 // hold yet, and a merge copy (which takes the same range locks) never
 // overwrites a block the engine wrote.
 //
-// UNMAP must make the range read as zeros. The head is punched, and so are
-// the deleted snapshots right under it whose merge is due: no snapshot
-// reads through them, only the head does, so their blocks there are dead.
-// Where a layer further down still holds data in the range (found with
-// SEEK_DATA on each of them), real zeros are written into the head
-// instead, because a hole there would let the lower data show through.
-// With no snapshots this is one fallocate. Unmap runs its syscalls on the
-// caller's thread (it is rare and already bounded by the range lock).
+// UNMAP: replica_unmap.cc.
+//
+// Power-loss test mode (undo_log.h): a write records its blocks' old content
+// under its range lock before the pwrite is issued, and ends that record
+// when the pwrite completed; FLUSH takes the log's mark before its
+// fdatasyncs and forgets, per file synced, what had ended by then.
 //
 // While the replica is rebuilding, its head has no parent yet: the data the
 // copied chain will put under it is not here. An unaligned write would
@@ -127,7 +125,8 @@ Replica::Replica(std::string dir, ReplicaMeta meta, IoEngine* engine, ReplicaOpt
       epoch_(meta.epoch),
       meta_(std::move(meta)),
       size_(meta_.size),
-      index_(0, options_.index_chunk_bits) {
+      index_(0, options_.index_chunk_bits),
+      undo_(options_.power_loss_test ? std::make_unique<UndoLog>() : nullptr) {
   rebuilding_ = meta_.rebuilding;
   if (meta_.rebuilding) {
     rebuild_.message = "no rebuild has run since the replica was opened; send REBUILD";
@@ -348,8 +347,19 @@ void Replica::SubmitWrite(uint64_t first, uint64_t blocks, bool may_block,
     }
     request.fd = head->direct_fd.get();
   }
-  auto complete = [self = shared_from_this(), head, request, direct, owned = std::move(owned),
-                   guard = std::move(guard), done = std::move(done)](int64_t result) mutable {
+  uint64_t change = 0;  // test mode: the undo log's record of this write
+  if (undo_ != nullptr) {
+    auto id = undo_->Begin({{head->fd.get(), head->file, head, request.offset, length}});
+    if (!id.ok()) {
+      guard->Release();
+      End();
+      return done(id.status().WithContext("write " + Object()));
+    }
+    change = *id;
+  }
+  auto complete = [self = shared_from_this(), head, request, direct, change,
+                   owned = std::move(owned), guard = std::move(guard),
+                   done = std::move(done)](int64_t result) mutable {
     if (direct && result == -EINVAL) {
       // This file system turned the O_DIRECT write down: write it buffered.
       IoRequest buffered = request;
@@ -364,6 +374,7 @@ void Replica::SubmitWrite(uint64_t first, uint64_t blocks, bool may_block,
       std::unique_lock lock(self->index_mu_);
       self->index_.Set(request.offset / kSectorSize, request.length / kSectorSize, head->slot);
     }
+    if (change != 0) self->undo_->End(change);
     guard->Release();
     self->End();
     done(std::move(s));
@@ -381,6 +392,7 @@ void Replica::SubmitWrite(uint64_t first, uint64_t blocks, bool may_block,
 
 void Replica::Write(uint64_t epoch, uint64_t offset, std::span<const uint8_t> data, Done done,
                     bool may_block) {
+  if (Status s = MarkSessionDirty(); !s.ok()) return done(std::move(s));
   if (Status s = Begin("write", epoch, offset, data.size()); !s.ok()) return done(std::move(s));
   if (data.empty()) {
     End();
@@ -432,101 +444,10 @@ Status Replica::Unaligned(std::string_view op, uint64_t offset, uint64_t length)
                 EINVAL);
 }
 
-Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
-  uint64_t end = offset + length;
-  uint64_t first = offset / kSectorSize;
-  uint64_t last = (end + kSectorSize - 1) / kSectorSize;
-  LayerPtr head;
-  std::vector<LayerPtr> unneeded, kept;  // lower layers nobody needs / the rest
-  {
-    std::shared_lock lock(index_mu_);
-    head = head_;
-    unneeded.assign(lower_.begin(), lower_.begin() + static_cast<ptrdiff_t>(unneeded_));
-    kept.assign(lower_.begin() + static_cast<ptrdiff_t>(unneeded_), lower_.end());
-  }
-  if (rebuilding_.load()) {
-    if (offset % kSectorSize != 0 || end % kSectorSize != 0) {
-      return Unaligned("unmap", offset, length);
-    }
-    // The copied chain will sit under the head: only zeros hide it.
-    SH_RETURN_IF_ERROR(WriteZeros(head->fd.get(), offset, length, head->file));
-    std::unique_lock lock(index_mu_);
-    index_.Set(first, last - first, head->slot);
-    return Status::Ok();
-  }
-  // Partial edge blocks: zero their part in a whole-block copy.
-  std::vector<uint64_t> edges;
-  if (offset % kSectorSize != 0) edges.push_back(first);
-  if (end % kSectorSize != 0 && (edges.empty() || last - 1 != first)) edges.push_back(last - 1);
-  for (uint64_t b : edges) {
-    uint8_t block[kSectorSize];
-    SH_RETURN_IF_ERROR(ReadChainBlocking(b, 1, block));
-    uint64_t zs = std::max(offset, b * kSectorSize), ze = std::min(end, (b + 1) * kSectorSize);
-    std::memset(block + (zs - b * kSectorSize), 0, ze - zs);
-    SH_RETURN_IF_ERROR(PwriteFull(head->fd.get(), block, kSectorSize, b * kSectorSize, head->file));
-    std::unique_lock lock(index_mu_);
-    index_.Set(b, 1, head->slot);
-  }
-  uint64_t a = (offset + kSectorSize - 1) / kSectorSize, z = end / kSectorSize;
-  if (a >= z) return Status::Ok();
-  // Blocks a kept lower layer holds must read as zeros: collect them.
-  std::vector<std::pair<uint64_t, uint64_t>> shadow;  // [start, end) blocks
-  for (const auto& l : kept) {
-    auto ext = AllocatedExtents(l->fd.get(), a * kSectorSize, z * kSectorSize, l->file);
-    if (!ext.ok()) return ext.status();
-    for (const auto& e : *ext) {
-      shadow.emplace_back(e.offset / kSectorSize,
-                          (e.offset + e.length + kSectorSize - 1) / kSectorSize);
-    }
-  }
-  std::sort(shadow.begin(), shadow.end());
-  std::vector<std::pair<uint64_t, uint64_t>> merged;
-  for (const auto& r : shadow) {
-    if (!merged.empty() && r.first <= merged.back().second) {
-      merged.back().second = std::max(merged.back().second, r.second);
-    } else {
-      merged.push_back(r);
-    }
-  }
-  SH_RETURN_IF_ERROR(PunchHole(head->fd.get(), a * kSectorSize, (z - a) * kSectorSize, head->file));
-  // Removed snapshots under the head: only the head reads through them, and
-  // it reads zeros here from now on. A merge copying one of them into its
-  // child meanwhile copies at most these holes' zeros into the child's
-  // holes, which read as zeros already.
-  for (const auto& l : unneeded) {
-    SH_RETURN_IF_ERROR(PunchHole(l->fd.get(), a * kSectorSize, (z - a) * kSectorSize, l->file));
-    // The next FLUSH makes this punch durable too (not only the head's).
-    std::lock_guard dirty(dirty_mu_);
-    if (std::find(dirty_lower_.begin(), dirty_lower_.end(), l) == dirty_lower_.end()) {
-      dirty_lower_.push_back(l);
-    }
-  }
-  for (const auto& [s, e] : merged) {
-    SH_RETURN_IF_ERROR(
-        WriteZeros(head->fd.get(), s * kSectorSize, (e - s) * kSectorSize, head->file));
-  }
-  std::unique_lock lock(index_mu_);
-  index_.Set(a, z - a, BlockIndex::kNone);
-  for (const auto& [s, e] : merged) index_.Set(s, e - s, head->slot);
-  return Status::Ok();
-}
-
-void Replica::Unmap(uint64_t epoch, uint64_t offset, uint64_t length, Done done) {
-  if (Status s = Begin("unmap", epoch, offset, length); !s.ok()) return done(std::move(s));
-  Status s;
-  if (length > 0) {
-    uint64_t first = offset / kSectorSize;
-    uint64_t last = (offset + length + kSectorSize - 1) / kSectorSize;
-    RangeLock::Guard guard = range_lock_.Lock(first, last);
-    s = UnmapLocked(offset, length);
-    if (!s.ok() && s.kind() != ErrorKind::kInvalidArgument) s = s.WithContext("unmap " + Object());
-  }
-  End();
-  done(std::move(s));
-}
-
 void Replica::Flush(uint64_t epoch, Done done) {
   if (Status s = Begin("flush", epoch, 0, 0); !s.ok()) return done(std::move(s));
+  // Test mode: the changes ended by now are what the fdatasyncs below make durable.
+  const uint64_t mark = undo_ != nullptr ? undo_->Mark() : 0;
   // Lower layers an unmap punched since the last flush (rare: only removed
   // snapshots right under the head): synced here, on the caller's thread.
   std::vector<LayerPtr> lower;
@@ -543,6 +464,7 @@ void Replica::Flush(uint64_t epoch, Done done) {
       End();
       return done(std::move(s));
     }
+    if (undo_ != nullptr) undo_->Synced(l->fd.get(), mark);
   }
   LayerPtr head;
   {
@@ -551,12 +473,14 @@ void Replica::Flush(uint64_t epoch, Done done) {
   }
   std::string context = "flush " + Object() + ": fdatasync " + head->file;
   engine_->Submit({IoOp::kFdatasync, head->fd.get(), nullptr, 0, 0},
-                  [self = shared_from_this(), head, context = std::move(context),
+                  [self = shared_from_this(), head, mark, context = std::move(context),
                    done = std::move(done)](int64_t result) {
                     Status s;
                     if (result < 0) {
                       s = ErrnoStatus(static_cast<int>(-result), context);
                       self->MarkFailed(s);
+                    } else if (self->undo_ != nullptr) {
+                      self->undo_->Synced(head->fd.get(), mark);
                     }
                     self->End();
                     done(std::move(s));
@@ -585,7 +509,22 @@ Status Replica::Close() {
     MarkFailed(s);
     return s;
   }
+  // Nothing is in flight any more: every change of the head ended before.
+  if (undo_ != nullptr) undo_->Synced(head->fd.get(), undo_->Mark());
   return Status::Ok();
+}
+
+Result<UndoLog::Dropped> Replica::SimulatePowerLoss() {
+  if (undo_ == nullptr) {
+    return Status(ErrorKind::kInvalidArgument,
+                  "simulate a power loss of " + Object() + ": not in power-loss test mode", EINVAL);
+  }
+  MarkFailed(Status(ErrorKind::kIoError, "power loss simulated (test mode)", EIO));
+  StopRebuild();
+  StopWorker();
+  auto dropped = undo_->PowerLoss();
+  if (!dropped.ok()) return dropped.status().WithContext(Object());
+  return dropped;
 }
 
 }  // namespace shorthorn::replicad

@@ -1,9 +1,10 @@
 // Replica: one open replica directory (replica.json + one sparse file per
 // layer) and its data path over the layer chain. Data ops (Read, Write,
 // Unmap, Flush) complete through a callback; control ops (Create, Open,
-// SetEpoch, SetGeneration, Close, Destroy, and the layer ops Snapshot,
-// DeleteSnapshot, Revert, Expand, ListLayers, StartVerify, StartRebuild,
-// LayerExtents, ReadLayer) are synchronous. A background worker thread per
+// SetEpoch, OpenSession, SetGeneration, Close, EndSession, Destroy, and the
+// layer ops Snapshot, DeleteSnapshot, Revert, Expand, ListLayers,
+// StartVerify, Checksum, StartRebuild, LayerExtents, ReadLayer) are
+// synchronous. A background worker thread per
 // replica merges deleted snapshots into their child and computes and
 // verifies layer checksums (doc/replica-format.md); a rebuild thread, while
 // a REBUILD runs, pulls a source's layers (rebuilder.h, replica_rebuild.cc).
@@ -35,12 +36,23 @@
 //  * While rebuilding, the head has no parent: unaligned writes and unmaps
 //    are refused (EINVAL), aligned unmaps write real zeros, SNAPSHOT is
 //    refused (EBUSY).
+//  * Unmap runs its syscalls on the replica's unmap thread (one per replica,
+//    started by the first unmap; unmaps run there one at a time, in the
+//    order they came): the caller's thread only checks the op and takes the
+//    range lock (waiting there only for an overlapping write or unmap, so
+//    one connection's writes and unmaps of a range apply in the order they
+//    arrived), and is free for other requests while zeros are written.
+//    Close waits for the queued unmaps like for any op in flight.
+//  * Power-loss test mode (ReplicaOptions::power_loss_test): every change
+//    the data path makes to a layer file is undo-logged (undo_log.h) until
+//    an fdatasync of that file (FLUSH, Close, snapshot, merge) makes it
+//    durable; SimulatePowerLoss drops what is not.
 //
 // Threads: data ops and accessors from any thread; `done` runs on an engine
-// thread or on the caller's thread. Control ops may come from any thread;
-// they serialize on an internal mutex (callers need not). Ops in flight hold
-// references to the replica and to the layers they touch, so files stay open
-// until they end.
+// thread, on the unmap thread (Unmap) or on the caller's thread. Control ops
+// may come from any thread; they serialize on an internal mutex (callers need
+// not). Ops in flight hold references to the replica and to the layers they
+// touch, so files stay open until they end.
 #pragma once
 
 #include <atomic>
@@ -65,6 +77,8 @@
 #include "replicad/range_lock.h"
 #include "replicad/rebuilder.h"
 #include "replicad/replica_meta.h"
+#include "replicad/serial_worker.h"
+#include "replicad/undo_log.h"
 
 namespace shorthorn::replicad {
 
@@ -94,12 +108,16 @@ struct ReplicaOptions {
   // ("commit": a replica.json replace, "create-layer", "rebuild-write",
   // "write": a data write into the head, "direct-write": the same when it
   // goes direct, where EINVAL makes it go buffered; "flush-layer": the
-  // fdatasync of a punched lower layer in FLUSH);
+  // fdatasync of a punched lower layer in FLUSH; "unmap": before an
+  // unmap's syscalls, on the unmap thread);
   // a nonzero errno (ENOSPC, ...) fails that step as if its syscall had.
   std::function<int(std::string_view point)> fail_io;
   // Largest piece the merge copies under one range lock.
   uint64_t merge_piece = 1 << 20;
   RebuildOptions rebuild;
+  // Test mode (replicad with SHORTHORN_TEST_POWER_LOSS=1): keep the undo log
+  // SimulatePowerLoss needs. Off, the data path pays one branch per change.
+  bool power_loss_test = false;
 };
 
 // What LIST_LAYERS reports (doc/protocol.md).
@@ -179,6 +197,22 @@ class Replica : public std::enable_shared_from_this<Replica> {
 
   // Persists `epoch` (> epoch()).
   Status SetEpoch(uint64_t epoch);
+  // OPEN_REPLICA by an engine at `epoch` (>= epoch(), else ESTALE): a newer
+  // epoch is recorded (one atomic replace of replica.json) and takes effect
+  // as in SetEpoch. Returns true when no data changed since the last clean
+  // close (`open` is false): a replica written in this process and not
+  // closed since, or left so by a crash, is not clean. OPENs that only run
+  // control ops (LIST_LAYERS of a detached volume) leave it clean.
+  Result<bool> OpenSession(uint64_t epoch);
+  // CLOSE_REPLICA, after a successful Close(): fdatasyncs the lower layers
+  // an unmap punched since the last flush, then records `open: false` (one
+  // atomic replace). EIO when the replica has failed, EINVAL when it is not
+  // closed. Daemon shutdown and crashes never get here: `open` stays true.
+  Status EndSession();
+  // Before the first WRITE or UNMAP after a clean close: records `open:
+  // true` (one atomic replace of replica.json), so that a crash from now on
+  // is seen by the next OPEN. Cheap afterwards (one atomic load).
+  Status MarkSessionDirty();
   uint64_t generation();
   bool rebuilding() const { return rebuilding_.load(); }
   // Persists `generation`; EINVAL when lower than the current one, OK
@@ -209,6 +243,13 @@ class Replica : public std::enable_shared_from_this<Replica> {
   Status Expand(uint64_t size);
   LayerList ListLayers();
   Status StartVerify();
+  // CHECKSUM: XXH3-64 (seed 0) of the replica's data as READ returns it,
+  // for each `chunk` of [offset, offset+length) (the last one may be
+  // short). Checks the request (doc/protocol.md limits: EINVAL, EBUSY while
+  // rebuilding) and, per chunk, the replica like a data op at `epoch`; each
+  // chunk is read under the range lock writes take. Blocking.
+  Result<std::vector<uint64_t>> Checksum(uint64_t epoch, uint64_t offset, uint64_t length,
+                                         uint64_t chunk);
   // Reads the content of snapshot `name` as it was taken (blocking): the
   // READ_SNAPSHOT_VIEW of backups. The chain's index is built once and kept
   // for the next read of the same snapshot (until a layer file is removed).
@@ -233,6 +274,15 @@ class Replica : public std::enable_shared_from_this<Replica> {
   // fdatasyncs the head. EIO when the replica has failed or the fdatasync
   // fails (which fails the replica).
   Status Close();
+
+  // Power-loss test mode only (EINVAL otherwise): what a power cut would
+  // leave on the disk now. Fails the replica for good (no data-path change
+  // reaches a file any more, every later op answers EIO), stops the worker
+  // and the rebuild as a crash would, waits for the changes in flight, then
+  // puts back, newest first, every range changed since its file's last
+  // fdatasync (old bytes, old holes) and fdatasyncs those files.
+  // replica.json is not touched. Blocking; the replica is useless after.
+  Result<UndoLog::Dropped> SimulatePowerLoss();
 
  private:
   // One open layer file. `slot` names it in the block index.
@@ -264,6 +314,7 @@ class Replica : public std::enable_shared_from_this<Replica> {
   std::string Object() const { return "replica " + replica_; }
   // Reads whole blocks [block, block+count) of the active chain (blocking).
   Status ReadChainBlocking(uint64_t block, uint64_t count, uint8_t* out);
+  // On the unmap thread, under the range lock of the blocks it changes.
   Status UnmapLocked(uint64_t offset, uint64_t length);
   // EINVAL for an unaligned write or unmap while rebuilding.
   Status Unaligned(std::string_view op, uint64_t offset, uint64_t length) const;
@@ -380,6 +431,7 @@ class Replica : public std::enable_shared_from_this<Replica> {
   // meta_.rebuilding, readable by the data path; changes only while data
   // ops are paused (so an op sees one value from admission to completion).
   std::atomic<bool> rebuilding_{false};
+  std::atomic<bool> session_dirty_{false};  // `open` is on disk (MarkSessionDirty)
   // Order: after meta_mu_ and work_mu_.
   mutable std::mutex rebuild_mu_;
   std::condition_variable rebuild_cv_;    // the task ended
@@ -387,6 +439,11 @@ class Replica : public std::enable_shared_from_this<Replica> {
   std::shared_ptr<Rebuilder> rebuilder_;  // the running task; guarded by rebuild_mu_
   bool rebuild_stopped_ = false;          // Close ran; guarded by rebuild_mu_
   std::thread rebuild_thread_;            // guarded by rebuild_mu_
+
+  // Test mode only (options_.power_loss_test), else null.
+  const std::unique_ptr<UndoLog> undo_;
+  // Runs UnmapLocked; its tasks hold references to the replica.
+  SerialWorker unmaps_;
 };
 
 }  // namespace shorthorn::replicad

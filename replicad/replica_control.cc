@@ -11,6 +11,9 @@
 //             rebuild the index for the new chain -> unlink old head
 //   expand:   grow the head file, fsync -> COMMIT -> grow the index
 //   delete:   COMMIT "removed": true -> (worker, coalescer.cc) merge
+//   open session:  COMMIT epoch + "open": true (one replace for both)
+//   end session:   (after Close's head fdatasync) fdatasync punched lower
+//                  layers -> COMMIT "open": false
 //
 // A crash before COMMIT leaves the old replica.json: the new file is an
 // unreferenced layer file, which Open deletes; a head file longer than
@@ -203,6 +206,77 @@ Result<std::shared_ptr<Replica>> Replica::Open(const std::string& dir, IoEngine*
   return r;
 }
 
+Result<bool> Replica::OpenSession(uint64_t epoch) {
+  const std::string op = "open " + Object();
+  std::lock_guard meta_lock(meta_mu_);
+  if (epoch < meta_.epoch) {
+    return Err(ErrorKind::kStale, ESTALE,
+               op + ": epoch " + std::to_string(epoch) + " is older than the replica's epoch " +
+                   std::to_string(meta_.epoch));
+  }
+  const bool clean = !meta_.open;
+  if (epoch != meta_.epoch) {
+    ReplicaMeta next = meta_;
+    next.epoch = epoch;
+    SH_RETURN_IF_ERROR(CommitLocked(std::move(next), "open"));
+  }
+  if (epoch != epoch_.load()) {
+    std::unique_lock lock(mu_);
+    epoch_.store(epoch);
+    // Ops admitted under the old epoch finish before the new owner hears back.
+    idle_.wait(lock, [this] { return in_flight_ == 0; });
+  }
+  return clean;
+}
+
+Status Replica::EndSession() {
+  const std::string op = "close " + Object();
+  std::lock_guard meta_lock(meta_mu_);
+  {
+    std::lock_guard lock(mu_);
+    if (failed_) return Err(ErrorKind::kIoError, EIO, op + ": the replica has failed");
+    if (!closed_) return Err(ErrorKind::kInvalidArgument, EINVAL, op + ": the replica is open");
+  }
+  // Close synced the head; a clean close also promises the punches an
+  // unmap made in lower layers since the last FLUSH.
+  std::vector<LayerPtr> lower;
+  {
+    std::lock_guard dirty(dirty_mu_);
+    lower.swap(dirty_lower_);
+  }
+  for (const auto& l : lower) {
+    std::string what = op + ": fdatasync " + l->file;
+    Status s = Fault("flush-layer", what);
+    if (s.ok() && ::fdatasync(l->fd.get()) != 0) s = ErrnoStatus(errno, what);
+    if (!s.ok()) {
+      MarkFailed(s);
+      return s;
+    }
+    if (undo_ != nullptr) undo_->Synced(l->fd.get(), undo_->Mark());  // power-loss test mode
+  }
+  if (!meta_.open) return Status::Ok();
+  ReplicaMeta next = meta_;
+  next.open = false;
+  SH_RETURN_IF_ERROR(CommitLocked(std::move(next), "close"));
+  session_dirty_.store(false);
+  return Status::Ok();
+}
+
+Status Replica::MarkSessionDirty() {
+  if (session_dirty_.load(std::memory_order_acquire)) return Status::Ok();
+  // Before any op is admitted (no in-flight count held): OpenSession holds
+  // meta_mu_ while it waits for the ops in flight to end.
+  std::lock_guard meta_lock(meta_mu_);
+  if (!meta_.open) {
+    ReplicaMeta next = meta_;
+    next.open = true;
+    Status s = CommitLocked(std::move(next), "first write");
+    if (!s.ok()) return s.WithContext("write " + Object() + ": record that its data changes");
+  }
+  session_dirty_.store(true, std::memory_order_release);
+  return Status::Ok();
+}
+
 Status Replica::Snapshot(const std::string& name, const std::string& created, bool user_created) {
   const std::string op = "snapshot " + Object();
   if (Status s = ValidateName("snapshot", name); !s.ok()) {
@@ -234,6 +308,8 @@ Status Replica::Snapshot(const std::string& name, const std::string& created, bo
     MarkFailed(s);
     return s;
   }
+  // Power-loss test mode (data ops are paused: no change is in flight).
+  if (undo_ != nullptr) undo_->Synced(old_head->fd.get(), undo_->Mark());
   ReplicaMeta next = meta_;
   uint64_t id = ApplySnapshot(next, name, created, user_created);
   const LayerMeta& fresh = *FindLayer(next, id);

@@ -4,6 +4,10 @@
 // serve wrong data. Format 1 files decode into a one-layer tree whose head
 // keeps its file name head.img; formats 1 and 2 get generation 0 and no
 // rebuilding flag; `upgraded` tells Open to rewrite them as format 3.
+// `open` is the one optional field: replicads before it never recorded a
+// close, so a file without it may come from a session that crashed; it
+// decodes as open (the engine then compares the replica before trusting
+// it), never as a guessed clean close.
 #include "replicad/replica_meta.h"
 
 #include <boost/json.hpp>
@@ -115,6 +119,7 @@ std::string EncodeReplicaMeta(const ReplicaMeta& meta) {
   o["epoch"] = meta.epoch;
   o["generation"] = meta.generation;
   o["rebuilding"] = meta.rebuilding;
+  o["open"] = meta.open;
   o["head"] = meta.head;
   o["next_layer_id"] = meta.next_layer_id;
   json::array layers;
@@ -163,6 +168,10 @@ Result<ReplicaMeta> DecodeReplicaMeta(std::string_view text, const std::string& 
     }
   } else {
     meta.upgraded = true;
+  }
+  meta.open = true;
+  if (o.contains("open") && !GetBool(o, "open", &meta.open)) {
+    return Corrupt(path, "bad 'open'");
   }
   if (format == 1) {
     LayerMeta head;

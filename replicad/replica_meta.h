@@ -16,7 +16,8 @@ namespace shorthorn::replicad {
 
 // Format 2 adds the layer tree, format 3 the generation and the rebuilding
 // flag. Formats 1 (one head file) and 2 are still read and upgraded by
-// Replica::Open (generation 0, not rebuilding).
+// Replica::Open (generation 0, not rebuilding). The `open` flag is an
+// optional field of format 3 (missing: open, see DecodeReplicaMeta).
 inline constexpr int kReplicaFormat = 3;
 inline constexpr std::string_view kMetaFileName = "replica.json";
 inline constexpr std::string_view kLegacyHeadFileName = "head.img";
@@ -52,6 +53,10 @@ struct ReplicaMeta {
   // A REBUILD has started and not finished: the head has no parent yet and
   // the replica must never be used as a source.
   bool rebuilding = false;
+  // An engine opened the replica (OPEN_REPLICA) and has not closed it
+  // (CLOSE_REPLICA) since: when set at the next OPEN, the previous session
+  // ended in a crash or a daemon shutdown and writes may have been in flight.
+  bool open = false;
   uint64_t head = 0;  // id of the head layer
   uint64_t next_layer_id = 1;
   std::vector<LayerMeta> layers;  // in id order
@@ -72,7 +77,9 @@ ReplicaMeta NewReplicaMeta(std::string volume, std::string replica, uint64_t siz
 
 std::string EncodeReplicaMeta(const ReplicaMeta& meta);
 // `path` names the file in error messages. Checks the format, the names, the
-// size and the layer tree (layer_chain.h ValidateChain).
+// size and the layer tree (layer_chain.h ValidateChain). A file without
+// `open` (written before the flag existed) decodes as open: nothing in it
+// says its last session ended with a close.
 Result<ReplicaMeta> DecodeReplicaMeta(std::string_view json, const std::string& path);
 
 }  // namespace shorthorn::replicad

@@ -9,8 +9,9 @@
 //   failed          |    rebuilding = true, snapshots dropped,        |
 //     ^             |    head.parent = none; reply {}                 |
 //     |             |  rebuild thread: Rebuilder::Run copies the      |
-//     |             |    chain into unreferenced layer-<id>.img       |
-//     |             |    files (ids from next_layer_id)               |
+//     |             |    source's whole layer tree (every branch)     |
+//     |             |    into unreferenced layer-<id>.img files       |
+//     |             |    (ids from next_layer_id)                     |
 //     |             v                                                 |
 //     +------ error, mismatch, cancel      COMMIT #2 (paused): copied layers
 //             (files removed; still         added, head.parent = snapshot,
@@ -18,7 +19,10 @@
 //
 // While rebuilding = true (on disk and in rebuilding_) the head takes the
 // engine's writes with no parent under it; replica.cc refuses what would
-// need the missing data (unaligned edges) and writes zeros for unmaps. A
+// need the missing data (unaligned edges) and writes zeros for unmaps. The
+// head goes on the copied `snapshot`; the other copied layers (branches a
+// revert left, removed snapshots kept for their several children) are
+// linked as they were on the source, so the tree equals the source's. A
 // crash anywhere before COMMIT #2 leaves replica.json with the flag set and
 // the copied files unreferenced: Open deletes them and the engine sends
 // REBUILD again. COMMIT #2 is the single commit point of the link; until it
@@ -205,9 +209,12 @@ void Replica::RunRebuild(std::shared_ptr<Rebuilder> rebuilder, std::string snaps
 Status Replica::LinkRebuilt(const std::string& snapshot, const std::vector<LayerMeta>& copied) {
   const std::string op = "rebuild " + Object() + ": link";
   std::lock_guard meta_lock(meta_mu_);
-  if (!meta_.rebuilding || copied.empty() || copied.back().name != snapshot) {
+  auto under = std::find_if(copied.begin(), copied.end(),
+                            [&](const LayerMeta& l) { return l.name == snapshot; });
+  if (!meta_.rebuilding || under == copied.end()) {
     return Status(ErrorKind::kFailed, op + ": nothing to link", EIO);
   }
+  const uint64_t under_id = under->id;
   std::map<uint64_t, LayerPtr> fresh;
   for (const auto& l : copied) {
     auto layer = OpenLayer(l, /*head=*/false);
@@ -219,7 +226,7 @@ Status Replica::LinkRebuilt(const std::string& snapshot, const std::vector<Layer
     next.layers.push_back(l);
     next.next_layer_id = std::max(next.next_layer_id, l.id + 1);
   }
-  FindLayer(next, next.head)->parent = copied.back().id;
+  FindLayer(next, next.head)->parent = under_id;
   next.rebuilding = false;
   if (Status s = ValidateChain(next); !s.ok()) return s.WithContext(op);
 

@@ -99,7 +99,8 @@ Status ReplicaStore::CheckKnownLocked(const std::string& op, const std::string& 
 }
 
 Result<std::shared_ptr<Replica>> ReplicaStore::Open(const std::string& volume,
-                                                    const std::string& replica, uint64_t epoch) {
+                                                    const std::string& replica, uint64_t epoch,
+                                                    bool* clean) {
   const std::string op = "open";
   std::lock_guard lock(mu_);
   std::shared_ptr<Replica> r;
@@ -114,12 +115,17 @@ Result<std::shared_ptr<Replica>> ReplicaStore::Open(const std::string& volume,
     opened_now = true;
   }
   if (epoch < r->epoch()) return Stale(op, replica, epoch, r->epoch());
-  if (epoch > r->epoch()) {
-    uint64_t old = r->epoch();
-    SH_RETURN_IF_ERROR(r->SetEpoch(epoch));
+  uint64_t old = r->epoch();
+  auto session = r->OpenSession(epoch);
+  if (!session.ok()) return session.status();
+  if (epoch > old) {
     LogInfo("replica " + replica + ": epoch " + std::to_string(old) + " -> " +
             std::to_string(epoch));
   }
+  if (opened_now && !*session) {
+    LogWarning("replica " + replica + ": its last session ended without a close");
+  }
+  if (clean != nullptr) *clean = *session;
   if (opened_now) {
     open_[replica] = r;
     LogInfo("opened replica " + replica + " of volume " + volume + " at epoch " +
@@ -154,6 +160,7 @@ Status ReplicaStore::Close(const std::string& volume, const std::string& replica
   if (epoch < r->epoch()) return Stale(op, replica, epoch, r->epoch());
   open_.erase(replica);
   Status s = r->Close();
+  if (s.ok()) s = r->EndSession();
   if (r->failed()) failed_.insert(replica);
   if (s.ok()) LogInfo("closed replica " + replica + " of volume " + volume);
   return s;
@@ -195,6 +202,20 @@ void ReplicaStore::CloseAll() {
     if (r->failed()) failed_.insert(name);
   }
   open_.clear();
+}
+
+void ReplicaStore::SimulatePowerLoss() {
+  std::lock_guard lock(mu_);
+  for (auto& [name, r] : open_) {
+    auto dropped = r->SimulatePowerLoss();
+    if (!dropped.ok()) {
+      LogError("power loss simulation failed: " + dropped.status().message());
+      continue;
+    }
+    LogWarning("power loss simulated: replica " + name + ": dropped " +
+               std::to_string(dropped->changes) + " changes (" + std::to_string(dropped->bytes) +
+               " bytes)");
+  }
 }
 
 }  // namespace shorthorn::replicad

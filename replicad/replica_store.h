@@ -40,17 +40,27 @@ class ReplicaStore {
   Status Create(const std::string& volume, const std::string& replica, uint64_t size,
                 bool rebuilding = false);
   // Opens (if not open) at `epoch`: ENOENT unknown, EINVAL other volume,
-  // ESTALE older than the stored epoch; a newer epoch is persisted first.
+  // ESTALE older than the stored epoch; a newer epoch and the `open` flag
+  // are persisted first (Replica::OpenSession). `clean`, when given, is set
+  // to whether the replica's last session ended with a CLOSE (false for a
+  // replica already open here).
   Result<std::shared_ptr<Replica>> Open(const std::string& volume, const std::string& replica,
-                                        uint64_t epoch);
+                                        uint64_t epoch, bool* clean = nullptr);
   // The open replica (for HELLO): ENOENT "replica X is not open".
   Result<std::shared_ptr<Replica>> Find(const std::string& volume, const std::string& replica);
-  // fdatasync and close; a replica that is not open but exists is OK.
+  // fdatasync and close, and record the clean close (Replica::EndSession);
+  // a replica that is not open but exists is OK.
   Status Close(const std::string& volume, const std::string& replica, uint64_t epoch);
   // Closes if open and removes the directory. ENOENT when unknown.
   Status Delete(const std::string& volume, const std::string& replica);
   // Closes every open replica (shutdown), logging failures.
   void CloseAll();
+  // Power-loss test mode (ReplicaOptions::power_loss_test): runs
+  // Replica::SimulatePowerLoss on every open replica under the store's lock
+  // (no control call interleaves) and logs "power loss simulated: replica
+  // <name>: dropped <n> changes (<b> bytes)" for each. The replicas are
+  // failed afterwards: the caller is expected to exit at once.
+  void SimulatePowerLoss();
 
   const std::string& data_dir() const { return data_dir_; }
 

@@ -27,11 +27,14 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <random>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -165,18 +168,43 @@ int Inspect(const std::string& dir) {
   options.crash_at = [](std::string_view) { return true; };  // the worker does nothing
   auto r = Replica::Open(dir, &engine, options);
   if (!r.ok()) return Fail(r.status().message());
-  std::vector<uint8_t> buf((*r)->size());
+  // Hashed in pieces (XXH3 streamed equals XXH3 of the whole): volumes of
+  // many GiB need no buffer of their size.
+  const uint64_t size = (*r)->size();
+  std::vector<uint8_t> buf(std::min<uint64_t>(size, 64 << 20));
+  auto hash = [&](const std::function<Status(uint64_t, std::span<uint8_t>)>& read,
+                  uint64_t* out) -> Status {
+    XXH3_state_t* state = XXH3_createState();
+    XXH3_64bits_reset(state);
+    Status st;
+    for (uint64_t off = 0; off < size && st.ok(); off += buf.size()) {
+      std::span<uint8_t> piece(buf.data(), std::min<uint64_t>(buf.size(), size - off));
+      st = read(off, piece);
+      if (st.ok()) XXH3_64bits_update(state, piece.data(), piece.size());
+    }
+    *out = XXH3_64bits_digest(state);
+    XXH3_freeState(state);
+    return st;
+  };
   LayerList list = (*r)->ListLayers();
+  uint64_t h = 0;
   for (const auto& s : list.snapshots) {
-    if (Status st = (*r)->ReadSnapshot(s.name, 0, buf); !st.ok()) return Fail(st.message());
-    std::printf("%s %016llx\n", s.name.c_str(),
-                static_cast<unsigned long long>(XXH3_64bits(buf.data(), buf.size())));
+    Status st =
+        hash([&](uint64_t off,
+                 std::span<uint8_t> piece) { return (*r)->ReadSnapshot(s.name, off, piece); },
+             &h);
+    if (!st.ok()) return Fail(st.message());
+    std::printf("%s %016llx\n", s.name.c_str(), static_cast<unsigned long long>(h));
   }
-  std::promise<Status> p;
-  (*r)->Read((*r)->epoch(), 0, buf, [&p](Status s) { p.set_value(std::move(s)); });
-  if (Status st = p.get_future().get(); !st.ok()) return Fail(st.message());
-  std::printf("(live) %016llx\n",
-              static_cast<unsigned long long>(XXH3_64bits(buf.data(), buf.size())));
+  Status st = hash(
+      [&](uint64_t off, std::span<uint8_t> piece) {
+        std::promise<Status> p;
+        (*r)->Read((*r)->epoch(), off, piece, [&p](Status s) { p.set_value(std::move(s)); });
+        return p.get_future().get();
+      },
+      &h);
+  if (!st.ok()) return Fail(st.message());
+  std::printf("(live) %016llx\n", static_cast<unsigned long long>(h));
   size_t files = 0;
   if (DIR* d = ::opendir(dir.c_str())) {
     while (dirent* e = ::readdir(d)) files += IsLayerFileName(e->d_name) ? 1 : 0;

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <ctime>
 #include <string>
 #include <utility>
@@ -183,7 +184,8 @@ Status RequestHandler::HandleControl(ConnectionState* state, const Frame& frame,
       break;
     case wire::Op::kOpenReplica:
       if (fields("open", true, false)) {
-        auto r = store_->Open(volume, replica, epoch);
+        bool clean = false;
+        auto r = store_->Open(volume, replica, epoch, &clean);
         if (!r.ok()) {
           ReplyControl(reply, h, r.status());
         } else {
@@ -191,7 +193,8 @@ Status RequestHandler::HandleControl(ConnectionState* state, const Frame& frame,
                     {{"size", (*r)->size()},
                      {"epoch", (*r)->epoch()},
                      {"generation", (*r)->generation()},
-                     {"rebuilding", (*r)->rebuilding()}});
+                     {"rebuilding", (*r)->rebuilding()},
+                     {"clean", clean}});
         }
       }
       break;
@@ -299,6 +302,35 @@ void RequestHandler::HandleLayerOp(ConnectionState* state, const wire::Header& h
       json::value next = nullptr;
       if (page->next) next = *page->next;
       return ReplyJson(reply, h, {{"extents", std::move(extents)}, {"next", next}});
+    }
+    case wire::Op::kChecksum: {
+      uint64_t offset = 0, length = 0, chunk = 0;
+      // Field errors name the replica too (a scrub asks many).
+      auto field = [&](const char* key, uint64_t* out) {
+        if (s.ok() && !GetUint(op, o, key, out).ok()) {
+          s = Status(ErrorKind::kInvalidArgument,
+                     op + " replica " + replica->name() + ": field '" + key +
+                         "' is missing or not an unsigned integer",
+                     EINVAL);
+        }
+      };
+      field("offset", &offset);
+      field("length", &length);
+      field("chunk", &chunk);
+      if (!s.ok()) break;
+      auto sums = replica->Checksum(h.epoch, offset, length, chunk);
+      if (!sums.ok()) {
+        s = sums.status();
+        break;
+      }
+      json::array hashes;
+      hashes.reserve(sums->size());
+      for (uint64_t x : *sums) {
+        char hex[17];
+        std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(x));
+        hashes.emplace_back(hex);
+      }
+      return ReplyJson(reply, h, {{"chunk", chunk}, {"hashes", std::move(hashes)}});
     }
     default:
       break;

@@ -112,6 +112,18 @@ std::vector<CommandSpec> MakeCommands() {
        "(naming each damaged layer) otherwise.",
        VolumeVerify},
       {"volume",
+       "scrub",
+       {"NAME"},
+       {kWaitJob},
+       "compare the replicas of an attached volume (a job)",
+       "Starts a job that compares the data of the RW replicas of attached volume\n"
+       "NAME, a checksum of every MiB on each (at most fused.conf scrub-bandwidth),\n"
+       "and prints the job's object path. A replica that differs is marked ERR and\n"
+       "the differing ranges are copied back to it. With --wait, waits for it: exit\n"
+       "status 0 when the replicas are identical, 1 with the job's message (naming\n"
+       "each replica that differed) otherwise.",
+       VolumeScrub},
+      {"volume",
        "restore",
        {"NAME", "BACKUP-URL"},
        {{"replica", 'r', ValueType::kString, "HOST:PORT",

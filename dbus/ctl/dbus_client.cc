@@ -270,6 +270,21 @@ Result<std::string> DbusStorageClient::Verify(const std::string& name) {
   return std::string(job);
 }
 
+Result<std::string> DbusStorageClient::Scrub(const std::string& name) {
+  Result<std::string> path = VolumePath("scrub", name);
+  if (!path.ok()) return path.status();
+  sdbus::ObjectPath job;
+  SH_RETURN_IF_ERROR(Guard("scrub volume " + name, [&] {
+    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
+    proxy->callMethod("Scrub")
+        .onInterface(kVolumeInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(Properties{})
+        .storeResultsTo(job);
+  }));
+  return std::string(job);
+}
+
 Status DbusStorageClient::SetReplicaCount(const std::string& name, uint32_t count) {
   Result<std::string> path = VolumePath("set the replica count of", name);
   if (!path.ok()) return path.status();

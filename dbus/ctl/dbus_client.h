@@ -29,6 +29,7 @@ class DbusStorageClient : public StorageClient {
   Status Detach(const std::string& name) override;
   Status Expand(const std::string& name, uint64_t size) override;
   Result<std::string> Verify(const std::string& name) override;
+  Result<std::string> Scrub(const std::string& name) override;
   Status SetReplicaCount(const std::string& name, uint32_t count) override;
   Status CreateSnapshot(const std::string& volume, const std::string& snapshot) override;
   Result<std::string> DeleteSnapshot(const std::string& volume,

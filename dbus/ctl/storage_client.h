@@ -101,6 +101,8 @@ class StorageClient {
   virtual Status Expand(const std::string& name, uint64_t size) = 0;
   // Starts a verify; returns the job's object path.
   virtual Result<std::string> Verify(const std::string& name) = 0;
+  // Volume.Scrub: the job's object path.
+  virtual Result<std::string> Scrub(const std::string& name) = 0;
   virtual Status SetReplicaCount(const std::string& name, uint32_t count) = 0;
 
   virtual Status CreateSnapshot(const std::string& volume, const std::string& snapshot) = 0;

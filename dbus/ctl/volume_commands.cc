@@ -98,4 +98,12 @@ Status VolumeVerify(const Invocation& invocation, StorageClient& client, Output&
                    "Verified volume " + name + ": every snapshot layer matches its checksum.\n");
 }
 
+Status VolumeScrub(const Invocation& invocation, StorageClient& client, Output& output) {
+  const std::string& name = invocation.arguments.at(0);
+  Result<std::string> job = client.Scrub(name);
+  if (!job.ok()) return job.status();
+  return FollowJob(invocation, client, output, *job, boost::json::object{{"volume", name}},
+                   "Scrubbed volume " + name + ": its replicas hold the same data.\n");
+}
+
 }  // namespace shorthorn::ctl

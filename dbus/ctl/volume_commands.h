@@ -21,5 +21,6 @@ Status VolumeDelete(const Invocation& invocation, StorageClient& client, Output&
 Status VolumeExpand(const Invocation& invocation, StorageClient& client, Output& output);
 // Starts a verify job; --wait waits for it (FollowJob).
 Status VolumeVerify(const Invocation& invocation, StorageClient& client, Output& output);
+Status VolumeScrub(const Invocation& invocation, StorageClient& client, Output& output);
 
 }  // namespace shorthorn::ctl

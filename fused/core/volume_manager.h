@@ -143,6 +143,10 @@ class VolumeManager {
   // Recomputes every immutable layer's checksum; returns the job id. The
   // job fails naming every layer whose data no longer matches.
   virtual Result<uint64_t> Verify(const std::string& volume, const Options& options) = 0;
+  // Starts a job comparing the RW replicas of an attached volume (checksums
+  // of every range); a replica that differs is marked ERR and its differing
+  // ranges are copied back by a catch-up. The job fails naming it.
+  virtual Result<uint64_t> Scrub(const std::string& volume, const Options& options) = 0;
 
   // Replication (DESIGN §5). 1..5; growing starts rebuilds, shrinking drops
   // the least useful replicas (ERR, then WO, then remote RW) and deletes

@@ -164,6 +164,7 @@ void VolumeObject::RegisterMethods() {
   add("Revert", "sa{sv}", {"name", "options"}, "", {}, &VolumeObject::HandleRevert);
   add("Expand", "ta{sv}", {"size", "options"}, "", {}, &VolumeObject::HandleExpand);
   add("Verify", "a{sv}", {"options"}, "o", {"job"}, &VolumeObject::HandleVerify);
+  add("Scrub", "a{sv}", {"options"}, "o", {"job"}, &VolumeObject::HandleScrub);
   add("Backup", "sa{sv}", {"snapshot", "options"}, "o", {"job"}, &VolumeObject::HandleBackup);
   add("SetReplicaCount", "ua{sv}", {"count", "options"}, "", {},
       &VolumeObject::HandleSetReplicaCount);
@@ -254,6 +255,14 @@ void VolumeObject::HandleVerify(sdbus::MethodCall call) {
   Authorize("Verify", call);
   Options options = ReadOptions("Verify", call);
   Result<uint64_t> job = manager_.Verify(info_.name, options);
+  ThrowIfError(job.status());
+  ReplyWithJob(call, *job);
+}
+
+void VolumeObject::HandleScrub(sdbus::MethodCall call) {
+  Authorize("Scrub", call);
+  Options options = ReadOptions("Scrub", call);
+  Result<uint64_t> job = manager_.Scrub(info_.name, options);
   ThrowIfError(job.status());
   ReplyWithJob(call, *job);
 }

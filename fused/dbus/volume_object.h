@@ -62,6 +62,7 @@ class VolumeObject {
   void HandleRevert(sdbus::MethodCall call);
   void HandleExpand(sdbus::MethodCall call);
   void HandleVerify(sdbus::MethodCall call);
+  void HandleScrub(sdbus::MethodCall call);
   void HandleBackup(sdbus::MethodCall call);
   void HandleSetReplicaCount(sdbus::MethodCall call);
   // Throws NotAuthorized unless the caller of `call` may change things.

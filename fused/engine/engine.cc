@@ -175,6 +175,12 @@ Status Engine::SetMode(const std::string& name, ReplicaMode mode) {
     if (!slot) {
       return Status(ErrorKind::kNotFound, "volume " + volume_ + ": no replica " + name);
     }
+    // A replica that failed (it may have missed writes) never turns RW
+    // directly: it comes back WO and catches up first.
+    if (mode == ReplicaMode::kRW && slot->replica.mode == ReplicaMode::kERR) {
+      return Status(ErrorKind::kFailed, "volume " + volume_ + ": replica " + name +
+                                            " failed meanwhile; it cannot become RW");
+    }
     slot->replica.mode = mode;
     if (mode != ReplicaMode::kERR) {
       slot->missed.Clear();
@@ -223,8 +229,15 @@ std::shared_ptr<Backend> Engine::RemoveReplica(const std::string& name) {
   return out;
 }
 
-void Engine::FailReplica(const std::string& name, const Status& why) {
-  if (SlotPtr slot = Find(name)) MarkFailed(slot, why);
+void Engine::FailReplica(const std::string& name, const Status& why,
+                         const std::vector<std::pair<uint64_t, uint64_t>>& also_missed) {
+  SlotPtr slot = Find(name);
+  if (!slot) return;
+  MarkFailed(slot, why);
+  std::lock_guard lock(mutex_);
+  if (slot->missed_valid) {
+    for (const auto& [a, b] : also_missed) slot->missed.Add(a, b);
+  }
 }
 
 void Engine::MarkFailed(const SlotPtr& slot, const Status& why, uint64_t start, uint64_t end) {
@@ -327,6 +340,12 @@ bool Engine::TryEnter() {
   return true;
 }
 
+void Engine::EnterBlocking() {
+  std::unique_lock lock(gate_mutex_);
+  gate_cv_.wait(lock, [this] { return !paused_; });
+  in_flight_++;
+}
+
 void Engine::Leave() {
   std::lock_guard lock(gate_mutex_);
   if (--in_flight_ == 0 && paused_) gate_cv_.notify_all();
@@ -370,6 +389,7 @@ void Engine::Resume() {
     paused_ = false;
     retry.swap(deferred_);
   }
+  gate_cv_.notify_all();  // background copies waiting in EnterBlocking
   for (auto& r : retry) r();
 }
 
@@ -644,12 +664,24 @@ void Engine::ReadFrom(std::vector<SlotPtr> tried, uint64_t offset, uint32_t leng
 // ---------------------------------------------------------------- catch-up
 
 Status Engine::Copy(const std::string& to, uint64_t offset, uint64_t length) {
-  SlotPtr target = Find(to);
-  if (!target) return Status(ErrorKind::kNotFound, "volume " + volume_ + ": no replica " + to);
+  return WithRangeHeld(offset, length, [&] { return CopyHeld(to, offset, length); });
+}
+
+Status Engine::WithRangeHeld(uint64_t offset, uint64_t length, const std::function<Status()>& fn) {
+  EnterBlocking();
   std::promise<uint64_t> granted;
   ranges_.Acquire(AlignDown(offset), AlignUp(offset + length),
                   [&granted](uint64_t token) { granted.set_value(token); });
   uint64_t token = granted.get_future().get();
+  Status s = fn();
+  ranges_.Release(token);
+  Leave();
+  return s;
+}
+
+Status Engine::CopyHeld(const std::string& to, uint64_t offset, uint64_t length) {
+  SlotPtr target = Find(to);
+  if (!target) return Status(ErrorKind::kNotFound, "volume " + volume_ + ": no replica " + to);
   // first: the status; second: true when the target's write failed.
   std::promise<std::pair<Status, bool>> copied;
   ReadFrom({}, offset, static_cast<uint32_t>(length),
@@ -668,7 +700,6 @@ Status Engine::Copy(const std::string& to, uint64_t offset, uint64_t length) {
              });
            });
   auto [s, target_failed] = copied.get_future().get();
-  ranges_.Release(token);
   if (target_failed) MarkFailed(target, s);
   return s.ok() ? s : s.WithContext("copy to replica " + to);
 }

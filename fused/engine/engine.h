@@ -94,10 +94,14 @@ class Engine : public Backend {
   // The size after an expand; call while paused.
   void SetSize(uint64_t size) { size_ = size; }
 
-  // Marks a replica ERR (a control operation failed on it).
-  void FailReplica(const std::string& name, const Status& why);
+  // Marks a replica ERR (a control operation failed on it). `also_missed`:
+  // ranges it must be given again by a catch-up besides what it had not
+  // flushed (a scrub found them different).
+  void FailReplica(const std::string& name, const Status& why,
+                   const std::vector<std::pair<uint64_t, uint64_t>>& also_missed = {});
   // Adds a replica (normally WO: it receives writes from now on).
   void AddReplica(EngineReplica replica);
+  // An ERR replica cannot be made RW (kFailed): it failed meanwhile.
   Status SetMode(const std::string& name, ReplicaMode mode);
   // Gives an ERR replica a new backend (it is reachable again) in WO mode,
   // keeping the record of what it missed, for a catch-up.
@@ -117,8 +121,17 @@ class Engine : public Backend {
   // Forgets every ERR replica's record (after a snapshot or revert).
   void InvalidateDirty();
   // Copies [offset, offset+length) from an RW replica to replica `to`
-  // under the range lock (catch-up). Blocking.
+  // under the range lock (catch-up). Counts as I/O in flight: it waits while
+  // the engine is paused, and Pause waits for it. Blocking.
   Status Copy(const std::string& to, uint64_t offset, uint64_t length);
+  // Runs `fn` inside the gate (waiting while paused) and holding the range
+  // lock over [offset, offset+length): no write or unmap of the range is in
+  // flight on any replica meanwhile, so every replica that acknowledged the
+  // writes before holds the same data there (scrub, resync). Blocking; `fn`
+  // may call CopyHeld for ranges inside [offset, offset+length).
+  Status WithRangeHeld(uint64_t offset, uint64_t length, const std::function<Status()>& fn);
+  // Copy for a caller inside WithRangeHeld over the range.
+  Status CopyHeld(const std::string& to, uint64_t offset, uint64_t length);
 
   std::vector<ReplicaState> Replicas() const;
   size_t Count(ReplicaMode mode) const;
@@ -129,6 +142,8 @@ class Engine : public Backend {
   using SlotPtr = std::shared_ptr<Slot>;
 
   bool TryEnter();
+  // Waits while paused, then enters (background copies, not the data path).
+  void EnterBlocking();
   void Leave();
   void Defer(std::function<void()> retry);
   DoneCallback Tracked(DoneCallback done);

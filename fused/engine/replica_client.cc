@@ -17,6 +17,8 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <charconv>
 #include <future>
 
 #include "common/log.h"
@@ -104,6 +106,49 @@ Result<boost::json::object> ReplicaClient::Call(const ReplicaTarget& target, uin
   return reply;
 }
 
+Result<std::vector<uint64_t>> ReplicaClient::Checksum(const ReplicaTarget& target, uint64_t epoch,
+                                                      uint64_t offset, uint64_t length,
+                                                      uint64_t chunk,
+                                                      const ClientOptions& options) {
+  std::string what = "CHECKSUM on replica " + target.replica + " (" + target.address + ")";
+  if (chunk == 0 || length == 0) {
+    return Status(ErrorKind::kInvalidArgument,
+                  what + ": length " + std::to_string(length) + " and chunk " +
+                      std::to_string(chunk) + " must be positive",
+                  EINVAL);
+  }
+  auto reply = Call(target, epoch, wire::Op::kChecksum,
+                    {{"offset", offset}, {"length", length}, {"chunk", chunk}}, options);
+  if (!reply.ok()) return reply.status();
+  auto bad = [&](const std::string& reason) {
+    return Status(ErrorKind::kProtocol, what + ": bad reply: " + reason, EPROTO);
+  };
+  const uint64_t expected = length / chunk + (length % chunk != 0 ? 1 : 0);
+  const boost::json::value* hashes = reply->if_contains("hashes");
+  if (hashes == nullptr || !hashes->is_array()) return bad("no 'hashes' array");
+  if (hashes->as_array().size() != expected) {
+    return bad(std::to_string(hashes->as_array().size()) + " hashes, expected " +
+               std::to_string(expected));
+  }
+  std::vector<uint64_t> out;
+  out.reserve(expected);
+  for (const auto& v : hashes->as_array()) {
+    const boost::json::string* hex = v.if_string();
+    bool ok = hex != nullptr && hex->size() == 16 &&
+              std::all_of(hex->begin(), hex->end(),
+                          [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+    uint64_t x = 0;
+    if (ok) {
+      ok = std::from_chars(hex->data(), hex->data() + hex->size(), x, 16).ec == std::errc();
+    }
+    if (!ok) {
+      return bad("hash " + std::to_string(out.size()) + " is not 16 lowercase hex digits");
+    }
+    out.push_back(x);
+  }
+  return out;
+}
+
 Result<std::unique_ptr<ReplicaClient>> ReplicaClient::Open(const ReplicaTarget& target,
                                                            uint64_t epoch, int connections,
                                                            const ClientOptions& options) {
@@ -137,6 +182,9 @@ Result<std::unique_ptr<ReplicaClient>> ReplicaClient::Open(const ReplicaTarget& 
   }
   if (auto* r = opened->if_contains("rebuilding"); r != nullptr && r->is_bool()) {
     client->rebuilding_ = r->as_bool();
+  }
+  if (auto* c = opened->if_contains("clean"); c != nullptr && c->is_bool()) {
+    client->clean_ = c->as_bool();
   }
   for (auto& fd : fds) {
     auto conn = std::make_unique<Connection>();

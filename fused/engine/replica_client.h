@@ -75,6 +75,14 @@ class ReplicaClient : public Backend {
   static Result<boost::json::object> Call(const ReplicaTarget& target, uint64_t epoch, wire::Op op,
                                           const boost::json::object& body,
                                           const ClientOptions& options);
+  // CHECKSUM through Call: the XXH3-64 of each `chunk` of [offset,
+  // offset+length) of the replica's live data (the last may be short), one
+  // per chunk in order. The replicad checks the limits (doc/protocol.md);
+  // a reply with the wrong count of hashes or a hash that is not 16
+  // lowercase hex digits is a kProtocol error.
+  static Result<std::vector<uint64_t>> Checksum(const ReplicaTarget& target, uint64_t epoch,
+                                                uint64_t offset, uint64_t length, uint64_t chunk,
+                                                const ClientOptions& options);
 
   ~ReplicaClient() override;
 
@@ -95,6 +103,9 @@ class ReplicaClient : public Backend {
   // whether it is (half) rebuilt, which makes it unfit as a source.
   uint64_t generation() const { return generation_; }
   bool rebuilding() const { return rebuilding_; }
+  // Whether the replica's previous session ended with a CLOSE_REPLICA
+  // (false when the replicad did not say: an older one).
+  bool clean() const { return clean_; }
   bool failed() const { return failed_.load(); }
   // Requests sent and not yet answered.
   size_t Outstanding() const override { return outstanding_.load(); }
@@ -130,6 +141,7 @@ class ReplicaClient : public Backend {
   const ClientOptions options_;
   uint64_t generation_ = 0;
   bool rebuilding_ = false;
+  bool clean_ = false;
 
   std::vector<std::unique_ptr<Connection>> connections_;
   std::atomic<uint64_t> next_id_{1};

@@ -30,6 +30,7 @@
 
 #include "common/log.h"
 #include "config/daemon_config.h"
+#include "fused/core/replica_rules.h"
 #include "fused/engine/net_util.h"
 #include "fused/service/volume_service.h"
 
@@ -66,84 +67,63 @@ bool Throttle(JobHandle& job, uint64_t rate, uint64_t bytes,
 }  // namespace
 
 Result<std::vector<EngineReplica>> VolumeService::OpenForAttach(const VolumeRecord& record,
-                                                                bool salvage, AttachContext& ctx) {
-  struct Candidate {
-    ReplicaRecord record;
-    std::unique_ptr<ReplicaClient> client;
-    Status status;
-  };
-  std::vector<Candidate> candidates;
+                                                                bool salvage, AttachContext& ctx,
+                                                                std::string* authority) {
+  std::vector<AttachCandidate> candidates;
+  std::map<std::string, std::unique_ptr<ReplicaClient>> clients;
   for (const auto& r : record.replicas) {
-    Candidate c{r, nullptr, Status::Ok()};
+    AttachCandidate c;
+    c.name = r.name;
+    c.address = r.address;
+    c.local = IsLocalAddress(r.address);
     auto client = ReplicaClient::Open(Target(record, r), record.epoch,
                                       settings_.connections_per_replica, settings_.client);
     if (client.ok()) {
-      c.client = std::move(*client);
+      c.reachable = true;
+      c.generation = (*client)->generation();
+      c.rebuilding = (*client)->rebuilding();
+      c.clean = (*client)->clean();
+      clients[r.name] = std::move(*client);
     } else {
-      c.status = client.status();
+      c.error = client.status().message();
     }
     candidates.push_back(std::move(c));
   }
-  const uint64_t expected = generations_.Get(record.name);
-  uint64_t best = 0;
-  bool any = false;
-  for (const auto& c : candidates) {
-    if (c.client && !c.client->rebuilding() && c.client->generation() >= expected) {
-      best = std::max(best, c.client->generation());
-      any = true;
-    }
+  auto expected = generations_.Get(record.name);
+  if (!expected.ok()) return expected.status();
+  auto plan = PlanAttach(*expected, salvage, candidates);
+  if (!plan.ok()) return plan.status();
+  if (!plan->salvaged.empty()) {
+    LogWarning("volume " + record.name + ": salvage: using replica " + plan->salvaged +
+               " (generation " + std::to_string(plan->generation) + ")");
   }
-  if (!any) {
-    std::string list;
-    const Candidate* pick = nullptr;
-    for (const auto& c : candidates) {
-      list += "; replica " + c.record.name + " on " + c.record.address + ": ";
-      if (!c.client) {
-        list += c.status.message();
-      } else {
-        list += "generation " + std::to_string(c.client->generation()) +
-                (c.client->rebuilding() ? " (half rebuilt)" : "");
-        if (!c.client->rebuilding() &&
-            (pick == nullptr || c.client->generation() > pick->client->generation())) {
-          pick = &c;
-        }
-      }
-    }
-    if (!salvage || pick == nullptr) {
-      return Status(
-          ErrorKind::kFailed,
-          "no replica is provably up to date (generation " + std::to_string(expected) +
-              " expected)" + list +
-              (pick ? "; attach with salvage=true to use replica " + pick->record.name : ""));
-    }
-    LogWarning("volume " + record.name + ": salvage: using replica " + pick->record.name +
-               " (generation " + std::to_string(pick->client->generation()) + ")" + list);
-    best = pick->client->generation();
+  for (const auto& [name, why] : plan->left_out) {
+    LogWarning("attach volume " + record.name + ": replica " + name + " left out: " + why);
+    if (auto it = clients.find(name); it != clients.end()) (void)it->second->Close();
+  }
+  *authority = plan->authority;
+  if (!plan->authority.empty()) {
+    LogWarning("attach volume " + record.name +
+               ": its replicas did not all end their last session cleanly (fused or a host "
+               "stopped without a detach); replica " +
+               plan->authority +
+               " serves reads while the others are compared with it and resynchronized");
   }
   std::vector<EngineReplica> out;
-  for (auto& c : candidates) {
-    if (!c.client) {
-      LogWarning("attach volume " + record.name + ": replica " + c.record.name +
-                 " left out: " + c.status.message());
+  for (const auto& r : record.replicas) {
+    if (std::find(plan->current.begin(), plan->current.end(), r.name) == plan->current.end()) {
       continue;
     }
-    if (c.client->rebuilding() || c.client->generation() != best) {
-      LogWarning("attach volume " + record.name + ": replica " + c.record.name +
-                 " left out: generation " + std::to_string(c.client->generation()) +
-                 (c.client->rebuilding() ? " (half rebuilt)" : "") + ", current is " +
-                 std::to_string(best));
-      (void)c.client->Close();
-      continue;
-    }
-    ctx.targets[c.record.name] = Target(record, c.record);
-    out.push_back(
-        {c.record.name, std::move(c.client), ReplicaMode::kRW, IsLocalAddress(c.record.address)});
+    ctx.targets[r.name] = Target(record, r);
+    ReplicaMode mode =
+        plan->authority.empty() || plan->authority == r.name ? ReplicaMode::kRW : ReplicaMode::kWO;
+    out.push_back({r.name, std::move(clients[r.name]), mode, IsLocalAddress(r.address)});
   }
   return out;
 }
 
-Status VolumeService::SetGeneration(AttachContext& ctx, const std::vector<std::string>& replicas,
-                                    uint64_t generation) {
+Status VolumeService::ApplyGeneration(AttachContext& ctx, const std::vector<std::string>& replicas,
+                                      uint64_t generation) {
   Status first;
   size_t done = 0;
   for (const auto& name : replicas) {
@@ -163,22 +143,39 @@ Status VolumeService::SetGeneration(AttachContext& ctx, const std::vector<std::s
     if (first.ok()) first = reply.status();
     if (auto engine = ctx.engine.lock()) engine->FailReplica(name, reply.status());
   }
-  if (done == 0 && !replicas.empty()) {
+  if (done == 0) {
     return first.ok() ? Status(ErrorKind::kUnavailable, "no replica to record generation on")
                       : first;
   }
-  return generations_.Raise(ctx.volume, generation);
+  return Status::Ok();
+}
+
+Result<uint64_t> VolumeService::BumpGeneration(AttachContext& ctx, const std::string& joining) {
+  return generations_.Bump(
+      ctx.volume,
+      [&ctx, &joining] {
+        std::vector<std::string> members;
+        if (auto engine = ctx.engine.lock()) {
+          for (const auto& r : engine->Replicas()) {
+            if (r.mode == ReplicaMode::kRW || (r.name == joining && r.mode != ReplicaMode::kERR)) {
+              members.push_back(r.name);
+            }
+          }
+        }
+        return members;
+      },
+      [this, &ctx](const std::vector<std::string>& members, uint64_t generation) {
+        if (members.empty()) {
+          return Status(ErrorKind::kIoError, "no RW replica left", EIO);
+        }
+        return ApplyGeneration(ctx, members, generation);
+      });
 }
 
 void VolumeService::RecordMembership(const std::shared_ptr<AttachContext>& ctx) {
   auto engine = ctx->engine.lock();
   if (!engine) return;
-  std::vector<std::string> rw;
-  for (const auto& r : engine->Replicas()) {
-    if (r.mode == ReplicaMode::kRW) rw.push_back(r.name);
-  }
-  Status s = rw.empty() ? Status(ErrorKind::kIoError, "no RW replica left", EIO)
-                        : SetGeneration(*ctx, rw, generations_.Get(ctx->volume) + 1);
+  Status s = BumpGeneration(*ctx).status();
   if (!s.ok()) LogError("volume " + ctx->volume + ": record membership change: " + s.message());
   engine->MembershipRecorded(s);
   QueueChanged(ctx->volume);
@@ -238,14 +235,44 @@ void VolumeService::CheckVolumes() {
     }
   }
   auto now = std::chrono::steady_clock::now();
+  // Started under mutex_: Snapshot checks for a running rebuild under it
+  // and holds it while the snapshot is taken, so a catch-up never starts
+  // in between (issue 15, hole 2).
+  std::lock_guard lock(mutex_);
   for (const auto& volume : short_of_replicas) {
-    if (jobs_.Running(volume, "rebuild")) continue;
+    // A scrub's or resync's replicas catch up when it ends.
+    if (jobs_.Running(volume, "rebuild") || jobs_.Running(volume, "scrub") ||
+        jobs_.Running(volume, "resync")) {
+      continue;
+    }
     if (auto it = rebuild_backoff_.find(volume); it != rebuild_backoff_.end() && it->second > now) {
       continue;
     }
     rebuild_backoff_[volume] = now + std::chrono::seconds(10);
     jobs_.Start("rebuild", volume, "", true,
                 [this, volume](JobHandle& job) { return RunRebuild(volume, job); });
+  }
+  // Scheduled scrubs (scrub-interval): a healthy volume with two or more RW
+  // replicas, interval after its attach or its last scheduled scrub.
+  if (settings_.scrub_interval.count() == 0) return;
+  std::erase_if(next_scrub_, [this](const auto& e) { return attached_.count(e.first) == 0; });
+  for (const auto& [name, a] : attached_) {
+    const VolumeRecord* record = registry_.Find(name);
+    if (record == nullptr || a.engine->Count(ReplicaMode::kRW) < 2 ||
+        a.engine->Count(ReplicaMode::kRW) < record->replica_count) {
+      continue;
+    }
+    auto [it, added] = next_scrub_.try_emplace(name, now + settings_.scrub_interval);
+    if (added || it->second > now) continue;
+    bool busy = false;
+    for (const char* kind : {"scrub", "rebuild", "resync"})
+      busy = busy || jobs_.Running(name, kind);
+    if (busy) continue;
+    it->second = now + settings_.scrub_interval;
+    LogInfo("volume " + name + ": scheduled scrub");
+    const std::string volume = name;
+    jobs_.Start("scrub", volume, "", true,
+                [this, volume](JobHandle& job) { return RunScrub(volume, job); });
   }
 }
 
@@ -314,14 +341,67 @@ Status VolumeService::CatchUp(const std::string& volume, const std::shared_ptr<A
       }
     }
   }
-  std::vector<std::string> members;
-  for (const auto& r : engine->Replicas()) {
-    if (r.mode == ReplicaMode::kRW || r.name == replica) members.push_back(r.name);
-  }
-  SH_RETURN_IF_ERROR(SetGeneration(*ctx, members, generations_.Get(volume) + 1).WithContext(what));
+  // Snapshots deleted while it was away (DeleteSnapshot skips ERR
+  // replicas): delete them on it too, so that its tree is the others'.
+  SH_RETURN_IF_ERROR(DeleteMissedSnapshots(*ctx, engine, replica).WithContext(what));
+  // The generation goes to the RW replicas and this one as they are now
+  // (one bump at a time per volume: one that fails meanwhile is left out).
+  SH_RETURN_IF_ERROR(BumpGeneration(*ctx, replica).status().WithContext(what));
   SH_RETURN_IF_ERROR(engine->SetMode(replica, ReplicaMode::kRW));
   job.Update(total, total);
   LogInfo(what + ": done, " + std::to_string(total) + " bytes copied");
+  return Status::Ok();
+}
+
+Status VolumeService::DeleteMissedSnapshots(AttachContext& ctx,
+                                            const std::shared_ptr<Engine>& engine,
+                                            const std::string& replica) {
+  // Names of the snapshots a LIST_LAYERS reply lists as not removed.
+  auto live_snapshots = [](const json::object& layers) {
+    std::set<std::string> out;
+    const json::value* list = layers.if_contains("snapshots");
+    if (list == nullptr || !list->is_array()) return out;
+    for (const auto& v : list->as_array()) {
+      if (!v.is_object()) continue;
+      const json::object& o = v.as_object();
+      const json::value* name = o.if_contains("name");
+      const json::value* removed = o.if_contains("removed");
+      if (name == nullptr || !name->is_string()) continue;
+      if (removed != nullptr && removed->is_bool() && removed->as_bool()) continue;
+      out.insert(std::string(name->as_string()));
+    }
+    return out;
+  };
+  std::string source;
+  for (const auto& r : engine->Replicas()) {
+    if (r.mode == ReplicaMode::kRW) {
+      source = r.name;
+      break;
+    }
+  }
+  if (source.empty()) return Status(ErrorKind::kIoError, "no RW replica to compare with", EIO);
+  ReplicaTarget source_target, target;
+  {
+    std::lock_guard lock(ctx.mutex);
+    source_target = ctx.targets.at(source);
+    target = ctx.targets.at(replica);
+  }
+  auto theirs = ReplicaClient::Call(source_target, ctx.epoch, wire::Op::kListLayers, {},
+                                    settings_.client);
+  if (!theirs.ok()) return theirs.status();
+  auto mine = ReplicaClient::Call(target, ctx.epoch, wire::Op::kListLayers, {}, settings_.client);
+  if (!mine.ok()) return mine.status();
+  std::set<std::string> keep = live_snapshots(*theirs);
+  for (const auto& name : live_snapshots(*mine)) {
+    if (keep.count(name) != 0) continue;
+    auto deleted = ReplicaClient::Call(target, ctx.epoch, wire::Op::kDeleteSnapshot,
+                                       {{"name", name}}, settings_.client);
+    if (!deleted.ok() && deleted.status().kind() != ErrorKind::kNotFound) {
+      return deleted.status().WithContext("delete snapshot " + name + ", deleted while it was away");
+    }
+    LogInfo("volume " + ctx.volume + ": replica " + replica + ": deleted snapshot " + name +
+            ", deleted while it was away");
+  }
   return Status::Ok();
 }
 
@@ -354,8 +434,8 @@ Status VolumeService::FullRebuild(const std::string& volume,
       busy.insert(rec.address);
     }
   }
-  for (const auto& a : err_addresses) candidates.push_back(a);
-  for (const auto& a : settings_.default_replicads) candidates.push_back(a);
+  candidates = PlaceReplacement(err_addresses, settings_.default_replicads,
+                                std::vector<std::string>(busy.begin(), busy.end()));
   std::string source_name;
   for (const auto& st : states) {
     if (st.mode == ReplicaMode::kRW) {
@@ -372,9 +452,7 @@ Status VolumeService::FullRebuild(const std::string& volume,
 
   ReplicaRecord fresh;
   Status tried(ErrorKind::kUnavailable, what + ": no replicad available for a new replica");
-  std::set<std::string> seen;
   for (const auto& address : candidates) {
-    if (busy.count(address) != 0 || !seen.insert(address).second) continue;
     ReplicaRecord r{address, volume.substr(0, 46) + "-" + Hex64()};
     Status created = ReplicaClient::CreateReplica({address, volume, r.name}, record.size,
                                                   settings_.client, /*rebuilding=*/true);
@@ -467,7 +545,7 @@ Status VolumeService::FullRebuild(const std::string& volume,
     std::lock_guard lock(ctx->mutex);
     source = ctx->targets.at(source_name);
   }
-  Status s = SetGeneration(*ctx, rw, generations_.Get(volume) + 1);
+  Status s = BumpGeneration(*ctx).status();
   if (!s.ok()) return cleanup(s.WithContext(what));
   QueueChanged(volume);
   LogInfo(what + ": new replica " + fresh.name + " on " + fresh.address + " copies from " +
@@ -526,11 +604,7 @@ Status VolumeService::FullRebuild(const std::string& volume,
     }
     if (!wo) return cleanup(Status(ErrorKind::kFailed, what + ": the new replica failed"));
   }
-  std::vector<std::string> members;
-  for (const auto& r : engine->Replicas()) {
-    if (r.mode == ReplicaMode::kRW || r.name == fresh.name) members.push_back(r.name);
-  }
-  s = SetGeneration(*ctx, members, generations_.Get(volume) + 1);
+  s = BumpGeneration(*ctx, fresh.name).status();
   if (!s.ok()) return cleanup(s.WithContext(what));
   SH_RETURN_IF_ERROR(engine->SetMode(fresh.name, ReplicaMode::kRW));
   // The replaced replica is stale from now on.

@@ -444,10 +444,9 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
     a.ctx = std::make_shared<AttachContext>();
     a.ctx->volume = name;
     a.ctx->epoch = record->epoch;
-    auto replicas = OpenForAttach(*record, salvage, *a.ctx);
+    std::string authority;
+    auto replicas = OpenForAttach(*record, salvage, *a.ctx, &authority);
     if (!replicas.ok()) return replicas.status().WithContext("attach volume " + name);
-    std::vector<std::string> members;
-    for (const auto& r : *replicas) members.push_back(r.name);
     EngineCallbacks callbacks;
     callbacks.on_change = [this, name] { QueueChanged(name); };
     callbacks.on_failure = [this, ctx = a.ctx](const std::string&, const Status&) {
@@ -455,10 +454,9 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
     };
     a.engine = std::make_shared<Engine>(name, record->size, std::move(*replicas), callbacks);
     a.ctx->engine = a.engine;
-    // A new generation for this attachment: replicas left out are stale.
-    uint64_t generation = generations_.Get(name) + 1;
-    SH_RETURN_IF_ERROR(
-        SetGeneration(*a.ctx, members, generation).WithContext("attach volume " + name));
+    // A new generation for this attachment: replicas left out are stale,
+    // and so are those still to be resynchronized until RunResync is done.
+    SH_RETURN_IF_ERROR(BumpGeneration(*a.ctx).status().WithContext("attach volume " + name));
     Status refreshed = RefreshLayersLocked(*record);
     if (!refreshed.ok()) LogWarning("attach volume " + name + ": " + refreshed.message());
     a.maintenance = maintenance;
@@ -482,6 +480,13 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
     attached_[name] = std::move(a);
     LogInfo("attached volume " + name + (maintenance ? " in maintenance mode" : " at " + result) +
             " (epoch " + std::to_string(record->epoch) + ")");
+    if (!authority.empty()) {
+      jobs_.Start("resync", name, "", true, [this, name](JobHandle& job) {
+        Status s = RunResync(name, job);
+        if (!s.ok()) LogError(s.message());
+        return s;
+      });
+    }
   }
   NotifyChanged(name);
   return result;

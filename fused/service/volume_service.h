@@ -45,6 +45,8 @@ struct ServiceSettings {
   uint64_t rebuild_bandwidth = 0;  // bytes/s, 0 = unlimited
   // How often the rebuild loop looks for volumes short of replicas.
   std::chrono::milliseconds rebuild_check{2000};
+  uint64_t scrub_bandwidth = 64ull << 20;  // bytes/s, 0 = unlimited
+  std::chrono::hours scrub_interval{0};    // 0 = on request only
   std::string backup_target = "file:///var/lib/shorthorn/backups";
   std::string backup_credentials = "/etc/shorthorn/backup-credentials";
   int backup_workers = 4;
@@ -79,6 +81,8 @@ class VolumeService : public VolumeManager {
                 const Options& options) override;
   Status Expand(const std::string& volume, uint64_t size, const Options& options) override;
   Result<uint64_t> Verify(const std::string& volume, const Options& options) override;
+  // Replica comparison: replica_compare.cc.
+  Result<uint64_t> Scrub(const std::string& volume, const Options& options) override;
   // Replication: replication.cc.
   Status SetReplicaCount(const std::string& volume, uint32_t count,
                          const Options& options) override;
@@ -120,14 +124,22 @@ class VolumeService : public VolumeManager {
   };
 
   // Opens the replicas for an attach at record.epoch and keeps those that
-  // are provably up to date (generation), or with `salvage` the best one.
+  // are provably up to date (PlanAttach). When they did not all end their
+  // last session cleanly, `authority` names the one that stays RW; the
+  // others come back WO, for RunResync.
   Result<std::vector<EngineReplica>> OpenForAttach(const VolumeRecord& record, bool salvage,
-                                                   AttachContext& ctx);
+                                                   AttachContext& ctx, std::string* authority);
   // Bumps the generation of the engine's RW replicas and records it; then
   // releases the engine's held acknowledgements. Runs on membership_.
   void RecordMembership(const std::shared_ptr<AttachContext>& ctx);
-  Status SetGeneration(AttachContext& ctx, const std::vector<std::string>& replicas,
-                       uint64_t generation);
+  // Generation + 1 on the engine's RW replicas and `joining` (a WO replica
+  // about to become RW), as they are when the volume's bump lock is taken
+  // (GenerationStore::Bump: the one owner of generations while attached).
+  Result<uint64_t> BumpGeneration(AttachContext& ctx, const std::string& joining = "");
+  // SET_GENERATION on `replicas`; a replica that fails it is marked ERR.
+  // Ok when at least one took it.
+  Status ApplyGeneration(AttachContext& ctx, const std::vector<std::string>& replicas,
+                         uint64_t generation);
   // Revert of a detached volume (volume_snapshots.cc); caller holds mutex_.
   Status RevertDetachedLocked(VolumeRecord& record, const std::string& snapshot,
                               const std::string& what);
@@ -136,9 +148,26 @@ class VolumeService : public VolumeManager {
   Status RunRebuild(const std::string& volume, JobHandle& job);
   Status CatchUp(const std::string& volume, const std::shared_ptr<AttachContext>& ctx,
                  const std::shared_ptr<Engine>& engine, const std::string& replica, JobHandle& job);
+  // Deletes on `replica` (catching up) the snapshots an RW replica no
+  // longer lists: they were deleted while it was ERR.
+  Status DeleteMissedSnapshots(AttachContext& ctx, const std::shared_ptr<Engine>& engine,
+                               const std::string& replica);
   Status FullRebuild(const std::string& volume, const std::shared_ptr<AttachContext>& ctx,
                      const std::shared_ptr<Engine>& engine, JobHandle& job);
   std::string Robustness(const std::string& volume, uint32_t count);
+  // replica_compare.cc: the resync job after an attach whose replicas did
+  // not all end cleanly, and the scrub job.
+  Status RunResync(const std::string& volume, JobHandle& job);
+  Status RunScrub(const std::string& volume, JobHandle& job);
+  Result<std::vector<uint64_t>> ChecksumOf(AttachContext& ctx, const std::string& replica,
+                                           uint64_t offset, uint64_t length);
+  // Sleeps so that `bytes` since `start` stay under `rate` bytes/s; true
+  // when the job was cancelled.
+  static bool CompareThrottle(JobHandle& job, uint64_t rate, uint64_t bytes,
+                              std::chrono::steady_clock::time_point start);
+  // When each attached volume is scrubbed next (scrub-interval); guarded by
+  // mutex_.
+  std::map<std::string, std::chrono::steady_clock::time_point> next_scrub_;
   // The replica a backup of `snapshot` reads: an RW one when attached, else
   // the one with the newest generation that lists the snapshot and is not
   // being rebuilt; a local one (loopback address) among equals. Also its
@@ -177,7 +206,8 @@ class VolumeService : public VolumeManager {
   // failure fails the call. Caller holds mutex_.
   Result<std::vector<boost::json::object>> CallAllLocked(const VolumeRecord& record, wire::Op op,
                                                          const boost::json::object& body);
-  // LIST_LAYERS from the first replica that answers, into the registry
+  // LIST_LAYERS from the first replica that answers (attached: not an ERR
+  // one), into the registry
   // (saved only when something changed; `changed` tells).
   Status RefreshLayersLocked(VolumeRecord& record, bool* changed = nullptr);
   // Refreshes every attached volume's ActualSize and Snapshots (the
@@ -185,7 +215,10 @@ class VolumeService : public VolumeManager {
   void RefreshAttached();
   static constexpr std::chrono::seconds kRefreshInterval{5};
   // Job body helper: LIST_LAYERS of every replica, outside mutex_.
-  std::vector<boost::json::object> ListLayersUnlocked(const std::string& volume);
+  // Attached, only the replicas the engine does not hold ERR. `names`, when
+  // given: "replica <name> on <address>" for each reply.
+  std::vector<boost::json::object> ListLayersUnlocked(const std::string& volume,
+                                                      std::vector<std::string>* names = nullptr);
 
   VolumeInfo InfoLocked(const VolumeRecord& record);
   Status DetachLocked(const std::string& name);

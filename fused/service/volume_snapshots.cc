@@ -105,7 +105,20 @@ bool operator==(const SnapshotInfo& a, const SnapshotInfo& b) {
 
 Status VolumeService::RefreshLayersLocked(VolumeRecord& record, bool* changed) {
   Status last(ErrorKind::kUnavailable, "list layers of volume " + record.name + ": no replica");
-  for (const auto& r : record.replicas) {
+  // Attached, an ERR replica may have missed snapshot operations: ask the
+  // others.
+  std::vector<ReplicaRecord> asked;
+  if (auto it = attached_.find(record.name); it != attached_.end()) {
+    for (const auto& st : it->second.engine->Replicas()) {
+      if (st.mode == ReplicaMode::kERR) continue;
+      for (const auto& r : record.replicas) {
+        if (r.name == st.name) asked.push_back(r);
+      }
+    }
+  } else {
+    asked = record.replicas;
+  }
+  for (const auto& r : asked) {
     auto layers = ReplicaClient::Call(Target(record, r), record.epoch, wire::Op::kListLayers, {},
                                       settings_.client);
     if (!layers.ok()) {
@@ -151,19 +164,34 @@ void VolumeService::RefreshAttached() {
   }
 }
 
-std::vector<json::object> VolumeService::ListLayersUnlocked(const std::string& volume) {
+std::vector<json::object> VolumeService::ListLayersUnlocked(const std::string& volume,
+                                                            std::vector<std::string>* names) {
   VolumeRecord record;
+  std::vector<ReplicaState> states;
+  bool attached = false;
   {
     std::lock_guard lock(mutex_);
     const VolumeRecord* r = registry_.Find(volume);
     if (r == nullptr) return {};
     record = *r;
+    if (auto it = attached_.find(volume); it != attached_.end()) {
+      attached = true;
+      states = it->second.engine->Replicas();
+    }
   }
   std::vector<json::object> out;
   for (const auto& r : record.replicas) {
+    // Attached, an ERR replica missed the operations the caller waits for
+    // (CallAllLocked skips it); it is caught up or replaced later.
+    bool usable = !attached;
+    for (const auto& st : states)
+      usable = usable || (st.name == r.name && st.mode != ReplicaMode::kERR);
+    if (!usable) continue;
     auto layers = ReplicaClient::Call(Target(record, r), record.epoch, wire::Op::kListLayers, {},
                                       settings_.client);
-    if (layers.ok()) out.push_back(std::move(*layers));
+    if (!layers.ok()) continue;
+    out.push_back(std::move(*layers));
+    if (names != nullptr) names->push_back("replica " + r.name + " on " + r.address);
   }
   return out;
 }
@@ -186,7 +214,7 @@ Status VolumeService::Snapshot(const std::string& volume, const std::string& sna
                           (s.removed ? " (removed, waiting to be merged)" : ""));
       }
     }
-    if (jobs_.Running(volume, "rebuild")) {
+    if (jobs_.Running(volume, "rebuild") || jobs_.Running(volume, "resync")) {
       return Status(ErrorKind::kBusy,
                     what + ": a replica is being rebuilt; try again when the rebuild job ends");
     }
@@ -314,7 +342,9 @@ Status VolumeService::RevertDetachedLocked(VolumeRecord& record, const std::stri
   }
   if (reverted.empty()) return first.WithContext(what);
   if (reverted.size() == record.replicas.size()) return Status::Ok();
-  uint64_t generation = generations_.Get(record.name);
+  auto recorded_generation = generations_.Get(record.name);
+  if (!recorded_generation.ok()) return recorded_generation.status().WithContext(what);
+  uint64_t generation = *recorded_generation;
   AttachContext ctx;
   ctx.volume = record.name;
   ctx.epoch = record.epoch;
@@ -329,7 +359,8 @@ Status VolumeService::RevertDetachedLocked(VolumeRecord& record, const std::stri
     }
   }
   generation++;
-  Status recorded = SetGeneration(ctx, reverted, generation);
+  Status recorded = ApplyGeneration(ctx, reverted, generation);
+  if (recorded.ok()) recorded = generations_.Raise(record.name, generation);
   if (!recorded.ok()) {
     LogError(what + ": reverted only some replicas and could not mark the others stale: " +
              recorded.message() + "; not reverted: " + missed);
@@ -360,6 +391,12 @@ Status VolumeService::Revert(const std::string& volume, const std::string& snaps
     bool known = false;
     for (const auto& s : record->snapshots) known = known || (s.name == snapshot && !s.removed);
     if (!known) return Status(ErrorKind::kNotFound, what + ": no such snapshot");
+    // A replica being rebuilt or resynchronized does not hold every snapshot
+    // yet (or holds data still to be compared): revert when it is done.
+    if (jobs_.Running(volume, "rebuild") || jobs_.Running(volume, "resync")) {
+      return Status(ErrorKind::kBusy,
+                    what + ": a replica is being rebuilt; try again when the rebuild job ends");
+    }
     if (it == attached_.end()) {
       SH_RETURN_IF_ERROR(RevertDetachedLocked(*record, snapshot, what));
     } else {
@@ -446,12 +483,14 @@ Result<uint64_t> VolumeService::Verify(const std::string& volume, const Options&
   return jobs_.Start("verify", volume, "", false, [this, volume, what](JobHandle& job) {
     // Give every replica time to switch its verify state to "running".
     for (;;) {
-      auto lists = ListLayersUnlocked(volume);
+      std::vector<std::string> replicas;
+      auto lists = ListLayersUnlocked(volume, &replicas);
       if (lists.empty()) return Status(ErrorKind::kUnavailable, what + ": no replica answers");
       uint64_t done = 0, total = 0;
       bool running = false;
       std::vector<std::string> bad;
-      for (const auto& layers : lists) {
+      for (size_t i = 0; i < lists.size(); ++i) {
+        const json::object& layers = lists[i];
         if (const json::array* tasks = Array(layers, "tasks")) {
           for (const auto& t : *tasks) {
             if (!t.is_object() || Str(t.as_object(), "op") != "verify") continue;
@@ -465,7 +504,8 @@ Result<uint64_t> VolumeService::Verify(const std::string& volume, const Options&
         if (Str(v->as_object(), "state") == "running") running = true;
         if (const json::array* list = Array(v->as_object(), "bad")) {
           for (const auto& b : *list) {
-            if (b.is_string()) bad.emplace_back(b.as_string());
+            if (b.is_string())
+              bad.push_back("layer " + std::string(b.as_string()) + " on " + replicas[i]);
           }
         }
       }

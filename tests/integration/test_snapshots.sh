@@ -159,6 +159,9 @@ printf 'rot' | dd of="$replica_dir/$layer" bs=1 seek=$((off + 100)) conv=notrunc
 job=$(volume_call "$vol" Verify 'a{sv}' 0 | _unquote)
 assert_eq failed "$(wait_job "$job")" "verify job on a damaged layer"
 [[ $(job_prop "$job" Message) == *s2* ]] || fail "verify message does not name s2: $(job_prop "$job" Message)"
+damaged=$(replica_name_at "$vol" "$(replica_address r1)")
+[[ $(job_prop "$job" Message) == *"on replica $damaged on $(replica_address r1)"* ]] ||
+  fail "verify message does not name the replica $damaged: $(job_prop "$job" Message)"
 log "ok: verify reports: $(job_prop "$job" Message)"
 
 # Thin provisioning: a 100 GiB volume with 1 GiB written holds about 1 GiB.

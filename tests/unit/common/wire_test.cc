@@ -95,6 +95,23 @@ TEST(WireTest, RejectsWritePayloadThatDiffersFromLength) {
   EXPECT_NE(DecodeHeader(Encode(h)).status().message().find("differs"), std::string::npos);
 }
 
+TEST(WireTest, ChecksumIsALayerOpWithJsonBothWays) {
+  EXPECT_EQ(OpName(43), "CHECKSUM");
+  EXPECT_TRUE(IsLayerOp(Op::kChecksum));
+  EXPECT_TRUE(IsControlOp(Op::kChecksum));
+  EXPECT_FALSE(IsSnapshotRead(Op::kChecksum));
+  std::string json = R"({"offset":0,"length":4096,"chunk":4096})";
+  Header h = MakeRequest(Op::kChecksum, 1, 1, 0, 0, AsBytes(json));
+  ASSERT_TRUE(DecodeHeader(Encode(h)).ok());
+  Header r = MakeReply(h, 0, AsBytes(json));
+  r.payload_length = kMaxControlPayload;  // ~300 KiB of hashes at most
+  ASSERT_TRUE(DecodeHeader(Encode(r)).ok());
+  r.payload_length = kMaxControlPayload + 1;
+  EXPECT_EQ(DecodeHeader(Encode(r)).status().kind(), ErrorKind::kProtocol);
+  // The largest reply (16384 hashes) fits a control payload.
+  EXPECT_LT(kMaxChecksumLength / kMinChecksumChunk * 19 + 64, kMaxControlPayload);
+}
+
 TEST(WireTest, RejectsOverflowingRange) {
   Header h = MakeRequest(Op::kUnmap, 1, 1, ~0ull - 10, 4096, {});
   EXPECT_NE(DecodeHeader(Encode(h)).status().message().find("overflows"), std::string::npos);

@@ -49,7 +49,7 @@ TEST(CommandLineTest, UsageErrorsSayWhatIsWrong) {
            {{"vol"}, "unknown command 'vol'"},
            {{"volume"},
             "volume: missing subcommand (create, list, show, attach, detach, delete, expand, "
-            "verify, restore)"},
+            "verify, scrub, restore)"},
            {{"volume", "grow"}, "volume: unknown subcommand 'grow'"},
            {{"volume", "show"}, "volume show: missing NAME"},
            {{"volume", "show", "a", "b"}, "volume show: unexpected argument 'b'"},

@@ -107,6 +107,13 @@ class FakeStorageClient : public StorageClient {
     if (!v.ok()) return v.status();
     return StartJob("verify", name, "", false, 4096);
   }
+  Result<std::string> Scrub(const std::string& name) override {
+    calls.push_back("Scrub " + name);
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    Result<VolumeInfo*> v = Find("scrub", name);
+    if (!v.ok()) return v.status();
+    return StartJob("scrub", name, "", false, 4096);
+  }
   Status SetReplicaCount(const std::string& name, uint32_t count) override {
     calls.push_back("SetReplicaCount " + name + " " + std::to_string(count));
     if (Status s = TakeFailure(); !s.ok()) return s;
@@ -352,6 +359,7 @@ class ForwardingClient : public StorageClient {
   Status Detach(const std::string& n) override { return f_.Detach(n); }
   Status Expand(const std::string& n, uint64_t s) override { return f_.Expand(n, s); }
   Result<std::string> Verify(const std::string& n) override { return f_.Verify(n); }
+  Result<std::string> Scrub(const std::string& n) override { return f_.Scrub(n); }
   Status SetReplicaCount(const std::string& n, uint32_t c) override {
     return f_.SetReplicaCount(n, c);
   }

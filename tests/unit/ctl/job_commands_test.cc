@@ -4,6 +4,8 @@
 // (nothing until the end), and the exit status of a failed job.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <boost/json.hpp>
 
 #include "tests/unit/ctl/run_ctl_fixture.h"
@@ -102,6 +104,17 @@ TEST_F(JobCommandsTest, VerifyWaitJson) {
   EXPECT_EQ(v.at("job").at("id").as_string(), "1");
   ASSERT_EQ(Run({"volume", "verify", "vol1", "--wait"}), 0);
   EXPECT_EQ(out_.str(), "Verified volume vol1: every snapshot layer matches its checksum.\n");
+}
+
+TEST_F(JobCommandsTest, ScrubWaitsAndNamesTheReplicaThatDiffered) {
+  ASSERT_EQ(Run({"volume", "scrub", "vol1", "--wait"}), 0);
+  EXPECT_NE(std::find(fake_.calls.begin(), fake_.calls.end(), "Scrub vol1"), fake_.calls.end());
+  EXPECT_EQ(out_.str(), "Scrubbed volume vol1: its replicas hold the same data.\n");
+  fake_.next_job_state = "failed";
+  fake_.next_job_message = "scrub volume vol1: replica r2 differed in 1.0 MiB";
+  EXPECT_EQ(Run({"volume", "scrub", "vol1", "--wait"}), 1);
+  EXPECT_EQ(err_.str(), "shorthornctl: " + fake_.next_job_message + "\n");
+  EXPECT_EQ(Run({"volume", "scrub", "nosuch"}), 3);
 }
 
 TEST_F(JobCommandsTest, ExpandAndReplicas) {

@@ -2,8 +2,11 @@
 // records, held acknowledgements, read choice.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstring>
+#include <future>
 #include <mutex>
+#include <thread>
 
 #include "common/wire.h"
 #include "fused/engine/engine.h"
@@ -191,6 +194,71 @@ TEST(EngineReplicationTest, MissedRecordStartsAtTheLastFlush) {
   ASSERT_TRUE(t.engine->DirtyRanges("b", &missed));
   std::vector<std::pair<uint64_t, uint64_t>> want{{65536, 65536 + 4096}, {131072, 131072 + 4096}};
   EXPECT_EQ(missed, want);
+}
+
+// Issue 15, hole 2: a catch-up's copy must not run while the engine is
+// paused for a snapshot (the snapshot would capture a half-copied head).
+TEST(EngineReplicationTest, CopyWaitsWhileThePauseHolds) {
+  Two t;
+  ASSERT_TRUE(t.Write(0, 4096, 5).ok());
+  ASSERT_TRUE(t.engine->SetMode("b", ReplicaMode::kWO).ok());
+  t.b->writes.clear();
+  ASSERT_TRUE(t.engine->Pause().ok());
+  std::promise<Status> copied;
+  std::thread copier([&] { copied.set_value(t.engine->Copy("b", 0, 4096)); });
+  auto result = copied.get_future();
+  EXPECT_EQ(result.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  EXPECT_TRUE(t.b->writes.empty());  // nothing reached b while paused
+  t.engine->Resume();
+  EXPECT_TRUE(result.get().ok());
+  copier.join();
+  EXPECT_EQ(t.b->writes.size(), 1u);
+  EXPECT_EQ(t.b->data[0], 5);
+}
+
+TEST(EngineReplicationTest, PauseWaitsForACopyInFlight) {
+  Two t;
+  std::atomic<bool> inside{false}, release{false};
+  std::thread holder([&] {
+    (void)t.engine->WithRangeHeld(0, 4096, [&] {
+      inside = true;
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      return Status::Ok();
+    });
+  });
+  while (!inside) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::promise<Status> paused;
+  std::thread pauser([&] { paused.set_value(t.engine->Pause()); });
+  auto result = paused.get_future();
+  EXPECT_EQ(result.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  release = true;
+  EXPECT_TRUE(result.get().ok());
+  t.engine->Resume();
+  holder.join();
+  pauser.join();
+}
+
+// A scrub that finds a replica different marks it ERR with the differing
+// ranges added to what it must be given again.
+TEST(EngineReplicationTest, FailReplicaAddsTheRangesItMustGetAgain) {
+  Two t;
+  t.engine->FailReplica("b", Status(ErrorKind::kFailed, "differs"), {{8192, 12288}});
+  t.engine->MembershipRecorded(Status::Ok());
+  std::vector<std::pair<uint64_t, uint64_t>> missed;
+  ASSERT_TRUE(t.engine->DirtyRanges("b", &missed));
+  EXPECT_EQ(missed, (std::vector<std::pair<uint64_t, uint64_t>>{{8192, 12288}}));
+}
+
+// A catch-up that ends after its replica failed again (a kill during the
+// generation bump) must not make it RW: it missed writes.
+TEST(EngineReplicationTest, AFailedReplicaCannotBecomeRw) {
+  Two t;
+  ASSERT_TRUE(t.engine->SetMode("b", ReplicaMode::kWO).ok());
+  t.engine->FailReplica("b", Status(ErrorKind::kUnavailable, "killed", ECONNRESET));
+  t.engine->MembershipRecorded(Status::Ok());
+  Status s = t.engine->SetMode("b", ReplicaMode::kRW);
+  EXPECT_EQ(s.kind(), ErrorKind::kFailed) << s.ToString();
+  EXPECT_EQ(t.engine->Count(ReplicaMode::kRW), 1u);
 }
 
 TEST(EngineReplicationTest, SnapshotInvalidatesTheMissedRecord) {

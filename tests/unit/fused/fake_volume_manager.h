@@ -272,6 +272,14 @@ class FakeVolumeManager : public VolumeManager {
     return StartJob("verify", volume, "", report);
   }
 
+  Result<uint64_t> Scrub(const std::string& volume, const Options& options) override {
+    {
+      std::lock_guard lock(mu_);
+      if (!volumes_.count(volume)) return NotFound(volume);
+    }
+    return StartJob("scrub", volume, "", true);
+  }
+
   std::vector<JobInfo> ListJobs() override {
     std::lock_guard lock(mu_);
     std::vector<JobInfo> out;

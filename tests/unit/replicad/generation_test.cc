@@ -61,7 +61,9 @@ class GenerationTest : public ::testing::Test {
 TEST_F(GenerationTest, PersistsAndNeverGoesDown) {
   ConnectionState conn;
   json::object opened = Open(&conn, 1);
-  EXPECT_EQ(opened, json::parse(R"({"size":1048576,"epoch":1,"generation":0,"rebuilding":false})"));
+  EXPECT_EQ(
+      opened,
+      json::parse(R"({"size":1048576,"epoch":1,"generation":0,"rebuilding":false,"clean":true})"));
 
   Reply r = Set(&conn, 5, 1);
   ASSERT_EQ(r.status, 0) << r.payload;

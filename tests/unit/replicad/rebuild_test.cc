@@ -1,8 +1,9 @@
 // REBUILD between two in-process replicads on loopback: the copy of a
-// source's chain into a fresh target while engine-like writes reach the
-// target's head, the checks against a damaged source layer, the bandwidth
-// limit, the rules while rebuilding, a crash and a cancel mid-rebuild, and
-// the source-side ops LAYER_EXTENTS and READ_SNAPSHOT.
+// source's layer tree into a fresh target while engine-like writes reach the
+// target's head, a tree with branches (after a revert), the checks against a
+// damaged source layer, the bandwidth limit, the rules while rebuilding, a
+// crash and a cancel mid-rebuild, and the source-side ops LAYER_EXTENTS and
+// READ_SNAPSHOT.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -97,24 +98,28 @@ class RebuildTest : public ::testing::Test {
     Answer a = dst_->Unmap(off, len);
     ASSERT_EQ(a.status, 0) << a.payload;
   }
-  // Every snapshot (names, parents, checksums), each snapshot's content and
-  // the live data of the target equal the source's.
+  // Every snapshot (names, parents, checksums, removed), in the same order,
+  // the head's parent, each snapshot's content and the live data of the
+  // target equal the source's.
   void ExpectSameAsSource(Node* target) {
     json::object s = src_->List(), d = dst_->List();
     EXPECT_EQ(d.at("rebuilding"), false);
-    EXPECT_EQ(d.at("head").at("parent"), "s3");
+    EXPECT_EQ(d.at("head").at("parent"), s.at("head").at("parent"));
     ASSERT_EQ(s.at("snapshots").as_array().size(), d.at("snapshots").as_array().size()) << d;
+    std::vector<std::string> names;
     for (size_t i = 0; i < s.at("snapshots").as_array().size(); ++i) {
       const json::object& a = s.at("snapshots").as_array()[i].as_object();
       const json::object& b = d.at("snapshots").as_array()[i].as_object();
-      for (const char* key : {"name", "parent", "checksum", "checksum_state", "user_created"}) {
+      for (const char* key :
+           {"name", "parent", "checksum", "checksum_state", "user_created", "removed"}) {
         EXPECT_EQ(a.at(key), b.at(key)) << key << " of " << a.at("name");
       }
+      names.emplace_back(a.at("name").as_string());
     }
     auto src = source_.Find("src");
     auto dst = target->Find("dst");
     ASSERT_TRUE(src && dst);
-    for (const char* name : {"s1", "s2", "s3"}) {
+    for (const auto& name : names) {
       EXPECT_EQ(Hash(ReadSnap(*src, name)), Hash(ReadSnap(*dst, name))) << name;
     }
     EXPECT_EQ(Hash(ReadAll(*src, kEpoch)), Hash(ReadAll(*dst, kEpoch)));
@@ -179,6 +184,61 @@ TEST_F(RebuildTest, CopiesChainWhileHeadTakesWrites) {
   Answer s4 = dst_->Control(wire::Op::kSnapshot, {{"name", "s4"}});
   EXPECT_EQ(s4.status, 0) << s4.payload;
   EXPECT_EQ(dst_->Write(4096 + 512, std::vector<uint8_t>(1024, 1)).status, 0);
+}
+
+// After a revert the layer tree has branches: the rebuild copies all of
+// them, not only the chain under the snapshot the head goes on. Source:
+// s1 -> s2 -> s3 reverted to s1, then s1 deleted (kept, removed, for its
+// two children) and s4 taken: s1 has children s2 and s4, s3 sits on s2's
+// branch. The target must hold the same tree, s1 still removed and not
+// merged away, and s2 and s3 readable and revert targets.
+TEST_F(RebuildTest, CopiesEveryBranchOfTheTree) {
+  FillSource();
+  ASSERT_TRUE(source_.Find("src")->WaitIdle());
+  Answer reverted = src_->Control(wire::Op::kRevert, {{"name", "s1"}});
+  ASSERT_EQ(reverted.status, 0) << reverted.payload;
+  Write(src_.get(), 4 * kM, 512 * kK);
+  Answer deleted = src_->Control(wire::Op::kDeleteSnapshot, {{"name", "s1"}});
+  ASSERT_EQ(deleted.status, 0) << deleted.payload;
+  Snap("s4");
+  ASSERT_TRUE(source_.Find("src")->WaitIdle());
+
+  Node target;
+  MakeTarget(&target);
+  ASSERT_EQ(dst_->Control(wire::Op::kRebuild, RebuildRequestJson(source_, "s4")).status, 0);
+  WriteBoth(6 * kM, 8 * kK);
+  json::object result = dst_->WaitRebuild();
+  ASSERT_EQ(result.at("state"), "done") << result;
+  ASSERT_TRUE(target.Find("dst")->WaitIdle());  // a merge would have run by now
+  ExpectSameAsSource(&target);
+  json::object l = dst_->List();
+  ASSERT_EQ(l.at("snapshots").as_array().size(), 4u) << l;
+  EXPECT_EQ(l.at("snapshots").as_array()[0].at("removed"), true) << l;  // s1, two children
+  EXPECT_EQ(l.at("head").at("parent"), "s4");
+
+  // Ids still grow with creation time, parents below children.
+  auto text = ReadFileToString(target.dir("dst") + "/replica.json");
+  ASSERT_TRUE(text.ok());
+  auto meta = DecodeReplicaMeta(*text, "replica.json");
+  ASSERT_TRUE(meta.ok()) << meta.status().ToString();
+  uint64_t last = 0;
+  for (const char* name : {"s1", "s2", "s3", "s4"}) {
+    const LayerMeta* m = FindSnapshot(*meta, name);
+    ASSERT_NE(m, nullptr) << name;
+    EXPECT_GT(m->id, last) << name;
+    if (m->parent) {
+      EXPECT_LT(*m->parent, m->id) << name;
+    }
+    last = m->id;
+  }
+
+  // A snapshot of the other branch is a revert target on the copy, with
+  // the source's data (the same revert on both).
+  Answer back = dst_->Control(wire::Op::kRevert, {{"name", "s3"}});
+  ASSERT_EQ(back.status, 0) << back.payload;
+  ASSERT_EQ(src_->Control(wire::Op::kRevert, {{"name", "s3"}}).status, 0);
+  EXPECT_EQ(Hash(ReadAll(*source_.Find("src"), kEpoch)),
+            Hash(ReadAll(*target.Find("dst"), kEpoch)));
 }
 
 // The engine adds the new replica (WO) before it sends REBUILD: created

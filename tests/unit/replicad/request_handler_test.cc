@@ -1,7 +1,11 @@
 // RequestHandler: the protocol's meaning on decoded frames, no sockets.
 #include "replicad/request_handler.h"
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <future>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,21 +31,25 @@ struct Reply {
 class HandlerTest : public ::testing::Test {
  protected:
   // Handles one frame on `state` and returns its reply (the inline engine
-  // answers before Handle returns).
+  // answers before Handle returns; UNMAP answers from the unmap thread).
   Reply Call(ConnectionState* state, wire::Op op, std::string payload, uint64_t epoch = 0,
              uint64_t offset = 0, uint64_t length = 0) {
     Frame f;
     f.payload.assign(payload.begin(), payload.end());
     f.header = wire::MakeRequest(op, ++next_id_, epoch, offset, length, f.payload);
-    Reply out;
-    int calls = 0;
-    Status s = handler_.Handle(state, std::move(f),
-                               [&](const wire::Header& h, int32_t st, std::vector<uint8_t> p) {
-                                 ++calls;
-                                 out = {h, st, std::string(p.begin(), p.end())};
-                               });
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    auto replied = std::make_shared<std::promise<Reply>>();
+    std::future<Reply> answer = replied->get_future();
+    Status s = handler_.Handle(
+        state, std::move(f),
+        [calls, replied](const wire::Header& h, int32_t st, std::vector<uint8_t> p) {
+          if (++*calls == 1) replied->set_value({h, st, std::string(p.begin(), p.end())});
+        });
     EXPECT_TRUE(s.ok()) << s.ToString();
-    EXPECT_EQ(calls, 1);
+    if (!s.ok()) return {};
+    EXPECT_EQ(answer.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    Reply out = answer.get();
+    EXPECT_EQ(calls->load(), 1);
     EXPECT_EQ(out.request.request_id, next_id_);
     return out;
   }
@@ -79,8 +87,9 @@ TEST_F(HandlerTest, ControlOpsAndHello) {
 
   Reply opened = Control(wire::Op::kOpenReplica, {{"volume", "v"}, {"replica", "r"}, {"epoch", 1}});
   ASSERT_EQ(opened.status, 0) << opened.payload;
-  EXPECT_EQ(json::parse(opened.payload),
-            json::parse(R"({"size":65536,"epoch":1,"generation":0,"rebuilding":false})"));
+  EXPECT_EQ(
+      json::parse(opened.payload),
+      json::parse(R"({"size":65536,"epoch":1,"generation":0,"rebuilding":false,"clean":true})"));
   EXPECT_EQ(Call(&conn, wire::Op::kHello, R"({"volume":"v","replica":"r","epoch":0})").status,
             ESTALE);
   hello = Call(&conn, wire::Op::kHello, R"({"volume":"v","replica":"r","epoch":1})");
