@@ -457,8 +457,6 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
     // A new generation for this attachment: replicas left out are stale,
     // and so are those still to be resynchronized until RunResync is done.
     SH_RETURN_IF_ERROR(BumpGeneration(*a.ctx).status().WithContext("attach volume " + name));
-    Status refreshed = RefreshLayersLocked(*record);
-    if (!refreshed.ok()) LogWarning("attach volume " + name + ": " + refreshed.message());
     a.maintenance = maintenance;
     if (!maintenance) {
       auto file = fuse_.AddVolume(name, a.engine);
@@ -478,6 +476,10 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
       result = a.loop->path();
     }
     attached_[name] = std::move(a);
+    // Attached now: the snapshot list comes from a current replica, never
+    // from one left out (a stale replica lists what it held back then).
+    Status refreshed = RefreshLayersLocked(*record);
+    if (!refreshed.ok()) LogWarning("attach volume " + name + ": " + refreshed.message());
     LogInfo("attached volume " + name + (maintenance ? " in maintenance mode" : " at " + result) +
             " (epoch " + std::to_string(record->epoch) + ")");
     if (!authority.empty()) {

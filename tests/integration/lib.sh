@@ -229,12 +229,13 @@ free_port() {
 
 # ---------------------------------------------------------------- daemons
 
-# start_bus: a private dbus-daemon (tests/integration/dbus-test.conf) on a
-# socket in the temp dir; exports DBUS_SYSTEM_BUS_ADDRESS.
+# start_bus [CONFIG]: a private dbus-daemon (default configuration
+# tests/integration/dbus-test.conf) on a socket in the temp dir; exports
+# DBUS_SYSTEM_BUS_ADDRESS.
 start_bus() {
-  local socket=$BUS_DIR/system_bus_socket i
+  local socket=$BUS_DIR/system_bus_socket i config=${1:-$LIB_DIR/dbus-test.conf}
   rm -f "$socket"
-  dbus-daemon --config-file="$LIB_DIR/dbus-test.conf" --address="unix:path=$socket" \
+  dbus-daemon --config-file="$config" --address="unix:path=$socket" \
     --nofork --nopidfile >>"$LOG_DIR/dbus.log" 2>&1 </dev/null &
   DAEMON_PIDS[dbus]=$!
   export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$socket"
@@ -245,6 +246,7 @@ start_bus() {
   done
   ((i < 100)) || fail "private dbus-daemon did not answer within 10s"
   # The daemon checks who may change volumes; the bus must let anyone in.
+  # (start_bus CONFIG: another bus configuration, e.g. a system-like one.)
   as_nobody busctl --system call org.freedesktop.DBus /org/freedesktop/DBus \
     org.freedesktop.DBus GetId >/dev/null ||
     fail "user nobody cannot use the private bus at $socket"

@@ -1,0 +1,54 @@
+// Design notes: fuzzes the configuration files of both daemons
+// (config/daemon_config.h, doc/configuration.md): the input is written to a
+// file in the scratch directory and loaded as the default config file, the
+// way a daemon reads /etc/shorthorn/{replicad,fused}.conf. Byte 0 picks the
+// daemon (bit 0: fused) and the rest is the file. Boost.Program_options
+// throws on bad input; the loader promises that every error comes back as a
+// Status, so an escaping exception is a finding (libFuzzer reports it as a
+// crash). A config that loads must hold values inside the documented ranges.
+#include <cstddef>
+#include <cstdint>
+#include <fstream>
+#include <string>
+
+#include "config/daemon_config.h"
+#include "tests/fuzz/fuzz_util.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace shorthorn;
+  if (size == 0) return 0;
+  const bool fused = (data[0] & 1) != 0;
+  const std::string path = fuzz::ScratchDir() + "/daemon.conf";
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(data + 1), static_cast<std::streamsize>(size - 1));
+    if (!out) fuzz::Fail("write " + path);
+  }
+  const char* argv[] = {fused ? "shorthorn-fused" : "shorthorn-replicad", nullptr};
+  if (fused) {
+    auto r = config::LoadFusedConfig(1, argv, path);
+    if (r.ok() && !r->exit_now) {
+      const config::FusedConfig& c = r->config;
+      fuzz::Check(!c.state_dir.empty() && c.state_dir[0] == '/', "state-dir not absolute");
+      fuzz::Check(c.replica_timeout_s >= 1 && c.replica_timeout_s <= 3600, "replica-timeout range");
+      fuzz::Check(c.connections_per_replica >= 1 && c.connections_per_replica <= 64,
+                  "connections-per-replica range");
+      fuzz::Check(c.max_request_kib >= 4 && c.max_request_kib <= 1024, "max-request-kib range");
+      fuzz::Check(c.backup_workers >= 1 && c.backup_workers <= 64, "backup-workers range");
+      for (const auto& a : c.replicads) {
+        std::string host;
+        uint16_t port = 0;
+        fuzz::Check(config::ParseAddress(a, &host, &port).ok() && port != 0,
+                    "a replicads address that does not parse again");
+      }
+    }
+  } else {
+    auto r = config::LoadReplicadConfig(1, argv, path);
+    if (r.ok() && !r->exit_now) {
+      const config::ReplicadConfig& c = r->config;
+      fuzz::Check(c.port >= 1, "port range");
+      fuzz::Check(!c.data_dir.empty() && c.data_dir[0] == '/', "data-dir not absolute");
+    }
+  }
+  return 0;
+}
