@@ -206,8 +206,10 @@ class Replica : public std::enable_shared_from_this<Replica> {
   Result<bool> OpenSession(uint64_t epoch);
   // CLOSE_REPLICA, after a successful Close(): fdatasyncs the lower layers
   // an unmap punched since the last flush, then records `open: false` (one
-  // atomic replace). EIO when the replica has failed, EINVAL when it is not
-  // closed. Daemon shutdown and crashes never get here: `open` stays true.
+  // atomic replace; when that fails, e.g. ENOSPC, it logs a warning and the
+  // replica stays not clean: still OK). EIO when the replica has failed,
+  // EINVAL when it is not closed. Daemon shutdown and crashes never get
+  // here: `open` stays true.
   Status EndSession();
   // Before the first WRITE or UNMAP after a clean close: records `open:
   // true` (one atomic replace of replica.json), so that a crash from now on

@@ -257,7 +257,14 @@ Status Replica::EndSession() {
   if (!meta_.open) return Status::Ok();
   ReplicaMeta next = meta_;
   next.open = false;
-  SH_RETURN_IF_ERROR(CommitLocked(std::move(next), "close"));
+  Status recorded = CommitLocked(std::move(next), "close");
+  if (!recorded.ok()) {
+    // Everything is durable; only the record of it is missing (a full
+    // disk): the next OPEN reports the replica unclean, which is safe.
+    LogWarning(op + ": the clean close is not recorded (" + recorded.message() +
+               "); its next open reports it as not closed");
+    return Status::Ok();
+  }
   session_dirty_.store(false);
   return Status::Ok();
 }

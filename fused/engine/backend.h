@@ -44,6 +44,9 @@ class Backend {
   // past the timeout), even with no request in flight; nullptr to clear.
   // The handler runs on the backend's thread.
   virtual void SetFailureHandler(std::function<void(const Status&)> handler) {}
+  // True on a thread of the backend's own (one that runs its callbacks): it
+  // must not be destroyed there (its destructor joins those threads).
+  virtual bool OnOwnThread() const { return false; }
 };
 
 }  // namespace shorthorn::fused

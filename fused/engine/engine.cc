@@ -19,10 +19,13 @@
 #include "fused/engine/engine.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <future>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include "common/log.h"
 #include "common/wire.h"
@@ -79,11 +82,60 @@ struct Engine::FanOut {
   DoneCallback done;
 };
 
+namespace {
+
+// Deletes what is handed to it on its own thread (started at first use,
+// for the life of the process; its state is never destroyed, so exit does
+// not wait for it).
+void Reap(std::function<void()> deletion) {
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<std::function<void()>> queue;
+    bool started = false;
+  };
+  static State* const state = new State();
+  std::lock_guard lock(state->mu);
+  state->queue.push_back(std::move(deletion));
+  state->cv.notify_one();
+  if (state->started) return;
+  state->started = true;
+  std::thread([] {
+    for (;;) {
+      std::function<void()> next;
+      {
+        std::unique_lock l(state->mu);
+        state->cv.wait(l, [] { return !state->queue.empty(); });
+        next = std::move(state->queue.front());
+        state->queue.pop_front();
+      }
+      next();
+    }
+  }).detach();
+}
+
+}  // namespace
+
+// The last reference to a slot may be dropped by a completion or failure
+// callback running on a thread of the slot's own backend (a replica that
+// failed and was removed meanwhile); a ReplicaClient cannot be destroyed on
+// one of its threads (it joins them), so such a slot is deleted on the
+// reaper's thread instead.
+Engine::SlotPtr Engine::NewSlot() {
+  return SlotPtr(new Slot(), [](Slot* slot) {
+    if (slot->replica.backend && slot->replica.backend->OnOwnThread()) {
+      Reap([slot] { delete slot; });
+    } else {
+      delete slot;
+    }
+  });
+}
+
 Engine::Engine(std::string volume, uint64_t size, std::vector<EngineReplica> replicas,
                EngineCallbacks callbacks)
     : volume_(std::move(volume)), size_(size), callbacks_(std::move(callbacks)) {
   for (auto& r : replicas) {
-    auto slot = std::make_shared<Slot>();
+    auto slot = NewSlot();
     slot->replica = std::move(r);
     slots_.push_back(slot);
   }
@@ -155,7 +207,7 @@ std::vector<Engine::SlotPtr> Engine::Targets(bool include_wo) const {
 }
 
 void Engine::AddReplica(EngineReplica replica) {
-  auto slot = std::make_shared<Slot>();
+  auto slot = NewSlot();
   slot->replica = std::move(replica);
   {
     std::lock_guard lock(mutex_);
@@ -193,6 +245,7 @@ Status Engine::SetMode(const std::string& name, ReplicaMode mode) {
 
 Status Engine::Reattach(const std::string& name, std::shared_ptr<Backend> backend) {
   SlotPtr reattached;
+  std::shared_ptr<Backend> old;  // destroyed outside the lock (it joins its threads)
   {
     std::lock_guard lock(mutex_);
     SlotPtr slot;
@@ -203,6 +256,7 @@ Status Engine::Reattach(const std::string& name, std::shared_ptr<Backend> backen
     if (slot->replica.mode != ReplicaMode::kERR) {
       return Status(ErrorKind::kBusy, "volume " + volume_ + ": replica " + name + " is not ERR");
     }
+    old = std::move(slot->replica.backend);
     slot->replica.backend = std::move(backend);
     slot->replica.mode = ReplicaMode::kWO;
     reattached = slot;

@@ -140,6 +140,7 @@ class Engine : public Backend {
   struct Slot;
   struct FanOut;
   using SlotPtr = std::shared_ptr<Slot>;
+  static SlotPtr NewSlot();
 
   bool TryEnter();
   // Waits while paused, then enters (background copies, not the data path).

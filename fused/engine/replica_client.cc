@@ -211,6 +211,15 @@ ReplicaClient::~ReplicaClient() {
   if (watchdog_.joinable()) watchdog_.join();
 }
 
+bool ReplicaClient::OnOwnThread() const {
+  const auto self = std::this_thread::get_id();
+  if (watchdog_.get_id() == self) return true;
+  for (const auto& conn : connections_) {
+    if (conn->reader.get_id() == self) return true;
+  }
+  return false;
+}
+
 void ReplicaClient::SetFailureHandler(std::function<void(const Status&)> handler) {
   Status already;
   {

@@ -85,6 +85,7 @@ class ReplicaClient : public Backend {
                                                 const ClientOptions& options);
 
   ~ReplicaClient() override;
+  bool OnOwnThread() const override;
 
   uint64_t Size() const override { return size_; }
   void Read(uint64_t offset, uint32_t length, ReadCallback done) override;

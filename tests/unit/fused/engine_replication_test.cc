@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <future>
 #include <mutex>
@@ -259,6 +260,98 @@ TEST(EngineReplicationTest, AFailedReplicaCannotBecomeRw) {
   Status s = t.engine->SetMode("b", ReplicaMode::kRW);
   EXPECT_EQ(s.kind(), ErrorKind::kFailed) << s.ToString();
   EXPECT_EQ(t.engine->Count(ReplicaMode::kRW), 1u);
+}
+
+// A backend that answers on a thread of its own, like a ReplicaClient's
+// reader, and that must not be destroyed there.
+class ThreadedBackend : public Backend {
+ public:
+  explicit ThreadedBackend(std::atomic<int>* destroyed_on_own_thread, std::atomic<int>* destroyed)
+      : on_own_(destroyed_on_own_thread), destroyed_(destroyed) {
+    worker_ = std::thread([this] {
+      std::unique_lock lock(mu_);
+      for (;;) {
+        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+        if (stop_) return;
+        auto next = std::move(queue_.front());
+        queue_.erase(queue_.begin());
+        lock.unlock();
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        next();
+        lock.lock();
+      }
+    });
+  }
+  ~ThreadedBackend() override {
+    if (OnOwnThread()) {
+      (*on_own_)++;
+      worker_.detach();  // joining would throw EDEADLK, as in ReplicaClient
+    } else {
+      {
+        std::lock_guard lock(mu_);
+        stop_ = true;
+      }
+      cv_.notify_all();
+      worker_.join();
+    }
+    (*destroyed_)++;
+  }
+  bool OnOwnThread() const override { return std::this_thread::get_id() == worker_.get_id(); }
+  uint64_t Size() const override { return 1 << 20; }
+  void Read(uint64_t, uint32_t length, ReadCallback done) override {
+    Post([done, length] { done(Status::Ok(), std::vector<uint8_t>(length)); });
+  }
+  void Write(uint64_t, std::span<const uint8_t>, DoneCallback done) override {
+    Post([done] { done(Status(ErrorKind::kUnavailable, "gone", ECONNRESET)); });
+  }
+  void Unmap(uint64_t, uint64_t, DoneCallback done) override {
+    Post([done] { done(Status::Ok()); });
+  }
+  void Flush(DoneCallback done) override {
+    Post([done] { done(Status::Ok()); });
+  }
+  Status Close() override { return Status::Ok(); }
+
+ private:
+  void Post(std::function<void()> fn) {
+    std::lock_guard lock(mu_);
+    queue_.push_back(std::move(fn));
+    cv_.notify_all();
+  }
+  std::atomic<int>* on_own_;
+  std::atomic<int>* destroyed_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::function<void()>> queue_;
+  bool stop_ = false;
+  std::thread worker_;
+};
+
+// Found by the randomized schedule: a rebuild gave up on a new replica that
+// had failed and removed it while its failed write was still being
+// answered; the last reference went with that answer, on the replica's own
+// thread, and ~ReplicaClient's join threw EDEADLK (fused terminated).
+TEST(EngineReplicationTest, ABackendIsNeverDestroyedOnItsOwnThread) {
+  std::atomic<int> on_own{0}, destroyed{0};
+  {
+    auto a = std::make_shared<Recorder>();
+    std::vector<EngineReplica> rs;
+    rs.push_back({"a", a, ReplicaMode::kRW, false});
+    rs.push_back(
+        {"b", std::make_shared<ThreadedBackend>(&on_own, &destroyed), ReplicaMode::kWO, false});
+    Engine engine("vol", 1 << 20, std::move(rs));
+    std::vector<uint8_t> d(4096, 1);
+    std::promise<Status> written;
+    engine.Write(0, d, [&](Status s) { written.set_value(s); });
+    // Removed while its write is in flight; the caller drops what it got.
+    (void)engine.RemoveReplica("b");
+    EXPECT_TRUE(written.get_future().get().ok());  // a answered
+    for (int i = 0; i < 100 && destroyed.load() == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  EXPECT_EQ(destroyed.load(), 1);
+  EXPECT_EQ(on_own.load(), 0) << "destroyed on its own thread";
 }
 
 TEST(EngineReplicationTest, SnapshotInvalidatesTheMissedRecord) {
