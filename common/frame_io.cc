@@ -200,7 +200,8 @@ Result<Frame> FrameReader::Next() {
     SH_RETURN_IF_ERROR(ReadFull(fd_, dst.subspan(have)));
   } else {
     SH_RETURN_IF_ERROR(Fill(length, true));
-    std::memcpy(dst.data(), buf_.data() + start_, length);
+    // An empty payload's dst.data() is null: memcpy(nullptr, ..., 0) is UB.
+    if (length > 0) std::memcpy(dst.data(), buf_.data() + start_, length);
     start_ += length;
   }
   if (start_ == end_) start_ = end_ = 0;

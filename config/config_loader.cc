@@ -17,6 +17,34 @@ po::options_description GenericOptions() {
   return generic;
 }
 
+// Boost.Program_options (1.81) makes an error's message by replacing each
+// %name% placeholder of its template until none is left, so a value that
+// holds its own placeholder ("port = %value%") makes what() loop forever,
+// growing the string (found by tests/fuzz/daemon_config_fuzz.cc). When a
+// substituted value holds a '%', the message comes from a copy whose '%'
+// are replaced by '?'.
+class PercentFreeError : public po::error_with_option_name {
+ public:
+  explicit PercentFreeError(const po::error_with_option_name& e) : po::error_with_option_name(e) {}
+  // Replaces every '%' in the substituted values; false when there was none.
+  bool Defuse() {
+    bool changed = false;
+    for (auto& [name, value] : m_substitutions) {
+      for (char& c : value) {
+        if (c == '%') c = '?', changed = true;
+      }
+    }
+    return changed;
+  }
+};
+
+std::string What(const po::error& e) {
+  auto* named = dynamic_cast<const po::error_with_option_name*>(&e);
+  if (named == nullptr) return e.what();
+  PercentFreeError copy(*named);
+  return copy.Defuse() ? std::string(copy.what()) : std::string(e.what());
+}
+
 std::string ExceptionKey(const po::error& e) {
   if (auto* named = dynamic_cast<const po::error_with_option_name*>(&e)) {
     std::string key = named->get_option_name();
@@ -29,14 +57,14 @@ std::string ExceptionKey(const po::error& e) {
 std::string ExceptionReason(const po::error& e) {
   if (dynamic_cast<const po::unknown_option*>(&e)) return "unknown key";
   if (dynamic_cast<const po::invalid_option_value*>(&e))
-    return std::string("invalid value: ") + e.what();
+    return std::string("invalid value: ") + What(e);
   if (dynamic_cast<const po::multiple_occurrences*>(&e)) return "given more than once";
-  return e.what();
+  return What(e);
 }
 
 Status ErrorFor(const std::string& where, const po::error& e) {
   std::string key = ExceptionKey(e);
-  if (key.empty()) return Status(ErrorKind::kInvalidArgument, "config " + where + ": " + e.what());
+  if (key.empty()) return Status(ErrorKind::kInvalidArgument, "config " + where + ": " + What(e));
   return KeyError(where, key, ExceptionReason(e));
 }
 

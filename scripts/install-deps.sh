@@ -14,6 +14,8 @@ packages=(
   libxxhash-dev liblz4-dev libs3-dev
   libsdbus-c++-dev libsdbus-c++-bin
   libgtest-dev libgmock-dev
+  # scripts/fuzz.sh (CTest test `fuzz`): clang with libFuzzer and the sanitizer runtimes.
+  clang libclang-rt-14-dev
   python3 dbus e2fsprogs util-linux fio procps psmisc iproute2 kmod
   debhelper dpkg-dev devscripts fakeroot lintian
   # Integration tests and scripts/quickstart.sh: busctl (systemd; it does not

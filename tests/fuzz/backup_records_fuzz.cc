@@ -39,7 +39,8 @@ void Record(std::string_view text) {
 void Volume(std::string_view text) {
   auto v = DecodeVolumeBackups(text, "volume.json");
   if (!v.ok()) {
-    fuzz::Check(v.status().kind() == ErrorKind::kProtocol, "a volume.json error that is not kProtocol");
+    fuzz::Check(v.status().kind() == ErrorKind::kProtocol,
+                "a volume.json error that is not kProtocol");
     return;
   }
   for (const auto& b : v->backups) {

@@ -24,7 +24,7 @@
 namespace shorthorn::backup {
 namespace {
 
-void Target(const std::string& url) {
+void TargetUrl(const std::string& url) {
   auto t = ParseTarget(url);
   if (!t.ok()) return;
   auto again = ParseTarget(t->url);
@@ -34,7 +34,7 @@ void Target(const std::string& url) {
               "a normalized target URL parses to another target: " + t->url);
 }
 
-void Url(const std::string& url) {
+void BackupUrlText(const std::string& url) {
   auto a = ParseBackupUrl(url);
   if (!a.ok()) return;
   std::string rebuilt = BackupUrl(a->target_url, a->volume, a->backup);
@@ -64,9 +64,9 @@ void Credentials(std::string_view text) {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   // The environment overrides the file; the fuzzer tests the file alone.
-  for (const char* name : {"SHORTHORN_S3_ENDPOINT", "SHORTHORN_S3_PROTOCOL", "SHORTHORN_S3_URI_STYLE",
-                           "SHORTHORN_S3_REGION", "SHORTHORN_S3_ACCESS_KEY",
-                           "SHORTHORN_S3_SECRET_KEY"}) {
+  for (const char* name :
+       {"SHORTHORN_S3_ENDPOINT", "SHORTHORN_S3_PROTOCOL", "SHORTHORN_S3_URI_STYLE",
+        "SHORTHORN_S3_REGION", "SHORTHORN_S3_ACCESS_KEY", "SHORTHORN_S3_SECRET_KEY"}) {
     ::unsetenv(name);
   }
   return 0;
@@ -77,10 +77,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text = shorthorn::fuzz::AsText(data + 1, size - 1);
   switch (data[0] % 3) {
     case 0:
-      shorthorn::backup::Target(std::string(text));
+      shorthorn::backup::TargetUrl(std::string(text));
       break;
     case 1:
-      shorthorn::backup::Url(std::string(text));
+      shorthorn::backup::BackupUrlText(std::string(text));
       break;
     default:
       shorthorn::backup::Credentials(text);

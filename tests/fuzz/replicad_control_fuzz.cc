@@ -28,6 +28,8 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <string>
@@ -47,11 +49,11 @@ namespace {
 namespace json = boost::json;
 
 constexpr wire::Op kOps[] = {
-    wire::Op::kHello,          wire::Op::kCreateReplica, wire::Op::kOpenReplica,
-    wire::Op::kCloseReplica,   wire::Op::kDeleteReplica, wire::Op::kSnapshot,
-    wire::Op::kDeleteSnapshot, wire::Op::kRevert,        wire::Op::kExpand,
-    wire::Op::kListLayers,     wire::Op::kVerify,        wire::Op::kSetGeneration,
-    wire::Op::kRebuild,        wire::Op::kLayerExtents,  wire::Op::kChecksum,
+    wire::Op::kHello,          wire::Op::kCreateReplica,    wire::Op::kOpenReplica,
+    wire::Op::kCloseReplica,   wire::Op::kDeleteReplica,    wire::Op::kSnapshot,
+    wire::Op::kDeleteSnapshot, wire::Op::kRevert,           wire::Op::kExpand,
+    wire::Op::kListLayers,     wire::Op::kVerify,           wire::Op::kSetGeneration,
+    wire::Op::kRebuild,        wire::Op::kLayerExtents,     wire::Op::kChecksum,
     wire::Op::kReadSnapshot,   wire::Op::kReadSnapshotView,
 };
 constexpr size_t kOpCount = sizeof(kOps) / sizeof(kOps[0]);
@@ -123,11 +125,13 @@ struct Answer {
 
 void CheckAnswer(const wire::Header& request, const Status& handled, const Answer& a) {
   if (!handled.ok()) {
-    fuzz::Check(handled.kind() == ErrorKind::kProtocol, "Handle failed with a kind other than kProtocol");
+    fuzz::Check(handled.kind() == ErrorKind::kProtocol,
+                "Handle failed with a kind other than kProtocol");
     fuzz::Check(a.calls == 0, "a refused frame was answered too");
     return;
   }
-  fuzz::Check(a.calls == 1, "a control request was not answered exactly once before Handle returned");
+  fuzz::Check(a.calls == 1,
+              "a control request was not answered exactly once before Handle returned");
   fuzz::Check(a.header.request_id == request.request_id, "the reply names another request");
   fuzz::Check(a.status >= 0, "a reply carries a negative status");
   if (a.status == 0 && wire::IsControlOp(request.op)) {
@@ -203,6 +207,13 @@ void RunOne(const uint8_t* data, size_t size) {
           if (++answer.calls == 1) answer = {1, h, status, std::move(payload)};
         });
     CheckAnswer(request, handled, answer);
+    if (std::getenv("SHORTHORN_FUZZ_DEBUG") != nullptr) {  // what a seed reaches
+      std::fprintf(stderr, "%s: %s status %d: %.200s\n",
+                   std::string(wire::OpName(static_cast<uint16_t>(op))).c_str(),
+                   handled.ok() ? "answered" : "refused", answer.status,
+                   handled.ok() ? std::string(answer.payload.begin(), answer.payload.end()).c_str()
+                                : handled.message().c_str());
+    }
   }  // the store closes every replica (stops workers, rebuilds, unmap threads)
   std::filesystem::remove_all(dir, ec);
 }
