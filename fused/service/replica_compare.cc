@@ -39,8 +39,8 @@ std::string MiB(uint64_t bytes) {
 
 }  // namespace
 
-bool VolumeService::CompareThrottle(JobHandle& job, uint64_t rate, uint64_t bytes,
-                                    std::chrono::steady_clock::time_point start) {
+bool VolumeService::ThrottleJob(JobHandle& job, uint64_t rate, uint64_t bytes,
+                                std::chrono::steady_clock::time_point start) {
   if (rate == 0) return job.cancelled();
   auto due = start + std::chrono::microseconds(bytes * 1000000 / rate);
   auto now = std::chrono::steady_clock::now();
@@ -109,7 +109,7 @@ Status VolumeService::RunResync(const std::string& volume, JobHandle& job) {
     });
     if (!piece.ok()) return piece.WithContext(what);
     job.Update(off + len, size);
-    if (CompareThrottle(job, settings_.rebuild_bandwidth, off + len, start)) {
+    if (ThrottleJob(job, settings_.rebuild_bandwidth, off + len, start)) {
       return Status(ErrorKind::kFailed, what + ": cancelled");
     }
   }
@@ -244,7 +244,7 @@ Status VolumeService::RunScrub(const std::string& volume, JobHandle& job) {
     });
     if (!piece.ok()) return piece.WithContext(what);
     job.Update(off + len, size);
-    if (CompareThrottle(job, settings_.scrub_bandwidth, off + len, start)) {
+    if (ThrottleJob(job, settings_.scrub_bandwidth, off + len, start)) {
       return Status(ErrorKind::kFailed, what + ": cancelled");
     }
   }

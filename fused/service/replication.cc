@@ -54,16 +54,6 @@ uint64_t U64(const json::object& o, const char* key) {
   return v != nullptr && v->is_number() ? v->to_number<uint64_t>() : 0;
 }
 
-// Sleeps long enough that `bytes` since `start` stay under `rate` bytes/s.
-bool Throttle(JobHandle& job, uint64_t rate, uint64_t bytes,
-              std::chrono::steady_clock::time_point start) {
-  if (rate == 0) return job.cancelled();
-  auto due = start + std::chrono::microseconds(bytes * 1000000 / rate);
-  auto now = std::chrono::steady_clock::now();
-  if (due <= now) return job.cancelled();
-  return job.WaitCancelled(std::chrono::duration_cast<std::chrono::milliseconds>(due - now));
-}
-
 }  // namespace
 
 Result<std::vector<EngineReplica>> VolumeService::OpenForAttach(const VolumeRecord& record,
@@ -335,7 +325,7 @@ Status VolumeService::CatchUp(const std::string& volume, const std::shared_ptr<A
       if (!copied.ok()) return copied.WithContext(what);
       done += len;
       job.Update(done, total);
-      if (Throttle(job, settings_.rebuild_bandwidth, done, start)) {
+      if (ThrottleJob(job, settings_.rebuild_bandwidth, done, start)) {
         engine->FailReplica(replica, Status(ErrorKind::kFailed, "catch-up cancelled"));
         return Status(ErrorKind::kFailed, what + ": cancelled");
       }
@@ -386,8 +376,8 @@ Status VolumeService::DeleteMissedSnapshots(AttachContext& ctx,
     source_target = ctx.targets.at(source);
     target = ctx.targets.at(replica);
   }
-  auto theirs = ReplicaClient::Call(source_target, ctx.epoch, wire::Op::kListLayers, {},
-                                    settings_.client);
+  auto theirs =
+      ReplicaClient::Call(source_target, ctx.epoch, wire::Op::kListLayers, {}, settings_.client);
   if (!theirs.ok()) return theirs.status();
   auto mine = ReplicaClient::Call(target, ctx.epoch, wire::Op::kListLayers, {}, settings_.client);
   if (!mine.ok()) return mine.status();
@@ -397,7 +387,8 @@ Status VolumeService::DeleteMissedSnapshots(AttachContext& ctx,
     auto deleted = ReplicaClient::Call(target, ctx.epoch, wire::Op::kDeleteSnapshot,
                                        {{"name", name}}, settings_.client);
     if (!deleted.ok() && deleted.status().kind() != ErrorKind::kNotFound) {
-      return deleted.status().WithContext("delete snapshot " + name + ", deleted while it was away");
+      return deleted.status().WithContext("delete snapshot " + name +
+                                          ", deleted while it was away");
     }
     LogInfo("volume " + ctx.volume + ": replica " + replica + ": deleted snapshot " + name +
             ", deleted while it was away");

@@ -163,8 +163,8 @@ class VolumeService : public VolumeManager {
                                            uint64_t offset, uint64_t length);
   // Sleeps so that `bytes` since `start` stay under `rate` bytes/s; true
   // when the job was cancelled.
-  static bool CompareThrottle(JobHandle& job, uint64_t rate, uint64_t bytes,
-                              std::chrono::steady_clock::time_point start);
+  static bool ThrottleJob(JobHandle& job, uint64_t rate, uint64_t bytes,
+                          std::chrono::steady_clock::time_point start);
   // When each attached volume is scrubbed next (scrub-interval); guarded by
   // mutex_.
   std::map<std::string, std::chrono::steady_clock::time_point> next_scrub_;
