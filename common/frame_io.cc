@@ -139,16 +139,17 @@ Status WriteBytes(int fd, std::span<const uint8_t> bytes) {
 FrameReader::FrameReader(int fd, size_t buffer_size, bool aligned_writes)
     : fd_(fd),
       aligned_writes_(aligned_writes),
-      buf_(std::max(buffer_size, 2 * wire::kHeaderSize)) {}
+      buf_(new uint8_t[std::max(buffer_size, 2 * wire::kHeaderSize)]),
+      capacity_(std::max(buffer_size, 2 * wire::kHeaderSize)) {}
 
 Status FrameReader::Fill(size_t want, bool mid_frame) {
-  if (buf_.size() - start_ < want) {  // compact: the frame must fit behind start_
-    std::memmove(buf_.data(), buf_.data() + start_, buffered());
+  if (capacity_ - start_ < want) {  // compact: the frame must fit behind start_
+    std::memmove(buf_.get(), buf_.get() + start_, buffered());
     end_ -= start_;
     start_ = 0;
   }
   while (buffered() < want) {
-    ssize_t n = ::read(fd_, buf_.data() + end_, buf_.size() - end_);
+    ssize_t n = ::read(fd_, buf_.get() + end_, capacity_ - end_);
     if (n > 0) {
       end_ += static_cast<size_t>(n);
     } else if (n == 0) {
@@ -166,7 +167,7 @@ Status FrameReader::Fill(size_t want, bool mid_frame) {
 bool FrameReader::HasBufferedFrame() const {
   if (buffered() < wire::kHeaderSize) return false;
   auto header =
-      wire::DecodeHeader(std::span<const uint8_t>(buf_.data() + start_, wire::kHeaderSize));
+      wire::DecodeHeader(std::span<const uint8_t>(buf_.get() + start_, wire::kHeaderSize));
   // A bad header is "ready" too: Next() reports it without blocking.
   return !header.ok() || buffered() - wire::kHeaderSize >= header->payload_length;
 }
@@ -174,7 +175,7 @@ bool FrameReader::HasBufferedFrame() const {
 Result<Frame> FrameReader::Next() {
   SH_RETURN_IF_ERROR(Fill(wire::kHeaderSize, false));
   auto header =
-      wire::DecodeHeader(std::span<const uint8_t>(buf_.data() + start_, wire::kHeaderSize));
+      wire::DecodeHeader(std::span<const uint8_t>(buf_.get() + start_, wire::kHeaderSize));
   if (!header.ok()) return header.status();
   start_ += wire::kHeaderSize;
   Frame frame;
@@ -193,15 +194,15 @@ Result<Frame> FrameReader::Next() {
     frame.payload.resize(length);
     dst = frame.payload;
   }
-  if (length > buf_.size() / 2) {  // what is buffered is copied, the rest read into place
+  if (length > capacity_ / 2) {  // what is buffered is copied, the rest read into place
     size_t have = std::min(length, buffered());
-    std::memcpy(dst.data(), buf_.data() + start_, have);
+    std::memcpy(dst.data(), buf_.get() + start_, have);
     start_ += have;
     SH_RETURN_IF_ERROR(ReadFull(fd_, dst.subspan(have)));
   } else {
     SH_RETURN_IF_ERROR(Fill(length, true));
     // An empty payload's dst.data() is null: memcpy(nullptr, ..., 0) is UB.
-    if (length > 0) std::memcpy(dst.data(), buf_.data() + start_, length);
+    if (length > 0) std::memcpy(dst.data(), buf_.get() + start_, length);
     start_ += length;
   }
   if (start_ == end_) start_ = end_ = 0;

@@ -73,7 +73,10 @@ class FrameReader {
 
   int fd_;
   bool aligned_writes_;
-  std::vector<uint8_t> buf_;
+  // Not zero-filled: an idle connection's buffer costs no resident memory
+  // beyond the pages its frames touched.
+  std::unique_ptr<uint8_t[]> buf_;
+  size_t capacity_;
   size_t start_ = 0, end_ = 0;  // the unread bytes are buf_[start_, end_)
 };
 

@@ -53,8 +53,11 @@ Status SplitHostPort(const std::string& address, std::string* host, std::string*
   return Status::Ok();
 }
 
-Result<std::unique_ptr<PeerClient>> PeerClient::Connect(const std::string& address,
-                                                        int timeout_ms) {
+Result<std::unique_ptr<PeerClient>> PeerClient::Connect(const std::string& address, int timeout_ms,
+                                                        const auth::ClusterKey* key) {
+  if (key == nullptr) {
+    return Status(ErrorKind::kNotAuthorized, "connect to " + address + ": no cluster key", EACCES);
+  }
   std::string host, port;
   SH_RETURN_IF_ERROR(SplitHostPort(address, &host, &port));
   addrinfo hints{};
@@ -83,6 +86,7 @@ Result<std::unique_ptr<PeerClient>> PeerClient::Connect(const std::string& addre
       last = ErrnoStatus(errno == EINPROGRESS ? ETIMEDOUT : errno, "connect to " + address);
       continue;
     }
+    if (Status s = auth::ClientHandshake(fd.get(), *key, address); !s.ok()) return s;
     return std::unique_ptr<PeerClient>(new PeerClient(std::move(fd), address));
   }
   return last;

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "common/auth.h"
 #include "common/file_util.h"
 #include "common/status.h"
 #include "common/wire.h"
@@ -29,11 +30,14 @@ namespace shorthorn {
 
 class PeerClient {
  public:
-  // Connects to "host:port" or "[v6-address]:port" (a name is resolved).
+  // Connects to "host:port" or "[v6-address]:port" (a name is resolved)
+  // and authenticates with `key` (common/auth.h; required).
   // `timeout_ms` bounds the connect and every later send and receive.
-  static Result<std::unique_ptr<PeerClient>> Connect(const std::string& address, int timeout_ms);
-  // Takes a connected stream socket (TCP or Unix) whose send and receive
-  // timeouts are already set; `address` names the peer in messages.
+  static Result<std::unique_ptr<PeerClient>> Connect(const std::string& address, int timeout_ms,
+                                                     const auth::ClusterKey* key);
+  // Takes a connected, authenticated stream socket (TCP or Unix) whose send
+  // and receive timeouts are already set; `address` names the peer in
+  // messages.
   static std::unique_ptr<PeerClient> Adopt(UniqueFd fd, std::string address);
 
   PeerClient(const PeerClient&) = delete;

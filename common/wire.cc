@@ -40,6 +40,8 @@ Status Malformed(const std::string& reason) {
 // Largest payload allowed for this opcode in this direction.
 uint64_t PayloadLimit(const Header& h) {
   if (h.is_reply() && h.status != 0) return kMaxControlPayload;  // error message
+  if (h.op == Op::kAuthChallenge) return h.is_reply() ? 64 : 32;
+  if (h.op == Op::kAuthProof) return h.is_reply() ? 0 : 32;
   if (IsSnapshotRead(h.op)) return h.is_reply() ? kMaxIoLength : kMaxControlPayload;
   if (IsControlOp(h.op)) return kMaxControlPayload;
   if (h.op == Op::kWrite && !h.is_reply()) return kMaxIoLength;
@@ -63,6 +65,10 @@ std::string_view OpName(uint16_t op) {
       return "UNMAP";
     case Op::kPing:
       return "PING";
+    case Op::kAuthChallenge:
+      return "AUTH_CHALLENGE";
+    case Op::kAuthProof:
+      return "AUTH_PROOF";
     case Op::kCreateReplica:
       return "CREATE_REPLICA";
     case Op::kOpenReplica:
@@ -162,7 +168,8 @@ Result<Header> DecodeHeader(std::span<const uint8_t> bytes) {
   Header h;
   h.version = Get16(p + 4);
   if (h.version != kVersion) {
-    return Malformed("unsupported protocol version " + std::to_string(h.version));
+    return Malformed("protocol version " + std::to_string(h.version) + ", this end speaks " +
+                     std::to_string(kVersion));
   }
   uint16_t op = Get16(p + 6);
   if (!IsKnownOp(op)) return Malformed("unknown opcode " + std::to_string(op));
@@ -197,6 +204,12 @@ Result<Header> DecodeHeader(std::span<const uint8_t> bytes) {
     return Malformed(std::string(OpName(op)) + " payload length " +
                      std::to_string(h.payload_length) + " differs from length " +
                      std::to_string(h.length));
+  }
+  bool fixed_size =
+      (h.op == Op::kAuthChallenge || h.op == Op::kAuthProof) && (!h.is_reply() || h.status == 0);
+  if (fixed_size && h.payload_length != limit) {
+    return Malformed(std::string(OpName(op)) + " payload of " + std::to_string(h.payload_length) +
+                     " bytes, expected " + std::to_string(limit));
   }
   if (h.payload_length == 0 && h.payload_checksum != 0) {
     return Malformed("checksum set on an empty payload");

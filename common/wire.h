@@ -1,4 +1,4 @@
-// The replica wire protocol, version 1: frame layout, opcodes and limits, and
+// The replica wire protocol, version 2: frame layout, opcodes and limits, and
 // the pure codec (bytes <-> Header). doc/protocol.md is the prose version of
 // this file; change both together.
 //
@@ -19,7 +19,9 @@
 namespace shorthorn::wire {
 
 inline constexpr uint32_t kMagic = 0x4E524853;  // bytes "SHRN"
-inline constexpr uint16_t kVersion = 1;
+// Version 2 added authentication (common/auth.h): AUTH_CHALLENGE and
+// AUTH_PROOF come first on every connection.
+inline constexpr uint16_t kVersion = 2;
 inline constexpr size_t kHeaderSize = 64;
 
 // Largest READ or WRITE (the FUSE frontend sends at most 1 MiB).
@@ -41,6 +43,10 @@ enum class Op : uint16_t {
   kFlush = 4,
   kUnmap = 5,
   kPing = 6,
+  // The handshake (common/auth.h), the first two requests on a connection
+  // and never again: binary payloads of fixed sizes.
+  kAuthChallenge = 7,  // request: client nonce (32); reply: server nonce + proof (64)
+  kAuthProof = 8,      // request: client proof (32); reply: empty
   kCreateReplica = 16,
   kOpenReplica = 17,
   kCloseReplica = 18,

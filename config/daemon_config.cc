@@ -84,6 +84,16 @@ Result<Loaded<ReplicadConfig>> LoadReplicadConfig(int argc, const char* const* a
       "data I/O: auto (io_uring when available), io_uring, or sync")(
       "direct-io", po::value<bool>()->default_value(d.direct_io),
       "write replica data past the page cache (O_DIRECT): true or false")(
+      "cluster-key", po::value<std::string>()->default_value(d.cluster_key),
+      "file holding the cluster's shared secret (64 hex digits, mode 0600 or 0640)")(
+      "max-connections", po::value<int64_t>()->default_value(d.max_connections),
+      "connections served at once; more are refused")(
+      "auth-timeout", po::value<int64_t>()->default_value(d.auth_timeout_s),
+      "seconds a new connection has to authenticate")(
+      "send-timeout", po::value<int64_t>()->default_value(d.send_timeout_s),
+      "seconds a client may leave replies unread before it is dropped")(
+      "max-volume-size", po::value<int64_t>()->default_value(d.max_volume_size_gib),
+      "largest replica size in GiB that CREATE_REPLICA and EXPAND accept")(
       "log-level", po::value<std::string>()->default_value(d.log_level),
       "debug, info, warning or error");
   auto loaded = Load(keys, argc, argv, default_file);
@@ -104,6 +114,13 @@ Result<Loaded<ReplicadConfig>> LoadReplicadConfig(int argc, const char* const* a
   c.socket_dir = loaded->values["socket-dir"].as<std::string>();
   if (!c.socket_dir.empty()) SH_RETURN_IF_ERROR(CheckAbsolute(*loaded, "socket-dir", c.socket_dir));
   c.direct_io = loaded->values["direct-io"].as<bool>();
+  c.cluster_key = loaded->values["cluster-key"].as<std::string>();
+  SH_RETURN_IF_ERROR(CheckAbsolute(*loaded, "cluster-key", c.cluster_key));
+  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "max-connections", 1, 65536, &c.max_connections));
+  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "auth-timeout", 1, 600, &c.auth_timeout_s));
+  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "send-timeout", 1, 3600, &c.send_timeout_s));
+  SH_RETURN_IF_ERROR(
+      GetRange<uint64_t>(*loaded, "max-volume-size", 1, uint64_t{1} << 24, &c.max_volume_size_gib));
   std::string engine = loaded->values["io-engine"].as<std::string>();
   if (engine == "auto")
     c.io_engine = IoEngineKind::kAuto;
@@ -160,6 +177,10 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
       "file with the S3 endpoint and credentials (mode 0600)")(
       "backup-workers", po::value<int64_t>()->default_value(d.backup_workers),
       "blocks a backup or restore job processes in parallel")(
+      "cluster-key", po::value<std::string>()->default_value(d.cluster_key),
+      "file holding the cluster's shared secret (64 hex digits, mode 0600 or 0640)")(
+      "max-volume-size", po::value<int64_t>()->default_value(d.max_volume_size_gib),
+      "largest volume size in GiB that CreateVolume and Expand accept")(
       "log-level", po::value<std::string>()->default_value(d.log_level),
       "debug, info, warning or error");
   auto loaded = Load(keys, argc, argv, default_file);
@@ -213,6 +234,10 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
   c.backup_credentials = loaded->values["backup-credentials"].as<std::string>();
   SH_RETURN_IF_ERROR(CheckAbsolute(*loaded, "backup-credentials", c.backup_credentials));
   SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "backup-workers", 1, 64, &c.backup_workers));
+  c.cluster_key = loaded->values["cluster-key"].as<std::string>();
+  SH_RETURN_IF_ERROR(CheckAbsolute(*loaded, "cluster-key", c.cluster_key));
+  SH_RETURN_IF_ERROR(
+      GetRange<uint64_t>(*loaded, "max-volume-size", 1, uint64_t{1} << 24, &c.max_volume_size_gib));
   c.log_level = loaded->values["log-level"].as<std::string>();
   SH_RETURN_IF_ERROR(CheckLogLevel(*loaded, c.log_level));
   return out;

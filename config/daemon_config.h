@@ -27,6 +27,13 @@ struct ReplicadConfig {
   std::string socket_dir = "/run/shorthorn-replicad";
   // Whole-block writes into a replica bypass the page cache (O_DIRECT).
   bool direct_io = true;
+  // The cluster's shared secret (doc/protocol.md, "Authentication"): every
+  // connection proves it holds it before any other request.
+  std::string cluster_key = "/etc/shorthorn/cluster.key";
+  uint32_t max_connections = 1024;       // connections served at once (TCP and Unix)
+  uint32_t auth_timeout_s = 10;          // a connection must authenticate within this
+  uint32_t send_timeout_s = 30;          // a client that takes no reply this long is dropped
+  uint64_t max_volume_size_gib = 65536;  // largest replica CREATE or EXPAND accepts
   std::string log_level = "info";
 };
 
@@ -53,6 +60,9 @@ struct FusedConfig {
   std::string backup_target = "file:///var/lib/shorthorn/backups";
   std::string backup_credentials = "/etc/shorthorn/backup-credentials";
   uint32_t backup_workers = 4;
+  // The cluster's shared secret, the same file on every host.
+  std::string cluster_key = "/etc/shorthorn/cluster.key";
+  uint64_t max_volume_size_gib = 65536;  // largest CreateVolume or Expand
   std::string log_level = "info";
 };
 

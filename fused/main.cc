@@ -9,6 +9,7 @@
 
 #include <iostream>
 
+#include "common/auth.h"
 #include "common/file_util.h"
 #include "common/log.h"
 #include "config/daemon_config.h"
@@ -59,6 +60,12 @@ int main(int argc, char** argv) {
     }
   }
 
+  auto key = auth::LoadDaemonKey(c.cluster_key);
+  if (!key.ok()) {
+    LogError(key.status().message());
+    return 1;
+  }
+
   fused::FuseFrontend fuse(
       {c.mount_point, c.fuse_threads, c.max_background, c.max_request_kib * 1024});
   Status s = fuse.Start();
@@ -73,6 +80,7 @@ int main(int argc, char** argv) {
   settings.client.connect = std::chrono::seconds(c.connect_timeout_s);
   settings.client.request = std::chrono::seconds(c.replica_timeout_s);
   settings.client.local_socket_dir = c.replicad_socket_dir;
+  settings.client.key = std::make_shared<const auth::ClusterKey>(*key);
   settings.connections_per_replica = static_cast<int>(c.connections_per_replica);
   settings.stale_replica_timeout = std::chrono::minutes(c.stale_replica_timeout_min);
   settings.rebuild_bandwidth = static_cast<uint64_t>(c.rebuild_bandwidth_mib) << 20;
@@ -81,6 +89,7 @@ int main(int argc, char** argv) {
   settings.backup_target = c.backup_target;
   settings.backup_credentials = c.backup_credentials;
   settings.backup_workers = static_cast<int>(c.backup_workers);
+  settings.max_volume_size_gib = c.max_volume_size_gib;
   fused::VolumeService service(settings, fuse);
   s = service.Start();
   if (!s.ok()) {
@@ -89,6 +98,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   fused::dbus::DbusServiceOptions dbus_options;
+  // Only root may have fused connect to replicads fused.conf does not list.
+  dbus_options.admin.replicads = settings.default_replicads;
   dbus_options.on_failure = [](const Status& why) {
     LogError("D-Bus connection lost: " + why.message());
     kill(getpid(), SIGTERM);

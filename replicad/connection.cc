@@ -5,6 +5,9 @@
 // thread that all replicas share. The writer blocks SIGPIPE in itself, so a
 // peer that vanished yields EPIPE rather than killing the daemon.
 //
+// Before authentication the connection has one thread (the reader, in the
+// handshake) and no frame buffer; the writer starts only after it.
+//
 // Wind-down: the reader stops (EOF, error, malformed frame, Shutdown), waits
 // until every request it admitted has been answered (or dropped, when the
 // socket is broken), then tells the writer to finish; the Server joins both.
@@ -16,6 +19,11 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <sys/time.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
 #include <utility>
 
 #include "common/frame_io.h"
@@ -23,15 +31,88 @@
 
 namespace shorthorn::replicad {
 
-Connection::Connection(UniqueFd fd, std::string peer, RequestHandler* handler)
-    : fd_(std::move(fd)), peer_(std::move(peer)), handler_(handler) {}
+namespace {
+
+void SetTimeout(int fd, int option, std::chrono::milliseconds t) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(t.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((t.count() % 1000) * 1000);
+  ::setsockopt(fd, SOL_SOCKET, option, &tv, sizeof(tv));
+}
+
+}  // namespace
+
+Connection::Connection(UniqueFd fd, std::string peer, RequestHandler* handler,
+                       const ConnectionOptions* options)
+    : fd_(std::move(fd)), peer_(std::move(peer)), handler_(handler), options_(options) {}
 
 Connection::~Connection() { Join(); }
 
 void Connection::Start() {
-  threads_running_ = 2;
-  reader_ = std::thread([this] { ReadLoop(); });
-  writer_ = std::thread([this] { WriteLoop(); });
+  threads_running_ = 1;
+  try {
+    reader_ = std::thread([this] { ReadLoop(); });
+  } catch (...) {
+    threads_running_ = 0;
+    throw;
+  }
+}
+
+bool Connection::StartWriter() {
+  {
+    std::lock_guard lock(mu_);
+    ++threads_running_;
+  }
+  try {
+    writer_ = std::thread([this] { WriteLoop(); });
+    return true;
+  } catch (const std::system_error& e) {
+    LogError("closing connection from " + peer_ + ": cannot start its writer thread: " + e.what());
+    std::lock_guard lock(mu_);
+    --threads_running_;
+    return false;
+  }
+}
+
+bool Connection::Authenticate() {
+  SetTimeout(fd_.get(), SO_RCVTIMEO, options_->auth_timeout);
+  SetTimeout(fd_.get(), SO_SNDTIMEO, options_->auth_timeout);
+  Status s = auth::ServerHandshake(fd_.get(), *options_->key);
+  if (!s.ok()) {
+    if (s.kind() == ErrorKind::kUnavailable && s.message() == "connection closed") {
+      LogDebug("connection from " + peer_ + " closed before it authenticated");
+    } else if (s.sys_errno() == EAGAIN || s.sys_errno() == EWOULDBLOCK) {
+      LogWarning("closing connection from " + peer_ + ": it did not authenticate within " +
+                 std::to_string(options_->auth_timeout.count()) + " ms");
+    } else {
+      LogWarning("refused connection from " + peer_ + ": " + s.message());
+    }
+    return false;
+  }
+  SetTimeout(fd_.get(), SO_RCVTIMEO, std::chrono::milliseconds(0));
+  SetTimeout(fd_.get(), SO_SNDTIMEO, options_->send_timeout);
+  authenticated_ = true;
+  LogDebug("connection from " + peer_ + " authenticated");
+  return true;
+}
+
+uint64_t Connection::Cost(const wire::Header& request) {
+  switch (request.op) {
+    case wire::Op::kRead:
+    case wire::Op::kReadSnapshot:
+    case wire::Op::kReadSnapshotView:
+      return request.length;
+    case wire::Op::kWrite:
+      return request.payload_length;
+    default:
+      return 0;
+  }
+}
+
+uint64_t Connection::Cost(const std::vector<Reply>& batch) {
+  uint64_t sum = 0;
+  for (const auto& r : batch) sum += Cost(r.request);
+  return sum;
 }
 
 void Connection::Shutdown() { ::shutdown(fd_.get(), SHUT_RDWR); }
@@ -81,7 +162,7 @@ void Connection::SendBatch(std::vector<Reply>& batch) {
       ::shutdown(fd_.get(), SHUT_RDWR);  // wakes the reader
     }
   }
-  FinishSend(broken, static_cast<uint32_t>(batch.size()));
+  FinishSend(broken, static_cast<uint32_t>(batch.size()), Cost(batch));
   batch.clear();
 }
 
@@ -107,23 +188,26 @@ void Connection::SendBatchNow(std::vector<Reply>& batch) {
     }
   }
   auto answered = static_cast<uint32_t>(batch.size());
+  uint64_t cost = Cost(batch);
   batch.clear();
-  if (rest.empty()) return FinishSend(broken, answered);
+  if (rest.empty()) return FinishSend(broken, answered, cost);
   {
     std::lock_guard lock(mu_);  // the writer takes over, sender role and all
     rest_ = std::move(rest);
     rest_replies_ = answered;
+    rest_cost_ = cost;
   }
   writer_cv_.notify_one();
 }
 
-void Connection::FinishSend(bool broken, uint32_t answered) {
+void Connection::FinishSend(bool broken, uint32_t answered, uint64_t bytes) {
   bool more;
   {
     std::lock_guard lock(mu_);
     broken_ = broken_ || broken;
     sending_ = false;
     in_flight_ -= answered;
+    in_flight_bytes_ -= bytes;
     more = !replies_.empty();
   }
   reader_cv_.notify_all();
@@ -143,16 +227,31 @@ void Connection::SendQueuedFromReader() {
 
 void Connection::ReadLoop() {
   reader_id_ = std::this_thread::get_id();
+  bool served = Authenticate() && StartWriter();
+  if (served) Serve();
+  // Without a writer nobody else ends the stream: the peer sees EOF now.
+  ::shutdown(fd_.get(), served ? SHUT_RD : SHUT_RDWR);
+  std::unique_lock lock(mu_);
+  reader_cv_.wait(lock, [this] { return in_flight_ == 0; });
+  reader_done_ = true;
+  --threads_running_;
+  writer_cv_.notify_all();
+}
+
+void Connection::Serve() {
   FrameReader reader(fd_.get(), 256 << 10, /*aligned_writes=*/true);
+  auto full = [this] {
+    return in_flight_ >= kMaxInFlight || in_flight_bytes_ >= kMaxInFlightBytes;
+  };
   for (;;) {
     if (!reader.HasBufferedFrame()) SendQueuedFromReader();
     {
       std::unique_lock lock(mu_);
-      if (in_flight_ >= kMaxInFlight) {
+      if (full()) {
         lock.unlock();
         SendQueuedFromReader();
         lock.lock();
-        reader_cv_.wait(lock, [this] { return in_flight_ < kMaxInFlight; });
+        reader_cv_.wait(lock, [&] { return !full(); });
       }
     }
     auto frame = reader.Next();
@@ -165,9 +264,11 @@ void Connection::ReadLoop() {
       }
       break;
     }
+    const uint64_t cost = Cost(frame->header);
     {
       std::lock_guard lock(mu_);
       ++in_flight_;
+      in_flight_bytes_ += cost;
     }
     state_.nothing_queued = !reader.HasBufferedFrame();
     Status s =
@@ -180,18 +281,13 @@ void Connection::ReadLoop() {
       {
         std::lock_guard lock(mu_);
         --in_flight_;
+        in_flight_bytes_ -= cost;
       }
       LogWarning("closing connection from " + peer_ + ": " + s.message());
       break;
     }
   }
   SendQueuedFromReader();
-  ::shutdown(fd_.get(), SHUT_RD);
-  std::unique_lock lock(mu_);
-  reader_cv_.wait(lock, [this] { return in_flight_ == 0; });
-  reader_done_ = true;
-  --threads_running_;
-  writer_cv_.notify_all();
 }
 
 void Connection::WriteLoop() {
@@ -203,6 +299,7 @@ void Connection::WriteLoop() {
   std::vector<uint8_t> rest;
   for (;;) {
     uint32_t rest_replies = 0;
+    uint64_t rest_cost = 0;
     {
       std::unique_lock lock(mu_);
       writer_cv_.wait(lock, [this] {
@@ -212,6 +309,7 @@ void Connection::WriteLoop() {
       if (!rest_.empty()) {  // an engine thread left us the end of its batch
         rest.swap(rest_);
         rest_replies = rest_replies_;
+        rest_cost = rest_cost_;
       } else if (replies_.empty()) {
         break;  // reader done and nothing left
       } else {
@@ -226,7 +324,7 @@ void Connection::WriteLoop() {
         ::shutdown(fd_.get(), SHUT_RDWR);  // wakes the reader
       }
       rest.clear();
-      FinishSend(!s.ok(), rest_replies);
+      FinishSend(!s.ok(), rest_replies, rest_cost);
       continue;
     }
     SendBatch(batch);

@@ -19,13 +19,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
+#include "common/auth.h"
 #include "common/file_util.h"
 #include "common/log.h"
 #include "config/daemon_config.h"
@@ -116,13 +119,27 @@ int Run(int argc, char** argv) {
         "its unflushed writes and SIGUSR2 simulates a power loss (drops them and exits 137); "
         "never use this in production");
   }
+  auto key = auth::LoadDaemonKey(cfg.cluster_key);
+  if (!key.ok()) {
+    LogError(key.status().message());
+    return 1;
+  }
+  auto shared_key = std::make_shared<const auth::ClusterKey>(*key);
   {
     ReplicaOptions options;
     options.direct_writes = cfg.direct_io;
+    options.rebuild.cluster_key = shared_key;
+    options.max_volume_size_gib = cfg.max_volume_size_gib;
     options.power_loss_test = power_loss_test;
     ReplicaStore store(cfg.data_dir, engine->get(), options);
     RequestHandler handler(&store);
-    Server server(&handler);
+    ServerOptions server_options;
+    server_options.connection.key = shared_key;
+    server_options.connection.auth_timeout = std::chrono::seconds(cfg.auth_timeout_s);
+    server_options.connection.send_timeout = std::chrono::seconds(cfg.send_timeout_s);
+    server_options.max_connections = cfg.max_connections;
+    server_options.max_unauthenticated = std::min<uint32_t>(64, cfg.max_connections);
+    Server server(&handler, std::move(server_options));
     if (Status s = server.Start(cfg.listen, cfg.port, cfg.socket_dir); !s.ok()) {
       LogError(s.message());
       return 1;

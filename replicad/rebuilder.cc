@@ -328,7 +328,8 @@ Result<std::vector<LayerMeta>> Rebuilder::Run(bool* crashed) {
     return s;
   };
   {
-    auto client = PeerClient::Connect(request_.source, options_.io_timeout_ms);
+    auto client =
+        PeerClient::Connect(request_.source, options_.io_timeout_ms, options_.cluster_key.get());
     if (!client.ok()) return fail(client.status().WithContext(op));
     std::lock_guard lock(mu_);
     client_ = std::move(*client);

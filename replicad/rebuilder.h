@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/auth.h"
 #include "common/peer_client.h"
 #include "common/status.h"
 #include "replicad/replica_meta.h"
@@ -50,6 +51,8 @@ struct RebuildOptions {
   std::chrono::milliseconds checksum_poll = std::chrono::milliseconds(200);
   uint64_t read_size = 1 << 20;      // bytes per READ_SNAPSHOT
   uint32_t extents_per_page = 4096;  // LAYER_EXTENTS "max"
+  // The cluster key the puller authenticates with (the source checks it).
+  std::shared_ptr<const auth::ClusterKey> cluster_key;
 };
 
 // Where the copy goes and how the puller reports.

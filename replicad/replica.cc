@@ -190,10 +190,10 @@ Status Replica::CheckLocked(std::string_view op, uint64_t epoch) const {
   if (closed_) return Status(ErrorKind::kUnavailable, what + ": the replica is closed", ESHUTDOWN);
   uint64_t current = epoch_.load();
   if (epoch != current) {
-    return Status(ErrorKind::kStale,
-                  what + ": epoch " + std::to_string(epoch) + " is not the current epoch " +
-                      std::to_string(current),
-                  ESTALE);
+    return Status(
+        ErrorKind::kStale,
+        what + ": epoch " + std::to_string(epoch) + " is not the replica's current epoch (fenced)",
+        ESTALE);
   }
   return Status::Ok();
 }

@@ -84,6 +84,9 @@ namespace shorthorn::replicad {
 
 struct ReplicaOptions {
   unsigned index_chunk_bits = BlockIndex::kDefaultChunkBits;
+  // max-volume-size in GiB: ReplicaStore::Create, Expand and Open refuse a
+  // larger replica (EINVAL) before any file or block index is sized by it.
+  uint64_t max_volume_size_gib = kDefaultMaxVolumeSizeGib;
   // Reads first try the page cache on the calling thread (preadv2 with
   // RWF_NOWAIT) and go to the engine only for what is not cached.
   bool inline_reads = true;
@@ -177,7 +180,8 @@ class Replica : public std::enable_shared_from_this<Replica> {
   static Status Create(const std::string& dir, const ReplicaMeta& meta);
   // Upgrades format 1, deletes unreferenced layer files, rebuilds the block
   // index from the layers' allocated extents and starts the worker (which
-  // resumes recorded merges).
+  // resumes recorded merges). EINVAL, before any of that, when the size is
+  // above options.max_volume_size_gib (made under a larger limit).
   static Result<std::shared_ptr<Replica>> Open(const std::string& dir, IoEngine* engine,
                                                ReplicaOptions options = {});
   // Removes the directory and its files and syncs the parent. ENOENT when

@@ -154,6 +154,12 @@ Result<std::shared_ptr<Replica>> Replica::Open(const std::string& dir, IoEngine*
   if (!text.ok()) return text.status();
   auto meta = DecodeReplicaMeta(*text, meta_path);
   if (!meta.ok()) return meta.status();
+  // Made under a larger max-volume-size: refused before anything (the block
+  // index, leftover removal) is done for it; the files stay as they are.
+  if (Status s = CheckMaxVolumeSize("read " + meta_path, meta->size, options.max_volume_size_gib);
+      !s.ok()) {
+    return Status(s.kind(), s.message() + " (raise max-volume-size to open the replica)", EINVAL);
+  }
   if (meta->upgraded) {
     meta->upgraded = false;
     SH_RETURN_IF_ERROR(WriteFileAtomic(meta_path, EncodeReplicaMeta(*meta)));
@@ -211,8 +217,8 @@ Result<bool> Replica::OpenSession(uint64_t epoch) {
   std::lock_guard meta_lock(meta_mu_);
   if (epoch < meta_.epoch) {
     return Err(ErrorKind::kStale, ESTALE,
-               op + ": epoch " + std::to_string(epoch) + " is older than the replica's epoch " +
-                   std::to_string(meta_.epoch));
+               op + ": epoch " + std::to_string(epoch) +
+                   " is older than the replica's epoch (a newer engine opened it)");
   }
   const bool clean = !meta_.open;
   if (epoch != meta_.epoch) {
@@ -448,6 +454,9 @@ Status Replica::Expand(uint64_t size) {
                op + ": new size " + std::to_string(size) + " is smaller than the current size " +
                    std::to_string(meta_.size));
   }
+  // Before the head file or the index grows (the index costs 24 bytes per
+  // 64 MiB of size).
+  SH_RETURN_IF_ERROR(CheckMaxVolumeSize(op, size, options_.max_volume_size_gib));
   if (size == meta_.size) return Status::Ok();
   LayerPtr head;
   {

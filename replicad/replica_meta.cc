@@ -13,6 +13,7 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 
 #include "common/names.h"
 #include "replicad/layer_chain.h"
@@ -110,6 +111,19 @@ ReplicaMeta NewReplicaMeta(std::string volume, std::string replica, uint64_t siz
   return meta;
 }
 
+bool SizeAboveGib(uint64_t size, uint64_t limit_gib) {
+  // A limit of 2^34 GiB or more is 2^64 bytes or more: nothing is above it.
+  return limit_gib < (uint64_t{1} << 34) && size > (limit_gib << 30);
+}
+
+Status CheckMaxVolumeSize(const std::string& context, uint64_t size, uint64_t limit_gib) {
+  if (!SizeAboveGib(size, limit_gib)) return Status::Ok();
+  return Status(ErrorKind::kInvalidArgument,
+                context + ": size " + std::to_string(size) + " bytes exceeds max-volume-size " +
+                    std::to_string(limit_gib) + " GiB",
+                EINVAL);
+}
+
 std::string EncodeReplicaMeta(const ReplicaMeta& meta) {
   json::object o;
   o["format"] = kReplicaFormat;
@@ -203,6 +217,13 @@ Result<ReplicaMeta> DecodeReplicaMeta(std::string_view text, const std::string& 
   if (meta.size == 0 || meta.size % kSectorSize != 0) {
     return Corrupt(path, "size " + std::to_string(meta.size) + " is not a positive multiple of " +
                              std::to_string(kSectorSize));
+  }
+  // Whatever max-volume-size says, no replica that large exists: refused
+  // here, before Open builds a block index for it.
+  if (SizeAboveGib(meta.size, kMaxVolumeSizeCeilingGib)) {
+    return Corrupt(path, "size " + std::to_string(meta.size) +
+                             " bytes exceeds the largest max-volume-size, " +
+                             std::to_string(kMaxVolumeSizeCeilingGib) + " GiB");
   }
   if (Status s = ValidateChain(meta); !s.ok()) return Corrupt(path, s.message());
   return meta;

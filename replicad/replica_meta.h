@@ -25,6 +25,13 @@ inline constexpr std::string_view kLegacyHeadFileName = "head.img";
 inline constexpr uint64_t kSectorSize = 4096;
 // Snapshots per replica (Longhorn's limit; the index keeps 16-bit slots).
 inline constexpr size_t kMaxSnapshots = 250;
+// max-volume-size (doc/configuration.md), in GiB: its default (64 TiB) and
+// the largest value the key takes (16 PiB). The block index of a replica
+// costs 24 bytes per 64 MiB of size, so a size is checked against the limit
+// before anything is sized by it: CREATE and EXPAND against the configured
+// value (ReplicaOptions), every replica.json against the ceiling.
+inline constexpr uint64_t kDefaultMaxVolumeSizeGib = 65536;
+inline constexpr uint64_t kMaxVolumeSizeCeilingGib = uint64_t{1} << 24;
 
 // One layer file. The head is the layer without a name; every other layer
 // is a read-only snapshot.
@@ -75,11 +82,17 @@ bool IsLayerFileName(std::string_view name);
 // A new replica's metadata: one empty head, layer 1.
 ReplicaMeta NewReplicaMeta(std::string volume, std::string replica, uint64_t size);
 
+// True when `size` bytes is more than `limit_gib` GiB (no overflow).
+bool SizeAboveGib(uint64_t size, uint64_t limit_gib);
+// EINVAL "<context>: size <size> bytes exceeds max-volume-size <limit> GiB"
+// when SizeAboveGib, else OK.
+Status CheckMaxVolumeSize(const std::string& context, uint64_t size, uint64_t limit_gib);
+
 std::string EncodeReplicaMeta(const ReplicaMeta& meta);
 // `path` names the file in error messages. Checks the format, the names, the
-// size and the layer tree (layer_chain.h ValidateChain). A file without
-// `open` (written before the flag existed) decodes as open: nothing in it
-// says its last session ended with a close.
+// size (at most kMaxVolumeSizeCeilingGib) and the layer tree (layer_chain.h
+// ValidateChain). A file without `open` (written before the flag existed)
+// decodes as open: nothing in it says its last session ended with a close.
 Result<ReplicaMeta> DecodeReplicaMeta(std::string_view json, const std::string& path);
 
 }  // namespace shorthorn::replicad

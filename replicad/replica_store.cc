@@ -30,10 +30,11 @@ Status WrongVolume(const std::string& op, const std::string& replica, const std:
                 EINVAL);
 }
 
-Status Stale(const std::string& op, const std::string& replica, uint64_t epoch, uint64_t current) {
+// The current epoch is not named: a client learns only that it is fenced.
+Status Stale(const std::string& op, const std::string& replica, uint64_t epoch) {
   return Status(ErrorKind::kStale,
                 op + " replica " + replica + ": epoch " + std::to_string(epoch) +
-                    " is older than the replica's epoch " + std::to_string(current),
+                    " is older than the replica's epoch (a newer engine opened it)",
                 ESTALE);
 }
 
@@ -65,6 +66,8 @@ Status ReplicaStore::Create(const std::string& volume, const std::string& replic
                       " is not a positive multiple of " + std::to_string(kSectorSize),
                   EINVAL);
   }
+  SH_RETURN_IF_ERROR(
+      CheckMaxVolumeSize(op + " replica " + replica, size, options_.max_volume_size_gib));
   std::lock_guard lock(mu_);
   ReplicaMeta meta = NewReplicaMeta(volume, replica, size);
   meta.rebuilding = rebuilding;
@@ -114,7 +117,7 @@ Result<std::shared_ptr<Replica>> ReplicaStore::Open(const std::string& volume,
     if (r->volume() != volume) return WrongVolume(op, replica, volume, r->volume());
     opened_now = true;
   }
-  if (epoch < r->epoch()) return Stale(op, replica, epoch, r->epoch());
+  if (epoch < r->epoch()) return Stale(op, replica, epoch);
   uint64_t old = r->epoch();
   auto session = r->OpenSession(epoch);
   if (!session.ok()) return session.status();
@@ -157,7 +160,7 @@ Status ReplicaStore::Close(const std::string& volume, const std::string& replica
   std::shared_ptr<Replica> r;
   SH_RETURN_IF_ERROR(CheckKnownLocked(op, volume, replica, &r));
   if (r == nullptr) return failed_.count(replica) != 0 ? Failed(op, replica) : Status::Ok();
-  if (epoch < r->epoch()) return Stale(op, replica, epoch, r->epoch());
+  if (epoch < r->epoch()) return Stale(op, replica, epoch);
   open_.erase(replica);
   Status s = r->Close();
   if (s.ok()) s = r->EndSession();
@@ -166,7 +169,7 @@ Status ReplicaStore::Close(const std::string& volume, const std::string& replica
   return s;
 }
 
-Status ReplicaStore::Delete(const std::string& volume, const std::string& replica) {
+Status ReplicaStore::Delete(const std::string& volume, const std::string& replica, uint64_t epoch) {
   const std::string op = "delete";
   std::lock_guard lock(mu_);
   std::shared_ptr<Replica> r;
@@ -181,8 +184,10 @@ Status ReplicaStore::Delete(const std::string& volume, const std::string& replic
       if (meta.ok() && meta->volume != volume) {
         return WrongVolume(op, replica, volume, meta->volume);
       }
+      if (meta.ok() && epoch < meta->epoch) return Stale(op, replica, epoch);
     }
   } else {
+    if (epoch < r->epoch()) return Stale(op, replica, epoch);
     open_.erase(replica);
     Status closed = r->Close();  // a failed close does not stop the delete
     if (!closed.ok()) LogWarning(closed.message());

@@ -33,10 +33,11 @@ class ReplicaStore {
   ReplicaStore(const ReplicaStore&) = delete;
   ReplicaStore& operator=(const ReplicaStore&) = delete;
 
-  // EINVAL for bad names or a size that is not a positive multiple of 4096;
-  // EEXIST when the replica's directory exists. `rebuilding`: the replica
-  // is made a rebuild target from birth (its head follows the rebuilding
-  // rules from its first write; see replica.h).
+  // EINVAL for bad names, a size that is not a positive multiple of 4096 or
+  // one above ReplicaOptions::max_volume_size_gib; EEXIST when the
+  // replica's directory exists. `rebuilding`: the replica is made a rebuild
+  // target from birth (its head follows the rebuilding rules from its first
+  // write; see replica.h).
   Status Create(const std::string& volume, const std::string& replica, uint64_t size,
                 bool rebuilding = false);
   // Opens (if not open) at `epoch`: ENOENT unknown, EINVAL other volume,
@@ -52,7 +53,9 @@ class ReplicaStore {
   // a replica that is not open but exists is OK.
   Status Close(const std::string& volume, const std::string& replica, uint64_t epoch);
   // Closes if open and removes the directory. ENOENT when unknown.
-  Status Delete(const std::string& volume, const std::string& replica);
+  // ESTALE when `epoch` is older than the epoch the replica was last
+  // opened with (open now or not): an engine that was fenced cannot delete.
+  Status Delete(const std::string& volume, const std::string& replica, uint64_t epoch);
   // Closes every open replica (shutdown), logging failures.
   void CloseAll();
   // Power-loss test mode (ReplicaOptions::power_loss_test): runs

@@ -2,8 +2,9 @@
 // integration tests (not installed).
 //
 //   replica_tool run HOST:PORT VOLUME REPLICA STEP...
-//     runs the steps in order on one connection; a failed step prints the
-//     daemon's error and exits 1. Steps:
+//     runs the steps in order on one connection, authenticated with the
+//     key file $SHORTHORN_CLUSTER_KEY (default /etc/shorthorn/cluster.key);
+//     a failed step prints the daemon's error and exits 1. Steps:
 //       create:SIZE            CREATE_REPLICA
 //       open:EPOCH             OPEN_REPLICA, then HELLO at EPOCH
 //       write:OFF:LEN:SEED     WRITE pseudo-random bytes (1 MiB requests)
@@ -12,7 +13,7 @@
 //       list                   LIST_LAYERS, printed as JSON on one line
 //       idle                   waits until LIST_LAYERS shows no task
 //       close                  CLOSE_REPLICA
-//       destroy                DELETE_REPLICA
+//       destroy                DELETE_REPLICA at the epoch of the last open
 //   replica_tool inspect REPLICA_DIR
 //     opens the replica directory offline (the daemon must not hold it),
 //     with Open's crash repair but without running the background worker,
@@ -30,6 +31,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <future>
@@ -39,6 +41,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/auth.h"
 #include "common/file_util.h"
 #include "common/frame_io.h"
 #include "common/log.h"
@@ -81,7 +84,10 @@ class Client {
     if (::connect(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
       return ErrnoStatus(errno, "connect to " + address);
     }
-    return Status::Ok();
+    const char* env = std::getenv("SHORTHORN_CLUSTER_KEY");
+    auto key = auth::ClusterKey::Load(env != nullptr ? env : auth::kDefaultKeyFile);
+    if (!key.ok()) return key.status();
+    return auth::ClientHandshake(fd_.get(), *key, address);
   }
   // One request, one reply; the reply payload on success.
   Result<std::string> Call(wire::Op op, const std::string& payload, uint64_t offset = 0,
@@ -153,7 +159,8 @@ int RunSteps(int argc, char** argv) {
       r = c.Json(wire::Op::kCloseReplica,
                  {{"volume", volume}, {"replica", replica}, {"epoch", c.epoch_}});
     } else if (op == "destroy") {
-      r = c.Json(wire::Op::kDeleteReplica, {{"volume", volume}, {"replica", replica}});
+      r = c.Json(wire::Op::kDeleteReplica,
+                 {{"volume", volume}, {"replica", replica}, {"epoch", c.epoch_}});
     } else {
       return Fail("unknown step " + std::string(argv[i]));
     }

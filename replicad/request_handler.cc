@@ -136,6 +136,12 @@ std::vector<uint8_t> ErrorPayload(const Status& status) {
 }
 
 Status RequestHandler::Handle(ConnectionState* state, Frame frame, ReplyFn reply) {
+  if (frame.header.op == wire::Op::kAuthChallenge || frame.header.op == wire::Op::kAuthProof) {
+    return Status(ErrorKind::kProtocol,
+                  std::string(wire::OpName(static_cast<uint16_t>(frame.header.op))) +
+                      " on a connection that has authenticated already",
+                  EPROTO);
+  }
   if (frame.header.is_reply()) {
     return Status(ErrorKind::kProtocol,
                   std::string(wire::OpName(static_cast<uint16_t>(frame.header.op))) +
@@ -216,8 +222,8 @@ Status RequestHandler::HandleControl(ConnectionState* state, const Frame& frame,
       }
       break;
     case wire::Op::kDeleteReplica:
-      if (fields("delete", false, false)) {
-        ReplyControl(reply, h, store_->Delete(volume, replica));
+      if (fields("delete", true, false)) {
+        ReplyControl(reply, h, store_->Delete(volume, replica, epoch));
       }
       break;
     default:

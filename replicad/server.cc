@@ -5,6 +5,7 @@
 #include "replicad/server.h"
 
 #include <arpa/inet.h>
+#include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -17,6 +18,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 #include <utility>
 
 #include "common/file_util.h"
@@ -72,10 +74,17 @@ void Server::ListenUnix(const std::string& listen, const std::string& socket_dir
     LogWarning(what + ": " + std::strerror(errno) + "; TCP only");
     return;
   }
-  // Anyone on this host may connect, as anyone may to the TCP port: the
-  // socket grants nothing TCP does not (fused may run without
-  // CAP_DAC_OVERRIDE, so it needs the permission bits).
-  if (::chmod(path.c_str(), 0666) != 0) {
+  // Owner and group "shorthorn" (fused's unit runs as root with that
+  // supplementary group and without CAP_DAC_OVERRIDE, so it needs the
+  // permission bits); the peer is checked again at accept (SO_PEERCRED)
+  // and must then authenticate like any TCP client.
+  if (const group* g = ::getgrnam("shorthorn"); g != nullptr) {
+    if (::chown(path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0) {
+      LogWarning(what + ": chgrp shorthorn: " + std::strerror(errno) +
+                 "; only replicad's own group may connect");
+    }
+  }
+  if (::chmod(path.c_str(), 0660) != 0) {
     LogWarning(what + ": chmod: " + std::strerror(errno));
   }
   unix_fd_ = std::move(fd);
@@ -155,9 +164,29 @@ void Server::AcceptLoop() {
       if (i == 1) {
         int one = 1;
         ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        // A peer that vanished (host down, cable cut) is noticed after
+        // about a minute of silence: 30 s idle, then 3 probes 10 s apart.
+        int idle = 30, interval = 10, count = 3;
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+        ::setsockopt(fd.get(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+        ::setsockopt(fd.get(), IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+        ::setsockopt(fd.get(), IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
         peer = PeerName(fd.get());
       } else {
-        peer = "unix:" + socket_path_;
+        ucred cred{};
+        socklen_t len = sizeof(cred);
+        if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+          LogWarning(std::string("refused a connection on ") + socket_path_ +
+                     ": SO_PEERCRED: " + std::strerror(errno));
+          continue;
+        }
+        if (cred.uid != 0 && cred.uid != ::geteuid()) {
+          LogWarning("refused a connection on " + socket_path_ + " from uid " +
+                     std::to_string(cred.uid) + " (pid " + std::to_string(cred.pid) +
+                     "): only root and uid " + std::to_string(::geteuid()) + " may connect");
+          continue;
+        }
+        peer = "unix:" + socket_path_ + " (pid " + std::to_string(cred.pid) + ")";
       }
       LogDebug("connection from " + peer);
       Adopt(std::move(fd), std::move(peer));
@@ -181,13 +210,53 @@ void Server::ReapFinished() {
   for (auto& c : done) c->Join();
 }
 
-void Server::Adopt(UniqueFd fd, std::string peer) {
+bool Server::Adopt(UniqueFd fd, std::string peer) {
   ReapFinished();
-  auto conn = std::make_shared<Connection>(std::move(fd), std::move(peer), handler_);
   std::lock_guard lock(mu_);
-  if (stopped_) return;  // the fd closes with conn
-  conn->Start();
+  if (stopped_) return false;  // the fd closes here
+  std::string refusal;
+  size_t waiting = 0;
+  for (const auto& c : connections_) waiting += c->authenticated() ? 0 : 1;
+  if (connections_.size() >= options_.max_connections) {
+    refusal = std::to_string(connections_.size()) + " connections are open (max-connections " +
+              std::to_string(options_.max_connections) + ")";
+  } else if (waiting >= options_.max_unauthenticated) {
+    refusal = std::to_string(waiting) + " connections have not authenticated yet (at most " +
+              std::to_string(options_.max_unauthenticated) + ")";
+  }
+  if (!refusal.empty()) {
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_refusal_log_ >= std::chrono::minutes(1)) {
+      last_refusal_log_ = now;
+      LogWarning("refusing connections (the first from " + peer + "): " + refusal +
+                 "; logged at most once a minute");
+    }
+    return false;
+  }
+  auto conn =
+      std::make_shared<Connection>(std::move(fd), std::move(peer), handler_, &options_.connection);
+  try {
+    conn->Start();
+  } catch (const std::system_error& e) {
+    LogError("refusing connection from " + conn->peer() + ": cannot start its thread: " + e.what());
+    return false;
+  }
   connections_.push_back(std::move(conn));
+  return true;
+}
+
+size_t Server::connections() {
+  ReapFinished();
+  std::lock_guard lock(mu_);
+  return connections_.size();
+}
+
+size_t Server::unauthenticated() {
+  ReapFinished();
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  for (const auto& c : connections_) n += c->authenticated() ? 0 : 1;
+  return n;
 }
 
 void Server::Stop() {

@@ -8,11 +8,21 @@
 // effort (a warning when it cannot be made) and removed by Stop.
 // Connections that have ended are reaped on the next accept.
 //
+// Limits: at most max_connections connections at a time, of which at most
+// max_unauthenticated may still be in the handshake; a connection over
+// either is closed at once (logged, at most once a minute). A Unix socket
+// peer must be root or replicad's own user (SO_PEERCRED), besides holding
+// the key; the socket file is mode 0660, group "shorthorn" when that group
+// exists. TCP connections get keepalive probes (a vanished peer is noticed
+// in about a minute). A thread that cannot be started refuses that
+// connection, logged, and the daemon goes on.
+//
 // Threads: Start, Adopt and Stop may be called from any thread; Stop (or the
 // destructor) stops accepting, shuts every connection down, and returns once
 // all their threads have ended and their requests have been answered.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -27,9 +37,16 @@
 
 namespace shorthorn::replicad {
 
+struct ServerOptions {
+  ConnectionOptions connection;  // its key is required
+  uint32_t max_connections = 1024;
+  uint32_t max_unauthenticated = 64;
+};
+
 class Server {
  public:
-  explicit Server(RequestHandler* handler) : handler_(handler) {}
+  Server(RequestHandler* handler, ServerOptions options)
+      : handler_(handler), options_(std::move(options)) {}
   ~Server() { Stop(); }
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -39,8 +56,12 @@ class Server {
   const std::string& socket_path() const { return socket_path_; }
   // The bound port (after Start).
   uint16_t port() const { return port_; }
-  // Serves an already connected stream socket (tests use socketpairs).
-  void Adopt(UniqueFd fd, std::string peer);
+  // Serves an already connected stream socket (tests use socketpairs);
+  // false when a limit refused it (the socket is closed).
+  bool Adopt(UniqueFd fd, std::string peer);
+  // Connections being served, and of those the ones not yet authenticated.
+  size_t connections();
+  size_t unauthenticated();
   void Stop();
 
  private:
@@ -48,6 +69,7 @@ class Server {
   void ReapFinished();
 
   RequestHandler* const handler_;
+  const ServerOptions options_;
   // Makes socket_path_ and unix_fd_ (best effort).
   void ListenUnix(const std::string& listen, const std::string& socket_dir);
 
@@ -58,8 +80,9 @@ class Server {
   uint16_t port_ = 0;
   std::thread acceptor_;
   std::mutex mu_;
-  std::list<std::shared_ptr<Connection>> connections_;  // guarded by mu_
-  bool stopped_ = false;                                // guarded by mu_
+  std::list<std::shared_ptr<Connection>> connections_;        // guarded by mu_
+  bool stopped_ = false;                                      // guarded by mu_
+  std::chrono::steady_clock::time_point last_refusal_log_{};  // guarded by mu_
 };
 
 // "1.2.3.4:5678" or "[::1]:5678" for a connected socket.

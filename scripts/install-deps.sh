@@ -11,7 +11,7 @@ packages=(
   libfuse3-dev fuse3
   liburing-dev
   libboost-program-options1.81-dev libboost-json1.81-dev
-  libxxhash-dev liblz4-dev libs3-dev
+  libxxhash-dev liblz4-dev libs3-dev libsodium-dev
   libsdbus-c++-dev libsdbus-c++-bin
   libgtest-dev libgmock-dev
   # scripts/fuzz.sh (CTest test `fuzz`): clang with libFuzzer and the sanitizer runtimes.

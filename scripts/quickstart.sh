@@ -48,6 +48,7 @@ if [[ -n $ROOT ]]; then
   DEV_DIR=$ROOT/dev
   LOG_DIR=$ROOT/log
   RUN_DIR=$ROOT/run
+  KEY_FILE=$ROOT/cluster.key
   MOUNT=${SHORTHORN_QS_MOUNT:-$ROOT/mnt/$VOLUME}
 else
   DATA_DIR=/var/lib/shorthorn/quickstart/replicas
@@ -57,6 +58,7 @@ else
   DEV_DIR=/dev/shorthorn
   LOG_DIR=/var/log/shorthorn-quickstart
   RUN_DIR=/run/shorthorn-quickstart
+  KEY_FILE=/var/lib/shorthorn/quickstart/cluster.key
   MOUNT=${SHORTHORN_QS_MOUNT:-/mnt/shorthorn/$VOLUME}
 fi
 STATE_FILE=$RUN_DIR/state
@@ -232,6 +234,15 @@ ensure_bus() {
   save_state
 }
 
+# The key both daemons authenticate their connections with (a package
+# install keeps its own in /etc/shorthorn/cluster.key); made once, mode 0600.
+ensure_key() {
+  [[ -s $KEY_FILE ]] && return
+  mkdir -p "$(dirname "$KEY_FILE")"
+  (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$KEY_FILE")
+  say "made the cluster key $KEY_FILE"
+}
+
 ensure_replicad() {
   local bin i
   if alive "$REPLICAD_PID" shorthorn-replicad; then
@@ -245,7 +256,8 @@ ensure_replicad() {
   mkdir -p "$DATA_DIR"
   : >"$RUN_DIR/replicad.conf"
   setsid "$bin" --config "$RUN_DIR/replicad.conf" --listen 127.0.0.1 --port "$PORT" \
-    --data-dir "$DATA_DIR" --socket-dir "$RUN_DIR/sock" >>"$LOG_DIR/replicad.log" 2>&1 </dev/null &
+    --data-dir "$DATA_DIR" --socket-dir "$RUN_DIR/sock" --cluster-key "$KEY_FILE" \
+    >>"$LOG_DIR/replicad.log" 2>&1 </dev/null &
   REPLICAD_PID=$!
   save_state
   for ((i = 0; i < 300; i++)); do
@@ -277,7 +289,8 @@ ensure_fused() {
   setsid "$bin" --config "$RUN_DIR/fused.conf" --state-dir "$STATE_DIR" \
     --mount-point "$VOLUMES_DIR" --dev-dir "$DEV_DIR" --replicads "127.0.0.1:$PORT" \
     --replicad-socket-dir "$RUN_DIR/sock" --backup-target "file://$BACKUP_DIR" \
-    --backup-credentials "$RUN_DIR/backup-credentials" >>"$LOG_DIR/fused.log" 2>&1 </dev/null &
+    --backup-credentials "$RUN_DIR/backup-credentials" --cluster-key "$KEY_FILE" \
+    >>"$LOG_DIR/fused.log" 2>&1 </dev/null &
   FUSED_PID=$!
   save_state
   for ((i = 0; i < 300; i++)); do
@@ -432,6 +445,7 @@ cmd_up() {
     build
   fi
   ensure_bus
+  ensure_key
   ensure_replicad
   ensure_fused
   ensure_volume
@@ -507,8 +521,8 @@ cmd_down() {
   rmdir "$DEV_DIR" "$MOUNT" "$VOLUMES_DIR" "$(dirname "$VOLUMES_DIR")" 2>/dev/null || true
   [[ -n ${SHORTHORN_QS_MOUNT:-} ]] || rmdir "$(dirname "$MOUNT")" 2>/dev/null || true
   if ((purge)); then
-    say "deleting $DATA_DIR $STATE_DIR $BACKUP_DIR $LOG_DIR"
-    rm -rf --one-file-system "$DATA_DIR" "$STATE_DIR" "$BACKUP_DIR" "$LOG_DIR"
+    say "deleting $DATA_DIR $STATE_DIR $BACKUP_DIR $LOG_DIR $KEY_FILE"
+    rm -rf --one-file-system "$DATA_DIR" "$STATE_DIR" "$BACKUP_DIR" "$LOG_DIR" "$KEY_FILE"
     if [[ -n $ROOT ]]; then
       rmdir "$ROOT" 2>/dev/null || true
     else

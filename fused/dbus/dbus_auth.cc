@@ -9,6 +9,15 @@
 // the common case (root), is checked first and never comes from /proc.
 // The admin group is looked up on every check so that creating the group or
 // adding a user to it takes effect without restarting the daemon.
+//
+// Replicad addresses. fused runs as root and starts the cluster-key
+// handshake with every replicad it connects to, so an admin who is not root
+// must not be able to point it at any host:port (a volume created there
+// would also make every later attach connect there). Only the uid matters
+// here (root or not), never the groups. Addresses are compared as the exact strings of
+// fused.conf, because that is how fused uses them: "localhost:9500" is a
+// different name from "127.0.0.1:9500", and resolving names to compare them
+// would be racy against DNS anyway.
 #include "fused/dbus/dbus_auth.h"
 
 #include <grp.h>
@@ -85,6 +94,19 @@ Status CheckCredentials(std::string_view method, const CallerCredentials& caller
   return NotAuthorized(method, reason);
 }
 
+Status CheckReplicaAddresses(std::string_view method, uid_t caller_uid,
+                             const std::vector<std::string>& addresses,
+                             const std::vector<std::string>& configured) {
+  if (caller_uid == 0) return Status::Ok();
+  for (const std::string& address : addresses) {
+    if (std::find(configured.begin(), configured.end(), address) != configured.end()) continue;
+    return NotAuthorized(method, "replicad " + address +
+                                     " is not in fused.conf's replicads; only root may name "
+                                     "other replicads");
+  }
+  return Status::Ok();
+}
+
 std::optional<std::vector<unsigned long>> ParseProcStatusNumbers(std::string_view status,
                                                                  std::string_view field) {
   size_t pos = 0;
@@ -135,6 +157,21 @@ Status Authorizer::CheckCaller(std::string_view method, const sdbus::MethodCall&
   } catch (const std::exception& e) {
     return NotAuthorized(method, std::string("cannot check the caller: ") + e.what());
   }
+}
+
+Status Authorizer::CheckReplicas(std::string_view method, const sdbus::MethodCall& call,
+                                 const std::vector<std::string>& addresses) const {
+  // Listed addresses are allowed to every admin: no need to ask the bus.
+  Status listed =
+      CheckReplicaAddresses(method, static_cast<uid_t>(-1), addresses, policy_.replicads);
+  if (listed.ok()) return listed;
+  uid_t uid = static_cast<uid_t>(-1);
+  try {
+    uid = call.getCredsUid();
+  } catch (const std::exception& e) {
+    return NotAuthorized(method, std::string("cannot read the caller's uid: ") + e.what());
+  }
+  return CheckReplicaAddresses(method, uid, addresses, policy_.replicads);
 }
 
 }  // namespace shorthorn::fused::dbus

@@ -6,8 +6,13 @@
 // time); the groups from the bus when it provides them, else from
 // /proc/<pid>/status. The pure decision and parsing are separate from the bus
 // so they can be tested without one.
-// Threads: CheckCaller runs on the event loop thread inside a handler (it
-// makes a synchronous call to the bus daemon); the rest is pure.
+// Methods that take replicad addresses (CreateVolume, RestoreVolume) also
+// ask CheckReplicas: fused connects to those addresses as root and starts
+// the cluster-key handshake there, so naming a host:port that fused.conf's `replicads`
+// does not list is reserved to root.
+// Threads: CheckCaller and CheckReplicas run on the event loop thread inside
+// a handler (they make a synchronous call to the bus daemon); the rest is
+// pure.
 #pragma once
 
 #include <sys/types.h>
@@ -27,6 +32,9 @@ struct AdminPolicy {
   std::string group = "shorthorn";
   // Allowed besides root; tests add their own uid to run unprivileged.
   std::vector<uid_t> extra_uids;
+  // fused.conf's `replicads` (ServiceSettings::default_replicads): the only
+  // replicad addresses a caller other than root may name.
+  std::vector<std::string> replicads;
 };
 
 struct CallerCredentials {
@@ -42,6 +50,16 @@ struct CallerCredentials {
 Status CheckCredentials(std::string_view method, const CallerCredentials& caller,
                         const AdminPolicy& policy, std::optional<gid_t> admin_gid);
 
+// OK when a caller with uid `caller_uid` may have fused connect to every
+// address of `addresses`: root to any, anyone else only to those in
+// `configured`, compared as exact strings (fused uses an address as given,
+// without resolving or normalizing it). Else NotAuthorized naming the first
+// other address: "CreateVolume: replicad 10.9.9.9:1234 is not in fused.conf's
+// replicads; only root may name other replicads".
+Status CheckReplicaAddresses(std::string_view method, uid_t caller_uid,
+                             const std::vector<std::string>& addresses,
+                             const std::vector<std::string>& configured);
+
 // The numbers of the line "<field>\t..." of a /proc/<pid>/status text
 // ("Groups:", "Gid:"); nullopt when the line is missing or malformed.
 std::optional<std::vector<unsigned long>> ParseProcStatusNumbers(std::string_view status,
@@ -54,6 +72,11 @@ class Authorizer {
   // Reads the credentials of the sender of `call` and decides. OK or
   // NotAuthorized; never throws.
   Status CheckCaller(std::string_view method, const sdbus::MethodCall& call) const;
+  // CheckReplicaAddresses for the sender of `call` against policy.replicads;
+  // reads the caller's uid only when an address is not listed. OK or
+  // NotAuthorized; never throws. Ask CheckCaller first.
+  Status CheckReplicas(std::string_view method, const sdbus::MethodCall& call,
+                       const std::vector<std::string>& addresses) const;
 
  private:
   AdminPolicy policy_;

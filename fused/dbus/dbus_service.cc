@@ -217,6 +217,8 @@ void DbusService::HandleCreateVolume(sdbus::MethodCall call) {
   std::vector<std::string> replicas;
   DbusOptions raw_options;
   call >> name >> size >> replicas >> raw_options;
+  Status replicads = authorizer_.CheckReplicas("CreateVolume", call, replicas);
+  if (!replicads.ok()) throw ToDbusError(replicads);
   Result<Options> options = ConvertOptions("CreateVolume", raw_options);
   if (!options.ok()) throw ToDbusError(options.status());
   Status created = manager_.CreateVolume(name, size, replicas, *options);
@@ -312,6 +314,8 @@ void DbusService::HandleRestoreVolume(sdbus::MethodCall call) {
   std::vector<std::string> replicas;
   DbusOptions raw_options;
   call >> name >> url >> replicas >> raw_options;
+  Status replicads = authorizer_.CheckReplicas("RestoreVolume", call, replicas);
+  if (!replicads.ok()) throw ToDbusError(replicads);
   Result<Options> options = ConvertOptions("RestoreVolume", raw_options);
   if (!options.ok()) throw ToDbusError(options.status());
   auto job = manager_.RestoreVolume(name, url, replicas, *options);

@@ -6,7 +6,8 @@
 // (PropertiesChanged) and disappears (InterfacesRemoved) as the manager
 // reports through its listener; a job also emits Completed once. Every
 // non-OK Status becomes org.shorthorn.Storage1.Error.<Kind>; mutating calls
-// need root or the admin group.
+// need root or the admin group, and naming a replicad that
+// options.admin.replicads does not list needs root.
 //
 // Threads: Start and Stop from one controlling thread (main), not from a
 // handler or the on_failure callback. Between them, one event loop thread

@@ -31,16 +31,27 @@ namespace {
 // (cheaper than loopback TCP per byte and per request), else TCP. No socket
 // file (a replicad elsewhere, or a proxy in between, listens on another
 // port) or a refused connect (a file left by a killed replicad) means TCP.
+// Either way the connection is authenticated before it is returned.
 Result<UniqueFd> ConnectReplicad(const std::string& address, const ClientOptions& options) {
-  std::string path = LocalSocketPath(address, options.local_socket_dir);
-  if (!path.empty()) {
-    auto fd = ConnectUnix(path, options.request);
-    if (fd.ok()) return fd;
-    if (fd.status().sys_errno() != ENOENT) {
-      LogDebug(fd.status().message() + "; using TCP to " + address);
-    }
+  if (options.key == nullptr) {
+    return Status(ErrorKind::kNotAuthorized,
+                  "connect to replicad at " + address + ": no cluster key", EACCES);
   }
-  return ConnectTcp(address, options.connect, options.request);
+  auto connect = [&]() -> Result<UniqueFd> {
+    std::string path = LocalSocketPath(address, options.local_socket_dir);
+    if (!path.empty()) {
+      auto fd = ConnectUnix(path, options.request);
+      if (fd.ok()) return fd;
+      if (fd.status().sys_errno() != ENOENT) {
+        LogDebug(fd.status().message() + "; using TCP to " + address);
+      }
+    }
+    return ConnectTcp(address, options.connect, options.request);
+  };
+  auto fd = connect();
+  if (!fd.ok()) return fd;
+  SH_RETURN_IF_ERROR(auth::ClientHandshake(fd->get(), *options.key, address));
+  return fd;
 }
 
 boost::json::object Identity(const ReplicaTarget& t) {
@@ -71,10 +82,13 @@ Status ReplicaClient::CreateReplica(const ReplicaTarget& target, uint64_t size,
   return Status::Ok();
 }
 
-Status ReplicaClient::DeleteReplica(const ReplicaTarget& target, const ClientOptions& options) {
+Status ReplicaClient::DeleteReplica(const ReplicaTarget& target, uint64_t epoch,
+                                    const ClientOptions& options) {
   auto fd = ConnectReplicad(target.address, options);
   if (!fd.ok()) return fd.status();
-  auto reply = ControlCall(fd->get(), wire::Op::kDeleteReplica, Identity(target), 0);
+  auto body = Identity(target);
+  body["epoch"] = epoch;
+  auto reply = ControlCall(fd->get(), wire::Op::kDeleteReplica, body, epoch);
   if (!reply.ok()) {
     return reply.status().WithContext("delete replica " + target.replica + " on " + target.address);
   }

@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/auth.h"
 #include "common/file_util.h"
 #include "common/frame_io.h"
 #include "common/status.h"
@@ -49,6 +50,8 @@ struct ClientOptions {
   // address is reached through <dir>/<port>.sock when that socket accepts
   // the connection, else over TCP. Empty: TCP only.
   std::string local_socket_dir;
+  // Every connection authenticates with it (common/auth.h); required.
+  std::shared_ptr<const auth::ClusterKey> key;
 };
 
 class ReplicaClient : public Backend {
@@ -62,7 +65,10 @@ class ReplicaClient : public Backend {
   // no lower layers yet: UNMAP zero-fills, unaligned writes are refused).
   static Status CreateReplica(const ReplicaTarget& target, uint64_t size,
                               const ClientOptions& options, bool rebuilding = false);
-  static Status DeleteReplica(const ReplicaTarget& target, const ClientOptions& options);
+  // `epoch`: the volume's newest epoch; replicad refuses (ESTALE) to delete
+  // a replica a newer engine has opened.
+  static Status DeleteReplica(const ReplicaTarget& target, uint64_t epoch,
+                              const ClientOptions& options);
   // One request on a short-lived connection bound to the replica at
   // `epoch` (OPEN_REPLICA, which is a no-op when already open at that
   // epoch, then HELLO): for snapshot, list, revert, expand and verify, which

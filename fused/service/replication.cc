@@ -193,7 +193,12 @@ void VolumeService::RebuildLoop() {
 
 void VolumeService::CheckVolumes() {
   std::vector<std::string> short_of_replicas;
-  std::vector<std::pair<std::string, StaleReplica>> expired;
+  struct Expired {
+    std::string volume;
+    StaleReplica replica;
+    uint64_t epoch;  // the volume's: the stale replica was opened at this or older
+  };
+  std::vector<Expired> expired;
   auto now_wall = static_cast<uint64_t>(std::time(nullptr));
   {
     std::lock_guard lock(mutex_);
@@ -210,12 +215,15 @@ void VolumeService::CheckVolumes() {
         auto timeout =
             std::chrono::duration_cast<std::chrono::seconds>(settings_.stale_replica_timeout)
                 .count();
-        if (now_wall - s.since >= static_cast<uint64_t>(timeout)) expired.emplace_back(name, s);
+        if (now_wall - s.since >= static_cast<uint64_t>(timeout)) {
+          expired.push_back({name, s, record.epoch});
+        }
       }
     }
   }
-  for (const auto& [volume, s] : expired) {
-    Status deleted = ReplicaClient::DeleteReplica({s.address, volume, s.name}, settings_.client);
+  for (const auto& [volume, s, epoch] : expired) {
+    Status deleted =
+        ReplicaClient::DeleteReplica({s.address, volume, s.name}, epoch, settings_.client);
     if (!deleted.ok() && deleted.kind() != ErrorKind::kNotFound) continue;  // retry later
     std::lock_guard lock(mutex_);
     if (VolumeRecord* record = registry_.FindMutable(volume)) {
@@ -477,14 +485,14 @@ Status VolumeService::FullRebuild(const std::string& volume,
         (void)registry_.Save();
       }
     }
-    (void)ReplicaClient::DeleteReplica(target, settings_.client);
+    (void)ReplicaClient::DeleteReplica(target, ctx->epoch, settings_.client);
     QueueChanged(volume);
     return why;
   };
   auto client =
       ReplicaClient::Open(target, ctx->epoch, settings_.connections_per_replica, settings_.client);
   if (!client.ok()) {
-    (void)ReplicaClient::DeleteReplica(target, settings_.client);
+    (void)ReplicaClient::DeleteReplica(target, ctx->epoch, settings_.client);
     return client.status().WithContext(what);
   }
   {
@@ -647,11 +655,13 @@ Status VolumeService::SetReplicaCount(const std::string& volume, uint32_t count,
                   what + ": " + std::to_string(count) + " is outside 1..5");
   }
   std::vector<ReplicaTarget> drop;
+  uint64_t epoch = 0;
   {
     std::lock_guard lock(mutex_);
     VolumeRecord* record = registry_.FindMutable(volume);
     if (record == nullptr) return Status(ErrorKind::kNotFound, what + ": it does not exist");
     record->replica_count = count;
+    epoch = record->epoch;
     auto it = attached_.find(volume);
     // Least useful first: ERR (or unknown), then WO, then remote RW, then local RW.
     auto rank = [&](const ReplicaRecord& r) {
@@ -685,7 +695,7 @@ Status VolumeService::SetReplicaCount(const std::string& volume, uint32_t count,
     SH_RETURN_IF_ERROR(registry_.Save().WithContext(what));
   }
   for (const auto& t : drop) {
-    Status s = ReplicaClient::DeleteReplica(t, settings_.client);
+    Status s = ReplicaClient::DeleteReplica(t, epoch, settings_.client);
     if (!s.ok())
       LogWarning(what + ": " + s.message());
     else

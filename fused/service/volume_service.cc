@@ -56,6 +56,14 @@ Status CheckOptions(const char* method, const Options& options,
   return Status::Ok();
 }
 
+Status CheckVolumeSize(const std::string& what, uint64_t size, uint64_t limit_gib) {
+  // A limit of 2^34 GiB or more is 2^64 bytes or more: nothing is above it.
+  if (limit_gib >= (uint64_t{1} << 34) || size <= (limit_gib << 30)) return Status::Ok();
+  return Status(ErrorKind::kInvalidArgument, what + ": size " + std::to_string(size) +
+                                                 " bytes exceeds max-volume-size " +
+                                                 std::to_string(limit_gib) + " GiB");
+}
+
 VolumeService::VolumeService(ServiceSettings settings, FuseFrontend& fuse)
     : settings_(std::move(settings)),
       fuse_(fuse),
@@ -246,6 +254,7 @@ Status VolumeService::CreateVolumeImpl(const std::string& name, uint64_t size,
                                        const Options& options, bool restore) {
   SH_RETURN_IF_ERROR(CheckOptions("CreateVolume", options, {"replica-count"}));
   SH_RETURN_IF_ERROR(ValidateNewVolume(name, size));
+  SH_RETURN_IF_ERROR(CheckVolumeSize("create volume " + name, size, settings_.max_volume_size_gib));
   std::vector<std::string> addresses = replicas;
   uint64_t wanted = replicas.empty() ? 1 : replicas.size();
   if (auto it = options.find("replica-count"); it != options.end()) {
@@ -315,7 +324,8 @@ Status VolumeService::CreateVolumeImpl(const std::string& name, uint64_t size,
       Status s = ReplicaClient::CreateReplica(Target(record, r), size, settings_.client);
       if (!s.ok()) {
         for (const auto& c : created) {
-          Status undo = ReplicaClient::DeleteReplica(Target(record, c), settings_.client);
+          Status undo =
+              ReplicaClient::DeleteReplica(Target(record, c), record.epoch, settings_.client);
           if (!undo.ok()) LogWarning("undo create volume " + name + ": " + undo.message());
         }
         return s.WithContext("create volume " + name);
@@ -327,7 +337,7 @@ Status VolumeService::CreateVolumeImpl(const std::string& name, uint64_t size,
     if (!saved.ok()) {
       registry_.Erase(name);
       for (const auto& c : created)
-        (void)ReplicaClient::DeleteReplica(Target(record, c), settings_.client);
+        (void)ReplicaClient::DeleteReplica(Target(record, c), record.epoch, settings_.client);
       return saved.WithContext("create volume " + name);
     }
   }
@@ -368,7 +378,7 @@ Status VolumeService::DeleteVolume(const std::string& name, const Options& optio
     std::vector<ReplicaRecord> remaining;
     Status first_error;
     for (const auto& r : record->replicas) {
-      Status s = ReplicaClient::DeleteReplica(Target(*record, r), settings_.client);
+      Status s = ReplicaClient::DeleteReplica(Target(*record, r), record->epoch, settings_.client);
       if (s.ok() || s.kind() == ErrorKind::kNotFound) continue;
       if (force) {
         LogWarning("delete volume " + name + " (forced): " + s.message());
@@ -385,7 +395,8 @@ Status VolumeService::DeleteVolume(const std::string& name, const Options& optio
                                      " (use option force=true to forget unreachable replicas)");
     }
     for (const auto& r : record->stale) {
-      (void)ReplicaClient::DeleteReplica({r.address, name, r.name}, settings_.client);
+      (void)ReplicaClient::DeleteReplica({r.address, name, r.name}, record->epoch,
+                                         settings_.client);
     }
     registry_.Erase(name);
     SH_RETURN_IF_ERROR(registry_.Save());

@@ -50,6 +50,9 @@ struct ServiceSettings {
   std::string backup_target = "file:///var/lib/shorthorn/backups";
   std::string backup_credentials = "/etc/shorthorn/backup-credentials";
   int backup_workers = 4;
+  // max-volume-size: CreateVolume, RestoreVolume and Expand refuse a larger
+  // size (CheckVolumeSize).
+  uint64_t max_volume_size_gib = 65536;
 };
 
 class VolumeService : public VolumeManager {
@@ -140,9 +143,14 @@ class VolumeService : public VolumeManager {
   // Ok when at least one took it.
   Status ApplyGeneration(AttachContext& ctx, const std::vector<std::string>& replicas,
                          uint64_t generation);
-  // Revert of a detached volume (volume_snapshots.cc); caller holds mutex_.
-  Status RevertDetachedLocked(VolumeRecord& record, const std::string& snapshot,
-                              const std::string& what);
+  // A layer op (SNAPSHOT, DELETE_SNAPSHOT, REVERT) on every replica of a
+  // detached volume (volume_snapshots.cc). When it reaches only some, the
+  // ones it reached get a generation above every other, so the next attach
+  // trusts only them and rebuilds the rest. A reply of kind `also_done`
+  // (e.g. NotFound for a delete: gone there already) counts as reached.
+  // Fails only when it reached none. Caller holds mutex_.
+  Status ApplyDetachedLocked(VolumeRecord& record, wire::Op op, const boost::json::object& body,
+                             const std::string& what, ErrorKind also_done = ErrorKind::kFailed);
   void RebuildLoop();
   void CheckVolumes();
   Status RunRebuild(const std::string& volume, JobHandle& job);
@@ -203,9 +211,11 @@ class VolumeService : public VolumeManager {
   // Sends `op` to every usable replica of `record` (the engine's non-ERR
   // ones when attached, all when detached). Attached, a replica that fails
   // is marked ERR and the call succeeds while one answered; detached, any
-  // failure fails the call. Caller holds mutex_.
+  // failure fails the call. A reply of kind `also_done` counts as success
+  // (kFailed: none does). Caller holds mutex_.
   Result<std::vector<boost::json::object>> CallAllLocked(const VolumeRecord& record, wire::Op op,
-                                                         const boost::json::object& body);
+                                                         const boost::json::object& body,
+                                                         ErrorKind also_done = ErrorKind::kFailed);
   // LIST_LAYERS from the first replica that answers (attached: not an ERR
   // one), into the registry
   // (saved only when something changed; `changed` tells).
@@ -257,5 +267,8 @@ class VolumeService : public VolumeManager {
 // naming the method and the key otherwise.
 Status CheckOptions(const char* method, const Options& options,
                     std::initializer_list<const char*> allowed);
+// InvalidArgument "<what>: size <size> bytes exceeds max-volume-size <limit>
+// GiB" when `size` is more than `limit_gib` GiB.
+Status CheckVolumeSize(const std::string& what, uint64_t size, uint64_t limit_gib);
 
 }  // namespace shorthorn::fused

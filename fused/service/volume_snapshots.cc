@@ -57,7 +57,8 @@ const json::object* FindSnapshot(const json::object& layers, const std::string& 
 
 Result<std::vector<json::object>> VolumeService::CallAllLocked(const VolumeRecord& record,
                                                                wire::Op op,
-                                                               const json::object& body) {
+                                                               const json::object& body,
+                                                               ErrorKind also_done) {
   auto it = attached_.find(record.name);
   Engine* engine = it == attached_.end() ? nullptr : it->second.engine.get();
   std::vector<ReplicaState> states;
@@ -74,8 +75,8 @@ Result<std::vector<json::object>> VolumeService::CallAllLocked(const VolumeRecor
     const ReplicaRecord& r = record.replicas[i];
     if (engine != nullptr && is_err(r.name)) continue;
     auto reply = ReplicaClient::Call(Target(record, r), record.epoch, op, body, settings_.client);
-    if (reply.ok()) {
-      replies.push_back(std::move(*reply));
+    if (reply.ok() || reply.status().kind() == also_done) {
+      replies.push_back(reply.ok() ? std::move(*reply) : json::object{});
       continue;
     }
     if (first_error.ok()) first_error = reply.status();
@@ -233,13 +234,17 @@ Status VolumeService::Snapshot(const std::string& volume, const std::string& sna
       }
     }
     json::object body{{"name", snapshot}, {"created", NowRfc3339()}, {"user_created", true}};
-    auto done = CallAllLocked(*record, wire::Op::kSnapshot, body);
-    // An ERR replica missed the snapshot (CallAllLocked skips it): the
-    // ranges it missed no longer describe what it lacks, so it may only
-    // come back by a full rebuild (issue 15, hole 2).
-    if (engine) engine->InvalidateDirty();
-    if (engine) engine->Resume();
-    if (!done.ok()) return done.status().WithContext(what);
+    if (engine) {
+      auto done = CallAllLocked(*record, wire::Op::kSnapshot, body);
+      // An ERR replica missed the snapshot (CallAllLocked skips it): the
+      // ranges it missed no longer describe what it lacks, so it may only
+      // come back by a full rebuild (issue 15, hole 2).
+      engine->InvalidateDirty();
+      engine->Resume();
+      if (!done.ok()) return done.status().WithContext(what);
+    } else {
+      SH_RETURN_IF_ERROR(ApplyDetachedLocked(*record, wire::Op::kSnapshot, body, what));
+    }
     Status refreshed = RefreshLayersLocked(*record);
     if (!refreshed.ok()) LogWarning(what + ": " + refreshed.message());
     LogInfo("volume " + volume + ": snapshot " + snapshot + " created");
@@ -265,8 +270,22 @@ Result<uint64_t> VolumeService::DeleteSnapshot(const std::string& volume,
       return Status(ErrorKind::kBusy,
                     what + ": a backup of the volume is running; delete it when the job ends");
     }
-    auto done = CallAllLocked(*record, wire::Op::kDeleteSnapshot, {{"name", snapshot}});
-    if (!done.ok()) return done.status().WithContext(what);
+    // A rebuild copies the snapshots the source has when it starts: one
+    // deleted meanwhile is missing there, or left behind on the new replica.
+    if (jobs_.Running(volume, "rebuild") || jobs_.Running(volume, "resync")) {
+      return Status(ErrorKind::kBusy,
+                    what + ": a replica is being rebuilt; try again when the rebuild job ends");
+    }
+    // A replica where the snapshot is gone already (NotFound) has what the
+    // delete asks for; the call fails only when none took it.
+    if (attached_.count(volume) != 0) {
+      auto done = CallAllLocked(*record, wire::Op::kDeleteSnapshot, {{"name", snapshot}},
+                                ErrorKind::kNotFound);
+      if (!done.ok()) return done.status().WithContext(what);
+    } else {
+      SH_RETURN_IF_ERROR(ApplyDetachedLocked(*record, wire::Op::kDeleteSnapshot,
+                                             {{"name", snapshot}}, what, ErrorKind::kNotFound));
+    }
   }
   uint64_t id = jobs_.Start(
       "delete-snapshot", volume, snapshot, false, [this, volume, snapshot, what](JobHandle& job) {
@@ -275,9 +294,14 @@ Result<uint64_t> VolumeService::DeleteSnapshot(const std::string& volume,
           if (lists.empty()) {
             return Status(ErrorKind::kUnavailable, what + ": no replica answers");
           }
+          // A replica the delete did not reach (detached) was left at an
+          // older generation: the next attach rebuilds it; not waited for.
+          uint64_t current = 0;
+          if (auto g = generations_.Get(volume); g.ok()) current = *g;
           uint64_t done = 0, total = 0;
           bool pending = false, kept = false;
           for (const auto& layers : lists) {
+            if (U64(layers, "generation") < current) continue;
             if (const json::array* tasks = Array(layers, "tasks")) {
               for (const auto& t : *tasks) {
                 if (!t.is_object() || Str(t.as_object(), "name") != snapshot) continue;
@@ -320,28 +344,29 @@ Result<uint64_t> VolumeService::DeleteSnapshot(const std::string& volume,
   return id;
 }
 
-// Detached, a revert that reaches only some replicas must not leave the
-// others looking current: they keep the old data. The reverted ones get a
-// generation above every one in play (and fused records it), so the next
-// attach trusts only them and rebuilds the rest (issue 15, hole 3).
-Status VolumeService::RevertDetachedLocked(VolumeRecord& record, const std::string& snapshot,
-                                           const std::string& what) {
-  std::vector<std::string> reverted;
+// Detached, a layer op that reaches only some replicas must not leave the
+// others looking current: they keep the old layers (a revert's old data, a
+// snapshot too many or too few). The ones it reached get a generation above
+// every one in play (and fused records it), so the next attach trusts only
+// them and rebuilds the rest (issue 15, hole 3).
+Status VolumeService::ApplyDetachedLocked(VolumeRecord& record, wire::Op op,
+                                          const json::object& body, const std::string& what,
+                                          ErrorKind also_done) {
+  std::vector<std::string> reached;
   std::string missed;
   Status first;
   for (const auto& r : record.replicas) {
-    auto reply = ReplicaClient::Call(Target(record, r), record.epoch, wire::Op::kRevert,
-                                     {{"name", snapshot}}, settings_.client);
-    if (reply.ok()) {
-      reverted.push_back(r.name);
+    auto reply = ReplicaClient::Call(Target(record, r), record.epoch, op, body, settings_.client);
+    if (reply.ok() || reply.status().kind() == also_done) {
+      reached.push_back(r.name);
       continue;
     }
     if (first.ok()) first = reply.status();
     missed += (missed.empty() ? "" : "; ") + std::string("replica ") + r.name + " (" + r.address +
               "): " + reply.status().message();
   }
-  if (reverted.empty()) return first.WithContext(what);
-  if (reverted.size() == record.replicas.size()) return Status::Ok();
+  if (reached.empty()) return first.WithContext(what);
+  if (reached.size() == record.replicas.size()) return Status::Ok();
   auto recorded_generation = generations_.Get(record.name);
   if (!recorded_generation.ok()) return recorded_generation.status().WithContext(what);
   uint64_t generation = *recorded_generation;
@@ -349,7 +374,7 @@ Status VolumeService::RevertDetachedLocked(VolumeRecord& record, const std::stri
   ctx.volume = record.name;
   ctx.epoch = record.epoch;
   for (const auto& r : record.replicas) {
-    if (std::find(reverted.begin(), reverted.end(), r.name) == reverted.end()) continue;
+    if (std::find(reached.begin(), reached.end(), r.name) == reached.end()) continue;
     ctx.targets[r.name] = Target(record, r);
     auto layers = ReplicaClient::Call(Target(record, r), record.epoch, wire::Op::kListLayers, {},
                                       settings_.client);
@@ -359,16 +384,16 @@ Status VolumeService::RevertDetachedLocked(VolumeRecord& record, const std::stri
     }
   }
   generation++;
-  Status recorded = ApplyGeneration(ctx, reverted, generation);
+  Status recorded = ApplyGeneration(ctx, reached, generation);
   if (recorded.ok()) recorded = generations_.Raise(record.name, generation);
   if (!recorded.ok()) {
-    LogError(what + ": reverted only some replicas and could not mark the others stale: " +
-             recorded.message() + "; not reverted: " + missed);
-    return recorded.WithContext(what + ": reverted only some replicas (not: " + missed +
+    LogError(what + ": reached only some replicas and could not mark the others stale: " +
+             recorded.message() + "; not reached: " + missed);
+    return recorded.WithContext(what + ": reached only some replicas (not: " + missed +
                                 ") and could not mark the others stale");
   }
-  LogWarning(what + ": not reverted, now stale (generation " + std::to_string(generation) +
-             " is on the reverted ones; the next attach rebuilds them): " + missed);
+  LogWarning(what + ": not reached, now stale (generation " + std::to_string(generation) +
+             " is on the others; the next attach rebuilds them): " + missed);
   return Status::Ok();
 }
 
@@ -398,7 +423,8 @@ Status VolumeService::Revert(const std::string& volume, const std::string& snaps
                     what + ": a replica is being rebuilt; try again when the rebuild job ends");
     }
     if (it == attached_.end()) {
-      SH_RETURN_IF_ERROR(RevertDetachedLocked(*record, snapshot, what));
+      SH_RETURN_IF_ERROR(
+          ApplyDetachedLocked(*record, wire::Op::kRevert, {{"name", snapshot}}, what));
     } else {
       // In maintenance mode a replica that fails is marked ERR, which
       // records a new generation on the others (RecordMembership).
@@ -432,6 +458,7 @@ Status VolumeService::Expand(const std::string& volume, uint64_t size, const Opt
       return Status(ErrorKind::kInvalidArgument,
                     what + ": the new size " + std::to_string(size) + " is not a multiple of 4096");
     }
+    SH_RETURN_IF_ERROR(CheckVolumeSize(what, size, settings_.max_volume_size_gib));
     auto it = attached_.find(volume);
     Attachment* a = it == attached_.end() ? nullptr : &it->second;
     if (a != nullptr) {

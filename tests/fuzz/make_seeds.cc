@@ -51,6 +51,15 @@ void WireSeeds() {
   const std::string t = "wire_frame";
   Bytes hello = Text(R"({"volume":"vol","replica":"rep","epoch":1})");
   Save(t, "hello", 0x00, Frame(wire::Op::kHello, 0, 0, hello));
+  // The handshake: a challenge and its reply (fixed payload sizes).
+  Bytes nonce(32, 0x5a);
+  Bytes auth = Frame(wire::Op::kAuthChallenge, 0, 0, nonce);
+  Bytes answer(64, 0xa5);
+  Append(&auth,
+         wire::MakeReply(wire::MakeRequest(wire::Op::kAuthChallenge, 1, 0, 0, 0, nonce), 0, answer),
+         answer);
+  Append(&auth, wire::MakeRequest(wire::Op::kAuthProof, 2, 0, 0, 0, nonce), nonce);
+  Save(t, "auth", 0x00, auth);
 
   Bytes data(4096, 'x');
   Bytes write_read = Frame(wire::Op::kWrite, 8192, data.size(), data);

@@ -49,6 +49,7 @@ readonly GiB=1073741824 MiB=1048576
 TEST_DIR=""                   # set by init_test
 declare -A DAEMON_PIDS=()     # daemon name -> pid (children of this shell)
 declare -A REPLICAD_PORTS=()  # replicad name -> port
+REPLICAD_EXTRA_ARGS=()        # more options for every start_replicad
 DAEMON_STATUS=""              # exit status of the last daemon stopped
 CLEANUP_DONE=0
 
@@ -118,6 +119,11 @@ set_test_dirs() {
   mkdir -p "$LOG_DIR" "$CONF_DIR" "$REPLICAS_DIR" "$FUSED_STATE_DIR" \
     "$FUSED_MOUNT_POINT" "$FUSED_DEV_DIR" "$FS_DIR"
   mkdir -m 0755 "$BUS_DIR"
+  # The test cluster's key (doc/protocol.md, "Authentication"); replica_tool
+  # and the test clients read it from SHORTHORN_CLUSTER_KEY.
+  CLUSTER_KEY=$CONF_DIR/cluster.key
+  (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$CLUSTER_KEY")
+  export SHORTHORN_CLUSTER_KEY=$CLUSTER_KEY
 }
 
 # creates the temp dir and installs the cleanup trap.
@@ -255,7 +261,8 @@ start_bus() {
 
 # start_replicad NAME [PORT]: a replicad with data dir $REPLICAS_DIR/NAME on
 # 127.0.0.1:PORT; waits until the port accepts connections. Restarting NAME
-# reuses its port and data dir.
+# reuses its port and data dir. Extra command-line options: the array
+# REPLICAD_EXTRA_ARGS.
 start_replicad() {
   local name=$1 port=${2:-${REPLICAD_PORTS[$1]:-}} daemon="replicad-$1" i
   [[ -n $port ]] || port=$(free_port)
@@ -264,8 +271,8 @@ start_replicad() {
   mkdir -p "$REPLICAS_DIR/$name"
   : >"$CONF_DIR/$daemon.conf"
   "$REPLICAD_BIN" --config "$CONF_DIR/$daemon.conf" --listen 127.0.0.1 --port "$port" \
-    --data-dir "$REPLICAS_DIR/$name" --socket-dir "$SOCK_DIR" --log-level "$LOG_LEVEL" \
-    >>"$LOG_DIR/$daemon.log" 2>&1 </dev/null &
+    --data-dir "$REPLICAS_DIR/$name" --socket-dir "$SOCK_DIR" --cluster-key "$CLUSTER_KEY" \
+    --log-level "$LOG_LEVEL" "${REPLICAD_EXTRA_ARGS[@]}" >>"$LOG_DIR/$daemon.log" 2>&1 </dev/null &
   DAEMON_PIDS[$daemon]=$!
   for ((i = 0; i < 300; i++)); do
     _check_alive "$daemon"
@@ -679,7 +686,7 @@ start_fused_opts() {
   : >"$CONF_DIR/fused.conf"
   "$FUSED_BIN" --config "$CONF_DIR/fused.conf" --state-dir "$FUSED_STATE_DIR" \
     --mount-point "$FUSED_MOUNT_POINT" --dev-dir "$FUSED_DEV_DIR" --replicad-socket-dir "$SOCK_DIR" \
-    "${args[@]}" --log-level "$LOG_LEVEL" "$@" \
+    --cluster-key "$CLUSTER_KEY" "${args[@]}" --log-level "$LOG_LEVEL" "$@" \
     >>"$LOG_DIR/fused.log" 2>&1 </dev/null &
   DAEMON_PIDS[fused]=$!
   for ((i = 0; i < 300; i++)); do

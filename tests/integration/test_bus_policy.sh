@@ -12,6 +12,10 @@
 #    nobody on every object.
 # Before the Job interface had a rule in the policy, Job.Cancel was refused
 # by the bus to everyone, root included.
+# Also issue 16: a volume administrator who is not root (nobody in group
+# shorthorn) may name only the replicads fused.conf lists in CreateVolume
+# and RestoreVolume (NotAuthorized naming the address, else fused would
+# connect as root to any host:port); root may name any.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -126,6 +130,53 @@ while read -r iface method object needs_admin args; do
     fail "$iface.$method as root: $DBUS_ERROR: $DBUS_ERROR_MESSAGE"
   log "ok: $iface.$method: nobody -> ${as_nobody##*.}, root -> ${DBUS_ERROR##*.} (admin: $needs_admin)"
 done <<<"$methods"
+
+# Replicad addresses (issue 16). fused.conf lists only r1's address. The
+# admin group must exist for a non-root admin; a group made here goes again.
+shorthorn_gid=$(getent group shorthorn | cut -d: -f3 || true)
+if [[ -z $shorthorn_gid ]]; then
+  groupadd --system shorthorn
+  teardown_hook() { groupdel shorthorn; }
+  shorthorn_gid=$(getent group shorthorn | cut -d: -f3)
+fi
+admin_try() {  # admin_try OBJECT IFACE.METHOD ARGS...: dbus_try as nobody in group shorthorn
+  local object=$1 method=$2 out rc=0
+  shift 2
+  out=$(setpriv --reuid=65534 --regid=65534 --groups="$shorthorn_gid" -- gdbus call --system \
+    --dest "$BUS_NAME" --object-path "$object" --method "$method" "$@" 2>&1) || rc=$?
+  DBUS_ERROR=UNPARSED DBUS_ERROR_MESSAGE=$out
+  if ((rc == 0)); then
+    DBUS_ERROR=OK
+  elif [[ $out =~ GDBus\.Error:([A-Za-z0-9_.]+):\ ?(.*) ]]; then
+    DBUS_ERROR=${BASH_REMATCH[1]} DBUS_ERROR_MESSAGE=${BASH_REMATCH[2]}
+  fi
+}
+listed=$(replica_address r1)
+unlisted=127.0.0.1:$(free_port) # nothing listens: root's call fails, but not NotAuthorized
+for address in 10.9.9.9:1234 "$unlisted"; do
+  refusal="replicad $address is not in fused.conf's replicads; only root may name other replicads"
+  admin_try "$MANAGER_PATH" "$MANAGER_IFACE.CreateVolume" "'far'" "uint64 $((64 * MiB))" \
+    "@as ['$listed', '$address']" "@a{sv} {}"
+  assert_eq "${ERROR_PREFIX}NotAuthorized" "$DBUS_ERROR" "CreateVolume on $address as a non-root admin ($DBUS_ERROR_MESSAGE)"
+  [[ $DBUS_ERROR_MESSAGE == *"CreateVolume: $refusal"* ]] ||
+    fail "CreateVolume on $address as a non-root admin: unexpected message: $DBUS_ERROR_MESSAGE"
+  admin_try "$MANAGER_PATH" "$MANAGER_IFACE.RestoreVolume" "'far'" \
+    "'file:///nowhere?volume=v&backup=b'" "@as ['$address']" "@a{sv} {}"
+  assert_eq "${ERROR_PREFIX}NotAuthorized" "$DBUS_ERROR" "RestoreVolume on $address as a non-root admin ($DBUS_ERROR_MESSAGE)"
+  [[ $DBUS_ERROR_MESSAGE == *"RestoreVolume: $refusal"* ]] ||
+    fail "RestoreVolume on $address as a non-root admin: unexpected message: $DBUS_ERROR_MESSAGE"
+done
+[[ $(list_volumes) != *far* ]] || fail "a refused CreateVolume left volume far"
+log "ok: a non-root admin cannot name replicads outside fused.conf"
+admin_try "$MANAGER_PATH" "$MANAGER_IFACE.CreateVolume" "'near'" "uint64 $((64 * MiB))" \
+  "@as ['$listed']" "@a{sv} {}"
+assert_eq OK "$DBUS_ERROR" "CreateVolume on the listed $listed as a non-root admin ($DBUS_ERROR_MESSAGE)"
+delete_volume near
+call "$MANAGER_PATH" "$MANAGER_IFACE.CreateVolume" "'far'" "uint64 $((64 * MiB))" \
+  "@as ['$unlisted']" "@a{sv} {}"
+[[ $DBUS_ERROR != "${ERROR_PREFIX}NotAuthorized" && $DBUS_ERROR != OK ]] ||
+  fail "CreateVolume on $unlisted as root: expected the replicad's error, got $DBUS_ERROR: $DBUS_ERROR_MESSAGE"
+log "ok: the listed replicad works for a non-root admin; root may name $unlisted (${DBUS_ERROR##*.})"
 
 # Reads work for everyone on every object.
 for object in /org/shorthorn/Storage1 "$vpath" "$job"; do

@@ -48,7 +48,7 @@ for r in r1 r2 r3; do
     out=$("$TOOL" run "$(replica_address "$r")" "$vol" "${names[$r]}" "open:$old" \
       write:0:4096:7 2>&1) || rc=$?
     ((rc != 0)) || fail "replica ${names[$r]} on $r accepted an engine at epoch $old (current $epoch)"
-    [[ $out == *"epoch $old is older"* || $out == *"is not the current epoch"* ||
+    [[ $out == *"epoch $old is older"* || $out == *"is not the replica's current epoch"* ||
        $out == *ESTALE* || $out == *"Stale file handle"* ]] ||
       fail "replica on $r refused epoch $old, but not as stale: $out"
     log "ok: $r refuses epoch $old: $out"
@@ -77,8 +77,10 @@ log "replicas: $(replica_modes "$vol" | tr '\n' ';') Robustness $(volume_prop "$
 assert_eq faulted "$(volume_prop "$vol" Robustness)" "Robustness of the fenced volume"
 # The replicas refused it as stale (ESTALE), not for another reason.
 reason=$(grep -E "marked ERR" "$LOG_DIR/fused.log" | tail -3)
-grep -q "epoch $epoch is not the current epoch $newer" <<<"$reason" ||
+grep -q "epoch $epoch is not the replica's current epoch (fenced)" <<<"$reason" ||
   fail "fused's replicas were not failed as fenced (stale epoch): $reason"
+# The error tells the fenced engine nothing about the newer epoch.
+! grep -q "epoch $newer" <<<"$reason" || fail "the fencing error reveals the newer epoch: $reason"
 log "ok: fused logged: $(tail -1 <<<"$reason")"
 dbus_try "$(volume_path "$vol")" "$VOLUME_IFACE.Detach" "@a{sv} {}"
 log "Detach of the fenced volume: $DBUS_ERROR $DBUS_ERROR_MESSAGE"

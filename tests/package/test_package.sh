@@ -247,6 +247,9 @@ for conf in /etc/shorthorn/fused.conf /etc/shorthorn/replicad.conf; do
 done
 getent passwd shorthorn-replicad >/dev/null || fail "system user shorthorn-replicad was not created"
 getent group shorthorn >/dev/null || fail "group shorthorn was not created"
+[[ -f /etc/shorthorn/cluster.key ]] || fail "postinst did not make /etc/shorthorn/cluster.key"
+key_mode=$(stat -c '%a %U' /etc/shorthorn/cluster.key)
+[[ $key_mode == "600 root" ]] || fail "/etc/shorthorn/cluster.key is '$key_mode', expected '600 root'"
 log "ok: binaries, conffiles, man pages, completion, D-Bus files, user and group in place"
 
 unit_file() {
@@ -330,18 +333,40 @@ start_unit() {
   nnp=$(unit_value "$unit" NoNewPrivileges)
   read -r -a caps <<<"$(caps_available "$(unit_value "$unit" CapabilityBoundingSet)")"
   read -r -a ambient <<<"$(caps_available "$(unit_value "$unit" AmbientCapabilities)")"
+  # LoadCredential=ID:PATH: a copy of PATH readable by the service's user
+  # only, in the directory $CREDENTIALS_DIRECTORY names.
+  local creds credential env=(env)
+  creds=$(unit_value "$unit" LoadCredential)
+  if [[ -n $creds ]]; then
+    local cred_dir=$WORK/credentials/$name
+    mkdir -p "$cred_dir"
+    for credential in $creds; do
+      [[ -r ${credential#*:} ]] || fail "$unit: LoadCredential= source ${credential#*:} is missing"
+      install -m 0400 "${credential#*:}" "$cred_dir/${credential%%:*}"
+    done
+    chmod 0500 "$cred_dir"
+    [[ -z $user ]] || chown -R "$user:${group:-$user}" "$cred_dir"
+    env+=("CREDENTIALS_DIRECTORY=$cred_dir")
+  fi
+  local extra_groups
+  extra_groups=$(unit_value "$unit" SupplementaryGroups)
   runner=(setpriv)
   [[ $nnp != yes ]] || runner+=(--no-new-privs)
   runner+=("--bounding-set=$(cap_list "${caps[@]}")")
+  if [[ -n $extra_groups ]]; then
+    runner+=("--groups=${extra_groups// /,}")
+    [[ -n $user ]] || runner+=(--regid=0 --reuid=0)
+  fi
   if [[ -n $user ]]; then
-    runner+=(--reuid="$user" --regid="${group:-$user}" --init-groups)
+    runner+=(--reuid="$user" --regid="${group:-$user}")
+    [[ -n $extra_groups ]] || runner+=(--init-groups)
     if ((${#ambient[@]})); then
       runner+=("--inh-caps=$(cap_list "${ambient[@]}")" "--ambient-caps=$(cap_list "${ambient[@]}")")
     fi
   fi
   log "starting $unit: ${runner[*]} -- $exec"
   # shellcheck disable=SC2086  # ExecStart= is split into words, as systemd does
-  "${runner[@]}" -- $exec >"$WORK/logs/$name.log" 2>&1 </dev/null 9>&- &
+  "${env[@]}" "${runner[@]}" -- $exec >"$WORK/logs/$name.log" 2>&1 </dev/null 9>&- &
   PIDS[$name]=$!
 }
 

@@ -101,6 +101,44 @@ TEST_F(ConfigFileTest, FusedReplicadsListIsParsedAndChecked) {
   EXPECT_NE(rel.status().message().find("absolute"), std::string::npos);
 }
 
+TEST_F(ConfigFileTest, MaxVolumeSizeIsGibWithinRange) {
+  const char* replicad_argv[] = {"replicad"};
+  const char* fused_argv[] = {"fused"};
+  auto r = LoadReplicadConfig(1, replicad_argv, "/nonexistent/replicad.conf");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->config.max_volume_size_gib, 65536u);
+  auto f = LoadFusedConfig(1, fused_argv, "/nonexistent/fused.conf");
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f->config.max_volume_size_gib, 65536u);
+
+  Write("max-volume-size = 16777216\n");  // the largest: 16 PiB
+  r = LoadReplicadConfig(1, replicad_argv, path_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->config.max_volume_size_gib, 16777216u);
+  Write("max-volume-size = 1\n");
+  f = LoadFusedConfig(1, fused_argv, path_);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f->config.max_volume_size_gib, 1u);
+
+  for (const char* bad : {"0", "16777217", "-1"}) {
+    Write(std::string("max-volume-size = ") + bad + "\n");
+    auto rb = LoadReplicadConfig(1, replicad_argv, path_);
+    ASSERT_FALSE(rb.ok()) << bad;
+    EXPECT_NE(rb.status().message().find("'max-volume-size'"), std::string::npos)
+        << rb.status().message();
+    EXPECT_NE(rb.status().message().find("outside 1..16777216"), std::string::npos)
+        << rb.status().message();
+    auto fb = LoadFusedConfig(1, fused_argv, path_);
+    ASSERT_FALSE(fb.ok()) << bad;
+    EXPECT_NE(fb.status().message().find("'max-volume-size'"), std::string::npos)
+        << fb.status().message();
+  }
+  const char* cli[] = {"fused", "--max-volume-size", "4096"};
+  f = LoadFusedConfig(3, cli, "/nonexistent/fused.conf");
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f->config.max_volume_size_gib, 4096u);
+}
+
 TEST_F(ConfigFileTest, MissingExplicitFileIsAnError) {
   const char* argv[] = {"fused", "--config", "/nonexistent/fused.conf"};
   auto c = LoadFusedConfig(3, argv);

@@ -152,6 +152,40 @@ TEST(AuthTest, OthersAreRefusedWithAReadableMessage) {
   EXPECT_FALSE(CheckCredentials("Attach", odd, policy, std::nullopt).ok());
 }
 
+TEST(AuthTest, RootMayNameAnyReplicad) {
+  const std::vector<std::string> configured = {"127.0.0.1:9500"};
+  EXPECT_TRUE(CheckReplicaAddresses("CreateVolume", 0, {"10.9.9.9:1234"}, configured).ok());
+  EXPECT_TRUE(CheckReplicaAddresses("CreateVolume", 0, {"10.9.9.9:1234"}, {}).ok());
+  EXPECT_TRUE(
+      CheckReplicaAddresses("RestoreVolume", 0, {"127.0.0.1:9500", "h:1"}, configured).ok());
+}
+
+TEST(AuthTest, OthersMayNameOnlyConfiguredReplicads) {
+  const std::vector<std::string> configured = {"127.0.0.1:9500", "10.0.0.2:9500"};
+  for (uid_t uid : {uid_t{1000}, uid_t{65534}, static_cast<uid_t>(-1)}) {
+    EXPECT_TRUE(CheckReplicaAddresses("CreateVolume", uid, {}, configured).ok());
+    EXPECT_TRUE(
+        CheckReplicaAddresses("CreateVolume", uid, {"10.0.0.2:9500", "127.0.0.1:9500"}, configured)
+            .ok());
+    Status s =
+        CheckReplicaAddresses("CreateVolume", uid, {"127.0.0.1:9500", "10.9.9.9:1234"}, configured);
+    EXPECT_EQ(s.kind(), ErrorKind::kNotAuthorized);
+    EXPECT_EQ(s.message(),
+              "CreateVolume: replicad 10.9.9.9:1234 is not in fused.conf's replicads; only root "
+              "may name other replicads");
+  }
+  // Exact strings: another spelling of a listed replicad is another replicad.
+  for (std::string other : {"localhost:9500", "127.0.0.1:09500", " 127.0.0.1:9500", ""}) {
+    Status s = CheckReplicaAddresses("RestoreVolume", 1000, {other}, configured);
+    EXPECT_EQ(s.kind(), ErrorKind::kNotAuthorized) << other;
+    EXPECT_EQ(s.message().rfind("RestoreVolume: replicad " + other + " is not in", 0), 0u)
+        << s.message();
+  }
+  // Nothing configured: only an empty list (which then fails in the service).
+  EXPECT_TRUE(CheckReplicaAddresses("CreateVolume", 1000, {}, {}).ok());
+  EXPECT_FALSE(CheckReplicaAddresses("CreateVolume", 1000, {"127.0.0.1:9500"}, {}).ok());
+}
+
 TEST(AuthTest, ParsesProcStatus) {
   std::string status =
       "Name:\tbash\nUid:\t1000\t1000\t1000\t1000\nGid:\t100\t101\t102\t103\n"

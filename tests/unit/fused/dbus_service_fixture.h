@@ -1,6 +1,7 @@
 // The fixture of the D-Bus service tests (dbus_service_test.cc,
 // dbus_job_test.cc): a private dbus-daemon, DbusService over a
-// FakeVolumeManager (the test's uid allowed to change things), client proxies
+// FakeVolumeManager (the test's uid allowed to change things, fused.conf's
+// replicads being kConfiguredReplicad), client proxies
 // for the root and the Manager, and a log of the ObjectManager signals
 // ("added <path>", "removed <path>" for volume and job objects). Helpers
 // return the D-Bus error name of a failing call and record PropertiesChanged
@@ -36,6 +37,8 @@ using DbusOptionsArg = std::map<std::string, sdbus::Variant>;
 inline constexpr char kObjectManager[] = "org.freedesktop.DBus.ObjectManager";
 inline constexpr char kProperties[] = "org.freedesktop.DBus.Properties";
 inline constexpr uint64_t kGiB = 1ull << 30;
+// The replicad the service's options list as fused.conf's `replicads`.
+inline constexpr char kConfiguredReplicad[] = "127.0.0.1:9500";
 
 inline std::string PolicyFile() {
   return std::string(SHORTHORN_DBUS_XML_DIR) + "/org.shorthorn.Storage1.conf";
@@ -111,11 +114,7 @@ class DbusServiceTest : public ::testing::Test {
     if (!bus_.Start(PolicyFile(), /*anyone_may_own=*/true, &error)) {
       GTEST_SKIP() << "no private dbus-daemon: " << error;
     }
-    DbusServiceOptions options;
-    options.admin.extra_uids = {geteuid()};  // so the test needs no root
-    service_ = std::make_unique<DbusService>(fake_, options);
-    Status started = service_->Start();
-    ASSERT_TRUE(started.ok()) << started.ToString();
+    ASSERT_NO_FATAL_FAILURE(StartService(DefaultOptions()));
     manager_ = sdbus::createProxy(kBusName, kManagerPath);
     root_ = sdbus::createProxy(kBusName, kRootPath);
     root_->uponSignal("InterfacesAdded")
@@ -136,6 +135,24 @@ class DbusServiceTest : public ::testing::Test {
     root_->finishRegistration();
   }
 
+  // The test's uid may change things (so the test needs no root) and
+  // fused.conf lists one replicad, kConfiguredReplicad.
+  static DbusServiceOptions DefaultOptions() {
+    DbusServiceOptions options;
+    options.admin.extra_uids = {geteuid()};
+    options.admin.replicads = {kConfiguredReplicad};
+    return options;
+  }
+
+  // Stops the running service, if any, and starts one with `options` over
+  // the same fake; the proxies keep working (they call the bus name).
+  void StartService(const DbusServiceOptions& options) {
+    if (service_) service_->Stop();
+    service_ = std::make_unique<DbusService>(fake_, options);
+    Status started = service_->Start();
+    ASSERT_TRUE(started.ok()) << started.ToString();
+  }
+
   void TearDown() override {
     root_.reset();
     manager_.reset();
@@ -146,7 +163,7 @@ class DbusServiceTest : public ::testing::Test {
     sdbus::ObjectPath path;
     manager_->callMethod("CreateVolume")
         .onInterface(kManagerInterface)
-        .withArguments(name, size, std::vector<std::string>{"127.0.0.1:9500"}, options)
+        .withArguments(name, size, std::vector<std::string>{kConfiguredReplicad}, options)
         .storeResultsTo(path);
     return path;
   }

@@ -2,6 +2,8 @@
 // sdbus-c++ proxies (to see error names) and by busctl (the unprivileged
 // caller check, as root only). Asserts on D-Bus error names, object paths,
 // property values and the ObjectManager and Properties signals.
+#include <grp.h>
+
 #include <fstream>
 #include <regex>
 #include <set>
@@ -206,6 +208,91 @@ TEST_F(DbusServiceTest, UnprivilegedCallerMayReadButNotChange) {
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->state, "detached");
   EXPECT_FALSE(fake_.GetVolume("vol9").ok());
+}
+
+// Issue 16: fused connects as root to the replicads a call names (and starts
+// the cluster-key handshake there), so an admin who is not root may name only those
+// fused.conf lists. Run as root, the caller is uid 65534 in the admin group
+// (its primary group, 65534, made the admin group); otherwise it is the
+// test's own uid, a non-root admin through extra_uids. The manager must not
+// even be asked.
+TEST_F(DbusServiceTest, AdminWhoIsNotRootMayNameOnlyConfiguredReplicads) {
+  std::string as_admin;
+  if (geteuid() == 0) {
+    struct group* admin_group = getgrgid(65534);
+    if (admin_group == nullptr) GTEST_SKIP() << "no group 65534 to make the admin group";
+    DbusServiceOptions options = DefaultOptions();
+    options.admin.group = admin_group->gr_name;
+    ASSERT_NO_FATAL_FAILURE(StartService(options));
+    as_admin = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+  }
+  const std::string manager = std::string("busctl --system call org.shorthorn.Storage1 ") +
+                              kManagerPath + " " + kManagerInterface + " ";
+  const std::string refusal =
+      "replicad 10.9.9.9:1234 is not in fused.conf's replicads; only root may name other "
+      "replicads";
+
+  for (std::string replicas : {"1 10.9.9.9:1234", "2 127.0.0.1:9500 10.9.9.9:1234"}) {
+    auto create =
+        RunCommand(as_admin + manager + "CreateVolume 'stasa{sv}' far 4096 " + replicas + " 0");
+    EXPECT_NE(create.exit_code, 0) << create.output;
+    EXPECT_NE(create.output.find("CreateVolume: " + refusal), std::string::npos) << create.output;
+  }
+  EXPECT_FALSE(fake_.GetVolume("far").ok());
+  auto restore = RunCommand(as_admin + manager +
+                            "RestoreVolume 'ssasa{sv}' far "
+                            "'file:///nowhere?volume=v&backup=b' 1 10.9.9.9:1234 0");
+  EXPECT_NE(restore.exit_code, 0) << restore.output;
+  EXPECT_NE(restore.output.find("RestoreVolume: " + refusal), std::string::npos) << restore.output;
+  EXPECT_TRUE(fake_.ListJobs().empty());
+  // An unprivileged non-admin still hears that it is no admin, not about replicads.
+  if (geteuid() == 0) {
+    auto stranger = RunCommand("setpriv --reuid=65534 --regid=1 --clear-groups " + manager +
+                               "CreateVolume 'stasa{sv}' far 4096 1 10.9.9.9:1234 0");
+    EXPECT_NE(stranger.output.find("CreateVolume: caller uid 65534 is neither root nor in group"),
+              std::string::npos)
+        << stranger.output;
+  }
+
+  // The listed replicad, or none (the configured ones are used), is fine.
+  auto near = RunCommand(as_admin + manager + "CreateVolume 'stasa{sv}' near 4096 1 " +
+                         kConfiguredReplicad + " 0");
+  EXPECT_EQ(near.exit_code, 0) << near.output;
+  EXPECT_TRUE(fake_.GetVolume("near").ok());
+  auto unnamed = RunCommand(as_admin + manager + "CreateVolume 'stasa{sv}' unnamed 4096 0 0");
+  EXPECT_EQ(unnamed.exit_code, 0) << unnamed.output;
+  auto restored = RunCommand(as_admin + manager +
+                             "RestoreVolume 'ssasa{sv}' back "
+                             "'file:///nowhere?volume=v&backup=b' 1 " +
+                             kConfiguredReplicad + " 0");
+  EXPECT_EQ(restored.exit_code, 0) << restored.output;
+  EXPECT_EQ(fake_.ListJobs().size(), 1u);
+}
+
+// Root may name any replicad; a non-root admin calling directly gets the
+// error name NotAuthorized.
+TEST_F(DbusServiceTest, OnlyRootMayNameOtherReplicads) {
+  std::string message;
+  std::string error = ErrorOf(
+      [&] {
+        sdbus::ObjectPath path;
+        manager_->callMethod("CreateVolume")
+            .onInterface(kManagerInterface)
+            .withArguments(std::string("far"), uint64_t{4096},
+                           std::vector<std::string>{"10.9.9.9:1234"}, DbusOptionsArg{})
+            .storeResultsTo(path);
+      },
+      &message);
+  if (geteuid() == 0) {
+    EXPECT_EQ(error, "") << message;
+    EXPECT_TRUE(fake_.GetVolume("far").ok());
+  } else {
+    EXPECT_EQ(error, "org.shorthorn.Storage1.Error.NotAuthorized");
+    EXPECT_EQ(message,
+              "CreateVolume: replicad 10.9.9.9:1234 is not in fused.conf's replicads; only "
+              "root may name other replicads");
+    EXPECT_FALSE(fake_.GetVolume("far").ok());
+  }
 }
 
 TEST_F(DbusServiceTest, BusctlCallFromTheDocsWorks) {

@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
+#include "common/auth.h"
 #include "common/frame_io.h"
 #include "common/log.h"
 
@@ -29,6 +30,12 @@ namespace json = boost::json;
 // Answers OPEN_REPLICA with `open_reply`, HELLO with the size, CHECKSUM
 // with `checksum_reply` (or `checksum_errno` and a message), CLOSE with {}.
 // Records the last CHECKSUM request.
+std::shared_ptr<const auth::ClusterKey> Key() {
+  static const auto key = std::make_shared<const auth::ClusterKey>(
+      *auth::ClusterKey::FromHex(std::string(64, 'c'), "test key"));
+  return key;
+}
+
 class FakeReplicad {
  public:
   FakeReplicad() {
@@ -80,6 +87,7 @@ class FakeReplicad {
   }
   // `fd` is closed by the destructor, after every thread ended.
   void Serve(int fd) {
+    if (!auth::ServerHandshake(fd, *Key()).ok()) return;
     for (;;) {
       auto frame = ReadFrame(fd);
       if (!frame.ok()) return;
@@ -124,6 +132,7 @@ class FakeReplicad {
 
 ClientOptions Quick() {
   ClientOptions o;
+  o.key = Key();
   o.connect = std::chrono::milliseconds(2000);
   o.request = std::chrono::milliseconds(2000);
   return o;
@@ -199,6 +208,23 @@ TEST(ReplicaClientChecksumTest, ErrorsPassThroughAndBadArgumentsStayLocal) {
             EINVAL);
   EXPECT_EQ(ReplicaClient::Checksum(fake.target(), 1, 0, 0, 4096, Quick()).status().sys_errno(),
             EINVAL);
+}
+
+// Every connection authenticates: a replicad with another key is refused
+// before any request reaches it, and without a key nothing is tried.
+TEST(ReplicaClientAuthTest, AnotherKeyOrNoKeyIsRefused) {
+  SetLogLevel(LogLevel::kError);
+  FakeReplicad fake;
+  ClientOptions other = Quick();
+  other.key = std::make_shared<const auth::ClusterKey>(auth::ClusterKey::Generate());
+  auto c = ReplicaClient::Open(fake.target(), 1, 1, other);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().kind(), ErrorKind::kNotAuthorized) << c.status().ToString();
+  EXPECT_NE(c.status().message().find(fake.target().address), std::string::npos);
+  ClientOptions none = Quick();
+  none.key.reset();
+  Status s = ReplicaClient::CreateReplica(fake.target(), 1 << 20, none);
+  EXPECT_EQ(s.kind(), ErrorKind::kNotAuthorized) << s.ToString();
 }
 
 }  // namespace

@@ -258,7 +258,7 @@ TEST_F(RebuildTest, CreatedRebuildingFollowsTheRulesBeforeRebuild) {
   ExpectSameAsSource(&target);
   // Through the protocol too.
   Node other;
-  auto c = PeerClient::Connect(other.address(), 5000);
+  auto c = PeerClient::Connect(other.address(), 5000, testing::TestKey().get());
   ASSERT_TRUE(c.ok());
   auto created = (*c)->CallJson(
       wire::Op::kCreateReplica, 0,
@@ -362,7 +362,7 @@ TEST_F(RebuildTest, CloseCancelsAndDeleteWorks) {
   dst_ = std::make_unique<EngineClient>(target.address(), "dst", kEpoch);
   EXPECT_EQ(dst_->List().at("rebuilding"), true);
   ASSERT_EQ(dst_->Control(wire::Op::kRebuild, RebuildRequestJson(source_, "s1", 1 * kM)).status, 0);
-  ASSERT_TRUE(target.store().Delete("vol", "dst").ok());
+  ASSERT_TRUE(target.store().Delete("vol", "dst", kEpoch).ok());
 }
 
 TEST_F(RebuildTest, RefusesBadRequestsAndRebuildingSources) {

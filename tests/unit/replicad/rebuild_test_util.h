@@ -26,9 +26,9 @@ class Node {
  public:
   explicit Node(ReplicaOptions options = {})
       : tmp_(/*in_memory=*/true),
-        store_(tmp_.path(), &engine_, std::move(options)),
+        store_(tmp_.path(), &engine_, WithTestKey(std::move(options))),
         handler_(&store_),
-        server_(&handler_) {
+        server_(&handler_, TestServerOptions()) {
     Status s = server_.Start("127.0.0.1", 0);
     EXPECT_TRUE(s.ok()) << s.ToString();
   }
@@ -61,7 +61,7 @@ class EngineClient {
  public:
   EngineClient(const std::string& address, const std::string& replica, uint64_t epoch)
       : epoch_(epoch) {
-    auto c = PeerClient::Connect(address, 10000);
+    auto c = PeerClient::Connect(address, 10000, TestKey().get());
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     if (!c.ok()) return;
     client_ = std::move(*c);

@@ -139,11 +139,27 @@ TEST_F(StoreTest, FindAndDelete) {
   EXPECT_NE(missing.status().message().find("replica r1 is not open"), std::string::npos);
   ASSERT_TRUE(store_.Open("vol", "r1", 1).ok());
   EXPECT_TRUE(store_.Find("vol", "r1").ok());
-  EXPECT_EQ(store_.Delete("other", "r1").sys_errno(), EINVAL);
-  ASSERT_TRUE(store_.Delete("vol", "r1").ok());
+  EXPECT_EQ(store_.Delete("other", "r1", 1).sys_errno(), EINVAL);
+  ASSERT_TRUE(store_.Delete("vol", "r1", 1).ok());
   EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/r1"));
-  EXPECT_EQ(store_.Delete("vol", "r1").sys_errno(), ENOENT);
+  EXPECT_EQ(store_.Delete("vol", "r1", 1).sys_errno(), ENOENT);
   EXPECT_EQ(store_.Find("vol", "r1").status().sys_errno(), ENOENT);
+}
+
+// An engine fenced by a newer one cannot delete the replica, open or not,
+// and the error does not tell it the newer epoch.
+TEST_F(StoreTest, DeleteWithAnOlderEpochIsStale) {
+  ASSERT_TRUE(store_.Create("vol", "r1", kSize).ok());
+  ASSERT_TRUE(store_.Open("vol", "r1", 7).ok());
+  Status open_stale = store_.Delete("vol", "r1", 6);
+  EXPECT_EQ(open_stale.sys_errno(), ESTALE);
+  EXPECT_EQ(open_stale.message().find('7'), std::string::npos) << open_stale.message();
+  EXPECT_TRUE(std::filesystem::exists(dir_.path() + "/r1"));
+  ASSERT_TRUE(store_.Close("vol", "r1", 7).ok());
+  EXPECT_EQ(store_.Delete("vol", "r1", 0).sys_errno(), ESTALE);  // closed: epoch from replica.json
+  EXPECT_TRUE(std::filesystem::exists(dir_.path() + "/r1"));
+  ASSERT_TRUE(store_.Delete("vol", "r1", 8).ok());
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/r1"));
 }
 
 TEST_F(StoreTest, StaleAndClosedReplicaRefusesOps) {
@@ -430,7 +446,7 @@ TEST(FlushFailureTest, FailedFdatasyncFailsReplicaForGood) {
   EXPECT_EQ(engine.sync_calls, 1);  // never retried
   EXPECT_EQ(store.Close("vol", "r1", 1).sys_errno(), EIO);
   EXPECT_EQ(store.Open("vol", "r1", 1).status().sys_errno(), EIO);  // sticky
-  ASSERT_TRUE(store.Delete("vol", "r1").ok());
+  ASSERT_TRUE(store.Delete("vol", "r1", 1).ok());
 }
 
 }  // namespace

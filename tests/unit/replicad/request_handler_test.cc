@@ -124,8 +124,19 @@ TEST_F(HandlerTest, ControlOpsAndHello) {
       0);
   EXPECT_EQ(Call(&conn2, wire::Op::kRead, "", 2, 0, 10).status, ESHUTDOWN);
 
-  EXPECT_EQ(Control(wire::Op::kDeleteReplica, {{"volume", "v"}, {"replica", "r"}}).status, 0);
-  EXPECT_EQ(Control(wire::Op::kDeleteReplica, {{"volume", "v"}, {"replica", "r"}}).status, ENOENT);
+  // DELETE needs an epoch, and one no older than the replica's.
+  EXPECT_EQ(Control(wire::Op::kDeleteReplica, {{"volume", "v"}, {"replica", "r"}}).status, EINVAL);
+  Reply stale =
+      Control(wire::Op::kDeleteReplica, {{"volume", "v"}, {"replica", "r"}, {"epoch", 1}});
+  EXPECT_EQ(stale.status, ESTALE);
+  EXPECT_EQ(stale.payload.find('2'), std::string::npos)
+      << "names the current epoch: " << stale.payload;
+  EXPECT_EQ(
+      Control(wire::Op::kDeleteReplica, {{"volume", "v"}, {"replica", "r"}, {"epoch", 2}}).status,
+      0);
+  EXPECT_EQ(
+      Control(wire::Op::kDeleteReplica, {{"volume", "v"}, {"replica", "r"}, {"epoch", 2}}).status,
+      ENOENT);
 }
 
 TEST_F(HandlerTest, DataOpWithoutHelloIsRefused) {

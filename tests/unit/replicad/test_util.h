@@ -1,6 +1,7 @@
 // Helpers shared by the replicad unit tests: a temporary data directory, a
-// way to wait for an asynchronous replica op, and a fake IoEngine whose
-// fdatasync fails. Test-only; single-threaded use apart from the engine.
+// way to wait for an asynchronous replica op, a fake IoEngine whose
+// fdatasync fails, and the cluster key and server options of the tests. Test-only; single-threaded
+// use apart from the engine.
 #pragma once
 
 #include <stdlib.h>
@@ -11,8 +12,10 @@
 #include <future>
 #include <string>
 
+#include "common/auth.h"
 #include "replicad/io_engine.h"
 #include "replicad/replica.h"
+#include "replicad/server.h"
 #include "replicad/sync_io_engine.h"
 
 namespace shorthorn::replicad::testing {
@@ -63,5 +66,27 @@ class FailingSyncEngine : public IoEngine {
   int sync_errno = EIO;
   int sync_calls = 0;
 };
+
+// The key every test server and client shares.
+inline std::shared_ptr<const auth::ClusterKey> TestKey() {
+  static const auto key = std::make_shared<const auth::ClusterKey>(
+      *auth::ClusterKey::FromHex(std::string(64, '5'), "test key"));
+  return key;
+}
+
+// Server options with TestKey and short timeouts.
+inline ServerOptions TestServerOptions() {
+  ServerOptions o;
+  o.connection.key = TestKey();
+  o.connection.auth_timeout = std::chrono::seconds(5);
+  o.connection.send_timeout = std::chrono::seconds(10);
+  return o;
+}
+
+// Replica options whose rebuild puller authenticates with TestKey.
+inline ReplicaOptions WithTestKey(ReplicaOptions o) {
+  if (o.rebuild.cluster_key == nullptr) o.rebuild.cluster_key = TestKey();
+  return o;
+}
 
 }  // namespace shorthorn::replicad::testing

@@ -131,6 +131,11 @@ TEST_F(UnmapThreadTest, CloseWaitsForQueuedUnmaps) {
   }
   EXPECT_LT(answered.load(), 4);
   ASSERT_TRUE(store_->Close("v", "r", 1).ok());
+  // Each unmap ended before Close returned; its callback runs just after
+  // its end, so it may still be on its way.
+  for (int i = 0; i < 100 && answered.load() < 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   EXPECT_EQ(answered.load(), 4);
   replica_.reset();
   auto r = store_->Open("v", "r", 2);
