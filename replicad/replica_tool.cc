@@ -13,7 +13,8 @@
 //       list                   LIST_LAYERS, printed as JSON on one line
 //       idle                   waits until LIST_LAYERS shows no task
 //       close                  CLOSE_REPLICA
-//       destroy                DELETE_REPLICA at the epoch of the last open
+//       destroy[:EPOCH]        DELETE_REPLICA at EPOCH (default: that of the
+//                              last open step)
 //   replica_tool inspect REPLICA_DIR
 //     opens the replica directory offline (the daemon must not hold it),
 //     with Open's crash repair but without running the background worker,
@@ -158,9 +159,10 @@ int RunSteps(int argc, char** argv) {
     } else if (op == "close") {
       r = c.Json(wire::Op::kCloseReplica,
                  {{"volume", volume}, {"replica", replica}, {"epoch", c.epoch_}});
-    } else if (op == "destroy") {
+    } else if (op == "destroy" && a.size() <= 2) {
+      uint64_t epoch = a.size() == 2 ? std::stoull(a[1]) : c.epoch_;
       r = c.Json(wire::Op::kDeleteReplica,
-                 {{"volume", volume}, {"replica", replica}, {"epoch", c.epoch_}});
+                 {{"volume", volume}, {"replica", replica}, {"epoch", epoch}});
     } else {
       return Fail("unknown step " + std::string(argv[i]));
     }

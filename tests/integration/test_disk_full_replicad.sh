@@ -66,8 +66,11 @@ log "ok: r1 opens offline, s1 unchanged, no stray file"
 start_replicad small "${REPLICAD_PORTS[small]}"
 "$TOOL" run "$ADDR" vol r1 open:2 list close >/dev/null || fail "r1 does not open after a restart"
 # On a 100% full disk even DELETE_SNAPSHOT cannot commit; DELETE_REPLICA
-# frees the space, and the daemon serves a replica that fits.
-"$TOOL" run "$ADDR" vol r1 destroy
+# frees the space, and the daemon serves a replica that fits. (At an epoch
+# older than the replica's, 2, it is refused: a fenced engine cannot delete.)
+out=$("$TOOL" run "$ADDR" vol r1 destroy:1 2>&1) && fail "DELETE_REPLICA at epoch 1 succeeded"
+[[ $out == *"is older than the replica's epoch"* ]] || fail "DELETE_REPLICA at epoch 1: $out"
+"$TOOL" run "$ADDR" vol r1 destroy:2
 "$TOOL" run "$ADDR" vol r2 create:$((4 * MiB)) open:1 write:0:$((1 * MiB)):3 snapshot:s1 close ||
   fail "no replica fits any more"
 _check_alive replicad-small
