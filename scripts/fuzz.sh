@@ -13,7 +13,7 @@
 # committed corpus is never written). Prints per target the executions, the
 # CPU seconds and whether it stayed clean. Exit status: 0 all clean, 1 a
 # target crashed or a sanitizer or property check fired (the input is kept
-# as DIR/crashes/<target>/crash-*, and its path and the report are
+# as DIR/crashes/<target>/{crash,timeout,oom}-*, and its path and the report are
 # printed), 2 bad usage or a failed build, 77 clang or its libFuzzer
 # runtime is missing (CTest reports the test as skipped).
 #
@@ -68,7 +68,8 @@ done
 # libclang-rt-14-dev; scripts/install-deps.sh installs them).
 cxx=${SHORTHORN_FUZZ_CXX:-clang++}
 probe=$(mktemp -d)
-trap 'rm -rf "$probe"' EXIT
+SHORTHORN_FUZZ_SCRATCH=
+trap 'rm -rf "$probe" ${SHORTHORN_FUZZ_SCRATCH:+"$SHORTHORN_FUZZ_SCRATCH"}' EXIT
 printf '%s\n' '#include <cstddef>' '#include <cstdint>' \
   'extern "C" int LLVMFuzzerTestOneInput(const uint8_t*, size_t) { return 0; }' >"$probe/p.cc"
 if ! command -v "$cxx" >/dev/null 2>&1 ||
@@ -129,11 +130,15 @@ for t in "${targets[@]}"; do
   args=(-max_total_time="$seconds" -print_final_stats=1 -timeout=30 -rss_limit_mb=2048
     -artifact_prefix="$crashes/")
   [[ -f $repo/tests/fuzz/$t.dict ]] && args+=(-dict="$repo/tests/fuzz/$t.dict")
+  # The targets' scratch files, removed even when a target crashed.
+  SHORTHORN_FUZZ_SCRATCH=$(mktemp -d /dev/shm/shorthorn-fuzz.XXXXXX 2>/dev/null || mktemp -d)
+  export SHORTHORN_FUZZ_SCRATCH
   echo "fuzz.sh: running $t for $seconds s (log $log)"
   read_child_cpu
   cpu_before=$cpu_now
   rc=0
   nice -n 19 "$build/tests/fuzz/fuzz_$t" "${args[@]}" "$work" >"$log" 2>&1 || rc=$?
+  rm -rf "$SHORTHORN_FUZZ_SCRATCH"
   read_child_cpu
   cpu=$(awk -v a="$cpu_before" -v b="$cpu_now" 'BEGIN { printf "%.1f", b - a }')
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -33,12 +34,16 @@ inline std::string_view AsText(const uint8_t* data, size_t size) {
   return {reinterpret_cast<const char*>(data), size};
 }
 
-// One directory per process, under /dev/shm when it exists (fsync is free
-// there), removed at exit. Made on first use.
+// One directory per process, removed at exit (not after a crash: under
+// scripts/fuzz.sh, SHORTHORN_FUZZ_SCRATCH names a directory it removes
+// after each target). Made on first use, under SHORTHORN_FUZZ_SCRATCH, else
+// /dev/shm when it exists (fsync is free there), else the temp directory.
 inline const std::string& ScratchDir() {
   static const std::string dir = [] {
     std::error_code ec;
-    std::filesystem::path base = std::filesystem::is_directory("/dev/shm", ec)
+    const char* env = std::getenv("SHORTHORN_FUZZ_SCRATCH");
+    std::filesystem::path base = env != nullptr && *env != '\0' ? std::filesystem::path(env)
+                                 : std::filesystem::is_directory("/dev/shm", ec)
                                      ? std::filesystem::path("/dev/shm")
                                      : std::filesystem::temp_directory_path();
     std::string tmpl = (base / "shorthorn-fuzz-XXXXXX").string();
