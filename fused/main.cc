@@ -100,6 +100,8 @@ int main(int argc, char** argv) {
   fused::dbus::DbusServiceOptions dbus_options;
   // Only root may have fused connect to replicads fused.conf does not list.
   dbus_options.admin.replicads = settings.default_replicads;
+  // ... and backup targets other than fused.conf's backup-target.
+  dbus_options.admin.backup_target = settings.backup_target;
   dbus_options.on_failure = [](const Status& why) {
     LogError("D-Bus connection lost: " + why.message());
     kill(getpid(), SIGTERM);

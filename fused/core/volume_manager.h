@@ -52,6 +52,9 @@ struct VolumeInfo {
   // "healthy" (RW replicas == replica_count), "degraded" (fewer, at least
   // one), "faulted" (none); "unknown" while detached.
   std::string robustness;
+  // Orders the infos of one volume: one with a higher revision was read
+  // later (the manager numbers its reads). 0: not numbered. Not a property.
+  uint64_t revision = 0;
 };
 
 // Long work (snapshot deletion, verify, later rebuild and backup) runs as a

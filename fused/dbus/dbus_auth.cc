@@ -107,6 +107,26 @@ Status CheckReplicaAddresses(std::string_view method, uid_t caller_uid,
   return Status::Ok();
 }
 
+namespace {
+std::string_view WithoutTrailingSlashes(std::string_view url) {
+  while (url.size() > 1 && url.back() == '/') url.remove_suffix(1);
+  return url;
+}
+}  // namespace
+
+Status CheckBackupTargetUrl(std::string_view method, uid_t caller_uid, const std::string& target,
+                            const std::string& configured) {
+  if (caller_uid == 0 || target.empty()) return Status::Ok();
+  if (WithoutTrailingSlashes(target) == WithoutTrailingSlashes(configured)) return Status::Ok();
+  return NotAuthorized(method, "backup target " + target + " is not fused.conf's backup-target (" +
+                                   configured + "); only root may name another");
+}
+
+std::string BackupUrlTarget(const std::string& url) {
+  size_t q = url.find('?');
+  return q == std::string::npos ? std::string() : url.substr(0, q);
+}
+
 std::optional<std::vector<unsigned long>> ParseProcStatusNumbers(std::string_view status,
                                                                  std::string_view field) {
   size_t pos = 0;
@@ -172,6 +192,20 @@ Status Authorizer::CheckReplicas(std::string_view method, const sdbus::MethodCal
     return NotAuthorized(method, std::string("cannot read the caller's uid: ") + e.what());
   }
   return CheckReplicaAddresses(method, uid, addresses, policy_.replicads);
+}
+
+Status Authorizer::CheckTarget(std::string_view method, const sdbus::MethodCall& call,
+                               const std::string& target) const {
+  Status configured =
+      CheckBackupTargetUrl(method, static_cast<uid_t>(-1), target, policy_.backup_target);
+  if (configured.ok()) return configured;
+  uid_t uid = static_cast<uid_t>(-1);
+  try {
+    uid = call.getCredsUid();
+  } catch (const std::exception& e) {
+    return NotAuthorized(method, std::string("cannot read the caller's uid: ") + e.what());
+  }
+  return CheckBackupTargetUrl(method, uid, target, policy_.backup_target);
 }
 
 }  // namespace shorthorn::fused::dbus

@@ -9,8 +9,12 @@
 // Methods that take replicad addresses (CreateVolume, RestoreVolume) also
 // ask CheckReplicas: fused connects to those addresses as root and starts
 // the cluster-key handshake there, so naming a host:port that fused.conf's `replicads`
-// does not list is reserved to root.
-// Threads: CheckCaller and CheckReplicas run on the event loop thread inside
+// does not list is reserved to root. Likewise methods that take a backup
+// target (Backup's option "target", ListBackups, DeleteBackup, RestoreVolume)
+// ask CheckTarget: fused reads and writes a target as root, so a target other
+// than fused.conf's backup-target (a file:// URL naming any directory) is
+// reserved to root.
+// Threads: CheckCaller, CheckReplicas and CheckTarget run on the event loop thread inside
 // a handler (they make a synchronous call to the bus daemon); the rest is
 // pure.
 #pragma once
@@ -35,6 +39,9 @@ struct AdminPolicy {
   // fused.conf's `replicads` (ServiceSettings::default_replicads): the only
   // replicad addresses a caller other than root may name.
   std::vector<std::string> replicads;
+  // fused.conf's `backup-target` (ServiceSettings::backup_target): the only
+  // backup target a caller other than root may name.
+  std::string backup_target;
 };
 
 struct CallerCredentials {
@@ -60,6 +67,18 @@ Status CheckReplicaAddresses(std::string_view method, uid_t caller_uid,
                              const std::vector<std::string>& addresses,
                              const std::vector<std::string>& configured);
 
+// OK when a caller with uid `caller_uid` may have fused use backup target
+// `target`: root any, anyone else only `configured` ("" means the
+// configured one), compared as strings without trailing '/'. Else
+// NotAuthorized: "Backup: backup target file:///tmp/x is not fused.conf's
+// backup-target (file:///var/lib/shorthorn/backups); only root may name
+// another".
+Status CheckBackupTargetUrl(std::string_view method, uid_t caller_uid, const std::string& target,
+                            const std::string& configured);
+// The target part of a backup URL ("<target>?volume=..&backup=.."), "" when
+// it has no '?' (not a backup URL: the manager refuses it).
+std::string BackupUrlTarget(const std::string& url);
+
 // The numbers of the line "<field>\t..." of a /proc/<pid>/status text
 // ("Groups:", "Gid:"); nullopt when the line is missing or malformed.
 std::optional<std::vector<unsigned long>> ParseProcStatusNumbers(std::string_view status,
@@ -77,6 +96,10 @@ class Authorizer {
   // NotAuthorized; never throws. Ask CheckCaller first.
   Status CheckReplicas(std::string_view method, const sdbus::MethodCall& call,
                        const std::vector<std::string>& addresses) const;
+  // CheckBackupTargetUrl for the sender of `call` against
+  // policy.backup_target; reads the uid only when the target is another.
+  Status CheckTarget(std::string_view method, const sdbus::MethodCall& call,
+                     const std::string& target) const;
 
  private:
   AdminPolicy policy_;

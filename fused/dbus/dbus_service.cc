@@ -16,11 +16,20 @@
 // so the service runs the loop sdbus-c++ documents for external event loops:
 // processPendingRequest() until it has nothing to do, then poll() on the bus
 // fd (getEventLoopPollData), the event queue's eventfd and an exit eventfd.
-// Events are applied after every processed message, so the effects of a
-// call (say the object of a new volume) exist before the next message is
-// handled. CreateVolume and DeleteVolume also queue the event themselves,
-// so the object appears or disappears even if the manager reports it late;
-// a VolumeChanged for an unknown volume is ignored, never resurrecting one.
+// It also polls AsyncCalls' eventfd: a method's manager call runs on a worker
+// (AsyncCalls, one at a time per volume), because the manager may wait
+// seconds on an unreachable replicad with its lock held, and the loop must
+// keep answering property reads, listings and introspection meanwhile (a
+// call about another volume runs on another worker, but still waits for the
+// manager's lock). The worker queues the events of the call (the volume as it now
+// is, a job refresh) before it hands back the reply, and the loop applies the
+// queued events before it sends replies, so the effects of a call (say the
+// object of a new volume) exist before the caller hears back. Events are
+// also applied after every processed message. The loop itself never calls
+// the manager except GetJob (a short lock of its own). CreateVolume and
+// DeleteVolume queue the event themselves, so the object appears or
+// disappears even if the manager reports it late; a VolumeChanged for an
+// unknown volume is ignored, never resurrecting one.
 //
 // Jobs. A method that starts a job (DeleteSnapshot, Verify) returns the job's
 // path, so its object must exist before the caller's next message: the
@@ -99,6 +108,12 @@ Status DbusService::Start() {
     return failed;
   }
   exit_fd_.Reset(exit_fd);
+  auto calls = AsyncCalls::Create(kCallThreads);
+  if (!calls.ok()) {
+    Teardown();
+    return calls.status();
+  }
+  calls_ = std::move(*calls);
 
   try {
     connection_ = sdbus::createSystemBusConnection();
@@ -140,6 +155,10 @@ void DbusService::Stop() {
     }
     loop_thread_.join();
   }
+  if (calls_ && calls_->waiting() > 0) {
+    LogInfo("D-Bus: stopping with " + std::to_string(calls_->waiting()) +
+            " call(s) unanswered; waiting for those running");
+  }
   Teardown();
 }
 
@@ -151,6 +170,9 @@ void DbusService::Teardown() {
   volumes_.clear();
   manager_object_.reset();
   root_.reset();
+  // Waits for the running manager calls (they queue events) and frees the
+  // waiting messages while the connection they belong to still exists.
+  calls_.reset();
   if (connection_) {
     try {
       connection_->releaseName(kBusName);
@@ -221,14 +243,19 @@ void DbusService::HandleCreateVolume(sdbus::MethodCall call) {
   if (!replicads.ok()) throw ToDbusError(replicads);
   Result<Options> options = ConvertOptions("CreateVolume", raw_options);
   if (!options.ok()) throw ToDbusError(options.status());
-  Status created = manager_.CreateVolume(name, size, replicas, *options);
-  if (!created.ok()) throw ToDbusError(created);
-  // Export the object before the next message even if the listener is late.
-  Result<VolumeInfo> info = manager_.GetVolume(name);
-  if (info.ok()) events_->VolumeAdded(*info);
-  auto reply = call.createReply();
-  reply << sdbus::ObjectPath(VolumeObjectPath(name));
-  reply.send();
+  calls_->Run("CreateVolume", name, std::move(call),
+              [this, name, size, replicas, options = std::move(*options)]() -> AsyncCalls::Reply {
+                Status created = manager_.CreateVolume(name, size, replicas, options);
+                if (!created.ok()) throw ToDbusError(created);
+                // Export the object before the reply even if the listener is late.
+                Result<VolumeInfo> info = manager_.GetVolume(name);
+                if (info.ok()) events_->VolumeAdded(*info);
+                return [name](sdbus::MethodCall& call) {
+                  auto reply = call.createReply();
+                  reply << sdbus::ObjectPath(VolumeObjectPath(name));
+                  reply.send();
+                };
+              });
 }
 
 void DbusService::HandleDeleteVolume(sdbus::MethodCall call) {
@@ -239,10 +266,13 @@ void DbusService::HandleDeleteVolume(sdbus::MethodCall call) {
   call >> name >> raw_options;
   Result<Options> options = ConvertOptions("DeleteVolume", raw_options);
   if (!options.ok()) throw ToDbusError(options.status());
-  Status deleted = manager_.DeleteVolume(name, *options);
-  if (!deleted.ok()) throw ToDbusError(deleted);
-  events_->VolumeRemoved(name);
-  call.createReply().send();
+  calls_->Run("DeleteVolume", name, std::move(call),
+              [this, name, options = std::move(*options)]() -> AsyncCalls::Reply {
+                Status deleted = manager_.DeleteVolume(name, options);
+                if (!deleted.ok()) throw ToDbusError(deleted);
+                events_->VolumeRemoved(name);
+                return [](sdbus::MethodCall& call) { call.createReply().send(); };
+              });
 }
 
 void DbusService::HandleListVolumes(sdbus::MethodCall call) {
@@ -264,11 +294,13 @@ void DbusService::HandleListJobs(sdbus::MethodCall call) {
   reply.send();
 }
 
-void DbusService::ReplyWithJob(sdbus::MethodCall& call, uint64_t id) {
-  events_->RequestJobRefresh(id);
-  auto reply = call.createReply();
-  reply << sdbus::ObjectPath(JobObjectPath(id));
-  reply.send();
+AsyncCalls::Reply DbusService::JobReply(uint64_t id) {
+  events_->RequestJobRefresh(id);  // applied before the reply is sent
+  return [id](sdbus::MethodCall& call) {
+    auto reply = call.createReply();
+    reply << sdbus::ObjectPath(JobObjectPath(id));
+    reply.send();
+  };
 }
 
 // ListBackups talks to the target with fused's credentials (and to any
@@ -279,19 +311,27 @@ void DbusService::HandleListBackups(sdbus::MethodCall call) {
   std::string target, volume;
   DbusOptions raw_options;
   call >> target >> volume >> raw_options;
+  Status target_allowed = authorizer_.CheckTarget("ListBackups", call, target);
+  if (!target_allowed.ok()) throw ToDbusError(target_allowed);
   Result<Options> options = ConvertOptions("ListBackups", raw_options);
   if (!options.ok()) throw ToDbusError(options.status());
-  auto backups = manager_.ListBackups(target, volume, *options);
-  if (!backups.ok()) throw ToDbusError(backups.status());
-  std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string,
-                            uint64_t, uint64_t>>
-      out;
-  for (const auto& b : *backups) {
-    out.emplace_back(b.url, b.name, b.volume, b.snapshot, b.created, b.size, b.blocks);
-  }
-  auto reply = call.createReply();
-  reply << out;
-  reply.send();
+  calls_->Run("ListBackups", kBackupsKey, std::move(call),
+              [this, target, volume, options = std::move(*options)]() -> AsyncCalls::Reply {
+                auto backups = manager_.ListBackups(target, volume, options);
+                if (!backups.ok()) throw ToDbusError(backups.status());
+                return [backups = std::move(*backups)](sdbus::MethodCall& call) {
+                  std::vector<sdbus::Struct<std::string, std::string, std::string, std::string,
+                                            std::string, uint64_t, uint64_t>>
+                      out;
+                  for (const auto& b : backups) {
+                    out.emplace_back(b.url, b.name, b.volume, b.snapshot, b.created, b.size,
+                                     b.blocks);
+                  }
+                  auto reply = call.createReply();
+                  reply << out;
+                  reply.send();
+                };
+              });
 }
 
 void DbusService::HandleDeleteBackup(sdbus::MethodCall call) {
@@ -300,11 +340,16 @@ void DbusService::HandleDeleteBackup(sdbus::MethodCall call) {
   std::string url;
   DbusOptions raw_options;
   call >> url >> raw_options;
+  Status target_allowed = authorizer_.CheckTarget("DeleteBackup", call, BackupUrlTarget(url));
+  if (!target_allowed.ok()) throw ToDbusError(target_allowed);
   Result<Options> options = ConvertOptions("DeleteBackup", raw_options);
   if (!options.ok()) throw ToDbusError(options.status());
-  auto job = manager_.DeleteBackup(url, *options);
-  if (!job.ok()) throw ToDbusError(job.status());
-  ReplyWithJob(call, *job);
+  calls_->Run("DeleteBackup", kBackupsKey, std::move(call),
+              [this, url, options = std::move(*options)]() -> AsyncCalls::Reply {
+                auto job = manager_.DeleteBackup(url, options);
+                if (!job.ok()) throw ToDbusError(job.status());
+                return JobReply(*job);
+              });
 }
 
 void DbusService::HandleRestoreVolume(sdbus::MethodCall call) {
@@ -316,17 +361,22 @@ void DbusService::HandleRestoreVolume(sdbus::MethodCall call) {
   call >> name >> url >> replicas >> raw_options;
   Status replicads = authorizer_.CheckReplicas("RestoreVolume", call, replicas);
   if (!replicads.ok()) throw ToDbusError(replicads);
+  Status target_allowed = authorizer_.CheckTarget("RestoreVolume", call, BackupUrlTarget(url));
+  if (!target_allowed.ok()) throw ToDbusError(target_allowed);
   Result<Options> options = ConvertOptions("RestoreVolume", raw_options);
   if (!options.ok()) throw ToDbusError(options.status());
-  auto job = manager_.RestoreVolume(name, url, replicas, *options);
-  if (!job.ok()) throw ToDbusError(job.status());
-  ReplyWithJob(call, *job);
+  calls_->Run("RestoreVolume", name, std::move(call),
+              [this, name, url, replicas, options = std::move(*options)]() -> AsyncCalls::Reply {
+                auto job = manager_.RestoreVolume(name, url, replicas, options);
+                if (!job.ok()) throw ToDbusError(job.status());
+                return JobReply(*job);
+              });
 }
 
 void DbusService::AddVolumeObject(VolumeInfo info, bool announce) {
   std::string name = info.name;
   auto object = std::make_unique<VolumeObject>(*connection_, manager_, authorizer_, *events_,
-                                               std::move(info));
+                                               *calls_, std::move(info));
   VolumeObject& added = *object;
   volumes_[name] = std::move(object);
   if (announce) added.Announce();
@@ -345,17 +395,20 @@ void DbusService::RunLoop() {
   try {
     while (true) {
       ApplyEvents();
+      // The events a finished call queued come before its reply.
+      calls_->SendReplies([this] { ApplyEvents(); });
       while (connection_->processPendingRequest()) ApplyEvents();
       sdbus::IConnection::PollData poll_data = connection_->getEventLoopPollData();
       pollfd fds[] = {{poll_data.fd, poll_data.events, 0},
                       {events_->fd(), POLLIN, 0},
+                      {calls_->fd(), POLLIN, 0},
                       {exit_fd_.get(), POLLIN, 0}};
-      int r = poll(fds, 3, poll_data.getPollTimeout());
+      int r = poll(fds, 4, poll_data.getPollTimeout());
       if (r < 0 && errno == EINTR) continue;
       if (r < 0) {
         throw std::system_error(errno, std::generic_category(), "poll the bus connection");
       }
-      if (fds[2].revents & POLLIN) return;
+      if (fds[3].revents & POLLIN) return;
     }
   } catch (const std::exception& e) {
     Status failed(ErrorKind::kUnavailable, std::string("D-Bus event loop: ") + e.what());
@@ -383,7 +436,6 @@ void DbusService::ApplyEvent(const VolumeEvent& event) {
     case VolumeEvent::Kind::kAdded:
     case VolumeEvent::Kind::kChanged:
     case VolumeEvent::Kind::kRemoved:
-    case VolumeEvent::Kind::kRefresh:
       ApplyVolumeEvent(event);
       break;
     case VolumeEvent::Kind::kJobAdded:
@@ -435,13 +487,6 @@ void DbusService::ApplyVolumeEvent(const VolumeEvent& event) {
       break;
     case VolumeEvent::Kind::kChanged:
       if (it != volumes_.end()) it->second->Update(event.info);
-      break;
-    case VolumeEvent::Kind::kRefresh:
-      // Only an exported volume; a missing one is being deleted.
-      if (it != volumes_.end()) {
-        Result<VolumeInfo> info = manager_.GetVolume(name);
-        if (info.ok()) it->second->Update(*info);
-      }
       break;
     case VolumeEvent::Kind::kRemoved:
       if (it != volumes_.end()) {

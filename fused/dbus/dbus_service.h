@@ -12,8 +12,12 @@
 // Threads: Start and Stop from one controlling thread (main), not from a
 // handler or the on_failure callback. Between them, one event loop thread
 // owned by the service runs every handler and owns every sdbus-c++ object;
-// the manager's listener calls may come from any thread. Handlers call the
-// manager synchronously, so a slow call (Attach) delays the others.
+// the manager's listener calls may come from any thread. Handlers hand their
+// manager call to up to kCallThreads workers (AsyncCalls; one call at a time
+// per volume) and the loop sends the reply, so a slow call (an Attach
+// waiting on an unreachable replicad) delays only later calls about the same
+// volume, and those the manager itself serializes; property reads,
+// introspection and listings are answered meanwhile.
 #pragma once
 
 #include <sys/types.h>
@@ -32,6 +36,7 @@
 #include "common/file_util.h"
 #include "common/status.h"
 #include "fused/core/volume_manager.h"
+#include "fused/dbus/async_calls.h"
 #include "fused/dbus/backup_object.h"
 #include "fused/dbus/dbus_auth.h"
 #include "fused/dbus/event_queue.h"
@@ -62,11 +67,19 @@ class DbusService {
   // policy refuses) and starts the loop thread. On error nothing is left
   // behind.
   Status Start();
-  // Leaves the loop, unregisters every object, releases the name and
-  // disconnects. Idempotent.
+  // Leaves the loop, waits for the manager calls running on workers (their
+  // callers get no reply: the connection closes), unregisters every object,
+  // releases the name and disconnects. Idempotent.
   void Stop();
 
+  // Workers for the manager calls of methods.
+  static constexpr size_t kCallThreads = 8;
+
  private:
+  // The AsyncCalls key of the backup store methods (ListBackups,
+  // DeleteBackup); volume methods use the volume's name, which has no '/'.
+  static constexpr char kBackupsKey[] = "/backups";
+
   void RegisterManager();
   void RunLoop();      // loop thread
   void ApplyEvents();  // loop thread
@@ -83,7 +96,10 @@ class DbusService {
   void HandleListBackups(sdbus::MethodCall call);
   void HandleDeleteBackup(sdbus::MethodCall call);
   void HandleRestoreVolume(sdbus::MethodCall call);
-  void ReplyWithJob(sdbus::MethodCall& call, uint64_t id);
+  // Worker side of a method that started job `id`: queues a refresh of the
+  // job (so its object exists before the reply) and returns the reply with
+  // the job's path.
+  AsyncCalls::Reply JobReply(uint64_t id);
   void Teardown();
 
   VolumeManager& manager_;
@@ -91,6 +107,7 @@ class DbusService {
   const Authorizer authorizer_;
   std::unique_ptr<VolumeEventQueue> events_;
   UniqueFd exit_fd_;  // written by Stop to end the loop
+  std::unique_ptr<AsyncCalls> calls_;
   std::unique_ptr<sdbus::IConnection> connection_;
   std::unique_ptr<sdbus::IObject> root_;
   std::unique_ptr<sdbus::IObject> manager_object_;

@@ -72,10 +72,10 @@ void VolumeEventQueue::BackupsChanged(const std::string& target, const std::stri
   Push(std::move(event));
 }
 
-void VolumeEventQueue::RequestVolumeRefresh(const std::string& name) {
-  VolumeEvent event{VolumeEvent::Kind::kRefresh, {}, {}};
-  event.info.name = name;
-  Push(std::move(event));
+void VolumeEventQueue::RefreshVolume(VolumeManager& manager, const std::string& name) {
+  Result<VolumeInfo> info = manager.GetVolume(name);
+  // A volume that is gone is reported by the manager's VolumeRemoved.
+  if (info.ok()) VolumeChanged(*info);
 }
 
 void VolumeEventQueue::RequestJobRefresh(uint64_t id) {

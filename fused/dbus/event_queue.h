@@ -3,9 +3,11 @@
 // through an eventfd; the loop thread takes them and turns them into object
 // registrations and signals. This keeps every sdbus-c++ object on one thread
 // and means a listener call never waits for the bus (see dbus_service.cc).
-// Handlers add refresh requests of their own: "read this volume or job from
-// the manager when you apply this", so that a call's effect is on the bus
-// before the next message without ever putting an older state after a newer.
+// After a method's manager call, its worker queues the volume as it is then
+// (RefreshVolume) and, for a started job, a refresh request ("read this job
+// from the manager when you apply this"), so that the call's effect is on the
+// bus before the reply. Volume infos carry the manager's revision, so the
+// loop can drop one read before what it shows.
 // Threads: the listener and Request* methods may be called from any thread,
 // concurrently; Take() and fd() from the loop thread.
 #pragma once
@@ -27,7 +29,6 @@ struct VolumeEvent {
     kAdded,
     kChanged,
     kRemoved,
-    kRefresh,  // read the volume info.name from the manager
     kJobAdded,
     kJobChanged,
     kJobRemoved,
@@ -35,7 +36,7 @@ struct VolumeEvent {
     kBackups,     // the backups of backup_volume in backup_target are now `backups`
   };
   Kind kind = Kind::kChanged;
-  VolumeInfo info;            // volume kinds; for kRemoved and kRefresh only info.name is set
+  VolumeInfo info;            // volume kinds; for kRemoved only info.name is set
   JobInfo job;                // job kinds; for kJobRemoved and kJobRefresh only job.id is set
   std::string backup_target;  // kBackups
   std::string backup_volume;
@@ -61,7 +62,12 @@ class VolumeEventQueue final : public VolumeListener {
   void BackupsChanged(const std::string& target, const std::string& volume,
                       const std::vector<BackupInfo>& backups) override;
 
-  void RequestVolumeRefresh(const std::string& name);
+  // Reads volume `name` from `manager` now, on the calling thread (never the
+  // loop's: the manager may hold its lock for seconds), and queues it as a
+  // change; nothing when it is gone.
+  void RefreshVolume(VolumeManager& manager, const std::string& name);
+  // Queues "read job `id` from the manager" (GetJob is quick), applied by
+  // the loop.
   void RequestJobRefresh(uint64_t id);
 
  private:

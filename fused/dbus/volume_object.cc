@@ -3,20 +3,21 @@
 // Registration uses sdbus-c++'s low-level API (method_callback receiving the
 // MethodCall) because the handlers need the message itself for the caller's
 // credentials. Every handler and getter runs inside GuardHandler so that only
-// sdbus::Error reaches sdbus-c++. The methods call the manager synchronously
-// on the loop thread: an Attach that takes a second holds up every other call
-// for that second (acceptable in this first slice; the cure is an
-// asynchronous reply from a worker thread). Long work (DeleteSnapshot,
-// Verify) does not block: the manager starts a job and the method returns
-// its object path.
+// sdbus::Error reaches sdbus-c++. A handler checks the caller and reads the
+// arguments on the loop thread, then hands the manager call to AsyncCalls:
+// the manager may hold its lock for seconds while a replicad does not answer,
+// and the loop must keep serving properties and other volumes meanwhile.
+// Long work (DeleteSnapshot, Verify) does not block the worker either: the
+// manager starts a job and the method returns its object path.
 //
-// After a successful call the handler asks the event queue to refresh the
-// volume (or the new job) from the manager. The refresh is read when the
-// loop applies it, after the reply and before the next message, so it is
-// never older than an event the manager queued before it; whatever the
-// manager reports later is applied after it. The manager may also have
-// reported the change itself already: the object then just sees the same
-// state twice, which emits nothing.
+// After the call (successful or not) the worker reads the volume from the
+// manager and queues it; a started job gets a refresh request, read when the
+// loop applies it. The loop applies the queued events before it sends the
+// reply. Infos read on different threads can be queued out of order (the
+// manager's notifier may push a read made before ours after it), so each
+// carries the manager's revision and Update drops an older one. The manager
+// may also have reported the change itself already: the object then just
+// sees the same state twice, which emits nothing.
 #include "fused/dbus/volume_object.h"
 
 #include <tuple>
@@ -97,10 +98,12 @@ std::vector<std::string> ChangedVolumeProperties(const VolumeInfo& before,
 }
 
 VolumeObject::VolumeObject(sdbus::IConnection& connection, VolumeManager& manager,
-                           const Authorizer& authorizer, VolumeEventQueue& events, VolumeInfo info)
+                           const Authorizer& authorizer, VolumeEventQueue& events,
+                           AsyncCalls& calls, VolumeInfo info)
     : manager_(manager),
       authorizer_(authorizer),
       events_(events),
+      calls_(calls),
       info_(std::move(info)),
       object_(sdbus::createObject(connection, VolumeObjectPath(info_.name))) {
   RegisterProperties();
@@ -174,31 +177,78 @@ void VolumeObject::Authorize(std::string_view method, const sdbus::MethodCall& c
   ThrowIfError(authorizer_.CheckCaller(method, call));
 }
 
-void VolumeObject::ReplyWithJob(sdbus::MethodCall& call, uint64_t id) {
-  events_.RequestJobRefresh(id);
-  events_.RequestVolumeRefresh(info_.name);
-  auto reply = call.createReply();
-  reply << sdbus::ObjectPath(JobObjectPath(id));
-  reply.send();
+void VolumeObject::RunChange(const std::string& method, sdbus::MethodCall call,
+                             std::function<Status(VolumeManager&, const std::string&)> change) {
+  RunCall(method, std::move(call),
+          [change = std::move(change)](VolumeManager& manager,
+                                       const std::string& volume) -> AsyncCalls::Reply {
+            ThrowIfError(change(manager, volume));
+            return [](sdbus::MethodCall& call) { call.createReply().send(); };
+          });
+}
+
+void VolumeObject::RunJob(
+    const std::string& method, sdbus::MethodCall call,
+    std::function<Result<uint64_t>(VolumeManager&, const std::string&)> start) {
+  VolumeEventQueue* events = &events_;
+  RunCall(method, std::move(call),
+          [start = std::move(start), events](VolumeManager& manager,
+                                             const std::string& volume) -> AsyncCalls::Reply {
+            Result<uint64_t> job = start(manager, volume);
+            ThrowIfError(job.status());
+            // Its object exists before the reply: the loop applies the
+            // events queued here before it sends the reply.
+            events->RequestJobRefresh(*job);
+            return [id = *job](sdbus::MethodCall& call) {
+              auto reply = call.createReply();
+              reply << sdbus::ObjectPath(JobObjectPath(id));
+              reply.send();
+            };
+          });
+}
+
+void VolumeObject::RunCall(const std::string& method, sdbus::MethodCall call, Work work) {
+  // The work must not use this object: the volume may be deleted (and its
+  // object destroyed) while the work runs.
+  VolumeManager* manager = &manager_;
+  VolumeEventQueue* events = &events_;
+  calls_.Run(method, info_.name, std::move(call),
+             [manager, events, volume = info_.name, work = std::move(work)] {
+               try {
+                 AsyncCalls::Reply reply = work(*manager, volume);
+                 events->RefreshVolume(*manager, volume);
+                 return reply;
+               } catch (...) {
+                 // A failed call may have changed something too (a partial
+                 // snapshot marks replicas stale).
+                 events->RefreshVolume(*manager, volume);
+                 throw;
+               }
+             });
 }
 
 void VolumeObject::HandleAttach(sdbus::MethodCall call) {
   Authorize("Attach", call);
   Options options = ReadOptions("Attach", call);
-  Result<std::string> device = manager_.Attach(info_.name, options);
-  ThrowIfError(device.status());
-  events_.RequestVolumeRefresh(info_.name);
-  auto reply = call.createReply();
-  reply << *device;
-  reply.send();
+  RunCall("Attach", std::move(call),
+          [options](VolumeManager& manager, const std::string& volume) -> AsyncCalls::Reply {
+            Result<std::string> device = manager.Attach(volume, options);
+            ThrowIfError(device.status());
+            return [device = *device](sdbus::MethodCall& call) {
+              auto reply = call.createReply();
+              reply << device;
+              reply.send();
+            };
+          });
 }
 
 void VolumeObject::HandleDetach(sdbus::MethodCall call) {
   Authorize("Detach", call);
   Options options = ReadOptions("Detach", call);
-  ThrowIfError(manager_.Detach(info_.name, options));
-  events_.RequestVolumeRefresh(info_.name);
-  call.createReply().send();
+  RunChange("Detach", std::move(call),
+            [options](VolumeManager& manager, const std::string& volume) {
+              return manager.Detach(volume, options);
+            });
 }
 
 void VolumeObject::HandleSnapshot(sdbus::MethodCall call) {
@@ -206,9 +256,10 @@ void VolumeObject::HandleSnapshot(sdbus::MethodCall call) {
   std::string snapshot;
   call >> snapshot;
   Options options = ReadOptions("Snapshot", call);
-  ThrowIfError(manager_.Snapshot(info_.name, snapshot, options));
-  events_.RequestVolumeRefresh(info_.name);
-  call.createReply().send();
+  RunChange("Snapshot", std::move(call),
+            [snapshot, options](VolumeManager& manager, const std::string& volume) {
+              return manager.Snapshot(volume, snapshot, options);
+            });
 }
 
 void VolumeObject::HandleDeleteSnapshot(sdbus::MethodCall call) {
@@ -216,9 +267,10 @@ void VolumeObject::HandleDeleteSnapshot(sdbus::MethodCall call) {
   std::string snapshot;
   call >> snapshot;
   Options options = ReadOptions("DeleteSnapshot", call);
-  Result<uint64_t> job = manager_.DeleteSnapshot(info_.name, snapshot, options);
-  ThrowIfError(job.status());
-  ReplyWithJob(call, *job);
+  RunJob("DeleteSnapshot", std::move(call),
+         [snapshot, options](VolumeManager& manager, const std::string& volume) {
+           return manager.DeleteSnapshot(volume, snapshot, options);
+         });
 }
 
 void VolumeObject::HandleBackup(sdbus::MethodCall call) {
@@ -226,9 +278,16 @@ void VolumeObject::HandleBackup(sdbus::MethodCall call) {
   std::string snapshot;
   call >> snapshot;
   Options options = ReadOptions("Backup", call);
-  Result<uint64_t> job = manager_.Backup(info_.name, snapshot, options);
-  ThrowIfError(job.status());
-  ReplyWithJob(call, *job);
+  if (auto it = options.find("target"); it != options.end()) {
+    // Not a string: the manager refuses it.
+    if (const auto* target = std::get_if<std::string>(&it->second)) {
+      ThrowIfError(authorizer_.CheckTarget("Backup", call, *target));
+    }
+  }
+  RunJob("Backup", std::move(call),
+         [snapshot, options](VolumeManager& manager, const std::string& volume) {
+           return manager.Backup(volume, snapshot, options);
+         });
 }
 
 void VolumeObject::HandleRevert(sdbus::MethodCall call) {
@@ -236,9 +295,10 @@ void VolumeObject::HandleRevert(sdbus::MethodCall call) {
   std::string snapshot;
   call >> snapshot;
   Options options = ReadOptions("Revert", call);
-  ThrowIfError(manager_.Revert(info_.name, snapshot, options));
-  events_.RequestVolumeRefresh(info_.name);
-  call.createReply().send();
+  RunChange("Revert", std::move(call),
+            [snapshot, options](VolumeManager& manager, const std::string& volume) {
+              return manager.Revert(volume, snapshot, options);
+            });
 }
 
 void VolumeObject::HandleExpand(sdbus::MethodCall call) {
@@ -246,35 +306,26 @@ void VolumeObject::HandleExpand(sdbus::MethodCall call) {
   uint64_t size = 0;
   call >> size;
   Options options = ReadOptions("Expand", call);
-  ThrowIfError(manager_.Expand(info_.name, size, options));
-  events_.RequestVolumeRefresh(info_.name);
-  call.createReply().send();
+  RunChange("Expand", std::move(call),
+            [size, options](VolumeManager& manager, const std::string& volume) {
+              return manager.Expand(volume, size, options);
+            });
 }
 
 void VolumeObject::HandleVerify(sdbus::MethodCall call) {
   Authorize("Verify", call);
   Options options = ReadOptions("Verify", call);
-  Result<uint64_t> job = manager_.Verify(info_.name, options);
-  ThrowIfError(job.status());
-  ReplyWithJob(call, *job);
+  RunJob("Verify", std::move(call), [options](VolumeManager& manager, const std::string& volume) {
+    return manager.Verify(volume, options);
+  });
 }
 
 void VolumeObject::HandleScrub(sdbus::MethodCall call) {
   Authorize("Scrub", call);
   Options options = ReadOptions("Scrub", call);
-  Result<uint64_t> job = manager_.Scrub(info_.name, options);
-  ThrowIfError(job.status());
-  ReplyWithJob(call, *job);
-}
-
-void VolumeObject::Announce() { object_->emitInterfacesAddedSignal(); }
-
-void VolumeObject::Withdraw() { object_->emitInterfacesRemovedSignal(); }
-
-void VolumeObject::Update(const VolumeInfo& info) {
-  std::vector<std::string> changed = ChangedVolumeProperties(info_, info);
-  info_ = info;
-  if (!changed.empty()) object_->emitPropertiesChangedSignal(kVolumeInterface, changed);
+  RunJob("Scrub", std::move(call), [options](VolumeManager& manager, const std::string& volume) {
+    return manager.Scrub(volume, options);
+  });
 }
 
 void VolumeObject::HandleSetReplicaCount(sdbus::MethodCall call) {
@@ -282,9 +333,23 @@ void VolumeObject::HandleSetReplicaCount(sdbus::MethodCall call) {
   uint32_t count = 0;
   call >> count;
   Options options = ReadOptions("SetReplicaCount", call);
-  ThrowIfError(manager_.SetReplicaCount(info_.name, count, options));
-  events_.RequestVolumeRefresh(info_.name);
-  call.createReply().send();
+  RunChange("SetReplicaCount", std::move(call),
+            [count, options](VolumeManager& manager, const std::string& volume) {
+              return manager.SetReplicaCount(volume, count, options);
+            });
+}
+
+void VolumeObject::Announce() { object_->emitInterfacesAddedSignal(); }
+
+void VolumeObject::Withdraw() { object_->emitInterfacesRemovedSignal(); }
+
+void VolumeObject::Update(const VolumeInfo& info) {
+  // Infos are read on several threads and may arrive out of order; an older
+  // read than the one shown is dropped (revision 0: not ordered, taken).
+  if (info.revision != 0 && info.revision < info_.revision) return;
+  std::vector<std::string> changed = ChangedVolumeProperties(info_, info);
+  info_ = info;
+  if (!changed.empty()) object_->emitPropertiesChangedSignal(kVolumeInterface, changed);
 }
 
 }  // namespace shorthorn::fused::dbus

@@ -190,6 +190,7 @@ ReplicaTarget VolumeService::Target(const VolumeRecord& v, const ReplicaRecord& 
 
 VolumeInfo VolumeService::InfoLocked(const VolumeRecord& record) {
   VolumeInfo info;
+  info.revision = ++info_revision_;  // under mutex_: in the order of the reads
   info.name = record.name;
   info.size = record.size;
   info.state = "detached";

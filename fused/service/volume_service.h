@@ -230,7 +230,10 @@ class VolumeService : public VolumeManager {
   std::vector<boost::json::object> ListLayersUnlocked(const std::string& volume,
                                                       std::vector<std::string>* names = nullptr);
 
+  // The volume as it is now, numbered (VolumeInfo::revision) so that a
+  // listener can tell which of two reads is newer.
   VolumeInfo InfoLocked(const VolumeRecord& record);
+  uint64_t info_revision_ = 0;  // guarded by mutex_
   Status DetachLocked(const std::string& name);
   void NotifyChanged(const std::string& name);
   // For engine callbacks, which run on replica threads and may not take

@@ -4,6 +4,11 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <numeric>
 #include <thread>
 
 #include "fused/dbus/dbus_auth.h"
@@ -11,7 +16,9 @@
 #include "fused/dbus/dbus_options.h"
 #include "fused/dbus/event_queue.h"
 #include "fused/dbus/job_object.h"
+#include "fused/dbus/keyed_executor.h"
 #include "fused/dbus/volume_object.h"
+#include "tests/unit/fused/fake_volume_manager.h"
 
 namespace shorthorn::fused::dbus {
 namespace {
@@ -186,6 +193,30 @@ TEST(AuthTest, OthersMayNameOnlyConfiguredReplicads) {
   EXPECT_FALSE(CheckReplicaAddresses("CreateVolume", 1000, {"127.0.0.1:9500"}, {}).ok());
 }
 
+TEST(AuthTest, OnlyRootMayNameAnotherBackupTarget) {
+  const std::string configured = "file:///var/lib/shorthorn/backups";
+  EXPECT_TRUE(CheckBackupTargetUrl("Backup", 0, "file:///etc", configured).ok());
+  for (uid_t uid : {uid_t{1000}, uid_t{65534}, static_cast<uid_t>(-1)}) {
+    EXPECT_TRUE(CheckBackupTargetUrl("Backup", uid, "", configured).ok());
+    EXPECT_TRUE(CheckBackupTargetUrl("Backup", uid, configured, configured).ok());
+    EXPECT_TRUE(CheckBackupTargetUrl("Backup", uid, configured + "/", configured).ok());
+    Status s = CheckBackupTargetUrl("ListBackups", uid, "file:///etc", configured);
+    EXPECT_EQ(s.kind(), ErrorKind::kNotAuthorized);
+    EXPECT_EQ(s.message(),
+              "ListBackups: backup target file:///etc is not fused.conf's backup-target "
+              "(file:///var/lib/shorthorn/backups); only root may name another");
+  }
+  // Another spelling of the same directory is another target.
+  for (std::string other :
+       {"file:///var/lib/shorthorn/backups/../backups", "file:///var/lib/shorthorn//backups",
+        "s3://bucket/backups", "file:///var/lib/shorthorn/backups2"}) {
+    EXPECT_FALSE(CheckBackupTargetUrl("Backup", 1000, other, configured).ok()) << other;
+  }
+  EXPECT_EQ(BackupUrlTarget("file:///b?volume=v&backup=x"), "file:///b");
+  EXPECT_EQ(BackupUrlTarget("s3://bucket/p?volume=v&backup=x"), "s3://bucket/p");
+  EXPECT_EQ(BackupUrlTarget("file:///no-query"), "");
+}
+
 TEST(AuthTest, ParsesProcStatus) {
   std::string status =
       "Name:\tbash\nUid:\t1000\t1000\t1000\t1000\nGid:\t100\t101\t102\t103\n"
@@ -277,7 +308,10 @@ TEST(EventQueueTest, CarriesJobEventsAndRefreshRequests) {
   q.JobChanged(job);
   q.JobRemoved(7);
   q.RequestJobRefresh(8);
-  q.RequestVolumeRefresh("v");
+  FakeVolumeManager manager;
+  ASSERT_TRUE(manager.CreateVolume("v", 1 << 20, {}, {}).ok());
+  q.RefreshVolume(manager, "v");
+  q.RefreshVolume(manager, "gone");  // nothing: the manager reports removals
   auto events = q.Take();
   ASSERT_EQ(events.size(), 5u);
   EXPECT_EQ(events[0].kind, VolumeEvent::Kind::kJobAdded);
@@ -288,8 +322,9 @@ TEST(EventQueueTest, CarriesJobEventsAndRefreshRequests) {
   EXPECT_EQ(events[2].job.id, 7u);
   EXPECT_EQ(events[3].kind, VolumeEvent::Kind::kJobRefresh);
   EXPECT_EQ(events[3].job.id, 8u);
-  EXPECT_EQ(events[4].kind, VolumeEvent::Kind::kRefresh);
+  EXPECT_EQ(events[4].kind, VolumeEvent::Kind::kChanged);
   EXPECT_EQ(events[4].info.name, "v");
+  EXPECT_EQ(events[4].info.size, 1u << 20);
 }
 
 TEST(EventQueueTest, KeepsOrderAndWakesThePoller) {
@@ -315,6 +350,94 @@ TEST(EventQueueTest, KeepsOrderAndWakesThePoller) {
   EXPECT_EQ(events[2].info.name, "v");
   EXPECT_EQ(poll(&pfd, 1, 0), 0);
   EXPECT_TRUE(q.Take().empty());
+}
+
+}  // namespace
+}  // namespace shorthorn::fused::dbus
+
+namespace shorthorn::fused::dbus {
+namespace {
+
+// Waits up to 5 s for `done`.
+template <typename Pred>
+bool WaitUntil(Pred done) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+TEST(KeyedExecutorTest, OneKeyRunsInOrderOneAtATime) {
+  KeyedExecutor executor(4);
+  std::mutex mu;
+  std::vector<int> order;
+  std::atomic<int> running{0}, most{0};
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(executor.Submit("v", [&, i] {
+      int now = ++running;
+      most = std::max(most.load(), now);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      {
+        std::lock_guard lock(mu);
+        order.push_back(i);
+      }
+      --running;
+    }));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return executor.pending() == 0; }));
+  std::vector<int> expected(20);
+  std::iota(expected.begin(), expected.end(), 0);
+  EXPECT_EQ(order, expected);
+  EXPECT_EQ(most.load(), 1);
+}
+
+TEST(KeyedExecutorTest, KeysRunAtOnceUpToTheThreadCap) {
+  KeyedExecutor executor(3);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  std::atomic<int> running{0};
+  for (int i = 0; i < 5; ++i) {
+    executor.Submit("v" + std::to_string(i), [&] {
+      ++running;
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return release; });
+    });
+  }
+  // Three keys run at once (a blocked key does not block the others); the
+  // other two wait for a thread.
+  ASSERT_TRUE(WaitUntil([&] { return running.load() == 3; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(running.load(), 3);
+  EXPECT_EQ(executor.pending(), 5u);
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  ASSERT_TRUE(WaitUntil([&] { return executor.pending() == 0; }));
+  EXPECT_EQ(running.load(), 5);
+}
+
+TEST(KeyedExecutorTest, StopWaitsForRunningWorkAndDropsTheRest) {
+  KeyedExecutor executor(2);
+  std::atomic<bool> started{false}, finished{false};
+  std::atomic<int> later{0};
+  executor.Submit("v", [&] {
+    started = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    finished = true;
+  });
+  for (int i = 0; i < 3; ++i) executor.Submit("v", [&] { ++later; });
+  ASSERT_TRUE(WaitUntil([&] { return started.load(); }));
+  executor.Stop();
+  EXPECT_TRUE(finished.load());
+  EXPECT_EQ(later.load(), 0);
+  EXPECT_EQ(executor.pending(), 0u);
+  EXPECT_FALSE(executor.Submit("v", [&] { ++later; }));
+  executor.Stop();  // idempotent
 }
 
 }  // namespace

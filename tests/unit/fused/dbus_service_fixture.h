@@ -1,7 +1,8 @@
 // The fixture of the D-Bus service tests (dbus_service_test.cc,
 // dbus_job_test.cc): a private dbus-daemon, DbusService over a
 // FakeVolumeManager (the test's uid allowed to change things, fused.conf's
-// replicads being kConfiguredReplicad), client proxies
+// replicads being kConfiguredReplicad and its backup-target
+// kConfiguredTarget), client proxies
 // for the root and the Manager, and a log of the ObjectManager signals
 // ("added <path>", "removed <path>" for volume and job objects). Helpers
 // return the D-Bus error name of a failing call and record PropertiesChanged
@@ -39,6 +40,8 @@ inline constexpr char kProperties[] = "org.freedesktop.DBus.Properties";
 inline constexpr uint64_t kGiB = 1ull << 30;
 // The replicad the service's options list as fused.conf's `replicads`.
 inline constexpr char kConfiguredReplicad[] = "127.0.0.1:9500";
+// The backup target the service's options give as fused.conf's backup-target.
+inline constexpr char kConfiguredTarget[] = "file:///var/lib/shorthorn/backups";
 
 inline std::string PolicyFile() {
   return std::string(SHORTHORN_DBUS_XML_DIR) + "/org.shorthorn.Storage1.conf";
@@ -141,6 +144,7 @@ class DbusServiceTest : public ::testing::Test {
     DbusServiceOptions options;
     options.admin.extra_uids = {geteuid()};
     options.admin.replicads = {kConfiguredReplicad};
+    options.admin.backup_target = kConfiguredTarget;
     return options;
   }
 

@@ -142,6 +142,89 @@ TEST_F(DbusServiceTest, AttachDetachAndForeignChangesEmitPropertiesChanged) {
   EXPECT_TRUE(changes.WaitFor("LoopDevice="));
 }
 
+// A manager call that waits (as one on an unreachable replicad does) holds
+// up neither property reads, nor listings, nor calls about another volume;
+// a second call about the same volume waits for the first and keeps its
+// order.
+TEST_F(DbusServiceTest, SlowCallStallsNeitherTheBusNorOtherVolumes) {
+  using Snapshot = sdbus::Struct<std::string, std::string, std::string, bool, uint64_t, bool>;
+  sdbus::ObjectPath slow_path = Create("slow", kGiB);
+  sdbus::ObjectPath other_path = Create("other", kGiB);
+  fake_.CloseGate("slow");
+  std::vector<std::thread> threads;
+  struct OpenAndJoinOnExit {  // also when an assertion fails
+    FakeVolumeManager& fake;
+    std::vector<std::thread>& threads;
+    ~OpenAndJoinOnExit() {
+      fake.OpenGate();
+      for (auto& t : threads) t.join();
+    }
+  } open_on_exit{fake_, threads};
+  auto snapshot_in_thread = [&](const std::string& name, std::string* error) {
+    return std::thread([this, &slow_path, name, error] {
+      auto proxy = sdbus::createProxy(kBusName, slow_path);
+      *error = ErrorOf([&] {
+        proxy->callMethod("Snapshot")
+            .onInterface(kVolumeInterface)
+            .withArguments(name, DbusOptionsArg{})
+            .withTimeout(std::chrono::seconds(20));
+      });
+    });
+  };
+  std::string first_error = "not run", second_error = "not run";
+  threads.push_back(snapshot_in_thread("first", &first_error));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (fake_.WaitingAtGate() < 1 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(fake_.WaitingAtGate(), 1) << "the first Snapshot never reached the manager";
+  threads.push_back(snapshot_in_thread("second", &second_error));
+
+  // The bus answers while the manager call waits.
+  auto slow = sdbus::createProxy(kBusName, slow_path);
+  auto started = std::chrono::steady_clock::now();
+  sdbus::Variant state;
+  EXPECT_EQ(ErrorOf([&] {
+              slow->callMethod("Get")
+                  .onInterface(kProperties)
+                  .withArguments(std::string(kVolumeInterface), std::string("State"))
+                  .withTimeout(std::chrono::seconds(2))
+                  .storeResultsTo(state);
+            }),
+            "");
+  EXPECT_EQ(DescribeProperty("State", state), "State=detached");
+  std::vector<sdbus::ObjectPath> listed;
+  manager_->callMethod("ListVolumes")
+      .onInterface(kManagerInterface)
+      .withTimeout(std::chrono::seconds(2))
+      .storeResultsTo(listed);
+  EXPECT_EQ(listed.size(), 2u);
+  auto other = sdbus::createProxy(kBusName, other_path);
+  EXPECT_EQ(ErrorOf([&] {
+              other->callMethod("Snapshot")
+                  .onInterface(kVolumeInterface)
+                  .withArguments(std::string("o1"), DbusOptionsArg{})
+                  .withTimeout(std::chrono::seconds(2));
+            }),
+            "");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
+  // The second call about "slow" has not reached the manager: it waits for
+  // the first.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(fake_.WaitingAtGate(), 1);
+
+  fake_.OpenGate();
+  for (auto& t : threads) t.join();
+  threads.clear();
+  EXPECT_EQ(first_error, "");
+  EXPECT_EQ(second_error, "");
+  auto snapshots =
+      slow->getProperty("Snapshots").onInterface(kVolumeInterface).get<std::vector<Snapshot>>();
+  ASSERT_EQ(snapshots.size(), 2u);
+  EXPECT_EQ(std::get<0>(snapshots[0]), "first");
+  EXPECT_EQ(std::get<0>(snapshots[1]), "second");
+}
+
 TEST_F(DbusServiceTest, ExistingVolumesAreExportedAtStart) {
   service_->Stop();
   ASSERT_TRUE(fake_.CreateVolume("old", 4096, {}, {}).ok());
@@ -261,12 +344,39 @@ TEST_F(DbusServiceTest, AdminWhoIsNotRootMayNameOnlyConfiguredReplicads) {
   EXPECT_TRUE(fake_.GetVolume("near").ok());
   auto unnamed = RunCommand(as_admin + manager + "CreateVolume 'stasa{sv}' unnamed 4096 0 0");
   EXPECT_EQ(unnamed.exit_code, 0) << unnamed.output;
-  auto restored = RunCommand(as_admin + manager +
-                             "RestoreVolume 'ssasa{sv}' back "
-                             "'file:///nowhere?volume=v&backup=b' 1 " +
-                             kConfiguredReplicad + " 0");
+  auto restored =
+      RunCommand(as_admin + manager + "RestoreVolume 'ssasa{sv}' back '" + kConfiguredTarget +
+                 "?volume=v&backup=b' 1 " + kConfiguredReplicad + " 0");
   EXPECT_EQ(restored.exit_code, 0) << restored.output;
   EXPECT_EQ(fake_.ListJobs().size(), 1u);
+
+  // Backup targets: only fused.conf's backup-target (or none: the same).
+  const std::string target_refusal =
+      "backup target file:///etc is not fused.conf's backup-target (" +
+      std::string(kConfiguredTarget) + "); only root may name another";
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"RestoreVolume", "RestoreVolume 'ssasa{sv}' etc 'file:///etc?volume=v&backup=b' 0 0"},
+      {"ListBackups", "ListBackups 'ssa{sv}' file:///etc v 0"},
+      {"DeleteBackup", "DeleteBackup 'sa{sv}' 'file:///etc?volume=v&backup=b' 0"},
+  };
+  for (const auto& [method, args] : refused) {
+    auto result = RunCommand(as_admin + manager + args);
+    EXPECT_NE(result.exit_code, 0) << result.output;
+    EXPECT_NE(result.output.find(method + ": " + target_refusal), std::string::npos)
+        << result.output;
+  }
+  const std::string volume_path = VolumeObjectPath("near");
+  auto backup = RunCommand(as_admin + "busctl --system call org.shorthorn.Storage1 " + volume_path +
+                           " " + kVolumeInterface + " Backup 'sa{sv}' '' 1 target s file:///etc");
+  EXPECT_NE(backup.exit_code, 0) << backup.output;
+  EXPECT_NE(backup.output.find("Backup: " + target_refusal), std::string::npos) << backup.output;
+  EXPECT_EQ(fake_.ListJobs().size(), 1u);  // none of them started a job
+  auto listed = RunCommand(as_admin + manager + "ListBackups 'ssa{sv}' '' with-backups 0");
+  EXPECT_EQ(listed.exit_code, 0) << listed.output;
+  auto configured_backup =
+      RunCommand(as_admin + "busctl --system call org.shorthorn.Storage1 " + volume_path + " " +
+                 kVolumeInterface + " Backup 'sa{sv}' '' 1 target s " + kConfiguredTarget);
+  EXPECT_EQ(configured_backup.exit_code, 0) << configured_backup.output;
 }
 
 // Root may name any replicad; a non-root admin calling directly gets the

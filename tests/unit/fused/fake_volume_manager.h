@@ -5,9 +5,11 @@
 // running until the test moves them with AdvanceJob, FinishJob and
 // RemoveJob (or, with DeleteSnapshot option "finish", end at once). The listener is called after
 // every change, with the lock released, on the calling thread (DeleteSnapshot and Verify report
-// JobAdded before they return, as a real manager may). Thread-safe.
+// JobAdded before they return, as a real manager may). Snapshot can be held
+// at a gate to stand for a slow manager call. Thread-safe.
 #pragma once
 
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -127,6 +129,7 @@ class FakeVolumeManager : public VolumeManager {
   Status Snapshot(const std::string& volume, const std::string& snapshot,
                   const Options& options) override {
     SH_RETURN_IF_ERROR(ValidateName("snapshot", snapshot));
+    WaitAtGate(volume);
     VolumeInfo info;
     {
       std::lock_guard lock(mu_);
@@ -332,6 +335,25 @@ class FakeVolumeManager : public VolumeManager {
     Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
   }
 
+  // Test hook: Snapshot of `volume` waits (as a manager call waiting on an
+  // unreachable replicad would) until OpenGate.
+  void CloseGate(const std::string& volume) {
+    std::lock_guard lock(mu_);
+    gated_volume_ = volume;
+  }
+  void OpenGate() {
+    {
+      std::lock_guard lock(mu_);
+      gated_volume_.clear();
+    }
+    gate_cv_.notify_all();
+  }
+  // Calls waiting at the gate now.
+  int WaitingAtGate() {
+    std::lock_guard lock(mu_);
+    return waiting_at_gate_;
+  }
+
   Options last_options() {
     std::lock_guard lock(mu_);
     return last_options_;
@@ -425,6 +447,14 @@ class FakeVolumeManager : public VolumeManager {
     return job.id;
   }
 
+  void WaitAtGate(const std::string& volume) {
+    std::unique_lock lock(mu_);
+    if (gated_volume_ != volume) return;
+    ++waiting_at_gate_;
+    gate_cv_.wait(lock, [&] { return gated_volume_ != volume; });
+    --waiting_at_gate_;
+  }
+
   template <typename F>
   void Notify(F&& f) {
     VolumeListener* listener;
@@ -436,6 +466,9 @@ class FakeVolumeManager : public VolumeManager {
   }
 
   std::mutex mu_;
+  std::condition_variable gate_cv_;
+  std::string gated_volume_;  // "" when the gate is open
+  int waiting_at_gate_ = 0;
   std::map<std::string, VolumeInfo> volumes_;
   std::map<uint64_t, JobInfo> jobs_;
   uint64_t next_job_id_ = 1;
