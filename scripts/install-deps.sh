@@ -12,7 +12,7 @@ packages=(
   liburing-dev
   libboost-program-options1.81-dev libboost-json1.81-dev
   libxxhash-dev liblz4-dev libs3-dev libsodium-dev
-  libsdbus-c++-dev libsdbus-c++-bin
+  libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev
   libgtest-dev libgmock-dev
   # scripts/fuzz.sh (CTest test `fuzz`): clang with libFuzzer and the sanitizer runtimes.
   clang libclang-rt-14-dev

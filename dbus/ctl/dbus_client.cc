@@ -19,21 +19,22 @@
 
 #include <sdbus-c++/sdbus-c++.h>
 
+#include "common/bus_names.h"
 #include "dbus/ctl/exit_codes.h"
 #include "dbus/ctl/job_reference.h"
 
 namespace shorthorn::ctl {
 namespace {
 
-constexpr char kBusName[] = "org.shorthorn.Storage1";
-constexpr char kRootPath[] = "/org/shorthorn/Storage1";
-constexpr char kManagerPath[] = "/org/shorthorn/Storage1/Manager";
-constexpr char kManagerInterface[] = "org.shorthorn.Storage1.Manager";
-constexpr char kVolumeInterface[] = "org.shorthorn.Storage1.Volume";
-constexpr char kJobInterface[] = "org.shorthorn.Storage1.Job";
+using bus::kBusName;
+using bus::kJobInterface;
+using bus::kManagerInterface;
+using bus::kManagerPath;
+using bus::kRootPath;
+using bus::kVolumeInterface;
 constexpr char kObjectManagerInterface[] = "org.freedesktop.DBus.ObjectManager";
 constexpr char kPropertiesInterface[] = "org.freedesktop.DBus.Properties";
-constexpr char kShorthornErrorPrefix[] = "org.shorthorn.Storage1.Error.";
+using bus::kErrorPrefix;
 constexpr auto kChangeTimeout = std::chrono::minutes(5);
 
 using Properties = std::map<std::string, sdbus::Variant>;
@@ -46,7 +47,7 @@ using BackupStruct = sdbus::Struct<std::string, std::string, std::string, std::s
 
 Status FromDbusError(const sdbus::Error& e, const std::string& what) {
   ErrorKind kind = KindForDbusError(e.getName());
-  if (e.getName().starts_with(kShorthornErrorPrefix)) return Status(kind, e.getMessage());
+  if (e.getName().starts_with(kErrorPrefix)) return Status(kind, e.getMessage());
   std::string message = what + ": " + e.getMessage() + " (" + e.getName() + ")";
   if (e.getName() == "org.freedesktop.DBus.Error.ServiceUnknown" ||
       e.getName() == "org.freedesktop.DBus.Error.NameHasNoOwner") {

@@ -1,60 +1,45 @@
 #include "fused/dbus/dbus_names.h"
 
+#include <systemd/sd-bus.h>
+
+#include <cstdlib>
+#include <new>
+
 namespace shorthorn::fused::dbus {
 namespace {
 
-constexpr char kHexDigits[] = "0123456789abcdef";
-
-bool IsPlainPathByte(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;  // uppercase is never produced, so it is not accepted either
+// The characters sd_bus_path_encode leaves in an element, plus its '_'.
+bool IsPathElementByte(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
 }
 
 }  // namespace
 
 std::string EscapePathElement(std::string_view name) {
-  if (name.empty()) return "_";
-  std::string out;
-  out.reserve(name.size());
-  for (char c : name) {
-    if (IsPlainPathByte(c)) {
-      out.push_back(c);
-    } else {
-      auto byte = static_cast<unsigned char>(c);
-      out.push_back('_');
-      out.push_back(kHexDigits[byte >> 4]);
-      out.push_back(kHexDigits[byte & 0xf]);
-    }
+  // sd_bus_path_encode escapes the id into one element under the prefix.
+  char* path = nullptr;
+  if (sd_bus_path_encode(kRootPath, std::string(name).c_str(), &path) < 0 || path == nullptr) {
+    throw std::bad_alloc();  // its only failure with a valid prefix
   }
-  return out;
+  std::string encoded(path);
+  free(path);
+  return encoded.substr(sizeof(kRootPath));  // past "<root>/"
 }
 
 std::optional<std::string> UnescapePathElement(std::string_view element) {
-  if (element == "_") return std::string();
   if (element.empty()) return std::nullopt;
-  std::string out;
-  for (size_t i = 0; i < element.size(); ++i) {
-    char c = element[i];
-    if (IsPlainPathByte(c)) {
-      out.push_back(c);
-      continue;
-    }
-    if (c != '_' || i + 2 >= element.size()) return std::nullopt;
-    int high = HexValue(element[i + 1]);
-    int low = HexValue(element[i + 2]);
-    if (high < 0 || low < 0) return std::nullopt;
-    char decoded = static_cast<char>((high << 4) | low);
-    // A byte that would have been left alone was not escaped by us.
-    if (IsPlainPathByte(decoded)) return std::nullopt;
-    out.push_back(decoded);
-    i += 2;
+  for (char c : element) {
+    if (!IsPathElementByte(c)) return std::nullopt;
   }
-  return out;
+  std::string path = std::string(kRootPath) + "/" + std::string(element);
+  char* id = nullptr;
+  if (sd_bus_path_decode(path.c_str(), kRootPath, &id) <= 0 || id == nullptr) return std::nullopt;
+  std::string decoded(id);
+  free(id);
+  // sd_bus_path_decode is lenient ("_zz" stays as it is, "_61" becomes
+  // "a"); only what EscapePathElement makes is a name's element.
+  if (EscapePathElement(decoded) != element) return std::nullopt;
+  return decoded;
 }
 
 std::string VolumeObjectPath(std::string_view volume_name) {

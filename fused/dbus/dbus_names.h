@@ -15,25 +15,28 @@
 
 #include <sdbus-c++/Error.h>
 
+#include "common/bus_names.h"
 #include "common/status.h"
 
 namespace shorthorn::fused::dbus {
 
-inline constexpr char kBusName[] = "org.shorthorn.Storage1";
-inline constexpr char kRootPath[] = "/org/shorthorn/Storage1";
-inline constexpr char kManagerPath[] = "/org/shorthorn/Storage1/Manager";
-inline constexpr char kVolumesPath[] = "/org/shorthorn/Storage1/volumes";
-inline constexpr char kJobsPath[] = "/org/shorthorn/Storage1/jobs";
-inline constexpr char kBackupsPath[] = "/org/shorthorn/Storage1/backups";
-inline constexpr char kManagerInterface[] = "org.shorthorn.Storage1.Manager";
-inline constexpr char kVolumeInterface[] = "org.shorthorn.Storage1.Volume";
-inline constexpr char kJobInterface[] = "org.shorthorn.Storage1.Job";
-inline constexpr char kBackupInterface[] = "org.shorthorn.Storage1.Backup";
-inline constexpr char kErrorPrefix[] = "org.shorthorn.Storage1.Error.";
+using bus::kBackupInterface;
+using bus::kBackupsPath;
+using bus::kBusName;
+using bus::kErrorPrefix;
+using bus::kJobInterface;
+using bus::kJobsPath;
+using bus::kManagerInterface;
+using bus::kManagerPath;
+using bus::kRootPath;
+using bus::kVolumeInterface;
+using bus::kVolumesPath;
 
-// Escapes `name` into one object path element the way systemd and udisks do:
-// [A-Za-z0-9] stay, every other byte (including '_') becomes "_xx" in
-// lowercase hex, so "db-1.a_b" is "db_2d1_2ea_5fb". The empty name is "_".
+// Escapes `name` into one object path element with libsystemd's
+// sd_bus_path_encode (systemd's and udisks' rule): [A-Za-z0-9] stay, except
+// a leading digit, and every other byte (including '_') becomes "_xx" in
+// lowercase hex, so "db-1.a_b" is "db_2d1_2ea_5fb" and "1db" is "_31db".
+// The empty name is "_".
 std::string EscapePathElement(std::string_view name);
 // The inverse; nullopt when `element` is not something EscapePathElement made.
 std::optional<std::string> UnescapePathElement(std::string_view element);

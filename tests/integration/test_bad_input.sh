@@ -70,6 +70,14 @@ create_volume "$name63" "$GiB" "$addr" >/dev/null
 delete_volume "$name63"
 assert_eq "$before" "$(snapshot)" "state after creating and deleting a 63-character name"
 
+# A name with a leading digit: the path CreateVolume returns is the one the
+# documented escaping (systemd's, as in volume_path) gives, "_31db".
+path=$(create_volume 1db "$GiB" "$addr")
+assert_eq "$(volume_path 1db)" "$path" "object path of volume 1db"
+assert_eq 1db "$(volume_prop 1db Name)" "Name of volume 1db read at its documented path"
+delete_volume 1db
+assert_eq "$before" "$(snapshot)" "state after creating and deleting volume 1db"
+
 # Unknown volumes: there is no object to call.
 missing=$(volume_path missing)
 dbus_try "$missing" "$VOLUME_IFACE.Attach" '@a{sv} {}'

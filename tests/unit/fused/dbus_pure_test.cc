@@ -29,12 +29,18 @@ TEST(PathEscapeTest, EscapesLikeSystemd) {
   EXPECT_EQ(EscapePathElement(""), "_");
   EXPECT_EQ(EscapePathElement("/"), "_2f");
   EXPECT_EQ(VolumeObjectPath("db-1"), "/org/shorthorn/Storage1/volumes/db_2d1");
+  // A leading digit is escaped (an element may start with one, but systemd's
+  // rule, which doc/dbus-api.md and the shell helpers follow, escapes it).
+  EXPECT_EQ(EscapePathElement("1db"), "_31db");
+  EXPECT_EQ(EscapePathElement("a1"), "a1");
+  EXPECT_EQ(VolumeObjectPath("9"), "/org/shorthorn/Storage1/volumes/_39");
 }
 
 TEST(PathEscapeTest, RoundTripsEveryValidCharacter) {
   std::string all = "AZaz09._-";
   for (std::string name :
-       {std::string("a"), all, std::string("x_5f"), std::string("_2d"), std::string("...---___")}) {
+       {std::string("a"), all, std::string("x_5f"), std::string("_2d"), std::string("...---___"),
+        std::string("1db"), std::string("0"), std::string("09az")}) {
     auto back = UnescapePathElement(EscapePathElement(name));
     ASSERT_TRUE(back.has_value()) << name;
     EXPECT_EQ(*back, name);
@@ -50,6 +56,9 @@ TEST(PathEscapeTest, RejectsWhatEscapingCannotProduce) {
   EXPECT_FALSE(UnescapePathElement("a_zz").has_value());  // not hex
   EXPECT_FALSE(UnescapePathElement("_2D").has_value());   // uppercase hex
   EXPECT_FALSE(UnescapePathElement("_61").has_value());   // 'a' never escaped
+  EXPECT_FALSE(UnescapePathElement("1db").has_value());   // a leading digit is escaped
+  EXPECT_FALSE(UnescapePathElement("a_31").has_value());  // and only a leading one
+  EXPECT_FALSE(UnescapePathElement("a-b").has_value());   // not a path element
   EXPECT_FALSE(VolumeNameFromPath("/org/shorthorn/Storage1/Manager").has_value());
   EXPECT_FALSE(VolumeNameFromPath("/org/shorthorn/Storage1/volumes/").has_value());
   EXPECT_FALSE(VolumeNameFromPath("/org/shorthorn/Storage1/volumes/a/b").has_value());
