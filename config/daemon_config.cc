@@ -181,8 +181,11 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
       "file holding the cluster's shared secret (64 hex digits, mode 0600 or 0640)")(
       "max-volume-size", po::value<int64_t>()->default_value(d.max_volume_size_gib),
       "largest volume size in GiB that CreateVolume and Expand accept")(
-      "log-level", po::value<std::string>()->default_value(d.log_level),
-      "debug, info, warning or error");
+      "auto-attach", po::value<std::string>()->default_value(d.auto_attach ? "yes" : "no"),
+      "yes: attach again at start the volumes attached when fused last stopped; no: start "
+      "with every volume detached")("log-level",
+                                    po::value<std::string>()->default_value(d.log_level),
+                                    "debug, info, warning or error");
   auto loaded = Load(keys, argc, argv, default_file);
   if (!loaded.ok()) return loaded.status();
   Loaded<FusedConfig> out;
@@ -238,6 +241,11 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
   SH_RETURN_IF_ERROR(CheckAbsolute(*loaded, "cluster-key", c.cluster_key));
   SH_RETURN_IF_ERROR(
       GetRange<uint64_t>(*loaded, "max-volume-size", 1, uint64_t{1} << 24, &c.max_volume_size_gib));
+  const std::string auto_attach = loaded->values["auto-attach"].as<std::string>();
+  if (auto_attach != "yes" && auto_attach != "no") {
+    return KeyError(where, "auto-attach", "\"" + auto_attach + "\" is not yes or no");
+  }
+  c.auto_attach = auto_attach == "yes";
   c.log_level = loaded->values["log-level"].as<std::string>();
   SH_RETURN_IF_ERROR(CheckLogLevel(*loaded, c.log_level));
   return out;

@@ -63,6 +63,9 @@ struct FusedConfig {
   // The cluster's shared secret, the same file on every host.
   std::string cluster_key = "/etc/shorthorn/cluster.key";
   uint64_t max_volume_size_gib = 65536;  // largest CreateVolume or Expand
+  // Attach again at start the volumes that were attached when fused last
+  // stopped or crashed.
+  bool auto_attach = true;
   std::string log_level = "info";
 };
 

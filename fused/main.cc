@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
   settings.backup_credentials = c.backup_credentials;
   settings.backup_workers = static_cast<int>(c.backup_workers);
   settings.max_volume_size_gib = c.max_volume_size_gib;
+  settings.auto_attach = c.auto_attach;
   fused::VolumeService service(settings, fuse);
   s = service.Start();
   if (!s.ok()) {

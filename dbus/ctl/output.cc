@@ -85,6 +85,7 @@ boost::json::object VolumeToJson(const VolumeInfo& volume) {
       {"actual_size", volume.actual_size},
       {"replica_count", volume.replica_count},
       {"robustness", volume.robustness},
+      {"state_reason", volume.state_reason},
   };
 }
 
@@ -110,6 +111,7 @@ std::string VolumeDetails(const VolumeInfo& volume) {
   fields.Add("Size", FormatSize(volume.size) + " (" + std::to_string(volume.size) + " bytes)");
   fields.Add("Actual size", FormatSize(volume.actual_size));
   fields.Add("State", volume.state);
+  if (!volume.state_reason.empty()) fields.Add("State reason", volume.state_reason);
   fields.Add("Frontend path", volume.frontend_path);
   fields.Add("Loop device", volume.loop_device);
   fields.Add("Snapshots", std::to_string(volume.snapshots.size()));

@@ -28,7 +28,7 @@ class Table {
 
 // {"name", "object_path", "size", "state", "frontend_path", "loop_device",
 //  "replicas": [{"address", "name", "mode"}], "actual_size", "replica_count",
-//  "robustness"}
+//  "robustness", "state_reason"}
 boost::json::object VolumeToJson(const VolumeInfo& volume);
 // [{"address", "name", "mode"}]
 boost::json::array ReplicasToJson(const std::vector<ReplicaInfo>& replicas);

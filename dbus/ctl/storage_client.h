@@ -49,6 +49,7 @@ struct VolumeInfo {
   uint64_t actual_size = 0;   // bytes allocated across the layer chain
   uint32_t replica_count = 0;
   std::string robustness;               // healthy, degraded, faulted, unknown
+  std::string state_reason;             // why State is what it is, when nobody asked; ""
   std::vector<SnapshotInfo> snapshots;  // in creation order
 };
 

@@ -62,6 +62,7 @@ std::string Registry::Encode() const {
                     {"replicas", replicas},
                     {"actual_size", v.actual_size},
                     {"snapshots", snapshots}});
+    if (!v.attach_frontend.empty()) list.back().as_object()["attach"] = v.attach_frontend;
   }
   json::object doc{{"format", kFormat}, {"volumes", list}};
   return json::serialize(doc) + "\n";
@@ -87,6 +88,13 @@ Status Registry::Decode(const std::string& text) {
                               json::value_to<std::string>(r.at("name"))});
       }
       if (auto* a = o.if_contains("actual_size")) v.actual_size = a->to_number<uint64_t>();
+      if (auto* a = o.if_contains("attach")) {
+        v.attach_frontend = json::value_to<std::string>(*a);
+        if (v.attach_frontend != "block" && v.attach_frontend != "file") {
+          return bad("volume " + v.name + ": attach \"" + v.attach_frontend +
+                     "\" is not block or file");
+        }
+      }
       v.replica_count = static_cast<uint32_t>(v.replicas.size());
       if (auto* c = o.if_contains("replica_count")) v.replica_count = c->to_number<uint32_t>();
       if (auto* list = o.if_contains("stale")) {

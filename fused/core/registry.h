@@ -41,6 +41,10 @@ struct VolumeRecord {
   // volume's properties need no replicad round trip.
   uint64_t actual_size = 0;
   std::vector<SnapshotInfo> snapshots;
+  // "block" or "file" while the volume is attached (not in maintenance)
+  // and until someone detaches it: fused attaches it again, with that
+  // frontend, when it starts (auto-attach). "" otherwise.
+  std::string attach_frontend;
 };
 
 class Registry {

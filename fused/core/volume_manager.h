@@ -52,6 +52,9 @@ struct VolumeInfo {
   // "healthy" (RW replicas == replica_count), "degraded" (fewer, at least
   // one), "faulted" (none); "unknown" while detached.
   std::string robustness;
+  // Why the volume is in its state when nobody asked for it, e.g. "attach
+  // at start: <error>; next try in 8 s" while auto-attach retries; "".
+  std::string state_reason;
   // Orders the infos of one volume: one with a higher revision was read
   // later (the manager numbers its reads). 0: not numbered. Not a property.
   uint64_t revision = 0;

@@ -94,6 +94,7 @@ std::vector<std::string> ChangedVolumeProperties(const VolumeInfo& before,
   if (!SameList(before.snapshots, after.snapshots, SnapshotTie)) changed.push_back("Snapshots");
   if (before.replica_count != after.replica_count) changed.push_back("ReplicaCount");
   if (before.robustness != after.robustness) changed.push_back("Robustness");
+  if (before.state_reason != after.state_reason) changed.push_back("StateReason");
   return changed;
 }
 
@@ -147,6 +148,8 @@ void VolumeObject::RegisterProperties() {
       "ReplicaCount", "u", [](const VolumeInfo& i) { return i.replica_count; }, changing);
   add(
       "Robustness", "s", [](const VolumeInfo& i) { return i.robustness; }, changing);
+  add(
+      "StateReason", "s", [](const VolumeInfo& i) { return i.state_reason; }, changing);
 }
 
 void VolumeObject::RegisterMethods() {

@@ -129,6 +129,17 @@ Status VolumeService::Start() {
     }
     ::closedir(dir);
   }
+  if (settings_.auto_attach) {
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& [name, record] : registry_.volumes()) {
+      if (!record.attach_frontend.empty()) auto_attach_[name].next = now;
+    }
+    if (!auto_attach_.empty() && !auto_attach_thread_.joinable()) {
+      LogInfo("auto-attach: attaching " + std::to_string(auto_attach_.size()) +
+              " volume(s) that were attached when fused stopped");
+      auto_attach_thread_ = std::thread([this] { AutoAttachLoop(); });
+    }
+  }
   if (!notifier_.joinable()) notifier_ = std::thread([this] { NotifierLoop(); });
   if (!rebuild_thread_.joinable()) rebuild_thread_ = std::thread([this] { RebuildLoop(); });
   jobs_.SetNotify([this](const JobInfo& info, bool added, bool removed) {
@@ -148,6 +159,12 @@ Status VolumeService::Start() {
 }
 
 void VolumeService::Shutdown() {
+  {
+    std::lock_guard lock(mutex_);
+    auto_attach_stopping_ = true;
+  }
+  auto_attach_cv_.notify_all();
+  if (auto_attach_thread_.joinable()) auto_attach_thread_.join();
   {
     std::lock_guard lock(backup_scan_mutex_);
     backup_scan_stopping_ = true;
@@ -199,6 +216,19 @@ VolumeInfo VolumeService::InfoLocked(const VolumeRecord& record) {
   info.snapshots = record.snapshots;
   info.replica_count = record.replica_count;
   info.robustness = "unknown";
+  auto waiting = attached_.count(record.name) ? auto_attach_.end() : auto_attach_.find(record.name);
+  if (waiting != auto_attach_.end()) {
+    const AutoAttach& a = waiting->second;
+    if (a.error.empty()) {
+      info.state_reason = "attaching again at start";
+    } else {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          a.next - std::chrono::steady_clock::now());
+      int64_t seconds = std::max<int64_t>(0, (left.count() + 999) / 1000);  // rounded up
+      info.state_reason =
+          "attach at start failed: " + a.error + "; next try in " + std::to_string(seconds) + " s";
+    }
+  }
   auto it = attached_.find(record.name);
   if (it != attached_.end()) {
     info.state = it->second.maintenance ? "maintenance" : "attached";
@@ -488,6 +518,8 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
       result = a.loop->path();
     }
     attached_[name] = std::move(a);
+    // Attached on purpose: attach it again when fused starts next.
+    if (!maintenance) MarkAttachedLocked(*record, block ? "block" : "file");
     // Attached now: the snapshot list comes from a current replica, never
     // from one left out (a stale replica lists what it held back then).
     Status refreshed = RefreshLayersLocked(*record);
@@ -532,11 +564,77 @@ Status VolumeService::Detach(const std::string& name, const Options& options) {
   bool detached = false;
   {
     std::lock_guard lock(mutex_);
-    s = DetachLocked(name);
-    detached = attached_.count(name) == 0;
+    VolumeRecord* record = registry_.FindMutable(name);
+    const bool waiting = auto_attach_.erase(name) > 0;
+    if (record != nullptr && attached_.count(name) == 0 && waiting) {
+      // Not attached yet, auto-attach still trying: detaching means "stop
+      // attaching it".
+      MarkAttachedLocked(*record, "");
+      LogInfo("detach volume " + name + ": it will no longer be attached at start");
+      detached = true;
+    } else {
+      s = DetachLocked(name);
+      detached = attached_.count(name) == 0;
+      if (detached && record != nullptr) MarkAttachedLocked(*record, "");
+    }
   }
   if (detached) NotifyChanged(name);
   return s;
+}
+
+void VolumeService::MarkAttachedLocked(VolumeRecord& record, const std::string& frontend) {
+  if (record.attach_frontend == frontend) return;
+  record.attach_frontend = frontend;
+  Status saved = registry_.Save();
+  if (!saved.ok()) {
+    LogWarning("volume " + record.name + ": cannot record for the next start that it is " +
+               (frontend.empty() ? "detached" : "attached") + ": " + saved.message());
+  }
+}
+
+void VolumeService::AutoAttachLoop() {
+  using Clock = std::chrono::steady_clock;
+  std::unique_lock lock(mutex_);
+  while (!auto_attach_stopping_) {
+    const auto now = Clock::now();
+    std::string due;
+    auto next = Clock::time_point::max();
+    for (auto it = auto_attach_.begin(); it != auto_attach_.end();) {
+      const VolumeRecord* record = registry_.Find(it->first);
+      if (record == nullptr || record->attach_frontend.empty() || attached_.count(it->first)) {
+        it = auto_attach_.erase(it);  // deleted, detached or attached by someone meanwhile
+        continue;
+      }
+      if (it->second.next <= now && due.empty()) due = it->first;
+      next = std::min(next, it->second.next);
+      ++it;
+    }
+    if (auto_attach_.empty()) return;
+    if (due.empty()) {
+      auto_attach_cv_.wait_until(lock, next);
+      continue;
+    }
+    Options options{{"frontend", registry_.Find(due)->attach_frontend}};
+    lock.unlock();
+    Result<std::string> attached = Attach(due, options);
+    lock.lock();
+    auto it = auto_attach_.find(due);
+    if (attached.ok()) {
+      LogInfo("auto-attach: volume " + due + " attached again at " + *attached);
+      if (it != auto_attach_.end()) auto_attach_.erase(it);
+      continue;
+    }
+    if (it == auto_attach_.end()) continue;  // detached or deleted meanwhile
+    AutoAttach& a = it->second;
+    a.error = attached.status().message();
+    a.next = Clock::now() + a.delay;
+    LogWarning("auto-attach: volume " + due + ": " + a.error + "; next try in " +
+               std::to_string(a.delay.count()) + " s");
+    a.delay = std::min<std::chrono::seconds>(a.delay * 2, std::chrono::seconds(60));
+    lock.unlock();
+    NotifyChanged(due);  // its StateReason
+    lock.lock();
+  }
 }
 
 }  // namespace shorthorn::fused

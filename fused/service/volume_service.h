@@ -53,6 +53,9 @@ struct ServiceSettings {
   // max-volume-size: CreateVolume, RestoreVolume and Expand refuse a larger
   // size (CheckVolumeSize).
   uint64_t max_volume_size_gib = 65536;
+  // auto-attach: attach again at Start the volumes the registry marks
+  // (VolumeRecord::attach_frontend), retrying with backoff.
+  bool auto_attach = true;
 };
 
 class VolumeService : public VolumeManager {
@@ -61,9 +64,11 @@ class VolumeService : public VolumeManager {
   ~VolumeService() override;
 
   // Loads the registry; every volume starts detached. Removes symlinks in
-  // dev_dir left by a previous run.
+  // dev_dir left by a previous run. With auto_attach, starts attaching the
+  // volumes that were attached when fused last stopped (AutoAttachLoop).
   Status Start();
-  // Detaches every attached volume (best effort, logged).
+  // Stops auto-attach, then detaches every attached volume (best effort,
+  // logged); they stay marked for the next start.
   void Shutdown();
 
   std::vector<VolumeInfo> ListVolumes() override;
@@ -233,6 +238,24 @@ class VolumeService : public VolumeManager {
   // The volume as it is now, numbered (VolumeInfo::revision) so that a
   // listener can tell which of two reads is newer.
   VolumeInfo InfoLocked(const VolumeRecord& record);
+  // Records (and saves) whether volume `name` is attached on purpose, for
+  // the next start: `frontend` "block"/"file", or "" when it was detached.
+  // Caller holds mutex_. A failed save is logged: the attach or detach
+  // itself stands.
+  void MarkAttachedLocked(VolumeRecord& record, const std::string& frontend);
+  // Attaches the marked volumes in the background: each is tried at once,
+  // then after 1 s, 2 s, ... up to 60 s between tries, until it is attached,
+  // detached by someone (unmarked), deleted, or the service stops.
+  void AutoAttachLoop();
+  struct AutoAttach {
+    std::chrono::steady_clock::time_point next;
+    std::chrono::seconds delay{1};
+    std::string error;  // of the last try
+  };
+  std::map<std::string, AutoAttach> auto_attach_;  // guarded by mutex_
+  std::condition_variable auto_attach_cv_;         // with mutex_
+  bool auto_attach_stopping_ = false;              // guarded by mutex_
+  std::thread auto_attach_thread_;
   uint64_t info_revision_ = 0;  // guarded by mutex_
   Status DetachLocked(const std::string& name);
   void NotifyChanged(const std::string& name);

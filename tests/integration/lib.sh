@@ -288,7 +288,8 @@ replica_address() { echo "127.0.0.1:${REPLICAD_PORTS[$1]}"; }
 
 # start_fused: fused on the test's state dir, mount point and dev dir, with
 # every replicad started so far as its default replica set; waits until it
-# answers ListVolumes on the bus.
+# answers ListVolumes on the bus. Volumes start detached (auto-attach no)
+# unless the test sets FUSED_AUTO_ATTACH=yes.
 # shellcheck disable=SC2119  # no options: that is the point
 start_fused() { start_fused_opts; }
 
@@ -686,7 +687,8 @@ start_fused_opts() {
   : >"$CONF_DIR/fused.conf"
   "$FUSED_BIN" --config "$CONF_DIR/fused.conf" --state-dir "$FUSED_STATE_DIR" \
     --mount-point "$FUSED_MOUNT_POINT" --dev-dir "$FUSED_DEV_DIR" --replicad-socket-dir "$SOCK_DIR" \
-    --cluster-key "$CLUSTER_KEY" "${args[@]}" --log-level "$LOG_LEVEL" "$@" \
+    --cluster-key "$CLUSTER_KEY" --auto-attach "${FUSED_AUTO_ATTACH:-no}" "${args[@]}" \
+    --log-level "$LOG_LEVEL" "$@" \
     >>"$LOG_DIR/fused.log" 2>&1 </dev/null &
   DAEMON_PIDS[fused]=$!
   for ((i = 0; i < 300; i++)); do

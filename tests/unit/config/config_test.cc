@@ -139,6 +139,30 @@ TEST_F(ConfigFileTest, MaxVolumeSizeIsGibWithinRange) {
   EXPECT_EQ(f->config.max_volume_size_gib, 4096u);
 }
 
+TEST_F(ConfigFileTest, AutoAttachIsYesOrNo) {
+  const char* fused_argv[] = {"fused"};
+  auto f = LoadFusedConfig(1, fused_argv, "/nonexistent/fused.conf");
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_TRUE(f->config.auto_attach);
+  Write("auto-attach = no\n");
+  f = LoadFusedConfig(1, fused_argv, path_);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_FALSE(f->config.auto_attach);
+  const char* cli[] = {"fused", "--auto-attach", "yes"};
+  f = LoadFusedConfig(3, cli, path_);  // the command line wins
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_TRUE(f->config.auto_attach);
+  for (const char* bad : {"true", "1", "", "YES"}) {
+    Write(std::string("auto-attach = ") + bad + "\n");
+    f = LoadFusedConfig(1, fused_argv, path_);
+    ASSERT_FALSE(f.ok()) << bad;
+    EXPECT_NE(f.status().message().find("'auto-attach'"), std::string::npos)
+        << f.status().message();
+    EXPECT_NE(f.status().message().find("is not yes or no"), std::string::npos)
+        << f.status().message();
+  }
+}
+
 TEST_F(ConfigFileTest, MissingExplicitFileIsAnError) {
   const char* argv[] = {"fused", "--config", "/nonexistent/fused.conf"};
   auto c = LoadFusedConfig(3, argv);

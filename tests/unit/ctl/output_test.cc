@@ -25,7 +25,7 @@ TEST(VolumeJsonTest, HasEveryField) {
             R"({"name":"vol1","object_path":"/p","size":4096,"state":"attached",)"
             R"("frontend_path":"/run/x","loop_device":"/dev/loop3",)"
             R"("replicas":[{"address":"h:1","name":"r1","mode":"RW"}],)"
-            R"("actual_size":0,"replica_count":0,"robustness":""})");
+            R"("actual_size":0,"replica_count":0,"robustness":"","state_reason":""})");
 }
 
 TEST(VolumeDetailsTest, ShowsDashesForEmptyValues) {

@@ -20,7 +20,10 @@ TEST(RegistryTest, SavesAndLoadsEveryField) {
   rec.actual_size = 12345;
   rec.snapshots.push_back({"s1", "", "2026-11-22T02:00:00Z", true, 4096, false});
   rec.snapshots.push_back({"s2", "s1", "2026-11-22T03:00:00Z", false, 0, true});
+  rec.attach_frontend = "file";
   a.Put(rec);
+  VolumeRecord plain{"plain", 1ull << 20, 1, {{"127.0.0.1:9500", "plain-1"}}, 1, {}, 0, {}};
+  a.Put(plain);
   ASSERT_TRUE(a.Save().ok());
   Registry b(path);
   ASSERT_TRUE(b.Load().ok());
@@ -37,6 +40,9 @@ TEST(RegistryTest, SavesAndLoadsEveryField) {
   EXPECT_FALSE(v->snapshots[1].user_created);
   EXPECT_TRUE(v->snapshots[1].removed);
   EXPECT_EQ(v->snapshots[0].size_held, 4096u);
+  EXPECT_EQ(v->attach_frontend, "file");
+  ASSERT_NE(b.Find("plain"), nullptr);
+  EXPECT_EQ(b.Find("plain")->attach_frontend, "");  // not written, read back as ""
   unlink(path.c_str());
   rmdir(dir);
 }
@@ -48,6 +54,13 @@ TEST(RegistryTest, CorruptFileIsAnErrorNamingIt) {
   EXPECT_NE(s.message().find("/some/volumes.json"), std::string::npos);
   EXPECT_FALSE(r.Decode("not json").ok());
   EXPECT_FALSE(r.Decode("{\"format\": 2, \"volumes\": []}").ok());
+  Status attach = r.Decode(
+      "{\"format\": 1, \"volumes\": [{\"name\": \"v\", \"size\": 4096, \"epoch\": 1, "
+      "\"replicas\": [], \"attach\": \"loop\"}]}");
+  EXPECT_FALSE(attach.ok());
+  EXPECT_NE(attach.message().find("volume v: attach \"loop\" is not block or file"),
+            std::string::npos)
+      << attach.message();
 }
 
 TEST(RegistryTest, ValidatesNewVolumes) {
