@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <charconv>
 #include <exception>
+#include <functional>
 
 #include "common/file_util.h"
 
@@ -179,33 +180,37 @@ Status Authorizer::CheckCaller(std::string_view method, const sdbus::MethodCall&
   }
 }
 
-Status Authorizer::CheckReplicas(std::string_view method, const sdbus::MethodCall& call,
-                                 const std::vector<std::string>& addresses) const {
-  // Listed addresses are allowed to every admin: no need to ask the bus.
-  Status listed =
-      CheckReplicaAddresses(method, static_cast<uid_t>(-1), addresses, policy_.replicads);
-  if (listed.ok()) return listed;
+namespace {
+
+// `check` for a caller that is not root; when that refuses, `check` again
+// with the uid of the sender of `call` (asking the bus only then).
+Status CheckAsCaller(std::string_view method, const sdbus::MethodCall& call,
+                     const std::function<Status(uid_t)>& check) {
+  Status as_anyone = check(static_cast<uid_t>(-1));
+  if (as_anyone.ok()) return as_anyone;
   uid_t uid = static_cast<uid_t>(-1);
   try {
     uid = call.getCredsUid();
   } catch (const std::exception& e) {
     return NotAuthorized(method, std::string("cannot read the caller's uid: ") + e.what());
   }
-  return CheckReplicaAddresses(method, uid, addresses, policy_.replicads);
+  return check(uid);
+}
+
+}  // namespace
+
+Status Authorizer::CheckReplicas(std::string_view method, const sdbus::MethodCall& call,
+                                 const std::vector<std::string>& addresses) const {
+  return CheckAsCaller(method, call, [&](uid_t uid) {
+    return CheckReplicaAddresses(method, uid, addresses, policy_.replicads);
+  });
 }
 
 Status Authorizer::CheckTarget(std::string_view method, const sdbus::MethodCall& call,
                                const std::string& target) const {
-  Status configured =
-      CheckBackupTargetUrl(method, static_cast<uid_t>(-1), target, policy_.backup_target);
-  if (configured.ok()) return configured;
-  uid_t uid = static_cast<uid_t>(-1);
-  try {
-    uid = call.getCredsUid();
-  } catch (const std::exception& e) {
-    return NotAuthorized(method, std::string("cannot read the caller's uid: ") + e.what());
-  }
-  return CheckBackupTargetUrl(method, uid, target, policy_.backup_target);
+  return CheckAsCaller(method, call, [&](uid_t uid) {
+    return CheckBackupTargetUrl(method, uid, target, policy_.backup_target);
+  });
 }
 
 }  // namespace shorthorn::fused::dbus

@@ -23,6 +23,17 @@ source "$(dirname "$0")/lib.sh"
 init_test
 FUSED_AUTO_ATTACH=yes
 
+# wait_attached NAME WHEN: waits up to 30 s for State attached.
+wait_attached() {
+  local state="" i
+  for ((i = 0; i < 300; i++)); do
+    state=$(volume_prop "$1" State)
+    [[ $state != attached ]] || return 0
+    sleep 0.1
+  done
+  fail "State of $1 $2: $state after 30 s, expected attached"
+}
+
 start_bus
 start_replicad r1
 start_fused
@@ -61,13 +72,7 @@ detach_volume given-up
 assert_eq "" "$(volume_prop given-up StateReason)" "StateReason of given-up after Detach"
 
 start_replicad r1 "${REPLICAD_PORTS[r1]}"
-state=""
-for ((i = 0; i < 300; i++)); do
-  state=$(volume_prop back State)
-  [[ $state != attached ]] || break
-  sleep 0.1
-done
-assert_eq attached "$state" "State of back after r1 came back (30 s)"
+wait_attached back "after r1 came back"
 assert_eq "" "$(volume_prop back StateReason)" "StateReason once attached"
 dev=$(volume_prop back LoopDevice)
 [[ $dev == /dev/loop* ]] || fail "back came back without its block device: '$dev'"
@@ -83,13 +88,7 @@ assert_eq detached "$(volume_prop given-up State)" "State of given-up (detached 
 # device: keeping the old one across a restart is still to come).
 kill_daemon fused
 start_fused
-state=""
-for ((i = 0; i < 300; i++)); do
-  state=$(volume_prop back State)
-  [[ $state != attached ]] || break
-  sleep 0.1
-done
-assert_eq attached "$state" "State of back after kill -9 of fused (30 s)"
+wait_attached back "after kill -9 of fused"
 dev=$(volume_prop back LoopDevice)
 echo "$dev back" >>"$TEST_DIR/attached-loops"
 got=$(head -c $((8 * MiB)) "$dev" | sha256sum | cut -d' ' -f1)
