@@ -286,6 +286,23 @@ start_replicad() {
 # replica_address NAME: "127.0.0.1:PORT" of replicad NAME.
 replica_address() { echo "127.0.0.1:${REPLICAD_PORTS[$1]}"; }
 
+# assert_fsck_clean DEV WHAT: e2fsck -fn of DEV finds nothing (its output
+# in the failure), WHAT says when.
+assert_fsck_clean() {
+  e2fsck -fn "$1" >"$TEST_DIR/fsck.log" 2>&1 ||
+    fail "e2fsck -fn $1 ($2) is not clean: $(cat "$TEST_DIR/fsck.log")"
+  log "ok: e2fsck -fn $1 clean ($2)"
+}
+
+# start_cluster NAME...: the private bus, one replicad per NAME (r1, r2, ...)
+# and fused with them as its replicads: the start of most tests.
+start_cluster() {
+  local name
+  start_bus
+  for name in "$@"; do start_replicad "$name"; done
+  start_fused
+}
+
 # start_fused: fused on the test's state dir, mount point and dev dir, with
 # every replicad started so far as its default replica set; waits until it
 # answers ListVolumes on the bus. Volumes start detached (auto-attach no)

@@ -34,9 +34,7 @@ wait_attached() {
   fail "State of $1 $2: $state after 30 s, expected attached"
 }
 
-start_bus
-start_replicad r1
-start_fused
+start_cluster r1
 
 addr=$(replica_address r1)
 create_volume back $((64 * MiB)) "$addr" >/dev/null

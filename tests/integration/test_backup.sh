@@ -33,11 +33,6 @@ restore() {
 
 dev_sha() { sha256sum "$1" | cut -d' ' -f1; }
 
-fsck_clean() {
-  e2fsck -fn "$1" >"$TEST_DIR/fsck.log" 2>&1 || fail "e2fsck -fn $1 ($2): $(cat "$TEST_DIR/fsck.log")"
-  log "ok: e2fsck -fn clean ($2)"
-}
-
 # record FIELD BACKUP-URL: a field of the backup's record in the target.
 record() {
   local name=${2##*backup=}
@@ -51,7 +46,7 @@ check_restore() {
   restore "$url" "$name" >/dev/null
   dev=$(attach_volume "$name")
   assert_eq "$sha" "$(dev_sha "$dev")" "sha256 of volume $name restored from $url"
-  fsck_clean "$dev" "restored $name"
+  assert_fsck_clean "$dev" "restored $name"
   mkdir -p "$FS_DIR/$name"
   mount -o ro "$dev" "$FS_DIR/$name"
   verify_checksums "$FS_DIR/$name" "$sums"

@@ -61,7 +61,7 @@ log "backup 1: $url1"
 run_job "restore backup 1" restore_job "$url1" rs-1 >/dev/null
 rdev=$(attach_volume rs-1)
 assert_eq "$sha1" "$(dev_sha "$rdev")" "sha256 of rs-1 restored from S3"
-e2fsck -fn "$rdev" >"$TEST_DIR/fsck.log" 2>&1 || fail "e2fsck -fn on rs-1: $(cat "$TEST_DIR/fsck.log")"
+assert_fsck_clean "$rdev" "rs-1 restored from S3"
 detach_volume rs-1
 log "ok: backup 1 restores from S3 with the snapshot's sha256 and a clean e2fsck"
 

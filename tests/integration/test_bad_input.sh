@@ -10,9 +10,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 init_test
-start_bus
-start_replicad r1
-start_fused
+start_cluster r1
 
 addr=$(replica_address r1)
 manager=$MANAGER_IFACE

@@ -15,10 +15,7 @@ source "$(dirname "$0")/lib.sh"
 
 init_test
 
-start_bus
-start_replicad r1
-start_replicad r2
-start_fused
+start_cluster r1 r2
 
 vol=slow-1
 create_volume "$vol" $((64 * MiB)) "$(replica_address r1)" "$(replica_address r2)" >/dev/null

@@ -13,9 +13,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 init_test
-start_bus
-start_replicad r1
-start_fused
+start_cluster r1
 
 vol=kill-1
 mnt=$FS_DIR/$vol
@@ -53,9 +51,7 @@ assert_eq attached "$(volume_prop "$vol" State)" "State after Attach"
 mount "$dev" "$mnt"
 verify_checksums "$mnt" "$TEST_DIR/sha256sums"
 umount "$mnt"
-e2fsck -fn "$dev" >"$LOG_DIR/e2fsck.log" 2>&1 ||
-  fail "e2fsck -fn $dev not clean after journal replay: $(cat "$LOG_DIR/e2fsck.log")"
-log "ok: e2fsck -fn clean"
+assert_fsck_clean "$dev" "after journal replay"
 detach_volume "$vol"
 
 pass

@@ -18,10 +18,7 @@ source "$(dirname "$0")/lib.sh"
 init_test
 VOL_SIZE=$GiB
 quick_mode || VOL_SIZE=$((4 * GiB))
-start_bus
-start_replicad r1
-start_replicad r2
-start_fused
+start_cluster r1 r2
 
 vol=catchup-1
 a1=$(replica_address r1) a2=$(replica_address r2)

@@ -142,7 +142,7 @@ log "ok: the three replicas hold identical layers and live data"
 for rd in r1 r3 r4; do start_replicad "$rd"; done
 dev=$(attach_volume "$vol")
 assert_eq healthy "$(volume_prop "$vol" Robustness)" "Robustness after re-attach"
-e2fsck -fn "$dev" >"$TEST_DIR/fsck.log" 2>&1 || fail "e2fsck: $(cat "$TEST_DIR/fsck.log")"
+assert_fsck_clean "$dev" "after re-attach"
 mount "$dev" "$mnt"
 verify_checksums "$mnt" "$TEST_DIR/sums"
 umount "$mnt"

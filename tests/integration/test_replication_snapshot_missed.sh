@@ -10,11 +10,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 init_test
-start_bus
-start_replicad r1
-start_replicad r2
-start_replicad r3
-start_fused
+start_cluster r1 r2 r3
 
 vol=missed-1
 a1=$(replica_address r1) a2=$(replica_address r2)

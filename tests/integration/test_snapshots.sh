@@ -13,9 +13,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 init_test
-start_bus
-start_replicad r1
-start_fused
+start_cluster r1
 
 vol=snap-1
 mnt=$FS_DIR/$vol
@@ -28,16 +26,10 @@ snapshot_names() {
     python3 -c 'import json,sys; print(" ".join(s[0] for s in json.load(sys.stdin)["data"] if not s[5]))'
 }
 
-
-fsck_clean() {
-  e2fsck -fn "$1" >"$TEST_DIR/fsck.log" 2>&1 || fail "e2fsck -fn $1 after $2: $(cat "$TEST_DIR/fsck.log")"
-  log "ok: e2fsck -fn clean after $2"
-}
-
 mount_vol() {
   local dev
   dev=$(attach_volume "$vol")
-  fsck_clean "$dev" "$1"
+  assert_fsck_clean "$dev" "after $1"
   mkdir -p "$mnt"
   mount "$dev" "$mnt"
   echo "$dev"
@@ -139,7 +131,7 @@ if ! resize2fs "$dev" >"$TEST_DIR/resize.log" 2>&1; then
   log "online resize refused (no CAP_SYS_RESOURCE here): resizing offline"
   umount "$mnt"
   e2fsck -fy "$dev" >/dev/null 2>&1 || true
-  fsck_clean "$dev" "expand"
+  assert_fsck_clean "$dev" "after expand"
   resize2fs "$dev" >/dev/null 2>&1 || fail "offline resize2fs failed"
   mount "$dev" "$mnt"
 fi

@@ -12,9 +12,7 @@ source "$(dirname "$0")/lib.sh"
 
 init_test
 requires_cmd fstrim du
-start_bus
-start_replicad r1
-start_fused
+start_cluster r1
 
 vol=trim-1
 mnt=$FS_DIR/$vol
