@@ -17,19 +17,39 @@
 #include <sdbus-c++/Types.h>
 
 #include "fused/dbus/dbus_names.h"
+#include "fused/dbus/property_table.h"
 
 namespace shorthorn::fused::dbus {
 
+namespace {
+
+// The Job interface's properties, in the XML's order.
+const PropertyTable<JobInfo>& JobProperties() {
+  static const PropertyTable<JobInfo> table = [] {
+    PropertyTable<JobInfo> t;
+    t.Add("Operation", "s", true, [](const JobInfo& i) { return i.operation; })
+        .Add("Volume", "o", true,
+             [](const JobInfo& i) {
+               // "/" is the usual "no object" for a job that belongs to no volume.
+               return sdbus::ObjectPath(i.volume.empty() ? "/" : VolumeObjectPath(i.volume));
+             })
+        .Add("Target", "s", true, [](const JobInfo& i) { return i.target; })
+        .Add("Progress", "d", false, [](const JobInfo& i) { return i.progress; })
+        .Add("Bytes", "t", false, [](const JobInfo& i) { return i.bytes; })
+        .Add("TotalBytes", "t", false, [](const JobInfo& i) { return i.total_bytes; })
+        .Add("Rate", "t", false, [](const JobInfo& i) { return i.rate; })
+        .Add("State", "s", false, [](const JobInfo& i) { return i.state; })
+        .Add("Message", "s", false, [](const JobInfo& i) { return i.message; })
+        .Add("Cancellable", "b", false, [](const JobInfo& i) { return i.cancellable; });
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
+
 std::vector<std::string> ChangedJobProperties(const JobInfo& before, const JobInfo& after) {
-  std::vector<std::string> changed;
-  if (before.progress != after.progress) changed.push_back("Progress");
-  if (before.bytes != after.bytes) changed.push_back("Bytes");
-  if (before.total_bytes != after.total_bytes) changed.push_back("TotalBytes");
-  if (before.rate != after.rate) changed.push_back("Rate");
-  if (before.state != after.state) changed.push_back("State");
-  if (before.message != after.message) changed.push_back("Message");
-  if (before.cancellable != after.cancellable) changed.push_back("Cancellable");
-  return changed;
+  return JobProperties().Changed(before, after);
 }
 
 bool JobFinished(const JobInfo& info) {
@@ -48,43 +68,7 @@ JobObject::JobObject(sdbus::IConnection& connection, VolumeManager& manager,
 }
 
 void JobObject::RegisterMembers() {
-  auto add = [this](const char* name, const char* signature, auto value_of, sdbus::Flags flags) {
-    object_->registerProperty(
-        kJobInterface, name, signature,
-        [this, name, value_of](sdbus::PropertyGetReply& reply) {
-          GuardHandler(std::string("Get ") + name, [&] { reply << value_of(info_); });
-        },
-        flags);
-  };
-  sdbus::Flags constant;
-  constant.set(sdbus::Flags::CONST_PROPERTY_VALUE);
-  sdbus::Flags changing;  // EMITS_CHANGE_SIGNAL by default
-  add(
-      "Operation", "s", [](const JobInfo& i) { return i.operation; }, constant);
-  add(
-      "Volume", "o",
-      [](const JobInfo& i) {
-        // "/" is the usual "no object" for a job that belongs to no volume.
-        return sdbus::ObjectPath(i.volume.empty() ? "/" : VolumeObjectPath(i.volume));
-      },
-      constant);
-  add(
-      "Target", "s", [](const JobInfo& i) { return i.target; }, constant);
-  add(
-      "Progress", "d", [](const JobInfo& i) { return i.progress; }, changing);
-  add(
-      "Bytes", "t", [](const JobInfo& i) { return i.bytes; }, changing);
-  add(
-      "TotalBytes", "t", [](const JobInfo& i) { return i.total_bytes; }, changing);
-  add(
-      "Rate", "t", [](const JobInfo& i) { return i.rate; }, changing);
-  add(
-      "State", "s", [](const JobInfo& i) { return i.state; }, changing);
-  add(
-      "Message", "s", [](const JobInfo& i) { return i.message; }, changing);
-  add(
-      "Cancellable", "b", [](const JobInfo& i) { return i.cancellable; }, changing);
-
+  JobProperties().Register(*object_, kJobInterface, info_);
   object_->registerMethod(kJobInterface, "Cancel", "", {}, "", {}, [this](sdbus::MethodCall call) {
     GuardHandler("Cancel", [&] { HandleCancel(std::move(call)); });
   });

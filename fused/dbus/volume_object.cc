@@ -27,6 +27,7 @@
 
 #include "fused/dbus/dbus_names.h"
 #include "fused/dbus/dbus_options.h"
+#include "fused/dbus/property_table.h"
 
 namespace shorthorn::fused::dbus {
 namespace {
@@ -51,20 +52,26 @@ std::vector<SnapshotStruct> SnapshotStructs(const std::vector<SnapshotInfo>& sna
   return out;
 }
 
-auto ReplicaTie(const ReplicaInfo& r) { return std::tie(r.address, r.name, r.mode); }
-
-auto SnapshotTie(const SnapshotInfo& s) {
-  return std::tie(s.name, s.parent, s.created, s.user_created, s.size_held, s.removed);
-}
-
-// Element-wise equality of two lists compared through `tie`.
-template <typename T, typename Tie>
-bool SameList(const std::vector<T>& a, const std::vector<T>& b, Tie tie) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (tie(a[i]) != tie(b[i])) return false;
-  }
-  return true;
+// The Volume interface's properties, in the XML's order.
+const PropertyTable<VolumeInfo>& VolumeProperties() {
+  static const PropertyTable<VolumeInfo> table = [] {
+    PropertyTable<VolumeInfo> t;
+    t.Add("Name", "s", true, [](const VolumeInfo& i) { return i.name; })
+        .Add("Size", "t", false, [](const VolumeInfo& i) { return i.size; })
+        .Add("ActualSize", "t", false, [](const VolumeInfo& i) { return i.actual_size; })
+        .Add("State", "s", false, [](const VolumeInfo& i) { return i.state; })
+        .Add("Replicas", "a(sss)", false,
+             [](const VolumeInfo& i) { return ReplicaStructs(i.replicas); })
+        .Add("FrontendPath", "s", false, [](const VolumeInfo& i) { return i.frontend_path; })
+        .Add("LoopDevice", "s", false, [](const VolumeInfo& i) { return i.loop_device; })
+        .Add("Snapshots", "a(sssbtb)", false,
+             [](const VolumeInfo& i) { return SnapshotStructs(i.snapshots); })
+        .Add("ReplicaCount", "u", false, [](const VolumeInfo& i) { return i.replica_count; })
+        .Add("Robustness", "s", false, [](const VolumeInfo& i) { return i.robustness; })
+        .Add("StateReason", "s", false, [](const VolumeInfo& i) { return i.state_reason; });
+    return t;
+  }();
+  return table;
 }
 
 // Reads the a{sv} argument of `call` and converts it, or throws the error.
@@ -84,18 +91,7 @@ void ThrowIfError(const Status& status) {
 
 std::vector<std::string> ChangedVolumeProperties(const VolumeInfo& before,
                                                  const VolumeInfo& after) {
-  std::vector<std::string> changed;
-  if (before.size != after.size) changed.push_back("Size");
-  if (before.actual_size != after.actual_size) changed.push_back("ActualSize");
-  if (before.state != after.state) changed.push_back("State");
-  if (!SameList(before.replicas, after.replicas, ReplicaTie)) changed.push_back("Replicas");
-  if (before.frontend_path != after.frontend_path) changed.push_back("FrontendPath");
-  if (before.loop_device != after.loop_device) changed.push_back("LoopDevice");
-  if (!SameList(before.snapshots, after.snapshots, SnapshotTie)) changed.push_back("Snapshots");
-  if (before.replica_count != after.replica_count) changed.push_back("ReplicaCount");
-  if (before.robustness != after.robustness) changed.push_back("Robustness");
-  if (before.state_reason != after.state_reason) changed.push_back("StateReason");
-  return changed;
+  return VolumeProperties().Changed(before, after);
 }
 
 VolumeObject::VolumeObject(sdbus::IConnection& connection, VolumeManager& manager,
@@ -113,43 +109,7 @@ VolumeObject::VolumeObject(sdbus::IConnection& connection, VolumeManager& manage
 }
 
 void VolumeObject::RegisterProperties() {
-  // Each getter reads info_ when sd-bus asks (Get, GetAll, PropertiesChanged,
-  // InterfacesAdded, GetManagedObjects).
-  auto add = [this](const char* name, const char* signature, auto value_of, sdbus::Flags flags) {
-    object_->registerProperty(
-        kVolumeInterface, name, signature,
-        [this, name, value_of](sdbus::PropertyGetReply& reply) {
-          GuardHandler(std::string("Get ") + name, [&] { reply << value_of(info_); });
-        },
-        flags);
-  };
-  sdbus::Flags constant;
-  constant.set(sdbus::Flags::CONST_PROPERTY_VALUE);
-  sdbus::Flags changing;  // EMITS_CHANGE_SIGNAL by default
-  add(
-      "Name", "s", [](const VolumeInfo& i) { return i.name; }, constant);
-  add(
-      "Size", "t", [](const VolumeInfo& i) { return i.size; }, changing);
-  add(
-      "ActualSize", "t", [](const VolumeInfo& i) { return i.actual_size; }, changing);
-  add(
-      "State", "s", [](const VolumeInfo& i) { return i.state; }, changing);
-  add(
-      "Replicas", "a(sss)", [](const VolumeInfo& i) { return ReplicaStructs(i.replicas); },
-      changing);
-  add(
-      "FrontendPath", "s", [](const VolumeInfo& i) { return i.frontend_path; }, changing);
-  add(
-      "LoopDevice", "s", [](const VolumeInfo& i) { return i.loop_device; }, changing);
-  add(
-      "Snapshots", "a(sssbtb)", [](const VolumeInfo& i) { return SnapshotStructs(i.snapshots); },
-      changing);
-  add(
-      "ReplicaCount", "u", [](const VolumeInfo& i) { return i.replica_count; }, changing);
-  add(
-      "Robustness", "s", [](const VolumeInfo& i) { return i.robustness; }, changing);
-  add(
-      "StateReason", "s", [](const VolumeInfo& i) { return i.state_reason; }, changing);
+  VolumeProperties().Register(*object_, kVolumeInterface, info_);
 }
 
 void VolumeObject::RegisterMethods() {

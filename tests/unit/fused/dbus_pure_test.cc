@@ -277,6 +277,29 @@ TEST(VolumePropertiesTest, ListsActualSizeAndSnapshots) {
   EXPECT_EQ(ChangedVolumeProperties(a, c), (std::vector<std::string>{"Snapshots"}));
 }
 
+TEST(VolumePropertiesTest, ListsEveryChangingPropertyButNotNameOrRevision) {
+  VolumeInfo a;
+  a.name = "v";
+  VolumeInfo b = a;
+  b.name = "w";    // constant: never in PropertiesChanged
+  b.revision = 7;  // not a property
+  EXPECT_TRUE(ChangedVolumeProperties(a, b).empty());
+  b.size = 1;
+  b.actual_size = 1;
+  b.state = "attached";
+  b.replicas = {{"h:1", "r1", "RW"}};
+  b.frontend_path = "/f";
+  b.loop_device = "/dev/loop1";
+  b.snapshots = {{"s1", "", "t", true, 0, false}};
+  b.replica_count = 1;
+  b.robustness = "healthy";
+  b.state_reason = "why";
+  EXPECT_EQ(ChangedVolumeProperties(a, b),
+            (std::vector<std::string>{"Size", "ActualSize", "State", "Replicas", "FrontendPath",
+                                      "LoopDevice", "Snapshots", "ReplicaCount", "Robustness",
+                                      "StateReason"}));
+}
+
 TEST(JobPropertiesTest, ListsOnlyWhatChangedAndKnowsTheEnd) {
   EXPECT_EQ(JobObjectPath(42), "/org/shorthorn/Storage1/jobs/42");
   JobInfo a;
