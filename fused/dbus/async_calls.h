@@ -77,4 +77,15 @@ class AsyncCalls {
   KeyedExecutor executor_;  // last: its workers use the members above until Stop
 };
 
+// The Reply that sends `values` in order (none: an empty reply). The values
+// are plain data, copied into the Reply on the worker.
+template <typename... T>
+AsyncCalls::Reply ReplyWith(T... values) {
+  return [values...](sdbus::MethodCall& call) {
+    auto reply = call.createReply();
+    if constexpr (sizeof...(T) > 0) (reply << ... << values);
+    reply.send();
+  };
+}
+
 }  // namespace shorthorn::fused::dbus

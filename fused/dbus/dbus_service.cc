@@ -250,11 +250,7 @@ void DbusService::HandleCreateVolume(sdbus::MethodCall call) {
                 // Export the object before the reply even if the listener is late.
                 Result<VolumeInfo> info = manager_.GetVolume(name);
                 if (info.ok()) events_->VolumeAdded(*info);
-                return [name](sdbus::MethodCall& call) {
-                  auto reply = call.createReply();
-                  reply << sdbus::ObjectPath(VolumeObjectPath(name));
-                  reply.send();
-                };
+                return ReplyWith(sdbus::ObjectPath(VolumeObjectPath(name)));
               });
 }
 
@@ -271,7 +267,7 @@ void DbusService::HandleDeleteVolume(sdbus::MethodCall call) {
                 Status deleted = manager_.DeleteVolume(name, options);
                 if (!deleted.ok()) throw ToDbusError(deleted);
                 events_->VolumeRemoved(name);
-                return [](sdbus::MethodCall& call) { call.createReply().send(); };
+                return ReplyWith();
               });
 }
 
@@ -296,11 +292,7 @@ void DbusService::HandleListJobs(sdbus::MethodCall call) {
 
 AsyncCalls::Reply DbusService::JobReply(uint64_t id) {
   events_->RequestJobRefresh(id);  // applied before the reply is sent
-  return [id](sdbus::MethodCall& call) {
-    auto reply = call.createReply();
-    reply << sdbus::ObjectPath(JobObjectPath(id));
-    reply.send();
-  };
+  return ReplyWith(sdbus::ObjectPath(JobObjectPath(id)));
 }
 
 // ListBackups talks to the target with fused's credentials (and to any
@@ -319,18 +311,14 @@ void DbusService::HandleListBackups(sdbus::MethodCall call) {
               [this, target, volume, options = std::move(*options)]() -> AsyncCalls::Reply {
                 auto backups = manager_.ListBackups(target, volume, options);
                 if (!backups.ok()) throw ToDbusError(backups.status());
-                return [backups = std::move(*backups)](sdbus::MethodCall& call) {
-                  std::vector<sdbus::Struct<std::string, std::string, std::string, std::string,
-                                            std::string, uint64_t, uint64_t>>
-                      out;
-                  for (const auto& b : backups) {
-                    out.emplace_back(b.url, b.name, b.volume, b.snapshot, b.created, b.size,
-                                     b.blocks);
-                  }
-                  auto reply = call.createReply();
-                  reply << out;
-                  reply.send();
-                };
+                std::vector<sdbus::Struct<std::string, std::string, std::string, std::string,
+                                          std::string, uint64_t, uint64_t>>
+                    out;
+                for (const auto& b : *backups) {
+                  out.emplace_back(b.url, b.name, b.volume, b.snapshot, b.created, b.size,
+                                   b.blocks);
+                }
+                return ReplyWith(std::move(out));
               });
 }
 

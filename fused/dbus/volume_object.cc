@@ -146,7 +146,7 @@ void VolumeObject::RunChange(const std::string& method, sdbus::MethodCall call,
           [change = std::move(change)](VolumeManager& manager,
                                        const std::string& volume) -> AsyncCalls::Reply {
             ThrowIfError(change(manager, volume));
-            return [](sdbus::MethodCall& call) { call.createReply().send(); };
+            return ReplyWith();
           });
 }
 
@@ -162,11 +162,7 @@ void VolumeObject::RunJob(
             // Its object exists before the reply: the loop applies the
             // events queued here before it sends the reply.
             events->RequestJobRefresh(*job);
-            return [id = *job](sdbus::MethodCall& call) {
-              auto reply = call.createReply();
-              reply << sdbus::ObjectPath(JobObjectPath(id));
-              reply.send();
-            };
+            return ReplyWith(sdbus::ObjectPath(JobObjectPath(*job)));
           });
 }
 
@@ -197,11 +193,7 @@ void VolumeObject::HandleAttach(sdbus::MethodCall call) {
           [options](VolumeManager& manager, const std::string& volume) -> AsyncCalls::Reply {
             Result<std::string> device = manager.Attach(volume, options);
             ThrowIfError(device.status());
-            return [device = *device](sdbus::MethodCall& call) {
-              auto reply = call.createReply();
-              reply << device;
-              reply.send();
-            };
+            return ReplyWith(*device);
           });
 }
 
