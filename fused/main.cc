@@ -1,17 +1,25 @@
 // shorthorn-fused: serves volumes as files on a FUSE mount, attaches them to
 // loop devices, and owns org.shorthorn.Storage1 on the system bus. This file
 // only wires the parts together and waits for SIGTERM/SIGINT.
+//
+// Restarts keep the volumes in use: SIGTERM hands the FUSE connection and
+// the busy volumes over to the next fused (FuseFrontend::HandOver,
+// VolumeService::Shutdown), which takes them over at start.
+// `--takeover` starts a new fused while the old one runs (an upgrade
+// without systemd): it stops the old one with SIGTERM and waits for it.
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
-
 #include <iostream>
+#include <vector>
 
 #include "common/auth.h"
 #include "common/file_util.h"
 #include "common/log.h"
+#include "common/pid_file.h"
 #include "config/daemon_config.h"
 #include "fused/dbus/dbus_service.h"
 #include "fused/fuse/fuse_frontend.h"
@@ -23,16 +31,60 @@
 
 using namespace shorthorn;
 
+namespace {
+
+constexpr const char* kTakeoverFlag = "--takeover";
+constexpr auto kTakeoverWait = std::chrono::seconds(120);
+
+// The one fused of this state directory. With `takeover`, a running one is
+// asked to hand over (SIGTERM) and waited for.
+Result<PidFile> LockInstance(const std::string& state_dir, bool takeover) {
+  const std::string path = state_dir + "/fused.pid";
+  auto lock = PidFile::Lock(path);
+  if (lock.ok() || lock.status().kind() != ErrorKind::kBusy) return lock;
+  pid_t old = PidFile::Owner(path);
+  if (!takeover || old <= 0) {
+    return Status(ErrorKind::kBusy,
+                  "another shorthorn-fused (pid " + std::to_string(old) + ") serves " + state_dir +
+                      ": stop it, or start this one with --takeover to replace it");
+  }
+  LogInfo("takeover: asking shorthorn-fused pid " + std::to_string(old) + " to hand over");
+  if (::kill(old, SIGTERM) != 0 && errno != ESRCH) {
+    return ErrnoStatus(errno, "signal shorthorn-fused pid " + std::to_string(old));
+  }
+  return PidFile::Lock(path, kTakeoverWait);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   TuneAllocator();
+  if (argc >= 2 && std::strcmp(argv[1], fused::kFuseFdHolderFlag) == 0) {
+    SetLogComponent("fuse-holder");
+    return fused::RunFuseFdHolder(argc, argv);
+  }
   SetLogComponent("fused");
-  auto loaded = config::LoadFusedConfig(argc, argv);
+  bool takeover = false;
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (i > 0 && std::strcmp(argv[i], kTakeoverFlag) == 0) {
+      takeover = true;
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  auto loaded = config::LoadFusedConfig(static_cast<int>(args.size()), args.data());
   if (!loaded.ok()) {
     std::cerr << "shorthorn-fused: " << loaded.status().message() << "\n";
     return 2;
   }
   if (loaded->exit_now) {
     std::cout << loaded->output;
+    if (loaded->output.rfind("Usage", 0) == 0) {
+      std::cout << "\nCommand line only:\n  --takeover            replace the shorthorn-fused "
+                   "running on this state directory\n                        (it hands its "
+                   "volumes over; nothing is detached)\n";
+    }
     return 0;
   }
   const config::FusedConfig& c = loaded->config;
@@ -60,6 +112,12 @@ int main(int argc, char** argv) {
     }
   }
 
+  auto instance = LockInstance(c.state_dir, takeover);
+  if (!instance.ok()) {
+    LogError(instance.status().message());
+    return 1;
+  }
+
   auto key = auth::LoadDaemonKey(c.cluster_key);
   if (!key.ok()) {
     LogError(key.status().message());
@@ -67,7 +125,7 @@ int main(int argc, char** argv) {
   }
 
   fused::FuseFrontend fuse(
-      {c.mount_point, c.fuse_threads, c.max_background, c.max_request_kib * 1024});
+      {c.mount_point, c.fuse_threads, c.max_background, c.max_request_kib * 1024, c.state_dir});
   Status s = fuse.Start();
   if (!s.ok()) {
     LogError(s.message());
@@ -122,7 +180,14 @@ int main(int argc, char** argv) {
   }
   LogInfo(std::string("stopping on ") + strsignal(sig));
   dbus.Stop();
-  service.Shutdown();
-  fuse.Stop();
+  const bool hand_over = fuse.HandOver();
+  service.Shutdown(hand_over);
+  if (fuse.Stop()) {
+    // The FUSE workers still block in read(): end the process here. Every
+    // volume is flushed and closed; the registry is saved.
+    LogInfo("handed over; exiting");
+    std::fflush(nullptr);
+    std::_Exit(0);
+  }
   return 0;
 }

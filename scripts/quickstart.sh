@@ -118,6 +118,22 @@ alive() {
   [[ $(basename -- "$argv0") == "$prog" ]]
 }
 
+# fuse_mounted: true when the FUSE mount is there. Reads mountinfo only: a
+# stat of a FUSE mount that no fused serves would wait.
+fuse_mounted() {
+  awk -v m="$VOLUMES_DIR" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo
+}
+
+# stop_holder: ends the process that keeps fused's FUSE connection across
+# restarts (it exits by itself once the mount is gone).
+stop_holder() {
+  local pid
+  for pid in $(pgrep -f -x -- "shorthorn-fuse-holder --fuse-fd-holder $STATE_DIR/fuse-holder.sock"); do
+    say "ending the FUSE connection kept by pid $pid (no shorthorn-fused serves it)"
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+}
+
 # stop PID PROGRAM WHAT: SIGTERM, SIGKILL after 30 s.
 stop() {
   local pid=$1 prog=$2 what=$3 i
@@ -278,13 +294,13 @@ ensure_fused() {
   if fused_ok; then
     die "another shorthorn-fused already owns $BUS_NAME on this bus; stop it first"
   fi
-  # A FUSE mount left by a fused that died.
-  if mountpoint -q "$VOLUMES_DIR"; then
-    say "removing the stale FUSE mount $VOLUMES_DIR"
-    fusermount3 -uz "$VOLUMES_DIR" 2>/dev/null || umount -l "$VOLUMES_DIR"
-  fi
+  # After a crash the FUSE mount is either kept alive for the new fused (by
+  # shorthorn-fuse-holder), which takes it over with the volume still
+  # attached and mounted, or dead, and fused clears it itself.
   bin=$(find_binary shorthorn-fused)
-  mkdir -p "$STATE_DIR" "$VOLUMES_DIR"
+  # Not $VOLUMES_DIR itself: fused makes it, and a stat of a kept FUSE mount
+  # waits until fused serves it again.
+  mkdir -p "$STATE_DIR" "$(dirname "$VOLUMES_DIR")"
   : >"$RUN_DIR/fused.conf"
   setsid "$bin" --config "$RUN_DIR/fused.conf" --state-dir "$STATE_DIR" \
     --mount-point "$VOLUMES_DIR" --dev-dir "$DEV_DIR" --replicads "127.0.0.1:$PORT" \
@@ -319,10 +335,15 @@ ensure_attached() {
     dev=$(volume_prop LoopDevice)
     [[ -n $dev ]] || die "volume $VOLUME is attached without a block device; detach it first"
     say "volume $VOLUME already attached at $dev" >&2
-  else
-    dev=$(busctl --system call "$BUS_NAME" "$VOLUME_PATH" "$VOLUME_IFACE" Attach 'a{sv}' 0 |
-      sed -E 's/^s "(.*)"$/\1/')
+  elif dev=$(busctl --system call "$BUS_NAME" "$VOLUME_PATH" "$VOLUME_IFACE" Attach 'a{sv}' 0 |
+    sed -E 's/^s "(.*)"$/\1/') && [[ -n $dev ]]; then
     say "attached volume $VOLUME at $dev" >&2
+  elif [[ $(volume_prop State) == attached ]]; then
+    # fused attached it again by itself meanwhile (after a restart).
+    dev=$(volume_prop LoopDevice)
+    say "volume $VOLUME attached again by shorthorn-fused at $dev" >&2
+  else
+    die "cannot attach volume $VOLUME; see $LOG_DIR/fused.log"
   fi
   echo "$dev"
 }
@@ -481,8 +502,14 @@ cmd_down() {
   [[ $# -eq 0 || $purge -eq 1 ]] || die "usage: $0 down [--purge]"
   load_state
   local was_running=0
-  if [[ -f $STATE_FILE ]] || mountpoint -q "$MOUNT" || mountpoint -q "$VOLUMES_DIR"; then
+  if [[ -f $STATE_FILE ]] || mountpoint -q "$MOUNT" || fuse_mounted; then
     was_running=1
+  fi
+  if ! alive "$FUSED_PID" shorthorn-fused; then
+    # fused died: nothing would answer the FUSE connection its holder kept,
+    # and unmounting the file system on it would wait forever. End it (the
+    # file system loses what was not yet synced, as at a power cut).
+    stop_holder
   fi
   if mountpoint -q "$MOUNT"; then
     say "unmounting $MOUNT"
@@ -506,7 +533,8 @@ cmd_down() {
     say "detaching leftover loop device $dev"
     losetup -d "$dev" || true
   done
-  if mountpoint -q "$VOLUMES_DIR"; then
+  stop_holder
+  if fuse_mounted; then
     say "unmounting the leftover FUSE mount $VOLUMES_DIR"
     fusermount3 -uz "$VOLUMES_DIR" 2>/dev/null || umount -l "$VOLUMES_DIR" || true
   fi

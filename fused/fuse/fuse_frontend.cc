@@ -10,16 +10,36 @@
 // fsync is FLUSH on every replica and is never answered with ENOSYS (the
 // kernel would stop sending flushes and ext4's journal would lose its
 // barriers). flush (on close) has nothing to write back with direct I/O.
+//
+// Takeover. libfuse answers every request with EIO until it has processed an
+// INIT, and a connection gets only one INIT from the kernel. So the session
+// uses its own I/O functions (fuse_session_custom_io): the read function
+// records the kernel's INIT request in the state file, and at a takeover
+// that request is fed to the new session (fuse_session_process_buf) with a
+// unique the kernel never uses; the write function drops the reply to it.
+// The same init() then agrees to the same settings as before (max_write is
+// never below the old one: the kernel would send larger requests than the
+// new buffers hold). The descriptor must be the very one the old process
+// used (not a clone): the requests it had read wait on that descriptor's
+// processing list, and FUSE_NOTIFY_RESEND (a 16-byte header with unique 0
+// and code 7; libfuse 3.14 has no helper) puts them back in the queue with
+// bit 63 of their unique set. Those requests are replayed like new ones:
+// reads, writes, flushes and discards of a block device are idempotent.
 #define FUSE_USE_VERSION 312
 #include "fused/fuse/fuse_frontend.h"
 
 #include <fuse_lowlevel.h>
 #include <linux/falloc.h>
+#include <linux/fuse.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sys/uio.h>
+
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <vector>
 
 #include "common/log.h"
@@ -28,10 +48,14 @@ namespace shorthorn::fused {
 namespace {
 
 constexpr double kAttrTimeout = 1.0;
+// The unique of the INIT request replayed at a takeover: odd, so never one
+// the kernel hands out (it counts in steps of two).
+constexpr uint64_t kReplayedInitUnique = 0x5348'0000'0000'0001ULL;
+constexpr int32_t kFuseNotifyResend = 7;  // FUSE_NOTIFY_RESEND, protocol 7.40
 
 FuseFrontend* Self(fuse_req_t req) { return static_cast<FuseFrontend*>(fuse_req_userdata(req)); }
 
-void FillAttr(const FuseFrontend::Volume* v, struct stat* st) {
+void FillAttr(const FuseFrontend::Volume* v, uint64_t size, struct stat* st) {
   std::memset(st, 0, sizeof(*st));
   if (v == nullptr) {
     st->st_ino = FUSE_ROOT_ID;
@@ -42,7 +66,7 @@ void FillAttr(const FuseFrontend::Volume* v, struct stat* st) {
   st->st_ino = v->ino;
   st->st_mode = S_IFREG | 0600;
   st->st_nlink = 1;
-  st->st_size = static_cast<off_t>(v->backend->Size());
+  st->st_size = static_cast<off_t>(size);
   st->st_blksize = 4096;
   st->st_blocks = st->st_size / 512;
 }
@@ -57,6 +81,66 @@ void OnInit(void* userdata, fuse_conn_info* conn) {
   conn->max_readahead = 0;
   if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  self->Initialized();
+}
+
+ssize_t ReadRequestIo(int fd, void* buf, size_t len, void* userdata) {
+  return static_cast<FuseFrontend*>(userdata)->ReadRequest(fd, buf, len);
+}
+
+ssize_t WriteReplyIo(int fd, struct iovec* iov, int count, void* userdata) {
+  return static_cast<FuseFrontend*>(userdata)->WriteReply(fd, iov, count);
+}
+
+// Runs fn(Backend*) for a request on inode `ino`: at once, or once the file
+// is attached again (fn gets nullptr if it is removed instead). `hold`
+// turns fn into the held form (a write must copy its data, which lives in
+// libfuse's buffer only until the handler returns).
+template <class Fn, class MakeHeld>
+void Serve(fuse_req_t req, fuse_ino_t ino, Fn fn, MakeHeld hold) {
+  FuseFrontend* self = Self(req);
+  std::shared_ptr<FuseFrontend::Volume> v;
+  std::shared_ptr<Backend> backend;
+  switch (self->Admit(ino, &v, &backend)) {
+    case FuseFrontend::Admission::kUnknown:
+      fuse_reply_err(req, ENOENT);
+      return;
+    case FuseFrontend::Admission::kRun:
+      fn(backend.get());
+      self->Done();
+      return;
+    case FuseFrontend::Admission::kWait:
+      self->Hold(v, hold(std::move(fn)));
+      return;
+    case FuseFrontend::Admission::kDrop:
+      fuse_reply_none(req);  // the next fused gets it again
+      return;
+  }
+}
+
+template <class Fn>
+void Serve(fuse_req_t req, fuse_ino_t ino, Fn fn) {
+  Serve(req, ino, std::move(fn), [](Fn f) { return FuseFrontend::Work(std::move(f)); });
+}
+
+// "0:53": the device of the FUSE mount at `mount_point`; empty if none.
+std::string MountDevice(const std::string& mount_point) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  std::string found;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, device, root, point;
+    fields >> id >> parent >> device >> root >> point;
+    if (point != mount_point) continue;
+    auto dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::istringstream tail(line.substr(dash + 3));
+    std::string type;
+    tail >> type;
+    found = type == "fuse.shorthorn" || type == "fuse" ? device : "";  // the last one is on top
+  }
+  return found;
 }
 
 void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -69,21 +153,21 @@ void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   e.ino = v->ino;
   e.attr_timeout = kAttrTimeout;
   e.entry_timeout = kAttrTimeout;
-  FillAttr(v.get(), &e.attr);
+  FillAttr(v.get(), Self(req)->SizeOf(*v), &e.attr);
   fuse_reply_entry(req, &e);
 }
 
 void OnGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   struct stat st;
   if (ino == FUSE_ROOT_ID) {
-    FillAttr(nullptr, &st);
+    FillAttr(nullptr, 0, &st);
   } else {
     auto v = Self(req)->FindByIno(ino);
     if (!v) {
       fuse_reply_err(req, ENOENT);
       return;
     }
-    FillAttr(v.get(), &st);
+    FillAttr(v.get(), Self(req)->SizeOf(*v), &st);
   }
   fuse_reply_attr(req, &st, kAttrTimeout);
 }
@@ -136,98 +220,110 @@ void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
-  auto v = Self(req)->FindByIno(ino);
-  if (!v) {
-    fuse_reply_err(req, ENOENT);
-    return;
-  }
-  uint64_t end = v->backend->Size();
-  if (off < 0 || static_cast<uint64_t>(off) >= end || size == 0) {
-    fuse_reply_buf(req, nullptr, 0);
-    return;
-  }
-  size = std::min<uint64_t>(size, end - static_cast<uint64_t>(off));
-  v->backend->Read(static_cast<uint64_t>(off), static_cast<uint32_t>(size),
-                   [req](Status s, std::vector<uint8_t> data) {
-                     if (!s.ok()) {
-                       fuse_reply_err(req, s.sys_errno());
-                     } else {
-                       fuse_reply_buf(req, reinterpret_cast<const char*>(data.data()), data.size());
-                     }
-                   });
+  Serve(req, ino, [req, size, off](Backend* b) {
+    if (b == nullptr) {
+      fuse_reply_err(req, EIO);
+      return;
+    }
+    uint64_t end = b->Size();
+    if (off < 0 || static_cast<uint64_t>(off) >= end || size == 0) {
+      fuse_reply_buf(req, nullptr, 0);
+      return;
+    }
+    uint64_t n = std::min<uint64_t>(size, end - static_cast<uint64_t>(off));
+    b->Read(static_cast<uint64_t>(off), static_cast<uint32_t>(n),
+            [req](Status s, std::vector<uint8_t> data) {
+              if (!s.ok()) {
+                fuse_reply_err(req, s.sys_errno());
+              } else {
+                fuse_reply_buf(req, reinterpret_cast<const char*>(data.data()), data.size());
+              }
+            });
+  });
 }
 
-void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
-             fuse_file_info*) {
-  auto v = Self(req)->FindByIno(ino);
-  if (!v) {
-    fuse_reply_err(req, ENOENT);
+void WriteTo(Backend* b, fuse_req_t req, const uint8_t* data, size_t size, off_t off) {
+  if (b == nullptr) {
+    fuse_reply_err(req, EIO);
     return;
   }
-  uint64_t end = v->backend->Size();
+  uint64_t end = b->Size();
   if (off < 0 || static_cast<uint64_t>(off) + size > end) {
     fuse_reply_err(req, static_cast<uint64_t>(off) >= end ? ENOSPC : EFBIG);
     return;
   }
-  v->backend->Write(static_cast<uint64_t>(off), {reinterpret_cast<const uint8_t*>(buf), size},
-                    [req, size](Status s) {
-                      if (!s.ok()) {
-                        fuse_reply_err(req, s.sys_errno());
-                      } else {
-                        fuse_reply_write(req, size);
-                      }
-                    });
+  b->Write(static_cast<uint64_t>(off), {data, size}, [req, size](Status s) {
+    if (!s.ok()) {
+      fuse_reply_err(req, s.sys_errno());
+    } else {
+      fuse_reply_write(req, size);
+    }
+  });
+}
+
+void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
+             fuse_file_info*) {
+  const auto* data = reinterpret_cast<const uint8_t*>(buf);
+  Serve(
+      req, ino, [req, data, size, off](Backend* b) { WriteTo(b, req, data, size, off); },
+      [req, data, size, off](auto) {
+        auto copy = std::make_shared<std::vector<uint8_t>>(data, data + size);
+        return FuseFrontend::Work(
+            [req, copy, off](Backend* b) { WriteTo(b, req, copy->data(), copy->size(), off); });
+      });
 }
 
 void OnFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
-  auto v = Self(req)->FindByIno(ino);
-  if (!v) {
-    fuse_reply_err(req, ENOENT);
-    return;
-  }
-  v->backend->Flush([req](Status s) { fuse_reply_err(req, s.ok() ? 0 : s.sys_errno()); });
+  Serve(req, ino, [req](Backend* b) {
+    if (b == nullptr) {
+      fuse_reply_err(req, EIO);
+      return;
+    }
+    b->Flush([req](Status s) { fuse_reply_err(req, s.ok() ? 0 : s.sys_errno()); });
+  });
 }
 
 void OnFlush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
 
 void OnFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t length,
                  fuse_file_info*) {
-  auto v = Self(req)->FindByIno(ino);
-  if (!v) {
-    fuse_reply_err(req, ENOENT);
-    return;
-  }
-  uint64_t end = v->backend->Size();
   if (off < 0 || length <= 0) {
     fuse_reply_err(req, EINVAL);
     return;
   }
-  uint64_t start = static_cast<uint64_t>(off);
-  uint64_t stop = start + static_cast<uint64_t>(length);
-  if (!(mode & FALLOC_FL_KEEP_SIZE) && stop > end) {
-    fuse_reply_err(req, EFBIG);  // the size changes only through Expand
-    return;
-  }
-  if (start >= end) {
-    fuse_reply_err(req, 0);
-    return;
-  }
-  stop = std::min(stop, end);
-  int op = mode & ~FALLOC_FL_KEEP_SIZE;
-  if (op == 0) {
-    // Thin provisioning: reserving space is not promised, but not an error.
-    fuse_reply_err(req, 0);
-    return;
-  }
-  if (op != FALLOC_FL_PUNCH_HOLE && op != FALLOC_FL_ZERO_RANGE) {
-    // Never ENOSYS: the kernel would stop sending fallocate, and trim with it.
-    fuse_reply_err(req, EOPNOTSUPP);
-    return;
-  }
-  // Holes read as zeros, so the loop device's WRITE_ZEROES (ZERO_RANGE) and
-  // discard (PUNCH_HOLE) both become UNMAP.
-  v->backend->Unmap(start, stop - start,
-                    [req](Status s) { fuse_reply_err(req, s.ok() ? 0 : s.sys_errno()); });
+  Serve(req, ino, [req, mode, off, length](Backend* b) {
+    if (b == nullptr) {
+      fuse_reply_err(req, EIO);
+      return;
+    }
+    uint64_t end = b->Size();
+    uint64_t start = static_cast<uint64_t>(off);
+    uint64_t stop = start + static_cast<uint64_t>(length);
+    if (!(mode & FALLOC_FL_KEEP_SIZE) && stop > end) {
+      fuse_reply_err(req, EFBIG);  // the size changes only through Expand
+      return;
+    }
+    if (start >= end) {
+      fuse_reply_err(req, 0);
+      return;
+    }
+    stop = std::min(stop, end);
+    int op = mode & ~FALLOC_FL_KEEP_SIZE;
+    if (op == 0) {
+      // Thin provisioning: reserving space is not promised, but not an error.
+      fuse_reply_err(req, 0);
+      return;
+    }
+    if (op != FALLOC_FL_PUNCH_HOLE && op != FALLOC_FL_ZERO_RANGE) {
+      // Never ENOSYS: the kernel would stop sending fallocate, and trim with it.
+      fuse_reply_err(req, EOPNOTSUPP);
+      return;
+    }
+    // Holes read as zeros, so the loop device's WRITE_ZEROES (ZERO_RANGE) and
+    // discard (PUNCH_HOLE) both become UNMAP.
+    b->Unmap(start, stop - start,
+             [req](Status s) { fuse_reply_err(req, s.ok() ? 0 : s.sys_errno()); });
+  });
 }
 
 void Refuse(fuse_req_t req) { fuse_reply_err(req, EPERM); }
@@ -267,17 +363,53 @@ fuse_lowlevel_ops MakeOps() {
 
 }  // namespace
 
-FuseFrontend::FuseFrontend(FuseSettings settings) : settings_(std::move(settings)) {}
+FuseFrontend::FuseFrontend(FuseSettings settings)
+    : settings_(std::move(settings)), keeper_(settings_.state_dir + "/fuse-holder.sock") {}
 
-FuseFrontend::~FuseFrontend() { Stop(); }
+FuseFrontend::~FuseFrontend() {
+  // Kept for the next fused: the workers block in read() until the process
+  // ends.
+  if (Stop() && loop_.joinable()) loop_.detach();
+}
+
+std::string FuseFrontend::state_path() const { return settings_.state_dir + "/fuse-session.json"; }
 
 Status FuseFrontend::Start() {
   const std::string& mp = settings_.mount_point;
-  // A daemon killed with -9 leaves a dead mount ("transport endpoint is not
-  // connected"); detach it so we can mount again.
-  if (::umount2(mp.c_str(), MNT_DETACH) == 0) {
+  auto held = keeper_.Take();
+  if (held.ok()) {
+    auto state = LoadSessionState(state_path());
+    std::string device = MountDevice(mp);
+    Status why;
+    if (!state.ok()) {
+      why = state.status();
+    } else if (device.empty() || device != state->mount_device) {
+      why = Status(ErrorKind::kFailed, "the kept connection is not the one mounted at " + mp);
+    } else {
+      Status s = TakeOver(std::move(*held), *state);
+      if (s.ok()) return s;
+      why = s;
+    }
+    // Without its state the connection cannot be served: end it (files on
+    // it see I/O errors, as after a crash without a kept connection).
+    LogError("cannot take over the FUSE connection at " + mp + ": " + why.message() +
+             "; mounting again");
+    keeper_.Release();
+    held->Reset();
+  } else if (held.status().kind() != ErrorKind::kNotFound) {
+    LogWarning(held.status().message());
+  }
+  return Mount();
+}
+
+Status FuseFrontend::Mount() {
+  const std::string& mp = settings_.mount_point;
+  // A daemon killed with -9 whose connection was not kept leaves a dead mount
+  // ("transport endpoint is not connected"); detach it so we can mount again.
+  while (::umount2(mp.c_str(), MNT_DETACH) == 0) {
     LogWarning("detached a stale mount at " + mp);
   }
+  ::unlink(state_path().c_str());
   if (::mkdir(mp.c_str(), 0755) != 0 && errno != EEXIST) {
     return ErrnoStatus(errno, "create mount point " + mp);
   }
@@ -303,6 +435,103 @@ Status FuseFrontend::Start() {
     return Status(ErrorKind::kFailed, "mount FUSE at " + mp + " (is /dev/fuse available?)");
   }
   mounted_ = true;
+  const fuse_custom_io io{WriteReplyIo, ReadRequestIo, nullptr, nullptr};
+  int fd = fuse_session_fd(session_);
+  if (fuse_session_custom_io(session_, &io, fd) != 0) {
+    Stop();
+    return Status(ErrorKind::kFailed, "set up FUSE I/O for " + mp);
+  }
+  {
+    std::lock_guard lock(mutex_);
+    state_ = FuseSessionState{};
+    state_.mount_device = MountDevice(mp);
+    state_.max_write = settings_.max_request;
+  }
+  Status kept = keeper_.Keep(fd);
+  if (!kept.ok()) {
+    LogWarning(kept.message() + ": a restart of fused will end the FUSE connection");
+  }
+  SH_RETURN_IF_ERROR(StartLoop());
+  LogInfo("FUSE mounted at " + mp);
+  return Status::Ok();
+}
+
+Status FuseFrontend::TakeOver(UniqueFd fd, const FuseSessionState& state) {
+  const std::string& mp = settings_.mount_point;
+  // Requests as large as the old process agreed to must still fit.
+  settings_.max_request = std::max(settings_.max_request, state.max_write);
+  // libfuse checks init()'s max_read against the session's option.
+  std::vector<std::string> argv_s = {"shorthorn-fused", "-o",
+                                     "max_read=" + std::to_string(settings_.max_request)};
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  static const fuse_lowlevel_ops ops = MakeOps();
+  session_ = fuse_session_new(&args, &ops, sizeof(ops), this);
+  if (session_ == nullptr) return Status(ErrorKind::kFailed, "create FUSE session for " + mp);
+  const fuse_custom_io io{WriteReplyIo, ReadRequestIo, nullptr, nullptr};
+  int raw = fd.Release();
+  if (fuse_session_custom_io(session_, &io, raw) != 0) {
+    ::close(raw);
+    fuse_session_destroy(session_);
+    session_ = nullptr;
+    return Status(ErrorKind::kFailed, "set up FUSE I/O for " + mp);
+  }
+  {
+    std::lock_guard lock(mutex_);
+    state_ = state;
+    init_recorded_ = true;
+    for (const auto& [name, f] : state.volumes) {
+      auto v = std::make_shared<Volume>(Volume{name, f.ino, f.size, nullptr, {}});
+      by_name_[name] = v;
+      by_ino_[f.ino] = v;
+    }
+  }
+  // The INIT the old process answered, so that libfuse serves requests.
+  struct {
+    fuse_in_header header;
+    fuse_init_in init;
+  } request{};
+  request.header.len = sizeof(request);
+  request.header.opcode = FUSE_INIT;
+  request.header.unique = kReplayedInitUnique;
+  request.init.major = state.init.major;
+  request.init.minor = state.init.minor;
+  request.init.max_readahead = state.init.max_readahead;
+  request.init.flags = state.init.flags;
+  request.init.flags2 = state.init.flags2;
+  fuse_buf buf{};
+  buf.size = sizeof(request);
+  buf.mem = &request;
+  fuse_session_process_buf(session_, &buf);
+  if (fuse_session_exited(session_)) {
+    fuse_session_destroy(session_);
+    session_ = nullptr;
+    return Status(ErrorKind::kFailed, "libfuse refused the recorded INIT request");
+  }
+  mounted_ = true;
+  Status kept = keeper_.Keep(fuse_session_fd(session_));
+  if (!kept.ok()) LogWarning(kept.message());
+  if (state.kernel_can_resend()) {
+    fuse_out_header resend{sizeof(fuse_out_header), kFuseNotifyResend, 0};
+    if (::write(fuse_session_fd(session_), &resend, sizeof(resend)) !=
+        static_cast<ssize_t>(sizeof(resend))) {
+      LogWarning("FUSE_NOTIFY_RESEND failed: " + std::string(std::strerror(errno)) +
+                 "; requests the old fused read but did not answer stay unanswered");
+    }
+  } else {
+    LogWarning(
+        "this kernel cannot resend FUSE requests (no FUSE_NOTIFY_RESEND, Linux < 6.9): "
+        "requests the old fused read but did not answer stay unanswered, and the "
+        "processes that made them wait until the volume is detached");
+  }
+  SH_RETURN_IF_ERROR(StartLoop());
+  LogInfo("FUSE connection at " + mp + " taken over; " + std::to_string(state.volumes.size()) +
+          " file(s) wait to be attached again");
+  return Status::Ok();
+}
+
+Status FuseFrontend::StartLoop() {
   loop_ = std::thread([this] {
     fuse_loop_config* cfg = fuse_loop_cfg_create();
     // libfuse starts a worker when all are busy, up to max_threads, and
@@ -317,12 +546,89 @@ Status FuseFrontend::Start() {
     fuse_loop_cfg_destroy(cfg);
     if (rc != 0) LogWarning("FUSE loop ended with " + std::to_string(rc));
   });
-  LogInfo("FUSE mounted at " + mp);
   return Status::Ok();
 }
 
-void FuseFrontend::Stop() {
-  if (session_ == nullptr) return;
+ssize_t FuseFrontend::ReadRequest(int fd, void* buf, size_t len) {
+  ssize_t n = ::read(fd, buf, len);
+  if (n >= static_cast<ssize_t>(sizeof(fuse_in_header))) {
+    const auto* header = static_cast<const fuse_in_header*>(buf);
+    if (header->opcode == FUSE_INIT) {
+      std::lock_guard lock(mutex_);
+      if (!init_recorded_) {
+        fuse_init_in init{};
+        std::memcpy(&init, header + 1,
+                    std::min(sizeof(init), static_cast<size_t>(n) - sizeof(*header)));
+        state_.init = {init.major, init.minor, init.max_readahead, init.flags, init.flags2};
+      }
+    }
+  }
+  return n;
+}
+
+ssize_t FuseFrontend::WriteReply(int fd, const ::iovec* iov, int count) {
+  if (count > 0 && iov[0].iov_len >= sizeof(fuse_out_header) &&
+      static_cast<const fuse_out_header*>(iov[0].iov_base)->unique == kReplayedInitUnique) {
+    size_t total = 0;
+    for (int i = 0; i < count; ++i) total += iov[i].iov_len;
+    return static_cast<ssize_t>(total);  // the kernel had its answer from the old process
+  }
+  return ::writev(fd, iov, count);
+}
+
+void FuseFrontend::Initialized() {
+  std::lock_guard lock(mutex_);
+  if (init_recorded_) return;
+  init_recorded_ = true;
+  SaveStateLocked();
+  if (!state_.kernel_can_resend()) {
+    LogWarning(
+        "this kernel cannot resend FUSE requests (FUSE_NOTIFY_RESEND, Linux 6.9): a "
+        "restart of fused leaves the requests it was serving unanswered");
+  }
+}
+
+void FuseFrontend::SaveStateLocked() {
+  if (!init_recorded_) return;
+  state_.volumes.clear();
+  for (const auto& [name, v] : by_name_) {
+    state_.volumes[name] = {v->ino, v->backend ? v->backend->Size() : v->size};
+  }
+  Status s = SaveSessionState(state_path(), state_);
+  if (!s.ok()) LogWarning(s.message() + ": a restart of fused could not take over the volumes");
+}
+
+std::vector<std::string> FuseFrontend::Waiting() {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> names;
+  for (const auto& [name, v] : by_name_) {
+    if (!v->backend) names.push_back(name);
+  }
+  return names;
+}
+
+bool FuseFrontend::HandOver() {
+  {
+    std::lock_guard lock(mutex_);
+    if (session_ == nullptr || !init_recorded_ || !state_.kernel_can_resend()) return false;
+  }
+  dropping_ = true;
+  while (dispatching_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  LogInfo("FUSE requests are left for the next fused from now on");
+  return true;
+}
+
+bool FuseFrontend::Stop() {
+  if (session_ == nullptr) return false;
+  {
+    std::lock_guard lock(mutex_);
+    if (dropping_ && !by_name_.empty()) {
+      SaveStateLocked();
+      LogInfo("FUSE connection at " + settings_.mount_point + " kept for the next fused (" +
+              std::to_string(by_name_.size()) + " file(s))");
+      return true;
+    }
+  }
   fuse_session_exit(session_);
   // Unmounting makes the workers' read of /dev/fuse return, ending the loop.
   if (mounted_.exchange(false)) {
@@ -334,30 +640,51 @@ void FuseFrontend::Stop() {
   fuse_session_unmount(session_);
   fuse_session_destroy(session_);
   session_ = nullptr;
+  keeper_.Release();
+  ::unlink(state_path().c_str());
+  return false;
 }
 
 Result<std::string> FuseFrontend::AddVolume(const std::string& name,
                                             std::shared_ptr<Backend> backend) {
-  std::lock_guard lock(mutex_);
-  if (by_name_.count(name) != 0) {
-    return Status(ErrorKind::kAlreadyExists, "volume " + name + " already has a FUSE file");
+  std::vector<Work> held;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = by_name_.find(name);
+    if (it != by_name_.end() && it->second->backend) {
+      return Status(ErrorKind::kAlreadyExists, "volume " + name + " already has a FUSE file");
+    }
+    if (it != by_name_.end()) {
+      it->second->backend = backend;
+      held.swap(it->second->held);
+    } else {
+      auto v =
+          std::make_shared<Volume>(Volume{name, state_.next_ino++, backend->Size(), backend, {}});
+      by_ino_[v->ino] = v;
+      by_name_[name] = v;
+    }
+    SaveStateLocked();
   }
-  auto v = std::make_shared<Volume>(Volume{name, next_ino_++, std::move(backend)});
-  by_ino_[v->ino] = v;
-  by_name_[name] = v;
+  if (!held.empty()) {
+    LogInfo("volume " + name + ": serving " + std::to_string(held.size()) +
+            " request(s) held since the takeover");
+  }
+  for (auto& work : held) work(backend.get());
   return settings_.mount_point + "/" + name;
 }
 
 void FuseFrontend::RemoveVolume(const std::string& name) {
-  uint64_t ino = 0;
+  std::vector<Work> held;
   {
     std::lock_guard lock(mutex_);
     auto it = by_name_.find(name);
     if (it == by_name_.end()) return;
-    ino = it->second->ino;
-    by_ino_.erase(ino);
+    held.swap(it->second->held);
+    by_ino_.erase(it->second->ino);
     by_name_.erase(it);
+    SaveStateLocked();
   }
+  for (auto& work : held) work(nullptr);
   if (session_ != nullptr) {
     fuse_lowlevel_notify_inval_entry(session_, FUSE_ROOT_ID, name.c_str(), name.size());
   }
@@ -365,7 +692,61 @@ void FuseFrontend::RemoveVolume(const std::string& name) {
 
 void FuseFrontend::SizeChanged(const std::string& name) {
   auto v = FindByName(name);
-  if (v && session_ != nullptr) fuse_lowlevel_notify_inval_inode(session_, v->ino, 0, 0);
+  if (!v) return;
+  {
+    std::lock_guard lock(mutex_);
+    SaveStateLocked();
+  }
+  if (session_ != nullptr) fuse_lowlevel_notify_inval_inode(session_, v->ino, 0, 0);
+}
+
+FuseFrontend::Admission FuseFrontend::Admit(uint64_t ino, std::shared_ptr<Volume>* v,
+                                            std::shared_ptr<Backend>* backend) {
+  dispatching_.fetch_add(1);
+  if (dropping_.load()) {
+    dispatching_.fetch_sub(1);
+    return Admission::kDrop;
+  }
+  std::lock_guard lock(mutex_);
+  auto it = by_ino_.find(ino);
+  if (it == by_ino_.end()) {
+    dispatching_.fetch_sub(1);
+    return Admission::kUnknown;
+  }
+  *v = it->second;
+  if (!it->second->backend) {
+    dispatching_.fetch_sub(1);
+    return Admission::kWait;
+  }
+  *backend = it->second->backend;
+  return Admission::kRun;
+}
+
+void FuseFrontend::Hold(const std::shared_ptr<Volume>& v, Work work) {
+  std::shared_ptr<Backend> backend;
+  {
+    std::lock_guard lock(mutex_);
+    if (!v->backend) {
+      // Still waiting, or removed meanwhile (then by_ino_ no longer has it).
+      auto it = by_ino_.find(v->ino);
+      if (it != by_ino_.end() && it->second == v) {
+        v->held.push_back(std::move(work));
+        return;
+      }
+    }
+    backend = v->backend;
+  }
+  work(backend.get());
+}
+
+uint64_t FuseFrontend::SizeOf(const Volume& v) {
+  std::shared_ptr<Backend> backend;
+  {
+    std::lock_guard lock(mutex_);
+    if (!v.backend) return v.size;
+    backend = v.backend;
+  }
+  return backend->Size();
 }
 
 std::shared_ptr<FuseFrontend::Volume> FuseFrontend::FindByIno(uint64_t ino) {

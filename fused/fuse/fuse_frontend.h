@@ -6,22 +6,35 @@
 // or rename anything (EPERM); volumes appear and disappear through
 // AddVolume/RemoveVolume only.
 //
-// Threads: Start/Stop from one owner thread; AddVolume/RemoveVolume/Path from
-// any thread; libfuse's worker threads call the request handlers.
+// Restarts: the /dev/fuse descriptor is kept outside the process
+// (FuseFdKeeper) and the session's state (the kernel's INIT request, each
+// file's inode) in <state-dir>/fuse-session.json, so a new fused takes the
+// connection over instead of mounting again. The files of the old process
+// come back "waiting": their requests are held until the volume is attached
+// again (AddVolume), and FUSE_NOTIFY_RESEND has the kernel send again the
+// requests the old process read but never answered.
+//
+// Threads: Start/HandOver/Stop from one owner thread; AddVolume/RemoveVolume
+// from any thread; libfuse's worker threads call the request handlers.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/status.h"
 #include "fused/engine/backend.h"
+#include "fused/fuse/fd_keeper.h"
+#include "fused/fuse/session_state.h"
 
 struct fuse_session;
+struct iovec;
 
 namespace shorthorn::fused {
 
@@ -30,6 +43,7 @@ struct FuseSettings {
   uint32_t threads = 8;            // worker threads; the pool grows to 4x and keeps them
   uint32_t max_background = 256;   // async requests in flight
   uint32_t max_request = 1 << 20;  // largest read/write, bytes
+  std::string state_dir;           // fuse-session.json and the holder's socket
 };
 
 class FuseFrontend {
@@ -39,15 +53,30 @@ class FuseFrontend {
   FuseFrontend(const FuseFrontend&) = delete;
   FuseFrontend& operator=(const FuseFrontend&) = delete;
 
-  // Mounts (clearing a stale mount left by a killed daemon) and starts the
-  // worker threads.
+  // Takes over the connection an earlier fused kept, or mounts (clearing a
+  // dead mount left by a killed daemon whose connection was not kept), and
+  // starts the worker threads.
   Status Start();
-  // Unmounts (lazily if busy) and joins the workers.
-  void Stop();
+  // The files taken over from an earlier fused and not attached again yet.
+  std::vector<std::string> Waiting();
+  // A planned restart: from now on requests are left unanswered for the
+  // next fused (the kernel resends them); returns once no handler is still
+  // passing a request to a backend. False (and nothing changes) when the
+  // kernel cannot resend requests.
+  bool HandOver();
+  // Ends the service. With files left (handed over: HandOver, then volumes
+  // not removed) the connection and the state file stay for the next fused;
+  // otherwise unmounts (lazily if busy), lets go of the kept descriptor and
+  // joins the workers. Returns true when the connection was kept: the
+  // caller then exits without further cleanup (worker threads still block
+  // in read).
+  bool Stop();
 
-  // Publishes `backend` as file <mount_point>/<name>; returns its path.
+  // Publishes `backend` as file <mount_point>/<name>; returns its path. For a
+  // waiting file (taken over) keeps its inode and serves its held requests.
   Result<std::string> AddVolume(const std::string& name, std::shared_ptr<Backend> backend);
-  // Removes the file. Requests already in flight complete normally.
+  // Removes the file. Requests already in flight complete normally; held
+  // requests of a waiting file fail with EIO.
   void RemoveVolume(const std::string& name);
   // Tells the kernel to forget the file's cached size (after an expand).
   void SizeChanged(const std::string& name);
@@ -55,25 +84,50 @@ class FuseFrontend {
   const std::string& mount_point() const { return settings_.mount_point; }
 
   // Request handlers, public for the C callback table in fuse_frontend.cc.
+  using Work = std::function<void(Backend*)>;  // nullptr: the file went away
   struct Volume {
     std::string name;
     uint64_t ino;
-    std::shared_ptr<Backend> backend;
+    uint64_t size;                     // while waiting (no backend yet)
+    std::shared_ptr<Backend> backend;  // guarded by mutex_; null while waiting
+    std::vector<Work> held;            // guarded by mutex_
   };
   std::shared_ptr<Volume> FindByIno(uint64_t ino);
   std::shared_ptr<Volume> FindByName(const std::string& name);
   std::map<std::string, std::shared_ptr<Volume>> Snapshot();
   const FuseSettings& settings() const { return settings_; }
+  uint64_t SizeOf(const Volume& v);
+  // Admits a request for inode `ino`: kRun with the backend (call Done()
+  // after handing the request to it), kWait while the file waits to be
+  // attached again (then Hold the request), kDrop during a HandOver.
+  enum class Admission { kUnknown, kRun, kWait, kDrop };
+  Admission Admit(uint64_t ino, std::shared_ptr<Volume>* v, std::shared_ptr<Backend>* backend);
+  void Done() { dispatching_.fetch_sub(1); }
+  void Hold(const std::shared_ptr<Volume>& v, Work work);
+  // libfuse's I/O on the descriptor, with the first INIT request recorded.
+  ssize_t ReadRequest(int fd, void* buf, size_t len);
+  ssize_t WriteReply(int fd, const ::iovec* iov, int count);
+  void Initialized();
 
  private:
+  Status Mount();
+  Status TakeOver(UniqueFd fd, const FuseSessionState& state);
+  Status StartLoop();
+  void SaveStateLocked();
+  std::string state_path() const;
+
   FuseSettings settings_;
+  FuseFdKeeper keeper_;
   fuse_session* session_ = nullptr;
   std::thread loop_;
   std::atomic<bool> mounted_{false};
+  std::atomic<bool> dropping_{false};  // HandOver: leave requests unanswered
+  std::atomic<int> dispatching_{0};    // handlers inside Serve
   std::mutex mutex_;
-  uint64_t next_ino_ = 2;  // 1 is the root
-  std::map<std::string, std::shared_ptr<Volume>> by_name_;
-  std::map<uint64_t, std::shared_ptr<Volume>> by_ino_;
+  FuseSessionState state_;                                  // guarded by mutex_
+  bool init_recorded_ = false;                              // guarded by mutex_
+  std::map<std::string, std::shared_ptr<Volume>> by_name_;  // guarded by mutex_
+  std::map<uint64_t, std::shared_ptr<Volume>> by_ino_;      // guarded by mutex_
 };
 
 }  // namespace shorthorn::fused

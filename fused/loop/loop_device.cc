@@ -5,6 +5,7 @@
 // mounted on it or another exclusive opener holds it.
 #include "fused/loop/loop_device.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/loop.h>
 #include <sys/ioctl.h>
@@ -45,6 +46,35 @@ Result<LoopDevice> LoopDevice::Attach(const std::string& backing_file, uint32_t 
     return LoopDevice(path, std::move(dev));
   }
   return Status(ErrorKind::kBusy, "find a free loop device: every candidate was taken");
+}
+
+Result<LoopDevice> LoopDevice::Adopt(const std::string& backing_file) {
+  if (DIR* dir = ::opendir("/sys/block")) {
+    std::string found;
+    while (dirent* e = ::readdir(dir)) {
+      std::string name = e->d_name;
+      if (name.rfind("loop", 0) != 0) continue;
+      auto back = ReadFileToString("/sys/block/" + name + "/loop/backing_file");
+      if (!back.ok()) continue;
+      while (!back->empty() && back->back() == '\n') back->pop_back();
+      if (*back == backing_file) {
+        found = "/dev/" + name;
+        break;
+      }
+    }
+    ::closedir(dir);
+    if (!found.empty()) {
+      UniqueFd dev(::open(found.c_str(), O_RDWR | O_CLOEXEC));
+      if (!dev.valid()) return ErrnoStatus(errno, "open " + found);
+      return LoopDevice(found, std::move(dev));
+    }
+  }
+  return Status(ErrorKind::kNotFound, "no loop device is bound to " + backing_file);
+}
+
+void LoopDevice::Abandon() {
+  fd_.Reset();
+  link_.clear();
 }
 
 bool LoopUsesDirectIo(const std::string& path) {

@@ -19,6 +19,9 @@ class LoopDevice {
  public:
   // Binds a free loop device to `backing_file`.
   static Result<LoopDevice> Attach(const std::string& backing_file, uint32_t block_size);
+  // The loop device already bound to `backing_file` (a file system kept it
+  // while fused restarted), if any: NotFound otherwise.
+  static Result<LoopDevice> Adopt(const std::string& backing_file);
 
   LoopDevice() = default;
   LoopDevice(LoopDevice&&) = default;
@@ -31,6 +34,10 @@ class LoopDevice {
   // Busy when something else holds the device open (a mounted file system,
   // a process); otherwise unbinds it.
   Status Release();
+
+  // Lets go of the device without unbinding it (a restart of fused hands it
+  // to the next one; with autoclear it goes once its last user does).
+  void Abandon();
 
   // Re-reads the backing file's size (LOOP_SET_CAPACITY), after an expand.
   Status RefreshCapacity();

@@ -129,16 +129,28 @@ Status VolumeService::Start() {
     }
     ::closedir(dir);
   }
+  const auto now = std::chrono::steady_clock::now();
   if (settings_.auto_attach) {
-    const auto now = std::chrono::steady_clock::now();
     for (const auto& [name, record] : registry_.volumes()) {
       if (!record.attach_frontend.empty()) auto_attach_[name].next = now;
     }
-    if (!auto_attach_.empty() && !auto_attach_thread_.joinable()) {
-      LogInfo("auto-attach: attaching " + std::to_string(auto_attach_.size()) +
-              " volume(s) that were attached when fused stopped");
-      auto_attach_thread_ = std::thread([this] { AutoAttachLoop(); });
+  }
+  // Files the kernel still has open from before a restart: their I/O waits
+  // until they are attached again.
+  for (const auto& name : fuse_.Waiting()) {
+    VolumeRecord* record = registry_.FindMutable(name);
+    if (record == nullptr) {
+      LogWarning("FUSE file " + name + " of the previous fused names no volume; removing it");
+      fuse_.RemoveVolume(name);
+      continue;
     }
+    if (record->attach_frontend.empty()) MarkAttachedLocked(*record, "file");
+    auto_attach_[name].next = now;
+  }
+  if (!auto_attach_.empty() && !auto_attach_thread_.joinable()) {
+    LogInfo("auto-attach: attaching " + std::to_string(auto_attach_.size()) +
+            " volume(s) that were attached when fused stopped");
+    auto_attach_thread_ = std::thread([this] { AutoAttachLoop(); });
   }
   if (!notifier_.joinable()) notifier_ = std::thread([this] { NotifierLoop(); });
   if (!rebuild_thread_.joinable()) rebuild_thread_ = std::thread([this] { RebuildLoop(); });
@@ -158,7 +170,7 @@ Status VolumeService::Start() {
   return Status::Ok();
 }
 
-void VolumeService::Shutdown() {
+void VolumeService::Shutdown(bool hand_over) {
   {
     std::lock_guard lock(mutex_);
     auto_attach_stopping_ = true;
@@ -184,8 +196,31 @@ void VolumeService::Shutdown() {
   for (const auto& name : names) {
     std::lock_guard lock(mutex_);
     Status s = DetachLocked(name);
-    if (!s.ok()) LogWarning("shutdown: " + s.message());
+    if (s.kind() == ErrorKind::kBusy && hand_over) {
+      HandOverLocked(name);
+    } else if (!s.ok()) {
+      LogWarning("shutdown: " + s.message());
+    }
   }
+}
+
+void VolumeService::HandOverLocked(const std::string& name) {
+  auto it = attached_.find(name);
+  if (it == attached_.end()) return;
+  Attachment& a = it->second;
+  // No new request reaches the engine (FuseFrontend::HandOver); finish and
+  // flush those in flight, so that every acknowledged write is durable.
+  Status paused = a.engine->Pause();
+  if (!paused.ok()) {
+    LogError("hand over volume " + name + ": " + paused.message() +
+             " (the next fused writes the unanswered requests again)");
+  }
+  Status closed = a.engine->Close();
+  if (!closed.ok()) LogWarning("hand over volume " + name + ": " + closed.message());
+  std::string device = a.loop ? a.loop->path() : a.file;
+  if (a.loop) a.loop->Abandon();
+  attached_.erase(it);
+  LogInfo("volume " + name + " handed over to the next fused; " + device + " stays");
 }
 
 void VolumeService::SetListener(VolumeListener* listener) {
@@ -432,6 +467,7 @@ Status VolumeService::DeleteVolume(const std::string& name, const Options& optio
     registry_.Erase(name);
     SH_RETURN_IF_ERROR(registry_.Save());
     generations_.Forget(name);
+    fuse_.RemoveVolume(name);  // a file still waiting from before a restart
   }
   LogInfo("deleted volume " + name);
   std::lock_guard lock(listener_mutex_);
@@ -500,6 +536,9 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
     // and so are those still to be resynchronized until RunResync is done.
     SH_RETURN_IF_ERROR(BumpGeneration(*a.ctx).status().WithContext("attach volume " + name));
     a.maintenance = maintenance;
+    const auto waiting_files = fuse_.Waiting();
+    const bool waiting =
+        std::find(waiting_files.begin(), waiting_files.end(), name) != waiting_files.end();
     if (!maintenance) {
       auto file = fuse_.AddVolume(name, a.engine);
       if (!file.ok()) return file.status().WithContext("attach volume " + name);
@@ -507,7 +546,12 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
       result = a.file;
     }
     if (block && !maintenance) {
-      auto loop = LoopDevice::Attach(a.file, kLoopBlockSize);
+      // A file taken over from the previous fused may still have its loop
+      // device (with a file system on it): keep that one.
+      auto loop = waiting ? LoopDevice::Adopt(a.file)
+                          : Result<LoopDevice>(Status(ErrorKind::kNotFound, ""));
+      if (loop.ok()) LogInfo("attach volume " + name + ": kept " + loop->path());
+      if (!loop.ok()) loop = LoopDevice::Attach(a.file, kLoopBlockSize);
       if (!loop.ok()) {
         fuse_.RemoveVolume(name);
         return loop.status().WithContext("attach volume " + name);
@@ -568,7 +612,9 @@ Status VolumeService::Detach(const std::string& name, const Options& options) {
     const bool waiting = auto_attach_.erase(name) > 0;
     if (record != nullptr && attached_.count(name) == 0 && waiting) {
       // Not attached yet, auto-attach still trying: detaching means "stop
-      // attaching it".
+      // attaching it". A file kept from the previous fused goes too (its
+      // held requests fail with EIO).
+      fuse_.RemoveVolume(name);
       MarkAttachedLocked(*record, "");
       LogInfo("detach volume " + name + ": it will no longer be attached at start");
       detached = true;

@@ -64,12 +64,19 @@ class VolumeService : public VolumeManager {
   ~VolumeService() override;
 
   // Loads the registry; every volume starts detached. Removes symlinks in
-  // dev_dir left by a previous run. With auto_attach, starts attaching the
-  // volumes that were attached when fused last stopped (AutoAttachLoop).
+  // dev_dir left by a previous run. Starts attaching (AutoAttachLoop) the
+  // volumes whose FUSE files were taken over from the previous fused
+  // (always: the kernel still uses them) and, with auto_attach, those that
+  // were attached when fused last stopped.
   Status Start();
   // Stops auto-attach, then detaches every attached volume (best effort,
   // logged); they stay marked for the next start.
-  void Shutdown();
+  //
+  // With `hand_over` (a restart: the FUSE connection is kept for the next
+  // fused) a volume whose loop device is in use is not failed but handed
+  // over: its I/O in flight is finished and flushed, its replicas closed,
+  // and its loop device and FUSE file left in place.
+  void Shutdown(bool hand_over = false);
 
   std::vector<VolumeInfo> ListVolumes() override;
   Result<VolumeInfo> GetVolume(const std::string& name) override;
@@ -258,6 +265,7 @@ class VolumeService : public VolumeManager {
   std::thread auto_attach_thread_;
   uint64_t info_revision_ = 0;  // guarded by mutex_
   Status DetachLocked(const std::string& name);
+  void HandOverLocked(const std::string& name);
   void NotifyChanged(const std::string& name);
   // For engine callbacks, which run on replica threads and may not take
   // mutex_ (the D-Bus thread can hold it while waiting for that replica).

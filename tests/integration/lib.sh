@@ -550,6 +550,15 @@ _abort_fuse() {
   ((mounted_ctl == 0)) || umount /sys/fs/fuse/connections || true
 }
 
+# _abort_unserved_fuse: a FUSE mount under TEST_DIR that no fused serves
+# (fused was killed; its connection is kept for a successor that the test
+# will not start now) makes every stat of it wait: end its connection.
+_abort_unserved_fuse() {
+  [[ -n $(_mounts_under fuse) ]] || return 0
+  pgrep -f -- "^[^ ]*shorthorn-fused .*$TEST_DIR" >/dev/null && return 0
+  _abort_fuse
+}
+
 # _umount_with_deadline DIR SECONDS: umount; if it hangs (a daemon stuck),
 # abort the FUSE connections; at last, a lazy umount.
 _umount_with_deadline() {
@@ -577,7 +586,9 @@ teardown() {
   cd / || true
   # 0. A test's own undo (e.g. a script's "down"), when it defines one.
   if declare -F teardown_hook >/dev/null; then teardown_hook || warn "teardown_hook failed"; fi
-  # 1. Filesystems on volumes (ext4 on /dev/loopN), deepest first.
+  # 1. Filesystems on volumes (ext4 on /dev/loopN), deepest first (after
+  # ending a FUSE connection no fused serves: their unmount would wait).
+  _abort_unserved_fuse
   for mnt in $(_mounts_under other); do
     _kill_users "$mnt"
     _umount_with_deadline "$mnt" 30
@@ -637,6 +648,7 @@ assert_nothing_left() {
 print_logs() {
   local f
   [[ -n $TEST_DIR && -d $TEST_DIR ]] || return 0
+  _abort_unserved_fuse  # find would wait on it
   for f in $(find "$TEST_DIR" -xdev -name '*.log' -type f -size +0 | sort); do
     printf '\n----- %s (last 150 lines) -----\n' "${f#"$TEST_DIR"/}" >&2
     tail -n 150 "$f" >&2

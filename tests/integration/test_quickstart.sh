@@ -6,7 +6,8 @@
 # rebuild: SHORTHORN_QS_NO_BUILD). Checks that the printed mount point is a
 # mounted ext4 that takes a write read back by sha256; that `up` again says
 # "already up"; that `down` keeps the data, so `up` after it brings the same
-# file back (without a new mkfs); that `down` twice is fine; and that
+# file back (without a new mkfs); that after a kill -9 of fused `up` brings
+# it back with the file system still mounted; that `down` twice is fine; and that
 # `down --purge` leaves nothing: no mount, loop device, process or directory.
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -94,6 +95,21 @@ grep -qF "already has a filesystem (ext4)" "$LOG_DIR/quickstart-up3.log" ||
   fail "'up' after 'down' did not find the existing filesystem"
 assert_eq "$sum" "$(sha256sum <"$mnt/hello")" "sha256 of the file after down and up"
 log "ok: the file written before 'down' reads back after 'up'"
+
+# A crash of fused (kill -9) with the file system mounted: `up` brings it
+# back, and the file system never noticed (same loop device, still mounted,
+# the file reads back, a new write works).
+fused_pid=$(sed -n 's/^FUSED_PID=//p' "$SHORTHORN_QS_ROOT/run/state")
+[[ -n $fused_pid ]] || fail "no FUSED_PID in the quickstart's state file"
+dev_before=$(findmnt -n -o SOURCE --mountpoint "$mnt")
+kill -KILL "$fused_pid"
+_wait_dead "$fused_pid" 20 || fail "fused (pid $fused_pid) survives SIGKILL"
+quickstart up4 up
+check_up up4
+assert_eq "$dev_before" "$(findmnt -n -o SOURCE --mountpoint "$mnt")" "device of $mnt after the crash"
+assert_eq "$sum" "$(sha256sum <"$mnt/hello")" "sha256 of the file after a crash of fused"
+dd if=/dev/urandom of="$mnt/after-crash" bs=1M count=4 conv=fsync status=none
+log "ok: after kill -9 of fused, 'up' takes the mount over with its data"
 
 quickstart purge down --purge
 unset DBUS_SYSTEM_BUS_ADDRESS

@@ -162,7 +162,7 @@ cleanup() {
     if [[ $mnt == /run/* ]]; then rm -rf --one-file-system "$mnt"; else rmdir "$mnt" 2>/dev/null; fi
   done
   [[ -d $DEV_DIR ]] && rmdir "$DEV_DIR" 2>/dev/null
-  for pid in $(pgrep -f '^/usr/sbin/shorthorn-(fused|replicad)'); do
+  for pid in $(pgrep -f '^(/usr/sbin/shorthorn-(fused|replicad)|shorthorn-fuse-holder) '); do
     warn "killing leftover daemon $pid"
     kill -KILL "$pid"
   done
@@ -525,7 +525,8 @@ for path in /etc/shorthorn /var/lib/shorthorn/fused /var/lib/shorthorn/replicas 
 done
 mountpoint -q "$FUSE_MOUNT" 2>/dev/null && left+=("mount $FUSE_MOUNT")
 [[ -z $(our_loops) ]] || left+=("loop devices $(our_loops | tr '\n' ' ')")
-pgrep -f '^/usr/sbin/shorthorn-(fused|replicad)' >/dev/null && left+=("a shorthorn daemon process")
+pgrep -f '^(/usr/sbin/shorthorn-(fused|replicad)|shorthorn-fuse-holder) ' >/dev/null &&
+  left+=("a shorthorn daemon process")
 [[ -z $(find "$DEV_DIR" -mindepth 1 2>/dev/null) ]] || left+=("links in $DEV_DIR")
 ((${#left[@]} == 0)) || fail "left after purge: ${left[*]}"
 log "ok: nothing of the packages is left after purge (user shorthorn-replicad and group shorthorn stay, as Debian policy allows)"

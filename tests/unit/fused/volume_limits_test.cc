@@ -69,7 +69,8 @@ class VolumeLimitsTest : public ::testing::Test {
   }
 
   std::string dir_;
-  FuseFrontend fuse_{FuseSettings{"/nonexistent/mount"}};
+  FuseFrontend fuse_{
+      FuseSettings{.mount_point = "/nonexistent/mount", .state_dir = "/nonexistent"}};
   std::unique_ptr<VolumeService> service_;
 };
 

@@ -1,0 +1,292 @@
+// Design notes
+//
+// The holder's socket and the FUSE descriptor are created by fused and passed
+// to the holder as descriptors 3 and 4 (posix_spawn, new session, signals
+// unblocked), so the socket listens before fused goes on and no name can be
+// taken over in between. A request is one byte: 'G' asks for the descriptor
+// (answered with one byte and SCM_RIGHTS), 'Q' makes the holder exit. The
+// holder accepts only uid 0 (SO_PEERCRED); the socket file is 0600 in the
+// 0700 state directory.
+//
+// The holder learns that the connection ended by polling the descriptor with
+// no events: /dev/fuse then reports only POLLERR, once the connection is
+// aborted or unmounted; pending requests (POLLIN) do not wake it.
+#include "fused/fuse/fd_keeper.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "common/log.h"
+
+extern char** environ;
+
+namespace shorthorn::fused {
+namespace {
+
+constexpr const char* kFdName = "fuse";
+constexpr int kHolderFuseFd = 3;
+constexpr int kHolderListenFd = 4;
+
+Result<sockaddr_un> SocketAddress(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) {
+    return Status(ErrorKind::kInvalidArgument, "FUSE holder socket path " + path + " is too long");
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  return addr;
+}
+
+// Connects to the holder; NotFound when none listens.
+Result<UniqueFd> ConnectHolder(const std::string& path) {
+  auto addr = SocketAddress(path);
+  if (!addr.ok()) return addr.status();
+  UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s.valid()) return ErrnoStatus(errno, "create a Unix socket");
+  timeval tv{5, 0};
+  ::setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(s.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  if (::connect(s.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) != 0) {
+    if (errno == ENOENT || errno == ECONNREFUSED) {
+      if (errno == ECONNREFUSED) ::unlink(path.c_str());  // a holder that died
+      return Status(ErrorKind::kNotFound, "no FUSE holder listens on " + path);
+    }
+    return ErrnoStatus(errno, "connect to the FUSE holder at " + path);
+  }
+  return s;
+}
+
+Status SendByte(int sock, char c, int fd_to_pass) {
+  iovec iov{&c, 1};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  if (fd_to_pass >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cm), &fd_to_pass, sizeof(int));
+  }
+  if (::sendmsg(sock, &msg, MSG_NOSIGNAL) != 1) return ErrnoStatus(errno, "send to FUSE holder");
+  return Status::Ok();
+}
+
+// Receives one byte and at most one descriptor (closed unless returned).
+Status ReceiveByte(int sock, char* c, UniqueFd* fd) {
+  iovec iov{c, 1};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  if (n < 0) return ErrnoStatus(errno, "receive from the FUSE holder");
+  for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int received;
+      std::memcpy(&received, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+      if (fd != nullptr && !fd->valid()) {
+        fd->Reset(received);
+      } else {
+        ::close(received);
+      }
+    }
+  }
+  if (n != 1) return Status(ErrorKind::kFailed, "the FUSE holder closed the connection");
+  return Status::Ok();
+}
+
+// True when `fd` is a descriptor of /dev/fuse.
+bool IsFuseDevice(int fd) {
+  struct stat st {};
+  struct stat dev {};
+  return ::fstat(fd, &st) == 0 && ::stat("/dev/fuse", &dev) == 0 && S_ISCHR(st.st_mode) &&
+         st.st_rdev == dev.st_rdev;
+}
+
+Status SpawnHolder(const std::string& path, int fuse_fd) {
+  auto addr = SocketAddress(path);
+  if (!addr.ok()) return addr.status();
+  UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!listener.valid()) return ErrnoStatus(errno, "create a Unix socket");
+  ::unlink(path.c_str());
+  mode_t old_mask = ::umask(0077);
+  int bound = ::bind(listener.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr));
+  int bind_errno = errno;
+  ::umask(old_mask);
+  if (bound != 0) return ErrnoStatus(bind_errno, "bind the FUSE holder socket " + path);
+  if (::listen(listener.get(), 4) != 0) return ErrnoStatus(errno, "listen on " + path);
+  // Out of the way of 3 and 4 before they are set.
+  UniqueFd fuse_copy(::fcntl(fuse_fd, F_DUPFD_CLOEXEC, 10));
+  UniqueFd listen_copy(::fcntl(listener.get(), F_DUPFD_CLOEXEC, 10));
+  if (!fuse_copy.valid() || !listen_copy.valid())
+    return ErrnoStatus(errno, "duplicate descriptors");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fuse_copy.get(), kHolderFuseFd);
+  posix_spawn_file_actions_adddup2(&actions, listen_copy.get(), kHolderListenFd);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);
+  sigaddset(&defaults, SIGTERM);
+  sigaddset(&defaults, SIGINT);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  std::string arg0 = "shorthorn-fuse-holder";
+  std::string flag = kFuseFdHolderFlag;
+  std::string sock = path;
+  char* argv[] = {arg0.data(), flag.data(), sock.data(), nullptr};
+  pid_t pid = 0;
+  int rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, &attr, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) return ErrnoStatus(rc, "start the FUSE holder");
+  LogInfo("FUSE holder pid " + std::to_string(pid) + " keeps the connection across restarts (" +
+          path + ")");
+  return Status::Ok();
+}
+
+void HolderServe(int client, const std::string& socket_path) {
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(client, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != 0) {
+    return;  // only root may take the connection
+  }
+  pollfd p{client, POLLIN, 0};
+  if (::poll(&p, 1, 5000) != 1) return;
+  char c = 0;
+  if (::read(client, &c, 1) != 1) return;
+  if (c == 'G') {
+    Status sent = SendByte(client, 'F', kHolderFuseFd);
+    if (!sent.ok()) LogWarning("FUSE holder: " + sent.message());
+  } else if (c == 'Q') {
+    ::unlink(socket_path.c_str());
+    (void)SendByte(client, 'Q', -1);
+    LogInfo("FUSE holder: released; exiting");
+    std::exit(0);
+  }
+}
+
+}  // namespace
+
+bool FuseFdKeeper::under_systemd() const {
+  const char* s = std::getenv("NOTIFY_SOCKET");
+  return s != nullptr && *s != '\0';
+}
+
+Result<UniqueFd> FuseFdKeeper::Take() {
+  char** names = nullptr;
+  int n = sd_listen_fds_with_names(1, &names);
+  UniqueFd found;
+  for (int i = 0; i < n; ++i) {
+    int fd = SD_LISTEN_FDS_START + i;
+    if (!found.valid() && names != nullptr && std::strcmp(names[i], kFdName) == 0 &&
+        IsFuseDevice(fd)) {
+      ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+      found.Reset(fd);
+    } else {
+      ::close(fd);
+    }
+  }
+  if (names != nullptr) {
+    for (int i = 0; i < n; ++i) std::free(names[i]);
+    std::free(names);
+  }
+  if (found.valid()) {
+    LogInfo("took the FUSE connection from systemd's descriptor store");
+    return found;
+  }
+  auto sock = ConnectHolder(socket_);
+  if (!sock.ok()) return sock.status();
+  SH_RETURN_IF_ERROR(SendByte(sock->get(), 'G', -1));
+  char c = 0;
+  UniqueFd fd;
+  SH_RETURN_IF_ERROR(ReceiveByte(sock->get(), &c, &fd));
+  if (c != 'F' || !fd.valid() || !IsFuseDevice(fd.get())) {
+    return Status(ErrorKind::kFailed,
+                  "the FUSE holder at " + socket_ + " answered without a /dev/fuse descriptor");
+  }
+  LogInfo("took the FUSE connection from the holder at " + socket_);
+  return fd;
+}
+
+Status FuseFdKeeper::Keep(int fd) {
+  if (under_systemd()) {
+    std::string message = std::string("FDSTORE=1\nFDNAME=") + kFdName;
+    int rc = sd_pid_notify_with_fds(0, 0, message.c_str(), &fd, 1);
+    if (rc > 0) return Status::Ok();
+    return Status(ErrorKind::kFailed,
+                  "store the FUSE descriptor with systemd (FileDescriptorStoreMax= and "
+                  "NotifyAccess= in the unit): " +
+                      std::string(std::strerror(rc < 0 ? -rc : EINVAL)));
+  }
+  // A holder that handed us the descriptor still has it.
+  if (auto sock = ConnectHolder(socket_); sock.ok()) return Status::Ok();
+  return SpawnHolder(socket_, fd);
+}
+
+void FuseFdKeeper::Release() {
+  if (under_systemd()) {
+    std::string message = std::string("FDSTOREREMOVE=1\nFDNAME=") + kFdName;
+    sd_notify(0, message.c_str());
+    return;
+  }
+  auto sock = ConnectHolder(socket_);
+  if (!sock.ok()) return;
+  char c = 0;
+  if (SendByte(sock->get(), 'Q', -1).ok()) (void)ReceiveByte(sock->get(), &c, nullptr);
+}
+
+int RunFuseFdHolder(int argc, char** argv) {
+  if (argc != 3 || !IsFuseDevice(kHolderFuseFd)) {
+    LogError("FUSE holder: started without a /dev/fuse descriptor");
+    return 2;
+  }
+  ::prctl(PR_SET_NAME, "shorthorn-hold", 0, 0, 0);
+  ::signal(SIGHUP, SIG_IGN);
+  const std::string socket_path = argv[2];
+  for (;;) {
+    pollfd p[2] = {{kHolderFuseFd, 0, 0}, {kHolderListenFd, POLLIN, 0}};
+    if (::poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      LogError("FUSE holder: poll: " + std::string(std::strerror(errno)));
+      return 1;
+    }
+    if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+      LogInfo("FUSE holder: the connection ended; exiting");
+      ::unlink(socket_path.c_str());
+      return 0;
+    }
+    if (p[1].revents & POLLIN) {
+      UniqueFd client(::accept4(kHolderListenFd, nullptr, nullptr, SOCK_CLOEXEC));
+      if (client.valid()) HolderServe(client.get(), socket_path);
+    }
+  }
+}
+
+}  // namespace shorthorn::fused

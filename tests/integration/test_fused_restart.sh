@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Issue 17, "restart without an I/O error": fused is killed with SIGKILL, or
+# replaced by `shorthorn-fused --takeover` (a planned restart), while ext4 on
+# a mounted 2-replica volume is busy, and nothing above the loop device
+# notices: no I/O error, fio's crc32c verify passes, a write-ahead-log
+# workload (append + fsync, acknowledged records counted) keeps every
+# acknowledged record, ext4 stays read-write, the loop device is the same
+# one, and e2fsck is clean at the end.
+#
+# The FUSE connection survives in the holder process; the new fused takes it
+# over, attaches the volume again under a new epoch and has the kernel
+# resend what the old one had read but not answered. Restarts alternate
+# between kill -9 and a planned one: 4 in quick mode (CI), 20 by hand. The
+# longest pause a restart caused is fio's largest latency, printed at the
+# end with the restart times.
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+init_test
+requires_cmd fio python3
+restarts=20
+quick_mode && restarts=4
+
+start_cluster r1 r2
+vol=db
+mnt=$FS_DIR/$vol
+create_replicated_volume "$vol" $((512 * MiB)) "$(replica_address r1)" \
+  "$(replica_address r2)" >/dev/null
+dev=$(attach_volume "$vol")
+mkfs.ext4 -q -F "$dev"
+mkdir -p "$mnt"
+mount "$dev" "$mnt"
+loop=${dev#/dev/}
+errors_before=$(dmesg | grep -c -E "($loop|I/O error).*($loop|error)" || true)
+
+# fio: 64 MiB of 4k random writes with an fsync every 64, then a crc32c
+# verify of all of it, over and over until told to stop.
+run_fio() {
+  local i=0
+  while [[ ! -e $TEST_DIR/stop ]]; do
+    if ! fio --name=restart --directory="$mnt" --filename=fio.data --size=64M --bs=4k \
+      --rw=randwrite --ioengine=libaio --iodepth=16 --direct=1 --fsync=64 \
+      --verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 --output-format=json \
+      --output="$TEST_DIR/fio.$i.json" >/dev/null 2>"$TEST_DIR/fio.$i.err"; then
+      echo "$i" >"$TEST_DIR/fio.failed"
+      return 1
+    fi
+    i=$((i + 1))
+  done
+  echo "$i" >"$TEST_DIR/fio.runs"
+}
+
+# A write-ahead log: records appended and fsynced one by one; the count of
+# acknowledged (fsynced) records goes to a file outside the volume.
+run_wal() {
+  python3 - "$mnt/wal.log" "$TEST_DIR/wal.acked" "$TEST_DIR/stop" <<'PY'
+import os, sys
+log, acked, stop = sys.argv[1:4]
+fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+n = 0
+while not os.path.exists(stop):
+    os.write(fd, b"record %08d %s\n" % (n, b"x" * 100))
+    os.fsync(fd)
+    n += 1
+    with open(acked, "w") as f:
+        f.write(str(n))
+os.close(fd)
+PY
+}
+
+run_fio &
+fio_pid=$!
+run_wal &
+wal_pid=$!
+sleep 3
+
+old_takeover() {
+  local old=${DAEMON_PIDS[fused]}
+  unset "DAEMON_PIDS[fused]"
+  start_fused_opts --takeover
+  _wait_dead "$old" 60 || fail "the old fused (pid $old) did not hand over within 60 s"
+  _reap "$old"
+  [[ $DAEMON_STATUS == 0 ]] || fail "the old fused exited with status $DAEMON_STATUS"
+}
+
+times=()
+for ((r = 1; r <= restarts; r++)); do
+  [[ ! -e $TEST_DIR/fio.failed ]] || break
+  start=$(date +%s%N)
+  if ((r % 2 == 1)); then
+    how="kill -9"
+    kill_daemon fused KILL
+    start_fused
+  else
+    how="planned (--takeover)"
+    old_takeover
+  fi
+  wait_until 60 "fused answers after restart $r" busctl --system call "$BUS_NAME" \
+    "$MANAGER_PATH" "$MANAGER_IFACE" ListVolumes >/dev/null
+  wait_until 60 "$vol attached again after restart $r" prop_is "$vol" State attached >/dev/null
+  ms=$((($(date +%s%N) - start) / 1000000))
+  times+=("$how: ${ms} ms")
+  log "restart $r ($how): $vol attached again after ${ms} ms"
+  assert_eq "$dev" "$(volume_prop "$vol" LoopDevice)" "LoopDevice after restart $r"
+  sleep 2
+done
+
+touch "$TEST_DIR/stop"
+wait "$fio_pid" || true
+wait "$wal_pid" || fail "the write-ahead-log workload failed (an I/O error?)"
+if [[ -e $TEST_DIR/fio.failed ]]; then
+  n=$(cat "$TEST_DIR/fio.failed")
+  fail "fio run $n failed: $(tail -5 "$TEST_DIR/fio.$n.err")"
+fi
+runs=$(cat "$TEST_DIR/fio.runs")
+((runs >= 1)) || fail "no fio run completed"
+log "ok: $runs fio runs (write + crc32c verify) passed across $restarts restarts"
+
+# Every acknowledged WAL record is there, in order.
+acked=$(cat "$TEST_DIR/wal.acked")
+python3 - "$mnt/wal.log" "$acked" <<'PY' || fail "the write-ahead log lost acknowledged records"
+import sys
+lines = open(sys.argv[1], "rb").read().split(b"\n")
+acked = int(sys.argv[2])
+for i in range(acked):
+    want = b"record %08d %s" % (i, b"x" * 100)
+    if lines[i] != want:
+        sys.exit("record %d: %r" % (i, lines[i][:40]))
+PY
+log "ok: all $acked acknowledged WAL records read back"
+
+assert_eq "$dev" "$(findmnt -n -o SOURCE "$mnt")" "the device ext4 is mounted from"
+opts=$(findmnt -n -o OPTIONS "$mnt")
+[[ $opts == rw,* ]] || fail "ext4 is no longer read-write: $opts"
+errors_after=$(dmesg | grep -c -E "($loop|I/O error).*($loop|error)" || true)
+assert_eq "$errors_before" "$errors_after" "kernel error lines about $loop"
+grep -q "taken over" "$LOG_DIR/fused.log" || fail "no takeover in the fused log"
+grep -q "handed over; exiting" "$LOG_DIR/fused.log" || fail "no planned hand-over in the fused log"
+
+max_ns=0
+for f in "$TEST_DIR"/fio.*.json; do
+  for ns in $(python3 -c 'import json,sys
+j = json.load(open(sys.argv[1]))["jobs"][0]
+print(max(j[k]["lat_ns"]["max"] for k in ("read", "write", "sync") if k in j and "lat_ns" in j[k]))' "$f"); do
+    ((ns <= max_ns)) || max_ns=$ns
+  done
+done
+log "longest I/O (fio latency max over all runs): $((max_ns / 1000000)) ms"
+log "restart to attached: ${times[*]}"
+
+umount "$mnt"
+assert_fsck_clean "$dev" "after $restarts restarts under load"
+detach_volume "$vol"
+pass
