@@ -703,22 +703,10 @@ quick_mode() { [[ ${CI:-} == true || ${SHORTHORN_QUICK:-0} == 1 ]]; }
 # replicad started so far is a candidate, as with start_fused.
 # shellcheck disable=SC2120  # tests pass options; start_fused passes none
 start_fused_opts() {
-  local rlist="" name i
-  if [[ ${1:-} == --replicads ]]; then
-    rlist=$2
-    shift 2
-  else
-    for name in "${!REPLICAD_PORTS[@]}"; do rlist+="${rlist:+ }$(replica_address "$name")"; done
-  fi
+  local i
   [[ -z ${DAEMON_PIDS[fused]:-} ]] || fail "fused already running"
-  local args=()
-  [[ -z $rlist ]] || args=(--replicads "$rlist")
-  : >"$CONF_DIR/fused.conf"
-  "$FUSED_BIN" --config "$CONF_DIR/fused.conf" --state-dir "$FUSED_STATE_DIR" \
-    --mount-point "$FUSED_MOUNT_POINT" --dev-dir "$FUSED_DEV_DIR" --replicad-socket-dir "$SOCK_DIR" \
-    --cluster-key "$CLUSTER_KEY" --auto-attach "${FUSED_AUTO_ATTACH:-no}" "${args[@]}" \
-    --log-level "$LOG_LEVEL" "$@" \
-    >>"$LOG_DIR/fused.log" 2>&1 </dev/null &
+  fused_command "$@"
+  "${FUSED_CMD[@]}" >>"$LOG_DIR/fused.log" 2>&1 </dev/null &
   DAEMON_PIDS[fused]=$!
   for ((i = 0; i < 300; i++)); do
     _check_alive fused
@@ -727,7 +715,27 @@ start_fused_opts() {
     sleep 0.1
   done
   ((i < 300)) || fail "fused does not answer ListVolumes on the bus after 30s"
-  log "fused pid ${DAEMON_PIDS[fused]} ($*), replicads: $rlist"
+  log "fused pid ${DAEMON_PIDS[fused]} ($*), replicads: $FUSED_REPLICADS"
+}
+
+# fused_command [--replicads "A B"] OPTION...: sets FUSED_CMD to the command
+# line start_fused_opts runs (for a test that runs fused its own way).
+fused_command() {
+  local rlist="" name
+  if [[ ${1:-} == --replicads ]]; then
+    rlist=$2
+    shift 2
+  else
+    for name in "${!REPLICAD_PORTS[@]}"; do rlist+="${rlist:+ }$(replica_address "$name")"; done
+  fi
+  local args=()
+  [[ -z $rlist ]] || args=(--replicads "$rlist")
+  : >"$CONF_DIR/fused.conf"
+  FUSED_REPLICADS=$rlist
+  FUSED_CMD=("$FUSED_BIN" --config "$CONF_DIR/fused.conf" --state-dir "$FUSED_STATE_DIR"
+    --mount-point "$FUSED_MOUNT_POINT" --dev-dir "$FUSED_DEV_DIR" --replicad-socket-dir "$SOCK_DIR"
+    --cluster-key "$CLUSTER_KEY" --auto-attach "${FUSED_AUTO_ATTACH:-no}" "${args[@]}"
+    --log-level "$LOG_LEVEL" "$@")
 }
 
 # start_s3rver: an S3 server (the s3rver npm package, installed by

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""A small stand-in for systemd's service manager, for tests on machines
+without systemd as PID 1. Runs one command as a service:
+
+* NOTIFY_SOCKET is set; FDSTORE=1 (with FDNAME=) stores the descriptors
+  sent along, FDSTOREREMOVE=1 drops those of FDNAME=.
+* Each start gets the stored descriptors back as 3, 4, ... with LISTEN_FDS,
+  LISTEN_FDNAMES and LISTEN_PID, as systemd passes its descriptor store.
+* Restart=on-failure: a death by signal or a non-zero exit starts it again.
+* SIGHUP is `systemctl restart` (SIGTERM, wait, start; the store is kept);
+  SIGTERM is `systemctl stop` (SIGTERM, wait, drop the store, exit).
+
+Usage: fake_service_manager.py STATE_DIR -- COMMAND ARGS...
+The service's pid is in STATE_DIR/main.pid; events go to standard output.
+"""
+import os
+import signal
+import socket
+import sys
+import time
+
+
+def log(msg):
+    print("fake-systemd: " + msg, flush=True)
+
+
+def main():
+    sep = sys.argv.index("--")
+    state_dir, cmd = sys.argv[1], sys.argv[sep + 1:]
+    os.makedirs(state_dir, exist_ok=True)
+    sock_path = os.path.join(state_dir, "notify.sock")
+    if os.path.exists(sock_path):
+        os.unlink(sock_path)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(sock_path)
+    notify.settimeout(0.05)
+    store = {}  # FDNAME -> descriptor
+    wanted = {"restart": False, "stop": False}
+    signal.signal(signal.SIGHUP, lambda *_: wanted.update(restart=True))
+    signal.signal(signal.SIGTERM, lambda *_: wanted.update(stop=True))
+
+    def start():
+        names = sorted(store)
+        pid = os.fork()
+        if pid == 0:
+            env = dict(os.environ, NOTIFY_SOCKET=sock_path)
+            high = [os.dup(store[n]) for n in names]
+            for i, fd in enumerate(high):
+                os.dup2(fd, 3 + i, inheritable=True)
+            if names:
+                env.update(LISTEN_FDS=str(len(names)), LISTEN_FDNAMES=":".join(names),
+                           LISTEN_PID=str(os.getpid()))
+            os.execvpe(cmd[0], cmd, env)
+        with open(os.path.join(state_dir, "main.pid"), "w") as f:
+            f.write("%d\n" % pid)
+        log("started pid %d with %d stored descriptor(s) %s" % (pid, len(names), names))
+        return pid
+
+    child = start()
+    signaled = False
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(notify, 4096, 16)
+            for fd in fds:
+                os.set_inheritable(fd, False)
+            fields = dict(line.split("=", 1) for line in msg.decode().splitlines() if "=" in line)
+            name = fields.get("FDNAME", "stored")
+            if fields.get("FDSTORE") == "1":
+                for fd in fds:
+                    if name in store:
+                        os.close(store[name])
+                    store[name] = fd
+                log("stored %d descriptor(s) as %s" % (len(fds), name))
+            elif fields.get("FDSTOREREMOVE") == "1":
+                if name in store:
+                    os.close(store.pop(name))
+                log("removed descriptor %s from the store" % name)
+                for fd in fds:
+                    os.close(fd)
+            else:
+                for fd in fds:
+                    os.close(fd)
+        except socket.timeout:
+            pass
+        except InterruptedError:
+            pass
+        if (wanted["restart"] or wanted["stop"]) and not signaled:
+            os.kill(child, signal.SIGTERM)
+            signaled = True
+        pid, status = os.waitpid(child, os.WNOHANG)
+        if pid == 0:
+            continue
+        how = ("killed by signal %d" % os.WTERMSIG(status) if os.WIFSIGNALED(status)
+               else "exited with status %d" % os.WEXITSTATUS(status))
+        log("pid %d %s" % (child, how))
+        if wanted["stop"]:
+            break
+        failed = os.WIFSIGNALED(status) or os.WEXITSTATUS(status) != 0
+        if wanted["restart"] or failed:
+            wanted["restart"], signaled = False, False
+            time.sleep(0.2)  # RestartSec=200ms
+            child = start()
+            continue
+        break
+    for name, fd in store.items():
+        os.close(fd)
+    log("stopped; dropped %d stored descriptor(s)" % len(store))
+    os.unlink(sock_path)
+
+
+if __name__ == "__main__":
+    main()
