@@ -566,8 +566,18 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
     if (!maintenance) MarkAttachedLocked(*record, block ? "block" : "file");
     // Attached now: the snapshot list comes from a current replica, never
     // from one left out (a stale replica lists what it held back then).
-    Status refreshed = RefreshLayersLocked(*record);
+    std::vector<std::string> merging;
+    Status refreshed = RefreshLayersLocked(*record, nullptr, &merging);
     if (!refreshed.ok()) LogWarning("attach volume " + name + ": " + refreshed.message());
+    // A snapshot deletion a previous fused started (and did not see end)
+    // gets its Job again, so its progress and end are visible.
+    if (!merging.empty() && !jobs_.Running(name, "delete-snapshot")) {
+      for (const auto& snapshot : merging) {
+        LogInfo("attach volume " + name + ": the merge of deleted snapshot " + snapshot +
+                " is still running; following it in a new delete-snapshot job");
+        StartSnapshotDeleteJob(name, snapshot);
+      }
+    }
     LogInfo("attached volume " + name + (maintenance ? " in maintenance mode" : " at " + result) +
             " (epoch " + std::to_string(record->epoch) + ")");
     if (!authority.empty()) {

@@ -231,7 +231,13 @@ class VolumeService : public VolumeManager {
   // LIST_LAYERS from the first replica that answers (attached: not an ERR
   // one), into the registry
   // (saved only when something changed; `changed` tells).
-  Status RefreshLayersLocked(VolumeRecord& record, bool* changed = nullptr);
+  // `merging`: the snapshots whose deletion (merge) the replica asked is
+  // still running.
+  Status RefreshLayersLocked(VolumeRecord& record, bool* changed = nullptr,
+                             std::vector<std::string>* merging = nullptr);
+  // The delete-snapshot Job: follows the replicas' merge of `snapshot` to
+  // its end (also started at attach for a merge a previous fused began).
+  uint64_t StartSnapshotDeleteJob(const std::string& volume, const std::string& snapshot);
   // Refreshes every attached volume's ActualSize and Snapshots (the
   // notifier thread does this every kRefreshInterval).
   void RefreshAttached();

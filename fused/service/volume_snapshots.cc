@@ -104,7 +104,8 @@ bool operator==(const SnapshotInfo& a, const SnapshotInfo& b) {
          a.user_created == b.user_created && a.size_held == b.size_held && a.removed == b.removed;
 }
 
-Status VolumeService::RefreshLayersLocked(VolumeRecord& record, bool* changed) {
+Status VolumeService::RefreshLayersLocked(VolumeRecord& record, bool* changed,
+                                          std::vector<std::string>* merging) {
   Status last(ErrorKind::kUnavailable, "list layers of volume " + record.name + ": no replica");
   // Attached, an ERR replica may have missed snapshot operations: ask the
   // others.
@@ -125,6 +126,15 @@ Status VolumeService::RefreshLayersLocked(VolumeRecord& record, bool* changed) {
     if (!layers.ok()) {
       last = layers.status();
       continue;
+    }
+    if (merging != nullptr) {
+      if (const json::array* tasks = Array(*layers, "tasks")) {
+        for (const auto& t : *tasks) {
+          if (t.is_object() && Str(t.as_object(), "op") == "delete_snapshot") {
+            merging->push_back(Str(t.as_object(), "name"));
+          }
+        }
+      }
     }
     uint64_t actual_size = U64(*layers, "actual_size");
     std::vector<SnapshotInfo> snapshots;
@@ -287,7 +297,15 @@ Result<uint64_t> VolumeService::DeleteSnapshot(const std::string& volume,
                                              {{"name", snapshot}}, what, ErrorKind::kNotFound));
     }
   }
-  uint64_t id = jobs_.Start(
+  uint64_t id = StartSnapshotDeleteJob(volume, snapshot);
+  NotifyChanged(volume);
+  return id;
+}
+
+uint64_t VolumeService::StartSnapshotDeleteJob(const std::string& volume,
+                                               const std::string& snapshot) {
+  const std::string what = "delete snapshot " + snapshot + " of volume " + volume;
+  return jobs_.Start(
       "delete-snapshot", volume, snapshot, false, [this, volume, snapshot, what](JobHandle& job) {
         for (;;) {
           auto lists = ListLayersUnlocked(volume);
@@ -340,8 +358,6 @@ Result<uint64_t> VolumeService::DeleteSnapshot(const std::string& volume,
           }
         }
       });
-  NotifyChanged(volume);
-  return id;
 }
 
 // Detached, a layer op that reaches only some replicas must not leave the

@@ -26,6 +26,7 @@ python3 "$LIB_DIR/fake_service_manager.py" "$TEST_DIR/sm" -- "${FUSED_CMD[@]}" \
 DAEMON_PIDS[sm]=$!
 
 main_pid() { cat "$TEST_DIR/sm/main.pid" 2>/dev/null; }
+# shellcheck disable=SC2317  # called through wait_until
 bus_up() {
   busctl --system call "$BUS_NAME" "$MANAGER_PATH" "$MANAGER_IFACE" ListVolumes >/dev/null
 }
