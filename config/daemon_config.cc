@@ -183,9 +183,12 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
       "largest volume size in GiB that CreateVolume and Expand accept")(
       "auto-attach", po::value<std::string>()->default_value(d.auto_attach ? "yes" : "no"),
       "yes: attach again at start the volumes attached when fused last stopped; no: start "
-      "with every volume detached")("log-level",
-                                    po::value<std::string>()->default_value(d.log_level),
-                                    "debug, info, warning or error");
+      "with every volume detached")(
+      "metrics-file", po::value<std::string>()->default_value(d.metrics_file),
+      "Prometheus text file with the volumes' I/O figures, rewritten every 10 s "
+      "(node-exporter's textfile directory); empty for none")(
+      "log-level", po::value<std::string>()->default_value(d.log_level),
+      "debug, info, warning or error");
   auto loaded = Load(keys, argc, argv, default_file);
   if (!loaded.ok()) return loaded.status();
   Loaded<FusedConfig> out;
@@ -246,6 +249,10 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
     return KeyError(where, "auto-attach", "\"" + auto_attach + "\" is not yes or no");
   }
   c.auto_attach = auto_attach == "yes";
+  c.metrics_file = loaded->values["metrics-file"].as<std::string>();
+  if (!c.metrics_file.empty()) {
+    SH_RETURN_IF_ERROR(CheckAbsolute(*loaded, "metrics-file", c.metrics_file));
+  }
   c.log_level = loaded->values["log-level"].as<std::string>();
   SH_RETURN_IF_ERROR(CheckLogLevel(*loaded, c.log_level));
   return out;

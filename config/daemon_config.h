@@ -66,6 +66,9 @@ struct FusedConfig {
   // Attach again at start the volumes that were attached when fused last
   // stopped or crashed.
   bool auto_attach = true;
+  // Prometheus text file with the volumes' figures, rewritten every 10 s
+  // (node-exporter's textfile collector reads this directory); "" for none.
+  std::string metrics_file = "/var/lib/prometheus/node-exporter/shorthorn.prom";
   std::string log_level = "info";
 };
 

@@ -149,6 +149,7 @@ int main(int argc, char** argv) {
   settings.backup_workers = static_cast<int>(c.backup_workers);
   settings.max_volume_size_gib = c.max_volume_size_gib;
   settings.auto_attach = c.auto_attach;
+  settings.metrics_file = c.metrics_file;
   fused::VolumeService service(settings, fuse);
   s = service.Start();
   if (!s.ok()) {

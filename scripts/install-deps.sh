@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every build and test dependency of Shorthorn with apt-get, and
-# s3rver (an S3 server for the backup tests) with npm into a fixed prefix.
+# s3rver (an S3 server for the backup tests) with npm into a fixed prefix,
+# and unpacks prometheus-node-exporter (metrics test) into another.
 # Safe to run again: apt-get skips what is already installed, and the package
 # lists are refreshed only when a package is missing; npm runs only when the
 # pinned s3rver version is not there.
@@ -56,6 +57,28 @@ if [[ $installed != "$s3rver_version" ]]; then
     "s3rver@$s3rver_version" >/dev/null
   [[ -x $s3rver_prefix/node_modules/.bin/s3rver ]] || {
     echo "install-deps: s3rver did not install into $s3rver_prefix" >&2
+    exit 1
+  }
+fi
+
+# prometheus-node-exporter's binary for the metrics test (its textfile
+# collector parses the file fused writes). Unpacked from the Debian package
+# into a fixed prefix rather than installed: installing would start the
+# exporter as a system service.
+exporter_prefix=/opt/shorthorn-test/node-exporter
+if [[ ! -x $exporter_prefix/usr/bin/prometheus-node-exporter ]]; then
+  echo "install-deps: unpacking prometheus-node-exporter into $exporter_prefix"
+  tmp=$(mktemp -d)
+  chmod 0755 "$tmp"  # apt-get download runs as _apt
+  (cd "$tmp" && apt-get download -qq prometheus-node-exporter) || {
+    apt-get update -qq
+    (cd "$tmp" && apt-get download -qq prometheus-node-exporter)
+  }
+  mkdir -p "$exporter_prefix"
+  dpkg-deb -x "$tmp"/prometheus-node-exporter_*.deb "$exporter_prefix"
+  rm -rf "$tmp"
+  [[ -x $exporter_prefix/usr/bin/prometheus-node-exporter ]] || {
+    echo "install-deps: prometheus-node-exporter did not unpack into $exporter_prefix" >&2
     exit 1
   }
 fi

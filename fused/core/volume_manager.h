@@ -188,6 +188,13 @@ class VolumeManager {
   // NotFound for an unknown job, InvalidArgument when it cannot be cancelled.
   virtual Status CancelJob(uint64_t id) = 0;
 
+  // Live I/O figures of the volume's file on this host since fused
+  // started: <op>_requests, <op>_bytes, <op>_errors and <op>_latency_us (the
+  // sum) for op read, write, flush and discard. Empty when the volume has
+  // no file here. Quick (no network, no manager-wide lock): the bus thread
+  // calls it.
+  virtual std::map<std::string, uint64_t> Statistics(const std::string& name) = 0;
+
   // Set once before the first call from the bus; nullptr to stop.
   virtual void SetListener(VolumeListener* listener) = 0;
 };

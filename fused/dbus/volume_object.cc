@@ -110,6 +110,15 @@ VolumeObject::VolumeObject(sdbus::IConnection& connection, VolumeManager& manage
 
 void VolumeObject::RegisterProperties() {
   VolumeProperties().Register(*object_, kVolumeInterface, info_);
+  // Live figures, read when asked: changes every I/O, so no signal.
+  sdbus::Flags flags;
+  flags.set(sdbus::Flags::EMITS_NO_SIGNAL);
+  object_->registerProperty(
+      kVolumeInterface, "Statistics", "a{st}",
+      [this](sdbus::PropertyGetReply& reply) {
+        GuardHandler("Get Statistics", [&] { reply << manager_.Statistics(info_.name); });
+      },
+      flags);
 }
 
 void VolumeObject::RegisterMethods() {

@@ -232,6 +232,7 @@ Result<UniqueFd> FuseFdKeeper::Take() {
                   "the FUSE holder at " + socket_ + " answered without a /dev/fuse descriptor");
   }
   LogInfo("took the FUSE connection from the holder at " + socket_);
+  from_holder_ = true;
   return fd;
 }
 
@@ -245,8 +246,10 @@ Status FuseFdKeeper::Keep(int fd) {
                   "NotifyAccess= in the unit): " +
                       std::string(std::strerror(rc < 0 ? -rc : EINVAL)));
   }
-  // A holder that handed us the descriptor still has it.
-  if (auto sock = ConnectHolder(socket_); sock.ok()) return Status::Ok();
+  // A holder that handed us the descriptor still has it; any other one
+  // keeps an older connection and must go.
+  if (from_holder_) return Status::Ok();
+  Release();
   return SpawnHolder(socket_, fd);
 }
 
@@ -256,6 +259,7 @@ void FuseFdKeeper::Release() {
     sd_notify(0, message.c_str());
     return;
   }
+  from_holder_ = false;
   auto sock = ConnectHolder(socket_);
   if (!sock.ok()) return;
   char c = 0;

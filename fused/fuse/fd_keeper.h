@@ -37,6 +37,7 @@ class FuseFdKeeper {
 
  private:
   std::string socket_;
+  bool from_holder_ = false;  // Take got the descriptor from the holder
 };
 
 // Entry point of the holder process: argv is {exe, "--fuse-fd-holder",

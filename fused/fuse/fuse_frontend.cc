@@ -92,10 +92,10 @@ ssize_t WriteReplyIo(int fd, struct iovec* iov, int count, void* userdata) {
   return static_cast<FuseFrontend*>(userdata)->WriteReply(fd, iov, count);
 }
 
-// Runs fn(Backend*) for a request on inode `ino`: at once, or once the file
-// is attached again (fn gets nullptr if it is removed instead). `hold`
-// turns fn into the held form (a write must copy its data, which lives in
-// libfuse's buffer only until the handler returns).
+// Runs fn(Backend*, stats) for a request on inode `ino`: at once, or once
+// the file is attached again (fn gets nullptr if it is removed instead).
+// `hold` turns fn into the held form (a write must copy its data, which
+// lives in libfuse's buffer only until the handler returns).
 template <class Fn, class MakeHeld>
 void Serve(fuse_req_t req, fuse_ino_t ino, Fn fn, MakeHeld hold) {
   FuseFrontend* self = Self(req);
@@ -106,7 +106,7 @@ void Serve(fuse_req_t req, fuse_ino_t ino, Fn fn, MakeHeld hold) {
       fuse_reply_err(req, ENOENT);
       return;
     case FuseFrontend::Admission::kRun:
-      fn(backend.get());
+      fn(backend.get(), v->stats);
       self->Done();
       return;
     case FuseFrontend::Admission::kWait:
@@ -121,6 +121,14 @@ void Serve(fuse_req_t req, fuse_ino_t ino, Fn fn, MakeHeld hold) {
 template <class Fn>
 void Serve(fuse_req_t req, fuse_ino_t ino, Fn fn) {
   Serve(req, ino, std::move(fn), [](Fn f) { return FuseFrontend::Work(std::move(f)); });
+}
+
+using Clock = std::chrono::steady_clock;
+
+// Records one answered request in `stats`.
+void Count(const std::shared_ptr<IoStats>& stats, IoOp op, uint64_t bytes, Clock::time_point t0,
+           bool ok) {
+  if (stats) stats->Record(op, bytes, Clock::now() - t0, ok);
 }
 
 // "0:53": the device of the FUSE mount at `mount_point`; empty if none.
@@ -220,8 +228,10 @@ void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
-  Serve(req, ino, [req, size, off](Backend* b) {
+  const auto t0 = Clock::now();
+  Serve(req, ino, [req, size, off, t0](Backend* b, const std::shared_ptr<IoStats>& stats) {
     if (b == nullptr) {
+      Count(stats, IoOp::kRead, 0, t0, false);
       fuse_reply_err(req, EIO);
       return;
     }
@@ -232,7 +242,8 @@ void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
     }
     uint64_t n = std::min<uint64_t>(size, end - static_cast<uint64_t>(off));
     b->Read(static_cast<uint64_t>(off), static_cast<uint32_t>(n),
-            [req](Status s, std::vector<uint8_t> data) {
+            [req, t0, stats](Status s, std::vector<uint8_t> data) {
+              Count(stats, IoOp::kRead, data.size(), t0, s.ok());
               if (!s.ok()) {
                 fuse_reply_err(req, s.sys_errno());
               } else {
@@ -242,8 +253,10 @@ void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
   });
 }
 
-void WriteTo(Backend* b, fuse_req_t req, const uint8_t* data, size_t size, off_t off) {
+void WriteTo(Backend* b, const std::shared_ptr<IoStats>& stats, fuse_req_t req, const uint8_t* data,
+             size_t size, off_t off, Clock::time_point t0) {
   if (b == nullptr) {
+    Count(stats, IoOp::kWrite, 0, t0, false);
     fuse_reply_err(req, EIO);
     return;
   }
@@ -252,7 +265,8 @@ void WriteTo(Backend* b, fuse_req_t req, const uint8_t* data, size_t size, off_t
     fuse_reply_err(req, static_cast<uint64_t>(off) >= end ? ENOSPC : EFBIG);
     return;
   }
-  b->Write(static_cast<uint64_t>(off), {data, size}, [req, size](Status s) {
+  b->Write(static_cast<uint64_t>(off), {data, size}, [req, size, t0, stats](Status s) {
+    Count(stats, IoOp::kWrite, size, t0, s.ok());
     if (!s.ok()) {
       fuse_reply_err(req, s.sys_errno());
     } else {
@@ -263,23 +277,34 @@ void WriteTo(Backend* b, fuse_req_t req, const uint8_t* data, size_t size, off_t
 
 void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
              fuse_file_info*) {
+  const auto t0 = Clock::now();
   const auto* data = reinterpret_cast<const uint8_t*>(buf);
   Serve(
-      req, ino, [req, data, size, off](Backend* b) { WriteTo(b, req, data, size, off); },
-      [req, data, size, off](auto) {
+      req, ino,
+      [req, data, size, off, t0](Backend* b, const std::shared_ptr<IoStats>& stats) {
+        WriteTo(b, stats, req, data, size, off, t0);
+      },
+      [req, data, size, off, t0](auto) {
         auto copy = std::make_shared<std::vector<uint8_t>>(data, data + size);
         return FuseFrontend::Work(
-            [req, copy, off](Backend* b) { WriteTo(b, req, copy->data(), copy->size(), off); });
+            [req, copy, off, t0](Backend* b, const std::shared_ptr<IoStats>& stats) {
+              WriteTo(b, stats, req, copy->data(), copy->size(), off, t0);
+            });
       });
 }
 
 void OnFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
-  Serve(req, ino, [req](Backend* b) {
+  const auto t0 = Clock::now();
+  Serve(req, ino, [req, t0](Backend* b, const std::shared_ptr<IoStats>& stats) {
     if (b == nullptr) {
+      Count(stats, IoOp::kFlush, 0, t0, false);
       fuse_reply_err(req, EIO);
       return;
     }
-    b->Flush([req](Status s) { fuse_reply_err(req, s.ok() ? 0 : s.sys_errno()); });
+    b->Flush([req, t0, stats](Status s) {
+      Count(stats, IoOp::kFlush, 0, t0, s.ok());
+      fuse_reply_err(req, s.ok() ? 0 : s.sys_errno());
+    });
   });
 }
 
@@ -291,8 +316,10 @@ void OnFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t leng
     fuse_reply_err(req, EINVAL);
     return;
   }
-  Serve(req, ino, [req, mode, off, length](Backend* b) {
+  const auto t0 = Clock::now();
+  Serve(req, ino, [req, mode, off, length, t0](Backend* b, const std::shared_ptr<IoStats>& stats) {
     if (b == nullptr) {
+      Count(stats, IoOp::kDiscard, 0, t0, false);
       fuse_reply_err(req, EIO);
       return;
     }
@@ -321,8 +348,10 @@ void OnFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t leng
     }
     // Holes read as zeros, so the loop device's WRITE_ZEROES (ZERO_RANGE) and
     // discard (PUNCH_HOLE) both become UNMAP.
-    b->Unmap(start, stop - start,
-             [req](Status s) { fuse_reply_err(req, s.ok() ? 0 : s.sys_errno()); });
+    b->Unmap(start, stop - start, [req, t0, stats, n = stop - start](Status s) {
+      Count(stats, IoOp::kDiscard, n, t0, s.ok());
+      fuse_reply_err(req, s.ok() ? 0 : s.sys_errno());
+    });
   });
 }
 
@@ -669,22 +698,25 @@ Result<std::string> FuseFrontend::AddVolume(const std::string& name,
     LogInfo("volume " + name + ": serving " + std::to_string(held.size()) +
             " request(s) held since the takeover");
   }
-  for (auto& work : held) work(backend.get());
+  std::shared_ptr<IoStats> stats = FindByName(name) ? FindByName(name)->stats : nullptr;
+  for (auto& work : held) work(backend.get(), stats);
   return settings_.mount_point + "/" + name;
 }
 
 void FuseFrontend::RemoveVolume(const std::string& name) {
   std::vector<Work> held;
+  std::shared_ptr<IoStats> stats;
   {
     std::lock_guard lock(mutex_);
     auto it = by_name_.find(name);
     if (it == by_name_.end()) return;
     held.swap(it->second->held);
+    stats = it->second->stats;
     by_ino_.erase(it->second->ino);
     by_name_.erase(it);
     SaveStateLocked();
   }
-  for (auto& work : held) work(nullptr);
+  for (auto& work : held) work(nullptr, stats);
   if (session_ != nullptr) {
     fuse_lowlevel_notify_inval_entry(session_, FUSE_ROOT_ID, name.c_str(), name.size());
   }
@@ -736,7 +768,12 @@ void FuseFrontend::Hold(const std::shared_ptr<Volume>& v, Work work) {
     }
     backend = v->backend;
   }
-  work(backend.get());
+  work(backend.get(), v->stats);
+}
+
+std::shared_ptr<const IoStats> FuseFrontend::Stats(const std::string& name) {
+  auto v = FindByName(name);
+  return v ? v->stats : nullptr;
 }
 
 uint64_t FuseFrontend::SizeOf(const Volume& v) {

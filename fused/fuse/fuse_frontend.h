@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "fused/core/io_stats.h"
 #include "fused/engine/backend.h"
 #include "fused/fuse/fd_keeper.h"
 #include "fused/fuse/session_state.h"
@@ -84,14 +85,18 @@ class FuseFrontend {
   const std::string& mount_point() const { return settings_.mount_point; }
 
   // Request handlers, public for the C callback table in fuse_frontend.cc.
-  using Work = std::function<void(Backend*)>;  // nullptr: the file went away
+  // Backend nullptr: the file went away.
+  using Work = std::function<void(Backend*, const std::shared_ptr<IoStats>&)>;
   struct Volume {
     std::string name;
     uint64_t ino;
     uint64_t size;                     // while waiting (no backend yet)
     std::shared_ptr<Backend> backend;  // guarded by mutex_; null while waiting
     std::vector<Work> held;            // guarded by mutex_
+    std::shared_ptr<IoStats> stats = std::make_shared<IoStats>();
   };
+  // The I/O figures of the volume's file (null when it has none).
+  std::shared_ptr<const IoStats> Stats(const std::string& name);
   std::shared_ptr<Volume> FindByIno(uint64_t ino);
   std::shared_ptr<Volume> FindByName(const std::string& name);
   std::map<std::string, std::shared_ptr<Volume>> Snapshot();

@@ -19,6 +19,7 @@
 #include <random>
 #include <set>
 
+#include "common/file_util.h"
 #include "common/log.h"
 #include "config/daemon_config.h"
 
@@ -153,6 +154,9 @@ Status VolumeService::Start() {
     auto_attach_thread_ = std::thread([this] { AutoAttachLoop(); });
   }
   if (!notifier_.joinable()) notifier_ = std::thread([this] { NotifierLoop(); });
+  if (!settings_.metrics_file.empty() && !metrics_thread_.joinable()) {
+    metrics_thread_ = std::thread([this] { MetricsLoop(); });
+  }
   if (!rebuild_thread_.joinable()) rebuild_thread_ = std::thread([this] { RebuildLoop(); });
   jobs_.SetNotify([this](const JobInfo& info, bool added, bool removed) {
     std::lock_guard lock(listener_mutex_);
@@ -171,6 +175,12 @@ Status VolumeService::Start() {
 }
 
 void VolumeService::Shutdown(bool hand_over) {
+  {
+    std::lock_guard lock(metrics_mutex_);
+    metrics_stopping_ = true;
+  }
+  metrics_cv_.notify_all();
+  if (metrics_thread_.joinable()) metrics_thread_.join();
   {
     std::lock_guard lock(mutex_);
     auto_attach_stopping_ = true;
@@ -690,6 +700,75 @@ void VolumeService::AutoAttachLoop() {
     lock.unlock();
     NotifyChanged(due);  // its StateReason
     lock.lock();
+  }
+}
+
+std::map<std::string, uint64_t> VolumeService::Statistics(const std::string& name) {
+  std::map<std::string, uint64_t> out;
+  auto stats = fuse_.Stats(name);
+  if (!stats) return out;
+  for (size_t op = 0; op < kIoOps; ++op) {
+    const IoFigures f = stats->Get(static_cast<IoOp>(op));
+    const std::string prefix = IoOpName(static_cast<IoOp>(op));
+    out[prefix + "_requests"] = f.requests;
+    out[prefix + "_bytes"] = f.bytes;
+    out[prefix + "_errors"] = f.errors;
+    out[prefix + "_latency_us"] = f.latency_ns / 1000;
+  }
+  return out;
+}
+
+std::string VolumeService::CollectMetrics() {
+  std::vector<VolumeFigures> volumes;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [name, record] : registry_.volumes()) {
+      VolumeFigures v;
+      v.name = name;
+      v.size = record.size;
+      auto it = attached_.find(name);
+      v.attached = it != attached_.end();
+      if (v.attached) {
+        for (const auto& r : it->second.engine->Replicas()) {
+          v.replicas.emplace_back(r.name, ReplicaModeName(r.mode));
+        }
+      }
+      volumes.push_back(std::move(v));
+    }
+  }
+  for (auto& v : volumes) {
+    if (auto stats = fuse_.Stats(v.name)) {
+      for (size_t op = 0; op < kIoOps; ++op) v.io[op] = stats->Get(static_cast<IoOp>(op));
+    }
+  }
+  std::vector<JobFigures> jobs;
+  for (const auto& j : jobs_.List()) {
+    if (j.state == "running") jobs.push_back({j.id, j.operation, j.volume, j.bytes, j.total_bytes});
+  }
+  return FormatMetrics(volumes, jobs);
+}
+
+void VolumeService::MetricsLoop() {
+  const std::string& path = settings_.metrics_file;
+  const std::string dir = path.substr(0, path.rfind('/'));
+  bool warned = false;
+  std::unique_lock lock(metrics_mutex_);
+  while (!metrics_stopping_) {
+    lock.unlock();
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      if (!warned) {
+        LogInfo("metrics: " + dir + " does not exist (is prometheus-node-exporter installed?); " +
+                "metrics-file " + path + " is written once it does");
+      }
+      warned = true;
+    } else {
+      Status s = WriteFileAtomic(path, CollectMetrics());
+      if (!s.ok() && !warned) LogWarning("metrics: " + s.message());
+      warned = !s.ok();
+    }
+    lock.lock();
+    metrics_cv_.wait_for(lock, settings_.metrics_interval, [this] { return metrics_stopping_; });
   }
 }
 

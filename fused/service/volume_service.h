@@ -24,6 +24,7 @@
 #include "backup/format.h"
 #include "backup/store.h"
 #include "fused/core/generation_store.h"
+#include "fused/core/io_stats.h"
 #include "fused/core/registry.h"
 #include "fused/core/volume_manager.h"
 #include "fused/engine/engine.h"
@@ -56,6 +57,9 @@ struct ServiceSettings {
   // auto-attach: attach again at Start the volumes the registry marks
   // (VolumeRecord::attach_frontend), retrying with backoff.
   bool auto_attach = true;
+  // metrics-file: where MetricsLoop writes the figures ("" for nowhere).
+  std::string metrics_file;
+  std::chrono::milliseconds metrics_interval{10000};
 };
 
 class VolumeService : public VolumeManager {
@@ -112,6 +116,7 @@ class VolumeService : public VolumeManager {
                                  const std::vector<std::string>& replicas,
                                  const Options& options) override;
 
+  std::map<std::string, uint64_t> Statistics(const std::string& name) override;
   std::vector<JobInfo> ListJobs() override { return jobs_.List(); }
   Result<JobInfo> GetJob(uint64_t id) override { return jobs_.Get(id); }
   Status CancelJob(uint64_t id) override { return jobs_.Cancel(id); }
@@ -269,6 +274,14 @@ class VolumeService : public VolumeManager {
   std::condition_variable auto_attach_cv_;         // with mutex_
   bool auto_attach_stopping_ = false;              // guarded by mutex_
   std::thread auto_attach_thread_;
+  // Writes settings_.metrics_file every metrics_interval until Shutdown.
+  void MetricsLoop();
+  // The figures of every volume and running job, for the metrics file.
+  std::string CollectMetrics();
+  std::mutex metrics_mutex_;
+  std::condition_variable metrics_cv_;
+  bool metrics_stopping_ = false;  // guarded by metrics_mutex_
+  std::thread metrics_thread_;
   uint64_t info_revision_ = 0;  // guarded by mutex_
   Status DetachLocked(const std::string& name);
   void HandOverLocked(const std::string& name);

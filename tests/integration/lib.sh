@@ -116,8 +116,9 @@ set_test_dirs() {
   FUSED_DEV_DIR=$TEST_DIR/dev
   FS_DIR=$TEST_DIR/fs
   SOCK_DIR=$TEST_DIR/sock # replicads' Unix sockets (<port>.sock), made by them
+  METRICS_DIR=$TEST_DIR/metrics # fused's metrics-file
   mkdir -p "$LOG_DIR" "$CONF_DIR" "$REPLICAS_DIR" "$FUSED_STATE_DIR" \
-    "$FUSED_MOUNT_POINT" "$FUSED_DEV_DIR" "$FS_DIR"
+    "$FUSED_MOUNT_POINT" "$FUSED_DEV_DIR" "$FS_DIR" "$METRICS_DIR"
   mkdir -m 0755 "$BUS_DIR"
   # The test cluster's key (doc/protocol.md, "Authentication"); replica_tool
   # and the test clients read it from SHORTHORN_CLUSTER_KEY.
@@ -735,6 +736,7 @@ fused_command() {
   FUSED_CMD=("$FUSED_BIN" --config "$CONF_DIR/fused.conf" --state-dir "$FUSED_STATE_DIR"
     --mount-point "$FUSED_MOUNT_POINT" --dev-dir "$FUSED_DEV_DIR" --replicad-socket-dir "$SOCK_DIR"
     --cluster-key "$CLUSTER_KEY" --auto-attach "${FUSED_AUTO_ATTACH:-no}" "${args[@]}"
+    --metrics-file "$METRICS_DIR/shorthorn.prom"
     --log-level "$LOG_LEVEL" "$@")
 }
 

@@ -43,6 +43,12 @@ TEST_F(DbusServiceTest, CreatedVolumeIsAManagedObjectWithProperties) {
   auto volume = sdbus::createProxy(kBusName, path);
   std::string name = volume->getProperty("Name").onInterface(kVolumeInterface);
   EXPECT_EQ(name, "db-1.a_b");
+  // Statistics comes from the manager when read (the fake's figures).
+  auto stats = volume->getProperty("Statistics")
+                   .onInterface(kVolumeInterface)
+                   .get<std::map<std::string, uint64_t>>();
+  EXPECT_EQ(stats.at("write_requests"), 7u);
+  EXPECT_EQ(stats.at("write_bytes"), 7u * 4096);
 
   std::vector<sdbus::ObjectPath> listed;
   manager_->callMethod("ListVolumes").onInterface(kManagerInterface).storeResultsTo(listed);

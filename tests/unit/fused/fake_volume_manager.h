@@ -283,6 +283,11 @@ class FakeVolumeManager : public VolumeManager {
     return StartJob("scrub", volume, "", true);
   }
 
+  std::map<std::string, uint64_t> Statistics(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    if (volumes_.count(name) == 0) return {};
+    return {{"write_requests", 7}, {"write_bytes", 7 * 4096}};
+  }
   std::vector<JobInfo> ListJobs() override {
     std::lock_guard lock(mu_);
     std::vector<JobInfo> out;
