@@ -91,6 +91,7 @@ VolumeInfo ToVolumeInfo(const std::string& path, const Properties& properties) {
   v.replica_count = Property<uint32_t>(properties, "ReplicaCount");
   v.robustness = Property<std::string>(properties, "Robustness");
   v.state_reason = Property<std::string>(properties, "StateReason");
+  v.statistics = Property<std::map<std::string, uint64_t>>(properties, "Statistics");
   for (const SnapshotStruct& s : Property<std::vector<SnapshotStruct>>(properties, "Snapshots")) {
     v.snapshots.push_back({s.get<0>(), s.get<1>(), s.get<2>(), s.get<3>(), s.get<4>(), s.get<5>()});
   }

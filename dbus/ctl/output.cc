@@ -1,5 +1,7 @@
 #include "dbus/ctl/output.h"
 
+#include <cstdio>
+
 #include <algorithm>
 
 #include <boost/json/serialize.hpp>
@@ -73,6 +75,25 @@ boost::json::array ReplicasToJson(const std::vector<ReplicaInfo>& replicas) {
   return array;
 }
 
+boost::json::object StatisticsToJson(const std::map<std::string, uint64_t>& statistics) {
+  boost::json::object out;
+  for (const auto& [key, value] : statistics) out[key] = value;
+  return out;
+}
+
+// "4144 requests, 17.0 MiB, 0 errors, mean 0.56 ms" for one operation.
+std::string IoLine(const std::map<std::string, uint64_t>& s, const std::string& op) {
+  auto get = [&](const char* field) {
+    auto it = s.find(op + "_" + field);
+    return it == s.end() ? uint64_t{0} : it->second;
+  };
+  const uint64_t n = get("requests");
+  char mean[32] = "-";
+  if (n > 0) std::snprintf(mean, sizeof(mean), "%.2f ms", get("latency_us") / 1000.0 / n);
+  return std::to_string(n) + " requests, " + FormatSize(get("bytes")) + ", " +
+         std::to_string(get("errors")) + " errors, mean " + mean;
+}
+
 boost::json::object VolumeToJson(const VolumeInfo& volume) {
   return boost::json::object{
       {"name", volume.name},
@@ -86,6 +107,7 @@ boost::json::object VolumeToJson(const VolumeInfo& volume) {
       {"replica_count", volume.replica_count},
       {"robustness", volume.robustness},
       {"state_reason", volume.state_reason},
+      {"statistics", StatisticsToJson(volume.statistics)},
   };
 }
 
@@ -119,6 +141,12 @@ std::string VolumeDetails(const VolumeInfo& volume) {
   fields.Add("Replica count", std::to_string(volume.replica_count));
   fields.Add("Replicas", std::to_string(volume.replicas.size()));
   if (!volume.replicas.empty()) fields.AddIndented(ReplicasTable(volume.replicas));
+  if (!volume.statistics.empty()) {
+    fields.Add("I/O read", IoLine(volume.statistics, "read"));
+    fields.Add("I/O write", IoLine(volume.statistics, "write"));
+    fields.Add("I/O flush", IoLine(volume.statistics, "flush"));
+    fields.Add("I/O discard", IoLine(volume.statistics, "discard"));
+  }
   return fields.text();
 }
 

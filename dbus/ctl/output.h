@@ -28,7 +28,7 @@ class Table {
 
 // {"name", "object_path", "size", "state", "frontend_path", "loop_device",
 //  "replicas": [{"address", "name", "mode"}], "actual_size", "replica_count",
-//  "robustness", "state_reason"}
+//  "robustness", "state_reason", "statistics": {"<op>_requests", ...}}
 boost::json::object VolumeToJson(const VolumeInfo& volume);
 // [{"address", "name", "mode"}]
 boost::json::array ReplicasToJson(const std::vector<ReplicaInfo>& replicas);

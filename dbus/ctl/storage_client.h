@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -51,6 +52,9 @@ struct VolumeInfo {
   std::string robustness;               // healthy, degraded, faulted, unknown
   std::string state_reason;             // why State is what it is, when nobody asked; ""
   std::vector<SnapshotInfo> snapshots;  // in creation order
+  // Statistics: <op>_requests, <op>_bytes, <op>_errors, <op>_latency_us for
+  // read, write, flush, discard; empty while the volume has no file here.
+  std::map<std::string, uint64_t> statistics;
 };
 
 // The properties of one org.shorthorn.Storage1.Job.

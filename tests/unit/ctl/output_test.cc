@@ -19,17 +19,43 @@ TEST(TableTest, AlignsColumnsWithoutTrailingBlanks) {
 }
 
 TEST(VolumeJsonTest, HasEveryField) {
-  VolumeInfo v{"vol1", "/p", 4096, "attached", {{"h:1", "r1", "RW"}}, "/run/x", "/dev/loop3",
-               0,      0,    "",   {}};
+  VolumeInfo v{"vol1", "/p", 4096, "attached", {{"h:1", "r1", "RW"}},  "/run/x", "/dev/loop3", 0,
+               0,      "",   "",   {},         {{"write_requests", 3}}};
   EXPECT_EQ(boost::json::serialize(VolumeToJson(v)),
             R"({"name":"vol1","object_path":"/p","size":4096,"state":"attached",)"
             R"("frontend_path":"/run/x","loop_device":"/dev/loop3",)"
             R"("replicas":[{"address":"h:1","name":"r1","mode":"RW"}],)"
-            R"("actual_size":0,"replica_count":0,"robustness":"","state_reason":""})");
+            R"("actual_size":0,"replica_count":0,"robustness":"","state_reason":"",)"
+            R"("statistics":{"write_requests":3}})");
+}
+
+TEST(VolumeDetailsTest, ShowsTheIoFigures) {
+  VolumeInfo v{"vol1",
+               "/p",
+               1 << 20,
+               "attached",
+               {},
+               "",
+               "",
+               0,
+               0,
+               "",
+               "",
+               {},
+               {{"write_requests", 4},
+                {"write_bytes", 16384},
+                {"write_latency_us", 2000},
+                {"read_requests", 0}}};
+  const std::string text = VolumeDetails(v);
+  EXPECT_NE(text.find("I/O write:     4 requests, 16 KiB, 0 errors, mean 0.50 ms\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("I/O read:      0 requests, 0 B, 0 errors, mean -\n"), std::string::npos)
+      << text;
 }
 
 TEST(VolumeDetailsTest, ShowsDashesForEmptyValues) {
-  VolumeInfo v{"vol1", "/p", 1 << 20, "detached", {}, "", "", 0, 0, "", {}};
+  VolumeInfo v{"vol1", "/p", 1 << 20, "detached", {}, "", "", 0, 0, "", "", {}, {}};
   EXPECT_EQ(VolumeDetails(v),
             "Name:          vol1\n"
             "Object path:   /p\n"
