@@ -32,7 +32,7 @@
 #include "fused/core/io_stats.h"
 #include "fused/engine/backend.h"
 #include "fused/fuse/fd_keeper.h"
-#include "fused/fuse/session_state.h"
+#include "fused/core/fuse_session_state.h"
 
 struct fuse_session;
 struct iovec;

@@ -1,4 +1,4 @@
-#include "fused/fuse/session_state.h"
+#include "fused/core/fuse_session_state.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
