@@ -31,9 +31,11 @@ Result<PidFile> PidFile::Lock(const std::string& path, std::chrono::milliseconds
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  // Written over the old pid, then cut to length: a reader never sees an
+  // empty file.
   std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd.get(), 0) != 0 ||
-      ::pwrite(fd.get(), pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+  if (::pwrite(fd.get(), pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()) ||
+      ::ftruncate(fd.get(), static_cast<off_t>(pid.size())) != 0) {
     return ErrnoStatus(errno, "write " + path);
   }
   return PidFile(std::move(fd));

@@ -34,6 +34,8 @@ using namespace shorthorn;
 namespace {
 
 constexpr const char* kTakeoverFlag = "--takeover";
+// Exit status after handing the volumes over to the next fused.
+constexpr int kHandedOverExitStatus = 3;
 constexpr auto kTakeoverWait = std::chrono::seconds(120);
 
 // The one fused of this state directory. With `takeover`, a running one is
@@ -150,13 +152,17 @@ int main(int argc, char** argv) {
   settings.max_volume_size_gib = c.max_volume_size_gib;
   settings.auto_attach = c.auto_attach;
   settings.metrics_file = c.metrics_file;
-  fused::VolumeService service(settings, fuse);
-  s = service.Start();
-  if (!s.ok()) {
-    LogError(s.message());
+  // Failing to start after a takeover must not end the kept connection:
+  // the next try takes it over again.
+  auto fail_start = [&fuse](const Status& why) {
+    LogError(why.message());
+    if (fuse.HandOver() && fuse.Stop()) std::_Exit(1);
     fuse.Stop();
     return 1;
-  }
+  };
+  fused::VolumeService service(settings, fuse);
+  s = service.Start();
+  if (!s.ok()) return fail_start(s);
   fused::dbus::DbusServiceOptions dbus_options;
   // Only root may have fused connect to replicads fused.conf does not list.
   dbus_options.admin.replicads = settings.default_replicads;
@@ -168,11 +174,7 @@ int main(int argc, char** argv) {
   };
   fused::dbus::DbusService dbus(service, dbus_options);
   s = dbus.Start();
-  if (!s.ok()) {
-    LogError(s.message());
-    fuse.Stop();
-    return 1;
-  }
+  if (!s.ok()) return fail_start(s);
   LogInfo("ready");
 
   int sig = 0;
@@ -185,10 +187,12 @@ int main(int argc, char** argv) {
   service.Shutdown(hand_over);
   if (fuse.Stop()) {
     // The FUSE workers still block in read(): end the process here. Every
-    // volume is flushed and closed; the registry is saved.
+    // volume is flushed and closed; the registry is saved. The status tells
+    // systemd to start the next fused even when nobody asked for a restart
+    // (RestartForceExitStatus=, SuccessExitStatus= in the unit).
     LogInfo("handed over; exiting");
     std::fflush(nullptr);
-    std::_Exit(0);
+    std::_Exit(kHandedOverExitStatus);
   }
   return 0;
 }

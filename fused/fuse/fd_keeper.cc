@@ -273,6 +273,7 @@ int RunFuseFdHolder(int argc, char** argv) {
   }
   ::prctl(PR_SET_NAME, "shorthorn-hold", 0, 0, 0);
   ::signal(SIGHUP, SIG_IGN);
+  ::signal(SIGPIPE, SIG_IGN);  // a closed log pipe must not end the connection
   const std::string socket_path = argv[2];
   for (;;) {
     pollfd p[2] = {{kHolderFuseFd, 0, 0}, {kHolderListenFd, POLLIN, 0}};

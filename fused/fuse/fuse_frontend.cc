@@ -37,6 +37,8 @@
 
 #include <sys/uio.h>
 
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -131,6 +133,37 @@ void Count(const std::shared_ptr<IoStats>& stats, IoOp op, uint64_t bytes, Clock
   if (stats) stats->Record(op, bytes, Clock::now() - t0, ok);
 }
 
+// mountinfo writes space, tab, newline and backslash as \ooo.
+std::string Unescape(const std::string& field) {
+  auto octal = [](char c) { return c >= '0' && c <= '7'; };
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    if (field[i] == '\\' && i + 3 < field.size() && octal(field[i + 1]) && octal(field[i + 2]) &&
+        octal(field[i + 3])) {
+      out += static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 +
+                               (field[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += field[i];
+    }
+  }
+  return out;
+}
+
+// `path` with its parent directory resolved (symlinks, "..") and no
+// trailing slash, as mountinfo shows it; unchanged if the parent is missing.
+std::string CanonicalMountPoint(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return path;
+  std::string parent = slash == 0 ? "/" : path.substr(0, slash);
+  char resolved[PATH_MAX];
+  if (::realpath(parent.c_str(), resolved) == nullptr) return path;
+  std::string out = resolved;
+  if (out != "/") out += "/";
+  return out + path.substr(slash + 1);
+}
+
 // "0:53": the device of the FUSE mount at `mount_point`; empty if none.
 std::string MountDevice(const std::string& mount_point) {
   std::ifstream in("/proc/self/mountinfo");
@@ -140,7 +173,7 @@ std::string MountDevice(const std::string& mount_point) {
     std::istringstream fields(line);
     std::string id, parent, device, root, point;
     fields >> id >> parent >> device >> root >> point;
-    if (point != mount_point) continue;
+    if (Unescape(point) != mount_point) continue;
     auto dash = line.find(" - ");
     if (dash == std::string::npos) continue;
     std::istringstream tail(line.substr(dash + 3));
@@ -404,6 +437,7 @@ FuseFrontend::~FuseFrontend() {
 std::string FuseFrontend::state_path() const { return settings_.state_dir + "/fuse-session.json"; }
 
 Status FuseFrontend::Start() {
+  settings_.mount_point = CanonicalMountPoint(settings_.mount_point);
   const std::string& mp = settings_.mount_point;
   auto held = keeper_.Take();
   if (held.ok()) {
@@ -412,6 +446,13 @@ Status FuseFrontend::Start() {
     Status why;
     if (!state.ok()) {
       why = state.status();
+    } else if (!state->kernel_can_resend()) {
+      // The requests the old fused read would never be answered: the
+      // processes that made them (the loop device, the file system's
+      // journal) would hang for good. An I/O error is better.
+      why = Status(ErrorKind::kFailed,
+                   "this kernel cannot resend the requests the old fused had read "
+                   "(FUSE_NOTIFY_RESEND, Linux 6.9)");
     } else if (device.empty() || device != state->mount_device) {
       why = Status(ErrorKind::kFailed, "the kept connection is not the one mounted at " + mp);
     } else {
@@ -475,6 +516,9 @@ Status FuseFrontend::Mount() {
     state_ = FuseSessionState{};
     state_.mount_device = MountDevice(mp);
     state_.max_write = settings_.max_request;
+    init_recorded_ = false;  // a failed takeover may have set these
+    by_name_.clear();
+    by_ino_.clear();
   }
   Status kept = keeper_.Keep(fd);
   if (!kept.ok()) {
@@ -541,18 +585,12 @@ Status FuseFrontend::TakeOver(UniqueFd fd, const FuseSessionState& state) {
   mounted_ = true;
   Status kept = keeper_.Keep(fuse_session_fd(session_));
   if (!kept.ok()) LogWarning(kept.message());
-  if (state.kernel_can_resend()) {
-    fuse_out_header resend{sizeof(fuse_out_header), kFuseNotifyResend, 0};
-    if (::write(fuse_session_fd(session_), &resend, sizeof(resend)) !=
-        static_cast<ssize_t>(sizeof(resend))) {
-      LogWarning("FUSE_NOTIFY_RESEND failed: " + std::string(std::strerror(errno)) +
-                 "; requests the old fused read but did not answer stay unanswered");
-    }
-  } else {
-    LogWarning(
-        "this kernel cannot resend FUSE requests (no FUSE_NOTIFY_RESEND, Linux < 6.9): "
-        "requests the old fused read but did not answer stay unanswered, and the "
-        "processes that made them wait until the volume is detached");
+  // Start() takes over only when the kernel can resend.
+  fuse_out_header resend{sizeof(fuse_out_header), kFuseNotifyResend, 0};
+  if (::write(fuse_session_fd(session_), &resend, sizeof(resend)) !=
+      static_cast<ssize_t>(sizeof(resend))) {
+    LogWarning("FUSE_NOTIFY_RESEND failed: " + std::string(std::strerror(errno)) +
+               "; requests the old fused read but did not answer stay unanswered");
   }
   SH_RETURN_IF_ERROR(StartLoop());
   LogInfo("FUSE connection at " + mp + " taken over; " + std::to_string(state.volumes.size()) +

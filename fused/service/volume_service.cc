@@ -205,12 +205,16 @@ void VolumeService::Shutdown(bool hand_over) {
   }
   for (const auto& name : names) {
     std::lock_guard lock(mutex_);
-    Status s = DetachLocked(name);
-    if (s.kind() == ErrorKind::kBusy && hand_over) {
+    auto it = attached_.find(name);
+    // A restart changes nothing for a volume with a file: whoever uses its
+    // loop device or file (a file system, a VM, a process; not all of them
+    // show as Busy) keeps it.
+    if (hand_over && it != attached_.end() && !it->second.maintenance) {
       HandOverLocked(name);
-    } else if (!s.ok()) {
-      LogWarning("shutdown: " + s.message());
+      continue;
     }
+    Status s = DetachLocked(name);
+    if (!s.ok()) LogWarning("shutdown: " + s.message());
   }
 }
 
@@ -549,6 +553,18 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
     const auto waiting_files = fuse_.Waiting();
     const bool waiting =
         std::find(waiting_files.begin(), waiting_files.end(), name) != waiting_files.end();
+    // A file taken over from the previous fused may still have its loop
+    // device (with a file system on it): keep that one. Found before the
+    // file gets the engine (AddVolume), which serves the requests held
+    // since the takeover: nothing after that may fail.
+    std::optional<LoopDevice> kept;
+    if (waiting && block && !maintenance) {
+      auto adopted = LoopDevice::Adopt(fuse_.mount_point() + "/" + name);
+      if (adopted.ok()) {
+        LogInfo("attach volume " + name + ": kept " + adopted->path());
+        kept.emplace(std::move(*adopted));
+      }
+    }
     if (!maintenance) {
       auto file = fuse_.AddVolume(name, a.engine);
       if (!file.ok()) return file.status().WithContext("attach volume " + name);
@@ -556,12 +572,8 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
       result = a.file;
     }
     if (block && !maintenance) {
-      // A file taken over from the previous fused may still have its loop
-      // device (with a file system on it): keep that one.
-      auto loop = waiting ? LoopDevice::Adopt(a.file)
-                          : Result<LoopDevice>(Status(ErrorKind::kNotFound, ""));
-      if (loop.ok()) LogInfo("attach volume " + name + ": kept " + loop->path());
-      if (!loop.ok()) loop = LoopDevice::Attach(a.file, kLoopBlockSize);
+      auto loop =
+          kept ? Result<LoopDevice>(std::move(*kept)) : LoopDevice::Attach(a.file, kLoopBlockSize);
       if (!loop.ok()) {
         fuse_.RemoveVolume(name);
         return loop.status().WithContext("attach volume " + name);

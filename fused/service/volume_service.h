@@ -77,9 +77,9 @@ class VolumeService : public VolumeManager {
   // logged); they stay marked for the next start.
   //
   // With `hand_over` (a restart: the FUSE connection is kept for the next
-  // fused) a volume whose loop device is in use is not failed but handed
-  // over: its I/O in flight is finished and flushed, its replicas closed,
-  // and its loop device and FUSE file left in place.
+  // fused) every volume with a file is handed over instead: its I/O in
+  // flight is finished and flushed, its replicas closed, and its loop
+  // device and FUSE file left in place (whoever uses them keeps them).
   void Shutdown(bool hand_over = false);
 
   std::vector<VolumeInfo> ListVolumes() override;

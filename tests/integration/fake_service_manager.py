@@ -6,7 +6,8 @@ without systemd as PID 1. Runs one command as a service:
   sent along, FDSTOREREMOVE=1 drops those of FDNAME=.
 * Each start gets the stored descriptors back as 3, 4, ... with LISTEN_FDS,
   LISTEN_FDNAMES and LISTEN_PID, as systemd passes its descriptor store.
-* Restart=on-failure: a death by signal or a non-zero exit starts it again.
+* Restart=on-failure: a death by signal or a non-zero exit (3, "handed
+  over", included: RestartForceExitStatus=3) starts it again.
 * SIGHUP is `systemctl restart` (SIGTERM, wait, start; the store is kept);
   SIGTERM is `systemctl stop` (SIGTERM, wait, drop the store, exit).
 

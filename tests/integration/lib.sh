@@ -537,14 +537,14 @@ _procs_under() {
 # _abort_fuse: aborts the FUSE connections of the mounts under TEST_DIR, so
 # that I/O stuck on a hung daemon fails at once.
 _abort_fuse() {
-  local mnt dev mounted_ctl=0
+  local mnt dev mounted_ctl=0 say=${1:-warn}
   if ! mountpoint -q /sys/fs/fuse/connections; then
     mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null && mounted_ctl=1
   fi
   for mnt in $(_mounts_under fuse); do
     dev=$(awk -v m="$mnt" '$5 == m { split($3, d, ":"); print d[2] }' /proc/self/mountinfo)
     if [[ -n $dev && -w /sys/fs/fuse/connections/$dev/abort ]]; then
-      warn "aborting FUSE connection $dev of $mnt"
+      if [[ $say == quiet ]]; then log "ending FUSE connection $dev of $mnt"; else warn "aborting FUSE connection $dev of $mnt"; fi
       echo 1 >"/sys/fs/fuse/connections/$dev/abort" || true
     fi
   done
@@ -557,7 +557,7 @@ _abort_fuse() {
 _abort_unserved_fuse() {
   [[ -n $(_mounts_under fuse) ]] || return 0
   pgrep -f -- "^[^ ]*shorthorn-fused .*$TEST_DIR" >/dev/null && return 0
-  _abort_fuse
+  _abort_fuse "$@"
 }
 
 # _umount_with_deadline DIR SECONDS: umount; if it hangs (a daemon stuck),
@@ -594,8 +594,11 @@ teardown() {
     _kill_users "$mnt"
     _umount_with_deadline "$mnt" 30
   done
-  # 2. fused, so that it releases its loop devices and FUSE mount itself.
+  # 2. fused, so that it releases its loop devices and FUSE mount itself
+  # (volumes still attached are handed over to a successor that will not
+  # come: end the connection it kept).
   stop_daemon fused 30
+  _abort_unserved_fuse quiet
   # 3. Loop devices it left (killed, crashed): the backing file is on our
   # FUSE mount. A busy one is marked autoclear by the kernel.
   for dev in $(_loops_under); do

@@ -72,8 +72,8 @@ kill -HUP "${DAEMON_PIDS[sm]}"  # systemctl restart
 wait_until 60 "a new fused after a restart" \
   bash -c "[[ \$(cat '$TEST_DIR/sm/main.pid') != $old ]]" >/dev/null
 wait_until 30 "the new fused answers" bus_up >/dev/null
-grep -q "fake-systemd: pid $old exited with status 0" "$LOG_DIR/fused.log" ||
-  fail "the old fused did not exit cleanly on the restart"
+grep -q "fake-systemd: pid $old exited with status 3" "$LOG_DIR/fused.log" ||
+  fail "the old fused did not exit with status 3 (handed over) on the restart"
 check_back "after a planned restart" 2
 n=$(grep -c "took the FUSE connection from systemd's descriptor store" "$LOG_DIR/fused.log")
 assert_eq 2 "$n" "takeovers from the descriptor store"

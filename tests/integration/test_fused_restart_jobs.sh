@@ -29,7 +29,7 @@ planned_restart() {
   start_fused_opts --rebuild-bandwidth 16 --takeover
   _wait_dead "$old" 60 || fail "the old fused (pid $old) did not hand over within 60 s"
   _reap "$old"
-  [[ $DAEMON_STATUS == 0 ]] || fail "the old fused exited with status $DAEMON_STATUS"
+  [[ $DAEMON_STATUS == 3 ]] || fail "the old fused exited with status $DAEMON_STATUS, not 3"
   # shellcheck disable=SC2317  # called through wait_until
   bus_up() {
     busctl --system call "$BUS_NAME" "$MANAGER_PATH" "$MANAGER_IFACE" ListVolumes >/dev/null

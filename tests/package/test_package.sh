@@ -140,6 +140,9 @@ cleanup() {
     umount "$WORK/mnt" || umount -l "$WORK/mnt"
   fi
   stop fused 60
+  # A fused stopped with volumes attached hands them over: end the kept
+  # connection, or the checks below would wait on a mount nobody serves.
+  for pid in $(pgrep -f '^shorthorn-fuse-holder '); do kill -TERM "$pid"; done
   for dev in $(our_loops); do
     warn "detaching leftover loop device $dev"
     losetup -d "$dev"
