@@ -29,10 +29,10 @@
 #include <vector>
 
 #include "common/status.h"
+#include "fused/core/fuse_session_state.h"
 #include "fused/core/io_stats.h"
 #include "fused/engine/backend.h"
 #include "fused/fuse/fd_keeper.h"
-#include "fused/core/fuse_session_state.h"
 
 struct fuse_session;
 struct iovec;
