@@ -651,7 +651,7 @@ void FuseFrontend::Initialized() {
   if (!state_.kernel_can_resend()) {
     LogWarning(
         "this kernel cannot resend FUSE requests (FUSE_NOTIFY_RESEND, Linux 6.9): a "
-        "restart of fused leaves the requests it was serving unanswered");
+        "restart of fused ends the FUSE connection, and what uses its files sees I/O errors");
   }
 }
 
@@ -672,6 +672,12 @@ std::vector<std::string> FuseFrontend::Waiting() {
     if (!v->backend) names.push_back(name);
   }
   return names;
+}
+
+bool FuseFrontend::IsWaiting(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  auto it = by_name_.find(name);
+  return it != by_name_.end() && !it->second->backend;
 }
 
 bool FuseFrontend::HandOver() {
@@ -715,6 +721,7 @@ bool FuseFrontend::Stop() {
 Result<std::string> FuseFrontend::AddVolume(const std::string& name,
                                             std::shared_ptr<Backend> backend) {
   std::vector<Work> held;
+  std::shared_ptr<IoStats> stats;
   {
     std::lock_guard lock(mutex_);
     auto it = by_name_.find(name);
@@ -724,6 +731,7 @@ Result<std::string> FuseFrontend::AddVolume(const std::string& name,
     if (it != by_name_.end()) {
       it->second->backend = backend;
       held.swap(it->second->held);
+      stats = it->second->stats;
     } else {
       auto v =
           std::make_shared<Volume>(Volume{name, state_.next_ino++, backend->Size(), backend, {}});
@@ -736,7 +744,6 @@ Result<std::string> FuseFrontend::AddVolume(const std::string& name,
     LogInfo("volume " + name + ": serving " + std::to_string(held.size()) +
             " request(s) held since the takeover");
   }
-  std::shared_ptr<IoStats> stats = FindByName(name) ? FindByName(name)->stats : nullptr;
   for (auto& work : held) work(backend.get(), stats);
   return settings_.mount_point + "/" + name;
 }

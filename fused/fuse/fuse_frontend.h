@@ -60,6 +60,7 @@ class FuseFrontend {
   Status Start();
   // The files taken over from an earlier fused and not attached again yet.
   std::vector<std::string> Waiting();
+  bool IsWaiting(const std::string& name);
   // A planned restart: from now on requests are left unanswered for the
   // next fused (the kernel resends them); returns once no handler is still
   // passing a request to a backend. False (and nothing changes) when the

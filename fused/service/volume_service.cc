@@ -550,9 +550,7 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
     // and so are those still to be resynchronized until RunResync is done.
     SH_RETURN_IF_ERROR(BumpGeneration(*a.ctx).status().WithContext("attach volume " + name));
     a.maintenance = maintenance;
-    const auto waiting_files = fuse_.Waiting();
-    const bool waiting =
-        std::find(waiting_files.begin(), waiting_files.end(), name) != waiting_files.end();
+    const bool waiting = fuse_.IsWaiting(name);
     // A file taken over from the previous fused may still have its loop
     // device (with a file system on it): keep that one. Found before the
     // file gets the engine (AddVolume), which serves the requests held

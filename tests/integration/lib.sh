@@ -722,6 +722,25 @@ start_fused_opts() {
   log "fused pid ${DAEMON_PIDS[fused]} ($*), replicads: $FUSED_REPLICADS"
 }
 
+# fused_answers: true when a fused answers ListVolumes on the test bus.
+fused_answers() {
+  busctl --system call "$BUS_NAME" "$MANAGER_PATH" "$MANAGER_IFACE" ListVolumes >/dev/null 2>&1
+}
+
+# takeover_fused OPTION...: a planned restart: a new fused started with
+# --takeover and OPTION... replaces the running one, which must hand over
+# (exit status 3) within 60 s; returns once the new one answers.
+takeover_fused() {
+  local old=${DAEMON_PIDS[fused]}
+  unset "DAEMON_PIDS[fused]"
+  start_fused_opts "$@" --takeover
+  _wait_dead "$old" 60 || fail "the old fused (pid $old) did not hand over within 60 s"
+  _reap "$old"
+  # 3: handed over (the unit restarts fused on it even unasked).
+  [[ $DAEMON_STATUS == 3 ]] || fail "the old fused exited with status $DAEMON_STATUS, not 3"
+  wait_until 60 "the new fused answers" fused_answers >/dev/null
+}
+
 # fused_command [--replicads "A B"] OPTION...: sets FUSED_CMD to the command
 # line start_fused_opts runs (for a test that runs fused its own way).
 fused_command() {

@@ -26,11 +26,7 @@ python3 "$LIB_DIR/fake_service_manager.py" "$TEST_DIR/sm" -- "${FUSED_CMD[@]}" \
 DAEMON_PIDS[sm]=$!
 
 main_pid() { cat "$TEST_DIR/sm/main.pid" 2>/dev/null; }
-# shellcheck disable=SC2317  # called through wait_until
-bus_up() {
-  busctl --system call "$BUS_NAME" "$MANAGER_PATH" "$MANAGER_IFACE" ListVolumes >/dev/null
-}
-wait_until 30 "fused under the fake service manager answers" bus_up >/dev/null
+wait_until 30 "fused under the fake service manager answers" fused_answers >/dev/null
 
 vol=sd
 mnt=$FS_DIR/$vol
@@ -64,14 +60,14 @@ old=$(main_pid)
 kill -KILL "$old"
 wait_until 30 "a new fused after kill -9" bash -c "[[ \$(cat '$TEST_DIR/sm/main.pid') != $old ]]" \
   >/dev/null
-wait_until 30 "the new fused answers" bus_up >/dev/null
+wait_until 30 "the new fused answers" fused_answers >/dev/null
 check_back "after kill -9" 1
 
 old=$(main_pid)
 kill -HUP "${DAEMON_PIDS[sm]}"  # systemctl restart
 wait_until 60 "a new fused after a restart" \
   bash -c "[[ \$(cat '$TEST_DIR/sm/main.pid') != $old ]]" >/dev/null
-wait_until 30 "the new fused answers" bus_up >/dev/null
+wait_until 30 "the new fused answers" fused_answers >/dev/null
 grep -q "fake-systemd: pid $old exited with status 3" "$LOG_DIR/fused.log" ||
   fail "the old fused did not exit with status 3 (handed over) on the restart"
 check_back "after a planned restart" 2
