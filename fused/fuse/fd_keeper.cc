@@ -8,9 +8,22 @@
 // holder accepts only uid 0 (SO_PEERCRED); the socket file is 0600 in the
 // 0700 state directory.
 //
-// The holder learns that the connection ended by polling the descriptor with
-// no events: /dev/fuse then reports only POLLERR, once the connection is
-// aborted or unmounted; pending requests (POLLIN) do not wake it.
+// Nothing may wait on the FUSE descriptor: the kernel wakes every poll and
+// epoll waiter of /dev/fuse on each request it queues, whatever events the
+// waiter asked for (the mask is checked after the wake-up), which cost a
+// context switch per request. So:
+// * The holder sleeps on its socket only and checks the connection once a
+//   second with a poll that does not wait (/dev/fuse reports POLLERR once
+//   the connection is aborted or unmounted).
+// * systemd watches every stored descriptor for POLLERR/POLLHUP with an
+//   epoll that would wake PID 1 the same way. So the store gets a datagram
+//   socket whose receive queue holds the FUSE descriptor in flight
+//   (SCM_RIGHTS), not the descriptor itself. A datagram socket, because the
+//   other end is closed at once and a stream socket would then report
+//   POLLHUP and be dropped from the store. The next fused receives it with
+//   MSG_PEEK, which duplicates the descriptor and leaves the message (and the
+//   store) as it was. Since systemd no longer sees a dead connection, Take
+//   checks it and drops a dead one.
 #include "fused/fuse/fd_keeper.h"
 
 #include <fcntl.h>
@@ -38,6 +51,8 @@ namespace {
 constexpr const char* kFdName = "fuse";
 constexpr int kHolderFuseFd = 3;
 constexpr int kHolderListenFd = 4;
+// How often the holder checks whether the connection ended.
+constexpr int kHolderCheckMs = 1000;
 
 Result<sockaddr_un> SocketAddress(const std::string& path) {
   sockaddr_un addr{};
@@ -123,6 +138,58 @@ bool IsFuseDevice(int fd) {
          st.st_rdev == dev.st_rdev;
 }
 
+// True when the FUSE connection of `fd` was aborted or unmounted. Does not
+// wait, so it never joins the device's wait queue.
+bool ConnectionEnded(int fd) {
+  pollfd p{fd, 0, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0;
+}
+
+// The FUSE descriptor in flight in a socket from the descriptor store,
+// received with MSG_PEEK so that it stays there.
+Result<UniqueFd> PeekStored(int sock) {
+  char c = 0;
+  iovec iov{&c, 1};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  ssize_t n = ::recvmsg(sock, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (n < 0) return ErrnoStatus(errno, "read the stored FUSE socket");
+  UniqueFd fd;
+  for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int received;
+      std::memcpy(&received, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+      if (!fd.valid()) {
+        fd.Reset(received);
+      } else {
+        ::close(received);
+      }
+    }
+  }
+  if (n != 1 || c != 'F' || !fd.valid() || !IsFuseDevice(fd.get())) {
+    return Status(ErrorKind::kFailed, "the stored FUSE socket holds no /dev/fuse descriptor");
+  }
+  return fd;
+}
+
+// A datagram socket with `fuse_fd` queued in it (see the notes above).
+Result<UniqueFd> WrapInSocket(int fuse_fd) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, pair) != 0) {
+    return ErrnoStatus(errno, "create a socket pair for the FUSE descriptor");
+  }
+  UniqueFd sender(pair[0]);
+  UniqueFd kept(pair[1]);
+  SH_RETURN_IF_ERROR(SendByte(sender.get(), 'F', fuse_fd));
+  return kept;
+}
+
 Status SpawnHolder(const std::string& path, int fuse_fd) {
   auto addr = SocketAddress(path);
   if (!addr.ok()) return addr.status();
@@ -200,17 +267,34 @@ bool FuseFdKeeper::under_systemd() const {
 }
 
 Result<UniqueFd> FuseFdKeeper::Take() {
+  auto fd = TakeKept();
+  if (fd.ok() && ConnectionEnded(fd->get())) {
+    LogWarning("the kept FUSE connection has ended (aborted or unmounted); dropping it");
+    Release();
+    return Status(ErrorKind::kNotFound, "the kept FUSE connection has ended");
+  }
+  return fd;
+}
+
+Result<UniqueFd> FuseFdKeeper::TakeKept() {
   char** names = nullptr;
   int n = sd_listen_fds_with_names(1, &names);
   UniqueFd found;
   for (int i = 0; i < n; ++i) {
-    int fd = SD_LISTEN_FDS_START + i;
-    if (!found.valid() && names != nullptr && std::strcmp(names[i], kFdName) == 0 &&
-        IsFuseDevice(fd)) {
-      ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-      found.Reset(fd);
+    UniqueFd fd(SD_LISTEN_FDS_START + i);
+    ::fcntl(fd.get(), F_SETFD, FD_CLOEXEC);
+    if (found.valid() || names == nullptr || std::strcmp(names[i], kFdName) != 0) continue;
+    if (IsFuseDevice(fd.get())) {
+      found = std::move(fd);  // stored as it is by an older fused
+      from_store_ = false;
+      continue;
+    }
+    auto peeked = PeekStored(fd.get());
+    if (peeked.ok()) {
+      found = std::move(*peeked);
+      from_store_ = true;
     } else {
-      ::close(fd);
+      LogWarning(peeked.status().message());
     }
   }
   if (names != nullptr) {
@@ -238,9 +322,20 @@ Result<UniqueFd> FuseFdKeeper::Take() {
 
 Status FuseFdKeeper::Keep(int fd) {
   if (under_systemd()) {
+    // The store still has the socket this connection came from.
+    if (from_store_) return Status::Ok();
+    auto wrapped = WrapInSocket(fd);
+    if (!wrapped.ok()) return wrapped.status();
+    // Whatever an older fused stored goes first (FileDescriptorStoreMax=1).
+    std::string remove = std::string("FDSTOREREMOVE=1\nFDNAME=") + kFdName;
+    sd_notify(0, remove.c_str());
     std::string message = std::string("FDSTORE=1\nFDNAME=") + kFdName;
-    int rc = sd_pid_notify_with_fds(0, 0, message.c_str(), &fd, 1);
-    if (rc > 0) return Status::Ok();
+    int stored = wrapped->get();
+    int rc = sd_pid_notify_with_fds(0, 0, message.c_str(), &stored, 1);
+    if (rc > 0) {
+      from_store_ = true;
+      return Status::Ok();
+    }
     return Status(ErrorKind::kFailed,
                   "store the FUSE descriptor with systemd (FileDescriptorStoreMax= and "
                   "NotifyAccess= in the unit): " +
@@ -257,6 +352,7 @@ void FuseFdKeeper::Release() {
   if (under_systemd()) {
     std::string message = std::string("FDSTOREREMOVE=1\nFDNAME=") + kFdName;
     sd_notify(0, message.c_str());
+    from_store_ = false;
     return;
   }
   from_holder_ = false;
@@ -276,18 +372,18 @@ int RunFuseFdHolder(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);  // a closed log pipe must not end the connection
   const std::string socket_path = argv[2];
   for (;;) {
-    pollfd p[2] = {{kHolderFuseFd, 0, 0}, {kHolderListenFd, POLLIN, 0}};
-    if (::poll(p, 2, -1) < 0) {
-      if (errno == EINTR) continue;
+    pollfd p{kHolderListenFd, POLLIN, 0};
+    int rc = ::poll(&p, 1, kHolderCheckMs);
+    if (rc < 0 && errno != EINTR) {
       LogError("FUSE holder: poll: " + std::string(std::strerror(errno)));
       return 1;
     }
-    if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+    if (ConnectionEnded(kHolderFuseFd)) {
       LogInfo("FUSE holder: the connection ended; exiting");
       ::unlink(socket_path.c_str());
       return 0;
     }
-    if (p[1].revents & POLLIN) {
+    if (rc == 1 && (p.revents & POLLIN)) {
       UniqueFd client(::accept4(kHolderListenFd, nullptr, nullptr, SOCK_CLOEXEC));
       if (client.valid()) HolderServe(client.get(), socket_path);
     }

@@ -4,12 +4,14 @@
 //
 // Under systemd (NOTIFY_SOCKET set) the descriptor goes to the service's file
 // descriptor store (FDSTORE=1, FDNAME=fuse; the unit sets
-// FileDescriptorStoreMax=) and comes back on the next start in LISTEN_FDS.
-// Elsewhere (the quickstart, the tests) a holder process started from this
-// binary (`shorthorn-fused --fuse-fd-holder`) keeps a copy and hands it over
-// a Unix socket to the next fused. The holder runs in its own session, only
-// answers root, and exits as soon as the FUSE connection ends (unmount or
-// abort) or when told to.
+// FileDescriptorStoreMax=), queued in a datagram socket so that systemd's
+// watch on stored descriptors is not woken by every FUSE request, and comes
+// back on the next start in LISTEN_FDS. Elsewhere (the quickstart, the
+// tests) a holder process started from this binary (`shorthorn-fused
+// --fuse-fd-holder`) keeps a copy and hands it over a Unix socket to the
+// next fused. The holder runs in its own session, only answers root, and
+// exits within a second once the FUSE connection ends (unmount or abort), or
+// when told to. Take never returns a connection that has ended.
 //
 // Thread-compatible: one owner.
 #pragma once
@@ -36,8 +38,11 @@ class FuseFdKeeper {
   bool under_systemd() const;
 
  private:
+  Result<UniqueFd> TakeKept();
+
   std::string socket_;
   bool from_holder_ = false;  // Take got the descriptor from the holder
+  bool from_store_ = false;   // ... or from a socket in systemd's store
 };
 
 // Entry point of the holder process: argv is {exe, "--fuse-fd-holder",

@@ -3,7 +3,12 @@
 without systemd as PID 1. Runs one command as a service:
 
 * NOTIFY_SOCKET is set; FDSTORE=1 (with FDNAME=) stores the descriptors
-  sent along, FDSTOREREMOVE=1 drops those of FDNAME=.
+  sent along, FDSTOREREMOVE=1 drops those of FDNAME=. As in systemd: at
+  most FileDescriptorStoreMax=1 descriptor (another one is refused unless it
+  is the same file), and every stored descriptor is watched with an epoll
+  that asks for no events and dropped once it reports POLLERR or POLLHUP
+  (so a descriptor that wakes waiters on every event costs this process a
+  wake-up each time, as it would cost PID 1).
 * Each start gets the stored descriptors back as 3, 4, ... with LISTEN_FDS,
   LISTEN_FDNAMES and LISTEN_PID, as systemd passes its descriptor store.
 * Restart=on-failure: a death by signal or a non-zero exit (3, "handed
@@ -15,6 +20,7 @@ Usage: fake_service_manager.py STATE_DIR -- COMMAND ARGS...
 The service's pid is in STATE_DIR/main.pid; events go to standard output.
 """
 import os
+import select
 import signal
 import socket
 import sys
@@ -34,8 +40,20 @@ def main():
         os.unlink(sock_path)
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(sock_path)
-    notify.settimeout(0.05)
+    notify.setblocking(False)
+    watch = select.epoll()
+    watch.register(notify.fileno(), select.EPOLLIN)
     store = {}  # FDNAME -> descriptor
+    max_stored = 1  # FileDescriptorStoreMax=1
+
+    def same_file(a, b):
+        sa, sb = os.fstat(a), os.fstat(b)
+        return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+    def drop(name):
+        fd = store.pop(name)
+        watch.unregister(fd)
+        os.close(fd)
     wanted = {"restart": False, "stop": False}
     signal.signal(signal.SIGHUP, lambda *_: wanted.update(restart=True))
     signal.signal(signal.SIGTERM, lambda *_: wanted.update(stop=True))
@@ -61,30 +79,46 @@ def main():
     signaled = False
     while True:
         try:
-            msg, fds, _, _ = socket.recv_fds(notify, 4096, 16)
+            ready = watch.poll(0.05)
+        except InterruptedError:
+            ready = []
+        for fd, events in ready:
+            if fd == notify.fileno():
+                continue
+            for name, stored in list(store.items()):
+                if stored == fd and events & (select.EPOLLERR | select.EPOLLHUP):
+                    drop(name)
+                    log("stored descriptor %s reported an error or hang-up; dropped" % name)
+        while True:
+            try:
+                msg, fds, _, _ = socket.recv_fds(notify, 4096, 16)
+            except (BlockingIOError, InterruptedError):
+                break
             for fd in fds:
                 os.set_inheritable(fd, False)
             fields = dict(line.split("=", 1) for line in msg.decode().splitlines() if "=" in line)
             name = fields.get("FDNAME", "stored")
             if fields.get("FDSTORE") == "1":
                 for fd in fds:
-                    if name in store:
-                        os.close(store[name])
-                    store[name] = fd
-                log("stored %d descriptor(s) as %s" % (len(fds), name))
+                    if any(same_file(fd, kept) for kept in store.values()):
+                        os.close(fd)
+                        log("descriptor %s is already stored" % name)
+                    elif len(store) >= max_stored:
+                        os.close(fd)
+                        log("store full (FileDescriptorStoreMax=%d); refused %s" % (max_stored, name))
+                    else:
+                        store[name] = fd
+                        watch.register(fd, 0)
+                        log("stored 1 descriptor(s) as %s" % name)
             elif fields.get("FDSTOREREMOVE") == "1":
                 if name in store:
-                    os.close(store.pop(name))
+                    drop(name)
                 log("removed descriptor %s from the store" % name)
                 for fd in fds:
                     os.close(fd)
             else:
                 for fd in fds:
                     os.close(fd)
-        except socket.timeout:
-            pass
-        except InterruptedError:
-            pass
         if (wanted["restart"] or wanted["stop"]) and not signaled:
             os.kill(child, signal.SIGTERM)
             signaled = True

@@ -985,3 +985,36 @@ notice_replica_down() {
     status=none
   wait_replica_mode "$name" "$addr" ERR 30
 }
+
+# statistic VOLUME KEY: one figure of the volume's Statistics property
+# (read_requests, write_bytes, ...).
+statistic() {
+  local stats
+  stats=$(busctl --system --json=short get-property "$BUS_NAME" "$(volume_path "$1")" \
+    "$VOLUME_IFACE" Statistics)
+  python3 -c 'import json,sys; print(json.loads(sys.argv[1])["data"][sys.argv[2]])' "$stats" "$2"
+}
+
+# _wakeups PID: how often the process went to sleep and was woken (voluntary
+# and involuntary context switches).
+_wakeups() {
+  awk '/ctxt_switches/ {n += $2} END {print n + 0}' "/proc/$1/status"
+}
+
+# assert_not_woken_per_request PID WHAT VOLUME DEVICE: PID (WHAT: the
+# holder, the service manager) keeps the FUSE connection; it must not be
+# woken by the requests on it. 20,000 4 KiB direct reads of DEVICE (each one
+# FUSE read request, checked with VOLUME's Statistics) may wake it at most
+# 2,000 times (its own timers: a few per second).
+assert_not_woken_per_request() {
+  local pid=$1 what=$2 vol=$3 dev=$4 n=20000 w0 w1 r0 r1
+  r0=$(statistic "$vol" read_requests)
+  w0=$(_wakeups "$pid")
+  dd if="$dev" of=/dev/null bs=4k count=$n iflag=direct status=none || fail "reading $dev failed"
+  w1=$(_wakeups "$pid")
+  r1=$(statistic "$vol" read_requests)
+  assert_ge "$((r1 - r0))" "$n" "FUSE read requests made by $n direct reads of $dev"
+  (((w1 - w0) <= n / 10)) ||
+    fail "$what (pid $pid) was woken $((w1 - w0)) times by $((r1 - r0)) FUSE requests"
+  log "ok: $what (pid $pid) woken $((w1 - w0)) times by $((r1 - r0)) FUSE requests"
+}

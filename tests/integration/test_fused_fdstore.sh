@@ -40,6 +40,9 @@ sync -f "$mnt"
 want=$(sha256sum <"$mnt/before" | cut -d' ' -f1)
 grep -q "fake-systemd: stored 1 descriptor(s) as fuse" "$LOG_DIR/fused.log" ||
   fail "fused did not store its FUSE descriptor (FDSTORE=1, FDNAME=fuse)"
+# systemd watches what is stored; that watch must not wake it (PID 1) on
+# every FUSE request, as a stored /dev/fuse descriptor would.
+assert_not_woken_per_request "${DAEMON_PIDS[sm]}" "the service manager" "$vol" "$dev"
 
 # check_back WHEN: the volume is attached again, the file system never
 # noticed, no holder process was needed.
@@ -76,6 +79,24 @@ assert_eq 2 "$n" "takeovers from the descriptor store"
 
 umount "$mnt"
 assert_fsck_clean "$dev" "after two restarts"
+detach_volume "$vol"
+
+# The store does not notice a connection that ended (it keeps a socket, not
+# the descriptor): the next fused must, drop it and mount again.
+old=$(main_pid)
+kill -STOP "$old"
+_abort_fuse quiet
+kill -KILL "$old"
+kill -CONT "$old" 2>/dev/null || true
+wait_until 30 "a new fused after the connection ended" \
+  bash -c "[[ \$(cat '$TEST_DIR/sm/main.pid') != $old ]]" >/dev/null
+wait_until 30 "the new fused answers" fused_answers >/dev/null
+grep -q "the kept FUSE connection has ended" "$LOG_DIR/fused.log" ||
+  fail "the new fused did not notice that the kept connection had ended"
+dev=$(attach_volume "$vol")
+mount "$dev" "$mnt"
+assert_eq "$want" "$(sha256sum <"$mnt/before" | cut -d' ' -f1)" "sha256 of a file on a new mount"
+umount "$mnt"
 detach_volume "$vol"
 stop_daemon sm 30
 grep -q "fake-systemd: removed descriptor fuse from the store" "$LOG_DIR/fused.log" ||

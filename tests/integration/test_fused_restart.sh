@@ -37,6 +37,11 @@ mkfs.ext4 -q -F "$dev"
 mkdir -p "$mnt"
 mount "$dev" "$mnt"
 loop=${dev#/dev/}
+# The holder keeps the connection without being woken by its requests (it
+# once was, on every one: a context switch per request).
+holder=$(pgrep -f -x -- "shorthorn-fuse-holder --fuse-fd-holder $FUSED_STATE_DIR/fuse-holder.sock") ||
+  fail "no FUSE holder process for $FUSED_STATE_DIR"
+assert_not_woken_per_request "$holder" "the FUSE holder" "$vol" "$dev"
 errors_before=$(dmesg | grep -c -E "($loop|I/O error).*($loop|error)" || true)
 
 # fio: 64 MiB of 4k random writes with an fsync every 64, then a crc32c
