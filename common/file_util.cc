@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 
 namespace shorthorn {
@@ -20,21 +21,39 @@ void UniqueFd::Reset(int fd) {
   fd_ = fd;
 }
 
-Result<std::string> ReadFileToString(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return ErrnoStatus(errno, "open " + path);
+namespace {
+
+Result<std::string> ReadAll(int fd, size_t max_bytes, const std::string& path) {
   std::string out;
   char buf[65536];
   for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    ssize_t n = ::read(fd, buf, sizeof(buf));
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus(errno, "read " + path);
     }
-    if (n == 0) break;
+    if (n == 0) return out;
     out.append(buf, static_cast<size_t>(n));
+    if (out.size() > max_bytes) {
+      return Status(ErrorKind::kIoError,
+                    "read " + path + ": larger than " + std::to_string(max_bytes) + " bytes", EIO);
+    }
   }
-  return out;
+}
+
+}  // namespace
+
+Result<std::string> ReadFileToString(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus(errno, "open " + path);
+  return ReadAll(fd.get(), SIZE_MAX, path);
+}
+
+Result<std::string> ReadFileAt(int dir_fd, const std::string& name, size_t max_bytes,
+                               const std::string& path) {
+  UniqueFd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus(errno, "open " + path);
+  return ReadAll(fd.get(), max_bytes, path);
 }
 
 Status SyncDirectory(const std::string& dir) {

@@ -37,6 +37,11 @@ class UniqueFd {
 };
 
 Result<std::string> ReadFileToString(const std::string& path);
+// The file `name` inside directory `dir_fd` (AT_FDCWD: the working
+// directory), never following a symbolic link at the last step; larger than
+// `max_bytes`: kIoError. `path` names it in errors.
+Result<std::string> ReadFileAt(int dir_fd, const std::string& name, size_t max_bytes,
+                               const std::string& path);
 
 // Replaces `path` with `content` so that a crash leaves either the old or the
 // new content, never a mix, and the new content is durable on return.

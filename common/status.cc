@@ -22,6 +22,8 @@ std::string_view ErrorKindName(ErrorKind kind) {
       return "Unavailable";
     case ErrorKind::kStale:
       return "Stale";
+    case ErrorKind::kMoved:
+      return "Moved";
     case ErrorKind::kNoSpace:
       return "NoSpace";
     case ErrorKind::kLimitExceeded:
@@ -52,6 +54,8 @@ int Status::sys_errno() const {
       return EPERM;
     case ErrorKind::kStale:
       return ESTALE;
+    case ErrorKind::kMoved:
+      return EXDEV;
     case ErrorKind::kNoSpace:
       return ENOSPC;
     case ErrorKind::kLimitExceeded:
@@ -90,6 +94,8 @@ ErrorKind KindForErrno(int sys_errno) {
       return ErrorKind::kNotAuthorized;
     case ESTALE:
       return ErrorKind::kStale;
+    case EXDEV:
+      return ErrorKind::kMoved;
     case ENOSPC:
     case EDQUOT:
       return ErrorKind::kNoSpace;

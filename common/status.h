@@ -25,6 +25,7 @@ enum class ErrorKind {
   kNotAuthorized,
   kUnavailable,  // a replica or other peer cannot be reached
   kStale,        // fenced: an older epoch
+  kMoved,        // fenced: the volume was imported by another fused (EXDEV)
   kNoSpace,
   kLimitExceeded,  // a count limit (snapshots per volume, ...)
   kIoError,

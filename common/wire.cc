@@ -77,6 +77,8 @@ std::string_view OpName(uint16_t op) {
       return "CLOSE_REPLICA";
     case Op::kDeleteReplica:
       return "DELETE_REPLICA";
+    case Op::kListReplicas:
+      return "LIST_REPLICAS";
     case Op::kSnapshot:
       return "SNAPSHOT";
     case Op::kDeleteSnapshot:
@@ -114,6 +116,7 @@ bool IsControlOp(Op op) {
     case Op::kOpenReplica:
     case Op::kCloseReplica:
     case Op::kDeleteReplica:
+    case Op::kListReplicas:
       return true;
     default:
       return IsLayerOp(op);

@@ -51,6 +51,9 @@ enum class Op : uint16_t {
   kOpenReplica = 17,
   kCloseReplica = 18,
   kDeleteReplica = 19,
+  // The replicas of one volume in the data directory, open or not (JSON
+  // both ways; no HELLO: a fused importing a volume finds them with it).
+  kListReplicas = 20,
   // Layer ops: JSON payloads, on a connection bound by HELLO, epoch-checked
   // like data ops.
   kSnapshot = 32,

@@ -34,6 +34,12 @@ struct ReplicadConfig {
   uint32_t auth_timeout_s = 10;          // a connection must authenticate within this
   uint32_t send_timeout_s = 30;          // a client that takes no reply this long is dropped
   uint64_t max_volume_size_gib = 65536;  // largest replica CREATE or EXPAND accepts
+  // Prometheus text file with the open replicas' figures, rewritten every
+  // 10 s (point it into node-exporter's textfile directory); "" for none,
+  // the default: the packaged daemon runs as its own user, which may not
+  // write there until the operator allows it. Two replicads on one host
+  // need two files.
+  std::string metrics_file;
   std::string log_level = "info";
 };
 

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/pid_file.h"
 #include "config/daemon_config.h"
+#include "fused/core/fused_id.h"
 #include "fused/dbus/dbus_service.h"
 #include "fused/fuse/fuse_frontend.h"
 #include "fused/service/volume_service.h"
@@ -126,6 +127,12 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  auto fused_id = fused::LoadOrCreateFusedId(c.state_dir);
+  if (!fused_id.ok()) {
+    LogError(fused_id.status().message());
+    return 1;
+  }
+
   fused::FuseFrontend fuse(
       {c.mount_point, c.fuse_threads, c.max_background, c.max_request_kib * 1024, c.state_dir});
   Status s = fuse.Start();
@@ -141,6 +148,7 @@ int main(int argc, char** argv) {
   settings.client.request = std::chrono::seconds(c.replica_timeout_s);
   settings.client.local_socket_dir = c.replicad_socket_dir;
   settings.client.key = std::make_shared<const auth::ClusterKey>(*key);
+  settings.client.owner = *fused_id;
   settings.connections_per_replica = static_cast<int>(c.connections_per_replica);
   settings.stale_replica_timeout = std::chrono::minutes(c.stale_replica_timeout_min);
   settings.rebuild_bandwidth = static_cast<uint64_t>(c.rebuild_bandwidth_mib) << 20;

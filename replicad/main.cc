@@ -22,17 +22,22 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include "common/auth.h"
 #include "common/file_util.h"
 #include "common/log.h"
 #include "config/daemon_config.h"
 #include "replicad/io_engine_factory.h"
+#include "replicad/replica_metrics.h"
 #include "replicad/replica_store.h"
 #include "replicad/request_handler.h"
 #include "replicad/server.h"
@@ -60,6 +65,76 @@ Status MakeDataDir(const std::string& dir) {
   }
   return Status::Ok();
 }
+
+// Writes the open replicas' figures to the metrics file (tmp + rename, mode
+// 0644) every 10 s on its own thread. Makes no directory: node-exporter's
+// package owns it. Failures only log (the data path matters more).
+class MetricsWriter {
+ public:
+  MetricsWriter(std::string path, ReplicaStore* store) : path_(std::move(path)), store_(store) {
+    const auto slash = path_.rfind('/');
+    dir_ = slash == 0 ? "/" : path_.substr(0, slash);  // the path is absolute (config)
+  }
+  ~MetricsWriter() { Stop(); }
+  MetricsWriter(const MetricsWriter&) = delete;
+  MetricsWriter& operator=(const MetricsWriter&) = delete;
+
+  // Writes once now, then starts the thread.
+  void Start() {
+    WriteOnce();
+    thread_ = std::thread([this] { Loop(); });
+  }
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  // Not concurrently with the thread (call it before Start or after Stop).
+  void WriteOnce() {
+    struct stat st {};
+    if (::stat(dir_.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      // Once per absence: node-exporter may simply not be installed.
+      if (!dir_missing_) {
+        LogWarning("metrics: " + dir_ + " does not exist (is prometheus-node-exporter " +
+                   "installed?); metrics-file " + path_ + " is written once it does");
+      }
+      dir_missing_ = true;
+      return;
+    }
+    dir_missing_ = false;
+    Status s = WriteFileAtomic(path_, FormatReplicaMetrics(store_->Figures()));
+    if (s.ok()) return;
+    // A full or read-only disk would fail every 10 s: say so once a minute.
+    const auto now = std::chrono::steady_clock::now();
+    if (!last_warning_ || now - *last_warning_ >= std::chrono::minutes(1)) {
+      LogWarning("metrics: write metrics-file " + path_ + ": " + s.message());
+      last_warning_ = now;
+    }
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::seconds(10), [this] { return stopping_; })) {
+      lock.unlock();
+      WriteOnce();
+      lock.lock();
+    }
+  }
+
+  const std::string path_;
+  std::string dir_;
+  ReplicaStore* const store_;
+  bool dir_missing_ = false;  // WriteOnce's own; one caller at a time
+  std::optional<std::chrono::steady_clock::time_point> last_warning_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;  // guarded by mu_
+  std::thread thread_;
+};
 
 int Run(int argc, char** argv) {
   auto loaded = config::LoadReplicadConfig(argc, argv);
@@ -148,6 +223,11 @@ int Run(int argc, char** argv) {
     LogInfo("listening on " + (bare_v6 ? "[" + cfg.listen + "]" : cfg.listen) + ":" +
             std::to_string(server.port()) +
             (server.socket_path().empty() ? "" : " and " + server.socket_path()));
+    std::optional<MetricsWriter> metrics;
+    if (!cfg.metrics_file.empty()) {
+      metrics.emplace(cfg.metrics_file, &store);
+      metrics->Start();
+    }
     int signo = 0;
     while (sigwait(&stop_signals, &signo) != 0) {
     }
@@ -160,7 +240,10 @@ int Run(int argc, char** argv) {
     LogInfo(std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") +
             ", shutting down");
     server.Stop();
+    if (metrics) metrics->Stop();
     store.CloseAll();
+    // The last figures of a stopped replicad: no replica open.
+    if (metrics) metrics->WriteOnce();
   }
   LogInfo("stopped");
   return 0;

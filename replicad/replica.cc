@@ -170,6 +170,11 @@ uint64_t Replica::generation() {
   return meta_.generation;
 }
 
+std::string Replica::owner() {
+  std::lock_guard meta_lock(meta_mu_);
+  return meta_.owner;
+}
+
 Status Replica::SetGeneration(uint64_t generation) {
   std::lock_guard meta_lock(meta_mu_);
   if (generation < meta_.generation) {

@@ -77,6 +77,7 @@
 #include "replicad/range_lock.h"
 #include "replicad/rebuilder.h"
 #include "replicad/replica_meta.h"
+#include "replicad/replica_metrics.h"
 #include "replicad/serial_worker.h"
 #include "replicad/undo_log.h"
 
@@ -121,6 +122,16 @@ struct ReplicaOptions {
   // Test mode (replicad with SHORTHORN_TEST_POWER_LOSS=1): keep the undo log
   // SimulatePowerLoss needs. Off, the data path pays one branch per change.
   bool power_loss_test = false;
+};
+
+// The fused an OPEN_REPLICA or DELETE_REPLICA comes from (doc/protocol.md).
+// An empty owner is neither checked nor recorded: replica_tool, and a
+// rebuild opening its source, name none.
+struct OwnerClaim {
+  std::string owner;
+  // OPEN only: record `owner` even when another fused owns the replica (an
+  // import); that fused is refused from then on.
+  bool take_over = false;
 };
 
 // What LIST_LAYERS reports (doc/protocol.md).
@@ -207,7 +218,10 @@ class Replica : public std::enable_shared_from_this<Replica> {
   // close (`open` is false): a replica written in this process and not
   // closed since, or left so by a crash, is not clean. OPENs that only run
   // control ops (LIST_LAYERS of a detached volume) leave it clean.
-  Result<bool> OpenSession(uint64_t epoch);
+  // `claim`: checked before the epoch (kMoved/EXDEV when another fused owns
+  // the replica and it is no take-over, nothing written); a new owner is
+  // recorded in the same replace as the epoch.
+  Result<bool> OpenSession(uint64_t epoch, const OwnerClaim& claim = {});
   // CLOSE_REPLICA, after a successful Close(): fdatasyncs the lower layers
   // an unmap punched since the last flush, then records `open: false` (one
   // atomic replace; when that fails, e.g. ENOSPC, it logs a warning and the
@@ -220,7 +234,13 @@ class Replica : public std::enable_shared_from_this<Replica> {
   // is seen by the next OPEN. Cheap afterwards (one atomic load).
   Status MarkSessionDirty();
   uint64_t generation();
+  // The fused that owns the replica; "" for none (ReplicaMeta::owner).
+  std::string owner();
   bool rebuilding() const { return rebuilding_.load(); }
+  // The data requests answered (RequestHandler records them), for the
+  // metrics file.
+  ReplicaIoStats& io_stats() { return io_stats_; }
+  const ReplicaIoStats& io_stats() const { return io_stats_; }
   // Persists `generation`; EINVAL when lower than the current one, OK
   // without a write when equal.
   Status SetGeneration(uint64_t generation);
@@ -450,6 +470,8 @@ class Replica : public std::enable_shared_from_this<Replica> {
   const std::unique_ptr<UndoLog> undo_;
   // Runs UnmapLocked; its tasks hold references to the replica.
   SerialWorker unmaps_;
+
+  ReplicaIoStats io_stats_;
 };
 
 }  // namespace shorthorn::replicad

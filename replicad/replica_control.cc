@@ -11,7 +11,8 @@
 //             rebuild the index for the new chain -> unlink old head
 //   expand:   grow the head file, fsync -> COMMIT -> grow the index
 //   delete:   COMMIT "removed": true -> (worker, coalescer.cc) merge
-//   open session:  COMMIT epoch + "open": true (one replace for both)
+//   open session:  (owner check, then epoch check) COMMIT epoch + owner
+//                  (one replace for both)
 //   end session:   (after Close's head fdatasync) fdatasync punched lower
 //                  layers -> COMMIT "open": false
 //
@@ -212,18 +213,32 @@ Result<std::shared_ptr<Replica>> Replica::Open(const std::string& dir, IoEngine*
   return r;
 }
 
-Result<bool> Replica::OpenSession(uint64_t epoch) {
+Result<bool> Replica::OpenSession(uint64_t epoch, const OwnerClaim& claim) {
   const std::string op = "open " + Object();
   std::lock_guard meta_lock(meta_mu_);
+  // Before the epoch: a fused the volume moved away from is told so, even
+  // when its epoch is also old.
+  if (!claim.take_over) {
+    SH_RETURN_IF_ERROR(CheckOwner("open", replica_, volume_, meta_.owner, claim.owner));
+  }
   if (epoch < meta_.epoch) {
     return Err(ErrorKind::kStale, ESTALE,
                op + ": epoch " + std::to_string(epoch) +
                    " is older than the replica's epoch (a newer engine opened it)");
   }
   const bool clean = !meta_.open;
-  if (epoch != meta_.epoch) {
+  const bool new_owner = !claim.owner.empty() && claim.owner != meta_.owner;
+  // Taking a replica from another owner must also fence that owner's
+  // engine, which may still run at the replica's epoch.
+  if (new_owner && !meta_.owner.empty() && epoch <= meta_.epoch) {
+    return Err(ErrorKind::kStale, ESTALE,
+               op + ": taking it over from fused " + meta_.owner + " needs an epoch above " +
+                   std::to_string(meta_.epoch) + ", not " + std::to_string(epoch));
+  }
+  if (epoch != meta_.epoch || new_owner) {
     ReplicaMeta next = meta_;
     next.epoch = epoch;
+    if (new_owner) next.owner = claim.owner;
     SH_RETURN_IF_ERROR(CommitLocked(std::move(next), "open"));
   }
   if (epoch != epoch_.load()) {

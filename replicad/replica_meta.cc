@@ -7,7 +7,9 @@
 // `open` is the one optional field: replicads before it never recorded a
 // close, so a file without it may come from a session that crashed; it
 // decodes as open (the engine then compares the replica before trusting
-// it), never as a guessed clean close.
+// it), never as a guessed clean close. `owner` is optional too (files
+// before it had none) and written only when set, so a replica nobody
+// claimed keeps the exact bytes older replicads wrote.
 #include "replicad/replica_meta.h"
 
 #include <boost/json.hpp>
@@ -98,17 +100,46 @@ bool IsLayerFileName(std::string_view name) {
   return std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-ReplicaMeta NewReplicaMeta(std::string volume, std::string replica, uint64_t size) {
+ReplicaMeta NewReplicaMeta(std::string volume, std::string replica, uint64_t size,
+                           std::string owner) {
   ReplicaMeta meta;
   meta.volume = std::move(volume);
   meta.replica = std::move(replica);
   meta.size = size;
+  meta.owner = std::move(owner);
   LayerMeta head;
   head.id = meta.next_layer_id++;
   head.file = LayerFileName(head.id);
   meta.layers.push_back(head);
   meta.head = head.id;
   return meta;
+}
+
+Status ValidateOwner(std::string_view owner) {
+  auto bad = [](const std::string& reason) {
+    return Status(ErrorKind::kInvalidArgument, reason, EINVAL);
+  };
+  if (owner.empty()) return bad("owner is empty");
+  // Not quoted when too long: the value may be anything a peer sent.
+  if (owner.size() > kMaxOwnerLength) {
+    return bad("owner is " + std::to_string(owner.size()) + " characters, more than " +
+               std::to_string(kMaxOwnerLength));
+  }
+  bool ok = std::all_of(owner.begin(), owner.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '-';
+  });
+  if (!ok) return bad("owner '" + std::string(owner) + "': only [0-9a-z-] are allowed");
+  return Status::Ok();
+}
+
+Status CheckOwner(std::string_view op, const std::string& replica, const std::string& volume,
+                  const std::string& owner, const std::string& claimant) {
+  if (claimant.empty() || owner.empty() || owner == claimant) return Status::Ok();
+  return Status(ErrorKind::kMoved,
+                std::string(op) + " replica " + replica + " of volume " + volume +
+                    ": it belongs to fused " + owner +
+                    " now (the volume was imported there); this fused (" + claimant + ") is fenced",
+                EXDEV);
 }
 
 bool SizeAboveGib(uint64_t size, uint64_t limit_gib) {
@@ -134,6 +165,7 @@ std::string EncodeReplicaMeta(const ReplicaMeta& meta) {
   o["generation"] = meta.generation;
   o["rebuilding"] = meta.rebuilding;
   o["open"] = meta.open;
+  if (!meta.owner.empty()) o["owner"] = meta.owner;
   o["head"] = meta.head;
   o["next_layer_id"] = meta.next_layer_id;
   json::array layers;
@@ -186,6 +218,12 @@ Result<ReplicaMeta> DecodeReplicaMeta(std::string_view text, const std::string& 
   meta.open = true;
   if (o.contains("open") && !GetBool(o, "open", &meta.open)) {
     return Corrupt(path, "bad 'open'");
+  }
+  if (o.contains("owner")) {
+    if (!GetString(o, "owner", &meta.owner)) return Corrupt(path, "bad 'owner'");
+    if (!meta.owner.empty()) {
+      if (Status s = ValidateOwner(meta.owner); !s.ok()) return Corrupt(path, s.message());
+    }
   }
   if (format == 1) {
     LayerMeta head;

@@ -16,8 +16,9 @@ namespace shorthorn::replicad {
 
 // Format 2 adds the layer tree, format 3 the generation and the rebuilding
 // flag. Formats 1 (one head file) and 2 are still read and upgraded by
-// Replica::Open (generation 0, not rebuilding). The `open` flag is an
-// optional field of format 3 (missing: open, see DecodeReplicaMeta).
+// Replica::Open (generation 0, not rebuilding). The `open` flag and the
+// `owner` are optional fields of format 3 (missing: open, no owner; see
+// DecodeReplicaMeta).
 inline constexpr int kReplicaFormat = 3;
 inline constexpr std::string_view kMetaFileName = "replica.json";
 inline constexpr std::string_view kLegacyHeadFileName = "head.img";
@@ -32,6 +33,8 @@ inline constexpr size_t kMaxSnapshots = 250;
 // value (ReplicaOptions), every replica.json against the ceiling.
 inline constexpr uint64_t kDefaultMaxVolumeSizeGib = 65536;
 inline constexpr uint64_t kMaxVolumeSizeCeilingGib = uint64_t{1} << 24;
+// An owner is the id of a fused: 1..kMaxOwnerLength characters of [0-9a-z-].
+inline constexpr size_t kMaxOwnerLength = 64;
 
 // One layer file. The head is the layer without a name; every other layer
 // is a read-only snapshot.
@@ -64,6 +67,10 @@ struct ReplicaMeta {
   // (CLOSE_REPLICA) since: when set at the next OPEN, the previous session
   // ended in a crash or a daemon shutdown and writes may have been in flight.
   bool open = false;
+  // The fused that owns the replica (the last OPEN_REPLICA that named one);
+  // "" until one does. Another fused is refused (ErrorKind::kMoved) unless
+  // it takes the replica over (an import, doc/protocol.md).
+  std::string owner;
   uint64_t head = 0;  // id of the head layer
   uint64_t next_layer_id = 1;
   std::vector<LayerMeta> layers;  // in id order
@@ -80,7 +87,18 @@ std::string LayerFileName(uint64_t id);
 bool IsLayerFileName(std::string_view name);
 
 // A new replica's metadata: one empty head, layer 1.
-ReplicaMeta NewReplicaMeta(std::string volume, std::string replica, uint64_t size);
+ReplicaMeta NewReplicaMeta(std::string volume, std::string replica, uint64_t size,
+                           std::string owner = "");
+
+// EINVAL with the reason ("owner 'A': only [0-9a-z-] are allowed") unless
+// `owner` is 1..kMaxOwnerLength characters of [0-9a-z-]. "" is refused: a
+// request that names an owner must name one.
+Status ValidateOwner(std::string_view owner);
+// kMoved (EXDEV) "<op> replica <replica> of volume <volume>: it belongs to
+// fused <owner> now ..." when `claimant` is set and the replica has another
+// owner; OK when either is "" or they are equal.
+Status CheckOwner(std::string_view op, const std::string& replica, const std::string& volume,
+                  const std::string& owner, const std::string& claimant);
 
 // True when `size` bytes is more than `limit_gib` GiB (no overflow).
 bool SizeAboveGib(uint64_t size, uint64_t limit_gib);
@@ -93,6 +111,8 @@ std::string EncodeReplicaMeta(const ReplicaMeta& meta);
 // size (at most kMaxVolumeSizeCeilingGib) and the layer tree (layer_chain.h
 // ValidateChain). A file without `open` (written before the flag existed)
 // decodes as open: nothing in it says its last session ended with a close.
+// A file without `owner` (or with "") has no owner; any other value must
+// pass ValidateOwner.
 Result<ReplicaMeta> DecodeReplicaMeta(std::string_view json, const std::string& path);
 
 }  // namespace shorthorn::replicad

@@ -4,8 +4,12 @@
 // rare (attach, detach, rebuild). Data ops never take this lock.
 #include "replicad/replica_store.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -49,6 +53,23 @@ Status ValidateNames(const std::string& op, const std::string& volume, const std
   return Status::Ok();
 }
 
+// EINVAL "<op> replica <replica>: owner ..." for a bad owner; "" is OK (none).
+Status ValidateClaim(const std::string& op, const std::string& replica, const std::string& owner) {
+  if (owner.empty()) return Status::Ok();
+  Status s = ValidateOwner(owner);
+  return s.ok() ? s : s.WithContext(op + " replica " + replica);
+}
+
+// A fused refused because its volume moved (kMoved): worth a warning here
+// too, as the old host may still be running the volume.
+Status LogIfMoved(Status s) {
+  if (s.kind() == ErrorKind::kMoved) LogWarning(s.message());
+  return s;
+}
+
+// A replica.json is a few KiB per 100 layers; anything far larger is not one.
+constexpr size_t kMaxMetaFileSize = 16u << 20;
+
 }  // namespace
 
 ReplicaStore::ReplicaStore(std::string data_dir, IoEngine* engine, ReplicaOptions options)
@@ -57,9 +78,10 @@ ReplicaStore::ReplicaStore(std::string data_dir, IoEngine* engine, ReplicaOption
 ReplicaStore::~ReplicaStore() { CloseAll(); }
 
 Status ReplicaStore::Create(const std::string& volume, const std::string& replica, uint64_t size,
-                            bool rebuilding) {
+                            bool rebuilding, const std::string& owner) {
   const std::string op = "create";
   SH_RETURN_IF_ERROR(ValidateNames(op, volume, replica));
+  SH_RETURN_IF_ERROR(ValidateClaim(op, replica, owner));
   if (size == 0 || size % kSectorSize != 0) {
     return Status(ErrorKind::kInvalidArgument,
                   op + " replica " + replica + ": size " + std::to_string(size) +
@@ -69,13 +91,14 @@ Status ReplicaStore::Create(const std::string& volume, const std::string& replic
   SH_RETURN_IF_ERROR(
       CheckMaxVolumeSize(op + " replica " + replica, size, options_.max_volume_size_gib));
   std::lock_guard lock(mu_);
-  ReplicaMeta meta = NewReplicaMeta(volume, replica, size);
+  ReplicaMeta meta = NewReplicaMeta(volume, replica, size, owner);
   meta.rebuilding = rebuilding;
   std::string dir = ReplicaDir(data_dir_, replica);
   Status s = Replica::Create(dir, meta);
   if (!s.ok()) return s.WithContext(op + " replica " + replica);
   LogInfo("created replica " + replica + " of volume " + volume + " (" + std::to_string(size) +
-          " bytes" + (rebuilding ? ", to be rebuilt" : "") + ")");
+          " bytes" + (rebuilding ? ", to be rebuilt" : "") +
+          (owner.empty() ? "" : ", owned by fused " + owner) + ")");
   return Status::Ok();
 }
 
@@ -103,8 +126,9 @@ Status ReplicaStore::CheckKnownLocked(const std::string& op, const std::string& 
 
 Result<std::shared_ptr<Replica>> ReplicaStore::Open(const std::string& volume,
                                                     const std::string& replica, uint64_t epoch,
-                                                    bool* clean) {
+                                                    bool* clean, const OwnerClaim& claim) {
   const std::string op = "open";
+  SH_RETURN_IF_ERROR(ValidateClaim(op, replica, claim.owner));
   std::lock_guard lock(mu_);
   std::shared_ptr<Replica> r;
   SH_RETURN_IF_ERROR(CheckKnownLocked(op, volume, replica, &r));
@@ -117,13 +141,22 @@ Result<std::shared_ptr<Replica>> ReplicaStore::Open(const std::string& volume,
     if (r->volume() != volume) return WrongVolume(op, replica, volume, r->volume());
     opened_now = true;
   }
-  if (epoch < r->epoch()) return Stale(op, replica, epoch);
+  // OpenSession checks the owner, then the epoch (ESTALE), and persists.
   uint64_t old = r->epoch();
-  auto session = r->OpenSession(epoch);
-  if (!session.ok()) return session.status();
+  std::string old_owner = r->owner();
+  auto session = r->OpenSession(epoch, claim);
+  if (!session.ok()) return LogIfMoved(session.status());
   if (epoch > old) {
     LogInfo("replica " + replica + ": epoch " + std::to_string(old) + " -> " +
             std::to_string(epoch));
+  }
+  if (r->owner() != old_owner) {
+    if (old_owner.empty()) {
+      LogInfo("replica " + replica + " of volume " + volume + ": owned by fused " + r->owner());
+    } else {
+      LogWarning("replica " + replica + " of volume " + volume + ": taken over by fused " +
+                 r->owner() + " from fused " + old_owner + ", which is fenced from now on");
+    }
   }
   if (opened_now && !*session) {
     LogWarning("replica " + replica + ": its last session ended without a close");
@@ -169,8 +202,10 @@ Status ReplicaStore::Close(const std::string& volume, const std::string& replica
   return s;
 }
 
-Status ReplicaStore::Delete(const std::string& volume, const std::string& replica, uint64_t epoch) {
+Status ReplicaStore::Delete(const std::string& volume, const std::string& replica, uint64_t epoch,
+                            const std::string& owner) {
   const std::string op = "delete";
+  SH_RETURN_IF_ERROR(ValidateClaim(op, replica, owner));
   std::lock_guard lock(mu_);
   std::shared_ptr<Replica> r;
   SH_RETURN_IF_ERROR(CheckKnownLocked(op, volume, replica, &r));
@@ -184,9 +219,13 @@ Status ReplicaStore::Delete(const std::string& volume, const std::string& replic
       if (meta.ok() && meta->volume != volume) {
         return WrongVolume(op, replica, volume, meta->volume);
       }
+      if (meta.ok()) {
+        SH_RETURN_IF_ERROR(LogIfMoved(CheckOwner(op, replica, volume, meta->owner, owner)));
+      }
       if (meta.ok() && epoch < meta->epoch) return Stale(op, replica, epoch);
     }
   } else {
+    SH_RETURN_IF_ERROR(LogIfMoved(CheckOwner(op, replica, volume, r->owner(), owner)));
     if (epoch < r->epoch()) return Stale(op, replica, epoch);
     open_.erase(replica);
     Status closed = r->Close();  // a failed close does not stop the delete
@@ -199,6 +238,58 @@ Status ReplicaStore::Delete(const std::string& volume, const std::string& replic
   return Status::Ok();
 }
 
+Result<std::vector<ReplicaMeta>> ReplicaStore::List(const std::string& volume) {
+  if (Status s = ValidateName("volume", volume); !s.ok()) {
+    return Status(ErrorKind::kInvalidArgument, "list replicas: " + s.message(), EINVAL);
+  }
+  const std::string op = "list replicas of volume " + volume;
+  std::lock_guard lock(mu_);
+  DIR* d = ::opendir(data_dir_.c_str());
+  if (d == nullptr) return ErrnoStatus(errno, op + ": open directory " + data_dir_);
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    // Anything the store cannot have made ("lost+found", temp files) is no replica.
+    if (ValidateName("replica", e->d_name).ok()) names.push_back(e->d_name);
+  }
+  std::sort(names.begin(), names.end());
+  std::vector<ReplicaMeta> out;
+  const int data_fd = ::dirfd(d);
+  for (const auto& name : names) {
+    const std::string dir = ReplicaDir(data_dir_, name);
+    struct stat st {};
+    if (::fstatat(data_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) {
+      if (S_ISLNK(st.st_mode)) LogWarning(op + ": skipping " + dir + ": a symbolic link");
+      continue;
+    }
+    auto skip = [&](const std::string& why) { LogWarning(op + ": skipping " + dir + ": " + why); };
+    UniqueFd replica_fd(
+        ::openat(data_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!replica_fd.valid()) {
+      skip(ErrnoStatus(errno, "open").message());
+      continue;
+    }
+    const std::string path = MetaPath(dir);
+    auto text = ReadFileAt(replica_fd.get(), std::string(kMetaFileName), kMaxMetaFileSize, path);
+    if (!text.ok()) {
+      skip(text.status().message() +
+           (text.status().kind() == ErrorKind::kNotFound ? " (an unfinished create)" : ""));
+      continue;
+    }
+    auto meta = DecodeReplicaMeta(*text, path);
+    if (!meta.ok()) {
+      skip(meta.status().message());
+      continue;
+    }
+    if (meta->replica != name) {
+      skip("its replica.json names replica " + meta->replica);
+      continue;
+    }
+    if (meta->volume == volume) out.push_back(std::move(*meta));
+  }
+  ::closedir(d);
+  return out;
+}
+
 void ReplicaStore::CloseAll() {
   std::lock_guard lock(mu_);
   for (auto& [name, r] : open_) {
@@ -207,6 +298,30 @@ void ReplicaStore::CloseAll() {
     if (r->failed()) failed_.insert(name);
   }
   open_.clear();
+}
+
+std::vector<ReplicaFigures> ReplicaStore::Figures() {
+  std::vector<std::shared_ptr<Replica>> open;
+  {
+    std::lock_guard lock(mu_);
+    open.reserve(open_.size());
+    for (const auto& [name, r] : open_) open.push_back(r);
+  }
+  std::vector<ReplicaFigures> out;
+  out.reserve(open.size());
+  for (const auto& r : open) {
+    ReplicaFigures f;
+    f.name = r->name();
+    f.volume = r->volume();
+    f.size = r->size();
+    f.epoch = r->epoch();
+    f.generation = r->generation();
+    for (size_t op = 0; op < kReplicaIoOps; ++op) {
+      f.io[op] = r->io_stats().Get(static_cast<ReplicaIoOp>(op));
+    }
+    out.push_back(std::move(f));
+  }
+  return out;
 }
 
 void ReplicaStore::SimulatePowerLoss() {

@@ -17,10 +17,12 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "replicad/io_engine.h"
 #include "replicad/replica.h"
+#include "replicad/replica_metrics.h"
 
 namespace shorthorn::replicad {
 
@@ -37,25 +39,36 @@ class ReplicaStore {
   // one above ReplicaOptions::max_volume_size_gib; EEXIST when the
   // replica's directory exists. `rebuilding`: the replica is made a rebuild
   // target from birth (its head follows the rebuilding rules from its first
-  // write; see replica.h).
+  // write; see replica.h). `owner` (a fused id, ValidateOwner, or "") is
+  // recorded as the replica's owner.
   Status Create(const std::string& volume, const std::string& replica, uint64_t size,
-                bool rebuilding = false);
-  // Opens (if not open) at `epoch`: ENOENT unknown, EINVAL other volume,
-  // ESTALE older than the stored epoch; a newer epoch and the `open` flag
-  // are persisted first (Replica::OpenSession). `clean`, when given, is set
-  // to whether the replica's last session ended with a CLOSE (false for a
-  // replica already open here).
+                bool rebuilding = false, const std::string& owner = "");
+  // Opens (if not open) at `epoch`: ENOENT unknown, EINVAL other volume or
+  // a bad claim.owner, EXDEV (kMoved) when another fused owns the replica
+  // and claim.take_over is not set (checked before the epoch), ESTALE older
+  // than the stored epoch; a newer epoch and a new owner are persisted
+  // first (Replica::OpenSession). `clean`, when given, is set to whether the
+  // replica's last session ended with a CLOSE (false for a replica already
+  // open here).
   Result<std::shared_ptr<Replica>> Open(const std::string& volume, const std::string& replica,
-                                        uint64_t epoch, bool* clean = nullptr);
+                                        uint64_t epoch, bool* clean = nullptr,
+                                        const OwnerClaim& claim = {});
   // The open replica (for HELLO): ENOENT "replica X is not open".
   Result<std::shared_ptr<Replica>> Find(const std::string& volume, const std::string& replica);
   // fdatasync and close, and record the clean close (Replica::EndSession);
   // a replica that is not open but exists is OK.
   Status Close(const std::string& volume, const std::string& replica, uint64_t epoch);
   // Closes if open and removes the directory. ENOENT when unknown.
-  // ESTALE when `epoch` is older than the epoch the replica was last
+  // EXDEV (kMoved) when `owner` is set and another fused owns the replica,
+  // then ESTALE when `epoch` is older than the epoch the replica was last
   // opened with (open now or not): an engine that was fenced cannot delete.
-  Status Delete(const std::string& volume, const std::string& replica, uint64_t epoch);
+  Status Delete(const std::string& volume, const std::string& replica, uint64_t epoch,
+                const std::string& owner = "");
+  // The replica.json of every replica of `volume` in the data directory,
+  // sorted by replica name (LIST_REPLICAS). EINVAL for a bad volume name.
+  // Directories without a readable, valid replica.json naming themselves
+  // are skipped with a warning; symbolic links are never followed.
+  Result<std::vector<ReplicaMeta>> List(const std::string& volume);
   // Closes every open replica (shutdown), logging failures.
   void CloseAll();
   // Power-loss test mode (ReplicaOptions::power_loss_test): runs
@@ -64,6 +77,11 @@ class ReplicaStore {
   // <name>: dropped <n> changes (<b> bytes)" for each. The replicas are
   // failed afterwards: the caller is expected to exit at once.
   void SimulatePowerLoss();
+
+  // The figures of every open replica, by name, for the metrics file. The
+  // store's lock is held only to copy the list, so a control call's fsyncs
+  // do not wait on the metrics writer.
+  std::vector<ReplicaFigures> Figures();
 
   const std::string& data_dir() const { return data_dir_; }
 

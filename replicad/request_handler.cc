@@ -8,6 +8,10 @@
 // A control payload that parses as JSON but lacks a field or has the wrong
 // type is a bad request (EINVAL reply), not a broken stream: the connection
 // stays open.
+//
+// LIST_REPLICAS answers from the replica.json files on disk (the store's
+// lock keeps them from changing meanwhile), so replicas that are not open
+// are listed too; its reply is capped in count and in bytes.
 #include "replicad/request_handler.h"
 
 #include <boost/json.hpp>
@@ -62,6 +66,59 @@ Status GetOptionalBool(std::string_view op, const json::object& o, std::string_v
   if (!v->is_bool()) return BadRequest(op, "field '" + std::string(key) + "' is not a boolean");
   *out = v->as_bool();
   return Status::Ok();
+}
+
+// The optional "owner" of CREATE/OPEN/DELETE_REPLICA: absent leaves *out
+// empty (not checked); present, it must be a valid owner. Errors name the
+// replica: "open replica r1: owner ...".
+Status GetOptionalOwner(std::string_view op, const std::string& replica, const json::object& o,
+                        std::string* out) {
+  const json::value* v = o.if_contains("owner");
+  if (v == nullptr) return Status::Ok();
+  Status s = v->is_string() ? ValidateOwner(v->as_string())
+                            : Status(ErrorKind::kInvalidArgument, "field 'owner' is not a string");
+  if (!s.ok()) {
+    return Status(ErrorKind::kInvalidArgument,
+                  std::string(op) + " replica " + replica + ": " + s.message(), EINVAL);
+  }
+  *out = std::string(v->as_string());
+  return Status::Ok();
+}
+
+// LIST_REPLICAS lists at most this many replicas (the first by name).
+constexpr size_t kMaxListedReplicas = 64;
+
+json::object ReplicaSummaryJson(const ReplicaMeta& m) {
+  json::array snapshots;
+  for (const auto& l : m.layers) {  // id order: creation order
+    if (l.is_snapshot() && !l.removed) snapshots.emplace_back(l.name);
+  }
+  return json::object{
+      {"replica", m.replica}, {"volume", m.volume},         {"size", m.size},
+      {"epoch", m.epoch},     {"generation", m.generation}, {"rebuilding", m.rebuilding},
+      {"open", m.open},       {"owner", m.owner},           {"snapshots", std::move(snapshots)}};
+}
+
+// {"replicas":[...]} with "truncated": true when some were left out, by
+// count or because the next one would not fit a control payload (64
+// replicas of 250 long snapshot names each could).
+std::string ReplicaListJson(const std::vector<ReplicaMeta>& metas) {
+  constexpr std::string_view kHead = R"({"replicas":[)", kTail = "]}",
+                             kTruncatedTail = R"(],"truncated":true})";
+  std::string out(kHead);
+  bool truncated = false;
+  for (size_t i = 0; i < metas.size(); ++i) {
+    std::string entry = json::serialize(ReplicaSummaryJson(metas[i]));
+    if (i == kMaxListedReplicas ||
+        out.size() + 1 + entry.size() + kTruncatedTail.size() > wire::kMaxControlPayload) {
+      truncated = true;
+      break;
+    }
+    if (i > 0) out += ',';
+    out += entry;
+  }
+  out += truncated ? kTruncatedTail : kTail;
+  return out;
 }
 
 json::value NameOrNull(const std::optional<std::string>& name) {
@@ -184,14 +241,24 @@ Status RequestHandler::HandleControl(ConnectionState* state, const Frame& frame,
     case wire::Op::kCreateReplica:
       if (fields("create", false, true)) {
         bool rebuilding = false;
+        std::string owner;
         Status s = GetOptionalBool("create", o, "rebuilding", &rebuilding);
-        ReplyControl(reply, h, s.ok() ? store_->Create(volume, replica, size, rebuilding) : s);
+        if (s.ok()) s = GetOptionalOwner("create", replica, o, &owner);
+        ReplyControl(reply, h,
+                     s.ok() ? store_->Create(volume, replica, size, rebuilding, owner) : s);
       }
       break;
     case wire::Op::kOpenReplica:
       if (fields("open", true, false)) {
+        OwnerClaim claim;
+        Status s = GetOptionalOwner("open", replica, o, &claim.owner);
+        if (s.ok()) s = GetOptionalBool("open", o, "take_over", &claim.take_over);
+        if (!s.ok()) {
+          ReplyControl(reply, h, s);
+          break;
+        }
         bool clean = false;
-        auto r = store_->Open(volume, replica, epoch, &clean);
+        auto r = store_->Open(volume, replica, epoch, &clean, claim);
         if (!r.ok()) {
           ReplyControl(reply, h, r.status());
         } else {
@@ -200,7 +267,8 @@ Status RequestHandler::HandleControl(ConnectionState* state, const Frame& frame,
                      {"epoch", (*r)->epoch()},
                      {"generation", (*r)->generation()},
                      {"rebuilding", (*r)->rebuilding()},
-                     {"clean", clean}});
+                     {"clean", clean},
+                     {"owner", (*r)->owner()}});
         }
       }
       break;
@@ -223,9 +291,28 @@ Status RequestHandler::HandleControl(ConnectionState* state, const Frame& frame,
       break;
     case wire::Op::kDeleteReplica:
       if (fields("delete", true, false)) {
-        ReplyControl(reply, h, store_->Delete(volume, replica, epoch));
+        std::string owner;
+        Status s = GetOptionalOwner("delete", replica, o, &owner);
+        ReplyControl(reply, h, s.ok() ? store_->Delete(volume, replica, epoch, owner) : s);
       }
       break;
+    case wire::Op::kListReplicas: {
+      // No replica field: not read through fields().
+      const json::value* v = o.if_contains("volume");
+      if (v == nullptr || !v->is_string()) {
+        ReplyControl(reply, h,
+                     Status(ErrorKind::kInvalidArgument,
+                            "list replicas: field 'volume' is missing or not a string", EINVAL));
+        break;
+      }
+      auto metas = store_->List(std::string(v->as_string()));
+      if (!metas.ok()) {
+        ReplyControl(reply, h, metas.status());
+      } else {
+        reply(h, 0, ToBytes(ReplicaListJson(*metas)));
+      }
+      break;
+    }
     default:
       if (wire::IsLayerOp(h.op)) {
         HandleLayerOp(state, h, o, reply);
@@ -391,16 +478,25 @@ void RequestHandler::HandleData(ConnectionState* state, Frame frame, ReplyFn rep
                        Status(ErrorKind::kProtocol, op + ": no HELLO on this connection", EPROTO));
   }
   auto done = [reply, h](Status s) { ReplyStatus(reply, h, s); };
+  // Records the answer in the replica's figures before `next` sends it (so a
+  // client that saw the reply sees it counted). The callback keeps the
+  // replica alive.
+  auto counted = [&replica](ReplicaIoOp op, uint64_t bytes, auto next) {
+    return [replica, op, bytes, next = std::move(next)](Status s) {
+      replica->io_stats().Record(op, bytes, s.ok());
+      next(std::move(s));
+    };
+  };
   switch (h.op) {
     case wire::Op::kRead: {
       auto buf = std::make_shared<std::vector<uint8_t>>(h.length);  // <= kMaxIoLength
-      replica->Read(
-          h.epoch, h.offset, *buf,
-          [reply, h, buf](Status s) {
-            if (!s.ok()) return ReplyStatus(reply, h, s);
-            reply(h, 0, std::move(*buf));
-          },
-          state->nothing_queued);
+      replica->Read(h.epoch, h.offset, *buf,
+                    counted(ReplicaIoOp::kRead, h.length,
+                            [reply, h, buf](Status s) {
+                              if (!s.ok()) return ReplyStatus(reply, h, s);
+                              reply(h, 0, std::move(*buf));
+                            }),
+                    state->nothing_queued);
       break;
     }
     case wire::Op::kWrite: {
@@ -413,16 +509,17 @@ void RequestHandler::HandleData(ConnectionState* state, Frame frame, ReplyFn rep
         data = *v;
         owner = std::move(v);
       }
-      replica->Write(
-          h.epoch, h.offset, data, [done, owner](Status s) { done(std::move(s)); },
-          state->nothing_queued);
+      replica->Write(h.epoch, h.offset, data,
+                     counted(ReplicaIoOp::kWrite, data.size(),
+                             [done, owner](Status s) { done(std::move(s)); }),
+                     state->nothing_queued);
       break;
     }
     case wire::Op::kUnmap:
-      replica->Unmap(h.epoch, h.offset, h.length, done);
+      replica->Unmap(h.epoch, h.offset, h.length, counted(ReplicaIoOp::kUnmap, h.length, done));
       break;
     case wire::Op::kFlush:
-      replica->Flush(h.epoch, done);
+      replica->Flush(h.epoch, counted(ReplicaIoOp::kFlush, 0, done));
       break;
     case wire::Op::kPing:
       done(replica->Check("ping", h.epoch));

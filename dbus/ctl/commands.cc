@@ -49,6 +49,18 @@ std::vector<CommandSpec> MakeCommands() {
        "(the daemon's configured replicads when none is given). The volume is detached.",
        VolumeCreate},
       {"volume",
+       "import",
+       {"NAME"},
+       {{"replicad", 'r', ValueType::kString, "HOST:PORT",
+         "a replicad that holds replicas of NAME; repeat for more (every one must answer)", true,
+         true}},
+       "take over a volume whose fused is gone",
+       "Registers volume NAME from the replicas the given replicads hold of it (the\n"
+       "host whose fused managed it died). The replicas with the highest generation\n"
+       "are trusted; the others are kept as stale and deleted later. The fused that\n"
+       "owned them is fenced: it shows the volume as moved (Moved, exit 14).",
+       VolumeImport},
+      {"volume",
        "list",
        {},
        {{"quiet", 'q', ValueType::kFlag, "", "print the names only, one a line"}},

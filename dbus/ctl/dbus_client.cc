@@ -174,6 +174,20 @@ Result<VolumeInfo> DbusStorageClient::GetVolume(const std::string& operation,
   return Status(ErrorKind::kNotFound, operation + " volume " + name + ": it does not exist");
 }
 
+Result<VolumeInfo> DbusStorageClient::ImportVolume(const std::string& name,
+                                                   const std::vector<std::string>& replicads) {
+  sdbus::ObjectPath path;
+  SH_RETURN_IF_ERROR(Guard("import volume " + name, [&] {
+    auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
+    manager->callMethod("ImportVolume")
+        .onInterface(kManagerInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(name, replicads, Properties{})
+        .storeResultsTo(path);
+  }));
+  return GetVolume("import", name);
+}
+
 Result<VolumeInfo> DbusStorageClient::CreateVolume(const std::string& name, uint64_t size,
                                                    const std::vector<std::string>& replicas) {
   sdbus::ObjectPath path;

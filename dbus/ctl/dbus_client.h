@@ -22,6 +22,8 @@ class DbusStorageClient : public StorageClient {
 
   Result<std::vector<VolumeInfo>> ListVolumes() override;
   Result<VolumeInfo> GetVolume(const std::string& operation, const std::string& name) override;
+  Result<VolumeInfo> ImportVolume(const std::string& name,
+                                  const std::vector<std::string>& replicads) override;
   Result<VolumeInfo> CreateVolume(const std::string& name, uint64_t size,
                                   const std::vector<std::string>& replicas) override;
   Status DeleteVolume(const std::string& name, bool force) override;

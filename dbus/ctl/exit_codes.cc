@@ -13,7 +13,7 @@ struct KindCode {
   int code;
 };
 
-constexpr std::array<KindCode, 13> kExitCodes = {{
+constexpr std::array<KindCode, 14> kExitCodes = {{
     {ErrorKind::kOk, kExitOk},
     {ErrorKind::kFailed, kExitFailed},
     {ErrorKind::kNotFound, 3},
@@ -27,13 +27,15 @@ constexpr std::array<KindCode, 13> kExitCodes = {{
     {ErrorKind::kIoError, 11},
     {ErrorKind::kProtocol, 12},
     {ErrorKind::kLimitExceeded, 13},
+    {ErrorKind::kMoved, 14},
 }};
 
 constexpr ErrorKind kAllKinds[] = {
     ErrorKind::kNotFound, ErrorKind::kAlreadyExists, ErrorKind::kInvalidArgument,
     ErrorKind::kBusy,     ErrorKind::kNotAuthorized, ErrorKind::kUnavailable,
     ErrorKind::kStale,    ErrorKind::kNoSpace,       ErrorKind::kIoError,
-    ErrorKind::kProtocol, ErrorKind::kLimitExceeded, ErrorKind::kFailed,
+    ErrorKind::kProtocol, ErrorKind::kLimitExceeded, ErrorKind::kMoved,
+    ErrorKind::kFailed,
 };
 
 // Errors of the bus itself (org.freedesktop.DBus.Error.*, sd-bus's

@@ -96,6 +96,9 @@ class StorageClient {
   // One volume; NotFound when there is none of that name. `operation` is the
   // verb for the message ("show", "attach").
   virtual Result<VolumeInfo> GetVolume(const std::string& operation, const std::string& name) = 0;
+  // ImportVolume: the volume from the replicas on `replicads`.
+  virtual Result<VolumeInfo> ImportVolume(const std::string& name,
+                                          const std::vector<std::string>& replicads) = 0;
   // CreateVolume; an empty `replicas` means the daemon's defaults.
   virtual Result<VolumeInfo> CreateVolume(const std::string& name, uint64_t size,
                                           const std::vector<std::string>& replicas) = 0;

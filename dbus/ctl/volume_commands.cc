@@ -26,6 +26,17 @@ Status VolumeCreate(const Invocation& invocation, StorageClient& client, Output&
   return Status::Ok();
 }
 
+Status VolumeImport(const Invocation& invocation, StorageClient& client, Output& output) {
+  const std::string& name = invocation.arguments.at(0);
+  Result<VolumeInfo> volume = client.ImportVolume(name, invocation.Values("replicad"));
+  if (!volume.ok()) return volume.status();
+  output.Json(VolumeToJson(*volume));
+  output.Text("Imported volume " + volume->name + ": " + FormatSize(volume->size) + ", " +
+              Plural(volume->replicas.size(), "current replica") + ", " + volume->state +
+              ". Its previous fused is fenced.\n");
+  return Status::Ok();
+}
+
 Status VolumeList(const Invocation& invocation, StorageClient& client, Output& output) {
   Result<std::vector<VolumeInfo>> volumes = client.ListVolumes();
   if (!volumes.ok()) return volumes.status();

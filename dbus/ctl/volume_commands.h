@@ -13,6 +13,7 @@
 namespace shorthorn::ctl {
 
 Status VolumeCreate(const Invocation& invocation, StorageClient& client, Output& output);
+Status VolumeImport(const Invocation& invocation, StorageClient& client, Output& output);
 Status VolumeList(const Invocation& invocation, StorageClient& client, Output& output);
 Status VolumeShow(const Invocation& invocation, StorageClient& client, Output& output);
 Status VolumeAttach(const Invocation& invocation, StorageClient& client, Output& output);

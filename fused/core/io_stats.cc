@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "common/prometheus_text.h"
+
 namespace shorthorn::fused {
 
 const char* IoOpName(IoOp op) {
@@ -46,21 +48,8 @@ IoFigures IoStats::Get(IoOp op) const {
 
 namespace {
 
-// Label values escape backslash, double quote and newline.
-std::string Label(const std::string& value) {
-  std::string out;
-  for (char c : value) {
-    if (c == '\\' || c == '"') {
-      out += '\\';
-      out += c;
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
+using prometheus::AppendHeader;
+using prometheus::LabelValue;
 
 std::string Number(double v) {
   char buf[32];
@@ -68,32 +57,28 @@ std::string Number(double v) {
   return buf;
 }
 
-void Header(std::string& out, const char* name, const char* type, const char* help) {
-  out += std::string("# HELP ") + name + " " + help + "\n";
-  out += std::string("# TYPE ") + name + " " + type + "\n";
-}
-
 }  // namespace
 
 std::string FormatMetrics(const std::vector<VolumeFigures>& volumes,
                           const std::vector<JobFigures>& jobs) {
   std::string out;
-  Header(out, "shorthorn_volume_attached", "gauge", "1 while the volume is attached on this host.");
+  AppendHeader(out, "shorthorn_volume_attached", "gauge",
+               "1 while the volume is attached on this host.");
   for (const auto& v : volumes) {
-    out += "shorthorn_volume_attached{volume=\"" + Label(v.name) + "\"} " +
+    out += "shorthorn_volume_attached{volume=\"" + LabelValue(v.name) + "\"} " +
            (v.attached ? "1" : "0") + "\n";
   }
-  Header(out, "shorthorn_volume_size_bytes", "gauge", "Size of the volume.");
+  AppendHeader(out, "shorthorn_volume_size_bytes", "gauge", "Size of the volume.");
   for (const auto& v : volumes) {
-    out += "shorthorn_volume_size_bytes{volume=\"" + Label(v.name) + "\"} " +
+    out += "shorthorn_volume_size_bytes{volume=\"" + LabelValue(v.name) + "\"} " +
            std::to_string(v.size) + "\n";
   }
-  Header(out, "shorthorn_volume_replica_mode", "gauge",
-         "1 for the mode each replica of an attached volume is in (RW, WO, ERR).");
+  AppendHeader(out, "shorthorn_volume_replica_mode", "gauge",
+               "1 for the mode each replica of an attached volume is in (RW, WO, ERR).");
   for (const auto& v : volumes) {
     for (const auto& [replica, mode] : v.replicas) {
-      out += "shorthorn_volume_replica_mode{volume=\"" + Label(v.name) + "\",replica=\"" +
-             Label(replica) + "\",mode=\"" + Label(mode) + "\"} 1\n";
+      out += "shorthorn_volume_replica_mode{volume=\"" + LabelValue(v.name) + "\",replica=\"" +
+             LabelValue(replica) + "\",mode=\"" + LabelValue(mode) + "\"} 1\n";
     }
   }
   struct Counter {
@@ -110,22 +95,22 @@ std::string FormatMetrics(const std::vector<VolumeFigures>& volumes,
        &IoFigures::errors},
   };
   for (const auto& c : counters) {
-    Header(out, c.name, "counter", c.help);
+    AppendHeader(out, c.name, "counter", c.help);
     for (const auto& v : volumes) {
       for (size_t op = 0; op < kIoOps; ++op) {
-        out += std::string(c.name) + "{volume=\"" + Label(v.name) + "\",op=\"" +
+        out += std::string(c.name) + "{volume=\"" + LabelValue(v.name) + "\",op=\"" +
                IoOpName(static_cast<IoOp>(op)) + "\"} " + std::to_string(v.io[op].*c.field) + "\n";
       }
     }
   }
   const char* hist = "shorthorn_volume_io_latency_seconds";
-  Header(out, hist, "histogram",
-         "Time from a request's arrival at fused to its answer, by operation.");
+  AppendHeader(out, hist, "histogram",
+               "Time from a request's arrival at fused to its answer, by operation.");
   for (const auto& v : volumes) {
     for (size_t op = 0; op < kIoOps; ++op) {
       const IoFigures& f = v.io[op];
       const std::string labels =
-          "volume=\"" + Label(v.name) + "\",op=\"" + IoOpName(static_cast<IoOp>(op)) + "\"";
+          "volume=\"" + LabelValue(v.name) + "\",op=\"" + IoOpName(static_cast<IoOp>(op)) + "\"";
       uint64_t cumulative = 0;
       for (size_t b = 0; b < kLatencyBounds.size(); ++b) {
         cumulative += f.buckets[b];
@@ -140,16 +125,16 @@ std::string FormatMetrics(const std::vector<VolumeFigures>& volumes,
       out += std::string(hist) + "_count{" + labels + "} " + std::to_string(cumulative) + "\n";
     }
   }
-  Header(out, "shorthorn_job_bytes", "gauge", "Bytes a running job has processed.");
+  AppendHeader(out, "shorthorn_job_bytes", "gauge", "Bytes a running job has processed.");
   for (const auto& j : jobs) {
     out += "shorthorn_job_bytes{job=\"" + std::to_string(j.id) + "\",operation=\"" +
-           Label(j.operation) + "\",volume=\"" + Label(j.volume) + "\"} " +
+           LabelValue(j.operation) + "\",volume=\"" + LabelValue(j.volume) + "\"} " +
            std::to_string(j.bytes) + "\n";
   }
-  Header(out, "shorthorn_job_total_bytes", "gauge", "Bytes a running job has to process.");
+  AppendHeader(out, "shorthorn_job_total_bytes", "gauge", "Bytes a running job has to process.");
   for (const auto& j : jobs) {
     out += "shorthorn_job_total_bytes{job=\"" + std::to_string(j.id) + "\",operation=\"" +
-           Label(j.operation) + "\",volume=\"" + Label(j.volume) + "\"} " +
+           LabelValue(j.operation) + "\",volume=\"" + LabelValue(j.volume) + "\"} " +
            std::to_string(j.total_bytes) + "\n";
   }
   return out;

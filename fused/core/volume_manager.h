@@ -43,7 +43,9 @@ struct VolumeInfo {
   std::string name;
   uint64_t size = 0;
   uint64_t actual_size = 0;  // bytes allocated across the chain (largest replica)
-  std::string state;         // "detached", "attached", "maintenance", "faulted"
+  // "detached", "attached", "maintenance", "faulted", or "moved" (another
+  // fused imported it: this one may no longer open its replicas)
+  std::string state;
   std::vector<ReplicaInfo> replicas;
   std::string frontend_path;            // FUSE file while attached, else ""
   std::string loop_device;              // "/dev/loopN" while attached as a block device, else ""
@@ -121,6 +123,14 @@ class VolumeManager {
                               const std::vector<std::string>& replicas, const Options& options) = 0;
   // Refused (Busy) while attached. Deletes the replicas' data.
   virtual Status DeleteVolume(const std::string& name, const Options& options) = 0;
+  // Registers volume `name` from the replicas the replicads at `replicads`
+  // ("host:port", every one must answer) hold of it, trusting those with
+  // the highest generation as attach does, and takes them over: the fused
+  // that owned them is fenced (its opens fail with Moved). Options:
+  // "replica-count" (default: the current replicas found). Errors:
+  // InvalidArgument, AlreadyExists, NotFound (no replica of it), Unavailable.
+  virtual Status ImportVolume(const std::string& name, const std::vector<std::string>& replicads,
+                              const Options& options) = 0;
   // Options: "frontend" = "block" (default: loop device) or "file" (the FUSE
   // file alone); "maintenance" = true: engine up, no FUSE file, no loop
   // device (returns ""); "salvage" = true: when no replica can be proven

@@ -192,6 +192,11 @@ void DbusService::RegisterManager() {
       {"volume"}, [this](sdbus::MethodCall call) {
         GuardHandler("CreateVolume", [&] { HandleCreateVolume(std::move(call)); });
       });
+  manager_object_->registerMethod(
+      kManagerInterface, "ImportVolume", "sasa{sv}", {"name", "replicads", "options"}, "o",
+      {"volume"}, [this](sdbus::MethodCall call) {
+        GuardHandler("ImportVolume", [&] { HandleImportVolume(std::move(call)); });
+      });
   manager_object_->registerMethod(kManagerInterface, "DeleteVolume", "sa{sv}", {"name", "options"},
                                   "", {}, [this](sdbus::MethodCall call) {
                                     GuardHandler("DeleteVolume",
@@ -248,6 +253,27 @@ void DbusService::HandleCreateVolume(sdbus::MethodCall call) {
                 Status created = manager_.CreateVolume(name, size, replicas, options);
                 if (!created.ok()) throw ToDbusError(created);
                 // Export the object before the reply even if the listener is late.
+                Result<VolumeInfo> info = manager_.GetVolume(name);
+                if (info.ok()) events_->VolumeAdded(*info);
+                return ReplyWith(sdbus::ObjectPath(VolumeObjectPath(name)));
+              });
+}
+
+void DbusService::HandleImportVolume(sdbus::MethodCall call) {
+  Status allowed = authorizer_.CheckCaller("ImportVolume", call);
+  if (!allowed.ok()) throw ToDbusError(allowed);
+  std::string name;
+  std::vector<std::string> replicads;
+  DbusOptions raw_options;
+  call >> name >> replicads >> raw_options;
+  Status reachable = authorizer_.CheckReplicas("ImportVolume", call, replicads);
+  if (!reachable.ok()) throw ToDbusError(reachable);
+  Result<Options> options = ConvertOptions("ImportVolume", raw_options);
+  if (!options.ok()) throw ToDbusError(options.status());
+  calls_->Run("ImportVolume", name, std::move(call),
+              [this, name, replicads, options = std::move(*options)]() -> AsyncCalls::Reply {
+                Status imported = manager_.ImportVolume(name, replicads, options);
+                if (!imported.ok()) throw ToDbusError(imported);
                 Result<VolumeInfo> info = manager_.GetVolume(name);
                 if (info.ok()) events_->VolumeAdded(*info);
                 return ReplyWith(sdbus::ObjectPath(VolumeObjectPath(name)));

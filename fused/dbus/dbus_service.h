@@ -91,6 +91,7 @@ class DbusService {
   void AddJobObject(JobInfo info, bool announce);
   void HandleCreateVolume(sdbus::MethodCall call);
   void HandleDeleteVolume(sdbus::MethodCall call);
+  void HandleImportVolume(sdbus::MethodCall call);
   void HandleListVolumes(sdbus::MethodCall call);
   void HandleListJobs(sdbus::MethodCall call);
   void HandleListBackups(sdbus::MethodCall call);

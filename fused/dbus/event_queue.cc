@@ -9,6 +9,16 @@
 
 namespace shorthorn::fused::dbus {
 
+namespace {
+
+VolumeEvent Event(VolumeEvent::Kind kind) {
+  VolumeEvent event;
+  event.kind = kind;
+  return event;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<VolumeEventQueue>> VolumeEventQueue::Create() {
   int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (fd < 0) return ErrnoStatus(errno, "create volume event queue eventfd");
@@ -36,36 +46,44 @@ void VolumeEventQueue::Push(VolumeEvent event) {
 }
 
 void VolumeEventQueue::VolumeAdded(const VolumeInfo& info) {
-  Push({VolumeEvent::Kind::kAdded, info, {}});
+  VolumeEvent event = Event(VolumeEvent::Kind::kAdded);
+  event.info = info;
+  Push(std::move(event));
 }
 
 void VolumeEventQueue::VolumeRemoved(const std::string& name) {
-  VolumeEvent event{VolumeEvent::Kind::kRemoved, {}, {}};
+  VolumeEvent event = Event(VolumeEvent::Kind::kRemoved);
   event.info.name = name;
   Push(std::move(event));
 }
 
 void VolumeEventQueue::VolumeChanged(const VolumeInfo& info) {
-  Push({VolumeEvent::Kind::kChanged, info, {}});
+  VolumeEvent event = Event(VolumeEvent::Kind::kChanged);
+  event.info = info;
+  Push(std::move(event));
 }
 
 void VolumeEventQueue::JobAdded(const JobInfo& info) {
-  Push({VolumeEvent::Kind::kJobAdded, {}, info});
+  VolumeEvent event = Event(VolumeEvent::Kind::kJobAdded);
+  event.job = info;
+  Push(std::move(event));
 }
 
 void VolumeEventQueue::JobChanged(const JobInfo& info) {
-  Push({VolumeEvent::Kind::kJobChanged, {}, info});
+  VolumeEvent event = Event(VolumeEvent::Kind::kJobChanged);
+  event.job = info;
+  Push(std::move(event));
 }
 
 void VolumeEventQueue::JobRemoved(uint64_t id) {
-  VolumeEvent event{VolumeEvent::Kind::kJobRemoved, {}, {}};
+  VolumeEvent event = Event(VolumeEvent::Kind::kJobRemoved);
   event.job.id = id;
   Push(std::move(event));
 }
 
 void VolumeEventQueue::BackupsChanged(const std::string& target, const std::string& volume,
                                       const std::vector<BackupInfo>& backups) {
-  VolumeEvent event{VolumeEvent::Kind::kBackups, {}, {}};
+  VolumeEvent event = Event(VolumeEvent::Kind::kBackups);
   event.backup_target = target;
   event.backup_volume = volume;
   event.backups = backups;
@@ -79,7 +97,7 @@ void VolumeEventQueue::RefreshVolume(VolumeManager& manager, const std::string& 
 }
 
 void VolumeEventQueue::RequestJobRefresh(uint64_t id) {
-  VolumeEvent event{VolumeEvent::Kind::kJobRefresh, {}, {}};
+  VolumeEvent event = Event(VolumeEvent::Kind::kJobRefresh);
   event.job.id = id;
   Push(std::move(event));
 }

@@ -58,6 +58,41 @@ boost::json::object Identity(const ReplicaTarget& t) {
   return {{"volume", t.volume}, {"replica", t.replica}};
 }
 
+// Identity with this fused's id, for the ops a replica checks it on.
+boost::json::object Owned(const ReplicaTarget& t, const ClientOptions& options) {
+  auto body = Identity(t);
+  if (!options.owner.empty()) body["owner"] = options.owner;
+  return body;
+}
+
+bool IsBool(const boost::json::object& o, const char* key, bool* out) {
+  const auto* v = o.if_contains(key);
+  if (v == nullptr || !v->is_bool()) return false;
+  *out = v->as_bool();
+  return true;
+}
+
+bool IsUint(const boost::json::object& o, const char* key, uint64_t* out) {
+  const auto* v = o.if_contains(key);
+  if (v == nullptr) return false;
+  if (v->is_uint64()) {
+    *out = v->as_uint64();
+    return true;
+  }
+  if (v->is_int64() && v->as_int64() >= 0) {
+    *out = static_cast<uint64_t>(v->as_int64());
+    return true;
+  }
+  return false;
+}
+
+bool IsString(const boost::json::object& o, const char* key, std::string* out) {
+  const auto* v = o.if_contains(key);
+  if (v == nullptr || !v->is_string()) return false;
+  *out = std::string(v->as_string());
+  return true;
+}
+
 }  // namespace
 
 ReplicaClient::ReplicaClient(ReplicaTarget target, uint64_t epoch, uint64_t size,
@@ -72,7 +107,7 @@ Status ReplicaClient::CreateReplica(const ReplicaTarget& target, uint64_t size,
                                     const ClientOptions& options, bool rebuilding) {
   auto fd = ConnectReplicad(target.address, options);
   if (!fd.ok()) return fd.status();
-  auto body = Identity(target);
+  auto body = Owned(target, options);
   body["size"] = size;
   if (rebuilding) body["rebuilding"] = true;
   auto reply = ControlCall(fd->get(), wire::Op::kCreateReplica, body, 0);
@@ -82,11 +117,69 @@ Status ReplicaClient::CreateReplica(const ReplicaTarget& target, uint64_t size,
   return Status::Ok();
 }
 
+Result<std::vector<ListedReplica>> ReplicaClient::ListReplicas(const std::string& address,
+                                                               const std::string& volume,
+                                                               const ClientOptions& options) {
+  const std::string what = "list the replicas of volume " + volume + " on " + address;
+  auto fd = ConnectReplicad(address, options);
+  if (!fd.ok()) return fd.status().WithContext(what);
+  auto reply = ControlCall(fd->get(), wire::Op::kListReplicas, {{"volume", volume}}, 0);
+  if (!reply.ok()) return reply.status().WithContext(what);
+  auto bad = [&](const std::string& reason) {
+    return Status(ErrorKind::kProtocol, what + ": bad reply: " + reason, EPROTO);
+  };
+  const auto* list = reply->if_contains("replicas");
+  if (list == nullptr || !list->is_array()) return bad("no 'replicas' array");
+  std::vector<ListedReplica> out;
+  for (const auto& item : list->as_array()) {
+    const auto* o = item.if_object();
+    if (o == nullptr) return bad("a replica is not an object");
+    ListedReplica r;
+    r.address = address;
+    if (!IsString(*o, "replica", &r.name) || !IsString(*o, "volume", &r.volume) ||
+        !IsUint(*o, "size", &r.size) || !IsUint(*o, "epoch", &r.epoch) ||
+        !IsUint(*o, "generation", &r.generation) || !IsBool(*o, "rebuilding", &r.rebuilding) ||
+        !IsBool(*o, "open", &r.open)) {
+      return bad("a replica lacks replica, volume, size, epoch, generation, rebuilding or open");
+    }
+    if (r.volume != volume) return bad("replica " + r.name + " is of volume " + r.volume);
+    (void)IsString(*o, "owner", &r.owner);
+    if (const auto* snaps = o->if_contains("snapshots"); snaps != nullptr && snaps->is_array()) {
+      for (const auto& n : snaps->as_array()) {
+        if (!n.is_string()) return bad("a snapshot name is not a string");
+        r.snapshots.emplace_back(n.as_string());
+      }
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Status ReplicaClient::ClaimReplica(const ReplicaTarget& target, uint64_t epoch,
+                                   const ClientOptions& options) {
+  const std::string what = "claim replica " + target.replica + " on " + target.address;
+  if (options.owner.empty()) {
+    return Status(ErrorKind::kInvalidArgument, what + ": this fused has no id", EINVAL);
+  }
+  auto fd = ConnectReplicad(target.address, options);
+  if (!fd.ok()) return fd.status().WithContext(what);
+  auto body = Owned(target, options);
+  body["epoch"] = epoch;
+  body["take_over"] = true;
+  auto opened = ControlCall(fd->get(), wire::Op::kOpenReplica, body, epoch);
+  if (!opened.ok()) return opened.status().WithContext(what);
+  auto close = Identity(target);
+  close["epoch"] = epoch;
+  auto closed = ControlCall(fd->get(), wire::Op::kCloseReplica, close, epoch);
+  if (!closed.ok()) return closed.status().WithContext(what);
+  return Status::Ok();
+}
+
 Status ReplicaClient::DeleteReplica(const ReplicaTarget& target, uint64_t epoch,
                                     const ClientOptions& options) {
   auto fd = ConnectReplicad(target.address, options);
   if (!fd.ok()) return fd.status();
-  auto body = Identity(target);
+  auto body = Owned(target, options);
   body["epoch"] = epoch;
   auto reply = ControlCall(fd->get(), wire::Op::kDeleteReplica, body, epoch);
   if (!reply.ok()) {
@@ -101,7 +194,9 @@ Result<UniqueFd> ReplicaClient::ConnectBound(const ReplicaTarget& target, uint64
   if (!fd.ok()) return fd.status();
   auto identity = Identity(target);
   identity["epoch"] = epoch;
-  auto opened = ControlCall(fd->get(), wire::Op::kOpenReplica, identity, epoch);
+  auto open = Owned(target, options);
+  open["epoch"] = epoch;
+  auto opened = ControlCall(fd->get(), wire::Op::kOpenReplica, open, epoch);
   if (!opened.ok()) return opened.status();
   auto hello = ControlCall(fd->get(), wire::Op::kHello, identity, epoch);
   if (!hello.ok()) return hello.status();
@@ -174,7 +269,9 @@ Result<std::unique_ptr<ReplicaClient>> ReplicaClient::Open(const ReplicaTarget& 
   }
   auto body = Identity(target);
   body["epoch"] = epoch;
-  auto opened = ControlCall(fds[0].get(), wire::Op::kOpenReplica, body, epoch);
+  auto open = Owned(target, options);
+  open["epoch"] = epoch;
+  auto opened = ControlCall(fds[0].get(), wire::Op::kOpenReplica, open, epoch);
   if (!opened.ok()) {
     return opened.status().WithContext("open replica " + target.replica + " on " + target.address);
   }

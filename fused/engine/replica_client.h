@@ -52,6 +52,24 @@ struct ClientOptions {
   std::string local_socket_dir;
   // Every connection authenticates with it (common/auth.h); required.
   std::shared_ptr<const auth::ClusterKey> key;
+  // This fused's id (<state-dir>/fused-id), sent with OPEN, CREATE and
+  // DELETE: a replica another fused imported refuses them (kMoved). Empty:
+  // not checked.
+  std::string owner;
+};
+
+// One replica as LIST_REPLICAS reports it (its replica.json).
+struct ListedReplica {
+  std::string address;  // the replicad asked
+  std::string name;
+  std::string volume;
+  uint64_t size = 0;
+  uint64_t epoch = 0;
+  uint64_t generation = 0;
+  bool rebuilding = false;
+  bool open = false;  // its last session did not end with a close
+  std::string owner;
+  std::vector<std::string> snapshots;
 };
 
 class ReplicaClient : public Backend {
@@ -65,6 +83,15 @@ class ReplicaClient : public Backend {
   // no lower layers yet: UNMAP zero-fills, unaligned writes are refused).
   static Status CreateReplica(const ReplicaTarget& target, uint64_t size,
                               const ClientOptions& options, bool rebuilding = false);
+  // The replicas of `volume` on the replicad at `address` (LIST_REPLICAS).
+  // A reply that is not as doc/protocol.md says is a kProtocol error.
+  static Result<std::vector<ListedReplica>> ListReplicas(const std::string& address,
+                                                         const std::string& volume,
+                                                         const ClientOptions& options);
+  // Makes options.owner the replica's owner and its epoch `epoch` (OPEN
+  // with take_over, then CLOSE): the fused that owned it is fenced.
+  static Status ClaimReplica(const ReplicaTarget& target, uint64_t epoch,
+                             const ClientOptions& options);
   // `epoch`: the volume's newest epoch; replicad refuses (ESTALE) to delete
   // a replica a newer engine has opened.
   static Status DeleteReplica(const ReplicaTarget& target, uint64_t epoch,

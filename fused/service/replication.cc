@@ -61,6 +61,7 @@ Result<std::vector<EngineReplica>> VolumeService::OpenForAttach(const VolumeReco
                                                                 std::string* authority) {
   std::vector<AttachCandidate> candidates;
   std::map<std::string, std::unique_ptr<ReplicaClient>> clients;
+  Status moved;
   for (const auto& r : record.replicas) {
     AttachCandidate c;
     c.name = r.name;
@@ -76,8 +77,15 @@ Result<std::vector<EngineReplica>> VolumeService::OpenForAttach(const VolumeReco
       clients[r.name] = std::move(*client);
     } else {
       c.error = client.status().message();
+      if (client.status().kind() == ErrorKind::kMoved && moved.ok()) moved = client.status();
     }
     candidates.push_back(std::move(c));
+  }
+  // A replica that another fused claimed says so only because that fused
+  // imported the volume: this one must not write to any of them.
+  if (!moved.ok()) {
+    for (auto& [name, client] : clients) (void)client->Close();
+    return moved;
   }
   auto expected = generations_.Get(record.name);
   if (!expected.ok()) return expected.status();
@@ -224,7 +232,11 @@ void VolumeService::CheckVolumes() {
   for (const auto& [volume, s, epoch] : expired) {
     Status deleted =
         ReplicaClient::DeleteReplica({s.address, volume, s.name}, epoch, settings_.client);
-    if (!deleted.ok() && deleted.kind() != ErrorKind::kNotFound) continue;  // retry later
+    // Moved: another fused imported the volume; the replica is not ours.
+    if (!deleted.ok() && deleted.kind() != ErrorKind::kNotFound &&
+        deleted.kind() != ErrorKind::kMoved) {
+      continue;  // retry later
+    }
     std::lock_guard lock(mutex_);
     if (VolumeRecord* record = registry_.FindMutable(volume)) {
       std::erase_if(record->stale, [&](const StaleReplica& r) { return r.name == s.name; });

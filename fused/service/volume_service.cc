@@ -265,6 +265,10 @@ VolumeInfo VolumeService::InfoLocked(const VolumeRecord& record) {
   info.snapshots = record.snapshots;
   info.replica_count = record.replica_count;
   info.robustness = "unknown";
+  if (auto m = moved_.find(record.name); m != moved_.end() && !attached_.count(record.name)) {
+    info.state = "moved";
+    info.state_reason = m->second;
+  }
   auto waiting = attached_.count(record.name) ? auto_attach_.end() : auto_attach_.find(record.name);
   if (waiting != auto_attach_.end()) {
     const AutoAttach& a = waiting->second;
@@ -460,6 +464,10 @@ Status VolumeService::DeleteVolume(const std::string& name, const Options& optio
     for (const auto& r : record->replicas) {
       Status s = ReplicaClient::DeleteReplica(Target(*record, r), record->epoch, settings_.client);
       if (s.ok() || s.kind() == ErrorKind::kNotFound) continue;
+      if (s.kind() == ErrorKind::kMoved) {
+        LogInfo("delete volume " + name + ": " + s.message() + "; forgetting it here");
+        continue;
+      }
       if (force) {
         LogWarning("delete volume " + name + " (forced): " + s.message());
         continue;
@@ -480,6 +488,7 @@ Status VolumeService::DeleteVolume(const std::string& name, const Options& optio
     }
     registry_.Erase(name);
     SH_RETURN_IF_ERROR(registry_.Save());
+    moved_.erase(name);
     generations_.Forget(name);
     fuse_.RemoveVolume(name);  // a file still waiting from before a restart
   }
@@ -538,7 +547,12 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
     a.ctx->epoch = record->epoch;
     std::string authority;
     auto replicas = OpenForAttach(*record, salvage, *a.ctx, &authority);
-    if (!replicas.ok()) return replicas.status().WithContext("attach volume " + name);
+    if (!replicas.ok()) {
+      Status why = replicas.status().WithContext("attach volume " + name);
+      if (why.kind() == ErrorKind::kMoved) MarkMovedLocked(*record, why);
+      return why;
+    }
+    moved_.erase(name);
     EngineCallbacks callbacks;
     callbacks.on_change = [this, name] { QueueChanged(name); };
     callbacks.on_failure = [this, ctx = a.ctx](const std::string&, const Status&) {
@@ -656,6 +670,23 @@ Status VolumeService::Detach(const std::string& name, const Options& options) {
   }
   if (detached) NotifyChanged(name);
   return s;
+}
+
+void VolumeService::MarkMovedLocked(VolumeRecord& record, const Status& why) {
+  const std::string& name = record.name;
+  moved_[name] = why.message();
+  auto_attach_.erase(name);
+  if (fuse_.IsWaiting(name)) {
+    auto loop = LoopDevice::Adopt(fuse_.mount_point() + "/" + name);
+    fuse_.RemoveVolume(name);  // its held requests fail with EIO
+    if (loop.ok()) {
+      Status released = loop->Release();
+      if (!released.ok()) LogWarning("volume " + name + ": " + released.message());
+    }
+  }
+  MarkAttachedLocked(record, "");
+  LogError(why.message() + "; volume " + name +
+           " is shown as moved (DeleteVolume forgets it here and leaves its replicas alone)");
 }
 
 void VolumeService::MarkAttachedLocked(VolumeRecord& record, const std::string& frontend) {

@@ -87,6 +87,9 @@ class VolumeService : public VolumeManager {
   Status CreateVolume(const std::string& name, uint64_t size,
                       const std::vector<std::string>& replicas, const Options& options) override;
   Status DeleteVolume(const std::string& name, const Options& options) override;
+  // volume_import.cc.
+  Status ImportVolume(const std::string& name, const std::vector<std::string>& replicads,
+                      const Options& options) override;
   Result<std::string> Attach(const std::string& name, const Options& options) override;
   Status Detach(const std::string& name, const Options& options) override;
   void SetListener(VolumeListener* listener) override;
@@ -271,8 +274,16 @@ class VolumeService : public VolumeManager {
     std::string error;  // of the last try
   };
   std::map<std::string, AutoAttach> auto_attach_;  // guarded by mutex_
-  std::condition_variable auto_attach_cv_;         // with mutex_
-  bool auto_attach_stopping_ = false;              // guarded by mutex_
+  // Volumes another fused imported (their replicas refuse us): why, for
+  // StateReason. Guarded by mutex_.
+  std::map<std::string, std::string> moved_;
+  // An attach found that `record` was imported by another fused: it is
+  // shown as moved and no longer attached at start; a file kept from the
+  // previous fused goes (its held requests fail with EIO) with its loop
+  // device.
+  void MarkMovedLocked(VolumeRecord& record, const Status& why);
+  std::condition_variable auto_attach_cv_;  // with mutex_
+  bool auto_attach_stopping_ = false;       // guarded by mutex_
   std::thread auto_attach_thread_;
   // Writes settings_.metrics_file every metrics_interval until Shutdown.
   void MetricsLoop();

@@ -2,13 +2,14 @@
 // 16-43 of doc/protocol.md) in-process, with no socket: each input is one
 // request frame handled against a fresh ReplicaStore in a scratch
 // directory, so runs do not depend on each other. Before the request the
-// store holds replica "rep" of volume "vol" (64 KiB), open at epoch 1, with
-// data in two snapshots ("s1", "s2") and in the head, and the connection has
-// said HELLO (unless the input asks for an unbound one).
+// store holds replica "rep" of volume "vol" (64 KiB, owner "fused-a"), open
+// at epoch 1, with data in two snapshots ("s1", "s2") and in the head, and
+// the connection has said HELLO (unless the input asks for an unbound one).
 //
-// Input: byte 0 picks the op (low 5 bits, modulo the 17 ops with JSON
-// requests) and the header (bit 5: a connection without HELLO; bits 6-7:
-// offset and length of a READ_SNAPSHOT[_VIEW]); the rest is the JSON body.
+// Input: byte 0 picks the op (low 5 bits, modulo the 18 ops with JSON
+// requests; a new op goes last, so that every seed keeps its op) and the
+// header (bit 5: a connection without HELLO; bits 6-7: offset and length of
+// a READ_SNAPSHOT[_VIEW]); the rest is the JSON body.
 //
 // REBUILD makes the replica connect to its "source": a source that passes
 // the daemon's own host:port check is replaced by a local port that refuses
@@ -54,7 +55,7 @@ constexpr wire::Op kOps[] = {
     wire::Op::kDeleteSnapshot, wire::Op::kRevert,           wire::Op::kExpand,
     wire::Op::kListLayers,     wire::Op::kVerify,           wire::Op::kSetGeneration,
     wire::Op::kRebuild,        wire::Op::kLayerExtents,     wire::Op::kChecksum,
-    wire::Op::kReadSnapshot,   wire::Op::kReadSnapshotView,
+    wire::Op::kReadSnapshot,   wire::Op::kReadSnapshotView, wire::Op::kListReplicas,
 };
 constexpr size_t kOpCount = sizeof(kOps) / sizeof(kOps[0]);
 constexpr uint64_t kSize = 64 << 10;
@@ -169,7 +170,7 @@ void RunOne(const uint8_t* data, size_t size) {
   options.rebuild.checksum_wait = std::chrono::milliseconds(100);
   {
     ReplicaStore store(dir, &engine, options);
-    MustOk(store.Create("vol", "rep", kSize), "create");
+    MustOk(store.Create("vol", "rep", kSize, false, "fused-a"), "create");
     auto r = store.Open("vol", "rep", kEpoch);
     MustOk(r.status(), "open");
     Replica& replica = **r;

@@ -273,6 +273,7 @@ start_replicad() {
   : >"$CONF_DIR/$daemon.conf"
   "$REPLICAD_BIN" --config "$CONF_DIR/$daemon.conf" --listen 127.0.0.1 --port "$port" \
     --data-dir "$REPLICAS_DIR/$name" --socket-dir "$SOCK_DIR" --cluster-key "$CLUSTER_KEY" \
+    --metrics-file "$METRICS_DIR/replicad-$name.prom" \
     --log-level "$LOG_LEVEL" "${REPLICAD_EXTRA_ARGS[@]}" >>"$LOG_DIR/$daemon.log" 2>&1 </dev/null &
   DAEMON_PIDS[$daemon]=$!
   for ((i = 0; i < 300; i++)); do
@@ -440,6 +441,7 @@ assert_eq() {
   [[ $expected == "$actual" ]] || fail "$what: expected '$expected', got '$actual'"
 }
 
+# assert_ge MIN ACTUAL [WHAT]: ACTUAL >= MIN.
 assert_ge() {
   local min=$1 actual=$2 what=${3:-value}
   ((actual >= min)) || fail "$what: expected at least $min, got $actual"
@@ -534,14 +536,16 @@ _procs_under() {
   pgrep -f -- "$TEST_DIR" | grep -vx -e "$$" -e "$BASHPID" || true
 }
 
-# _abort_fuse: aborts the FUSE connections of the mounts under TEST_DIR, so
-# that I/O stuck on a hung daemon fails at once.
+# _abort_fuse [warn|quiet] [unserved]: aborts the FUSE connections of the
+# mounts under TEST_DIR, so that I/O stuck on a hung daemon fails at once;
+# with "unserved", only those of mount points no running fused serves.
 _abort_fuse() {
-  local mnt dev mounted_ctl=0 say=${1:-warn}
+  local mnt dev mounted_ctl=0 say=${1:-warn} only_unserved=${2:-}
   if ! mountpoint -q /sys/fs/fuse/connections; then
     mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null && mounted_ctl=1
   fi
   for mnt in $(_mounts_under fuse); do
+    [[ -n $only_unserved ]] && _fuse_served "$mnt" && continue
     dev=$(awk -v m="$mnt" '$5 == m { split($3, d, ":"); print d[2] }' /proc/self/mountinfo)
     if [[ -n $dev && -w /sys/fs/fuse/connections/$dev/abort ]]; then
       if [[ $say == quiet ]]; then log "ending FUSE connection $dev of $mnt"; else warn "aborting FUSE connection $dev of $mnt"; fi
@@ -551,13 +555,25 @@ _abort_fuse() {
   ((mounted_ctl == 0)) || umount /sys/fs/fuse/connections || true
 }
 
+# _fuse_served MOUNT: true when a running fused of this test serves MOUNT
+# (one started without --mount-point, e.g. from a config file, counts as
+# serving every mount).
+_fuse_served() {
+  local pid cmd
+  for pid in $(pgrep -f -- "^[^ ]*shorthorn-fused .*$TEST_DIR"); do
+    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+    [[ $cmd == *" --mount-point "* ]] || return 0
+    [[ $cmd == *" --mount-point $1 "* ]] && return 0
+  done
+  return 1
+}
+
 # _abort_unserved_fuse: a FUSE mount under TEST_DIR that no fused serves
 # (fused was killed; its connection is kept for a successor that the test
 # will not start now) makes every stat of it wait: end its connection.
 _abort_unserved_fuse() {
   [[ -n $(_mounts_under fuse) ]] || return 0
-  pgrep -f -- "^[^ ]*shorthorn-fused .*$TEST_DIR" >/dev/null && return 0
-  _abort_fuse "$@"
+  _abort_fuse "${1:-warn}" unserved
 }
 
 # _umount_with_deadline DIR SECONDS: umount; if it hangs (a daemon stuck),
@@ -1013,7 +1029,7 @@ assert_not_woken_per_request() {
   dd if="$dev" of=/dev/null bs=4k count=$n iflag=direct status=none || fail "reading $dev failed"
   w1=$(_wakeups "$pid")
   r1=$(statistic "$vol" read_requests)
-  assert_ge "$((r1 - r0))" "$n" "FUSE read requests made by $n direct reads of $dev"
+  assert_ge "$n" "$((r1 - r0))" "FUSE read requests made by $n direct reads of $dev"
   (((w1 - w0) <= n / 10)) ||
     fail "$what (pid $pid) was woken $((w1 - w0)) times by $((r1 - r0)) FUSE requests"
   log "ok: $what (pid $pid) woken $((w1 - w0)) times by $((r1 - r0)) FUSE requests"

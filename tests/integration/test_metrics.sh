@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Issue 17, metrics: fused's metrics-file (Prometheus text format) moves when
-# I/O runs, and prometheus-node-exporter's textfile collector accepts it.
+# Issue 17, metrics: fused's and replicad's metrics-file (Prometheus text
+# format) move when I/O runs, and prometheus-node-exporter's textfile
+# collector accepts them.
 #
 # A 2-replica volume, attached as a block device: fio writes and reads it
 # (with fsyncs and discards). Within the file's 10 s rewrite interval the
@@ -69,13 +70,14 @@ for op in write read flush discard; do
   assert_eq "$n" "$inf" "+Inf bucket of $op"
   assert_eq 0 "$e" "errors of $op"
 done
-assert_ge "$(metric shorthorn_volume_io_requests_total "volume=\"$vol\",op=\"write\"")" "$writes" \
+assert_ge "$writes" "$(metric shorthorn_volume_io_requests_total "volume=\"$vol\",op=\"write\"")" \
   "write requests counted"
-assert_ge "$(metric shorthorn_volume_io_bytes_total "volume=\"$vol\",op=\"write\"")" "$write_bytes" \
+assert_ge "$write_bytes" "$(metric shorthorn_volume_io_bytes_total "volume=\"$vol\",op=\"write\"")" \
   "write bytes counted"
-assert_ge "$(metric shorthorn_volume_io_requests_total "volume=\"$vol\",op=\"flush\"")" \
-  "$((writes / 8))" "flushes counted (fio's fsync every 8 writes)"
-assert_ge "$(metric shorthorn_volume_io_bytes_total "volume=\"$vol\",op=\"discard\"")" $((4 * MiB)) \
+assert_ge "$((writes / 8))" \
+  "$(metric shorthorn_volume_io_requests_total "volume=\"$vol\",op=\"flush\"")" \
+  "flushes counted (fio's fsync every 8 writes)"
+assert_ge $((4 * MiB)) "$(metric shorthorn_volume_io_bytes_total "volume=\"$vol\",op=\"discard\"")" \
   "discarded bytes counted"
 assert_eq 1 "$(metric shorthorn_volume_attached "volume=\"$vol\"")" "attached gauge"
 assert_eq 2 "$(grep -c "^shorthorn_volume_replica_mode{volume=\"$vol\",.*mode=\"RW\"} 1" "$file")" \
@@ -88,12 +90,44 @@ for key in write_requests read_requests flush_requests discard_requests write_by
   v=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["data"][sys.argv[2]])' "$stats" "$key")
   op=${key%_*}
   field=${key#*_}
-  assert_ge "$v" "$(metric "shorthorn_volume_io_${field}_total" "volume=\"$vol\",op=\"$op\"")" \
+  assert_ge "$(metric "shorthorn_volume_io_${field}_total" "volume=\"$vol\",op=\"$op\"")" "$v" \
     "Statistics $key against the metrics file"
 done
 log "ok: Statistics: $stats"
 
-# node-exporter's textfile collector parses the file.
+# Each replicad's file: its replica of the volume took every write fused
+# acknowledged (both replicas are RW) and the flushes and reads it served.
+# rmetric R NAME OP: the value of NAME for the volume's replica on replicad R.
+rmetric() {
+  grep -E "^$2\{.*volume=\"$vol\".*op=\"$3\".*\} " "$METRICS_DIR/replicad-$1.prom" 2>/dev/null |
+    awk '{ print $2 }'
+}
+# shellcheck disable=SC2317  # called through wait_until
+replicads_caught_up() {
+  local r n
+  for r in r1 r2; do
+    n=$(rmetric "$r" shorthorn_replica_io_requests_total write)
+    [[ -n $n ]] && ((n >= writes)) || return 1
+  done
+}
+wait_until 30 "both replicads' metrics files counting fio's writes" replicads_caught_up >/dev/null
+reads_served=0
+for r in r1 r2; do
+  assert_ge "$write_bytes" "$(rmetric "$r" shorthorn_replica_io_bytes_total write)" \
+    "write bytes on replicad $r"
+  assert_ge "$((writes / 8))" "$(rmetric "$r" shorthorn_replica_io_requests_total flush)" \
+    "flushes on replicad $r"
+  assert_eq 0 "$(rmetric "$r" shorthorn_replica_io_errors_total write)" "write errors on replicad $r"
+  reads_served=$((reads_served + $(rmetric "$r" shorthorn_replica_io_bytes_total read)))
+  grep -q "^shorthorn_replica_open{.*volume=\"$vol\".*} 1" "$METRICS_DIR/replicad-$r.prom" ||
+    fail "replicad $r's metrics file does not show the replica open"
+done
+# Each read goes to one replica: together they served fio's 16 MiB (the
+# kernel may merge or split requests on the way, so bytes, not counts).
+assert_ge $((16 * MiB)) "$reads_served" "bytes read from the two replicads"
+log "ok: replicads' metrics files: $(rmetric r1 shorthorn_replica_io_requests_total write) and $(rmetric r2 shorthorn_replica_io_requests_total write) writes, $reads_served bytes read"
+
+# node-exporter's textfile collector parses the files (fused's, replicads').
 port=$(free_port)
 "$EXPORTER" --web.listen-address="127.0.0.1:$port" --collector.disable-defaults \
   --collector.textfile --collector.textfile.directory="$METRICS_DIR" \
@@ -113,8 +147,10 @@ got=$(awk -v k="shorthorn_volume_io_requests_total{op=\"write\",volume=\"$vol\"}
   "$TEST_DIR/scrape.txt")
 [[ -n $got ]] || fail "node-exporter does not serve shorthorn_volume_io_requests_total: $(grep shorthorn_ "$TEST_DIR/scrape.txt" | head -5)"
 # The file may have been rewritten in between: never fewer than read above.
-assert_ge "$got" "$want" "write requests as node-exporter serves them"
-log "ok: node-exporter parsed the file (no scrape error) and serves $got write requests"
+assert_ge "$want" "$got" "write requests as node-exporter serves them"
+grep -q "^shorthorn_replica_io_requests_total{.*volume=\"$vol\"" "$TEST_DIR/scrape.txt" ||
+  fail "node-exporter does not serve replicad's shorthorn_replica_io_requests_total"
+log "ok: node-exporter parsed the files (no scrape error) and serves $got write requests"
 stop_daemon node-exporter 10
 
 # The figures move with more I/O.

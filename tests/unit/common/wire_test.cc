@@ -114,6 +114,30 @@ TEST(WireTest, ChecksumIsALayerOpWithJsonBothWays) {
   EXPECT_LT(kMaxChecksumLength / kMinChecksumChunk * 19 + 64, kMaxControlPayload);
 }
 
+// LIST_REPLICAS (a fused importing a volume) is a control op that needs no
+// HELLO: JSON both ways, up to a control payload.
+TEST(WireTest, ListReplicasIsAControlOpWithoutHello) {
+  EXPECT_EQ(static_cast<uint16_t>(Op::kListReplicas), 20);
+  EXPECT_EQ(OpName(20), "LIST_REPLICAS");
+  EXPECT_TRUE(IsKnownOp(20));
+  EXPECT_FALSE(IsKnownOp(21));
+  EXPECT_TRUE(IsControlOp(Op::kListReplicas));
+  EXPECT_FALSE(IsLayerOp(Op::kListReplicas));
+  EXPECT_FALSE(IsSnapshotRead(Op::kListReplicas));
+  std::string json = R"({"volume":"vol1"})";
+  Header h = MakeRequest(Op::kListReplicas, 1, 0, 0, 0, AsBytes(json));
+  auto decoded = DecodeHeader(Encode(h));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(decoded->op, Op::kListReplicas);
+  h.payload_length = kMaxControlPayload + 1;
+  EXPECT_EQ(DecodeHeader(Encode(h)).status().kind(), ErrorKind::kProtocol);
+  Header r = MakeReply(h, 0, AsBytes(json));
+  r.payload_length = kMaxControlPayload;
+  EXPECT_TRUE(DecodeHeader(Encode(r)).ok());
+  r.payload_length = kMaxControlPayload + 1;
+  EXPECT_EQ(DecodeHeader(Encode(r)).status().kind(), ErrorKind::kProtocol);
+}
+
 TEST(WireTest, RejectsOverflowingRange) {
   Header h = MakeRequest(Op::kUnmap, 1, 1, ~0ull - 10, 4096, {});
   EXPECT_NE(DecodeHeader(Encode(h)).status().message().find("overflows"), std::string::npos);

@@ -48,7 +48,8 @@ TEST(CommandLineTest, UsageErrorsSayWhatIsWrong) {
            {{}, "no command given"},
            {{"vol"}, "unknown command 'vol'"},
            {{"volume"},
-            "volume: missing subcommand (create, list, show, attach, detach, delete, expand, "
+            "volume: missing subcommand (create, import, list, show, attach, detach, delete, "
+            "expand, "
             "verify, scrub, restore)"},
            {{"volume", "grow"}, "volume: unknown subcommand 'grow'"},
            {{"volume", "show"}, "volume show: missing NAME"},

@@ -47,6 +47,20 @@ TEST_F(RunCtlTest, CreateListShowAttachDetachDelete) {
   EXPECT_EQ(out_.str(), "");
 }
 
+TEST_F(RunCtlTest, ImportNamesEveryReplicad) {
+  ASSERT_EQ(Run({"volume", "import", "db", "-r", "h1:9500", "--replicad", "h2:9500"}), 0);
+  EXPECT_EQ(fake_.calls.back(), "ImportVolume db h1:9500,h2:9500");
+  EXPECT_EQ(out_.str(),
+            "Imported volume db: 1 GiB, 2 current replicas, detached. Its previous fused is "
+            "fenced.\n");
+  // At least one replicad is required.
+  EXPECT_EQ(Run({"volume", "import", "db2"}), kExitUsage);
+  fake_.fail_next =
+      Status(ErrorKind::kAlreadyExists, "import volume db: a volume of that name exists here");
+  EXPECT_EQ(Run({"volume", "import", "db", "-r", "h1:9500"}), 4);
+  EXPECT_EQ(err_.str(), "shorthornctl: import volume db: a volume of that name exists here\n");
+}
+
 TEST_F(RunCtlTest, JsonOutput) {
   ASSERT_EQ(Run({"--json", "volume", "create", "db", "--size", "1M", "-r", "h:1"}), 0);
   boost::json::value created = boost::json::parse(out_.str());
@@ -80,6 +94,7 @@ TEST_F(RunCtlTest, EveryErrorKindHasItsExitCodeAndTheMessageAsIs) {
       {ErrorKind::kInvalidArgument, 5}, {ErrorKind::kBusy, 6},      {ErrorKind::kNotAuthorized, 7},
       {ErrorKind::kUnavailable, 8},     {ErrorKind::kStale, 9},     {ErrorKind::kNoSpace, 10},
       {ErrorKind::kIoError, 11},        {ErrorKind::kProtocol, 12}, {ErrorKind::kLimitExceeded, 13},
+      {ErrorKind::kMoved, 14},
   };
   for (const auto& [kind, code] : expected) {
     std::string message = "detach volume v: the daemon says " + std::string(ErrorKindName(kind));

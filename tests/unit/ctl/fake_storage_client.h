@@ -49,6 +49,21 @@ class FakeStorageClient : public StorageClient {
     }
     return it->second;
   }
+  Result<VolumeInfo> ImportVolume(const std::string& name,
+                                  const std::vector<std::string>& replicads) override {
+    std::string joined;
+    for (const auto& r : replicads) joined += (joined.empty() ? "" : ",") + r;
+    calls.push_back("ImportVolume " + name + " " + joined);
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    VolumeInfo v;
+    v.name = name;
+    v.object_path = "/org/shorthorn/Storage1/volumes/" + name;
+    v.size = uint64_t{1} << 30;
+    v.state = "detached";
+    for (const auto& r : replicads) v.replicas.push_back({r, "r-" + name, ""});
+    volumes[name] = v;
+    return v;
+  }
   Result<VolumeInfo> CreateVolume(const std::string& name, uint64_t size,
                                   const std::vector<std::string>& replicas) override {
     std::string joined;
@@ -351,6 +366,10 @@ class ForwardingClient : public StorageClient {
   Result<VolumeInfo> CreateVolume(const std::string& n, uint64_t s,
                                   const std::vector<std::string>& r) override {
     return f_.CreateVolume(n, s, r);
+  }
+  Result<VolumeInfo> ImportVolume(const std::string& n,
+                                  const std::vector<std::string>& r) override {
+    return f_.ImportVolume(n, r);
   }
   Status DeleteVolume(const std::string& n, bool force) override {
     return f_.DeleteVolume(n, force);

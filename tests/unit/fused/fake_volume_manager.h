@@ -60,6 +60,15 @@ class FakeVolumeManager : public VolumeManager {
     return Status::Ok();
   }
 
+  // Imports a 1 GiB volume with one replica per replicad.
+  Status ImportVolume(const std::string& name, const std::vector<std::string>& replicads,
+                      const Options& options) override {
+    if (replicads.empty()) {
+      return Status(ErrorKind::kInvalidArgument, "import volume " + name + ": no replicad given");
+    }
+    return CreateVolume(name, uint64_t{1} << 30, replicads, options);
+  }
+
   Status DeleteVolume(const std::string& name, const Options& options) override {
     {
       std::lock_guard lock(mu_);

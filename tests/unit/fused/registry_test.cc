@@ -15,14 +15,14 @@ TEST(RegistryTest, SavesAndLoadsEveryField) {
   Registry a(path);
   ASSERT_TRUE(a.Load().ok());  // missing file: empty
   EXPECT_TRUE(a.volumes().empty());
-  VolumeRecord rec{"db", 1ull << 30, 7, {{"127.0.0.1:9500", "db-1"}, {"[::1]:9501", "db-2"}},
-                   0,    {},         0, {}};
+  VolumeRecord rec{"db", 1ull << 30, 7, {{"127.0.0.1:9500", "db-1"}, {"[::1]:9501", "db-2"}}, 0, {},
+                   0,    {},         ""};
   rec.actual_size = 12345;
   rec.snapshots.push_back({"s1", "", "2026-11-22T02:00:00Z", true, 4096, false});
   rec.snapshots.push_back({"s2", "s1", "2026-11-22T03:00:00Z", false, 0, true});
   rec.attach_frontend = "file";
   a.Put(rec);
-  VolumeRecord plain{"plain", 1ull << 20, 1, {{"127.0.0.1:9500", "plain-1"}}, 1, {}, 0, {}};
+  VolumeRecord plain{"plain", 1ull << 20, 1, {{"127.0.0.1:9500", "plain-1"}}, 1, {}, 0, {}, ""};
   a.Put(plain);
   ASSERT_TRUE(a.Save().ok());
   Registry b(path);

@@ -63,7 +63,8 @@ TEST_F(GenerationTest, PersistsAndNeverGoesDown) {
   json::object opened = Open(&conn, 1);
   EXPECT_EQ(
       opened,
-      json::parse(R"({"size":1048576,"epoch":1,"generation":0,"rebuilding":false,"clean":true})"));
+      json::parse(
+          R"({"size":1048576,"epoch":1,"generation":0,"rebuilding":false,"clean":true,"owner":""})"));
 
   Reply r = Set(&conn, 5, 1);
   ASSERT_EQ(r.status, 0) << r.payload;

@@ -7,7 +7,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
+#include <fstream>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -71,8 +74,77 @@ TEST(ReplicaMetaTest, RejectsBadContent) {
                    .ok());
 }
 
+// `owner` is optional: written only when set, so an unowned replica.json
+// is what replicads before the field wrote.
+TEST(ReplicaMetaTest, OwnerRoundTripsAndIsOptional) {
+  ReplicaMeta m = NewReplicaMeta("vol1", "r1", 8192);
+  std::string text = EncodeReplicaMeta(m);
+  EXPECT_EQ(text.find("owner"), std::string::npos) << text;
+  auto none = DecodeReplicaMeta(text, "x");
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(none->owner, "");
+
+  ReplicaMeta owned = NewReplicaMeta("vol1", "r1", 8192, "fused-a1");
+  EXPECT_EQ(owned.owner, "fused-a1");
+  auto back = DecodeReplicaMeta(EncodeReplicaMeta(owned), "x");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->owner, "fused-a1");
+  EXPECT_FALSE(back->upgraded);
+
+  // An explicit "" is no owner too.
+  std::string empty = EncodeReplicaMeta(owned);
+  empty.replace(empty.find("\"fused-a1\""), 10, "\"\"");
+  auto cleared = DecodeReplicaMeta(empty, "x");
+  ASSERT_TRUE(cleared.ok()) << cleared.status().ToString() << " " << empty;
+  EXPECT_EQ(cleared->owner, "");
+}
+
+TEST(ReplicaMetaTest, RejectsBadOwner) {
+  const std::string good = EncodeReplicaMeta(NewReplicaMeta("vol1", "r1", 8192, "fa"));
+  for (std::string bad :
+       {std::string("\"Fa\""), std::string("\"f a\""), std::string("\"f.a\""),
+        std::string("\"f_a\""), "\"" + std::string(kMaxOwnerLength + 1, 'a') + "\"",
+        std::string("7"), std::string("null"), std::string("true")}) {
+    std::string text = good;
+    text.replace(text.find("\"fa\""), 4, bad);
+    auto m = DecodeReplicaMeta(text, "/data/r1/replica.json");
+    ASSERT_FALSE(m.ok()) << text;
+    EXPECT_EQ(m.status().kind(), ErrorKind::kIoError) << bad;
+    EXPECT_EQ(m.status().sys_errno(), EIO);
+    EXPECT_NE(m.status().message().find("read /data/r1/replica.json: "), std::string::npos)
+        << m.status().message();
+    EXPECT_NE(m.status().message().find("owner"), std::string::npos) << m.status().message();
+  }
+  std::string longest = good;
+  longest.replace(longest.find("\"fa\""), 4, "\"" + std::string(kMaxOwnerLength, '-') + "\"");
+  EXPECT_TRUE(DecodeReplicaMeta(longest, "x").ok());
+}
+
+TEST(ReplicaMetaTest, ValidateOwner) {
+  EXPECT_TRUE(ValidateOwner("a").ok());
+  EXPECT_TRUE(ValidateOwner("host-1-0123456789abcdef").ok());
+  EXPECT_TRUE(ValidateOwner(std::string(kMaxOwnerLength, 'z')).ok());
+  EXPECT_EQ(ValidateOwner("").sys_errno(), EINVAL);
+  EXPECT_EQ(ValidateOwner(std::string(kMaxOwnerLength + 1, 'z')).sys_errno(), EINVAL);
+  Status upper = ValidateOwner("Host1");
+  EXPECT_EQ(upper.kind(), ErrorKind::kInvalidArgument);
+  EXPECT_NE(upper.message().find("owner 'Host1'"), std::string::npos) << upper.message();
+  EXPECT_FALSE(ValidateOwner("a/b").ok());
+  EXPECT_FALSE(ValidateOwner("a\n").ok());
+}
+
 class StoreTest : public ::testing::Test {
  protected:
+  ReplicaMeta OnDisk(const std::string& replica) {
+    std::string path = dir_.path() + "/" + replica + "/replica.json";
+    auto text = ReadFileToString(path);
+    EXPECT_TRUE(text.ok()) << text.status().ToString();
+    if (!text.ok()) return {};
+    auto meta = DecodeReplicaMeta(*text, path);
+    EXPECT_TRUE(meta.ok()) << meta.status().ToString();
+    return meta.ok() ? *meta : ReplicaMeta{};
+  }
+
   TempDir dir_;
   SyncIoEngine engine_{0};
   ReplicaStore store_{dir_.path(), &engine_};
@@ -160,6 +232,191 @@ TEST_F(StoreTest, DeleteWithAnOlderEpochIsStale) {
   EXPECT_TRUE(std::filesystem::exists(dir_.path() + "/r1"));
   ASSERT_TRUE(store_.Delete("vol", "r1", 8).ok());
   EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/r1"));
+}
+
+TEST_F(StoreTest, CreateRecordsTheOwner) {
+  ASSERT_TRUE(store_.Create("vol", "r1", kSize, false, "fused-a").ok());
+  EXPECT_EQ(OnDisk("r1").owner, "fused-a");
+  ASSERT_TRUE(store_.Create("vol", "r2", kSize).ok());
+  EXPECT_EQ(OnDisk("r2").owner, "");
+  Status bad = store_.Create("vol", "r3", kSize, false, "Fused A");
+  EXPECT_EQ(bad.sys_errno(), EINVAL);
+  EXPECT_NE(bad.message().find("create replica r3: owner"), std::string::npos) << bad.message();
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/r3"));
+}
+
+TEST_F(StoreTest, FirstOwnerIsRecordedWithTheEpoch) {
+  ASSERT_TRUE(store_.Create("vol", "r1", kSize).ok());
+  auto r = store_.Open("vol", "r1", 2, nullptr, {"fused-a"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)->owner(), "fused-a");
+  ReplicaMeta m = OnDisk("r1");
+  EXPECT_EQ(m.owner, "fused-a");
+  EXPECT_EQ(m.epoch, 2u);
+  // The same owner again, at the same epoch: idempotent.
+  ASSERT_TRUE(store_.Open("vol", "r1", 2, nullptr, {"fused-a"}).ok());
+  // An unowned replica that is open already is claimed without a new epoch.
+  ASSERT_TRUE(store_.Create("vol", "r2", kSize).ok());
+  ASSERT_TRUE(store_.Open("vol", "r2", 3).ok());
+  ASSERT_TRUE(store_.Open("vol", "r2", 3, nullptr, {"fused-b"}).ok());
+  EXPECT_EQ(OnDisk("r2").owner, "fused-b");
+  EXPECT_EQ(OnDisk("r2").epoch, 3u);
+}
+
+// A fused the volume was imported away from is refused, before the epoch
+// check, and nothing is written: open here or not.
+TEST_F(StoreTest, OpenByAnotherOwnerIsMovedAndWritesNothing) {
+  ASSERT_TRUE(store_.Create("vol", "r1", kSize, false, "fused-a").ok());
+  auto r = store_.Open("vol", "r1", 3, nullptr, {"fused-a"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+
+  auto moved = store_.Open("vol", "r1", 9, nullptr, {"fused-b"});
+  ASSERT_FALSE(moved.ok());
+  EXPECT_EQ(moved.status().kind(), ErrorKind::kMoved);
+  EXPECT_EQ(moved.status().sys_errno(), EXDEV);
+  const std::string& m = moved.status().message();
+  EXPECT_NE(m.find("open replica r1 of volume vol: it belongs to fused fused-a now"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("fenced"), std::string::npos) << m;
+  EXPECT_EQ((*r)->epoch(), 3u);
+  EXPECT_EQ(OnDisk("r1").epoch, 3u);
+  EXPECT_EQ(OnDisk("r1").owner, "fused-a");
+
+  // Older and of another owner: Moved, not Stale.
+  EXPECT_EQ(store_.Open("vol", "r1", 1, nullptr, {"fused-b"}).status().sys_errno(), EXDEV);
+  // A take-over with an older epoch is still stale.
+  EXPECT_EQ(store_.Open("vol", "r1", 1, nullptr, {"fused-b", true}).status().sys_errno(), ESTALE);
+  EXPECT_EQ(OnDisk("r1").owner, "fused-a");
+
+  // Not open (a fresh replicad): the same from replica.json.
+  store_.CloseAll();
+  ReplicaStore fresh(dir_.path(), &engine_);
+  EXPECT_EQ(fresh.Open("vol", "r1", 10, nullptr, {"fused-b"}).status().kind(), ErrorKind::kMoved);
+  EXPECT_EQ(OnDisk("r1").epoch, 3u);
+  EXPECT_EQ(fresh.Find("vol", "r1").status().sys_errno(), ENOENT);  // not left open
+  EXPECT_TRUE(fresh.Open("vol", "r1", 4, nullptr, {"fused-a"}).ok());
+}
+
+TEST_F(StoreTest, TakeOverFencesTheOldOwner) {
+  ASSERT_TRUE(store_.Create("vol", "r1", kSize, false, "fused-a").ok());
+  ASSERT_TRUE(store_.Open("vol", "r1", 1, nullptr, {"fused-a"}).ok());
+  // A take-over must come with a newer epoch: fused-a's engine may still
+  // run at epoch 1.
+  Status same = store_.Open("vol", "r1", 1, nullptr, {"fused-b", true}).status();
+  EXPECT_EQ(same.kind(), ErrorKind::kStale) << same.ToString();
+  EXPECT_EQ(OnDisk("r1").owner, "fused-a");
+  auto taken = store_.Open("vol", "r1", 2, nullptr, {"fused-b", true});
+  ASSERT_TRUE(taken.ok()) << taken.status().ToString();
+  EXPECT_EQ((*taken)->owner(), "fused-b");
+  EXPECT_EQ(OnDisk("r1").owner, "fused-b");
+  EXPECT_EQ(OnDisk("r1").epoch, 2u);
+  // The old owner is refused even with a higher epoch, here and after a restart.
+  EXPECT_EQ(store_.Open("vol", "r1", 5, nullptr, {"fused-a"}).status().kind(), ErrorKind::kMoved);
+  EXPECT_EQ(OnDisk("r1").epoch, 2u);
+  store_.CloseAll();
+  ReplicaStore fresh(dir_.path(), &engine_);
+  Status again = fresh.Open("vol", "r1", 6, nullptr, {"fused-a"}).status();
+  EXPECT_EQ(again.sys_errno(), EXDEV);
+  EXPECT_NE(again.message().find("fused fused-b"), std::string::npos) << again.message();
+  EXPECT_TRUE(fresh.Open("vol", "r1", 6, nullptr, {"fused-b"}).ok());
+}
+
+// replica_tool and a rebuild opening its source name no owner.
+TEST_F(StoreTest, OpenWithoutOwnerIsNotChecked) {
+  ASSERT_TRUE(store_.Create("vol", "r1", kSize, false, "fused-a").ok());
+  auto r = store_.Open("vol", "r1", 2);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)->owner(), "fused-a");
+  EXPECT_EQ(OnDisk("r1").owner, "fused-a");
+  EXPECT_EQ(OnDisk("r1").epoch, 2u);
+  EXPECT_EQ(store_.Open("vol", "r1", 2, nullptr, {"Bad Owner"}).status().sys_errno(), EINVAL);
+}
+
+TEST_F(StoreTest, DeleteByAnotherOwnerIsMoved) {
+  ASSERT_TRUE(store_.Create("vol", "r1", kSize, false, "fused-a").ok());
+  ASSERT_TRUE(store_.Open("vol", "r1", 3, nullptr, {"fused-a"}).ok());
+  Status open_moved = store_.Delete("vol", "r1", 3, "fused-b");
+  EXPECT_EQ(open_moved.kind(), ErrorKind::kMoved);
+  EXPECT_NE(
+      open_moved.message().find("delete replica r1 of volume vol: it belongs to fused fused-a"),
+      std::string::npos)
+      << open_moved.message();
+  EXPECT_TRUE(std::filesystem::exists(dir_.path() + "/r1/replica.json"));
+  EXPECT_TRUE(store_.Find("vol", "r1").ok());  // still open
+  // Before the epoch check, as for OPEN.
+  EXPECT_EQ(store_.Delete("vol", "r1", 1, "fused-b").sys_errno(), EXDEV);
+  ASSERT_TRUE(store_.Close("vol", "r1", 3).ok());
+  EXPECT_EQ(store_.Delete("vol", "r1", 9, "fused-b").sys_errno(), EXDEV);  // from replica.json
+  EXPECT_TRUE(std::filesystem::exists(dir_.path() + "/r1/replica.json"));
+  EXPECT_EQ(store_.Delete("vol", "r1", 3, "BAD").sys_errno(), EINVAL);
+  ASSERT_TRUE(store_.Delete("vol", "r1", 3, "fused-a").ok());
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/r1"));
+  // No owner in the request, or none recorded: not checked.
+  ASSERT_TRUE(store_.Create("vol", "r2", kSize, false, "fused-a").ok());
+  ASSERT_TRUE(store_.Delete("vol", "r2", 0).ok());
+  ASSERT_TRUE(store_.Create("vol", "r3", kSize).ok());
+  ASSERT_TRUE(store_.Delete("vol", "r3", 0, "fused-b").ok());
+}
+
+TEST_F(StoreTest, ListReturnsTheReplicasOfOneVolume) {
+  ASSERT_TRUE(store_.Create("a", "r2", kSize).ok());
+  ASSERT_TRUE(store_.Create("a", "r1", 2 * kSize, false, "fused-a").ok());
+  ASSERT_TRUE(store_.Create("b", "r3", kSize).ok());
+  auto r = store_.Open("a", "r1", 4, nullptr, {"fused-a"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE((*r)->SetGeneration(7).ok());
+  std::vector<uint8_t> buf(4096, 1);
+  ASSERT_TRUE(Wait([&](auto done) { (*r)->Write(4, 0, buf, done); }).ok());
+  ASSERT_TRUE((*r)->Snapshot("s1", "2024-05-01T10:00:00Z", true).ok());
+  ASSERT_TRUE((*r)->Snapshot("s2", "2024-05-01T11:00:00Z", false).ok());
+  ASSERT_TRUE((*r)->Snapshot("s3", "2024-05-01T12:00:00Z", true).ok());
+  ASSERT_TRUE((*r)->DeleteSnapshot("s2").ok());  // removed (or merged away): not listed
+  // Not replicas: an unfinished create, a file, names the store never
+  // makes, a link to a replica (never followed), a replica.json naming
+  // another replica.
+  std::filesystem::create_directory(dir_.path() + "/crashed");
+  { std::ofstream(dir_.path() + "/file") << "x"; }
+  std::filesystem::create_directory(dir_.path() + "/lost+found");
+  std::filesystem::create_directory_symlink(dir_.path() + "/r1", dir_.path() + "/link");
+  std::filesystem::create_directory(dir_.path() + "/copy");
+  std::filesystem::copy_file(dir_.path() + "/r1/replica.json", dir_.path() + "/copy/replica.json");
+  std::filesystem::create_directory(dir_.path() + "/junk");
+  { std::ofstream(dir_.path() + "/junk/replica.json") << "{}"; }
+
+  auto list = store_.List("a");
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  ASSERT_EQ(list->size(), 2u);
+  const ReplicaMeta& r1 = (*list)[0];
+  EXPECT_EQ(r1.replica, "r1");
+  EXPECT_EQ(r1.volume, "a");
+  EXPECT_EQ(r1.size, 2 * kSize);
+  EXPECT_EQ(r1.epoch, 4u);
+  EXPECT_EQ(r1.generation, 7u);
+  EXPECT_EQ(r1.owner, "fused-a");
+  EXPECT_TRUE(r1.open);
+  EXPECT_FALSE(r1.rebuilding);
+  std::vector<std::string> snapshots;
+  for (const auto& l : r1.layers) {
+    if (l.is_snapshot() && !l.removed) snapshots.push_back(l.name);
+  }
+  EXPECT_EQ(snapshots, (std::vector<std::string>{"s1", "s3"}));
+  const ReplicaMeta& r2 = (*list)[1];
+  EXPECT_EQ(r2.replica, "r2");
+  EXPECT_EQ(r2.epoch, 0u);
+  EXPECT_EQ(r2.owner, "");
+  EXPECT_FALSE(r2.open);
+
+  auto b = store_.List("b");
+  ASSERT_TRUE(b.ok());
+  ASSERT_EQ(b->size(), 1u);
+  EXPECT_EQ((*b)[0].replica, "r3");
+  auto none = store_.List("c");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  Status bad = store_.List("../a").status();
+  EXPECT_EQ(bad.sys_errno(), EINVAL);
+  EXPECT_NE(bad.message().find("list replicas: volume name"), std::string::npos) << bad.message();
 }
 
 TEST_F(StoreTest, StaleAndClosedReplicaRefusesOps) {

@@ -4,6 +4,9 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <string>
@@ -12,6 +15,8 @@
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
+#include "common/names.h"
+#include "replicad/replica_meta.h"
 #include "replicad/sync_io_engine.h"
 #include "tests/unit/replicad/test_util.h"
 
@@ -89,7 +94,8 @@ TEST_F(HandlerTest, ControlOpsAndHello) {
   ASSERT_EQ(opened.status, 0) << opened.payload;
   EXPECT_EQ(
       json::parse(opened.payload),
-      json::parse(R"({"size":65536,"epoch":1,"generation":0,"rebuilding":false,"clean":true})"));
+      json::parse(
+          R"({"size":65536,"epoch":1,"generation":0,"rebuilding":false,"clean":true,"owner":""})"));
   EXPECT_EQ(Call(&conn, wire::Op::kHello, R"({"volume":"v","replica":"r","epoch":0})").status,
             ESTALE);
   hello = Call(&conn, wire::Op::kHello, R"({"volume":"v","replica":"r","epoch":1})");
@@ -137,6 +143,198 @@ TEST_F(HandlerTest, ControlOpsAndHello) {
   EXPECT_EQ(
       Control(wire::Op::kDeleteReplica, {{"volume", "v"}, {"replica", "r"}, {"epoch", 2}}).status,
       ENOENT);
+}
+
+TEST_F(HandlerTest, OwnerFieldsOfCreateOpenAndDelete) {
+  Reply bad = Control(wire::Op::kCreateReplica,
+                      {{"volume", "v"}, {"replica", "r"}, {"size", 65536}, {"owner", "Host A"}});
+  EXPECT_EQ(bad.status, EINVAL);
+  EXPECT_NE(bad.payload.find("create replica r: owner 'Host A'"), std::string::npos) << bad.payload;
+  Reply number = Control(wire::Op::kCreateReplica,
+                         {{"volume", "v"}, {"replica", "r"}, {"size", 65536}, {"owner", 7}});
+  EXPECT_EQ(number.status, EINVAL);
+  EXPECT_EQ(number.payload, "create replica r: field 'owner' is not a string");
+  ASSERT_EQ(Control(wire::Op::kCreateReplica,
+                    {{"volume", "v"}, {"replica", "r"}, {"size", 65536}, {"owner", "fused-a"}})
+                .status,
+            0);
+
+  json::object open{{"volume", "v"}, {"replica", "r"}, {"epoch", 2}, {"owner", "fused-a"}};
+  Reply opened = Control(wire::Op::kOpenReplica, open);
+  ASSERT_EQ(opened.status, 0) << opened.payload;
+  EXPECT_EQ(json::parse(opened.payload).as_object().at("owner"), "fused-a");
+
+  open["owner"] = "";
+  Reply empty = Control(wire::Op::kOpenReplica, open);
+  EXPECT_EQ(empty.status, EINVAL);
+  EXPECT_EQ(empty.payload, "open replica r: owner is empty");
+  open["owner"] = "fused-b";
+  open["take_over"] = "yes";
+  Reply not_bool = Control(wire::Op::kOpenReplica, open);
+  EXPECT_EQ(not_bool.status, EINVAL);
+  EXPECT_NE(not_bool.payload.find("'take_over' is not a boolean"), std::string::npos)
+      << not_bool.payload;
+
+  open.erase("take_over");
+  open["epoch"] = 3;
+  Reply moved = Control(wire::Op::kOpenReplica, open);
+  EXPECT_EQ(moved.status, EXDEV);
+  EXPECT_NE(moved.payload.find("open replica r of volume v: it belongs to fused fused-a now"),
+            std::string::npos)
+      << moved.payload;
+
+  Reply del_moved =
+      Control(wire::Op::kDeleteReplica,
+              {{"volume", "v"}, {"replica", "r"}, {"epoch", 3}, {"owner", "fused-b"}});
+  EXPECT_EQ(del_moved.status, EXDEV);
+  EXPECT_NE(del_moved.payload.find("delete replica r of volume v"), std::string::npos)
+      << del_moved.payload;
+
+  open["take_over"] = true;
+  Reply taken = Control(wire::Op::kOpenReplica, open);
+  ASSERT_EQ(taken.status, 0) << taken.payload;
+  EXPECT_EQ(json::parse(taken.payload).as_object().at("owner"), "fused-b");
+  EXPECT_EQ(json::parse(taken.payload).as_object().at("epoch"), 3);
+
+  // Without an owner: not checked, the owner stays.
+  Reply plain = Control(wire::Op::kOpenReplica, {{"volume", "v"}, {"replica", "r"}, {"epoch", 3}});
+  ASSERT_EQ(plain.status, 0) << plain.payload;
+  EXPECT_EQ(json::parse(plain.payload).as_object().at("owner"), "fused-b");
+
+  EXPECT_EQ(Control(wire::Op::kDeleteReplica,
+                    {{"volume", "v"}, {"replica", "r"}, {"epoch", 3}, {"owner", "fused-b"}})
+                .status,
+            0);
+}
+
+TEST_F(HandlerTest, ListReplicas) {
+  ASSERT_EQ(Control(wire::Op::kCreateReplica,
+                    {{"volume", "v"}, {"replica", "r2"}, {"size", 65536}, {"owner", "fused-a"}})
+                .status,
+            0);
+  ASSERT_EQ(Control(wire::Op::kCreateReplica, {{"volume", "v"}, {"replica", "r1"}, {"size", 8192}})
+                .status,
+            0);
+  ASSERT_EQ(Control(wire::Op::kCreateReplica, {{"volume", "w"}, {"replica", "r3"}, {"size", 8192}})
+                .status,
+            0);
+  ASSERT_EQ(Control(wire::Op::kOpenReplica,
+                    {{"volume", "v"}, {"replica", "r2"}, {"epoch", 5}, {"owner", "fused-a"}})
+                .status,
+            0);
+  ConnectionState conn;
+  ASSERT_EQ(Call(&conn, wire::Op::kHello, R"({"volume":"v","replica":"r2","epoch":5})").status, 0);
+  ASSERT_EQ(Call(&conn, wire::Op::kWrite, std::string(4096, 'x'), 5, 0, 4096).status, 0);
+  ASSERT_EQ(Call(&conn, wire::Op::kSnapshot, R"({"name":"s1","created":"2024-05-01T10:00:00Z"})", 5)
+                .status,
+            0);
+  ASSERT_EQ(Call(&conn, wire::Op::kSnapshot, R"({"name":"s2","created":"2024-05-01T11:00:00Z"})", 5)
+                .status,
+            0);
+  ASSERT_EQ(Call(&conn, wire::Op::kSetGeneration, R"({"generation":9})", 5).status, 0);
+
+  // No HELLO needed (control_ has none).
+  Reply list = Control(wire::Op::kListReplicas, {{"volume", "v"}});
+  ASSERT_EQ(list.status, 0) << list.payload;
+  EXPECT_EQ(json::parse(list.payload), json::parse(R"({"replicas":[
+      {"replica":"r1","volume":"v","size":8192,"epoch":0,"generation":0,"rebuilding":false,
+       "open":false,"owner":"","snapshots":[]},
+      {"replica":"r2","volume":"v","size":65536,"epoch":5,"generation":9,"rebuilding":false,
+       "open":true,"owner":"fused-a","snapshots":["s1","s2"]}]})"))
+      << list.payload;
+  Reply other = Control(wire::Op::kListReplicas, {{"volume", "w"}});
+  ASSERT_EQ(other.status, 0) << other.payload;
+  EXPECT_EQ(json::parse(other.payload).at("replicas").as_array().size(), 1u);
+  Reply none = Control(wire::Op::kListReplicas, {{"volume", "nothing"}});
+  ASSERT_EQ(none.status, 0) << none.payload;
+  EXPECT_EQ(json::parse(none.payload), json::parse(R"({"replicas":[]})"));
+}
+
+TEST_F(HandlerTest, ListReplicasBadRequests) {
+  Reply missing = Control(wire::Op::kListReplicas, {});
+  EXPECT_EQ(missing.status, EINVAL);
+  EXPECT_EQ(missing.payload, "list replicas: field 'volume' is missing or not a string");
+  EXPECT_EQ(Control(wire::Op::kListReplicas, {{"volume", 5}}).status, EINVAL);
+  Reply bad = Control(wire::Op::kListReplicas, {{"volume", "../etc"}});
+  EXPECT_EQ(bad.status, EINVAL);
+  EXPECT_NE(bad.payload.find("list replicas: volume name '../etc'"), std::string::npos)
+      << bad.payload;
+  EXPECT_EQ(Control(wire::Op::kListReplicas, {{"volume", ""}}).status, EINVAL);
+
+  Frame array;
+  std::string text = R"(["v"])";
+  array.payload.assign(text.begin(), text.end());
+  array.header = wire::MakeRequest(wire::Op::kListReplicas, 1, 0, 0, 0, array.payload);
+  bool replied = false;
+  Status s =
+      handler_.Handle(&control_, std::move(array),
+                      [&](const wire::Header&, int32_t, std::vector<uint8_t>) { replied = true; });
+  EXPECT_EQ(s.kind(), ErrorKind::kProtocol);
+  EXPECT_NE(s.message().find("LIST_REPLICAS payload is not a JSON object"), std::string::npos)
+      << s.message();
+  EXPECT_FALSE(replied);
+}
+
+// Writes <data-dir>/<replica>/replica.json directly (no layer files: LIST
+// reads only the metadata), with `snapshots` snapshots of long names.
+void WriteMeta(const std::string& data_dir, const std::string& replica, size_t snapshots) {
+  ReplicaMeta m;
+  m.volume = "v";
+  m.replica = replica;
+  m.size = 4096;
+  for (uint64_t id = 1; id <= snapshots + 1; ++id) {
+    LayerMeta l;
+    l.id = id;
+    l.file = LayerFileName(id);
+    if (id > 1) l.parent = id - 1;
+    if (id <= snapshots) {
+      char prefix[16];
+      std::snprintf(prefix, sizeof(prefix), "s%05llu", static_cast<unsigned long long>(id));
+      l.name = std::string(prefix) + std::string(kMaxNameLength - 6, 'n');
+      l.created = "2024-05-01T10:00:00Z";
+    }
+    m.layers.push_back(l);
+  }
+  m.head = snapshots + 1;
+  m.next_layer_id = snapshots + 2;
+  std::filesystem::create_directory(data_dir + "/" + replica);
+  std::ofstream(data_dir + "/" + replica + "/replica.json") << EncodeReplicaMeta(m);
+}
+
+TEST_F(HandlerTest, ListReplicasIsCappedInCount) {
+  for (int i = 0; i < 66; ++i) {
+    char name[8];
+    std::snprintf(name, sizeof(name), "r%02d", i);
+    WriteMeta(dir_.path(), name, 0);
+  }
+  Reply list = Control(wire::Op::kListReplicas, {{"volume", "v"}});
+  ASSERT_EQ(list.status, 0) << list.payload.substr(0, 200);
+  json::object o = json::parse(list.payload).as_object();
+  const json::array& replicas = o.at("replicas").as_array();
+  ASSERT_EQ(replicas.size(), 64u);
+  EXPECT_EQ(replicas.front().at("replica"), "r00");
+  EXPECT_EQ(replicas.back().at("replica"), "r63");
+  EXPECT_EQ(o.at("truncated"), true);
+}
+
+// 64 replicas of 250 snapshots with the longest names would exceed a
+// control payload: the reply stops before and says so.
+TEST_F(HandlerTest, ListReplicasFitsAControlPayload) {
+  for (int i = 0; i < 64; ++i) {
+    char prefix[8];
+    std::snprintf(prefix, sizeof(prefix), "r%02d", i);
+    WriteMeta(dir_.path(), std::string(prefix) + std::string(kMaxNameLength - 3, 'x'),
+              kMaxSnapshots);
+  }
+  Reply list = Control(wire::Op::kListReplicas, {{"volume", "v"}});
+  ASSERT_EQ(list.status, 0) << list.payload.substr(0, 200);
+  EXPECT_LE(list.payload.size(), wire::kMaxControlPayload);
+  json::object o = json::parse(list.payload).as_object();
+  const json::array& replicas = o.at("replicas").as_array();
+  EXPECT_GT(replicas.size(), 50u);
+  EXPECT_LT(replicas.size(), 64u);
+  EXPECT_EQ(replicas[0].at("snapshots").as_array().size(), kMaxSnapshots);
+  EXPECT_EQ(o.at("truncated"), true);
 }
 
 TEST_F(HandlerTest, DataOpWithoutHelloIsRefused) {
