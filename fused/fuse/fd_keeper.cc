@@ -102,8 +102,10 @@ Status SendByte(int sock, char c, int fd_to_pass) {
   return Status::Ok();
 }
 
-// Receives one byte and at most one descriptor (closed unless returned).
-Status ReceiveByte(int sock, char* c, UniqueFd* fd) {
+// recvmsg of one byte with `flags`; the first descriptor passed along goes
+// to *fd (when given and still empty), any other is closed. Returns the
+// byte count.
+Result<ssize_t> ReceiveWithFd(int sock, int flags, char* c, UniqueFd* fd) {
   iovec iov{c, 1};
   msghdr msg{};
   msg.msg_iov = &iov;
@@ -111,8 +113,8 @@ Status ReceiveByte(int sock, char* c, UniqueFd* fd) {
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
   msg.msg_control = control;
   msg.msg_controllen = sizeof(control);
-  ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  if (n < 0) return ErrnoStatus(errno, "receive from the FUSE holder");
+  ssize_t n = ::recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC);
+  if (n < 0) return ErrnoStatus(errno, "receive a FUSE descriptor");
   for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
     if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
     size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -126,7 +128,14 @@ Status ReceiveByte(int sock, char* c, UniqueFd* fd) {
       }
     }
   }
-  if (n != 1) return Status(ErrorKind::kFailed, "the FUSE holder closed the connection");
+  return n;
+}
+
+// Receives one byte and at most one descriptor (closed unless returned).
+Status ReceiveByte(int sock, char* c, UniqueFd* fd) {
+  auto n = ReceiveWithFd(sock, 0, c, fd);
+  if (!n.ok()) return n.status().WithContext("the FUSE holder");
+  if (*n != 1) return Status(ErrorKind::kFailed, "the FUSE holder closed the connection");
   return Status::Ok();
 }
 
@@ -149,30 +158,10 @@ bool ConnectionEnded(int fd) {
 // received with MSG_PEEK so that it stays there.
 Result<UniqueFd> PeekStored(int sock) {
   char c = 0;
-  iovec iov{&c, 1};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  ssize_t n = ::recvmsg(sock, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  if (n < 0) return ErrnoStatus(errno, "read the stored FUSE socket");
   UniqueFd fd;
-  for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
-    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < count; ++i) {
-      int received;
-      std::memcpy(&received, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-      if (!fd.valid()) {
-        fd.Reset(received);
-      } else {
-        ::close(received);
-      }
-    }
-  }
-  if (n != 1 || c != 'F' || !fd.valid() || !IsFuseDevice(fd.get())) {
+  auto n = ReceiveWithFd(sock, MSG_PEEK | MSG_DONTWAIT, &c, &fd);
+  if (!n.ok()) return n.status().WithContext("the stored FUSE socket");
+  if (*n != 1 || c != 'F' || !fd.valid() || !IsFuseDevice(fd.get())) {
     return Status(ErrorKind::kFailed, "the stored FUSE socket holds no /dev/fuse descriptor");
   }
   return fd;
