@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "common/clock.h"
+
 namespace shorthorn::backup {
 namespace json = boost::json;
 
@@ -45,10 +47,7 @@ bool IsBlockHash(std::string_view hash) {
 
 std::string NewBackupName() {
   std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char stamp[32];
-  std::strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+  const std::string stamp = CompactUtc(now);
   uint32_t r = 0;
   if (getrandom(&r, sizeof(r), 0) != sizeof(r)) r = static_cast<uint32_t>(now ^ ::clock());
   char tail[16];
@@ -259,12 +258,19 @@ std::string BackupUrl(const std::string& target_url, const std::string& volume,
   return target_url + "?volume=" + volume + "&backup=" + backup;
 }
 
-Result<BackupAddress> ParseBackupUrl(const std::string& url) {
+namespace {
+
+// `what` is "backup URL" or "backup volume URL"; a volume URL has no backup=.
+Result<BackupAddress> ParseAddress(const std::string& url, bool volume_only) {
+  const std::string what = volume_only ? "backup volume URL " : "backup URL ";
   auto bad = [&](const std::string& why) {
-    return Status(ErrorKind::kInvalidArgument, "backup URL " + url + ": " + why, EINVAL);
+    return Status(ErrorKind::kInvalidArgument, what + url + ": " + why, EINVAL);
   };
   size_t q = url.find('?');
-  if (q == std::string::npos) return bad("expected <target>?volume=<volume>&backup=<backup>");
+  if (q == std::string::npos) {
+    return bad(volume_only ? "expected <target>?volume=<volume>"
+                           : "expected <target>?volume=<volume>&backup=<backup>");
+  }
   BackupAddress a;
   a.target_url = url.substr(0, q);
   std::string_view rest = std::string_view(url).substr(q + 1);
@@ -277,16 +283,25 @@ Result<BackupAddress> ParseBackupUrl(const std::string& url) {
     std::string_view key = kv.substr(0, eq), value = kv.substr(eq + 1);
     if (key == "volume") {
       a.volume = value;
-    } else if (key == "backup") {
+    } else if (key == "backup" && !volume_only) {
       a.backup = value;
     } else {
       return bad("unknown parameter \"" + std::string(key) + "\"");
     }
   }
   if (a.volume.empty()) return bad("no volume=");
+  if (volume_only) return a;
   if (a.backup.empty()) return bad("no backup=");
   SH_RETURN_IF_ERROR(ValidateBackupName(a.backup).WithContext("backup URL " + url));
   return a;
+}
+
+}  // namespace
+
+Result<BackupAddress> ParseBackupUrl(const std::string& url) { return ParseAddress(url, false); }
+
+Result<BackupAddress> ParseBackupVolumeUrl(const std::string& url) {
+  return ParseAddress(url, true);
 }
 
 }  // namespace shorthorn::backup

@@ -96,5 +96,8 @@ struct BackupAddress {
   std::string backup;
 };
 Result<BackupAddress> ParseBackupUrl(const std::string& url);
+// "<target>?volume=<volume>": all backups of one volume (a DR standby's
+// source); `backup` is "". InvalidArgument naming the URL otherwise.
+Result<BackupAddress> ParseBackupVolumeUrl(const std::string& url);
 
 }  // namespace shorthorn::backup

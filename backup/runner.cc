@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <ctime>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -89,6 +90,31 @@ class Meter {
 
 Status Cancelled(const std::string& what) {
   return Status(ErrorKind::kFailed, what + ": cancelled", ECANCELED);
+}
+
+// Block `ref` of a backup of `volume` (of `size` bytes), decoded and checked
+// against its hash and length.
+Result<std::vector<uint8_t>> FetchBlock(BackupStore& store, const std::string& volume,
+                                        const BlockRef& ref, uint64_t size,
+                                        const std::string& what) {
+  const std::string block = "block " + ref.hash + " at offset " + std::to_string(ref.offset);
+  auto object = store.Get(BlockKey(volume, ref.hash));
+  if (!object.ok()) {
+    if (object.status().kind() == ErrorKind::kNotFound) {
+      return Status(ErrorKind::kNotFound, what + ": " + block + " is missing from the store",
+                    ENOENT);
+    }
+    return object.status().WithContext(what);
+  }
+  auto data = DecodeBlock(*object, ref.hash, what + ": " + block);
+  if (!data.ok()) return data.status();
+  if (data->size() != BlockLength(ref.offset, size)) {
+    return Status(ErrorKind::kIoError,
+                  what + ": " + block + ": damaged: it holds " + std::to_string(data->size()) +
+                      " bytes, the backup expects " + std::to_string(BlockLength(ref.offset, size)),
+                  EIO);
+  }
+  return data;
 }
 
 }  // namespace
@@ -293,24 +319,8 @@ Result<BackupRecord> RunRestore(
   std::function<Result<std::unique_ptr<None>>()> make = [] { return std::make_unique<None>(); };
   std::function<Status(None&, size_t)> body = [&](None&, size_t i) -> Status {
     const BlockRef& ref = record->blocks[i];
-    const std::string block = "block " + ref.hash + " at offset " + std::to_string(ref.offset);
-    auto object = store.Get(BlockKey(volume, ref.hash));
-    if (!object.ok()) {
-      if (object.status().kind() == ErrorKind::kNotFound) {
-        return Status(ErrorKind::kNotFound, what + ": " + block + " is missing from the store",
-                      ENOENT);
-      }
-      return object.status().WithContext(what);
-    }
-    auto data = DecodeBlock(*object, ref.hash, what + ": " + block);
+    auto data = FetchBlock(store, volume, ref, record->size, what);
     if (!data.ok()) return data.status();
-    if (data->size() != BlockLength(ref.offset, record->size)) {
-      return Status(ErrorKind::kIoError,
-                    what + ": " + block + ": damaged: it holds " + std::to_string(data->size()) +
-                        " bytes, the backup expects " +
-                        std::to_string(BlockLength(ref.offset, record->size)),
-                    EIO);
-    }
     SH_RETURN_IF_ERROR((*sink)->Write(ref.offset, *data).WithContext(what));
     if (!meter.Add(data->size())) return Cancelled(what);
     return Status::Ok();
@@ -320,6 +330,119 @@ Result<BackupRecord> RunRestore(
   Status released = (*lock)->Release();
   if (!released.ok()) LogWarning(what + ": " + released.message());
   return record;
+}
+
+Result<CopyResult> RunCopy(SnapshotSource& source, VolumeSink& sink, const std::string& what,
+                           const RunOptions& options) {
+  std::vector<Extent> extents;
+  for (const auto& layer : source.chain()) {
+    auto e = source.LayerExtents(layer.name);
+    if (!e.ok()) return e.status().WithContext(what);
+    extents.insert(extents.end(), e->begin(), e->end());
+  }
+  const uint64_t size = source.size();
+  const BackupPlan plan = PlanBackup(size, extents, nullptr, 0);
+  Meter meter(options.progress, plan.read_bytes);
+  std::atomic<uint64_t> written{0};
+  struct Worker {
+    std::unique_ptr<SnapshotReader> reader;
+    std::vector<uint8_t> buf;
+  };
+  std::function<Result<std::unique_ptr<Worker>>()> make = [&]() -> Result<std::unique_ptr<Worker>> {
+    auto reader = source.OpenReader();
+    if (!reader.ok()) return reader.status().WithContext(what);
+    auto w = std::make_unique<Worker>();
+    w->reader = std::move(*reader);
+    w->buf.resize(kBlockSize);
+    return w;
+  };
+  std::function<Status(Worker&, size_t)> body = [&](Worker& w, size_t i) -> Status {
+    const uint64_t offset = plan.read[i];
+    std::span<uint8_t> data(w.buf.data(), BlockLength(offset, size));
+    SH_RETURN_IF_ERROR(w.reader->Read(offset, data).WithContext(what));
+    if (!IsAllZero(data)) {
+      SH_RETURN_IF_ERROR(sink.Write(offset, data).WithContext(what));
+      written += data.size();
+    }
+    if (!meter.Add(data.size())) return Cancelled(what);
+    return Status::Ok();
+  };
+  SH_RETURN_IF_ERROR(ParallelFor<Worker>(plan.read.size(), options.workers, make, body));
+  SH_RETURN_IF_ERROR(sink.Flush().WithContext(what));
+  return CopyResult{plan.read_bytes, written.load()};
+}
+
+Result<ApplyResult> RunApply(BackupStore& store, const std::string& volume,
+                             const BackupRecord* held, const std::string& backup, VolumeSink& sink,
+                             const RunOptions& options) {
+  const std::string what = "apply backup " + backup + " of volume " + volume + " from " +
+                           store.url() + (held ? " over " + held->name : " (in full)");
+  auto lock =
+      VolumeLock::Acquire(store, volume, LockKind::kRestore, options.owner, options.lock_wait);
+  if (!lock.ok()) return lock.status().WithContext(what);
+  auto record = ReadBackupRecord(store, volume, backup);
+  if (!record.ok()) return record.status();
+  // What the volume holds now, by block: the held backup's hashes, or
+  // unknown (every block of the new one is written, every other zeroed).
+  std::map<uint64_t, std::string> now;
+  if (held != nullptr) {
+    for (const auto& b : held->blocks) now[b.offset] = b.hash;
+  }
+  std::vector<BlockRef> writes;
+  for (const auto& b : record->blocks) {
+    auto it = now.find(b.offset);
+    if (held == nullptr || it == now.end() || it->second != b.hash) writes.push_back(b);
+    if (it != now.end()) now.erase(it);
+  }
+  std::vector<uint64_t> zeros;  // blocks held that the new backup has as zeros
+  if (held != nullptr) {
+    for (const auto& [offset, hash] : now) {
+      if (offset < record->size) zeros.push_back(offset);
+    }
+  } else {
+    std::set<uint64_t> present;
+    for (const auto& b : record->blocks) present.insert(b.offset);
+    for (uint64_t offset = 0; offset < record->size; offset += kBlockSize) {
+      if (present.count(offset) == 0) zeros.push_back(offset);
+    }
+  }
+  uint64_t total = 0;
+  for (const auto& b : writes) total += BlockLength(b.offset, record->size);
+  for (uint64_t z : zeros) total += BlockLength(z, record->size);
+  Meter meter(options.progress, total);
+  ApplyResult result;
+  result.record = *record;
+  std::atomic<uint64_t> written{0}, zeroed{0};
+  const std::vector<uint8_t> zero_block(kBlockSize, 0);
+  struct None {};
+  std::function<Result<std::unique_ptr<None>>()> make = [] { return std::make_unique<None>(); };
+  std::function<Status(None&, size_t)> body = [&](None&, size_t i) -> Status {
+    uint64_t length = 0;
+    if (i < writes.size()) {
+      const BlockRef& ref = writes[i];
+      auto data = FetchBlock(store, volume, ref, record->size, what);
+      if (!data.ok()) return data.status();
+      SH_RETURN_IF_ERROR(sink.Write(ref.offset, *data).WithContext(what));
+      length = data->size();
+      written += length;
+    } else {
+      const uint64_t offset = zeros[i - writes.size()];
+      length = BlockLength(offset, record->size);
+      SH_RETURN_IF_ERROR(
+          sink.Write(offset, std::span(zero_block.data(), length)).WithContext(what));
+      zeroed += length;
+    }
+    if (!meter.Add(length)) return Cancelled(what);
+    return Status::Ok();
+  };
+  SH_RETURN_IF_ERROR(ParallelFor<None>(writes.size() + zeros.size(), options.workers, make, body));
+  SH_RETURN_IF_ERROR(sink.Flush().WithContext(what));
+  Status released = (*lock)->Release();
+  if (!released.ok()) LogWarning(what + ": " + released.message());
+  result.blocks_written = writes.size();
+  result.bytes_written = written.load();
+  result.bytes_zeroed = zeroed.load();
+  return result;
 }
 
 Result<DeleteResult> RunDelete(BackupStore& store, const std::string& volume,

@@ -12,6 +12,11 @@
 //            ─► volume.json ─► unlock
 //   Restore: lock(restore) ─► backups/<b>.json ─► N workers: get block,
 //            decode and verify its hash, write ─► flush ─► unlock
+//   Apply:   lock(restore) ─► the new record ─► blocks whose hash differs
+//            from the held backup's, blocks it no longer has ─► N workers:
+//            get, verify, write (or write zeros) ─► flush ─► unlock
+//   Copy:    extents of every layer of the chain ─► PlanBackup ─► N workers:
+//            read block, skip zeros, write to the sink ─► flush (no store)
 //   Delete:  lock(delete) ─► drop <b> from volume.json ─► delete its record
 //            ─► list blocks/ of this volume, delete every block no remaining
 //            backup names (also blocks of interrupted backups) ─► unlock
@@ -95,6 +100,35 @@ Result<BackupRecord> RunRestore(
     BackupStore& store, const std::string& volume, const std::string& backup,
     const std::function<Result<VolumeSink*>(const BackupRecord&)>& prepare,
     const RunOptions& options);
+
+// Copies the snapshot `source` holds into `sink` (a new volume, which reads
+// zeros wherever nothing was written): the 2 MiB blocks any layer of its
+// chain touches, except those all zero, by `options.workers` readers; then
+// flushes the sink. A clone of a snapshot (fused's CreateVolume with
+// from-snapshot). Progress counts the bytes read; `what` starts errors.
+struct CopyResult {
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
+};
+Result<CopyResult> RunCopy(SnapshotSource& source, VolumeSink& sink, const std::string& what,
+                           const RunOptions& options);
+
+// Brings a volume that holds backup `held` (nullptr: unknown) to backup
+// `backup` of `volume`: writes each block of `backup` whose hash differs
+// from `held`'s at that offset and zeros each block `held` has and `backup`
+// has not; with `held` unknown, writes all of `backup` and zeros every
+// other block. Blocks are verified as in a restore; the sink is flushed.
+// The restore lock is held. A DR standby's poll (fused). The caller grows
+// the volume first when `backup` is larger.
+struct ApplyResult {
+  BackupRecord record;  // of `backup`
+  uint64_t blocks_written = 0;
+  uint64_t bytes_written = 0;  // data written from the backup
+  uint64_t bytes_zeroed = 0;   // zeros written where `held` had data
+};
+Result<ApplyResult> RunApply(BackupStore& store, const std::string& volume,
+                             const BackupRecord* held, const std::string& backup, VolumeSink& sink,
+                             const RunOptions& options);
 
 struct DeleteResult {
   uint64_t blocks_deleted = 0;

@@ -12,5 +12,7 @@ namespace shorthorn {
 std::string Rfc3339(std::time_t t);
 // Now, the same way.
 std::string NowRfc3339();
+// `t` as "YYYYMMDDTHHMMSSZ" (for names: backups, recurring jobs' snapshots).
+std::string CompactUtc(std::time_t t);
 
 }  // namespace shorthorn

@@ -173,7 +173,7 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
       "stale-replica-timeout", po::value<int64_t>()->default_value(d.stale_replica_timeout_min),
       "minutes a replaced (ERR) replica's data is kept before it is deleted")(
       "rebuild-bandwidth", po::value<int64_t>()->default_value(d.rebuild_bandwidth_mib),
-      "MiB/s a rebuild may copy, 0 for no limit")(
+      "MiB/s a rebuild or a clone may copy, 0 for no limit")(
       "scrub-bandwidth", po::value<int64_t>()->default_value(d.scrub_bandwidth_mib),
       "MiB/s of volume a scrub compares, 0 for no limit")(
       "scrub-interval", po::value<int64_t>()->default_value(d.scrub_interval_h),

@@ -1,14 +1,12 @@
 #include "dbus/ctl/backup_url.h"
 
 namespace shorthorn::ctl {
+namespace {
 
-Result<BackupUrl> ParseBackupUrl(std::string_view text) {
-  auto bad = [&](const std::string& why) {
-    return Status(ErrorKind::kInvalidArgument,
-                  "backup URL '" + std::string(text) + "': " + why +
-                      " (write <target>?volume=<volume>&backup=<name>, as shorthornctl backup "
-                      "list prints it)");
-  };
+// Target, volume= and backup= of `text`, unchecked but for the '?';
+// `bad` makes the error.
+template <typename Bad>
+Result<BackupUrl> Split(std::string_view text, const Bad& bad) {
   size_t question = text.find('?');
   if (question == std::string_view::npos) return bad("no '?'");
   BackupUrl url;
@@ -26,7 +24,33 @@ Result<BackupUrl> ParseBackupUrl(std::string_view text) {
     if (key == "backup") url.backup = std::string(pair.substr(eq + 1));
   }
   if (url.volume.empty()) return bad("no volume=");
-  if (url.backup.empty()) return bad("no backup=");
+  return url;
+}
+
+}  // namespace
+
+Result<BackupUrl> ParseBackupUrl(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return Status(ErrorKind::kInvalidArgument,
+                  "backup URL '" + std::string(text) + "': " + why +
+                      " (write <target>?volume=<volume>&backup=<name>, as shorthornctl backup "
+                      "list prints it)");
+  };
+  Result<BackupUrl> url = Split(text, bad);
+  if (url.ok() && url->backup.empty()) return bad("no backup=");
+  return url;
+}
+
+Result<BackupUrl> ParseStandbySource(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return Status(ErrorKind::kInvalidArgument, "source URL '" + std::string(text) + "': " + why +
+                                                   " (write <target>?volume=<volume>, e.g. "
+                                                   "'s3://bucket/prefix?volume=db1')");
+  };
+  Result<BackupUrl> url = Split(text, bad);
+  if (url.ok() && !url->backup.empty()) {
+    return bad("backup= given; a standby follows the newest backup of the volume");
+  }
   return url;
 }
 

@@ -1,6 +1,7 @@
 // How a user names a backup: its URL, "<target>?volume=<volume>&backup=<name>",
 // as "backup create --wait" and "backup list" print it, split into the target
-// (what ListBackups takes), the volume and the backup's name. Pure.
+// (what ListBackups takes), the volume and the backup's name; also the
+// source of a DR standby, "<target>?volume=<volume>". Pure.
 //
 // The check is only of the shape: the daemon judges the target URL, the
 // names and any parameter it does not know, so a newer daemon's URLs still
@@ -24,5 +25,11 @@ struct BackupUrl {
 // '&' (the last of a key counts). InvalidArgument saying what is expected
 // when there is no target, no volume or no backup.
 Result<BackupUrl> ParseBackupUrl(std::string_view text);
+
+// The source of a DR standby, "<target>?volume=<volume>": the same shape
+// without backup= (a standby follows whichever backup is newest), so
+// `backup` is "". InvalidArgument when there is no target or volume, or a
+// backup= is given.
+Result<BackupUrl> ParseStandbySource(std::string_view text);
 
 }  // namespace shorthorn::ctl

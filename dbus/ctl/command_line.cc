@@ -3,8 +3,8 @@
 // and "shorthornctl --json volume list" mean the same. The first two other
 // words pick the command; only then are its options known, so a command
 // option before the verb is a usage error rather than a guess. Values are
-// checked here (sizes, counts, and the arguments named SIZE, COUNT, JOB and
-// BACKUP-URL) so that a typo is a usage error (exit 2) before anything is
+// checked here (sizes, counts, and the arguments named SIZE, COUNT, JOB,
+// BACKUP-URL and SOURCE-URL) so that a typo is a usage error (exit 2) before anything is
 // sent to the daemon. --help wins over every other error, so
 // "shorthornctl volume create --help" works without a NAME.
 #include "dbus/ctl/command_line.h"
@@ -73,6 +73,8 @@ std::string CheckArgument(std::string_view name, const std::string& value) {
     status = ParseJobReference(value).status();
   } else if (name == "BACKUP-URL") {
     status = ParseBackupUrl(value).status();
+  } else if (name == "SOURCE-URL") {
+    status = ParseStandbySource(value).status();
   }
   return status.message();
 }
@@ -101,9 +103,14 @@ std::string MissingPieces(const Invocation& inv) {
            "; usage: shorthornctl " + CommandSynopsis(c);
   }
   for (const OptionSpec& o : c.options) {
-    if (o.required && !inv.Has(o.name)) {
+    if (!o.required || inv.Has(o.name)) continue;
+    if (o.required_unless.empty()) {
       return name + ": option --" + std::string(o.name) +
              " is required; usage: " + CommandSynopsis(c);
+    }
+    if (!inv.Has(o.required_unless)) {
+      return name + ": option --" + std::string(o.name) + " is required without --" +
+             std::string(o.required_unless) + "; usage: " + CommandSynopsis(c);
     }
   }
   return "";

@@ -33,6 +33,9 @@ struct OptionSpec {
   std::string_view help;
   bool required = false;
   bool repeatable = false;
+  // A required option that may be left out when this other option is given
+  // ("from-snapshot" for --size of volume create); "" for none.
+  std::string_view required_unless = "";
 };
 
 struct Invocation;
@@ -45,9 +48,9 @@ using Handler = Status (*)(const Invocation& invocation, StorageClient& client, 
 struct CommandSpec {
   std::string_view group;  // "volume"
   std::string_view verb;   // "create"
-  // Positional, all required: {"NAME"}. SIZE, COUNT, JOB and BACKUP-URL are
-  // checked as the parser reads them (ParseSize, ParseCount,
-  // ParseJobReference, ParseBackupUrl).
+  // Positional, all required: {"NAME"}. SIZE, COUNT, JOB, BACKUP-URL and
+  // SOURCE-URL are checked as the parser reads them (ParseSize, ParseCount,
+  // ParseJobReference, ParseBackupUrl, ParseStandbySource).
   std::vector<std::string_view> arguments;
   std::vector<OptionSpec> options;
   std::string_view summary;      // one line, for the command list

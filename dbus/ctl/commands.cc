@@ -11,6 +11,7 @@
 #include "dbus/ctl/exit_codes.h"
 #include "dbus/ctl/job_commands.h"
 #include "dbus/ctl/output.h"
+#include "dbus/ctl/recurring_commands.h"
 #include "dbus/ctl/replica_commands.h"
 #include "dbus/ctl/snapshot_commands.h"
 #include "dbus/ctl/volume_commands.h"
@@ -40,13 +41,26 @@ std::vector<CommandSpec> MakeCommands() {
       {"volume",
        "create",
        {"NAME"},
-       {{"size", 's', ValueType::kSize, "SIZE", "size, e.g. 10G (binary: K, M, G, T, P)", true},
+       {{"size", 's', ValueType::kSize, "SIZE",
+         "size, e.g. 10G (binary: K, M, G, T, P); optional with --from-snapshot", true, false,
+         "from-snapshot"},
         {"replica", 'r', ValueType::kString, "HOST:PORT",
          "a replicad to hold a replica; repeat for more (default: fused's replicads)", false, true},
-        kWait},
-       "create a volume",
+        {"replica-count", 0, ValueType::kCount, "COUNT",
+         "how many replicas the volume keeps, 1 to 5 (default: one per --replica, else 1)"},
+        {"from-snapshot", 0, ValueType::kString, "VOLUME/SNAPSHOT",
+         "make the volume a clone of that snapshot (its data copied by a job)"},
+        {"wait", 0, ValueType::kFlag, "",
+         "with --from-snapshot: wait until the copy ends; exit status is the job's"}},
+       "create a volume, empty or as a clone of a snapshot",
        "Creates volume NAME of SIZE bytes with one replica on each given replicad\n"
-       "(the daemon's configured replicads when none is given). The volume is detached.",
+       "(the daemon's configured replicads when none is given); with --replica-count,\n"
+       "the replicas beyond those given go on configured replicads. The volume is\n"
+       "detached. With --from-snapshot it is a clone of snapshot SNAPSHOT of VOLUME,\n"
+       "of SIZE (at least the snapshot's) or the snapshot's size: it exists at once,\n"
+       "but commands on it are Busy (exit 6) until a job has copied the data; the\n"
+       "job's object path is printed. A failed copy deletes the volume again. With\n"
+       "--wait, waits for the copy; the exit status is the job's.",
        VolumeCreate},
       {"volume",
        "import",
@@ -65,16 +79,20 @@ std::vector<CommandSpec> MakeCommands() {
        {},
        {{"quiet", 'q', ValueType::kFlag, "", "print the names only, one a line"}},
        "list volumes",
-       "Lists every volume: name, size, state, number of replicas and the device\n"
-       "(loop device, or the FUSE file when attached with --file).",
+       "Lists every volume: name, size, state (standby for a DR standby), number of\n"
+       "replicas and the device (loop device, or the FUSE file when attached with\n"
+       "--file).",
        VolumeList},
       {"volume",
        "show",
        {"NAME"},
        {},
        "show one volume",
-       "Shows every property of volume NAME and its replicas (address, replica name,\n"
-       "mode: RW, WO while rebuilding, ERR, or - while detached).",
+       "Shows every property of volume NAME, its replicas (address, replica name,\n"
+       "mode: RW, WO while rebuilding, ERR, or - while detached) and its recurring\n"
+       "jobs (as recurring list); for a DR standby also its source, the backup it\n"
+       "holds, the recovery point (that backup's creation and age), when it was\n"
+       "applied, and the last poll's error if there was one.",
        VolumeShow},
       {"volume",
        "attach",
@@ -150,6 +168,40 @@ std::vector<CommandSpec> MakeCommands() {
        "missing or damaged block fails the job and the new volume is deleted again.\n"
        "With --wait, waits for it; the exit status is the job's.",
        VolumeRestore},
+      {"volume",
+       "create-standby",
+       {"NAME", "SOURCE-URL"},
+       {{"replica", 'r', ValueType::kString, "HOST:PORT",
+         "a replicad to hold a replica; repeat for more (default: fused's replicads)", false, true},
+        {"replica-count", 0, ValueType::kCount, "COUNT",
+         "how many replicas the volume keeps, 1 to 5 (default: fused's)"},
+        {"poll-interval", 0, ValueType::kCount, "SECONDS",
+         "how often to look for a newer backup, 1 to 86400 (default: 300)"},
+        kWaitJob},
+       "create a DR standby that follows a volume's backups (a job)",
+       "Starts a job that creates volume NAME from the newest backup of the volume that\n"
+       "SOURCE-URL names (<target>?volume=<volume>, e.g. 's3://bucket/prefix?volume=db1'),\n"
+       "with replicas as volume create, and prints the job's object path. The volume\n"
+       "then stays a DR standby: every SECONDS shorthorn-fused looks for a newer backup\n"
+       "and applies it incrementally. A standby cannot be attached, snapshotted or\n"
+       "backed up (Busy, exit 6) until volume activate; volume show gives its recovery\n"
+       "point. With --wait, waits for the first restore; the exit status is the job's\n"
+       "(1 when the source has no backup).",
+       VolumeCreateStandby},
+      {"volume",
+       "activate",
+       {"NAME"},
+       {{"force", 'f', ValueType::kFlag, "",
+         "activate even when it holds no whole backup and the source cannot be reached"}},
+       "make a DR standby an ordinary volume",
+       "Makes DR standby NAME an ordinary volume: shorthorn-fused first applies the\n"
+       "newest backup of its source if one arrived since it last looked (when the\n"
+       "source cannot be reached, it keeps what it holds), then stops following the\n"
+       "source. Prints the backup the volume holds, when that backup was made, and\n"
+       "the recovery point (RPO): how old that backup is. InvalidArgument (exit 5) for\n"
+       "a volume that is not a standby; Failed (exit 1) when an interrupted apply left\n"
+       "it without a whole backup, unless --force.",
+       VolumeActivate},
       {"snapshot",
        "create",
        {"VOLUME", "SNAPSHOT"},
@@ -226,6 +278,42 @@ std::vector<CommandSpec> MakeCommands() {
        "backup of its volume needs, and prints the job's object path. With --wait,\n"
        "waits for it; the exit status is the job's (1 for an unknown backup).",
        BackupDelete},
+      {"recurring",
+       "add",
+       {"VOLUME", "NAME"},
+       {{"kind", 0, ValueType::kString, "KIND", "snapshot or backup", true},
+        {"schedule", 0, ValueType::kString, "SPEC",
+         "when to run: '0 2 * * *' (cron, local time), @daily, @every 6h, ...", true},
+        {"retain", 0, ValueType::kCount, "N",
+         "how many of its snapshots (backups) to keep, 1 to 100", true},
+        {"target", 0, ValueType::kString, "URL",
+         "backup job: file:///DIR or s3://BUCKET/PREFIX (default: fused's backup-target)"}},
+       "snapshot or back up a volume on a schedule",
+       "Adds recurring job NAME (at most 46 characters) to VOLUME: at every time SPEC\n"
+       "names, shorthorn-fused takes snapshot NAME-<YYYYMMDDTHHMMSSZ> and, for a backup\n"
+       "job, backs it up; then it deletes this job's snapshots (backups) beyond the\n"
+       "newest N. SPEC is cron's five fields in local time (quote them), @hourly,\n"
+       "@daily, @weekly, @monthly, @yearly, or @every N with unit s, m, h or d. Runs\n"
+       "missed while fused was down are made up by one run; a failed run is retried\n"
+       "after 5 minutes. At most 16 jobs per volume (LimitExceeded, exit 13).",
+       RecurringAdd},
+      {"recurring",
+       "list",
+       {"VOLUME"},
+       {{"quiet", 'q', ValueType::kFlag, "", "print the names only, one a line"}},
+       "list the recurring jobs of a volume",
+       "Lists the recurring jobs of VOLUME in the order they were added: name, kind,\n"
+       "schedule, how many it keeps, its last run (UTC) and result, and its next run\n"
+       "(UTC); the target too when a job names one.",
+       RecurringList},
+      {"recurring",
+       "remove",
+       {"VOLUME", "NAME"},
+       {},
+       "stop a recurring job",
+       "Removes recurring job NAME from VOLUME. A run in progress finishes; the\n"
+       "snapshots and backups the job made stay.",
+       RecurringRemove},
       {"replica",
        "list",
        {"VOLUME"},
@@ -303,7 +391,7 @@ const std::vector<CommandSpec>& Commands() {
 }
 
 int RunCtl(const std::vector<std::string>& args, const ClientFactory& connect, std::ostream& out,
-           std::ostream& err, bool err_is_terminal) {
+           std::ostream& err, bool err_is_terminal, const Clock& clock) {
   ParsedCommandLine parsed = ParseCommandLine(Commands(), args);
   switch (parsed.action) {
     case ParsedCommandLine::Action::kHelp:
@@ -324,7 +412,7 @@ int RunCtl(const std::vector<std::string>& args, const ClientFactory& connect, s
     ReportError(client.status(), invocation.json, out, err);
     return ExitCodeFor(client.status().kind());
   }
-  Output output(out, invocation.json, err_is_terminal ? &err : nullptr);
+  Output output(out, invocation.json, err_is_terminal ? &err : nullptr, clock);
   Status status = invocation.command->handler(invocation, **client, output);
   if (!status.ok()) {
     ReportError(status, invocation.json, out, err);

@@ -14,6 +14,7 @@
 
 #include "common/status.h"
 #include "dbus/ctl/command_line.h"
+#include "dbus/ctl/output.h"
 #include "dbus/ctl/storage_client.h"
 
 namespace shorthorn::ctl {
@@ -29,8 +30,9 @@ using ClientFactory = std::function<Result<std::unique_ptr<StorageClient>>()>;
 // exit code. Results go to `out`; errors to `err` as "shorthornctl: <message>"
 // (with --json also as {"error": {...}} on `out`). When `err_is_terminal`,
 // waiting for a job redraws its progress line on `err`; otherwise nothing is
-// shown until the job has ended.
+// shown until the job has ended. `clock` is "now" for the ages printed (a
+// standby's recovery point); null for the system's.
 int RunCtl(const std::vector<std::string>& args, const ClientFactory& connect, std::ostream& out,
-           std::ostream& err, bool err_is_terminal = false);
+           std::ostream& err, bool err_is_terminal = false, const Clock& clock = nullptr);
 
 }  // namespace shorthorn::ctl

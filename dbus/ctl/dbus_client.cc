@@ -9,6 +9,8 @@
 // org.shorthorn.Storage1.Error.* are passed on as is, the bus's own errors get
 // a hint in front. A job is read with one GetAll; its object being gone
 // (UnknownObject) is a NotFound saying that finished jobs are forgotten.
+// CreateVolume reads the new volume's properties also for a clone: while
+// its copy job runs only the volume's methods are Busy, not its properties.
 // Waiting for a job sleeps between reads (job_wait.h says why polling).
 #include "dbus/ctl/dbus_client.h"
 
@@ -41,6 +43,9 @@ using Properties = std::map<std::string, sdbus::Variant>;
 using ManagedObjects = std::map<sdbus::ObjectPath, std::map<std::string, Properties>>;
 using ReplicaStruct = sdbus::Struct<std::string, std::string, std::string>;
 using SnapshotStruct = sdbus::Struct<std::string, std::string, std::string, bool, uint64_t, bool>;
+// (name, kind, schedule, retain, target, last_run, last_result, next_run).
+using RecurringJobStruct = sdbus::Struct<std::string, std::string, std::string, uint32_t,
+                                         std::string, std::string, std::string, std::string>;
 // (url, name, volume, snapshot, created, size, blocks) of ListBackups.
 using BackupStruct = sdbus::Struct<std::string, std::string, std::string, std::string, std::string,
                                    uint64_t, uint64_t>;
@@ -95,6 +100,17 @@ VolumeInfo ToVolumeInfo(const std::string& path, const Properties& properties) {
   for (const SnapshotStruct& s : Property<std::vector<SnapshotStruct>>(properties, "Snapshots")) {
     v.snapshots.push_back({s.get<0>(), s.get<1>(), s.get<2>(), s.get<3>(), s.get<4>(), s.get<5>()});
   }
+  for (const RecurringJobStruct& j :
+       Property<std::vector<RecurringJobStruct>>(properties, "RecurringJobs")) {
+    v.recurring_jobs.push_back({j.get<0>(), j.get<1>(), j.get<2>(), j.get<3>(), j.get<4>(),
+                                j.get<5>(), j.get<6>(), j.get<7>()});
+  }
+  v.standby = Property<bool>(properties, "Standby");
+  v.standby_source = Property<std::string>(properties, "StandbySource");
+  v.last_backup = Property<std::string>(properties, "LastBackup");
+  v.last_backup_created = Property<std::string>(properties, "LastBackupCreated");
+  v.last_restored_at = Property<std::string>(properties, "LastRestoredAt");
+  v.standby_error = Property<std::string>(properties, "StandbyError");
   return v;
 }
 
@@ -189,7 +205,15 @@ Result<VolumeInfo> DbusStorageClient::ImportVolume(const std::string& name,
 }
 
 Result<VolumeInfo> DbusStorageClient::CreateVolume(const std::string& name, uint64_t size,
-                                                   const std::vector<std::string>& replicas) {
+                                                   const std::vector<std::string>& replicas,
+                                                   const CreateOptions& options) {
+  Properties dbus_options;
+  if (options.replica_count.has_value()) {
+    dbus_options["replica-count"] = sdbus::Variant(*options.replica_count);
+  }
+  if (!options.from_snapshot.empty()) {
+    dbus_options["from-snapshot"] = sdbus::Variant(options.from_snapshot);
+  }
   sdbus::ObjectPath path;
   Properties properties;
   SH_RETURN_IF_ERROR(Guard("create volume " + name, [&] {
@@ -197,7 +221,7 @@ Result<VolumeInfo> DbusStorageClient::CreateVolume(const std::string& name, uint
     manager->callMethod("CreateVolume")
         .onInterface(kManagerInterface)
         .withTimeout(kChangeTimeout)
-        .withArguments(name, size, replicas, Properties{})
+        .withArguments(name, size, replicas, dbus_options)
         .storeResultsTo(path);
   }));
   SH_RETURN_IF_ERROR(Guard("read volume " + name, [&] {
@@ -421,6 +445,66 @@ Result<std::string> DbusStorageClient::RestoreVolume(const std::string& name,
         .storeResultsTo(job);
   }));
   return std::string(job);
+}
+
+Result<std::string> DbusStorageClient::CreateStandbyVolume(const std::string& name,
+                                                           const std::string& source,
+                                                           const std::vector<std::string>& replicas,
+                                                           std::optional<uint32_t> replica_count,
+                                                           std::optional<uint32_t> poll_interval) {
+  Properties options;
+  if (replica_count.has_value()) options["replica-count"] = sdbus::Variant(*replica_count);
+  if (poll_interval.has_value()) options["poll-interval"] = sdbus::Variant(*poll_interval);
+  sdbus::ObjectPath job;
+  SH_RETURN_IF_ERROR(Guard("create standby volume " + name + " of " + source, [&] {
+    auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
+    manager->callMethod("CreateStandbyVolume")
+        .onInterface(kManagerInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(name, source, replicas, options)
+        .storeResultsTo(job);
+  }));
+  return std::string(job);
+}
+
+Status DbusStorageClient::Activate(const std::string& name, bool force) {
+  Result<std::string> path = VolumePath("activate", name);
+  if (!path.ok()) return path.status();
+  Properties options;
+  if (force) options["force"] = sdbus::Variant(true);
+  return Guard("activate volume " + name, [&] {
+    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
+    proxy->callMethod("Activate")
+        .onInterface(kVolumeInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(options);
+  });
+}
+
+Status DbusStorageClient::AddRecurringJob(const std::string& volume, const RecurringJobInfo& job) {
+  Result<std::string> path = VolumePath("add recurring job " + job.name + " to", volume);
+  if (!path.ok()) return path.status();
+  Properties options;
+  if (!job.target.empty()) options["target"] = sdbus::Variant(job.target);
+  return Guard("add recurring job " + job.name + " to volume " + volume, [&] {
+    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
+    proxy->callMethod("AddRecurringJob")
+        .onInterface(kVolumeInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(job.name, job.kind, job.schedule, job.retain, options);
+  });
+}
+
+Status DbusStorageClient::RemoveRecurringJob(const std::string& volume, const std::string& job) {
+  Result<std::string> path = VolumePath("remove recurring job " + job + " from", volume);
+  if (!path.ok()) return path.status();
+  return Guard("remove recurring job " + job + " from volume " + volume, [&] {
+    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
+    proxy->callMethod("RemoveRecurringJob")
+        .onInterface(kVolumeInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(job, Properties{});
+  });
 }
 
 Result<JobInfo> DbusStorageClient::ReadJob(const std::string& operation, const std::string& path) {

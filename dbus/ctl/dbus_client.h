@@ -25,7 +25,8 @@ class DbusStorageClient : public StorageClient {
   Result<VolumeInfo> ImportVolume(const std::string& name,
                                   const std::vector<std::string>& replicads) override;
   Result<VolumeInfo> CreateVolume(const std::string& name, uint64_t size,
-                                  const std::vector<std::string>& replicas) override;
+                                  const std::vector<std::string>& replicas,
+                                  const CreateOptions& options) override;
   Status DeleteVolume(const std::string& name, bool force) override;
   Result<std::string> Attach(const std::string& name, Frontend frontend) override;
   Status Detach(const std::string& name) override;
@@ -45,6 +46,13 @@ class DbusStorageClient : public StorageClient {
   Result<std::string> RestoreVolume(const std::string& name, const std::string& url,
                                     const std::vector<std::string>& replicas,
                                     std::optional<uint32_t> replica_count) override;
+  Result<std::string> CreateStandbyVolume(const std::string& name, const std::string& source,
+                                          const std::vector<std::string>& replicas,
+                                          std::optional<uint32_t> replica_count,
+                                          std::optional<uint32_t> poll_interval) override;
+  Status Activate(const std::string& name, bool force) override;
+  Status AddRecurringJob(const std::string& volume, const RecurringJobInfo& job) override;
+  Status RemoveRecurringJob(const std::string& volume, const std::string& job) override;
   Result<std::vector<JobInfo>> ListJobs() override;
   Result<JobInfo> GetJob(const std::string& operation, const std::string& path) override;
   Result<JobInfo> WatchJob(const std::string& path, std::chrono::milliseconds interval) override;

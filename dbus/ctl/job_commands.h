@@ -1,8 +1,9 @@
 // Handlers of the "shorthornctl job ..." commands (rows in commands.cc), and
 // FollowJob, what every command that starts a job (snapshot delete, volume
-// verify, the backup commands) does with the job it got back. Same shape as volume_commands.h:
-// parsed Invocation in, StorageClient calls, Output out, the client's or the
-// job's Status passed on. Pure: the client is the only way out.
+// verify, the backup commands, volume create --from-snapshot, volume
+// create-standby) does with the job it got back. Same shape as
+// volume_commands.h: parsed Invocation in, StorageClient calls, Output out,
+// the client's or the job's Status passed on. Pure: the client is the only way out.
 #pragma once
 
 #include <functional>

@@ -1,6 +1,7 @@
 #include "dbus/ctl/output.h"
 
 #include <cstdio>
+#include <ctime>
 
 #include <algorithm>
 
@@ -40,6 +41,68 @@ std::string Percent(double progress) {
 }
 
 }  // namespace
+
+Result<std::time_t> ParseRfc3339(std::string_view text) {
+  auto bad = [&] {
+    return Status(ErrorKind::kInvalidArgument,
+                  "time '" + std::string(text) + "' is not RFC 3339 (2026-12-06T02:00:00Z)");
+  };
+  std::string s(text);
+  std::tm tm{};
+  int used = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
+                  &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6 ||
+      used == 0) {
+    return bad();
+  }
+  size_t at = static_cast<size_t>(used);
+  if (at < s.size() && s[at] == '.') {  // fractional seconds: not needed for ages
+    do ++at;
+    while (at < s.size() && s[at] >= '0' && s[at] <= '9');
+  }
+  long offset = 0;
+  if (at + 1 == s.size() && (s[at] == 'Z' || s[at] == 'z')) {
+    // UTC
+  } else if (int h = 0, m = 0, n = 0;
+             at < s.size() && (s[at] == '+' || s[at] == '-') &&
+             std::sscanf(s.c_str() + at + 1, "%2d:%2d%n", &h, &m, &n) == 2 &&
+             at + 1 + n == s.size()) {
+    offset = (s[at] == '+' ? 1 : -1) * (h * 3600L + m * 60L);
+  } else {
+    return bad();
+  }
+  if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour < 0 ||
+      tm.tm_hour > 23 || tm.tm_min < 0 || tm.tm_min > 59 || tm.tm_sec < 0 || tm.tm_sec > 60) {
+    return bad();
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return timegm(&tm) - offset;
+}
+
+std::string FormatAge(int64_t seconds) {
+  if (seconds < 0) seconds = 0;
+  struct Unit {
+    int64_t seconds;
+    char name;
+  };
+  constexpr Unit kUnits[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
+  for (size_t i = 0; i + 1 < std::size(kUnits); ++i) {
+    if (seconds < kUnits[i].seconds) continue;
+    const int64_t first = seconds / kUnits[i].seconds;
+    const int64_t second = seconds % kUnits[i].seconds / kUnits[i + 1].seconds;
+    std::string text = std::to_string(first) + kUnits[i].name;
+    if (second != 0) text += std::to_string(second) + kUnits[i + 1].name;
+    return text;
+  }
+  return std::to_string(seconds) + "s";
+}
+
+std::string AgeSince(std::string_view since, std::time_t now) {
+  Result<std::time_t> then = ParseRfc3339(since);
+  if (!then.ok()) return "";
+  return FormatAge(static_cast<int64_t>(now) - static_cast<int64_t>(*then));
+}
 
 std::string Table::Render() const {
   std::vector<size_t> widths(headers_.size(), 0);
@@ -108,6 +171,13 @@ boost::json::object VolumeToJson(const VolumeInfo& volume) {
       {"robustness", volume.robustness},
       {"state_reason", volume.state_reason},
       {"statistics", StatisticsToJson(volume.statistics)},
+      {"recurring_jobs", RecurringJobsToJson(volume.recurring_jobs)},
+      {"standby", volume.standby},
+      {"standby_source", volume.standby_source},
+      {"last_backup", volume.last_backup},
+      {"last_backup_created", volume.last_backup_created},
+      {"last_restored_at", volume.last_restored_at},
+      {"standby_error", volume.standby_error},
   };
 }
 
@@ -115,7 +185,8 @@ std::string VolumesTable(const std::vector<VolumeInfo>& volumes) {
   Table table({"NAME", "SIZE", "STATE", "REPLICAS", "DEVICE"});
   for (const VolumeInfo& v : volumes) {
     std::string device = v.loop_device.empty() ? v.frontend_path : v.loop_device;
-    table.AddRow({v.name, FormatSize(v.size), v.state, std::to_string(v.replicas.size()), device});
+    table.AddRow({v.name, FormatSize(v.size), v.standby ? "standby" : v.state,
+                  std::to_string(v.replicas.size()), device});
   }
   return table.Render();
 }
@@ -126,7 +197,13 @@ std::string ReplicasTable(const std::vector<ReplicaInfo>& replicas) {
   return table.Render();
 }
 
-std::string VolumeDetails(const VolumeInfo& volume) {
+// "2026-12-06T02:00:00Z (5m ago)"; the time alone when it cannot be read.
+std::string TimeAndAge(const std::string& time, std::time_t now) {
+  const std::string age = AgeSince(time, now);
+  return age.empty() ? time : time + " (" + age + " ago)";
+}
+
+std::string VolumeDetails(const VolumeInfo& volume, std::time_t now) {
   Fields fields;
   fields.Add("Name", volume.name);
   fields.Add("Object path", volume.object_path);
@@ -134,6 +211,14 @@ std::string VolumeDetails(const VolumeInfo& volume) {
   fields.Add("Actual size", FormatSize(volume.actual_size));
   fields.Add("State", volume.state);
   if (!volume.state_reason.empty()) fields.Add("State reason", volume.state_reason);
+  if (volume.standby) {
+    fields.Add("Standby", "yes");
+    fields.Add("Source", volume.standby_source);
+    fields.Add("Last backup", volume.last_backup);
+    fields.Add("Recovery point", TimeAndAge(volume.last_backup_created, now));
+    fields.Add("Last restored", volume.last_restored_at);
+    if (!volume.standby_error.empty()) fields.Add("Error", volume.standby_error);
+  }
   fields.Add("Frontend path", volume.frontend_path);
   fields.Add("Loop device", volume.loop_device);
   fields.Add("Snapshots", std::to_string(volume.snapshots.size()));
@@ -141,6 +226,10 @@ std::string VolumeDetails(const VolumeInfo& volume) {
   fields.Add("Replica count", std::to_string(volume.replica_count));
   fields.Add("Replicas", std::to_string(volume.replicas.size()));
   if (!volume.replicas.empty()) fields.AddIndented(ReplicasTable(volume.replicas));
+  fields.Add("Recurring jobs", std::to_string(volume.recurring_jobs.size()));
+  if (!volume.recurring_jobs.empty()) {
+    fields.AddIndented(RecurringJobsTable(volume.recurring_jobs));
+  }
   if (!volume.statistics.empty()) {
     fields.Add("I/O read", IoLine(volume.statistics, "read"));
     fields.Add("I/O write", IoLine(volume.statistics, "write"));
@@ -163,6 +252,43 @@ std::string SnapshotsTable(const std::vector<SnapshotInfo>& snapshots) {
   for (const SnapshotInfo& s : snapshots) {
     table.AddRow({s.name, s.parent, s.created, FormatSize(s.size_held),
                   s.user_created ? "user" : "system", s.removed ? "yes" : "no"});
+  }
+  return table.Render();
+}
+
+boost::json::object RecurringJobToJson(const RecurringJobInfo& job) {
+  return boost::json::object{
+      {"name", job.name},
+      {"kind", job.kind},
+      {"schedule", job.schedule},
+      {"retain", job.retain},
+      {"target", job.target},
+      {"last_run", job.last_run},
+      {"last_result", job.last_result},
+      {"next_run", job.next_run},
+  };
+}
+
+boost::json::array RecurringJobsToJson(const std::vector<RecurringJobInfo>& jobs) {
+  boost::json::array array;
+  for (const RecurringJobInfo& j : jobs) array.push_back(RecurringJobToJson(j));
+  return array;
+}
+
+std::string RecurringJobsTable(const std::vector<RecurringJobInfo>& jobs) {
+  // Most jobs use the daemon's backup-target: the column of URLs, last as in
+  // BackupsTable, only when a job names one.
+  const bool targets = std::any_of(jobs.begin(), jobs.end(),
+                                   [](const RecurringJobInfo& j) { return !j.target.empty(); });
+  std::vector<std::string> headers = {"NAME",     "KIND",   "SCHEDULE", "RETAIN",
+                                      "LAST-RUN", "RESULT", "NEXT-RUN"};
+  if (targets) headers.push_back("TARGET");
+  Table table(std::move(headers));
+  for (const RecurringJobInfo& j : jobs) {
+    std::vector<std::string> row = {j.name,     j.kind,        j.schedule, std::to_string(j.retain),
+                                    j.last_run, j.last_result, j.next_run};
+    if (targets) row.push_back(j.target);
+    table.AddRow(std::move(row));
   }
   return table.Render();
 }

@@ -4,15 +4,31 @@
 // wraps the stream the commands write to, so tests capture it. Pure.
 #pragma once
 
+#include <cstdint>
+#include <ctime>
+#include <functional>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/json/value.hpp>
 
+#include "common/status.h"
 #include "dbus/ctl/storage_client.h"
 
 namespace shorthorn::ctl {
+
+// Seconds since the epoch of an RFC 3339 time as the daemon writes them
+// ("2026-12-06T02:00:00Z"; fractional seconds and a "+HH:MM" offset are
+// read too); InvalidArgument otherwise.
+Result<std::time_t> ParseRfc3339(std::string_view text);
+// A span of time as people read it, the two largest units at most and a
+// zero second unit left out: "45s", "3m12s", "5m", "2h5m", "3d4h". A
+// negative span (clocks of two sites apart) is "0s".
+std::string FormatAge(int64_t seconds);
+// FormatAge of now - `since` (RFC 3339); "" when `since` is "" or unreadable.
+std::string AgeSince(std::string_view since, std::time_t now);
 
 // Columns separated by two spaces, no trailing blanks; "-" for an empty cell.
 class Table {
@@ -28,15 +44,20 @@ class Table {
 
 // {"name", "object_path", "size", "state", "frontend_path", "loop_device",
 //  "replicas": [{"address", "name", "mode"}], "actual_size", "replica_count",
-//  "robustness", "state_reason", "statistics": {"<op>_requests", ...}}
+//  "robustness", "state_reason", "statistics": {"<op>_requests", ...},
+//  "recurring_jobs": [RecurringJobToJson], "standby", "standby_source",
+//  "last_backup", "last_backup_created", "last_restored_at", "standby_error"}
 boost::json::object VolumeToJson(const VolumeInfo& volume);
 // [{"address", "name", "mode"}]
 boost::json::array ReplicasToJson(const std::vector<ReplicaInfo>& replicas);
 
-// NAME SIZE STATE REPLICAS DEVICE, one row per volume.
+// NAME SIZE STATE REPLICAS DEVICE, one row per volume; a DR standby's
+// STATE is "standby".
 std::string VolumesTable(const std::vector<VolumeInfo>& volumes);
-// Every property of one volume, then its replicas as a table.
-std::string VolumeDetails(const VolumeInfo& volume);
+// Every property of one volume, then its replicas and its recurring jobs as
+// tables; for a DR standby also its source, the backup it holds and that
+// backup's age at `now` (the recovery point).
+std::string VolumeDetails(const VolumeInfo& volume, std::time_t now);
 // ADDRESS REPLICA MODE, one row per replica.
 std::string ReplicasTable(const std::vector<ReplicaInfo>& replicas);
 
@@ -44,6 +65,14 @@ std::string ReplicasTable(const std::vector<ReplicaInfo>& replicas);
 boost::json::object SnapshotToJson(const SnapshotInfo& snapshot);
 // NAME PARENT CREATED HELD TYPE REMOVED, one row per snapshot, in order.
 std::string SnapshotsTable(const std::vector<SnapshotInfo>& snapshots);
+
+// {"name", "kind", "schedule", "retain", "target", "last_run", "last_result",
+//  "next_run"}
+boost::json::object RecurringJobToJson(const RecurringJobInfo& job);
+boost::json::array RecurringJobsToJson(const std::vector<RecurringJobInfo>& jobs);
+// NAME KIND SCHEDULE RETAIN LAST-RUN RESULT NEXT-RUN, one row per job, in
+// order, and a last column TARGET only when some job names a target.
+std::string RecurringJobsTable(const std::vector<RecurringJobInfo>& jobs);
 
 // {"id", "object_path", "operation", "volume", "volume_path", "target",
 //  "progress", "bytes", "total_bytes", "rate", "state", "message",
@@ -61,12 +90,18 @@ std::string BackupsTable(const std::vector<BackupInfo>& backups);
 // Every field of one backup.
 std::string BackupDetails(const BackupInfo& backup);
 
+// The wall clock, seconds since the epoch; tests pass a fixed one.
+using Clock = std::function<std::time_t()>;
+
 class Output {
  public:
   // `progress`: a terminal to redraw progress lines on, or null for none.
-  Output(std::ostream& out, bool json, std::ostream* progress = nullptr)
-      : out_(out), json_(json), progress_(progress) {}
+  // `clock`: what "now" is for ages in the output (null: the system's).
+  Output(std::ostream& out, bool json, std::ostream* progress = nullptr, Clock clock = nullptr)
+      : out_(out), json_(json), progress_(progress), clock_(std::move(clock)) {}
   bool json() const { return json_; }
+  // The time the output describes ages at.
+  std::time_t Now() const { return clock_ ? clock_() : std::time(nullptr); }
   // For people: written as is (only when !json()).
   void Text(const std::string& text);
   // For scripts: one compact JSON document and a newline.
@@ -82,6 +117,7 @@ class Output {
   std::ostream& out_;
   bool json_;
   std::ostream* progress_;
+  Clock clock_;
   bool progress_drawn_ = false;
 };
 

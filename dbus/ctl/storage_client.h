@@ -39,6 +39,18 @@ struct SnapshotInfo {
   bool removed = false;      // deleted, its data still being merged away
 };
 
+// One entry of the Volume's RecurringJobs property.
+struct RecurringJobInfo {
+  std::string name;
+  std::string kind;      // snapshot or backup
+  std::string schedule;  // cron's five fields, @daily, @every 6h, ...
+  uint32_t retain = 0;
+  std::string target;       // backup target URL; "" = the daemon's default
+  std::string last_run;     // RFC 3339 UTC; "" never
+  std::string last_result;  // "", "ok: ...", "failed: ..."
+  std::string next_run;     // RFC 3339 UTC; "" unknown
+};
+
 struct VolumeInfo {
   std::string name;
   std::string object_path;
@@ -52,9 +64,19 @@ struct VolumeInfo {
   std::string robustness;               // healthy, degraded, faulted, unknown
   std::string state_reason;             // why State is what it is, when nobody asked; ""
   std::vector<SnapshotInfo> snapshots;  // in creation order
+  std::vector<RecurringJobInfo> recurring_jobs;
   // Statistics: <op>_requests, <op>_bytes, <op>_errors, <op>_latency_us for
   // read, write, flush, discard; empty while the volume has no file here.
   std::map<std::string, uint64_t> statistics;
+  // A DR standby (CreateStandbyVolume) follows the backups at
+  // standby_source ("<target>?volume=<v>") until Activate. All false / ""
+  // for an ordinary volume, and from a daemon that predates standbys.
+  bool standby = false;
+  std::string standby_source;
+  std::string last_backup;          // the backup it holds (name)
+  std::string last_backup_created;  // RFC 3339 UTC: that backup's creation, the recovery point
+  std::string last_restored_at;     // RFC 3339 UTC: when it was applied
+  std::string standby_error;        // the last poll's error; "" when it worked
 };
 
 // The properties of one org.shorthorn.Storage1.Job.
@@ -87,6 +109,17 @@ struct BackupInfo {
 
 enum class Frontend { kBlock, kFile };
 
+// What CreateVolume asks for beyond name, size and replicas.
+struct CreateOptions {
+  // How many replicas the volume keeps (option replica-count, 1..5): those
+  // named, the rest on the daemon's replicads; unset for the daemon's rule
+  // (one per replica named, else one).
+  std::optional<uint32_t> replica_count;
+  // "VOLUME/SNAPSHOT" to make the volume a clone of that snapshot (option
+  // from-snapshot); "" for an empty volume.
+  std::string from_snapshot;
+};
+
 class StorageClient {
  public:
   virtual ~StorageClient() = default;
@@ -99,9 +132,14 @@ class StorageClient {
   // ImportVolume: the volume from the replicas on `replicads`.
   virtual Result<VolumeInfo> ImportVolume(const std::string& name,
                                           const std::vector<std::string>& replicads) = 0;
-  // CreateVolume; an empty `replicas` means the daemon's defaults.
+  // CreateVolume; an empty `replicas` means the daemon's defaults. A clone
+  // (options.from_snapshot) with size 0 gets the snapshot's size; it is
+  // returned as soon as it exists, while a job (Operation "clone", its
+  // Volume the new volume) copies the data and every call on the volume is
+  // Busy; a failed copy deletes it again.
   virtual Result<VolumeInfo> CreateVolume(const std::string& name, uint64_t size,
-                                          const std::vector<std::string>& replicas) = 0;
+                                          const std::vector<std::string>& replicas,
+                                          const CreateOptions& options) = 0;
   virtual Status DeleteVolume(const std::string& name, bool force) = 0;
   // Returns the block device or the FUSE file.
   virtual Result<std::string> Attach(const std::string& name, Frontend frontend) = 0;
@@ -136,6 +174,26 @@ class StorageClient {
   virtual Result<std::string> RestoreVolume(const std::string& name, const std::string& url,
                                             const std::vector<std::string>& replicas,
                                             std::optional<uint32_t> replica_count) = 0;
+  // Manager.CreateStandbyVolume: a DR standby `name` restored from the
+  // newest backup at `source` ("<target>?volume=<backed-up volume>"), with
+  // replicas as CreateVolume; then it polls `source` every `poll_interval`
+  // seconds (unset: the daemon's default, 300). Returns the job's object
+  // path (Operation "restore").
+  virtual Result<std::string> CreateStandbyVolume(const std::string& name,
+                                                  const std::string& source,
+                                                  const std::vector<std::string>& replicas,
+                                                  std::optional<uint32_t> replica_count,
+                                                  std::optional<uint32_t> poll_interval) = 0;
+  // Volume.Activate: the standby becomes an ordinary volume, after applying
+  // the newest backup if one arrived. `force`: even when it holds no whole
+  // backup and the source cannot be reached. InvalidArgument for a volume
+  // that is not a standby.
+  virtual Status Activate(const std::string& name, bool force) = 0;
+
+  // Volume.AddRecurringJob with name, kind, schedule, retain and (when not
+  // "") option target from `job`; the other fields are ignored.
+  virtual Status AddRecurringJob(const std::string& volume, const RecurringJobInfo& job) = 0;
+  virtual Status RemoveRecurringJob(const std::string& volume, const std::string& job) = 0;
 
   // Every job the daemon still knows (running, or ended within the last
   // minute), by id.

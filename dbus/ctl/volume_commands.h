@@ -12,6 +12,8 @@
 
 namespace shorthorn::ctl {
 
+// Creates a volume; with --from-snapshot a clone, whose copy job it prints
+// or with --wait follows (FollowJob).
 Status VolumeCreate(const Invocation& invocation, StorageClient& client, Output& output);
 Status VolumeImport(const Invocation& invocation, StorageClient& client, Output& output);
 Status VolumeList(const Invocation& invocation, StorageClient& client, Output& output);
@@ -23,5 +25,10 @@ Status VolumeExpand(const Invocation& invocation, StorageClient& client, Output&
 // Starts a verify job; --wait waits for it (FollowJob).
 Status VolumeVerify(const Invocation& invocation, StorageClient& client, Output& output);
 Status VolumeScrub(const Invocation& invocation, StorageClient& client, Output& output);
+// Starts the restore job of a new DR standby; --wait waits for it (FollowJob).
+Status VolumeCreateStandby(const Invocation& invocation, StorageClient& client, Output& output);
+// Activates a DR standby and prints the backup it holds and its age (the
+// recovery point) at output.Now().
+Status VolumeActivate(const Invocation& invocation, StorageClient& client, Output& output);
 
 }  // namespace shorthorn::ctl

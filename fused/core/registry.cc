@@ -4,6 +4,7 @@
 
 #include "common/file_util.h"
 #include "common/names.h"
+#include "fused/core/schedule.h"
 
 namespace shorthorn::fused {
 namespace json = boost::json;
@@ -23,6 +24,31 @@ Status ValidateNewVolume(const std::string& name, uint64_t size) {
         ErrorKind::kInvalidArgument,
         "create volume " + name + ": size " + std::to_string(size) + " is not a multiple of 4096");
   }
+  return Status::Ok();
+}
+
+Status ValidateRecurringJob(const std::string& what, const RecurringJobRecord& job) {
+  auto bad = [&what](const std::string& why) {
+    return Status(ErrorKind::kInvalidArgument, what + ": " + why);
+  };
+  Status name = ValidateName("recurring job", job.name);
+  if (!name.ok()) return bad(name.message());
+  if (job.name.size() > kMaxRecurringJobName) {
+    return bad("recurring job name " + job.name + " is longer than " +
+               std::to_string(kMaxRecurringJobName) + " characters (its snapshots add 17)");
+  }
+  if (job.kind != "snapshot" && job.kind != "backup") {
+    return bad("kind \"" + job.kind + "\" is not snapshot or backup");
+  }
+  if (job.retain < 1 || job.retain > kMaxRecurringRetain) {
+    return bad("retain " + std::to_string(job.retain) + " is not in 1.." +
+               std::to_string(kMaxRecurringRetain));
+  }
+  if (!job.target.empty() && job.kind != "backup") {
+    return bad("a target is only for a backup job");
+  }
+  auto schedule = Schedule::Parse(job.schedule);
+  if (!schedule.ok()) return bad(schedule.status().message());
   return Status::Ok();
 }
 
@@ -63,6 +89,31 @@ std::string Registry::Encode() const {
                     {"actual_size", v.actual_size},
                     {"snapshots", snapshots}});
     if (!v.attach_frontend.empty()) list.back().as_object()["attach"] = v.attach_frontend;
+    if (v.standby) {
+      const StandbyRecord& sb = *v.standby;
+      list.back().as_object()["standby"] = {{"target", sb.target},
+                                            {"source", sb.source},
+                                            {"interval", sb.interval},
+                                            {"last_backup", sb.last_backup},
+                                            {"last_backup_created", sb.last_backup_created},
+                                            {"last_restored_at", sb.last_restored_at}};
+      if (sb.activated) list.back().as_object()["standby"].as_object()["activated"] = true;
+    }
+    if (!v.recurring.empty()) {
+      json::array jobs;
+      for (const auto& j : v.recurring) {
+        jobs.push_back({{"name", j.name},
+                        {"kind", j.kind},
+                        {"schedule", j.schedule},
+                        {"retain", j.retain},
+                        {"target", j.target},
+                        {"created", j.created},
+                        {"last_run", j.last_run},
+                        {"last_failed", j.last_failed},
+                        {"last_result", j.last_result}});
+      }
+      list.back().as_object()["recurring"] = std::move(jobs);
+    }
   }
   json::object doc{{"format", kFormat}, {"volumes", list}};
   return json::serialize(doc) + "\n";
@@ -115,6 +166,51 @@ Status Registry::Decode(const std::string& text) {
           info.size_held = sn.at("size_held").to_number<uint64_t>();
           info.removed = sn.at("removed").as_bool();
           v.snapshots.push_back(std::move(info));
+        }
+      }
+      if (auto* sb = o.if_contains("standby")) {
+        const json::object& j = sb->as_object();
+        StandbyRecord standby;
+        standby.target = json::value_to<std::string>(j.at("target"));
+        standby.source = json::value_to<std::string>(j.at("source"));
+        standby.interval = j.at("interval").to_number<uint64_t>();
+        standby.last_backup = json::value_to<std::string>(j.at("last_backup"));
+        standby.last_backup_created = json::value_to<std::string>(j.at("last_backup_created"));
+        standby.last_restored_at = j.at("last_restored_at").to_number<uint64_t>();
+        if (auto* a = j.if_contains("activated")) standby.activated = a->as_bool();
+        if (standby.interval < kMinStandbyInterval || standby.interval > kMaxStandbyInterval) {
+          return bad("volume " + v.name + ": standby interval " + std::to_string(standby.interval) +
+                     " is out of range");
+        }
+        Status source = ValidateName("volume", standby.source);
+        if (!source.ok()) return bad("volume " + v.name + ": standby source: " + source.message());
+        v.standby = std::move(standby);
+      }
+      if (auto* list = o.if_contains("recurring")) {
+        for (const auto& item : list->as_array()) {
+          const json::object& j = item.as_object();
+          RecurringJobRecord job;
+          job.name = json::value_to<std::string>(j.at("name"));
+          job.kind = json::value_to<std::string>(j.at("kind"));
+          job.schedule = json::value_to<std::string>(j.at("schedule"));
+          job.retain = j.at("retain").to_number<uint32_t>();
+          job.target = json::value_to<std::string>(j.at("target"));
+          job.created = j.at("created").to_number<uint64_t>();
+          job.last_run = j.at("last_run").to_number<uint64_t>();
+          job.last_failed = j.at("last_failed").as_bool();
+          job.last_result = json::value_to<std::string>(j.at("last_result"));
+          Status valid = ValidateRecurringJob("volume " + v.name, job);
+          if (!valid.ok()) return bad(valid.message());
+          for (const auto& other : v.recurring) {
+            if (other.name == job.name) {
+              return bad("volume " + v.name + ": recurring job " + job.name + " twice");
+            }
+          }
+          if (v.recurring.size() >= kMaxRecurringJobs) {
+            return bad("volume " + v.name + ": more than " + std::to_string(kMaxRecurringJobs) +
+                       " recurring jobs");
+          }
+          v.recurring.push_back(std::move(job));
         }
       }
       volumes[v.name] = std::move(v);

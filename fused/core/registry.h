@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,33 @@ struct StaleReplica {
   uint64_t since = 0;  // unix seconds when it was replaced
 };
 
+// A recurring job of a volume (RecurringJobInfo is what the bus shows).
+struct RecurringJobRecord {
+  std::string name;
+  std::string kind;      // "snapshot" or "backup"
+  std::string schedule;  // fused/core/schedule.h
+  uint32_t retain = 0;
+  std::string target;        // backup jobs: target URL, "" = backup-target
+  uint64_t created = 0;      // unix seconds when it was added
+  uint64_t last_run = 0;     // unix seconds when its last run started; 0 never
+  bool last_failed = false;  // that run failed (it is retried sooner)
+  std::string last_result;   // "ok: ..." or "failed: ..."; "" never run
+};
+
+// A DR standby: the volume follows the backups of `source` in `target`
+// until it is activated.
+struct StandbyRecord {
+  std::string target;               // backup target URL
+  std::string source;               // the backed-up volume's name there
+  uint64_t interval = 300;          // seconds between polls of the target
+  std::string last_backup;          // the backup the volume holds ("" while the first restore runs)
+  std::string last_backup_created;  // RFC 3339: its creation time (the recovery point)
+  uint64_t last_restored_at = 0;    // unix seconds when it was applied
+  // Activated: an ordinary volume now; the record only tells where it came
+  // from.
+  bool activated = false;
+};
+
 struct VolumeRecord {
   std::string name;
   uint64_t size = 0;
@@ -45,6 +73,10 @@ struct VolumeRecord {
   // and until someone detaches it: fused attaches it again, with that
   // frontend, when it starts (auto-attach). "" otherwise.
   std::string attach_frontend;
+  // In the order they were added.
+  std::vector<RecurringJobRecord> recurring;
+  // Set while the volume is a DR standby (until Activate).
+  std::optional<StandbyRecord> standby;
 };
 
 class Registry {
@@ -70,6 +102,22 @@ class Registry {
   std::string path_;
   std::map<std::string, VolumeRecord> volumes_;
 };
+
+// True while `record` is a DR standby (not yet activated).
+inline bool IsStandby(const VolumeRecord& record) {
+  return record.standby.has_value() && !record.standby->activated;
+}
+
+// Checks what AddRecurringJob is given (name, kind, schedule, retain,
+// target only for backups); InvalidArgument prefixed with `what`. Pure.
+Status ValidateRecurringJob(const std::string& what, const RecurringJobRecord& job);
+inline constexpr uint32_t kMaxRecurringRetain = 100;
+// A standby's poll interval in seconds (option poll-interval).
+inline constexpr uint64_t kMinStandbyInterval = 1;
+inline constexpr uint64_t kMaxStandbyInterval = 86400;
+inline constexpr size_t kMaxRecurringJobs = 16;
+// A job's snapshot names are "<job>-YYYYMMDDTHHMMSSZ": 17 characters added.
+inline constexpr size_t kMaxRecurringJobName = 46;
 
 // Checks a new volume's name and size. Sizes are whole 4096-byte sectors.
 Status ValidateNewVolume(const std::string& name, uint64_t size);

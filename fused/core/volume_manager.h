@@ -39,6 +39,22 @@ struct SnapshotInfo {
   bool removed = false;      // deleted, data kept until it can be merged
 };
 
+// A recurring job of a volume (doc/dbus-api.md, "Recurring jobs"): fused
+// takes a snapshot named "<name>-<YYYYMMDDTHHMMSSZ>" on `schedule` (and
+// backs it up, for kind "backup"), then deletes this job's snapshots (or
+// backups) beyond the newest `retain`.
+struct RecurringJobInfo {
+  std::string name;      // unique within the volume; names.h rules, at most 46 characters
+  std::string kind;      // "snapshot" or "backup"
+  std::string schedule;  // fused/core/schedule.h syntax
+  uint32_t retain = 0;   // 1..100
+  std::string target;    // backup target URL; "" = backup-target (backup jobs only)
+  // Filled by the manager, ignored in AddRecurringJob:
+  std::string last_run;     // RFC 3339 UTC when the last run started; "" never
+  std::string last_result;  // "" never run, "ok: <what it did>", or "failed: <error>"
+  std::string next_run;     // RFC 3339 UTC; "" when it cannot be computed
+};
+
 struct VolumeInfo {
   std::string name;
   uint64_t size = 0;
@@ -57,6 +73,16 @@ struct VolumeInfo {
   // Why the volume is in its state when nobody asked for it, e.g. "attach
   // at start: <error>; next try in 8 s" while auto-attach retries; "".
   std::string state_reason;
+  std::vector<RecurringJobInfo> recurring_jobs;  // in the order they were added
+  // DR standby (doc/dbus-api.md): while `standby`, the volume follows the
+  // backups at `standby_source` ("<target>?volume=<v>") and refuses
+  // attach, snapshot and backup until activated.
+  bool standby = false;
+  std::string standby_source;       // "" when not a standby
+  std::string last_backup;          // the backup it holds (name), "" none yet
+  std::string last_backup_created;  // RFC 3339: that backup's creation (the recovery point)
+  std::string last_restored_at;     // RFC 3339: when it was applied
+  std::string standby_error;        // the last poll's error, "" when it succeeded
   // Orders the infos of one volume: one with a higher revision was read
   // later (the manager numbers its reads). 0: not numbered. Not a property.
   uint64_t revision = 0;
@@ -192,6 +218,31 @@ class VolumeManager {
   virtual Result<uint64_t> RestoreVolume(const std::string& name, const std::string& backup_url,
                                          const std::vector<std::string>& replicas,
                                          const Options& options) = 0;
+
+  // Recurring jobs (doc/dbus-api.md). Add: InvalidArgument (name, kind,
+  // schedule, retain, target, option; a target for a snapshot job),
+  // AlreadyExists (a job of that name), NotFound (volume), LimitExceeded
+  // (16 jobs per volume). Remove: NotFound (volume or job); a run in
+  // progress finishes, what it made stays.
+  virtual Status AddRecurringJob(const std::string& volume, const RecurringJobInfo& job,
+                                 const Options& options) = 0;
+  virtual Status RemoveRecurringJob(const std::string& volume, const std::string& job,
+                                    const Options& options) = 0;
+
+  // DR standby volumes. CreateStandbyVolume starts a job (Operation
+  // "restore") that creates volume `name` from the newest backup at
+  // `source_url` ("<target>?volume=<v>") and then keeps it a standby: it
+  // polls the target every option "poll-interval" seconds (default 300)
+  // and applies each newer backup incrementally. Options also
+  // "replica-count". Errors as RestoreVolume; NotFound when the source has
+  // no backup. Activate applies the newest backup if one arrived (best
+  // effort: an unreachable target is logged) and makes it an ordinary
+  // volume; InvalidArgument when it is not a standby.
+  virtual Result<uint64_t> CreateStandbyVolume(const std::string& name,
+                                               const std::string& source_url,
+                                               const std::vector<std::string>& replicas,
+                                               const Options& options) = 0;
+  virtual Status Activate(const std::string& volume, const Options& options) = 0;
 
   virtual std::vector<JobInfo> ListJobs() = 0;
   virtual Result<JobInfo> GetJob(uint64_t id) = 0;

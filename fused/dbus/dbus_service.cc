@@ -225,6 +225,11 @@ void DbusService::RegisterManager() {
       "o", {"job"}, [this](sdbus::MethodCall call) {
         GuardHandler("RestoreVolume", [&] { HandleRestoreVolume(std::move(call)); });
       });
+  manager_object_->registerMethod(
+      kManagerInterface, "CreateStandbyVolume", "ssasa{sv}",
+      {"name", "source", "replicas", "options"}, "o", {"job"}, [this](sdbus::MethodCall call) {
+        GuardHandler("CreateStandbyVolume", [&] { HandleCreateStandbyVolume(std::move(call)); });
+      });
   sdbus::Flags constant;
   constant.set(sdbus::Flags::CONST_PROPERTY_VALUE);
   manager_object_->registerProperty(
@@ -382,6 +387,29 @@ void DbusService::HandleRestoreVolume(sdbus::MethodCall call) {
   calls_->Run("RestoreVolume", name, std::move(call),
               [this, name, url, replicas, options = std::move(*options)]() -> AsyncCalls::Reply {
                 auto job = manager_.RestoreVolume(name, url, replicas, options);
+                if (!job.ok()) throw ToDbusError(job.status());
+                return JobReply(*job);
+              });
+}
+
+void DbusService::HandleCreateStandbyVolume(sdbus::MethodCall call) {
+  Status allowed = authorizer_.CheckCaller("CreateStandbyVolume", call);
+  if (!allowed.ok()) throw ToDbusError(allowed);
+  std::string name, url;
+  std::vector<std::string> replicas;
+  DbusOptions raw_options;
+  call >> name >> url >> replicas >> raw_options;
+  Status replicads = authorizer_.CheckReplicas("CreateStandbyVolume", call, replicas);
+  if (!replicads.ok()) throw ToDbusError(replicads);
+  // The standby reads the target on every poll, as root.
+  Status target_allowed =
+      authorizer_.CheckTarget("CreateStandbyVolume", call, BackupUrlTarget(url));
+  if (!target_allowed.ok()) throw ToDbusError(target_allowed);
+  Result<Options> options = ConvertOptions("CreateStandbyVolume", raw_options);
+  if (!options.ok()) throw ToDbusError(options.status());
+  calls_->Run("CreateStandbyVolume", name, std::move(call),
+              [this, name, url, replicas, options = std::move(*options)]() -> AsyncCalls::Reply {
+                auto job = manager_.CreateStandbyVolume(name, url, replicas, options);
                 if (!job.ok()) throw ToDbusError(job.status());
                 return JobReply(*job);
               });

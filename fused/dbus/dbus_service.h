@@ -97,6 +97,7 @@ class DbusService {
   void HandleListBackups(sdbus::MethodCall call);
   void HandleDeleteBackup(sdbus::MethodCall call);
   void HandleRestoreVolume(sdbus::MethodCall call);
+  void HandleCreateStandbyVolume(sdbus::MethodCall call);
   // Worker side of a method that started job `id`: queues a refresh of the
   // job (so its object exists before the reply) and returns the reply with
   // the job's path.

@@ -36,6 +36,20 @@ using ReplicaStruct = sdbus::Struct<std::string, std::string, std::string>;
 // (name, parent, created, user_created, size_held, removed)
 using SnapshotStruct = sdbus::Struct<std::string, std::string, std::string, bool, uint64_t, bool>;
 
+// (name, kind, schedule, retain, target, last_run, last_result, next_run)
+using RecurringStruct = sdbus::Struct<std::string, std::string, std::string, uint32_t, std::string,
+                                      std::string, std::string, std::string>;
+
+std::vector<RecurringStruct> RecurringStructs(const std::vector<RecurringJobInfo>& jobs) {
+  std::vector<RecurringStruct> out;
+  out.reserve(jobs.size());
+  for (const auto& j : jobs) {
+    out.emplace_back(j.name, j.kind, j.schedule, j.retain, j.target, j.last_run, j.last_result,
+                     j.next_run);
+  }
+  return out;
+}
+
 std::vector<ReplicaStruct> ReplicaStructs(const std::vector<ReplicaInfo>& replicas) {
   std::vector<ReplicaStruct> out;
   out.reserve(replicas.size());
@@ -68,7 +82,16 @@ const PropertyTable<VolumeInfo>& VolumeProperties() {
              [](const VolumeInfo& i) { return SnapshotStructs(i.snapshots); })
         .Add("ReplicaCount", "u", false, [](const VolumeInfo& i) { return i.replica_count; })
         .Add("Robustness", "s", false, [](const VolumeInfo& i) { return i.robustness; })
-        .Add("StateReason", "s", false, [](const VolumeInfo& i) { return i.state_reason; });
+        .Add("StateReason", "s", false, [](const VolumeInfo& i) { return i.state_reason; })
+        .Add("RecurringJobs", "a(sssussss)", false,
+             [](const VolumeInfo& i) { return RecurringStructs(i.recurring_jobs); })
+        .Add("Standby", "b", false, [](const VolumeInfo& i) { return i.standby; })
+        .Add("StandbySource", "s", false, [](const VolumeInfo& i) { return i.standby_source; })
+        .Add("LastBackup", "s", false, [](const VolumeInfo& i) { return i.last_backup; })
+        .Add("LastBackupCreated", "s", false,
+             [](const VolumeInfo& i) { return i.last_backup_created; })
+        .Add("LastRestoredAt", "s", false, [](const VolumeInfo& i) { return i.last_restored_at; })
+        .Add("StandbyError", "s", false, [](const VolumeInfo& i) { return i.standby_error; });
     return t;
   }();
   return table;
@@ -143,6 +166,11 @@ void VolumeObject::RegisterMethods() {
   add("Backup", "sa{sv}", {"snapshot", "options"}, "o", {"job"}, &VolumeObject::HandleBackup);
   add("SetReplicaCount", "ua{sv}", {"count", "options"}, "", {},
       &VolumeObject::HandleSetReplicaCount);
+  add("AddRecurringJob", "sssua{sv}", {"name", "kind", "schedule", "retain", "options"}, "", {},
+      &VolumeObject::HandleAddRecurringJob);
+  add("RemoveRecurringJob", "sa{sv}", {"name", "options"}, "", {},
+      &VolumeObject::HandleRemoveRecurringJob);
+  add("Activate", "a{sv}", {"options"}, "", {}, &VolumeObject::HandleActivate);
 }
 
 void VolumeObject::Authorize(std::string_view method, const sdbus::MethodCall& call) const {
@@ -300,6 +328,44 @@ void VolumeObject::HandleSetReplicaCount(sdbus::MethodCall call) {
   RunChange("SetReplicaCount", std::move(call),
             [count, options](VolumeManager& manager, const std::string& volume) {
               return manager.SetReplicaCount(volume, count, options);
+            });
+}
+
+void VolumeObject::HandleAddRecurringJob(sdbus::MethodCall call) {
+  Authorize("AddRecurringJob", call);
+  RecurringJobInfo job;
+  call >> job.name >> job.kind >> job.schedule >> job.retain;
+  Options options = ReadOptions("AddRecurringJob", call);
+  if (auto it = options.find("target"); it != options.end()) {
+    // Not a string: the manager refuses it. The runs back up to it later,
+    // so who may name it is decided now.
+    if (const auto* target = std::get_if<std::string>(&it->second)) {
+      ThrowIfError(authorizer_.CheckTarget("AddRecurringJob", call, *target));
+    }
+  }
+  RunChange("AddRecurringJob", std::move(call),
+            [job, options](VolumeManager& manager, const std::string& volume) {
+              return manager.AddRecurringJob(volume, job, options);
+            });
+}
+
+void VolumeObject::HandleRemoveRecurringJob(sdbus::MethodCall call) {
+  Authorize("RemoveRecurringJob", call);
+  std::string job;
+  call >> job;
+  Options options = ReadOptions("RemoveRecurringJob", call);
+  RunChange("RemoveRecurringJob", std::move(call),
+            [job, options](VolumeManager& manager, const std::string& volume) {
+              return manager.RemoveRecurringJob(volume, job, options);
+            });
+}
+
+void VolumeObject::HandleActivate(sdbus::MethodCall call) {
+  Authorize("Activate", call);
+  Options options = ReadOptions("Activate", call);
+  RunChange("Activate", std::move(call),
+            [options](VolumeManager& manager, const std::string& volume) {
+              return manager.Activate(volume, options);
             });
 }
 

@@ -72,6 +72,9 @@ class VolumeObject {
   void HandleScrub(sdbus::MethodCall call);
   void HandleBackup(sdbus::MethodCall call);
   void HandleSetReplicaCount(sdbus::MethodCall call);
+  void HandleAddRecurringJob(sdbus::MethodCall call);
+  void HandleRemoveRecurringJob(sdbus::MethodCall call);
+  void HandleActivate(sdbus::MethodCall call);
   // Throws NotAuthorized unless the caller of `call` may change things.
   void Authorize(std::string_view method, const sdbus::MethodCall& call) const;
   // The manager call of a method, given the manager and the volume's name;

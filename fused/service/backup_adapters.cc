@@ -1,5 +1,9 @@
 #include "fused/service/backup_adapters.h"
 
+#include <unistd.h>
+
+#include <climits>
+#include <cstdio>
 #include <future>
 
 #include "common/peer_client.h"
@@ -136,6 +140,41 @@ Status EngineSink::Flush() {
   auto future = done.get_future();
   engine_->Flush([&done](Status s) { done.set_value(std::move(s)); });
   return future.get();
+}
+
+namespace {
+
+std::string Owner() {
+  char host[HOST_NAME_MAX + 1] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "unknown");
+  return std::string("shorthorn-fused on ") + host + " pid " + std::to_string(getpid());
+}
+
+}  // namespace
+
+// A job's options for the backup runners: progress into the job, and a
+// cancelled job stops the run when `cancellable`.
+backup::RunOptions RunOptionsFor(JobHandle& job, int workers, bool cancellable) {
+  backup::RunOptions run;
+  run.workers = workers;
+  run.owner = Owner();
+  run.progress = [&job, cancellable](uint64_t done, uint64_t total) {
+    job.Update(done, total);
+    return !(cancellable && job.cancelled());
+  };
+  return run;
+}
+
+Result<std::string> StringOption(const char* method, const Options& options, const char* key,
+                                 const std::string& fallback) {
+  auto it = options.find(key);
+  if (it == options.end()) return fallback;
+  const auto* s = std::get_if<std::string>(&it->second);
+  if (s == nullptr) {
+    return Status(ErrorKind::kInvalidArgument,
+                  std::string(method) + ": option '" + key + "' must be a string");
+  }
+  return *s;
 }
 
 }  // namespace shorthorn::fused

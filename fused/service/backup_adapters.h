@@ -15,8 +15,10 @@
 #include <vector>
 
 #include "backup/runner.h"
+#include "fused/core/volume_manager.h"
 #include "fused/engine/engine.h"
 #include "fused/engine/replica_client.h"
+#include "fused/service/job_runner.h"
 
 namespace shorthorn::fused {
 
@@ -50,6 +52,15 @@ class ReplicaSnapshotSource : public backup::SnapshotSource {
   uint64_t size_ = 0;
   std::vector<backup::LayerInfo> chain_;
 };
+
+// A job's options for the backup runners: progress into the job, and a
+// cancelled job stops the run when `cancellable`; the locks name this
+// fused ("shorthorn-fused on <host> pid <pid>").
+backup::RunOptions RunOptionsFor(JobHandle& job, int workers, bool cancellable);
+// Option `key` of a D-Bus method as a string, `fallback` when absent;
+// InvalidArgument naming the method and the key when it is not a string.
+Result<std::string> StringOption(const char* method, const Options& options, const char* key,
+                                 const std::string& fallback);
 
 class EngineSink : public backup::VolumeSink {
  public:

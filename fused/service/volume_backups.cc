@@ -12,9 +12,17 @@
 //            loop device) ─► backup::RunRestore writes through it ─► close
 //            ─► reservation dropped; on any failure the volume is deleted
 //   Delete:  job: backup::RunDelete
+//   Clone:   CreateVolume with from-snapshot: checks, name reserved
+//            (restoring_), source counted (cloning_from_) on the bus thread
+//            ─► pick a replica of the source as a backup does ─► create the
+//            volume (the snapshot's size) ─► job: private engine as a
+//            restore ─► backup::RunCopy from READ_SNAPSHOT_VIEW ─► close
+//            ─► reservation dropped; on any failure the volume is deleted
 //
-// While a volume is being restored every other call on it is Busy, so
-// nothing can attach it (and fence the restore) or delete it under the job.
+// While a volume is being restored (or cloned) every other call on it is
+// Busy, so nothing can attach it (and fence the job) or delete it under the
+// job; while a clone reads a volume, its snapshots cannot be deleted nor
+// the volume itself.
 #include <unistd.h>
 
 #include <climits>
@@ -32,37 +40,6 @@
 namespace shorthorn::fused {
 namespace json = boost::json;
 namespace {
-
-std::string Owner() {
-  char host[HOST_NAME_MAX + 1] = {};
-  if (gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "unknown");
-  return std::string("shorthorn-fused on ") + host + " pid " + std::to_string(getpid());
-}
-
-// A job's options for the backup runners: progress into the job, and a
-// cancelled job stops the run when `cancellable`.
-backup::RunOptions RunOptionsFor(JobHandle& job, int workers, bool cancellable) {
-  backup::RunOptions run;
-  run.workers = workers;
-  run.owner = Owner();
-  run.progress = [&job, cancellable](uint64_t done, uint64_t total) {
-    job.Update(done, total);
-    return !(cancellable && job.cancelled());
-  };
-  return run;
-}
-
-Result<std::string> StringOption(const char* method, const Options& options, const char* key,
-                                 const std::string& fallback) {
-  auto it = options.find(key);
-  if (it == options.end()) return fallback;
-  const auto* s = std::get_if<std::string>(&it->second);
-  if (s == nullptr) {
-    return Status(ErrorKind::kInvalidArgument,
-                  std::string(method) + ": option '" + key + "' must be a string");
-  }
-  return *s;
-}
 
 const json::object* FindSnapshotIn(const json::object& layers, const std::string& name) {
   const json::value* list = layers.if_contains("snapshots");
@@ -123,7 +100,7 @@ bool VolumeService::RestoringLocked(const std::string& volume, const std::string
                                     Status* busy) const {
   auto it = restoring_.find(volume);
   if (it == restoring_.end()) return false;
-  *busy = Status(ErrorKind::kBusy, what + ": it is being restored (job " +
+  *busy = Status(ErrorKind::kBusy, what + ": it is being restored or cloned (job " +
                                        std::to_string(it->second) + "); wait for the job to end");
   return true;
 }
@@ -201,7 +178,7 @@ Result<uint64_t> VolumeService::Backup(const std::string& volume, const std::str
     if (record == nullptr)
       return Status(ErrorKind::kNotFound, what + ": the volume does not exist");
     Status busy;
-    if (RestoringLocked(volume, what, &busy)) return busy;
+    if (RestoringLocked(volume, what, &busy) || StandbyLocked(*record, what, &busy)) return busy;
     bool known = false;
     for (const auto& s : record->snapshots) known = known || (s.name == snapshot && !s.removed);
     if (!known) return Status(ErrorKind::kNotFound, what + ": no such snapshot");
@@ -329,61 +306,82 @@ Result<uint64_t> VolumeService::RestoreVolume(const std::string& name,
   return id;
 }
 
+Result<std::shared_ptr<Engine>> VolumeService::OpenPrivateEngine(const std::string& name,
+                                                                 const std::string& doing) {
+  VolumeRecord record;
+  {
+    std::lock_guard lock(mutex_);
+    VolumeRecord* rec = registry_.FindMutable(name);
+    if (rec == nullptr) {
+      return Status(ErrorKind::kFailed, "volume " + name + " vanished while being " + doing);
+    }
+    rec->epoch++;
+    SH_RETURN_IF_ERROR(registry_.Save());
+    record = *rec;
+  }
+  std::vector<EngineReplica> members;
+  for (const auto& rep : record.replicas) {
+    auto client = ReplicaClient::Open(Target(record, rep), record.epoch,
+                                      settings_.connections_per_replica, settings_.client);
+    if (!client.ok()) return client.status();
+    members.push_back({rep.name, std::shared_ptr<Backend>(std::move(*client)), ReplicaMode::kRW,
+                       IsLocalAddress(rep.address)});
+  }
+  return std::make_shared<Engine>(name, record.size, std::move(members));
+}
+
+Status VolumeService::EndMadeVolume(const std::string& name, Engine* engine, bool created, Status s,
+                                    const std::string& what) {
+  if (engine != nullptr) {
+    Status closed = engine->Close();
+    if (s.ok() && !closed.ok()) s = closed.WithContext(what);
+  }
+  {
+    std::lock_guard lock(mutex_);
+    restoring_.erase(name);
+  }
+  if (!s.ok()) {
+    if (created) {
+      Status undone = DeleteVolume(name, {{"force", true}});
+      if (!undone.ok()) LogError(what + ": removing the half-made volume: " + undone.message());
+    }
+    return s;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (VolumeRecord* record = registry_.FindMutable(name)) (void)RefreshLayersLocked(*record);
+  }
+  NotifyChanged(name);
+  return s;
+}
+
 Status VolumeService::RunRestoreJob(const std::string& name, const backup::BackupAddress& a,
                                     const std::vector<std::string>& replicas,
-                                    const Options& options, JobHandle& job) {
+                                    const Options& options, JobHandle& job,
+                                    const StandbyRecord* standby) {
   const std::string what =
       "restore volume " + name + " from backup " + a.backup + " of volume " + a.volume;
   std::shared_ptr<Engine> engine;
   std::unique_ptr<EngineSink> sink;
   bool created = false;
-  auto finish = [&](Status s) {
-    if (engine) {
-      Status closed = engine->Close();
-      if (s.ok() && !closed.ok()) s = closed.WithContext(what);
-    }
-    {
-      std::lock_guard lock(mutex_);
-      restoring_.erase(name);
-    }
-    if (!s.ok() && created) {
-      Status undone = DeleteVolume(name, {{"force", true}});
-      if (!undone.ok()) LogError(what + ": removing the half-made volume: " + undone.message());
-    }
-    if (s.ok()) {
-      {
-        std::lock_guard lock(mutex_);
-        if (VolumeRecord* record = registry_.FindMutable(name)) (void)RefreshLayersLocked(*record);
-      }
-      NotifyChanged(name);
-    }
-    return s;
-  };
+  auto finish = [&](Status s) { return EndMadeVolume(name, engine.get(), created, s, what); };
   auto store = backup::OpenStore(a.target_url, settings_.backup_credentials);
   if (!store.ok()) return finish(store.status().WithContext(what));
   auto prepare = [&](const backup::BackupRecord& r) -> Result<backup::VolumeSink*> {
     SH_RETURN_IF_ERROR(CreateVolumeImpl(name, r.size, replicas, options, true));
     created = true;
-    VolumeRecord record;
-    {
+    if (standby != nullptr) {
       std::lock_guard lock(mutex_);
       VolumeRecord* rec = registry_.FindMutable(name);
-      if (rec == nullptr) {
-        return Status(ErrorKind::kFailed, "volume " + name + " vanished while being restored");
-      }
-      rec->epoch++;
+      if (rec == nullptr) return Status(ErrorKind::kFailed, "volume " + name + " vanished");
+      rec->standby = *standby;
+      rec->standby->last_backup = r.name;
+      rec->standby->last_backup_created = r.created;
       SH_RETURN_IF_ERROR(registry_.Save());
-      record = *rec;
     }
-    std::vector<EngineReplica> members;
-    for (const auto& rep : record.replicas) {
-      auto client = ReplicaClient::Open(Target(record, rep), record.epoch,
-                                        settings_.connections_per_replica, settings_.client);
-      if (!client.ok()) return client.status();
-      members.push_back({rep.name, std::shared_ptr<Backend>(std::move(*client)), ReplicaMode::kRW,
-                         IsLocalAddress(rep.address)});
-    }
-    engine = std::make_shared<Engine>(name, record.size, std::move(members));
+    auto opened = OpenPrivateEngine(name, "restored");
+    if (!opened.ok()) return opened.status();
+    engine = std::move(*opened);
     sink = std::make_unique<EngineSink>(engine);
     return sink.get();
   };
@@ -394,11 +392,156 @@ Status VolumeService::RunRestoreJob(const std::string& name, const backup::Backu
   if (engine->Count(ReplicaMode::kRW) != engine->Replicas().size()) {
     return finish(Status(ErrorKind::kUnavailable, what + ": a replica failed during the restore"));
   }
+  if (standby != nullptr) {
+    std::lock_guard lock(mutex_);
+    if (VolumeRecord* rec = registry_.FindMutable(name); rec != nullptr && rec->standby) {
+      rec->standby->last_restored_at = static_cast<uint64_t>(std::time(nullptr));
+      Status saved = registry_.Save();
+      if (!saved.ok()) LogError(what + ": " + saved.message());
+    }
+  }
   Status s = finish(Status::Ok());
   if (!s.ok()) return s;
   LogInfo(what + ": done (" + std::to_string(restored->blocks.size()) + " blocks)");
   job.SetResult("restored volume " + name + " from " +
                 backup::BackupUrl((*store)->url(), a.volume, a.backup));
+  return Status::Ok();
+}
+
+}  // namespace shorthorn::fused
+
+namespace shorthorn::fused {
+
+Status VolumeService::CreateClone(const std::string& name, uint64_t size,
+                                  const std::vector<std::string>& replicas,
+                                  const Options& options) {
+  SH_RETURN_IF_ERROR(CheckOptions("CreateVolume", options, {"replica-count", "from-snapshot"}));
+  auto from = StringOption("CreateVolume", options, "from-snapshot", "");
+  if (!from.ok()) return from.status();
+  const std::string what = "create volume " + name + " from snapshot " + *from;
+  const size_t slash = from->find('/');
+  if (slash == std::string::npos) {
+    return Status(ErrorKind::kInvalidArgument,
+                  what + ": from-snapshot must be VOLUME/SNAPSHOT, e.g. db1/s1");
+  }
+  const std::string source = from->substr(0, slash);
+  const std::string snapshot = from->substr(slash + 1);
+  SH_RETURN_IF_ERROR(ValidateName("volume", name).WithContext(what));
+  SH_RETURN_IF_ERROR(ValidateName("volume", source).WithContext(what));
+  SH_RETURN_IF_ERROR(ValidateName("snapshot", snapshot).WithContext(what));
+  if (size % 4096 != 0) {
+    return Status(ErrorKind::kInvalidArgument,
+                  what + ": size " + std::to_string(size) + " is not a multiple of 4096");
+  }
+  {
+    std::lock_guard lock(mutex_);
+    const VolumeRecord* record = registry_.Find(source);
+    if (record == nullptr) {
+      return Status(ErrorKind::kNotFound, what + ": volume " + source + " does not exist");
+    }
+    Status busy;
+    if (RestoringLocked(source, what, &busy)) return busy;
+    bool known = false;
+    for (const auto& sn : record->snapshots) known = known || (sn.name == snapshot && !sn.removed);
+    if (!known) {
+      return Status(ErrorKind::kNotFound,
+                    what + ": volume " + source + " has no snapshot " + snapshot);
+    }
+    if (registry_.Find(name) != nullptr || restoring_.count(name) != 0) {
+      return Status(ErrorKind::kAlreadyExists, what + ": volume " + name + " already exists");
+    }
+    restoring_[name] = 0;
+    cloning_from_[source]++;
+  }
+  // Until the job owns them: the reservation and the count go on failure.
+  auto release = [this, &name, &source] {
+    std::lock_guard lock(mutex_);
+    restoring_.erase(name);
+    if (--cloning_from_[source] == 0) cloning_from_.erase(source);
+  };
+  auto picked = PickBackupSource(source, snapshot);
+  if (!picked.ok()) {
+    release();
+    return picked.status().WithContext("create volume " + name);
+  }
+  auto made = ReplicaSnapshotSource::Create(picked->target, picked->epoch, settings_.client,
+                                            snapshot, picked->layers);
+  if (!made.ok()) {
+    release();
+    return made.status().WithContext(what);
+  }
+  std::shared_ptr<ReplicaSnapshotSource> snap = std::move(*made);
+  if (size == 0) size = snap->size();
+  if (size < snap->size()) {
+    release();
+    return Status(ErrorKind::kInvalidArgument, what + ": size " + std::to_string(size) +
+                                                   " is smaller than the snapshot's " +
+                                                   std::to_string(snap->size()));
+  }
+  Options create = options;
+  create.erase("from-snapshot");
+  Status created = CreateVolumeImpl(name, size, replicas, create, true);
+  if (!created.ok()) {
+    release();
+    return created;
+  }
+  std::lock_guard lock(mutex_);
+  restoring_[name] = jobs_.Start(
+      "clone", name, *from, true,
+      [this, name, source, snapshot, snap, replica = picked->target.replica](JobHandle& job) {
+        Status s = RunCloneJob(name, source, snapshot, replica, *snap, job);
+        if (!s.ok()) LogError(s.message());
+        return s;
+      });
+  LogInfo(what + ": volume created, copying from replica " + picked->target.replica + " (job " +
+          std::to_string(restoring_[name]) + ")");
+  return Status::Ok();
+}
+
+Status VolumeService::RunCloneJob(const std::string& name, const std::string& source,
+                                  const std::string& snapshot, const std::string& replica,
+                                  ReplicaSnapshotSource& snap, JobHandle& job) {
+  const std::string what = "create volume " + name + " from snapshot " + source + "/" + snapshot;
+  const auto start = std::chrono::steady_clock::now();
+  std::shared_ptr<Engine> engine;
+  auto finish = [&](Status s) {
+    {
+      std::lock_guard lock(mutex_);
+      if (--cloning_from_[source] == 0) cloning_from_.erase(source);
+    }
+    return EndMadeVolume(name, engine.get(), true, s, what);
+  };
+  auto opened = OpenPrivateEngine(name, "cloned");
+  if (!opened.ok()) return finish(opened.status().WithContext(what));
+  engine = std::move(*opened);
+  EngineSink sink(engine);
+  backup::RunOptions run = RunOptionsFor(job, settings_.backup_workers, true);
+  // A clone copies onto new replicas as a rebuild does: rebuild-bandwidth
+  // limits it too. (Progress calls come one at a time: the sleep holds the
+  // other workers back.)
+  run.progress = [&job, start, rate = settings_.rebuild_bandwidth](uint64_t done, uint64_t total) {
+    job.Update(done, total);
+    return !ThrottleJob(job, rate, done, start);
+  };
+  auto copied = backup::RunCopy(snap, sink, what, run);
+  if (!copied.ok()) return finish(copied.status());
+  // A replica that failed on the way missed writes: the copy is not whole.
+  if (engine->Count(ReplicaMode::kRW) != engine->Replicas().size()) {
+    return finish(Status(ErrorKind::kUnavailable, what + ": a replica failed during the copy"));
+  }
+  Status s = finish(Status::Ok());
+  if (!s.ok()) return s;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  char rate[64];
+  std::snprintf(rate, sizeof(rate), "%.1f MiB/s",
+                seconds > 0 ? static_cast<double>(copied->bytes_read) / seconds / (1 << 20) : 0.0);
+  const std::string message =
+      "cloned snapshot " + snapshot + " of volume " + source + " to volume " + name + ": read " +
+      std::to_string(copied->bytes_read) + " bytes from replica " + replica + ", wrote " +
+      std::to_string(copied->bytes_written) + " (zeros skipped), " + rate;
+  LogInfo(message);
+  job.SetResult(message);
   return Status::Ok();
 }
 

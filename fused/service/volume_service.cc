@@ -19,6 +19,7 @@
 #include <random>
 #include <set>
 
+#include "common/clock.h"
 #include "common/file_util.h"
 #include "common/log.h"
 #include "config/daemon_config.h"
@@ -169,12 +170,18 @@ Status VolumeService::Start() {
       listener_->JobChanged(info);
     }
   });
+  // After SetNotify: its runs start jobs.
+  if (!recurring_thread_.joinable()) recurring_thread_ = std::thread([this] { RecurringLoop(); });
+  if (!standby_thread_.joinable()) standby_thread_ = std::thread([this] { StandbyLoop(); });
   LogInfo("registry " + settings_.state_dir +
           "/volumes.json: " + std::to_string(registry_.volumes().size()) + " volume(s)");
   return Status::Ok();
 }
 
 void VolumeService::Shutdown(bool hand_over) {
+  // First: a run must not start a snapshot of a volume being handed over.
+  StopRecurring();
+  StopStandby();
   {
     std::lock_guard lock(metrics_mutex_);
     metrics_stopping_ = true;
@@ -263,6 +270,20 @@ VolumeInfo VolumeService::InfoLocked(const VolumeRecord& record) {
   for (const auto& r : record.replicas) info.replicas.push_back({r.address, r.name, ""});
   info.actual_size = record.actual_size;
   info.snapshots = record.snapshots;
+  info.recurring_jobs = RecurringInfosLocked(record);
+  if (record.standby) {
+    const StandbyRecord& sb = *record.standby;
+    info.standby = !sb.activated;
+    info.standby_source = sb.target + "?volume=" + sb.source;
+    info.last_backup = sb.last_backup;
+    info.last_backup_created = sb.last_backup_created;
+    info.last_restored_at = sb.last_restored_at == 0
+                                ? std::string()
+                                : Rfc3339(static_cast<std::time_t>(sb.last_restored_at));
+    if (auto e = standby_errors_.find(record.name); !sb.activated && e != standby_errors_.end()) {
+      info.standby_error = e->second;
+    }
+  }
   info.replica_count = record.replica_count;
   info.robustness = "unknown";
   if (auto m = moved_.find(record.name); m != moved_.end() && !attached_.count(record.name)) {
@@ -330,6 +351,7 @@ void VolumeService::NotifyChanged(const std::string& name) {
 Status VolumeService::CreateVolume(const std::string& name, uint64_t size,
                                    const std::vector<std::string>& replicas,
                                    const Options& options) {
+  if (options.count("from-snapshot") != 0) return CreateClone(name, size, replicas, options);
   return CreateVolumeImpl(name, size, replicas, options, false);
 }
 
@@ -396,7 +418,7 @@ Status VolumeService::CreateVolumeImpl(const std::string& name, uint64_t size,
     if (registry_.Find(name) != nullptr || (!restore && restoring_.count(name) != 0)) {
       return Status(ErrorKind::kAlreadyExists,
                     "create volume " + name + ": it already exists" +
-                        (registry_.Find(name) == nullptr ? " (being restored)" : ""));
+                        (registry_.Find(name) == nullptr ? " (being restored or cloned)" : ""));
     }
     record.name = name;
     record.size = size;
@@ -454,6 +476,16 @@ Status VolumeService::DeleteVolume(const std::string& name, const Options& optio
       return Status(ErrorKind::kBusy,
                     "delete volume " + name + ": it is attached; detach it first");
     }
+    if (standby_applying_.count(name) != 0) {
+      return Status(ErrorKind::kBusy, "delete volume " + name +
+                                          ": a backup is being applied to this standby; try "
+                                          "again when it is done");
+    }
+    if (cloning_from_.count(name) != 0) {
+      return Status(ErrorKind::kBusy, "delete volume " + name +
+                                          ": a clone of one of its snapshots is being made; "
+                                          "wait for the clone job to end");
+    }
     if (jobs_.Running(name, "delete-snapshot") || jobs_.Running(name, "verify") ||
         jobs_.Running(name, "backup")) {
       return Status(ErrorKind::kBusy,
@@ -489,6 +521,7 @@ Status VolumeService::DeleteVolume(const std::string& name, const Options& optio
     registry_.Erase(name);
     SH_RETURN_IF_ERROR(registry_.Save());
     moved_.erase(name);
+    standby_errors_.erase(name);
     generations_.Forget(name);
     fuse_.RemoveVolume(name);  // a file still waiting from before a restart
   }
@@ -538,7 +571,10 @@ Result<std::string> VolumeService::Attach(const std::string& name, const Options
       return Status(ErrorKind::kBusy, "attach volume " + name + ": it is already attached");
     }
     Status busy;
-    if (RestoringLocked(name, "attach volume " + name, &busy)) return busy;
+    if (RestoringLocked(name, "attach volume " + name, &busy) ||
+        StandbyLocked(*record, "attach volume " + name, &busy)) {
+      return busy;
+    }
     record->epoch++;
     SH_RETURN_IF_ERROR(registry_.Save().WithContext("attach volume " + name));
     Attachment a;

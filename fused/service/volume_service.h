@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,6 +32,7 @@
 #include "fused/engine/replica_client.h"
 #include "fused/fuse/fuse_frontend.h"
 #include "fused/loop/loop_device.h"
+#include "fused/service/backup_adapters.h"
 #include "fused/service/job_runner.h"
 #include "fused/service/task_queue.h"
 
@@ -118,6 +120,18 @@ class VolumeService : public VolumeManager {
   Result<uint64_t> RestoreVolume(const std::string& name, const std::string& backup_url,
                                  const std::vector<std::string>& replicas,
                                  const Options& options) override;
+
+  // Recurring jobs: recurring_jobs.cc.
+  Status AddRecurringJob(const std::string& volume, const RecurringJobInfo& job,
+                         const Options& options) override;
+  Status RemoveRecurringJob(const std::string& volume, const std::string& job,
+                            const Options& options) override;
+
+  // DR standby volumes: volume_standby.cc.
+  Result<uint64_t> CreateStandbyVolume(const std::string& name, const std::string& source_url,
+                                       const std::vector<std::string>& replicas,
+                                       const Options& options) override;
+  Status Activate(const std::string& volume, const Options& options) override;
 
   std::map<std::string, uint64_t> Statistics(const std::string& name) override;
   std::vector<JobInfo> ListJobs() override { return jobs_.List(); }
@@ -219,9 +233,55 @@ class VolumeService : public VolumeManager {
   std::mutex backup_scan_mutex_;
   std::thread backup_scan_;  // guarded by backup_scan_mutex_
   std::atomic<bool> backup_scan_stopping_{false};
+  // `standby`: the volume is made a DR standby of its source (set in its
+  // record as soon as it exists).
   Status RunRestoreJob(const std::string& name, const backup::BackupAddress& address,
                        const std::vector<std::string>& replicas, const Options& options,
-                       JobHandle& job);
+                       JobHandle& job, const StandbyRecord* standby = nullptr);
+  // The end of a job that made volume `name` (restore, clone): closes
+  // `engine`, drops the reservation (restoring_); on failure deletes the
+  // volume when it was `created`, on success refreshes its layers.
+  // Returns `s` (or the close's error).
+  Status EndMadeVolume(const std::string& name, Engine* engine, bool created, Status s,
+                       const std::string& what);
+  Status ExpandImpl(const std::string& volume, uint64_t size, const Options& options,
+                    bool standby_apply);
+  // DR standbys (volume_standby.cc). Busy naming the source when `record`
+  // is a standby (attach, snapshot, backup, revert, expand, recurring jobs).
+  bool StandbyLocked(const VolumeRecord& record, const std::string& what, Status* busy) const;
+  // Polls every standby when its interval has passed, one at a time, until
+  // StopStandby.
+  void StandbyLoop();
+  void StopStandby();
+  // One poll of standby `name`: applies the newest backup when it is not
+  // the one held. `activating`: the final poll of Activate. Records and
+  // returns the error (kept in standby_errors_ for StandbyError).
+  Status PollStandby(const std::string& name, bool activating);
+  std::set<std::string> standby_applying_;             // guarded by mutex_
+  std::set<std::string> standby_activating_;           // guarded by mutex_
+  std::map<std::string, std::string> standby_errors_;  // guarded by mutex_
+  std::condition_variable standby_cv_;                 // with mutex_: applying_ changed
+  std::map<std::string, std::chrono::steady_clock::time_point> standby_next_;  // loop only
+  std::mutex standby_stop_mutex_;
+  std::condition_variable standby_stop_cv_;
+  bool standby_stopping_ = false;  // guarded by standby_stop_mutex_
+  std::atomic<bool> standby_stop_flag_{false};
+  std::thread standby_thread_;
+  // A private engine over every replica of `name` (a volume a job is
+  // making: restore, clone) at a new epoch; `doing` ("restored") for the
+  // error when the volume is gone.
+  Result<std::shared_ptr<Engine>> OpenPrivateEngine(const std::string& name,
+                                                    const std::string& doing);
+  // CreateVolume with option from-snapshot (volume_backups.cc): creates the
+  // volume and starts the clone job (Operation "clone", Volume `name`,
+  // Target "<source>/<snapshot>").
+  Status CreateClone(const std::string& name, uint64_t size,
+                     const std::vector<std::string>& replicas, const Options& options);
+  Status RunCloneJob(const std::string& name, const std::string& source,
+                     const std::string& snapshot, const std::string& replica,
+                     ReplicaSnapshotSource& snap, JobHandle& job);
+  // Volumes a clone is reading: their snapshots cannot be deleted, nor they.
+  std::map<std::string, int> cloning_from_;  // guarded by mutex_
   // CreateVolume; `restore`: called by the restore job of `name` (which
   // holds the name reserved).
   Status CreateVolumeImpl(const std::string& name, uint64_t size,
@@ -285,6 +345,36 @@ class VolumeService : public VolumeManager {
   std::condition_variable auto_attach_cv_;  // with mutex_
   bool auto_attach_stopping_ = false;       // guarded by mutex_
   std::thread auto_attach_thread_;
+  // Recurring jobs (recurring_jobs.cc): the loop starts a run thread for
+  // each volume with a due job (one run per volume at a time) until
+  // StopRecurring, which waits for the runs (a run waiting for a job stops
+  // waiting and records that it was interrupted).
+  void RecurringLoop();
+  void StopRecurring();
+  bool RecurringStopping();
+  void RunRecurring(const std::string& volume, const RecurringJobRecord& job);
+  // Deletes job `job`'s snapshots of `volume` but the newest `keep` and
+  // `except`, oldest first, waiting for each merge; appends what it did to
+  // `summary`.
+  Status DeleteJobSnapshots(const std::string& volume, const std::string& job, size_t keep,
+                            const std::string& except, std::string* summary);
+  // Deletes the job's backups in its target beyond the newest `retain`.
+  Status DeleteJobBackups(const std::string& volume, const RecurringJobRecord& job,
+                          std::string* summary);
+  // Polls job `id` until it ends; fails when the service stops first.
+  Result<JobInfo> WaitForJob(uint64_t id, const std::string& what);
+  // For VolumeInfo (next_run computed now). Caller holds mutex_.
+  std::vector<RecurringJobInfo> RecurringInfosLocked(const VolumeRecord& record);
+  struct RecurringRun {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::mutex recurring_mutex_;  // never held together with mutex_
+  std::condition_variable recurring_cv_;
+  bool recurring_stopping_ = false;                     // guarded by recurring_mutex_
+  bool recurring_wake_ = false;                         // guarded by recurring_mutex_
+  std::map<std::string, RecurringRun> recurring_runs_;  // by volume; guarded by recurring_mutex_
+  std::thread recurring_thread_;
   // Writes settings_.metrics_file every metrics_interval until Shutdown.
   void MetricsLoop();
   // The figures of every volume and running job, for the metrics file.
@@ -334,5 +424,8 @@ Status CheckOptions(const char* method, const Options& options,
 // InvalidArgument "<what>: size <size> bytes exceeds max-volume-size <limit>
 // GiB" when `size` is more than `limit_gib` GiB.
 Status CheckVolumeSize(const std::string& what, uint64_t size, uint64_t limit_gib);
+// True when `snapshot` is one of recurring job `job`'s: "<job>-" and a UTC
+// time YYYYMMDDTHHMMSSZ (recurring_jobs.cc).
+bool IsRecurringJobSnapshot(const std::string& job, const std::string& snapshot);
 
 }  // namespace shorthorn::fused

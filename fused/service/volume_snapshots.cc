@@ -217,7 +217,7 @@ Status VolumeService::Snapshot(const std::string& volume, const std::string& sna
     VolumeRecord* record = registry_.FindMutable(volume);
     if (record == nullptr) return Status(ErrorKind::kNotFound, what + ": it does not exist");
     Status busy;
-    if (RestoringLocked(volume, what, &busy)) return busy;
+    if (RestoringLocked(volume, what, &busy) || StandbyLocked(*record, what, &busy)) return busy;
     for (const auto& s : record->snapshots) {
       if (s.name == snapshot) {
         return Status(ErrorKind::kAlreadyExists,
@@ -279,6 +279,11 @@ Result<uint64_t> VolumeService::DeleteSnapshot(const std::string& volume,
     if (jobs_.Running(volume, "backup")) {
       return Status(ErrorKind::kBusy,
                     what + ": a backup of the volume is running; delete it when the job ends");
+    }
+    if (cloning_from_.count(volume) != 0) {
+      return Status(ErrorKind::kBusy, what +
+                                          ": a clone of one of the volume's snapshots is being "
+                                          "made; delete it when the clone job ends");
     }
     // A rebuild copies the snapshots the source has when it starts: one
     // deleted meanwhile is missing there, or left behind on the new replica.
@@ -422,6 +427,8 @@ Status VolumeService::Revert(const std::string& volume, const std::string& snaps
     VolumeRecord* record = registry_.FindMutable(volume);
     if (record == nullptr)
       return Status(ErrorKind::kNotFound, what + ": the volume does not exist");
+    Status busy;
+    if (RestoringLocked(volume, what, &busy) || StandbyLocked(*record, what, &busy)) return busy;
     auto it = attached_.find(volume);
     if (it != attached_.end() && !it->second.maintenance) {
       return Status(ErrorKind::kBusy,
@@ -458,12 +465,20 @@ Status VolumeService::Revert(const std::string& volume, const std::string& snaps
 }
 
 Status VolumeService::Expand(const std::string& volume, uint64_t size, const Options& options) {
+  return ExpandImpl(volume, size, options, false);
+}
+
+Status VolumeService::ExpandImpl(const std::string& volume, uint64_t size, const Options& options,
+                                 bool standby_apply) {
   SH_RETURN_IF_ERROR(CheckOptions("Expand", options, {}));
   const std::string what = "expand volume " + volume;
   {
     std::lock_guard lock(mutex_);
     VolumeRecord* record = registry_.FindMutable(volume);
     if (record == nullptr) return Status(ErrorKind::kNotFound, what + ": it does not exist");
+    Status busy;
+    if (RestoringLocked(volume, what, &busy)) return busy;
+    if (!standby_apply && StandbyLocked(*record, what, &busy)) return busy;
     if (size <= record->size) {
       return Status(ErrorKind::kInvalidArgument, what + ": the new size " + std::to_string(size) +
                                                      " is not larger than the current " +

@@ -326,5 +326,22 @@ TEST(FormatTest, ParseBackupUrlRejectsBadUrls) {
   }
 }
 
+TEST(FormatTest, ParseBackupVolumeUrl) {
+  auto a = ParseBackupVolumeUrl("s3://b/p?volume=v1");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->target_url, "s3://b/p");
+  EXPECT_EQ(a->volume, "v1");
+  EXPECT_EQ(a->backup, "");
+  for (const std::string url :
+       {"s3://b/p", "s3://b/p?", "s3://b/p?volume=", "s3://b/p?volume=v&extra=1",
+        "s3://b/p?volume=v&backup=backup-20240102T030405Z-0a1b2c3d"}) {
+    auto bad = ParseBackupVolumeUrl(url);
+    ASSERT_FALSE(bad.ok()) << url << " was accepted";
+    EXPECT_EQ(bad.status().kind(), ErrorKind::kInvalidArgument) << url;
+    EXPECT_NE(bad.status().message().find("backup volume URL " + url), std::string::npos)
+        << bad.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace shorthorn::backup

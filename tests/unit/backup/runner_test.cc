@@ -740,3 +740,125 @@ TEST_F(RunnerTest, SnapshotMustBeTheChainsLast) {
 
 }  // namespace
 }  // namespace shorthorn::backup
+
+namespace shorthorn::backup {
+namespace {
+
+// A clone's copy: the sink ends up with the snapshot's bytes, all-zero
+// blocks (block 3) are read but not written, holes (block 2) not even read;
+// with one worker or many; progress reaches the bytes read; the sink is
+// flushed once.
+TEST(RunCopyTest, CopiesTheSnapshotAndSkipsZeros) {
+  for (int workers : {1, 4}) {
+    auto src = MakeSource(11);
+    FakeSink sink(kSize);
+    uint64_t last = 0;
+    RunOptions options = Options(workers);
+    options.progress = [&last](uint64_t done, uint64_t total) {
+      EXPECT_GE(done, last);
+      EXPECT_LE(done, total);
+      last = done;
+      return true;
+    };
+    auto copied = RunCopy(*src, sink, "clone", options);
+    ASSERT_TRUE(copied.ok()) << copied.status().ToString();
+    EXPECT_EQ(sink.data(), src->Content()) << workers << " workers";
+    EXPECT_EQ(copied->bytes_read, 4 * K + 256 * KiB);     // blocks 0, 1, 3, 4 and 5 (partial)
+    EXPECT_EQ(copied->bytes_written, 3 * K + 256 * KiB);  // not block 3 (zeros)
+    EXPECT_EQ(src->bytes_read(), copied->bytes_read);
+    EXPECT_EQ(last, copied->bytes_read);
+    EXPECT_EQ(sink.flushes(), 1u);
+  }
+}
+
+// A cancelled copy and a failing sink stop with an error naming the copy.
+TEST(RunCopyTest, CancelAndSinkErrorsStopIt) {
+  auto src = MakeSource(12);
+  FakeSink sink(kSize);
+  RunOptions options = Options(2);
+  options.progress = [](uint64_t, uint64_t) { return false; };
+  auto cancelled = RunCopy(*src, sink, "clone x", options);
+  ASSERT_FALSE(cancelled.ok());
+  EXPECT_NE(cancelled.status().message().find("clone x: cancelled"), std::string::npos)
+      << cancelled.status().message();
+  EXPECT_EQ(sink.flushes(), 0u);
+
+  class FailingSink : public VolumeSink {
+   public:
+    Status Write(uint64_t, std::span<const uint8_t>) override {
+      return Status(ErrorKind::kNoSpace, "disk full");
+    }
+    Status Flush() override { return Status::Ok(); }
+  } failing;
+  auto failed = RunCopy(*src, failing, "clone y", Options(2));
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().kind(), ErrorKind::kNoSpace);
+  EXPECT_EQ(failed.status().message(), "clone y: disk full");
+}
+
+}  // namespace
+}  // namespace shorthorn::backup
+
+namespace shorthorn::backup {
+namespace {
+
+class RunApplyTest : public RunnerTest {};
+
+// A standby's poll: from the volume as backup 1 left it, applying backup 2
+// writes only the blocks whose hash changed and zeros the one backup 2 no
+// longer has; the result equals a full restore of backup 2. Without the
+// held record it writes everything and zeros the rest, with the same result.
+TEST_F(RunApplyTest, WritesOnlyWhatDiffersAndZerosWhatWent) {
+  auto src = MakeSource(21);
+  auto b1 = Backup(*src);
+  ASSERT_TRUE(b1.ok()) << b1.status().ToString();
+  auto restored = Restore(b1->record.name);
+  ASSERT_TRUE(restored.ok());
+  src->AddLayer("s3", "2024-01-03T00:00:00Z");
+  src->Write(0, RandomBytes(64 * KiB, 99));     // block 0 changes
+  src->Write(4 * K, std::vector<uint8_t>(K));   // block 4 becomes zeros
+  src->Write(2 * K, RandomBytes(4 * KiB, 98));  // block 2 appears
+  auto b2 = Backup(*src);
+  ASSERT_TRUE(b2.ok()) << b2.status().ToString();
+  const auto want = src->Content();
+
+  FakeSink sink(kSize);
+  ASSERT_TRUE(sink.Write(0, *restored).ok());
+  auto applied = RunApply(store_, kVolume, &b1->record, b2->record.name, sink, Options());
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  EXPECT_EQ(sink.data(), want);
+  EXPECT_EQ(applied->blocks_written, 2u);  // blocks 0 and 2
+  EXPECT_EQ(applied->bytes_written, 2 * K);
+  EXPECT_EQ(applied->bytes_zeroed, K);  // block 4
+  EXPECT_EQ(applied->record.name, b2->record.name);
+  EXPECT_EQ(sink.flushes(), 1u);
+
+  // Unknown content: a sink full of garbage ends the same.
+  FakeSink dirty(kSize);
+  ASSERT_TRUE(dirty.Write(0, RandomBytes(kSize, 7)).ok());
+  auto full = RunApply(store_, kVolume, nullptr, b2->record.name, dirty, Options());
+  ASSERT_TRUE(full.ok()) << full.status().ToString();
+  EXPECT_EQ(dirty.data(), want);
+  EXPECT_EQ(full->blocks_written, b2->record.blocks.size());
+  EXPECT_EQ(full->bytes_written + full->bytes_zeroed, kSize);
+}
+
+TEST_F(RunApplyTest, UnknownBackupAndMissingBlockFailNamingThem) {
+  auto src = MakeSource(22);
+  auto b1 = Backup(*src);
+  ASSERT_TRUE(b1.ok());
+  FakeSink sink(kSize);
+  auto unknown =
+      RunApply(store_, kVolume, nullptr, "backup-20000101T000000Z-00000000", sink, Options());
+  EXPECT_EQ(unknown.status().kind(), ErrorKind::kNotFound) << unknown.status().ToString();
+  const BlockRef& first = b1->record.blocks.front();
+  ASSERT_TRUE(store_.Delete(BlockKey(kVolume, first.hash)).ok());
+  auto missing = RunApply(store_, kVolume, nullptr, b1->record.name, sink, Options());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find(first.hash), std::string::npos)
+      << missing.status().message();
+  EXPECT_NE(missing.status().message().find("missing"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace shorthorn::backup

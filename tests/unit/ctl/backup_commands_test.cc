@@ -1,7 +1,9 @@
 // The backup commands ("backup create/list/show/delete", "volume restore")
 // end to end over FakeStorageClient: parsing and usage errors, the table,
 // details and JSON, --wait printing the new backup's URL, and the exit
-// codes of the daemon's errors and of failed jobs. Also backup URLs.
+// codes of the daemon's errors and of failed jobs. Also backup URLs, and DR
+// standbys ("volume create-standby", "volume activate", what volume show and
+// list say of a standby), with the clock fixed at 2025-01-02T03:07:17Z.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -85,7 +87,7 @@ TEST(BackupCommandLineTest, OptionsAnywhere) {
 class BackupCommandsTest : public testing::RunCtlTest {
  protected:
   void SetUp() override {
-    (void)fake_.CreateVolume("vol1", 1 << 30, {"h1:9500", "h2:9500"});
+    (void)fake_.CreateVolume("vol1", 1 << 30, {"h1:9500", "h2:9500"}, {});
     (void)fake_.CreateSnapshot("vol1", "s1");
     (void)fake_.CreateSnapshot("vol1", "s2");
     fake_.calls.clear();
@@ -315,6 +317,198 @@ TEST_F(BackupCommandsTest, RestoreErrors) {
   const std::string missing = std::string(kDefaultTarget) + "?volume=vol1&backup=backup-9";
   EXPECT_EQ(Run({"volume", "restore", "vol2", missing, "--wait"}), 1);
   EXPECT_EQ(err_.str(), "shorthornctl: restore volume vol2 from " + missing + ": no such backup\n");
+}
+
+// Volume vol1 with two backups in the default target (backup-2 created
+// 2025-01-02T03:04:02Z, 3m15s before the fixture's clock).
+class StandbyTest : public testing::RunCtlTest {
+ protected:
+  static constexpr char kSource[] = "file:///var/lib/shorthorn/backups?volume=vol1";
+  void SetUp() override {
+    (void)fake_.CreateVolume("vol1", 1 << 30, {"h1:9500"}, {});
+    (void)fake_.CreateSnapshot("vol1", "s1");
+    (void)fake_.CreateBackup("vol1", "s1", "");
+    (void)fake_.CreateSnapshot("vol1", "s2");
+    (void)fake_.CreateBackup("vol1", "s2", "");
+    fake_.jobs.clear();
+    fake_.calls.clear();
+  }
+  bool Called(const std::string& call) const {
+    return std::find(fake_.calls.begin(), fake_.calls.end(), call) != fake_.calls.end();
+  }
+};
+
+TEST(StandbySourceTest, IsATargetAndAVolumeWithoutABackup) {
+  Result<BackupUrl> url = ParseStandbySource("s3://bucket/prefix?volume=db1");
+  ASSERT_TRUE(url.ok()) << url.status().message();
+  EXPECT_EQ(url->target, "s3://bucket/prefix");
+  EXPECT_EQ(url->volume, "db1");
+  EXPECT_EQ(url->backup, "");
+  EXPECT_FALSE(ParseStandbySource("s3://bucket/prefix").ok());
+  EXPECT_FALSE(ParseStandbySource("?volume=db1").ok());
+  EXPECT_FALSE(ParseStandbySource("s3://bucket?volume=").ok());
+  Result<BackupUrl> one = ParseStandbySource(kUrl1);
+  EXPECT_EQ(one.status().kind(), ErrorKind::kInvalidArgument);
+  EXPECT_NE(one.status().message().find("backup= given"), std::string::npos)
+      << one.status().message();
+}
+
+TEST_F(StandbyTest, CreatePassesEveryArgumentAndPrintsTheJob) {
+  ASSERT_EQ(Run({"volume", "create-standby", "db1-dr", kSource, "-r", "h3:9500", "--replica",
+                 "h4:9500", "--replica-count", "3", "--poll-interval", "60"}),
+            0)
+      << err_.str();
+  EXPECT_EQ(fake_.calls.back(),
+            std::string("CreateStandbyVolume db1-dr ") + kSource + " h3:9500,h4:9500 3 60");
+  EXPECT_EQ(out_.str(), "/org/shorthorn/Storage1/jobs/3\n");  // after the two backups' jobs
+  EXPECT_EQ(fake_.watches, 0);
+  EXPECT_TRUE(fake_.volumes.at("db1-dr").standby);
+
+  ASSERT_EQ(Run({"--json", "volume", "create-standby", "db2-dr", kSource}), 0);
+  EXPECT_EQ(fake_.calls.back(), std::string("CreateStandbyVolume db2-dr ") + kSource + " - - -");
+  boost::json::value v = boost::json::parse(out_.str());
+  EXPECT_EQ(v.at("name").as_string(), "db2-dr");
+  EXPECT_EQ(v.at("source").as_string(), kSource);
+  EXPECT_EQ(v.at("job").as_string(), "/org/shorthorn/Storage1/jobs/4");
+}
+
+TEST_F(StandbyTest, CreateWaitFollowsTheRestoreJob) {
+  ASSERT_EQ(Run({"volume", "create-standby", "db1-dr", kSource, "--wait"}), 0) << err_.str();
+  EXPECT_GT(fake_.watches, 0);
+  EXPECT_EQ(out_.str(), std::string("Created standby volume db1-dr of ") + kSource +
+                            ": it holds backup backup-2 (created 2025-01-02T03:04:02Z).\n");
+
+  ASSERT_EQ(Run({"--json", "volume", "create-standby", "db2-dr", kSource, "--wait"}), 0);
+  boost::json::value v = boost::json::parse(out_.str());
+  EXPECT_EQ(v.at("job").at("operation").as_string(), "restore");
+  EXPECT_EQ(v.at("job").at("state").as_string(), "completed");
+  EXPECT_TRUE(v.at("volume").at("standby").as_bool());
+  EXPECT_EQ(v.at("volume").at("standby_source").as_string(), kSource);
+  EXPECT_EQ(v.at("volume").at("last_backup").as_string(), "backup-2");
+  EXPECT_EQ(v.at("volume").at("last_backup_created").as_string(), "2025-01-02T03:04:02Z");
+}
+
+TEST_F(StandbyTest, CreateErrorsKeepTheirExitCodes) {
+  // Usage errors never reach the daemon.
+  EXPECT_EQ(Run({"volume", "create-standby", "db1-dr", kUrl1}), kExitUsage);
+  EXPECT_NE(err_.str().find("backup= given"), std::string::npos) << err_.str();
+  EXPECT_EQ(Run({"volume", "create-standby", "db1-dr", "s3://bucket"}), kExitUsage);
+  EXPECT_EQ(Run({"volume", "create-standby", "db1-dr", kSource, "--poll-interval", "5m"}),
+            kExitUsage);
+  EXPECT_EQ(Run({"volume", "create-standby", "db1-dr"}), kExitUsage);
+  EXPECT_EQ(connects_, 0);
+
+  EXPECT_EQ(Run({"volume", "create-standby", "vol1", kSource}), 4);
+  EXPECT_EQ(err_.str(), std::string("shorthornctl: create standby volume vol1 of ") + kSource +
+                            ": volume vol1 already exists\n");
+  fake_.fail_next = Status(ErrorKind::kInvalidArgument,
+                           "create standby volume x: option 'poll-interval' must be a number of "
+                           "seconds in 1..86400");
+  EXPECT_EQ(Run({"volume", "create-standby", "x", kSource, "--poll-interval", "0"}), 5);
+  EXPECT_EQ(err_.str(),
+            "shorthornctl: create standby volume x: option 'poll-interval' must be a number of "
+            "seconds in 1..86400\n");
+  fake_.fail_next = Status(ErrorKind::kNotAuthorized, "create standby volume x: not root");
+  EXPECT_EQ(Run({"volume", "create-standby", "x", kSource}), 7);
+  // The job fails when the source has no backup: exit 1 with its message.
+  const std::string empty = std::string(kDefaultTarget) + "?volume=nothing";
+  EXPECT_EQ(Run({"volume", "create-standby", "x", empty, "--wait"}), 1);
+  EXPECT_EQ(err_.str(),
+            "shorthornctl: create standby volume x of " + empty + ": the source has no backups\n");
+}
+
+TEST_F(StandbyTest, ShowAndListSayItIsAStandby) {
+  ASSERT_EQ(Run({"volume", "create-standby", "db1-dr", kSource}), 0);
+  ASSERT_EQ(Run({"volume", "show", "db1-dr"}), 0);
+  EXPECT_NE(out_.str().find(std::string("Standby:       yes\n"
+                                        "Source:        ") +
+                            kSource +
+                            "\n"
+                            "Last backup:   backup-2\n"
+                            "Recovery point: 2025-01-02T03:04:02Z (3m15s ago)\n"
+                            "Last restored: 2025-01-02T03:05:00Z\n"),
+            std::string::npos)
+      << out_.str();
+  EXPECT_EQ(out_.str().find("Error:"), std::string::npos);
+  fake_.volumes.at("db1-dr").standby_error = "list backups of vol1: connection refused";
+  now_ += 3600;
+  ASSERT_EQ(Run({"volume", "show", "db1-dr"}), 0);
+  EXPECT_NE(out_.str().find("Recovery point: 2025-01-02T03:04:02Z (1h3m ago)\n"), std::string::npos)
+      << out_.str();
+  EXPECT_NE(out_.str().find("Error:         list backups of vol1: connection refused\n"),
+            std::string::npos)
+      << out_.str();
+  ASSERT_EQ(Run({"volume", "show", "vol1"}), 0);
+  EXPECT_EQ(out_.str().find("Standby:"), std::string::npos) << out_.str();
+
+  ASSERT_EQ(Run({"volume", "list"}), 0);
+  EXPECT_NE(out_.str().find("db1-dr  1 GiB  standby "), std::string::npos) << out_.str();
+  EXPECT_NE(out_.str().find("vol1    1 GiB  detached"), std::string::npos) << out_.str();
+
+  ASSERT_EQ(Run({"--json", "volume", "show", "db1-dr"}), 0);
+  boost::json::value v = boost::json::parse(out_.str());
+  EXPECT_TRUE(v.at("standby").as_bool());
+  EXPECT_EQ(v.at("standby_source").as_string(), kSource);
+  EXPECT_EQ(v.at("last_backup").as_string(), "backup-2");
+  EXPECT_EQ(v.at("last_backup_created").as_string(), "2025-01-02T03:04:02Z");
+  EXPECT_EQ(v.at("last_restored_at").as_string(), "2025-01-02T03:05:00Z");
+  EXPECT_EQ(v.at("standby_error").as_string(), "list backups of vol1: connection refused");
+}
+
+TEST_F(StandbyTest, ActivatePrintsTheBackupAndTheRpo) {
+  ASSERT_EQ(Run({"volume", "create-standby", "db1-dr", kSource}), 0);
+  fake_.activate_keeps_backup = true;
+  ASSERT_EQ(Run({"volume", "activate", "db1-dr"}), 0) << err_.str();
+  EXPECT_TRUE(Called("GetVolume activate db1-dr"));
+  EXPECT_TRUE(Called("Activate db1-dr"));
+  EXPECT_EQ(fake_.calls.back(), "GetVolume show db1-dr");
+  EXPECT_EQ(out_.str(),
+            "Activated volume db1-dr: it holds backup backup-2 (created 2025-01-02T03:04:02Z, "
+            "RPO at activation: 3m15s).\n");
+  EXPECT_FALSE(fake_.volumes.at("db1-dr").standby);
+}
+
+TEST_F(StandbyTest, ActivateFallsBackToTheBackupReadBefore) {
+  // The contract: an ordinary volume reports LastBackup* as "", so the
+  // text names what the standby held and says a newer one may have come.
+  ASSERT_EQ(Run({"volume", "create-standby", "db1-dr", kSource}), 0);
+  ASSERT_EQ(Run({"volume", "activate", "db1-dr", "--force"}), 0) << err_.str();
+  EXPECT_TRUE(Called("Activate db1-dr force"));
+  EXPECT_EQ(out_.str(),
+            "Activated volume db1-dr: it holds backup backup-2 (created 2025-01-02T03:04:02Z, "
+            "RPO at activation: 3m15s), unless activation applied a newer one "
+            "(shorthorn-fused's log names it).\n");
+}
+
+TEST_F(StandbyTest, ActivateJsonIsTheVolumeAfter) {
+  ASSERT_EQ(Run({"volume", "create-standby", "db1-dr", kSource}), 0);
+  ASSERT_EQ(Run({"--json", "volume", "activate", "db1-dr"}), 0) << err_.str();
+  boost::json::value v = boost::json::parse(out_.str());
+  EXPECT_EQ(v.at("name").as_string(), "db1-dr");
+  EXPECT_FALSE(v.at("standby").as_bool());
+  EXPECT_EQ(v.at("standby_source").as_string(), "");
+  EXPECT_EQ(v.at("state").as_string(), "detached");
+}
+
+TEST_F(StandbyTest, ActivateErrorsKeepTheirExitCodes) {
+  EXPECT_EQ(Run({"volume", "activate", "nope"}), 3);
+  EXPECT_EQ(err_.str(), "shorthornctl: activate volume nope: it does not exist\n");
+  EXPECT_FALSE(Called("Activate nope"));
+  EXPECT_EQ(Run({"volume", "activate", "vol1"}), 5);
+  EXPECT_EQ(err_.str(), "shorthornctl: activate volume vol1: it is not a DR standby\n");
+  EXPECT_EQ(Run({"volume", "activate"}), kExitUsage);
+
+  // An interrupted apply: Failed without --force; with it, no recovery point.
+  ASSERT_EQ(Run({"volume", "create-standby", "db1-dr", kSource}), 0);
+  fake_.volumes.at("db1-dr").last_backup.clear();
+  fake_.volumes.at("db1-dr").last_backup_created.clear();
+  EXPECT_EQ(Run({"--json", "volume", "activate", "db1-dr"}), 1);
+  EXPECT_EQ(boost::json::parse(out_.str()).at("error").at("kind").as_string(), "Failed");
+  EXPECT_TRUE(fake_.volumes.at("db1-dr").standby);
+  ASSERT_EQ(Run({"volume", "activate", "db1-dr", "-f"}), 0);
+  EXPECT_EQ(out_.str(),
+            "Activated volume db1-dr: shorthorn-fused reports no backup it holds "
+            "(LastBackupCreated is empty), so its recovery point is unknown.\n");
 }
 
 }  // namespace

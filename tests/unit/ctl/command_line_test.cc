@@ -30,6 +30,21 @@ TEST(CommandLineTest, ParsesCreateWithOptionsAnywhere) {
   }
 }
 
+TEST(CommandLineTest, SizeIsOptionalOnlyWithFromSnapshot) {
+  ParsedCommandLine p =
+      Parse({"volume", "create", "db2", "--from-snapshot", "db1/s1", "--replica-count=3"});
+  ASSERT_EQ(p.action, Action::kRun) << p.text;
+  EXPECT_FALSE(p.invocation.Has("size"));
+  EXPECT_EQ(p.invocation.Value("from-snapshot"), "db1/s1");
+  EXPECT_EQ(p.invocation.Value("replica-count"), "3");
+  p = Parse({"volume", "create", "db2", "--from-snapshot=db1/s1", "-s", "20G", "--wait"});
+  ASSERT_EQ(p.action, Action::kRun) << p.text;
+  EXPECT_EQ(p.invocation.Value("size"), "20G");
+  EXPECT_TRUE(p.invocation.Has("wait"));
+  p = Parse({"volume", "create", "db2", "--replica-count", "3"});
+  EXPECT_EQ(p.action, Action::kUsageError);
+}
+
 TEST(CommandLineTest, FlagsAndDoubleDash) {
   ParsedCommandLine p = Parse({"volume", "delete", "--force", "--wait", "--", "vol1"});
   ASSERT_EQ(p.action, Action::kRun) << p.text;
@@ -49,12 +64,17 @@ TEST(CommandLineTest, UsageErrorsSayWhatIsWrong) {
            {{"vol"}, "unknown command 'vol'"},
            {{"volume"},
             "volume: missing subcommand (create, import, list, show, attach, detach, delete, "
-            "expand, "
-            "verify, scrub, restore)"},
+            "expand, verify, scrub, restore, create-standby, activate)"},
            {{"volume", "grow"}, "volume: unknown subcommand 'grow'"},
            {{"volume", "show"}, "volume show: missing NAME"},
            {{"volume", "show", "a", "b"}, "volume show: unexpected argument 'b'"},
-           {{"volume", "create", "a"}, "volume create: option --size is required"},
+           {{"volume", "create", "a"},
+            "volume create: option --size is required without --from-snapshot; usage: volume "
+            "create NAME --size SIZE"},
+           {{"volume", "create", "a", "--from-snapshot"},
+            "option --from-snapshot needs a value (VOLUME/SNAPSHOT)"},
+           {{"volume", "create", "a", "--from-snapshot", "v/s", "--replica-count", "x"},
+            "volume create: option --replica-count: count 'x'"},
            {{"volume", "create", "a", "--size"}, "option --size needs a value (SIZE)"},
            {{"volume", "create", "a", "--size", "10GB"}, "decimal units are not accepted"},
            {{"volume", "create", "a", "-s", "1G", "-s", "2G"}, "--size is given more than once"},
@@ -66,6 +86,10 @@ TEST(CommandLineTest, UsageErrorsSayWhatIsWrong) {
            {{"job", "show", "abc"}, "job show: job 'abc': not a job number or object path"},
            {{"job", "wait", "/org/shorthorn/Storage1/volumes/x"}, "job wait: job '/org/"},
            {{"snapshot", "create", "vol1"}, "snapshot create: missing SNAPSHOT"},
+           {{"volume", "create-standby", "a", "s3://b?backup=x"},
+            "volume create-standby: source URL 's3://b?backup=x': no volume="},
+           {{"volume", "create-standby", "a", "s3://b?volume=v", "--poll-interval", "5m"},
+            "volume create-standby: option --poll-interval: count '5m'"},
            {{"snapshot", "list", "vol1", "--wait"}, "snapshot list: unknown option --wait"},
        }) {
     ParsedCommandLine p = Parse(c.args);
@@ -95,7 +119,8 @@ TEST(CommandLineTest, HelpWinsOverErrors) {
 TEST(CommandLineTest, SynopsisFollowsTheTable) {
   const CommandSpec& create = Commands().front();
   EXPECT_EQ(CommandSynopsis(create),
-            "volume create NAME --size SIZE [--replica HOST:PORT]... [--wait]");
+            "volume create NAME --size SIZE [--replica HOST:PORT]... [--replica-count COUNT] "
+            "[--from-snapshot VOLUME/SNAPSHOT] [--wait]");
 }
 
 TEST(CommandLineTest, EveryCommandHasAHandlerAndHelp) {

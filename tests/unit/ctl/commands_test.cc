@@ -1,12 +1,14 @@
 // RunCtl end to end over FakeStorageClient: human and JSON output of each
 // volume command, the exit code of every error kind, the daemon's message
-// passed on as is, and that help, version and usage errors never connect.
-// Also checks that the bash completion and the man page know every command
-// and option of the table.
+// passed on as is, and that help, version and usage errors never connect;
+// volume create's options, and clones (--from-snapshot): the copy job found,
+// printed or followed with --wait, however far it has got. Also checks that the bash completion and
+// the man page know every command and option of the table.
 #include "dbus/ctl/commands.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <fstream>
 #include <sstream>
@@ -45,6 +47,161 @@ TEST_F(RunCtlTest, CreateListShowAttachDetachDelete) {
   EXPECT_EQ(fake_.calls.back(), "DeleteVolume vol1 force");
   ASSERT_EQ(Run({"volume", "list", "--quiet"}), 0);
   EXPECT_EQ(out_.str(), "");
+}
+
+TEST_F(RunCtlTest, CreatePassesTheReplicaCount) {
+  ASSERT_EQ(Run({"--json", "volume", "create", "v", "--size", "1G", "--replica-count", "3"}), 0);
+  EXPECT_EQ(fake_.calls.back(), "CreateVolume v 1073741824 - count=3");
+  EXPECT_EQ(boost::json::parse(out_.str()).at("replica_count").to_number<int>(), 3);
+  // --wait means nothing without --from-snapshot: no job is looked for.
+  ASSERT_EQ(Run({"volume", "create", "w", "-s", "1G", "-r", "h:1", "--wait"}), 0);
+  EXPECT_EQ(fake_.calls.back(), "CreateVolume w 1073741824 h:1");
+  EXPECT_EQ(out_.str(), "Created volume w: 1 GiB, 1 replica, detached.\n");
+}
+
+// A volume db1 with snapshot s1 to clone, and helpers to read the fake.
+class CloneTest : public RunCtlTest {
+ protected:
+  void SetUp() override {
+    (void)fake_.CreateVolume("db1", 1 << 30, {"h1:9500", "h2:9500"}, {});
+    (void)fake_.CreateSnapshot("db1", "s1");
+    fake_.calls.clear();
+  }
+  bool Called(const std::string& call) const {
+    return std::find(fake_.calls.begin(), fake_.calls.end(), call) != fake_.calls.end();
+  }
+};
+
+TEST_F(CloneTest, SizeIsOptionalOnlyWithFromSnapshot) {
+  EXPECT_EQ(Run({"volume", "create", "db2", "-r", "h1:9500"}), kExitUsage);
+  EXPECT_NE(err_.str().find("option --size is required without --from-snapshot"), std::string::npos)
+      << err_.str();
+  EXPECT_EQ(connects_, 0);
+
+  ASSERT_EQ(Run({"volume", "create", "db2", "--from-snapshot", "db1/s1", "--replica-count", "2"}),
+            0)
+      << err_.str();
+  EXPECT_EQ(fake_.calls.front(), "CreateVolume db2 0 - count=2 from=db1/s1");
+  EXPECT_EQ(fake_.volumes.at("db2").size, 1u << 30);  // the snapshot's
+  ASSERT_EQ(Run({"volume", "create", "db3", "--size", "2G", "--from-snapshot", "db1/s1", "-r",
+                 "h3:9500"}),
+            0);
+  EXPECT_TRUE(Called("CreateVolume db3 2147483648 h3:9500 from=db1/s1"));
+}
+
+TEST_F(CloneTest, WithoutWaitPrintsTheVolumeAndItsJob) {
+  ASSERT_EQ(Run({"volume", "create", "db2", "--from-snapshot", "db1/s1"}), 0) << err_.str();
+  EXPECT_EQ(out_.str(),
+            "Created volume db2 from snapshot db1/s1; copying in job "
+            "/org/shorthorn/Storage1/jobs/1.\n");
+  EXPECT_EQ(fake_.watches, 0);
+  const JobInfo& job = fake_.jobs.at("/org/shorthorn/Storage1/jobs/1").front();
+  EXPECT_EQ(job.operation, "clone");
+  EXPECT_EQ(job.volume, "db2");
+  EXPECT_EQ(job.target, "db1/s1");
+
+  ASSERT_EQ(Run({"--json", "volume", "create", "db3", "--from-snapshot", "db1/s1"}), 0);
+  boost::json::value v = boost::json::parse(out_.str());
+  EXPECT_EQ(v.at("name").as_string(), "db3");
+  EXPECT_EQ(v.at("size").to_number<uint64_t>(), 1u << 30);
+  EXPECT_EQ(v.at("state").as_string(), "detached");
+  EXPECT_EQ(v.at("job").as_string(), "/org/shorthorn/Storage1/jobs/2");
+}
+
+TEST_F(CloneTest, WaitFollowsTheCloneJob) {
+  ASSERT_EQ(
+      Run({"volume", "create", "db2", "--from-snapshot", "db1/s1", "-r", "h1:9500", "--wait"}), 0)
+      << err_.str();
+  EXPECT_EQ(out_.str(), "Created volume db2 from snapshot db1/s1: 1 GiB, 1 replica, detached.\n");
+  EXPECT_EQ(err_.str(), "");
+  EXPECT_TRUE(Called("GetJob wait for /org/shorthorn/Storage1/jobs/1"));
+  EXPECT_EQ(fake_.watches, 2);
+
+  ASSERT_EQ(Run({"--json", "volume", "create", "db3", "--from-snapshot", "db1/s1", "--wait"}), 0);
+  boost::json::value v = boost::json::parse(out_.str());
+  EXPECT_EQ(v.at("name").as_string(), "db3");
+  EXPECT_EQ(v.at("job").at("operation").as_string(), "clone");
+  EXPECT_EQ(v.at("job").at("state").as_string(), "completed");
+  EXPECT_EQ(v.at("job").at("target").as_string(), "db1/s1");
+  EXPECT_TRUE(Called("GetVolume show db3"));
+}
+
+TEST_F(CloneTest, WaitOnATerminalRedrawsProgress) {
+  err_is_terminal_ = true;
+  ASSERT_EQ(Run({"volume", "create", "db2", "--from-snapshot", "db1/s1", "--wait"}), 0);
+  const std::string label = "\rjob 1 clone db1/s1 of volume db2 ";
+  EXPECT_EQ(err_.str(), label + "[....................]   0%  0 B / 1 GiB\033[K" + label +
+                            "[##########..........]  50%  512 MiB / 1 GiB  1 GiB/s\033[K" + label +
+                            "[####################] 100%  1 GiB / 1 GiB  1 GiB/s\033[K\n");
+}
+
+TEST_F(CloneTest, FailedCopyIsExitOneWithItsMessage) {
+  fake_.next_job_state = "failed";
+  fake_.next_job_message =
+      "create volume db2 from snapshot db1/s1: read from replica r-db1: Input/output error";
+  EXPECT_EQ(Run({"volume", "create", "db2", "--from-snapshot", "db1/s1", "--wait"}), 1);
+  EXPECT_EQ(out_.str(), "");
+  EXPECT_EQ(err_.str(), "shorthornctl: " + fake_.next_job_message + "\n");
+  EXPECT_EQ(Run({"--json", "volume", "create", "db3", "--from-snapshot", "db1/s1", "--wait"}), 1);
+  boost::json::value error = boost::json::parse(out_.str()).at("error");
+  EXPECT_EQ(error.at("message").as_string(), fake_.next_job_message);
+  EXPECT_EQ(error.at("exit_code").to_number<int>(), 1);
+  // Without --wait the start is what counts.
+  EXPECT_EQ(Run({"volume", "create", "db4", "--from-snapshot", "db1/s1"}), 0);
+}
+
+TEST_F(CloneTest, PicksTheNewestCloneJobOfTheVolume) {
+  // Jobs 1..8: earlier clones of a db2 that failed; 9 another job of db2.
+  // The fake lists them by path, so jobs/10 comes before jobs/2.
+  for (int i = 0; i < 8; ++i) (void)fake_.StartJob("clone", "db2", "db1/s0", true, 4096);
+  (void)fake_.StartJob("verify", "db2", "", false, 4096);
+  ASSERT_EQ(Run({"volume", "create", "db2", "--from-snapshot", "db1/s1"}), 0) << err_.str();
+  EXPECT_EQ(out_.str(),
+            "Created volume db2 from snapshot db1/s1; copying in job "
+            "/org/shorthorn/Storage1/jobs/10.\n");
+  ASSERT_EQ(Run({"volume", "create", "db3", "--from-snapshot", "db1/s1", "--wait"}), 0);
+  EXPECT_TRUE(Called("GetJob wait for /org/shorthorn/Storage1/jobs/11"));  // not db2's 10
+}
+
+TEST_F(CloneTest, AJobThatHasAlreadyEndedIsReportedAsEnded) {
+  fake_.clone_job = "ended";
+  ASSERT_EQ(Run({"volume", "create", "db2", "--from-snapshot", "db1/s1", "--wait"}), 0);
+  EXPECT_EQ(out_.str(), "Created volume db2 from snapshot db1/s1: 1 GiB, 0 replicas, detached.\n");
+  EXPECT_EQ(fake_.watches, 0);
+  fake_.next_job_state = "failed";
+  fake_.next_job_message = "create volume db3 from snapshot db1/s1: no space";
+  EXPECT_EQ(Run({"volume", "create", "db3", "--from-snapshot", "db1/s1", "--wait"}), 1);
+  EXPECT_EQ(err_.str(), "shorthornctl: " + fake_.next_job_message + "\n");
+}
+
+TEST_F(CloneTest, AForgottenJobIsJudgedByTheVolume) {
+  fake_.clone_job = "forgotten";
+  ASSERT_EQ(Run({"volume", "create", "db2", "--from-snapshot", "db1/s1"}), 0) << err_.str();
+  EXPECT_EQ(out_.str(),
+            "Created volume db2 from snapshot db1/s1: 1 GiB, 0 replicas, detached.\n"
+            "Its copy job has already ended; shorthorn-fused no longer lists it.\n");
+  ASSERT_EQ(Run({"--json", "volume", "create", "db3", "--from-snapshot", "db1/s1", "--wait"}), 0);
+  boost::json::value v = boost::json::parse(out_.str());
+  EXPECT_EQ(v.at("name").as_string(), "db3");
+  EXPECT_TRUE(v.at("job").is_null());
+  // A failed copy deleted the volume.
+  fake_.next_job_state = "failed";
+  EXPECT_EQ(Run({"volume", "create", "db4", "--from-snapshot", "db1/s1", "--wait"}), 1);
+  EXPECT_EQ(
+      err_.str(),
+      "shorthornctl: create volume db4 from snapshot db1/s1: the copy job has ended and is "
+      "forgotten, and the volume is gone: the copy failed (shorthorn-fused's log says why)\n");
+}
+
+TEST_F(CloneTest, DaemonErrorsKeepTheirKind) {
+  EXPECT_EQ(Run({"volume", "create", "db2", "--from-snapshot", "db1/nope"}), 3);
+  EXPECT_EQ(err_.str(),
+            "shorthornctl: create volume db2 from snapshot db1/nope: volume db1 has no snapshot "
+            "nope\n");
+  EXPECT_EQ(Run({"volume", "create", "db2", "--from-snapshot", "db1"}), 5);
+  EXPECT_EQ(Run({"volume", "create", "db2", "--from-snapshot", "db1/s1", "--size", "1M"}), 5);
+  EXPECT_EQ(Run({"volume", "create", "db1", "--from-snapshot", "db1/s1"}), 4);
+  EXPECT_FALSE(Called("ListJobs"));
 }
 
 TEST_F(RunCtlTest, ImportNamesEveryReplicad) {
@@ -88,7 +245,7 @@ TEST_F(RunCtlTest, JsonOutput) {
 }
 
 TEST_F(RunCtlTest, EveryErrorKindHasItsExitCodeAndTheMessageAsIs) {
-  (void)fake_.CreateVolume("v", 1 << 20, {});
+  (void)fake_.CreateVolume("v", 1 << 20, {}, {});
   const std::vector<std::pair<ErrorKind, int>> expected = {
       {ErrorKind::kFailed, 1},          {ErrorKind::kNotFound, 3},  {ErrorKind::kAlreadyExists, 4},
       {ErrorKind::kInvalidArgument, 5}, {ErrorKind::kBusy, 6},      {ErrorKind::kNotAuthorized, 7},

@@ -3,8 +3,18 @@
 // call with `fail_next` when set, so tests check both output and exit codes.
 // A job it starts goes through a script of states: GetJob shows the current
 // one, each WatchJob moves to the next (no sleeping), the last is final.
-// Backups live in one list across targets; a backup job that completes has
-// the backup's URL as its Message, as the daemon's does.
+// CreateVolume with from_snapshot checks its source and starts a "clone"
+// job for the new volume (clone_job says how far it has got when looked
+// at). Backups live in one list across targets; a backup job that completes has
+// the backup's URL as its Message, as the daemon's does. Recurring jobs live
+// in their volume's recurring_jobs, as the RecurringJobs property shows them;
+// the fake checks only the kind of the values the daemon judges.
+// CreateStandbyVolume adds a volume with Standby true holding the newest
+// backup of its source, and a "restore" job (failing NotFound when the
+// source has none); Activate clears the standby fields, as the D-Bus
+// contract says an ordinary volume shows them ("" / false), unless
+// activate_keeps_backup; it refuses a volume that is not a standby, and
+// without force one that holds no whole backup (last_backup "").
 // ForwardingClient lets RunCtl own a client while the test keeps the fake.
 #pragma once
 
@@ -28,10 +38,17 @@ class FakeStorageClient : public StorageClient {
   // How the next job started ends: its final State and Message.
   std::string next_job_state = "completed";
   std::string next_job_message;
+  // How far a clone's job has got by the time the client looks for it:
+  // "running" (the usual script of states), "ended" (only its final state is
+  // left), "forgotten" (no longer listed; when it failed, the volume is gone).
+  std::string clone_job = "running";
   int watches = 0;                  // WatchJob calls
   std::vector<BackupInfo> backups;  // every target's, oldest first
   std::string default_backup_target = "file:///var/lib/shorthorn/backups";
   bool backup_job_reports_url = true;  // false: a completed backup job has no Message
+  // true: after Activate the volume still reports LastBackup and
+  // LastBackupCreated (a daemon that keeps them).
+  bool activate_keeps_backup = false;
 
   Result<std::vector<VolumeInfo>> ListVolumes() override {
     calls.push_back("ListVolumes");
@@ -65,18 +82,30 @@ class FakeStorageClient : public StorageClient {
     return v;
   }
   Result<VolumeInfo> CreateVolume(const std::string& name, uint64_t size,
-                                  const std::vector<std::string>& replicas) override {
+                                  const std::vector<std::string>& replicas,
+                                  const CreateOptions& options) override {
     std::string joined;
     for (const auto& r : replicas) joined += (joined.empty() ? "" : ",") + r;
-    calls.push_back("CreateVolume " + name + " " + std::to_string(size) + " " + joined);
+    calls.push_back(
+        "CreateVolume " + name + " " + std::to_string(size) + " " +
+        (joined.empty() ? "-" : joined) +
+        (options.replica_count ? " count=" + std::to_string(*options.replica_count) : "") +
+        (options.from_snapshot.empty() ? "" : " from=" + options.from_snapshot));
     if (Status s = TakeFailure(); !s.ok()) return s;
+    if (!options.from_snapshot.empty()) {
+      Result<uint64_t> source = CloneSource(name, size, options.from_snapshot);
+      if (!source.ok()) return source.status();
+      if (size == 0) size = *source;
+    }
     VolumeInfo v;
     v.name = name;
     v.object_path = "/org/shorthorn/Storage1/volumes/" + name;
     v.size = size;
     v.state = "detached";
+    if (options.replica_count) v.replica_count = *options.replica_count;
     for (const auto& r : replicas) v.replicas.push_back({r, "r-" + name, ""});
     volumes[name] = v;
+    if (!options.from_snapshot.empty()) StartCloneJob(name, options.from_snapshot, size);
     return v;
   }
   Status DeleteVolume(const std::string& name, bool force) override {
@@ -259,6 +288,106 @@ class FakeStorageClient : public StorageClient {
     }
     return StartFailingJob("restore", name, url, what + ": no such backup");
   }
+  Result<std::string> CreateStandbyVolume(const std::string& name, const std::string& source,
+                                          const std::vector<std::string>& replicas,
+                                          std::optional<uint32_t> replica_count,
+                                          std::optional<uint32_t> poll_interval) override {
+    std::string joined;
+    for (const auto& r : replicas) joined += (joined.empty() ? "" : ",") + r;
+    calls.push_back("CreateStandbyVolume " + name + " " + source + " " +
+                    (joined.empty() ? "-" : joined) + " " +
+                    (replica_count ? std::to_string(*replica_count) : "-") + " " +
+                    (poll_interval ? std::to_string(*poll_interval) : "-"));
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    std::string what = "create standby volume " + name + " of " + source;
+    if (volumes.count(name) != 0) {
+      return Status(ErrorKind::kAlreadyExists, what + ": volume " + name + " already exists");
+    }
+    const BackupInfo* newest = nullptr;
+    for (const BackupInfo& b : backups) {
+      if (b.url.starts_with(source + "&backup=")) newest = &b;
+    }
+    if (newest == nullptr) {
+      return StartFailingJob("restore", name, source, what + ": the source has no backups");
+    }
+    VolumeInfo v;
+    v.name = name;
+    v.object_path = "/org/shorthorn/Storage1/volumes/" + name;
+    v.size = newest->size;
+    v.state = "detached";
+    v.replica_count = replica_count.value_or(2);
+    for (const auto& r : replicas) v.replicas.push_back({r, "r-" + name, ""});
+    v.standby = true;
+    v.standby_source = source;
+    v.last_backup = newest->name;
+    v.last_backup_created = newest->created;
+    v.last_restored_at = "2025-01-02T03:05:00Z";
+    volumes[name] = v;
+    return StartJob("restore", name, source, true, v.size);
+  }
+  Status Activate(const std::string& name, bool force) override {
+    calls.push_back("Activate " + name + (force ? " force" : ""));
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    Result<VolumeInfo*> v = Find("activate", name);
+    if (!v.ok()) return v.status();
+    if (!(*v)->standby) {
+      return Status(ErrorKind::kInvalidArgument,
+                    "activate volume " + name + ": it is not a DR standby");
+    }
+    VolumeInfo& volume = **v;
+    if (volume.last_backup.empty() && !force) {
+      return Status(ErrorKind::kFailed, "activate volume " + name +
+                                            ": an apply was interrupted, so it holds no whole "
+                                            "backup; activate with option force=true");
+    }
+    volume.standby = false;
+    volume.standby_source.clear();
+    volume.last_restored_at.clear();
+    volume.standby_error.clear();
+    if (!activate_keeps_backup) {
+      volume.last_backup.clear();
+      volume.last_backup_created.clear();
+    }
+    return Status::Ok();
+  }
+  Status AddRecurringJob(const std::string& volume, const RecurringJobInfo& job) override {
+    calls.push_back("AddRecurringJob " + volume + " " + job.name + " " + job.kind + " [" +
+                    job.schedule + "] " + std::to_string(job.retain) +
+                    (job.target.empty() ? "" : " " + job.target));
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    std::string what = "add recurring job " + job.name + " to volume " + volume;
+    Result<VolumeInfo*> v = Find("add recurring job " + job.name + " to", volume);
+    if (!v.ok()) return v.status();
+    if (job.kind != "snapshot" && job.kind != "backup") {
+      return Status(ErrorKind::kInvalidArgument,
+                    what + ": kind '" + job.kind + "' is neither snapshot nor backup");
+    }
+    auto& list = (*v)->recurring_jobs;
+    for (const RecurringJobInfo& j : list) {
+      if (j.name == job.name) return Status(ErrorKind::kAlreadyExists, what + ": it exists");
+    }
+    RecurringJobInfo added = job;  // as the daemon reports a job that never ran
+    added.last_run.clear();
+    added.last_result.clear();
+    added.next_run = "2025-01-03T02:00:00Z";
+    list.push_back(added);
+    return Status::Ok();
+  }
+  Status RemoveRecurringJob(const std::string& volume, const std::string& job) override {
+    calls.push_back("RemoveRecurringJob " + volume + " " + job);
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    Result<VolumeInfo*> v = Find("remove recurring job " + job + " from", volume);
+    if (!v.ok()) return v.status();
+    auto& list = (*v)->recurring_jobs;
+    for (auto it = list.begin(); it != list.end(); ++it) {
+      if (it->name == job) {
+        list.erase(it);
+        return Status::Ok();
+      }
+    }
+    return Status(ErrorKind::kNotFound,
+                  "remove recurring job " + job + " from volume " + volume + ": no such job");
+  }
   Result<std::vector<JobInfo>> ListJobs() override {
     calls.push_back("ListJobs");
     if (Status s = TakeFailure(); !s.ok()) return s;
@@ -339,6 +468,45 @@ class FakeStorageClient : public StorageClient {
   }
 
  private:
+  // Checks a clone's source "VOLUME/SNAPSHOT" and `size` as the daemon does;
+  // returns the snapshot's size (the fake's: its volume's).
+  Result<uint64_t> CloneSource(const std::string& name, uint64_t size, const std::string& from) {
+    std::string what = "create volume " + name + " from snapshot " + from;
+    size_t slash = from.find('/');
+    if (slash == std::string::npos) {
+      return Status(ErrorKind::kInvalidArgument,
+                    what + ": from-snapshot must be VOLUME/SNAPSHOT, e.g. db1/s1");
+    }
+    std::string source = from.substr(0, slash), snapshot = from.substr(slash + 1);
+    auto it = volumes.find(source);
+    if (it == volumes.end()) {
+      return Status(ErrorKind::kNotFound, what + ": volume " + source + " does not exist");
+    }
+    bool known = false;
+    for (const auto& s : it->second.snapshots) known = known || (s.name == snapshot && !s.removed);
+    if (!known) {
+      return Status(ErrorKind::kNotFound,
+                    what + ": volume " + source + " has no snapshot " + snapshot);
+    }
+    if (volumes.count(name) != 0) {
+      return Status(ErrorKind::kAlreadyExists, what + ": volume " + name + " already exists");
+    }
+    if (size != 0 && size < it->second.size) {
+      return Status(ErrorKind::kInvalidArgument, what + ": size " + std::to_string(size) +
+                                                     " is smaller than the snapshot's " +
+                                                     std::to_string(it->second.size));
+    }
+    return it->second.size;
+  }
+  // The clone's copy job, as far as clone_job says it has got.
+  void StartCloneJob(const std::string& name, const std::string& from, uint64_t size) {
+    if (clone_job == "forgotten") {
+      if (next_job_state != "completed") volumes.erase(name);  // a failed copy deletes it
+      return;
+    }
+    std::string path = StartJob("clone", name, from, true, size);
+    if (clone_job == "ended") jobs[path].erase(jobs[path].begin(), jobs[path].end() - 1);
+  }
   Result<VolumeInfo*> Find(const std::string& operation, const std::string& name) {
     auto it = volumes.find(name);
     if (it == volumes.end()) {
@@ -364,8 +532,9 @@ class ForwardingClient : public StorageClient {
     return f_.GetVolume(o, n);
   }
   Result<VolumeInfo> CreateVolume(const std::string& n, uint64_t s,
-                                  const std::vector<std::string>& r) override {
-    return f_.CreateVolume(n, s, r);
+                                  const std::vector<std::string>& r,
+                                  const CreateOptions& o) override {
+    return f_.CreateVolume(n, s, r, o);
   }
   Result<VolumeInfo> ImportVolume(const std::string& n,
                                   const std::vector<std::string>& r) override {
@@ -403,6 +572,19 @@ class ForwardingClient : public StorageClient {
                                     const std::vector<std::string>& r,
                                     std::optional<uint32_t> c) override {
     return f_.RestoreVolume(n, u, r, c);
+  }
+  Result<std::string> CreateStandbyVolume(const std::string& n, const std::string& s,
+                                          const std::vector<std::string>& r,
+                                          std::optional<uint32_t> c,
+                                          std::optional<uint32_t> i) override {
+    return f_.CreateStandbyVolume(n, s, r, c, i);
+  }
+  Status Activate(const std::string& n, bool force) override { return f_.Activate(n, force); }
+  Status AddRecurringJob(const std::string& v, const RecurringJobInfo& j) override {
+    return f_.AddRecurringJob(v, j);
+  }
+  Status RemoveRecurringJob(const std::string& v, const std::string& j) override {
+    return f_.RemoveRecurringJob(v, j);
   }
   Result<std::vector<JobInfo>> ListJobs() override { return f_.ListJobs(); }
   Result<JobInfo> GetJob(const std::string& o, const std::string& p) override {

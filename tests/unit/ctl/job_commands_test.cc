@@ -15,7 +15,7 @@ namespace {
 
 class JobCommandsTest : public testing::RunCtlTest {
  protected:
-  void SetUp() override { (void)fake_.CreateVolume("vol1", 1 << 30, {"h1:9500", "h2:9500"}); }
+  void SetUp() override { (void)fake_.CreateVolume("vol1", 1 << 30, {"h1:9500", "h2:9500"}, {}); }
 };
 
 TEST_F(JobCommandsTest, SnapshotCreateListRevert) {

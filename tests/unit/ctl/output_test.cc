@@ -1,4 +1,5 @@
-// Table layout and the JSON shape of a volume (documented in shorthornctl(1)).
+// Table layout, the JSON shape of a volume (documented in shorthornctl(1)),
+// a standby's fields in volume show, and ages (RFC 3339 read, spans written).
 #include "dbus/ctl/output.h"
 
 #include <gtest/gtest.h>
@@ -7,6 +8,16 @@
 
 namespace shorthorn::ctl {
 namespace {
+
+// A volume with the fields every test sets; the rest as a daemon leaves them.
+VolumeInfo Volume(const char* name, uint64_t size, const char* state) {
+  VolumeInfo v;
+  v.name = name;
+  v.object_path = "/p";
+  v.size = size;
+  v.state = state;
+  return v;
+}
 
 TEST(TableTest, AlignsColumnsWithoutTrailingBlanks) {
   Table t({"NAME", "SIZE", "DEVICE"});
@@ -19,34 +30,28 @@ TEST(TableTest, AlignsColumnsWithoutTrailingBlanks) {
 }
 
 TEST(VolumeJsonTest, HasEveryField) {
-  VolumeInfo v{"vol1", "/p", 4096, "attached", {{"h:1", "r1", "RW"}},  "/run/x", "/dev/loop3", 0,
-               0,      "",   "",   {},         {{"write_requests", 3}}};
+  VolumeInfo v = Volume("vol1", 4096, "attached");
+  v.replicas = {{"h:1", "r1", "RW"}};
+  v.frontend_path = "/run/x";
+  v.loop_device = "/dev/loop3";
+  v.statistics = {{"write_requests", 3}};
   EXPECT_EQ(boost::json::serialize(VolumeToJson(v)),
             R"({"name":"vol1","object_path":"/p","size":4096,"state":"attached",)"
             R"("frontend_path":"/run/x","loop_device":"/dev/loop3",)"
             R"("replicas":[{"address":"h:1","name":"r1","mode":"RW"}],)"
             R"("actual_size":0,"replica_count":0,"robustness":"","state_reason":"",)"
-            R"("statistics":{"write_requests":3}})");
+            R"("statistics":{"write_requests":3},"recurring_jobs":[],)"
+            R"("standby":false,"standby_source":"","last_backup":"","last_backup_created":"",)"
+            R"("last_restored_at":"","standby_error":""})");
 }
 
 TEST(VolumeDetailsTest, ShowsTheIoFigures) {
-  VolumeInfo v{"vol1",
-               "/p",
-               1 << 20,
-               "attached",
-               {},
-               "",
-               "",
-               0,
-               0,
-               "",
-               "",
-               {},
-               {{"write_requests", 4},
-                {"write_bytes", 16384},
-                {"write_latency_us", 2000},
-                {"read_requests", 0}}};
-  const std::string text = VolumeDetails(v);
+  VolumeInfo v = Volume("vol1", 1 << 20, "attached");
+  v.statistics = {{"write_requests", 4},
+                  {"write_bytes", 16384},
+                  {"write_latency_us", 2000},
+                  {"read_requests", 0}};
+  const std::string text = VolumeDetails(v, 0);
   EXPECT_NE(text.find("I/O write:     4 requests, 16 KiB, 0 errors, mean 0.50 ms\n"),
             std::string::npos)
       << text;
@@ -55,8 +60,8 @@ TEST(VolumeDetailsTest, ShowsTheIoFigures) {
 }
 
 TEST(VolumeDetailsTest, ShowsDashesForEmptyValues) {
-  VolumeInfo v{"vol1", "/p", 1 << 20, "detached", {}, "", "", 0, 0, "", "", {}, {}};
-  EXPECT_EQ(VolumeDetails(v),
+  VolumeInfo v = Volume("vol1", 1 << 20, "detached");
+  EXPECT_EQ(VolumeDetails(v, 0),
             "Name:          vol1\n"
             "Object path:   /p\n"
             "Size:          1 MiB (1048576 bytes)\n"
@@ -67,7 +72,91 @@ TEST(VolumeDetailsTest, ShowsDashesForEmptyValues) {
             "Snapshots:     0\n"
             "Robustness:    -\n"
             "Replica count: 0\n"
-            "Replicas:      0\n");
+            "Replicas:      0\n"
+            "Recurring jobs: 0\n");
+}
+
+TEST(VolumeDetailsTest, ShowsAStandbysRecoveryPointAndItsAge) {
+  VolumeInfo v = Volume("db1-dr", 1 << 20, "detached");
+  v.standby = true;
+  v.standby_source = "s3://bucket/prefix?volume=db1";
+  v.last_backup = "backup-20261206T020000Z";
+  v.last_backup_created = "2026-12-06T02:00:00Z";
+  v.last_restored_at = "2026-12-06T02:03:10Z";
+  const std::time_t now = *ParseRfc3339("2026-12-06T02:05:00Z");
+  const std::string standby_section =
+      "State:         detached\n"
+      "Standby:       yes\n"
+      "Source:        s3://bucket/prefix?volume=db1\n"
+      "Last backup:   backup-20261206T020000Z\n"
+      "Recovery point: 2026-12-06T02:00:00Z (5m ago)\n"
+      "Last restored: 2026-12-06T02:03:10Z\n"
+      "Frontend path: -\n";
+  std::string text = VolumeDetails(v, now);
+  EXPECT_NE(text.find(standby_section), std::string::npos) << text;
+  EXPECT_EQ(text.find("Error:"), std::string::npos) << text;
+
+  v.standby_error = "list backups of db1: connection refused";
+  text = VolumeDetails(v, now);
+  EXPECT_NE(text.find("Last restored: 2026-12-06T02:03:10Z\n"
+                      "Error:         list backups of db1: connection refused\n"),
+            std::string::npos)
+      << text;
+  // Not read yet: no age, and "-" for nothing.
+  v.last_backup.clear();
+  v.last_backup_created.clear();
+  text = VolumeDetails(v, now);
+  EXPECT_NE(text.find("Recovery point: -\n"), std::string::npos) << text;
+
+  v.standby = false;
+  EXPECT_EQ(VolumeDetails(v, now).find("Standby:"), std::string::npos);
+}
+
+TEST(VolumesTableTest, AStandbysStateIsStandby) {
+  VolumeInfo ordinary = Volume("db1", 1 << 20, "attached");
+  ordinary.loop_device = "/dev/loop1";
+  VolumeInfo standby = Volume("db1-dr", 1 << 20, "detached");
+  standby.standby = true;
+  EXPECT_EQ(VolumesTable({ordinary, standby}),
+            "NAME    SIZE   STATE     REPLICAS  DEVICE\n"
+            "db1     1 MiB  attached  0         /dev/loop1\n"
+            "db1-dr  1 MiB  standby   0         -\n");
+}
+
+TEST(AgeTest, ReadsRfc3339) {
+  EXPECT_EQ(*ParseRfc3339("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(*ParseRfc3339("2025-01-02T03:07:17Z"), 1735787237);
+  EXPECT_EQ(*ParseRfc3339("2025-01-02T03:07:17.250Z"), 1735787237);
+  EXPECT_EQ(*ParseRfc3339("2025-01-02T05:07:17+02:00"), 1735787237);
+  EXPECT_EQ(*ParseRfc3339("2025-01-02T01:07:17-02:00"), 1735787237);
+  for (const char* bad :
+       {"", "yesterday", "2025-01-02", "2025-01-02T03:07:17", "2025-01-02T03:07:17Zjunk",
+        "2025-13-02T03:07:17Z", "2025-01-02T24:07:17Z", "2025-01-02T03:07:17+2"}) {
+    Result<std::time_t> t = ParseRfc3339(bad);
+    EXPECT_FALSE(t.ok()) << bad;
+    EXPECT_EQ(t.status().kind(), ErrorKind::kInvalidArgument) << bad;
+  }
+}
+
+TEST(AgeTest, WritesTheTwoLargestUnits) {
+  EXPECT_EQ(FormatAge(0), "0s");
+  EXPECT_EQ(FormatAge(45), "45s");
+  EXPECT_EQ(FormatAge(60), "1m");
+  EXPECT_EQ(FormatAge(192), "3m12s");
+  EXPECT_EQ(FormatAge(300), "5m");
+  EXPECT_EQ(FormatAge(3600), "1h");
+  EXPECT_EQ(FormatAge(7530), "2h5m");  // the 30 s are below the second unit
+  EXPECT_EQ(FormatAge(86400 * 3 + 3600 * 4 + 59), "3d4h");
+  EXPECT_EQ(FormatAge(86400 * 400), "400d");
+  EXPECT_EQ(FormatAge(-12), "0s");  // the other site's clock is ahead
+}
+
+TEST(AgeTest, AgeSinceUsesTheClockItIsGiven) {
+  const std::time_t now = 1735787237;  // 2025-01-02T03:07:17Z
+  EXPECT_EQ(AgeSince("2025-01-02T03:04:05Z", now), "3m12s");
+  EXPECT_EQ(AgeSince("2025-01-02T03:04:05Z", now + 3600), "1h3m");
+  EXPECT_EQ(AgeSince("", now), "");
+  EXPECT_EQ(AgeSince("soon", now), "");
 }
 
 TEST(JobJsonTest, HasEveryField) {

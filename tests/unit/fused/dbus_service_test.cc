@@ -376,6 +376,16 @@ TEST_F(DbusServiceTest, AdminWhoIsNotRootMayNameOnlyConfiguredReplicads) {
                            " " + kVolumeInterface + " Backup 'sa{sv}' '' 1 target s file:///etc");
   EXPECT_NE(backup.exit_code, 0) << backup.output;
   EXPECT_NE(backup.output.find("Backup: " + target_refusal), std::string::npos) << backup.output;
+  // A recurring backup job backs up to its target later, as root: who may
+  // name the target is decided when it is added.
+  auto recurring = RunCommand(as_admin + "busctl --system call org.shorthorn.Storage1 " +
+                              volume_path + " " + kVolumeInterface +
+                              " AddRecurringJob 'sssua{sv}' nightly backup @daily 3 1 target s "
+                              "file:///etc");
+  EXPECT_NE(recurring.exit_code, 0) << recurring.output;
+  EXPECT_NE(recurring.output.find("AddRecurringJob: " + target_refusal), std::string::npos)
+      << recurring.output;
+  EXPECT_TRUE(fake_.GetVolume("near")->recurring_jobs.empty());
   EXPECT_EQ(fake_.ListJobs().size(), 1u);  // none of them started a job
   auto listed = RunCommand(as_admin + manager + "ListBackups 'ssa{sv}' '' with-backups 0");
   EXPECT_EQ(listed.exit_code, 0) << listed.output;
@@ -409,6 +419,62 @@ TEST_F(DbusServiceTest, OnlyRootMayNameOtherReplicads) {
               "root may name other replicads");
     EXPECT_FALSE(fake_.GetVolume("far").ok());
   }
+}
+
+// AddRecurringJob and RemoveRecurringJob reach the manager with their
+// arguments; RecurringJobs shows the list (and changes with a signal-backed
+// property, read back here); errors keep their names.
+TEST_F(DbusServiceTest, RecurringJobsAreAddedListedAndRemoved) {
+  sdbus::ObjectPath path = Create("rj", kGiB);
+  auto volume = sdbus::createProxy(kBusName, path);
+  DbusOptionsArg options;
+  options["target"] = sdbus::Variant(std::string("file:///srv/backups"));
+  volume->callMethod("AddRecurringJob")
+      .onInterface(kVolumeInterface)
+      .withArguments(std::string("nightly"), std::string("backup"), std::string("0 2 * * *"),
+                     uint32_t{7}, options);
+  volume->callMethod("AddRecurringJob")
+      .onInterface(kVolumeInterface)
+      .withArguments(std::string("hourly"), std::string("snapshot"), std::string("@hourly"),
+                     uint32_t{24}, DbusOptionsArg{});
+  using Job = sdbus::Struct<std::string, std::string, std::string, uint32_t, std::string,
+                            std::string, std::string, std::string>;
+  auto jobs =
+      volume->getProperty("RecurringJobs").onInterface(kVolumeInterface).get<std::vector<Job>>();
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0], Job("nightly", "backup", "0 2 * * *", 7, "file:///srv/backups", "", "",
+                         "2026-12-07T02:00:00Z"));
+  EXPECT_EQ(std::get<0>(jobs[1]), "hourly");
+  EXPECT_EQ(std::get<3>(jobs[1]), 24u);
+
+  std::string message;
+  EXPECT_EQ(ErrorOf(
+                [&] {
+                  volume->callMethod("AddRecurringJob")
+                      .onInterface(kVolumeInterface)
+                      .withArguments(std::string("hourly"), std::string("snapshot"),
+                                     std::string("@daily"), uint32_t{1}, DbusOptionsArg{});
+                },
+                &message),
+            "org.shorthorn.Storage1.Error.AlreadyExists")
+      << message;
+  volume->callMethod("RemoveRecurringJob")
+      .onInterface(kVolumeInterface)
+      .withArguments(std::string("nightly"), DbusOptionsArg{});
+  jobs = volume->getProperty("RecurringJobs").onInterface(kVolumeInterface).get<std::vector<Job>>();
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(std::get<0>(jobs[0]), "hourly");
+  EXPECT_EQ(ErrorOf(
+                [&] {
+                  volume->callMethod("RemoveRecurringJob")
+                      .onInterface(kVolumeInterface)
+                      .withArguments(std::string("nightly"), DbusOptionsArg{});
+                },
+                &message),
+            "org.shorthorn.Storage1.Error.NotFound")
+      << message;
+  EXPECT_NE(message.find("remove recurring job nightly of volume rj"), std::string::npos)
+      << message;
 }
 
 TEST_F(DbusServiceTest, BusctlCallFromTheDocsWorks) {

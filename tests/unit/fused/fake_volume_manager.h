@@ -9,6 +9,7 @@
 // at a gate to stand for a slow manager call. Thread-safe.
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -229,6 +230,78 @@ class FakeVolumeManager : public VolumeManager {
                                                        std::to_string(count) + " is outside 1..5");
       }
       it->second.replica_count = count;
+      info = it->second;
+    }
+    Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
+    return Status::Ok();
+  }
+
+  // Recurring jobs: kept in the volume's info; a duplicate name is
+  // AlreadyExists, an unknown one NotFound (the real checks are the
+  // service's, tested with it).
+  Status AddRecurringJob(const std::string& volume, const RecurringJobInfo& job,
+                         const Options& options) override {
+    VolumeInfo info;
+    {
+      std::lock_guard lock(mu_);
+      auto it = volumes_.find(volume);
+      if (it == volumes_.end()) return NotFound(volume);
+      for (const auto& j : it->second.recurring_jobs) {
+        if (j.name == job.name) {
+          return Status(ErrorKind::kAlreadyExists,
+                        "add recurring job " + job.name + " to volume " + volume + ": taken");
+        }
+      }
+      RecurringJobInfo added = job;
+      if (auto t = options.find("target"); t != options.end()) {
+        added.target = std::get<std::string>(t->second);
+      }
+      added.next_run = "2026-12-07T02:00:00Z";
+      it->second.recurring_jobs.push_back(added);
+      info = it->second;
+    }
+    Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
+    return Status::Ok();
+  }
+  Status RemoveRecurringJob(const std::string& volume, const std::string& job,
+                            const Options& options) override {
+    VolumeInfo info;
+    {
+      std::lock_guard lock(mu_);
+      auto it = volumes_.find(volume);
+      if (it == volumes_.end()) return NotFound(volume);
+      auto& jobs = it->second.recurring_jobs;
+      auto j = std::find_if(jobs.begin(), jobs.end(),
+                            [&job](const RecurringJobInfo& r) { return r.name == job; });
+      if (j == jobs.end()) {
+        return Status(ErrorKind::kNotFound,
+                      "remove recurring job " + job + " of volume " + volume + ": no such job");
+      }
+      jobs.erase(j);
+      info = it->second;
+    }
+    Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
+    return Status::Ok();
+  }
+
+  // DR standby: a restore job for the new volume; Activate clears the
+  // flag of a volume created with option "standby" (b) by CreateVolume.
+  Result<uint64_t> CreateStandbyVolume(const std::string& name, const std::string& source_url,
+                                       const std::vector<std::string>& replicas,
+                                       const Options& options) override {
+    return StartJob("restore", name, source_url, true);
+  }
+  Status Activate(const std::string& volume, const Options& options) override {
+    VolumeInfo info;
+    {
+      std::lock_guard lock(mu_);
+      auto it = volumes_.find(volume);
+      if (it == volumes_.end()) return NotFound(volume);
+      if (!it->second.standby) {
+        return Status(ErrorKind::kInvalidArgument,
+                      "activate volume " + volume + ": it is not a DR standby");
+      }
+      it->second.standby = false;
       info = it->second;
     }
     Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
