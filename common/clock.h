@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ctime>
+#include <optional>
 #include <string>
 
 namespace shorthorn {
@@ -12,6 +13,9 @@ namespace shorthorn {
 std::string Rfc3339(std::time_t t);
 // Now, the same way.
 std::string NowRfc3339();
+// "YYYY-MM-DDTHH:MM:SSZ" (as Rfc3339 writes it) as unix seconds; nullopt
+// for anything else.
+std::optional<std::time_t> ParseRfc3339(const std::string& text);
 // `t` as "YYYYMMDDTHHMMSSZ" (for names: backups, recurring jobs' snapshots).
 std::string CompactUtc(std::time_t t);
 

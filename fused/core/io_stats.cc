@@ -125,6 +125,39 @@ std::string FormatMetrics(const std::vector<VolumeFigures>& volumes,
       out += std::string(hist) + "_count{" + labels + "} " + std::to_string(cumulative) + "\n";
     }
   }
+  AppendHeader(out, "shorthorn_recurring_job_last_run_timestamp_seconds", "gauge",
+               "When the recurring job's last run started (0: never).");
+  for (const auto& v : volumes) {
+    for (const auto& r : v.recurring) {
+      out += "shorthorn_recurring_job_last_run_timestamp_seconds{volume=\"" + LabelValue(v.name) +
+             "\",job=\"" + LabelValue(r.job) + "\",kind=\"" + LabelValue(r.kind) + "\"} " +
+             std::to_string(r.last_run) + "\n";
+    }
+  }
+  AppendHeader(out, "shorthorn_recurring_job_last_run_failed", "gauge",
+               "1 when the recurring job's last run failed.");
+  for (const auto& v : volumes) {
+    for (const auto& r : v.recurring) {
+      out += "shorthorn_recurring_job_last_run_failed{volume=\"" + LabelValue(v.name) +
+             "\",job=\"" + LabelValue(r.job) + "\",kind=\"" + LabelValue(r.kind) + "\"} " +
+             (r.last_failed ? "1" : "0") + "\n";
+    }
+  }
+  AppendHeader(out, "shorthorn_standby_recovery_point_timestamp_seconds", "gauge",
+               "DR standby: when the backup it holds was created (its recovery point; 0: it "
+               "holds no whole backup).");
+  for (const auto& v : volumes) {
+    if (!v.standby) continue;
+    out += "shorthorn_standby_recovery_point_timestamp_seconds{volume=\"" + LabelValue(v.name) +
+           "\"} " + std::to_string(v.recovery_point) + "\n";
+  }
+  AppendHeader(out, "shorthorn_standby_poll_failing", "gauge",
+               "DR standby: 1 while its last poll of the source failed.");
+  for (const auto& v : volumes) {
+    if (!v.standby) continue;
+    out += "shorthorn_standby_poll_failing{volume=\"" + LabelValue(v.name) + "\"} " +
+           (v.standby_failing ? "1" : "0") + "\n";
+  }
   AppendHeader(out, "shorthorn_job_bytes", "gauge", "Bytes a running job has processed.");
   for (const auto& j : jobs) {
     out += "shorthorn_job_bytes{job=\"" + std::to_string(j.id) + "\",operation=\"" +

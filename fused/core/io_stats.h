@@ -45,12 +45,25 @@ class IoStats {
 };
 
 // One volume's figures for the metrics file.
+// A recurring job's last run, for alerts on failed or missing runs.
+struct RecurringFigures {
+  std::string job, kind;
+  uint64_t last_run = 0;  // unix seconds; 0 never
+  bool last_failed = false;
+};
+
 struct VolumeFigures {
   std::string name;
   bool attached = false;
   uint64_t size = 0;
   std::vector<std::pair<std::string, std::string>> replicas;  // name, mode
   std::array<IoFigures, kIoOps> io{};
+  std::vector<RecurringFigures> recurring;
+  // DR standby: the creation time (unix seconds) of the backup it holds,
+  // 0 when none is whole; whether its last poll failed. Only for a standby.
+  bool standby = false;
+  uint64_t recovery_point = 0;
+  bool standby_failing = false;
 };
 
 struct JobFigures {

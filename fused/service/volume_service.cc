@@ -803,6 +803,15 @@ std::string VolumeService::CollectMetrics() {
       VolumeFigures v;
       v.name = name;
       v.size = record.size;
+      for (const auto& j : record.recurring) {
+        v.recurring.push_back({j.name, j.kind, j.last_run, j.last_failed});
+      }
+      if (IsStandby(record)) {
+        v.standby = true;
+        v.recovery_point = ParseRfc3339(record.standby->last_backup_created).value_or(0);
+        if (record.standby->last_backup.empty()) v.recovery_point = 0;
+        v.standby_failing = standby_errors_.count(name) != 0;
+      }
       auto it = attached_.find(name);
       v.attached = it != attached_.end();
       if (v.attached) {

@@ -5,7 +5,8 @@
 # sha256 is the frozen device's). Clone c1 is made while the source is
 # mounted and written: its device has s1's sha256, e2fsck -fn is clean and
 # the files read back; the job reports its copy rate, printed next to a raw
-# sequential write on this machine. A clone of the detached source also
+# sequential write on this machine. During a (throttled) clone the clone is
+# Busy and the source's snapshot and the source cannot be deleted. A clone of the detached source also
 # matches. After the source is deleted, c1 still reads the same. Bad input
 # gets its error names; a failed clone leaves no volume.
 set -euo pipefail
@@ -58,12 +59,6 @@ start=$(date +%s.%N)
 clone c1 0
 job=$(clone_job c1)
 [[ -n $job ]] || fail "no clone job for volume c1"
-# While it runs every call on c1 is Busy (the job may already be done).
-state=$(job_prop "$job" State)
-if [[ $state == running ]]; then
-  assert_error_name Busy "attach of a volume being cloned" "$(volume_path c1)" \
-    "$VOLUME_IFACE.Attach" "@a{sv} {}"
-fi
 state=$(wait_job "$job")
 end=$(date +%s.%N)
 touch "$TEST_DIR/stop-writer"
@@ -121,11 +116,20 @@ create InvalidArgument "a clone of an unaligned size" "'c3'" "uint64 $((size + 1
 
 # A clone whose job ends without the whole copy is deleted again. With
 # rebuild-bandwidth at 20 MiB/s (it limits clones too) the copy takes
-# about 6 s, and the job is cancelled at once.
+# about 6 s: time to check what is Busy meanwhile, then cancel it.
 stop_daemon fused
 start_fused_opts --rebuild-bandwidth 20
 clone c4 0
 job=$(clone_job c4)
+# While it runs: every call on the clone is Busy, and the source's snapshot
+# and the source itself cannot be deleted.
+assert_error_name Busy "attach of a volume being cloned" "$(volume_path c4)" \
+  "$VOLUME_IFACE.Attach" "@a{sv} {}"
+assert_error_name Busy "delete of the snapshot a clone reads" "$(volume_path "$src")" \
+  "$VOLUME_IFACE.DeleteSnapshot" "'s1'" "@a{sv} {}"
+assert_error_name Busy "delete of the volume a clone reads" "$MANAGER_PATH" \
+  "$MANAGER_IFACE.DeleteVolume" "'$src'" "@a{sv} {}"
+assert_eq running "$(job_prop "$job" State)" "state of the throttled clone job after the checks"
 busctl --system call "$BUS_NAME" "$job" org.shorthorn.Storage1.Job Cancel >/dev/null
 state=$(wait_job "$job")
 assert_eq cancelled "$state" "state of the cancelled clone job"

@@ -112,6 +112,13 @@ done
 assert_eq "" "$(dr_prop StandbyError)" "StandbyError while the target answers"
 log "ok: each poll wrote only the blocks that changed"
 
+# The metrics file gives the recovery point, for an alert on the RPO.
+metric_is() { grep -qxF "$1 $2" "$METRICS_DIR/shorthorn.prom" 2>/dev/null; }
+rp=$(date -u -d "$(dr_prop LastBackupCreated)" +%s)
+wait_until 30 "the metrics file shows the standby's recovery point" \
+  metric_is 'shorthorn_standby_recovery_point_timestamp_seconds{volume="dr"}' "$rp" >/dev/null
+log "ok: shorthorn_standby_recovery_point_timestamp_seconds{volume=\"dr\"} $rp"
+
 # The target disappears: the standby keeps what it holds and says why.
 mv "$target_dir" "$target_dir.away"
 has_error() { [[ -n $(dr_prop StandbyError) ]]; }

@@ -71,6 +71,27 @@ TEST(IoStatsTest, FormatsCumulativeHistogramsAndEscapesLabels) {
                    "shorthorn_job_total_bytes{job=\"7\",operation=\"rebuild\","
                    "volume=\"db\\\"1\"}"),
             400);
+  // Recurring jobs and standbys.
+  VolumeFigures dr;
+  dr.name = "dr";
+  dr.recurring = {{"nightly", "backup", 1700000000, true}};
+  dr.standby = true;
+  dr.recovery_point = 1699999000;
+  dr.standby_failing = true;
+  text = FormatMetrics({v, dr}, {});
+  EXPECT_EQ(Sample(text,
+                   "shorthorn_recurring_job_last_run_timestamp_seconds{volume=\"dr\","
+                   "job=\"nightly\",kind=\"backup\"}"),
+            1700000000);
+  EXPECT_EQ(Sample(text,
+                   "shorthorn_recurring_job_last_run_failed{volume=\"dr\",job=\"nightly\","
+                   "kind=\"backup\"}"),
+            1);
+  EXPECT_EQ(Sample(text, "shorthorn_standby_recovery_point_timestamp_seconds{volume=\"dr\"}"),
+            1699999000);
+  EXPECT_EQ(Sample(text, "shorthorn_standby_poll_failing{volume=\"dr\"}"), 1);
+  // Only standbys have standby samples.
+  EXPECT_EQ(text.find("shorthorn_standby_poll_failing{volume=\"db"), std::string::npos);
   // Every sample's family was declared before it.
   EXPECT_LT(text.find("# TYPE shorthorn_volume_io_latency_seconds histogram"),
             text.find("shorthorn_volume_io_latency_seconds_bucket"));
