@@ -125,24 +125,22 @@ std::string FormatMetrics(const std::vector<VolumeFigures>& volumes,
       out += std::string(hist) + "_count{" + labels + "} " + std::to_string(cumulative) + "\n";
     }
   }
-  AppendHeader(out, "shorthorn_recurring_job_last_run_timestamp_seconds", "gauge",
-               "When the recurring job's last run started (0: never).");
-  for (const auto& v : volumes) {
-    for (const auto& r : v.recurring) {
-      out += "shorthorn_recurring_job_last_run_timestamp_seconds{volume=\"" + LabelValue(v.name) +
-             "\",job=\"" + LabelValue(r.job) + "\",kind=\"" + LabelValue(r.kind) + "\"} " +
-             std::to_string(r.last_run) + "\n";
+  auto recurring = [&](const char* name, const char* help, auto value_of) {
+    AppendHeader(out, name, "gauge", help);
+    for (const auto& v : volumes) {
+      for (const auto& r : v.recurring) {
+        out += std::string(name) + "{volume=\"" + LabelValue(v.name) + "\",job=\"" +
+               LabelValue(r.job) + "\",kind=\"" + LabelValue(r.kind) + "\"} " +
+               std::to_string(value_of(r)) + "\n";
+      }
     }
-  }
-  AppendHeader(out, "shorthorn_recurring_job_last_run_failed", "gauge",
-               "1 when the recurring job's last run failed.");
-  for (const auto& v : volumes) {
-    for (const auto& r : v.recurring) {
-      out += "shorthorn_recurring_job_last_run_failed{volume=\"" + LabelValue(v.name) +
-             "\",job=\"" + LabelValue(r.job) + "\",kind=\"" + LabelValue(r.kind) + "\"} " +
-             (r.last_failed ? "1" : "0") + "\n";
-    }
-  }
+  };
+  recurring("shorthorn_recurring_job_last_run_timestamp_seconds",
+            "When the recurring job's last run started (0: never).",
+            [](const RecurringFigures& r) { return r.last_run; });
+  recurring("shorthorn_recurring_job_last_run_failed",
+            "1 when the recurring job's last run failed.",
+            [](const RecurringFigures& r) { return r.last_failed ? 1 : 0; });
   AppendHeader(out, "shorthorn_standby_recovery_point_timestamp_seconds", "gauge",
                "DR standby: when the backup it holds was created (its recovery point; 0: it "
                "holds no whole backup).");

@@ -5,7 +5,8 @@
 //      backup-target and the D-Bus "target" option give it;
 //   1: ParseBackupUrl (<target>?volume=<v>&backup=<b>), as RestoreVolume
 //      and DeleteBackup get it;
-//   2: LoadS3Settings on a credentials file holding the text (mode 0600).
+//   2: LoadS3Settings on a credentials file holding the text (mode 0600);
+//   3: ParseBackupVolumeUrl (<target>?volume=<v>), a DR standby's source.
 // Properties: a parsed target's normalized URL parses to itself; a parsed
 // backup URL rebuilt with BackupUrl parses to the same parts; settings that
 // load have both keys and a scheme-less endpoint.
@@ -45,6 +46,16 @@ void BackupUrlText(const std::string& url) {
               "a rebuilt backup URL parses to other parts: " + rebuilt);
 }
 
+void VolumeUrlText(const std::string& url) {
+  auto a = ParseBackupVolumeUrl(url);
+  if (!a.ok()) return;
+  fuzz::Check(a->backup.empty() && !a->volume.empty(), "a volume URL with a backup or no volume");
+  const std::string rebuilt = a->target_url + "?volume=" + a->volume;
+  auto again = ParseBackupVolumeUrl(rebuilt);
+  fuzz::Check(again.ok() && again->target_url == a->target_url && again->volume == a->volume,
+              "a rebuilt backup volume URL parses to other parts: " + rebuilt);
+}
+
 void Credentials(std::string_view text) {
   const std::string path = fuzz::ScratchDir() + "/backup-credentials";
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -75,15 +86,18 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string_view text = shorthorn::fuzz::AsText(data + 1, size - 1);
-  switch (data[0] % 3) {
+  switch (data[0] % 4) {
     case 0:
       shorthorn::backup::TargetUrl(std::string(text));
       break;
     case 1:
       shorthorn::backup::BackupUrlText(std::string(text));
       break;
-    default:
+    case 2:
       shorthorn::backup::Credentials(text);
+      break;
+    default:
+      shorthorn::backup::VolumeUrlText(std::string(text));
       break;
   }
   return 0;
