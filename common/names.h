@@ -15,4 +15,14 @@ inline constexpr size_t kMaxNameLength = 63;
 // `what` is the kind of object ("volume", "replica") for the message.
 Status ValidateName(std::string_view what, std::string_view name);
 
+// A replicad's host id (replicad.conf host-id; /etc/machine-id by
+// default): 1..64 characters of [A-Za-z0-9._-]. Replicads that report the
+// same host id are on one host for placement.
+Status ValidateHostId(std::string_view host_id);
+// A replicad tag (replicad.conf tags, volume option replica-tags): "word"
+// or "key=value", each part 1+ characters of [A-Za-z0-9._-], 1..64 in all.
+// A tag "zone=<z>" names the replicad's zone.
+Status ValidateTag(std::string_view tag);
+inline constexpr size_t kMaxTags = 32;
+
 }  // namespace shorthorn

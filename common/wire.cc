@@ -79,6 +79,8 @@ std::string_view OpName(uint16_t op) {
       return "DELETE_REPLICA";
     case Op::kListReplicas:
       return "LIST_REPLICAS";
+    case Op::kReplicadInfo:
+      return "REPLICAD_INFO";
     case Op::kSnapshot:
       return "SNAPSHOT";
     case Op::kDeleteSnapshot:
@@ -117,6 +119,7 @@ bool IsControlOp(Op op) {
     case Op::kCloseReplica:
     case Op::kDeleteReplica:
     case Op::kListReplicas:
+    case Op::kReplicadInfo:
       return true;
     default:
       return IsLayerOp(op);

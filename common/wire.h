@@ -54,6 +54,9 @@ enum class Op : uint16_t {
   // The replicas of one volume in the data directory, open or not (JSON
   // both ways; no HELLO: a fused importing a volume finds them with it).
   kListReplicas = 20,
+  // The replicad itself: host id, tags, free space and what it holds (JSON
+  // both ways; no HELLO: fused asks it to place replicas).
+  kReplicadInfo = 21,
   // Layer ops: JSON payloads, on a connection bound by HELLO, epoch-checked
   // like data ops.
   kSnapshot = 32,

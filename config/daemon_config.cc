@@ -1,8 +1,13 @@
 #include "config/daemon_config.h"
 
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <set>
 #include <sstream>
 
 #include "common/log.h"
+#include "common/names.h"
 
 #ifndef SHORTHORN_VERSION
 #define SHORTHORN_VERSION "0.0.0"
@@ -44,7 +49,75 @@ Status CheckAbsolute(const LoadedConfig& loaded, const char* key, const std::str
   return Status::Ok();
 }
 
+// replicad's tags: space-separated, each a valid tag, no duplicate, at
+// most kMaxTags, at most one zone (placement spreads replicas over zones).
+Status ParseTags(const std::string& where, const std::string& text, std::vector<std::string>* out) {
+  std::istringstream list(text);
+  std::set<std::string> seen;
+  std::string zone;
+  for (std::string tag; list >> tag;) {
+    if (Status s = ValidateTag(tag); !s.ok()) return KeyError(where, "tags", s.message());
+    if (!seen.insert(tag).second)
+      return KeyError(where, "tags", "tag '" + tag + "' is given twice");
+    if (seen.size() > kMaxTags) {
+      return KeyError(where, "tags", "more than " + std::to_string(kMaxTags) + " tags");
+    }
+    if (tag.rfind("zone=", 0) == 0) {
+      if (!zone.empty()) {
+        return KeyError(where, "tags",
+                        "two zones, '" + zone + "' and '" + tag + "': a replicad is in one zone");
+      }
+      zone = tag;
+    }
+    out->push_back(tag);
+  }
+  return Status::Ok();
+}
+
+// The first line of `path` without trailing white space; "" when it cannot
+// be read. A machine-id is 33 bytes: more than a few KiB is not one.
+std::string FirstLine(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return "";
+  std::string head(4096, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<size_t>(in.gcount()));
+  std::string line = head.substr(0, head.find('\n'));
+  while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+  return line;
+}
+
 }  // namespace
+
+Result<HostId> ResolveHostId(const std::string& configured, const std::string& machine_id_file,
+                             const std::string& hostname) {
+  if (!configured.empty()) {
+    SH_RETURN_IF_ERROR(ValidateHostId(configured));
+    return HostId{configured, "host-id"};
+  }
+  // systemd writes "uninitialized" while the first boot has not committed an id.
+  if (std::string id = FirstLine(machine_id_file);
+      id != "uninitialized" && ValidateHostId(id).ok()) {
+    return HostId{id, machine_id_file};
+  }
+  std::string id;
+  for (char c : hostname) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-') {
+      id += c;
+    }
+  }
+  id.resize(std::min<size_t>(id.size(), 64));
+  if (!ValidateHostId(id).ok()) {
+    return Status(ErrorKind::kInvalidArgument,
+                  "find this host's id: " + machine_id_file +
+                      " holds no valid host id and the hostname '" + hostname +
+                      "' has no character a host id may hold; set host-id in replicad.conf "
+                      "(1-64 letters, digits, '.', '_' or '-', the same for every replicad of "
+                      "this host)");
+  }
+  return HostId{id, "the hostname"};
+}
 
 Status ParseAddress(const std::string& text, std::string* host, uint16_t* port) {
   auto colon = text.rfind(':');
@@ -97,6 +170,11 @@ Result<Loaded<ReplicadConfig>> LoadReplicadConfig(int argc, const char* const* a
       "metrics-file", po::value<std::string>()->default_value(d.metrics_file),
       "Prometheus text file with the open replicas' I/O figures, rewritten every 10 s "
       "(node-exporter's textfile directory); empty for none")(
+      "host-id", po::value<std::string>()->default_value(d.host_id),
+      "this host's id for placement (replicas of a volume go to different host ids); empty: "
+      "/etc/machine-id, else the hostname")(
+      "tags", po::value<std::string>()->default_value(""),
+      "space-separated tags of this replicad, a word or key=value each (e.g. \"zone=rack1 ssd\")")(
       "log-level", po::value<std::string>()->default_value(d.log_level),
       "debug, info, warning or error");
   auto loaded = Load(keys, argc, argv, default_file);
@@ -137,6 +215,12 @@ Result<Loaded<ReplicadConfig>> LoadReplicadConfig(int argc, const char* const* a
   if (!c.metrics_file.empty()) {
     SH_RETURN_IF_ERROR(CheckAbsolute(*loaded, "metrics-file", c.metrics_file));
   }
+  c.host_id = loaded->values["host-id"].as<std::string>();
+  if (!c.host_id.empty()) {
+    if (Status s = ValidateHostId(c.host_id); !s.ok())
+      return KeyError(where, "host-id", s.message());
+  }
+  SH_RETURN_IF_ERROR(ParseTags(where, loaded->values["tags"].as<std::string>(), &c.tags));
   c.log_level = loaded->values["log-level"].as<std::string>();
   SH_RETURN_IF_ERROR(CheckLogLevel(*loaded, c.log_level));
   return out;
@@ -174,6 +258,23 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
       "minutes a replaced (ERR) replica's data is kept before it is deleted")(
       "rebuild-bandwidth", po::value<int64_t>()->default_value(d.rebuild_bandwidth_mib),
       "MiB/s a rebuild or a clone may copy, 0 for no limit")(
+      "replica-replenishment-wait",
+      po::value<int64_t>()->default_value(d.replica_replenishment_wait_s),
+      "seconds a failed replica that can catch up gets to come back before it is rebuilt "
+      "elsewhere")("concurrent-rebuilds-per-replicad",
+                   po::value<int64_t>()->default_value(d.concurrent_rebuilds_per_replicad),
+                   "rebuilds and catch-ups onto one replicad at a time; the others queue")(
+      "replica-anti-affinity",
+      po::value<std::string>()->default_value(d.replica_anti_affinity_hard ? "hard" : "soft"),
+      "hard: a volume's replicas only on replicads of different hosts; soft: the same host "
+      "when nothing else fits")(
+      "zone-anti-affinity", po::value<std::string>()->default_value(d.zone_anti_affinity),
+      "hard, soft or off: a volume's replicas in different zones (replicad tag zone=)")(
+      "replica-over-provisioning",
+      po::value<int64_t>()->default_value(d.replica_over_provisioning_percent),
+      "percent of a replicad's space (less the reserve) its replicas' sizes may add up to")(
+      "replica-space-reserve", po::value<int64_t>()->default_value(d.replica_space_reserve_percent),
+      "percent of a replicad's file system that must stay free for a new replica to go there")(
       "scrub-bandwidth", po::value<int64_t>()->default_value(d.scrub_bandwidth_mib),
       "MiB/s of volume a scrub compares, 0 for no limit")(
       "scrub-interval", po::value<int64_t>()->default_value(d.scrub_interval_h),
@@ -236,6 +337,25 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
                                         &c.stale_replica_timeout_min));
   SH_RETURN_IF_ERROR(
       GetRange<uint32_t>(*loaded, "rebuild-bandwidth", 0, 100000, &c.rebuild_bandwidth_mib));
+  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "replica-replenishment-wait", 0, 604800,
+                                        &c.replica_replenishment_wait_s));
+  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "concurrent-rebuilds-per-replicad", 1, 64,
+                                        &c.concurrent_rebuilds_per_replicad));
+  const std::string host_rule = loaded->values["replica-anti-affinity"].as<std::string>();
+  if (host_rule != "hard" && host_rule != "soft") {
+    return KeyError(where, "replica-anti-affinity", "\"" + host_rule + "\" is not hard or soft");
+  }
+  c.replica_anti_affinity_hard = host_rule == "hard";
+  c.zone_anti_affinity = loaded->values["zone-anti-affinity"].as<std::string>();
+  if (c.zone_anti_affinity != "hard" && c.zone_anti_affinity != "soft" &&
+      c.zone_anti_affinity != "off") {
+    return KeyError(where, "zone-anti-affinity",
+                    "\"" + c.zone_anti_affinity + "\" is not hard, soft or off");
+  }
+  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "replica-over-provisioning", 1, 10000,
+                                        &c.replica_over_provisioning_percent));
+  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "replica-space-reserve", 0, 99,
+                                        &c.replica_space_reserve_percent));
   SH_RETURN_IF_ERROR(
       GetRange<uint32_t>(*loaded, "scrub-bandwidth", 0, 100000, &c.scrub_bandwidth_mib));
   SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "scrub-interval", 0, 87600, &c.scrub_interval_h));

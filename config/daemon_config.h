@@ -40,6 +40,13 @@ struct ReplicadConfig {
   // write there until the operator allows it. Two replicads on one host
   // need two files.
   std::string metrics_file;
+  // Where this replicad runs, for placement (REPLICAD_INFO): fused puts the
+  // replicas of one volume on different host ids. "" (the default): the
+  // daemon resolves it at start (ResolveHostId). Checked by ValidateHostId.
+  std::string host_id;
+  // Its tags ("ssd", "zone=rack1"; ValidateTag), in the order given: at most
+  // kMaxTags, no duplicate, at most one zone=... tag.
+  std::vector<std::string> tags;
   std::string log_level = "info";
 };
 
@@ -59,8 +66,17 @@ struct FusedConfig {
   uint32_t max_request_kib = 1024;            // largest FUSE read/write request
   uint32_t stale_replica_timeout_min = 2880;  // ERR replica data kept this long
   uint32_t rebuild_bandwidth_mib = 0;         // MiB/s per rebuild, 0 = unlimited
-  uint32_t scrub_bandwidth_mib = 64;          // MiB/s one scrub compares, 0 = unlimited
-  uint32_t scrub_interval_h = 0;              // hours between scrubs, 0 = on request only
+  // Placement and replacement (doc/dbus-api.md, "Placement"). A failed
+  // replica that can catch up is rebuilt elsewhere only after this wait
+  // (Longhorn's replica-replenishment-wait-interval, also 600 s).
+  uint32_t replica_replenishment_wait_s = 600;
+  uint32_t concurrent_rebuilds_per_replicad = 1;  // onto one replicad at a time
+  bool replica_anti_affinity_hard = true;         // false: soft
+  std::string zone_anti_affinity = "soft";        // "hard", "soft" or "off"
+  uint32_t replica_over_provisioning_percent = 100;
+  uint32_t replica_space_reserve_percent = 10;
+  uint32_t scrub_bandwidth_mib = 64;  // MiB/s one scrub compares, 0 = unlimited
+  uint32_t scrub_interval_h = 0;      // hours between scrubs, 0 = on request only
   // Backups (doc/backup-format.md): the target used when a call names none,
   // the S3 credentials file, and the parallel block workers of one job.
   std::string backup_target = "file:///var/lib/shorthorn/backups";
@@ -91,6 +107,21 @@ Result<Loaded<ReplicadConfig>> LoadReplicadConfig(
     int argc, const char* const* argv, const std::string& default_file = kReplicadConfigFile);
 Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
                                             const std::string& default_file = kFusedConfigFile);
+
+// The host id a replicad reports, and where it came from (for its log).
+struct HostId {
+  std::string id;
+  std::string source;  // "host-id", the machine-id file's path, or "the hostname"
+};
+
+// Resolves replicad's host id: `configured` (host-id) when set; else the
+// first line of `machine_id_file` (normally /etc/machine-id) when it is a
+// valid host id (not systemd's "uninitialized"); else `hostname` made
+// valid: lowercased, characters outside [a-z0-9._-] dropped, cut to 64.
+// InvalidArgument, telling to set host-id, when that leaves nothing.
+// Reads the file only when `configured` is empty.
+Result<HostId> ResolveHostId(const std::string& configured, const std::string& machine_id_file,
+                             const std::string& hostname);
 
 // Parses "host:port" (host may be a name, IPv4, or [IPv6]); port 1..65535.
 Status ParseAddress(const std::string& text, std::string* host, uint16_t* port);

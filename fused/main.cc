@@ -160,6 +160,15 @@ int main(int argc, char** argv) {
   settings.max_volume_size_gib = c.max_volume_size_gib;
   settings.auto_attach = c.auto_attach;
   settings.metrics_file = c.metrics_file;
+  settings.placement.host =
+      c.replica_anti_affinity_hard ? fused::AntiAffinity::kHard : fused::AntiAffinity::kSoft;
+  settings.placement.zone = c.zone_anti_affinity == "hard"  ? fused::AntiAffinity::kHard
+                            : c.zone_anti_affinity == "off" ? fused::AntiAffinity::kOff
+                                                            : fused::AntiAffinity::kSoft;
+  settings.placement.over_provisioning_percent = c.replica_over_provisioning_percent;
+  settings.placement.reserve_percent = c.replica_space_reserve_percent;
+  settings.replenishment_wait = std::chrono::seconds(c.replica_replenishment_wait_s);
+  settings.rebuilds_per_replicad = c.concurrent_rebuilds_per_replicad;
   // Failing to start after a takeover must not end the kept connection:
   // the next try takes it over again.
   auto fail_start = [&fuse](const Status& why) {

@@ -194,6 +194,29 @@ int Run(int argc, char** argv) {
         "its unflushed writes and SIGUSR2 simulates a power loss (drops them and exits 137); "
         "never use this in production");
   }
+  // Where this replicad runs, for fused's placement (REPLICAD_INFO).
+  ReplicadIdentity identity;
+  {
+    char name[256] = {};
+    if (::gethostname(name, sizeof(name) - 1) != 0) {
+      LogWarning(std::string("gethostname: ") + std::strerror(errno));
+    }
+    // For messages only; fused refuses control characters in it.
+    for (const char* c = name; *c != '\0'; ++c) {
+      if (static_cast<unsigned char>(*c) >= 0x20 && *c != 0x7f) identity.hostname += *c;
+    }
+    auto host_id = config::ResolveHostId(cfg.host_id, "/etc/machine-id", identity.hostname);
+    if (!host_id.ok()) {
+      LogError(host_id.status().message());
+      return 1;
+    }
+    identity.host_id = host_id->id;
+    identity.tags = cfg.tags;
+    std::string tags;
+    for (const auto& t : cfg.tags) tags += (tags.empty() ? "" : " ") + t;
+    LogInfo("host id " + identity.host_id + " (from " + host_id->source + ")" +
+            (tags.empty() ? ", no tags" : ", tags " + tags));
+  }
   auto key = auth::LoadDaemonKey(cfg.cluster_key);
   if (!key.ok()) {
     LogError(key.status().message());
@@ -207,7 +230,7 @@ int Run(int argc, char** argv) {
     options.max_volume_size_gib = cfg.max_volume_size_gib;
     options.power_loss_test = power_loss_test;
     ReplicaStore store(cfg.data_dir, engine->get(), options);
-    RequestHandler handler(&store);
+    RequestHandler handler(&store, std::move(identity));
     ServerOptions server_options;
     server_options.connection.key = shared_key;
     server_options.connection.auth_timeout = std::chrono::seconds(cfg.auth_timeout_s);

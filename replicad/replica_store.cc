@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -238,12 +239,7 @@ Status ReplicaStore::Delete(const std::string& volume, const std::string& replic
   return Status::Ok();
 }
 
-Result<std::vector<ReplicaMeta>> ReplicaStore::List(const std::string& volume) {
-  if (Status s = ValidateName("volume", volume); !s.ok()) {
-    return Status(ErrorKind::kInvalidArgument, "list replicas: " + s.message(), EINVAL);
-  }
-  const std::string op = "list replicas of volume " + volume;
-  std::lock_guard lock(mu_);
+Result<std::vector<ReplicaMeta>> ReplicaStore::ReadAllMetaLocked(const std::string& op, bool warn) {
   DIR* d = ::opendir(data_dir_.c_str());
   if (d == nullptr) return ErrnoStatus(errno, op + ": open directory " + data_dir_);
   std::vector<std::string> names;
@@ -256,12 +252,15 @@ Result<std::vector<ReplicaMeta>> ReplicaStore::List(const std::string& volume) {
   const int data_fd = ::dirfd(d);
   for (const auto& name : names) {
     const std::string dir = ReplicaDir(data_dir_, name);
+    auto skip = [&](const std::string& why) {
+      const std::string message = op + ": skipping " + dir + ": " + why;
+      warn ? LogWarning(message) : LogDebug(message);
+    };
     struct stat st {};
     if (::fstatat(data_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) {
-      if (S_ISLNK(st.st_mode)) LogWarning(op + ": skipping " + dir + ": a symbolic link");
+      if (S_ISLNK(st.st_mode)) skip("a symbolic link");
       continue;
     }
-    auto skip = [&](const std::string& why) { LogWarning(op + ": skipping " + dir + ": " + why); };
     UniqueFd replica_fd(
         ::openat(data_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!replica_fd.valid()) {
@@ -284,10 +283,46 @@ Result<std::vector<ReplicaMeta>> ReplicaStore::List(const std::string& volume) {
       skip("its replica.json names replica " + meta->replica);
       continue;
     }
-    if (meta->volume == volume) out.push_back(std::move(*meta));
+    out.push_back(std::move(*meta));
   }
   ::closedir(d);
   return out;
+}
+
+Result<std::vector<ReplicaMeta>> ReplicaStore::List(const std::string& volume) {
+  if (Status s = ValidateName("volume", volume); !s.ok()) {
+    return Status(ErrorKind::kInvalidArgument, "list replicas: " + s.message(), EINVAL);
+  }
+  std::lock_guard lock(mu_);
+  auto all = ReadAllMetaLocked("list replicas of volume " + volume, true);
+  if (!all.ok()) return all.status();
+  std::vector<ReplicaMeta> out;
+  for (auto& meta : *all) {
+    if (meta.volume == volume) out.push_back(std::move(meta));
+  }
+  return out;
+}
+
+Result<StoreUsage> ReplicaStore::Usage() {
+  const std::string op = "replicad info";
+  StoreUsage usage;
+  struct statvfs fs {};
+  if (::statvfs(data_dir_.c_str(), &fs) != 0) {
+    return ErrnoStatus(errno, op + ": statvfs " + data_dir_);
+  }
+  usage.total_bytes = static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize;
+  // f_bavail <= f_blocks on every sane file system; a peer must never see
+  // more free than total (fused refuses such a reply).
+  usage.free_bytes =
+      std::min<uint64_t>(static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize, usage.total_bytes);
+  // Replicas that LIST_REPLICAS would skip are not counted; they are
+  // logged at debug level only: fused asks this often.
+  std::lock_guard lock(mu_);
+  auto all = ReadAllMetaLocked(op, false);
+  if (!all.ok()) return all.status();
+  usage.replicas = all->size();
+  for (const auto& meta : *all) usage.provisioned_bytes += meta.size;
+  return usage;
 }
 
 void ReplicaStore::CloseAll() {

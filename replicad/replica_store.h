@@ -26,6 +26,13 @@
 
 namespace shorthorn::replicad {
 
+struct StoreUsage {
+  uint64_t replicas = 0;           // replica directories with a valid replica.json
+  uint64_t provisioned_bytes = 0;  // the sum of their sizes
+  uint64_t total_bytes = 0;        // the data directory's file system: f_blocks * f_frsize
+  uint64_t free_bytes = 0;         // f_bavail * f_frsize, at most total_bytes
+};
+
 class ReplicaStore {
  public:
   // `engine` must outlive the store. `options` are given to every replica
@@ -69,6 +76,9 @@ class ReplicaStore {
   // Directories without a readable, valid replica.json naming themselves
   // are skipped with a warning; symbolic links are never followed.
   Result<std::vector<ReplicaMeta>> List(const std::string& volume);
+  // What the data directory holds and has room for (REPLICAD_INFO): every
+  // replica List would show, of any volume, and statvfs of the directory.
+  Result<StoreUsage> Usage();
   // Closes every open replica (shutdown), logging failures.
   void CloseAll();
   // Power-loss test mode (ReplicaOptions::power_loss_test): runs
@@ -90,6 +100,11 @@ class ReplicaStore {
   // another volume; otherwise the open replica or null.
   Status CheckKnownLocked(const std::string& op, const std::string& volume,
                           const std::string& replica, std::shared_ptr<Replica>* open);
+  // The replica.json of every replica in the data directory, sorted by
+  // name (List and Usage). A directory without a readable, valid
+  // replica.json naming itself, or a symbolic link, is skipped and logged
+  // (a warning when `warn`, else at debug level); `op` starts the messages.
+  Result<std::vector<ReplicaMeta>> ReadAllMetaLocked(const std::string& op, bool warn);
 
   const std::string data_dir_;
   IoEngine* const engine_;

@@ -11,7 +11,8 @@
 //
 // LIST_REPLICAS answers from the replica.json files on disk (the store's
 // lock keeps them from changing meanwhile), so replicas that are not open
-// are listed too; its reply is capped in count and in bytes.
+// are listed too; its reply is capped in count and in bytes. REPLICAD_INFO
+// walks the same files (every volume) for its count and provisioned bytes.
 #include "replicad/request_handler.h"
 
 #include <boost/json.hpp>
@@ -311,6 +312,25 @@ Status RequestHandler::HandleControl(ConnectionState* state, const Frame& frame,
       } else {
         reply(h, 0, ToBytes(ReplicaListJson(*metas)));
       }
+      break;
+    }
+    case wire::Op::kReplicadInfo: {
+      // Needs no field: any other key is ignored like in every request.
+      auto usage = store_->Usage();
+      if (!usage.ok()) {
+        ReplyControl(reply, h, usage.status());
+        break;
+      }
+      json::array tags;
+      for (const auto& t : identity_.tags) tags.emplace_back(t);
+      ReplyJson(reply, h,
+                {{"host_id", identity_.host_id},
+                 {"hostname", identity_.hostname},
+                 {"tags", std::move(tags)},
+                 {"total_bytes", usage->total_bytes},
+                 {"free_bytes", usage->free_bytes},
+                 {"provisioned_bytes", usage->provisioned_bytes},
+                 {"replicas", usage->replicas}});
       break;
     }
     default:

@@ -11,7 +11,8 @@
 // Threads: Handle is called by one thread per connection, in frame order, so
 // a HELLO takes effect before the next frame of that connection is handled.
 // Control ops complete before Handle returns; data ops may complete later.
-// The handler itself is stateless apart from the store and thread-safe.
+// The handler itself is stateless apart from the store and its identity
+// (fixed at construction, for REPLICAD_INFO) and thread-safe.
 #pragma once
 
 #include <boost/json/object.hpp>
@@ -19,6 +20,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "common/frame_io.h"
@@ -46,9 +49,18 @@ using ReplyFn =
 // worst, so a page stays near 180 KiB, far below kMaxControlPayload).
 inline constexpr uint64_t kMaxExtentsPerPage = 4096;
 
+// What REPLICAD_INFO says about this replicad besides its data directory
+// (replicad.conf host-id, resolved at start, and tags; gethostname).
+struct ReplicadIdentity {
+  std::string host_id;  // never "" in the daemon (config::ResolveHostId)
+  std::string hostname;
+  std::vector<std::string> tags;
+};
+
 class RequestHandler {
  public:
-  explicit RequestHandler(ReplicaStore* store) : store_(store) {}
+  explicit RequestHandler(ReplicaStore* store, ReplicadIdentity identity = {})
+      : store_(store), identity_(std::move(identity)) {}
 
   [[nodiscard]] Status Handle(ConnectionState* state, Frame frame, ReplyFn reply);
 
@@ -62,6 +74,7 @@ class RequestHandler {
                      const ReplyFn& reply);
 
   ReplicaStore* const store_;
+  const ReplicadIdentity identity_;
 };
 
 // The reply payload for an error Status: its message, cut to the limit.

@@ -84,8 +84,8 @@ Status VolumeRestore(const Invocation& invocation, StorageClient& client, Output
     if (!count.ok()) return count.status();
     replica_count = *count;
   }
-  Result<std::string> job =
-      client.RestoreVolume(name, text, invocation.Values("replica"), replica_count);
+  Result<std::string> job = client.RestoreVolume(name, text, invocation.Values("replica"),
+                                                 replica_count, invocation.Value("replica-tags"));
   if (!job.ok()) return job.status();
   return FollowJob(invocation, client, output, *job,
                    boost::json::object{{"name", name}, {"backup", text}},

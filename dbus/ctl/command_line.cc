@@ -3,10 +3,11 @@
 // and "shorthornctl --json volume list" mean the same. The first two other
 // words pick the command; only then are its options known, so a command
 // option before the verb is a usage error rather than a guess. Values are
-// checked here (sizes, counts, and the arguments named SIZE, COUNT, JOB,
-// BACKUP-URL and SOURCE-URL) so that a typo is a usage error (exit 2) before anything is
-// sent to the daemon. --help wins over every other error, so
-// "shorthornctl volume create --help" works without a NAME.
+// checked here (sizes, counts, that tags are not empty, and the arguments
+// named SIZE, COUNT, JOB, BACKUP-URL and SOURCE-URL) so that a typo is a
+// usage error (exit 2) before anything is sent to the daemon. --help wins
+// over every other error, so "shorthornctl volume create --help" works
+// without a NAME.
 #include "dbus/ctl/command_line.h"
 
 #include <algorithm>
@@ -94,7 +95,8 @@ std::string OptionSynopsis(const OptionSpec& o) {
   return text;
 }
 
-// Checks that every required option and argument is there; "" when fine.
+// Checks that every required option and argument is there and that no two
+// options that exclude each other are both given; "" when fine.
 std::string MissingPieces(const Invocation& inv) {
   const CommandSpec& c = *inv.command;
   std::string name = CommandName(c);
@@ -103,6 +105,10 @@ std::string MissingPieces(const Invocation& inv) {
            "; usage: shorthornctl " + CommandSynopsis(c);
   }
   for (const OptionSpec& o : c.options) {
+    if (!o.conflicts_with.empty() && inv.Has(o.name) && inv.Has(o.conflicts_with)) {
+      return name + ": options --" + std::string(o.name) + " and --" +
+             std::string(o.conflicts_with) + " exclude each other";
+    }
     if (!o.required || inv.Has(o.name)) continue;
     if (o.required_unless.empty()) {
       return name + ": option --" + std::string(o.name) +
@@ -227,6 +233,9 @@ ParsedCommandLine ParseCommandLine(const std::vector<CommandSpec>& commands,
       if (Result<uint32_t> count = ParseCount(value); !count.ok()) {
         error = where + ": " + count.status().message();
       }
+    }
+    if (spec->type == ValueType::kTags && value.empty() && error.empty()) {
+      error = where + ": no tags given (e.g. ssd,zone=a)";
     }
     auto& values = inv.options[std::string(spec->name)];
     if (!values.empty() && !spec->repeatable && error.empty()) {

@@ -23,6 +23,7 @@ enum class ValueType {
   kString,  // any text
   kSize,    // checked with ParseSize ("10G")
   kCount,   // checked with ParseCount ("3")
+  kTags,    // replicad tags, "ssd,zone=a": only checked to be non-empty (the daemon judges each)
 };
 
 struct OptionSpec {
@@ -36,6 +37,9 @@ struct OptionSpec {
   // A required option that may be left out when this other option is given
   // ("from-snapshot" for --size of volume create); "" for none.
   std::string_view required_unless = "";
+  // An option that may not be given with this one ("file" for --maintenance
+  // of volume attach); "" for none.
+  std::string_view conflicts_with = "";
 };
 
 struct Invocation;

@@ -31,6 +31,10 @@ constexpr OptionSpec kWait{"wait", 0, ValueType::kFlag, "",
 constexpr OptionSpec kWaitJob{
     "wait", 0, ValueType::kFlag, "",
     "wait until the job ends (progress on a terminal); exit status is the job's"};
+// --replica-tags on the commands that place a new volume's replicas.
+constexpr OptionSpec kReplicaTags{
+    "replica-tags", 0, ValueType::kTags, "TAGS",
+    "tags every replicad holding a replica must have, e.g. ssd,zone=a"};
 // --target on the backup commands that name no backup URL.
 constexpr OptionSpec kTarget{
     "target", 0, ValueType::kString, "URL",
@@ -48,6 +52,7 @@ std::vector<CommandSpec> MakeCommands() {
          "a replicad to hold a replica; repeat for more (default: fused's replicads)", false, true},
         {"replica-count", 0, ValueType::kCount, "COUNT",
          "how many replicas the volume keeps, 1 to 5 (default: one per --replica, else 1)"},
+        kReplicaTags,
         {"from-snapshot", 0, ValueType::kString, "VOLUME/SNAPSHOT",
          "make the volume a clone of that snapshot (its data copied by a job)"},
         {"wait", 0, ValueType::kFlag, "",
@@ -55,12 +60,16 @@ std::vector<CommandSpec> MakeCommands() {
        "create a volume, empty or as a clone of a snapshot",
        "Creates volume NAME of SIZE bytes with one replica on each given replicad\n"
        "(the daemon's configured replicads when none is given); with --replica-count,\n"
-       "the replicas beyond those given go on configured replicads. The volume is\n"
-       "detached. With --from-snapshot it is a clone of snapshot SNAPSHOT of VOLUME,\n"
-       "of SIZE (at least the snapshot's) or the snapshot's size: it exists at once,\n"
-       "but commands on it are Busy (exit 6) until a job has copied the data; the\n"
-       "job's object path is printed. A failed copy deletes the volume again. With\n"
-       "--wait, waits for the copy; the exit status is the job's.",
+       "the replicas beyond those given go on configured replicads chosen by the\n"
+       "placement rules (different hosts, enough free space). With --replica-tags,\n"
+       "every replicad holding a replica, now and after rebuilds, must have every tag.\n"
+       "When no placement fits, Unavailable (exit 8) lists each replicad and why it\n"
+       "was refused. The volume is detached. With --from-snapshot it is a clone of\n"
+       "snapshot SNAPSHOT of VOLUME, of SIZE (at least the snapshot's) or the\n"
+       "snapshot's size: it exists at once, but commands on it are Busy (exit 6)\n"
+       "until a job has copied the data; the job's object path is printed. A failed\n"
+       "copy deletes the volume again. With --wait, waits for the copy; the exit\n"
+       "status is the job's.",
        VolumeCreate},
       {"volume",
        "import",
@@ -97,11 +106,21 @@ std::vector<CommandSpec> MakeCommands() {
       {"volume",
        "attach",
        {"NAME"},
-       {{"file", 0, ValueType::kFlag, "", "expose the FUSE file only, no loop device"}, kWait},
+       {{"file", 0, ValueType::kFlag, "", "expose the FUSE file only, no loop device"},
+        {"maintenance", 0, ValueType::kFlag, "",
+         "start the engine only, no file and no device (for snapshot revert)", false, false, "",
+         "file"},
+        {"salvage", 0, ValueType::kFlag, "",
+         "when no replica is provably up to date, use the best one reachable"},
+        kWait},
        "attach a volume and print its device",
        "Attaches volume NAME: connects its replicas and exposes it as a loop device\n"
        "(/dev/loopN, also linked as /dev/shorthorn/NAME), or with --file as a file\n"
-       "on shorthorn-fused's FUSE mount. Prints the device or file.",
+       "on shorthorn-fused's FUSE mount. Prints the device or file. With --maintenance\n"
+       "only the engine runs (state maintenance, no file, no device), as snapshot\n"
+       "revert of an attached volume needs. When no replica can be proven up to date\n"
+       "(Failed, exit 1, naming every candidate), --salvage takes the best one reachable\n"
+       "instead: what it missed is lost.",
        VolumeAttach},
       {"volume",
        "detach",
@@ -115,12 +134,14 @@ std::vector<CommandSpec> MakeCommands() {
        "delete",
        {"NAME"},
        {{"force", 'f', ValueType::kFlag, "",
-         "forget replicas that cannot be reached instead of failing"},
+         "delete even when a replica cannot be; its data is left behind"},
         kWait},
        "delete a detached volume and its replicas",
        "Deletes volume NAME and its replicas on their replicads. The volume must be\n"
-       "detached. With --force, replicas whose replicad cannot be reached are\n"
-       "forgotten (their data stays on that replicad).",
+       "detached. A replica that cannot be deleted (its replicad cannot be reached)\n"
+       "fails the command (Unavailable, exit 8) and the volume stays. With --force the\n"
+       "volume is deleted anyway and the data of those replicas is left behind on\n"
+       "their replicads; shorthorn-fused logs their names for you to remove them.",
        VolumeDelete},
       {"volume",
        "expand",
@@ -154,12 +175,25 @@ std::vector<CommandSpec> MakeCommands() {
        "each replica that differed) otherwise.",
        VolumeScrub},
       {"volume",
+       "rebuild",
+       {"NAME"},
+       {},
+       "replace the failed replicas of an attached volume now",
+       "Starts replacing the failed replicas of attached volume NAME at once, by\n"
+       "rebuilds onto replicads chosen by the placement rules (shorthornctl job list\n"
+       "shows them). Without it, shorthorn-fused waits replica-replenishment-wait\n"
+       "seconds for a failed replica to come back and catch up; volume show says so\n"
+       "in its robustness reason. Busy (exit 6) while detached; InvalidArgument (exit\n"
+       "5) when no replica is missing.",
+       VolumeRebuild},
+      {"volume",
        "restore",
        {"NAME", "BACKUP-URL"},
        {{"replica", 'r', ValueType::kString, "HOST:PORT",
          "a replicad to hold a replica; repeat for more (default: fused's replicads)", false, true},
         {"replica-count", 0, ValueType::kCount, "COUNT",
          "how many replicas the volume keeps, 1 to 5 (default: fused's)"},
+        kReplicaTags,
         kWaitJob},
        "create a volume from a backup (a job)",
        "Starts a job that creates volume NAME from the backup at BACKUP-URL (as\n"
@@ -175,6 +209,7 @@ std::vector<CommandSpec> MakeCommands() {
          "a replicad to hold a replica; repeat for more (default: fused's replicads)", false, true},
         {"replica-count", 0, ValueType::kCount, "COUNT",
          "how many replicas the volume keeps, 1 to 5 (default: fused's)"},
+        kReplicaTags,
         {"poll-interval", 0, ValueType::kCount, "SECONDS",
          "how often to look for a newer backup, 1 to 86400 (default: 300)"},
         kWaitJob},
@@ -320,8 +355,10 @@ std::vector<CommandSpec> MakeCommands() {
        {},
        "list the replicas of a volume",
        "Shows how many replicas VOLUME keeps, its robustness (healthy, degraded,\n"
-       "faulted, or unknown while detached) and each replica: replicad address,\n"
-       "replica name, mode (RW, WO while rebuilding, ERR, or - while detached).",
+       "faulted, or unknown while detached) and each replica: replicad address, the\n"
+       "host and free space that replicad reports (as replicad list; - when the\n"
+       "replicads cannot be listed, e.g. without root or group shorthorn), replica\n"
+       "name, and mode (RW, WO while rebuilding, ERR, or - while detached).",
        ReplicaList},
       {"replica",
        "set-count",
@@ -329,9 +366,44 @@ std::vector<CommandSpec> MakeCommands() {
        {},
        "set how many replicas a volume keeps",
        "Sets how many replicas (1 to 5) VOLUME keeps. Growing starts rebuilds onto\n"
-       "replicads that hold none of its replicas (see shorthornctl job list);\n"
+       "replicads chosen by the placement rules (see shorthornctl job list), or fails\n"
+       "with Unavailable (exit 8) listing every replicad and why it was refused;\n"
        "shrinking drops the least useful replicas and deletes their data.",
        ReplicaSetCount},
+      {"replicad",
+       "list",
+       {},
+       {{"quiet", 'q', ValueType::kFlag, "", "print the addresses only, one a line"}},
+       "list the replicads and their space",
+       "Lists every replicad shorthorn-fused knows (its configured ones and any that\n"
+       "holds a replica of its volumes), asking each now: address, state (up,\n"
+       "draining, unreachable), host id, tags, free and total space of its file\n"
+       "system, the sum of its replicas' sizes (provisioned), how many replicas it\n"
+       "holds, the rebuilds onto it now, and why it is unreachable or what its drain\n"
+       "has left. Talks to the replicads: needs root or group shorthorn.",
+       ReplicadList},
+      {"replicad",
+       "drain",
+       {"ADDRESS"},
+       {kWaitJob},
+       "move every replica off a replicad (a job)",
+       "Marks the replicad at ADDRESS (host:port) draining, so no new replica goes\n"
+       "there, and starts a job that moves every replica of shorthorn-fused's volumes\n"
+       "off it, one volume at a time: a new replica is rebuilt elsewhere, then the one\n"
+       "there is deleted; volumes stay in use. Prints the job's object path. With\n"
+       "--wait, waits for it: exit status 0 when every replica has moved, 1 with the\n"
+       "job's message (naming the volume no other replicad can take) otherwise. The\n"
+       "replicad stays draining until replicad undrain; run drain again to retry.",
+       ReplicadDrain},
+      {"replicad",
+       "undrain",
+       {"ADDRESS"},
+       {},
+       "let a drained replicad take new replicas again",
+       "Ends the drain of the replicad at ADDRESS: it takes new replicas again, and a\n"
+       "drain job of it that is still running is cancelled (replicas it moved stay\n"
+       "where they are). NotFound (exit 3) when it is not draining.",
+       ReplicadUndrain},
       {"job",
        "list",
        {},

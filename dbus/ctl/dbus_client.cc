@@ -12,6 +12,9 @@
 // CreateVolume reads the new volume's properties also for a clone: while
 // its copy job runs only the volume's methods are Busy, not its properties.
 // Waiting for a job sleeps between reads (job_wait.h says why polling).
+// Properties newer than the oldest daemon shorthornctl talks to (Standby*,
+// RobustnessReason, ReplicaTags) come from the same GetManagedObjects map
+// and read as "" / empty when absent, so an older fused still works.
 #include "dbus/ctl/dbus_client.h"
 
 #include <algorithm>
@@ -49,11 +52,20 @@ using RecurringJobStruct = sdbus::Struct<std::string, std::string, std::string, 
 // (url, name, volume, snapshot, created, size, blocks) of ListBackups.
 using BackupStruct = sdbus::Struct<std::string, std::string, std::string, std::string, std::string,
                                    uint64_t, uint64_t>;
+// (address, state, host_id, tags, total_bytes, free_bytes,
+// provisioned_bytes, replicas, rebuilds, message) of ListReplicads.
+using ReplicadStruct =
+    sdbus::Struct<std::string, std::string, std::string, std::vector<std::string>, uint64_t,
+                  uint64_t, uint64_t, uint32_t, uint32_t, std::string>;
 
 Status FromDbusError(const sdbus::Error& e, const std::string& what) {
   ErrorKind kind = KindForDbusError(e.getName());
   if (e.getName().starts_with(kErrorPrefix)) return Status(kind, e.getMessage());
   std::string message = what + ": " + e.getMessage() + " (" + e.getName() + ")";
+  if (e.getName() == "org.freedesktop.DBus.Error.UnknownMethod") {
+    message = what + ": " + e.getMessage() + " (" + e.getName() +
+              "; shorthorn-fused is older than this shorthornctl)";
+  }
   if (e.getName() == "org.freedesktop.DBus.Error.ServiceUnknown" ||
       e.getName() == "org.freedesktop.DBus.Error.NameHasNoOwner") {
     message = what + ": " + kBusName + " is not on the system bus; is shorthorn-fused running?";
@@ -95,6 +107,8 @@ VolumeInfo ToVolumeInfo(const std::string& path, const Properties& properties) {
   v.actual_size = Property<uint64_t>(properties, "ActualSize");
   v.replica_count = Property<uint32_t>(properties, "ReplicaCount");
   v.robustness = Property<std::string>(properties, "Robustness");
+  v.robustness_reason = Property<std::string>(properties, "RobustnessReason");
+  v.replica_tags = Property<std::vector<std::string>>(properties, "ReplicaTags");
   v.state_reason = Property<std::string>(properties, "StateReason");
   v.statistics = Property<std::map<std::string, uint64_t>>(properties, "Statistics");
   for (const SnapshotStruct& s : Property<std::vector<SnapshotStruct>>(properties, "Snapshots")) {
@@ -214,6 +228,9 @@ Result<VolumeInfo> DbusStorageClient::CreateVolume(const std::string& name, uint
   if (!options.from_snapshot.empty()) {
     dbus_options["from-snapshot"] = sdbus::Variant(options.from_snapshot);
   }
+  if (!options.replica_tags.empty()) {
+    dbus_options["replica-tags"] = sdbus::Variant(options.replica_tags);
+  }
   sdbus::ObjectPath path;
   Properties properties;
   SH_RETURN_IF_ERROR(Guard("create volume " + name, [&] {
@@ -248,11 +265,17 @@ Status DbusStorageClient::DeleteVolume(const std::string& name, bool force) {
   });
 }
 
-Result<std::string> DbusStorageClient::Attach(const std::string& name, Frontend frontend) {
+Result<std::string> DbusStorageClient::Attach(const std::string& name,
+                                              const AttachOptions& attach) {
   Result<VolumeInfo> volume = GetVolume("attach", name);
   if (!volume.ok()) return volume.status();
   Properties options;
-  if (frontend == Frontend::kFile) options["frontend"] = sdbus::Variant(std::string("file"));
+  if (attach.maintenance) {
+    options["maintenance"] = sdbus::Variant(true);
+  } else if (attach.frontend == Frontend::kFile) {
+    options["frontend"] = sdbus::Variant(std::string("file"));
+  }
+  if (attach.salvage) options["salvage"] = sdbus::Variant(true);
   std::string device;
   SH_RETURN_IF_ERROR(Guard("attach volume " + name, [&] {
     auto proxy = sdbus::createProxy(*connection_, kBusName, volume->object_path);
@@ -335,6 +358,18 @@ Status DbusStorageClient::SetReplicaCount(const std::string& name, uint32_t coun
         .onInterface(kVolumeInterface)
         .withTimeout(kChangeTimeout)
         .withArguments(count, Properties{});
+  });
+}
+
+Status DbusStorageClient::Rebuild(const std::string& name) {
+  Result<std::string> path = VolumePath("rebuild", name);
+  if (!path.ok()) return path.status();
+  return Guard("rebuild volume " + name, [&] {
+    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
+    proxy->callMethod("Rebuild")
+        .onInterface(kVolumeInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(Properties{});
   });
 }
 
@@ -432,9 +467,11 @@ Result<std::string> DbusStorageClient::DeleteBackup(const std::string& url) {
 Result<std::string> DbusStorageClient::RestoreVolume(const std::string& name,
                                                      const std::string& url,
                                                      const std::vector<std::string>& replicas,
-                                                     std::optional<uint32_t> replica_count) {
+                                                     std::optional<uint32_t> replica_count,
+                                                     const std::string& replica_tags) {
   Properties options;
   if (replica_count.has_value()) options["replica-count"] = sdbus::Variant(*replica_count);
+  if (!replica_tags.empty()) options["replica-tags"] = sdbus::Variant(replica_tags);
   sdbus::ObjectPath job;
   SH_RETURN_IF_ERROR(Guard("restore volume " + name + " from " + url, [&] {
     auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
@@ -451,9 +488,11 @@ Result<std::string> DbusStorageClient::CreateStandbyVolume(const std::string& na
                                                            const std::string& source,
                                                            const std::vector<std::string>& replicas,
                                                            std::optional<uint32_t> replica_count,
+                                                           const std::string& replica_tags,
                                                            std::optional<uint32_t> poll_interval) {
   Properties options;
   if (replica_count.has_value()) options["replica-count"] = sdbus::Variant(*replica_count);
+  if (!replica_tags.empty()) options["replica-tags"] = sdbus::Variant(replica_tags);
   if (poll_interval.has_value()) options["poll-interval"] = sdbus::Variant(*poll_interval);
   sdbus::ObjectPath job;
   SH_RETURN_IF_ERROR(Guard("create standby volume " + name + " of " + source, [&] {
@@ -590,6 +629,47 @@ Status DbusStorageClient::CancelJob(const std::string& path) {
     }
   }));
   return gone ? JobGone("cancel", path) : Status::Ok();
+}
+
+Result<std::vector<ReplicadInfo>> DbusStorageClient::ListReplicads() {
+  std::vector<ReplicadStruct> found;
+  SH_RETURN_IF_ERROR(Guard("list replicads", [&] {
+    auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
+    manager->callMethod("ListReplicads")
+        .onInterface(kManagerInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(Properties{})
+        .storeResultsTo(found);
+  }));
+  std::vector<ReplicadInfo> replicads;
+  for (const ReplicadStruct& r : found) {
+    replicads.push_back({r.get<0>(), r.get<1>(), r.get<2>(), r.get<3>(), r.get<4>(), r.get<5>(),
+                         r.get<6>(), r.get<7>(), r.get<8>(), r.get<9>()});
+  }
+  return replicads;
+}
+
+Result<std::string> DbusStorageClient::DrainReplicad(const std::string& address) {
+  sdbus::ObjectPath job;
+  SH_RETURN_IF_ERROR(Guard("drain replicad " + address, [&] {
+    auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
+    manager->callMethod("DrainReplicad")
+        .onInterface(kManagerInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(address, Properties{})
+        .storeResultsTo(job);
+  }));
+  return std::string(job);
+}
+
+Status DbusStorageClient::UndrainReplicad(const std::string& address) {
+  return Guard("undrain replicad " + address, [&] {
+    auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
+    manager->callMethod("UndrainReplicad")
+        .onInterface(kManagerInterface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(address, Properties{});
+  });
 }
 
 }  // namespace shorthorn::ctl

@@ -28,12 +28,13 @@ class DbusStorageClient : public StorageClient {
                                   const std::vector<std::string>& replicas,
                                   const CreateOptions& options) override;
   Status DeleteVolume(const std::string& name, bool force) override;
-  Result<std::string> Attach(const std::string& name, Frontend frontend) override;
+  Result<std::string> Attach(const std::string& name, const AttachOptions& options) override;
   Status Detach(const std::string& name) override;
   Status Expand(const std::string& name, uint64_t size) override;
   Result<std::string> Verify(const std::string& name) override;
   Result<std::string> Scrub(const std::string& name) override;
   Status SetReplicaCount(const std::string& name, uint32_t count) override;
+  Status Rebuild(const std::string& name) override;
   Status CreateSnapshot(const std::string& volume, const std::string& snapshot) override;
   Result<std::string> DeleteSnapshot(const std::string& volume,
                                      const std::string& snapshot) override;
@@ -45,10 +46,12 @@ class DbusStorageClient : public StorageClient {
   Result<std::string> DeleteBackup(const std::string& url) override;
   Result<std::string> RestoreVolume(const std::string& name, const std::string& url,
                                     const std::vector<std::string>& replicas,
-                                    std::optional<uint32_t> replica_count) override;
+                                    std::optional<uint32_t> replica_count,
+                                    const std::string& replica_tags) override;
   Result<std::string> CreateStandbyVolume(const std::string& name, const std::string& source,
                                           const std::vector<std::string>& replicas,
                                           std::optional<uint32_t> replica_count,
+                                          const std::string& replica_tags,
                                           std::optional<uint32_t> poll_interval) override;
   Status Activate(const std::string& name, bool force) override;
   Status AddRecurringJob(const std::string& volume, const RecurringJobInfo& job) override;
@@ -57,6 +60,9 @@ class DbusStorageClient : public StorageClient {
   Result<JobInfo> GetJob(const std::string& operation, const std::string& path) override;
   Result<JobInfo> WatchJob(const std::string& path, std::chrono::milliseconds interval) override;
   Status CancelJob(const std::string& path) override;
+  Result<std::vector<ReplicadInfo>> ListReplicads() override;
+  Result<std::string> DrainReplicad(const std::string& address) override;
+  Status UndrainReplicad(const std::string& address) override;
 
  private:
   explicit DbusStorageClient(std::unique_ptr<sdbus::IConnection> connection)

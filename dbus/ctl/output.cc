@@ -40,6 +40,32 @@ std::string Percent(double progress) {
   return std::to_string(static_cast<int>(std::min(progress, 1.0) * 100)) + "%";
 }
 
+boost::json::array StringsToJson(const std::vector<std::string>& strings) {
+  boost::json::array array;
+  for (const std::string& s : strings) array.push_back(boost::json::value(s));
+  return array;
+}
+
+// "ssd,zone=a": tags as the option replica-tags takes them.
+std::string JoinTags(const std::vector<std::string>& tags) {
+  std::string text;
+  for (const std::string& t : tags) text += (text.empty() ? "" : ",") + t;
+  return text;
+}
+
+// An unreachable replicad reported nothing but its address; its zeros are
+// not sizes.
+bool Reported(const ReplicadInfo& r) { return r.state != "unreachable"; }
+
+const ReplicadInfo* FindReplicad(const std::vector<ReplicadInfo>* replicads,
+                                 const std::string& address) {
+  if (replicads == nullptr) return nullptr;
+  for (const ReplicadInfo& r : *replicads) {
+    if (r.address == address) return &r;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 Result<std::time_t> ParseRfc3339(std::string_view text) {
@@ -178,6 +204,8 @@ boost::json::object VolumeToJson(const VolumeInfo& volume) {
       {"last_backup_created", volume.last_backup_created},
       {"last_restored_at", volume.last_restored_at},
       {"standby_error", volume.standby_error},
+      {"robustness_reason", volume.robustness_reason},
+      {"replica_tags", StringsToJson(volume.replica_tags)},
   };
 }
 
@@ -194,6 +222,61 @@ std::string VolumesTable(const std::vector<VolumeInfo>& volumes) {
 std::string ReplicasTable(const std::vector<ReplicaInfo>& replicas) {
   Table table({"ADDRESS", "REPLICA", "MODE"});
   for (const ReplicaInfo& r : replicas) table.AddRow({r.address, r.name, r.mode});
+  return table.Render();
+}
+
+boost::json::object ReplicadToJson(const ReplicadInfo& replicad) {
+  return boost::json::object{
+      {"address", replicad.address},
+      {"state", replicad.state},
+      {"host_id", replicad.host_id},
+      {"tags", StringsToJson(replicad.tags)},
+      {"total_bytes", replicad.total_bytes},
+      {"free_bytes", replicad.free_bytes},
+      {"provisioned_bytes", replicad.provisioned_bytes},
+      {"replicas", replicad.replicas},
+      {"rebuilds", replicad.rebuilds},
+      {"message", replicad.message},
+  };
+}
+
+std::string ReplicadsTable(const std::vector<ReplicadInfo>& replicads) {
+  Table table({"ADDRESS", "STATE", "HOST", "TAGS", "FREE", "TOTAL", "PROVISIONED", "REPLICAS",
+               "REBUILDS", "MESSAGE"});
+  for (const ReplicadInfo& r : replicads) {
+    const bool reported = Reported(r);
+    table.AddRow(
+        {r.address, r.state, r.host_id, JoinTags(r.tags), reported ? FormatSize(r.free_bytes) : "",
+         reported ? FormatSize(r.total_bytes) : "", reported ? FormatSize(r.provisioned_bytes) : "",
+         reported ? std::to_string(r.replicas) : "", std::to_string(r.rebuilds), r.message});
+  }
+  return table.Render();
+}
+
+boost::json::array ReplicasWithHostsToJson(const std::vector<ReplicaInfo>& replicas,
+                                           const std::vector<ReplicadInfo>* replicads) {
+  boost::json::array array = ReplicasToJson(replicas);
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    boost::json::object& o = array[i].as_object();
+    const ReplicadInfo* r = FindReplicad(replicads, replicas[i].address);
+    o["host_id"] = r != nullptr && !r->host_id.empty() ? boost::json::value(r->host_id) : nullptr;
+    o["free_bytes"] =
+        r != nullptr && Reported(*r) ? boost::json::value(r->free_bytes) : boost::json::value();
+  }
+  return array;
+}
+
+std::string ReplicasWithHostsTable(const std::vector<ReplicaInfo>& replicas,
+                                   const std::vector<ReplicadInfo>* replicads) {
+  // The replicad's columns next to its address; MODE stays last, as in
+  // ReplicasTable, for scripts that read the last column.
+  Table table({"ADDRESS", "HOST", "FREE", "REPLICA", "MODE"});
+  for (const ReplicaInfo& replica : replicas) {
+    const ReplicadInfo* r = FindReplicad(replicads, replica.address);
+    table.AddRow({replica.address, r != nullptr ? r->host_id : "",
+                  r != nullptr && Reported(*r) ? FormatSize(r->free_bytes) : "", replica.name,
+                  replica.mode});
+  }
   return table.Render();
 }
 
@@ -223,7 +306,9 @@ std::string VolumeDetails(const VolumeInfo& volume, std::time_t now) {
   fields.Add("Loop device", volume.loop_device);
   fields.Add("Snapshots", std::to_string(volume.snapshots.size()));
   fields.Add("Robustness", volume.robustness);
+  if (!volume.robustness_reason.empty()) fields.Add("Robustness reason", volume.robustness_reason);
   fields.Add("Replica count", std::to_string(volume.replica_count));
+  if (!volume.replica_tags.empty()) fields.Add("Replica tags", JoinTags(volume.replica_tags));
   fields.Add("Replicas", std::to_string(volume.replicas.size()));
   if (!volume.replicas.empty()) fields.AddIndented(ReplicasTable(volume.replicas));
   fields.Add("Recurring jobs", std::to_string(volume.recurring_jobs.size()));
@@ -311,11 +396,22 @@ boost::json::object JobToJson(const JobInfo& job) {
   };
 }
 
+namespace {
+
+// The volume a job belongs to: its name, else its path; "" for a job of
+// no volume (a drain, whose Volume is "/").
+std::string JobVolume(const JobInfo& job) {
+  if (!job.volume.empty()) return job.volume;
+  return job.volume_path == "/" ? "" : job.volume_path;
+}
+
+}  // namespace
+
 std::string JobsTable(const std::vector<JobInfo>& jobs) {
   Table table({"ID", "OPERATION", "VOLUME", "TARGET", "STATE", "PROGRESS", "MESSAGE"});
   for (const JobInfo& j : jobs) {
-    table.AddRow({j.id, j.operation, j.volume.empty() ? j.volume_path : j.volume, j.target, j.state,
-                  Percent(j.progress), j.message});
+    table.AddRow(
+        {j.id, j.operation, JobVolume(j), j.target, j.state, Percent(j.progress), j.message});
   }
   return table.Render();
 }
@@ -325,7 +421,7 @@ std::string JobDetails(const JobInfo& job) {
   fields.Add("Job", job.id);
   fields.Add("Object path", job.object_path);
   fields.Add("Operation", job.operation);
-  fields.Add("Volume", job.volume.empty() ? job.volume_path : job.volume);
+  fields.Add("Volume", JobVolume(job));
   fields.Add("Target", job.target);
   fields.Add("State", job.state);
   fields.Add("Progress", Percent(job.progress));

@@ -46,7 +46,8 @@ class Table {
 //  "replicas": [{"address", "name", "mode"}], "actual_size", "replica_count",
 //  "robustness", "state_reason", "statistics": {"<op>_requests", ...},
 //  "recurring_jobs": [RecurringJobToJson], "standby", "standby_source",
-//  "last_backup", "last_backup_created", "last_restored_at", "standby_error"}
+//  "last_backup", "last_backup_created", "last_restored_at", "standby_error",
+//  "robustness_reason", "replica_tags": ["tag", ...]}
 boost::json::object VolumeToJson(const VolumeInfo& volume);
 // [{"address", "name", "mode"}]
 boost::json::array ReplicasToJson(const std::vector<ReplicaInfo>& replicas);
@@ -60,6 +61,22 @@ std::string VolumesTable(const std::vector<VolumeInfo>& volumes);
 std::string VolumeDetails(const VolumeInfo& volume, std::time_t now);
 // ADDRESS REPLICA MODE, one row per replica.
 std::string ReplicasTable(const std::vector<ReplicaInfo>& replicas);
+
+// {"address", "state", "host_id", "tags": [...], "total_bytes", "free_bytes",
+//  "provisioned_bytes", "replicas", "rebuilds", "message"}
+boost::json::object ReplicadToJson(const ReplicadInfo& replicad);
+// ADDRESS STATE HOST TAGS FREE TOTAL PROVISIONED REPLICAS REBUILDS MESSAGE,
+// one row per replicad, tags joined by ","; an unreachable replicad's
+// FREE, TOTAL, PROVISIONED and REPLICAS are "-" (it reported none).
+std::string ReplicadsTable(const std::vector<ReplicadInfo>& replicads);
+// The replicas with their replicad's host and free space, joined by
+// address from `replicads`, which is null when they could not be listed:
+// [{"address", "name", "mode", "host_id", "free_bytes"}] with null for
+// what is unknown, and the table ADDRESS HOST FREE REPLICA MODE with "-".
+boost::json::array ReplicasWithHostsToJson(const std::vector<ReplicaInfo>& replicas,
+                                           const std::vector<ReplicadInfo>* replicads);
+std::string ReplicasWithHostsTable(const std::vector<ReplicaInfo>& replicas,
+                                   const std::vector<ReplicadInfo>* replicads);
 
 // {"name", "parent", "created", "user_created", "size_held", "removed"}
 boost::json::object SnapshotToJson(const SnapshotInfo& snapshot);

@@ -30,6 +30,12 @@ std::string JobLabel(const JobInfo& job) {
 }
 
 std::string ProgressLine(const JobInfo& job) {
+  if (job.state == "queued") {
+    // Waiting for its turn (a rebuild behind others onto one replicad): no
+    // progress to show, the reason instead.
+    return "job " + job.id + " " + JobLabel(job) + " queued" +
+           (job.message.empty() ? "" : ": " + job.message);
+  }
   double fraction = Clamp01(job.progress);
   int percent = static_cast<int>(std::floor(fraction * 100));
   std::string percent_text = std::to_string(percent) + "%";

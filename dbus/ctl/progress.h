@@ -21,7 +21,8 @@ std::string JobLabel(const JobInfo& job);
 // One line, no newline, e.g.
 // "job 7 verify of volume vol1 [#####...............]  25%  256 MiB / 1 GiB  12.5 MiB/s".
 // Without TotalBytes the bar follows Progress and only the bytes done are
-// shown; without a rate the rate is left out.
+// shown; without a rate the rate is left out. A job in State "queued" shows
+// why instead of a bar: "job 9 rebuild of volume vol1 queued: <Message>".
 std::string ProgressLine(const JobInfo& job);
 
 }  // namespace shorthorn::ctl

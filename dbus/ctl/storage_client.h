@@ -9,7 +9,9 @@
 // object paths: the client finds the object. Not thread-safe; shorthornctl
 // uses one client from its main thread. Jobs are named by their object path
 // (/org/shorthorn/Storage1/jobs/<id>, see job_reference.h); backups by
-// their URL (<target>?volume=<v>&backup=<name>, see backup_url.h).
+// their URL (<target>?volume=<v>&backup=<name>, see backup_url.h);
+// replicads by their address ("host:port", as Replicas and ListReplicads
+// write it).
 #pragma once
 
 #include <chrono>
@@ -61,7 +63,13 @@ struct VolumeInfo {
   std::string loop_device;    // /dev/loopN while attached as a block device
   uint64_t actual_size = 0;   // bytes allocated across the layer chain
   uint32_t replica_count = 0;
-  std::string robustness;               // healthy, degraded, faulted, unknown
+  std::string robustness;  // healthy, degraded, faulted, unknown
+  // Why an attached volume is not healthy ("" when healthy or detached, and
+  // from a daemon that predates the property).
+  std::string robustness_reason;
+  // The tags every replicad holding a replica must have (option
+  // replica-tags), sorted; empty for none, and from an older daemon.
+  std::vector<std::string> replica_tags;
   std::string state_reason;             // why State is what it is, when nobody asked; ""
   std::vector<SnapshotInfo> snapshots;  // in creation order
   std::vector<RecurringJobInfo> recurring_jobs;
@@ -107,7 +115,32 @@ struct BackupInfo {
   uint64_t blocks = 0;   // non-zero 2 MiB blocks
 };
 
+// One entry of Manager.ListReplicads.
+struct ReplicadInfo {
+  std::string address;            // host:port
+  std::string state;              // up, draining, unreachable
+  std::string host_id;            // replicads with the same host id are on one host; "" unreachable
+  std::vector<std::string> tags;  // "ssd", "zone=a", ...
+  uint64_t total_bytes = 0;       // its data directory's file system
+  uint64_t free_bytes = 0;
+  uint64_t provisioned_bytes = 0;  // the sum of its replicas' sizes
+  uint32_t replicas = 0;           // replicas it holds (any volume, any fused)
+  uint32_t rebuilds = 0;           // rebuilds this fused runs onto it now
+  std::string message;             // why it is unreachable, or what a drain has left
+};
+
 enum class Frontend { kBlock, kFile };
+
+// What Volume.Attach asks for.
+struct AttachOptions {
+  Frontend frontend = Frontend::kBlock;
+  // Option maintenance: the engine only, no FUSE file and no loop device
+  // (State "maintenance"; Attach returns ""); `frontend` is then unused.
+  bool maintenance = false;
+  // Option salvage: when no replica can be proven up to date, use the best
+  // one reachable instead of failing.
+  bool salvage = false;
+};
 
 // What CreateVolume asks for beyond name, size and replicas.
 struct CreateOptions {
@@ -118,6 +151,9 @@ struct CreateOptions {
   // "VOLUME/SNAPSHOT" to make the volume a clone of that snapshot (option
   // from-snapshot); "" for an empty volume.
   std::string from_snapshot;
+  // Option replica-tags ("ssd,zone=a"): tags every replicad holding a
+  // replica must have; "" for none.
+  std::string replica_tags;
 };
 
 class StorageClient {
@@ -141,8 +177,8 @@ class StorageClient {
                                           const std::vector<std::string>& replicas,
                                           const CreateOptions& options) = 0;
   virtual Status DeleteVolume(const std::string& name, bool force) = 0;
-  // Returns the block device or the FUSE file.
-  virtual Result<std::string> Attach(const std::string& name, Frontend frontend) = 0;
+  // Returns the block device or the FUSE file; "" in maintenance mode.
+  virtual Result<std::string> Attach(const std::string& name, const AttachOptions& options) = 0;
   virtual Status Detach(const std::string& name) = 0;
   virtual Status Expand(const std::string& name, uint64_t size) = 0;
   // Starts a verify; returns the job's object path.
@@ -150,6 +186,9 @@ class StorageClient {
   // Volume.Scrub: the job's object path.
   virtual Result<std::string> Scrub(const std::string& name) = 0;
   virtual Status SetReplicaCount(const std::string& name, uint32_t count) = 0;
+  // Volume.Rebuild: the attached volume's failed replicas are replaced now
+  // (as rebuild jobs) instead of after fused's replica-replenishment-wait.
+  virtual Status Rebuild(const std::string& name) = 0;
 
   virtual Status CreateSnapshot(const std::string& volume, const std::string& snapshot) = 0;
   // Starts the merge; returns the job's object path.
@@ -170,19 +209,21 @@ class StorageClient {
   virtual Result<std::string> DeleteBackup(const std::string& url) = 0;
   // Starts restoring the backup at `url` into the new volume `name`, with
   // replicas as CreateVolume; `replica_count` unset means the daemon's
-  // default. Returns the job's object path.
+  // default, `replica_tags` "" none. Returns the job's object path.
   virtual Result<std::string> RestoreVolume(const std::string& name, const std::string& url,
                                             const std::vector<std::string>& replicas,
-                                            std::optional<uint32_t> replica_count) = 0;
+                                            std::optional<uint32_t> replica_count,
+                                            const std::string& replica_tags) = 0;
   // Manager.CreateStandbyVolume: a DR standby `name` restored from the
   // newest backup at `source` ("<target>?volume=<backed-up volume>"), with
-  // replicas as CreateVolume; then it polls `source` every `poll_interval`
-  // seconds (unset: the daemon's default, 300). Returns the job's object
-  // path (Operation "restore").
+  // replicas (and replica_count, replica_tags) as RestoreVolume; then it
+  // polls `source` every `poll_interval` seconds (unset: the daemon's
+  // default, 300). Returns the job's object path (Operation "restore").
   virtual Result<std::string> CreateStandbyVolume(const std::string& name,
                                                   const std::string& source,
                                                   const std::vector<std::string>& replicas,
                                                   std::optional<uint32_t> replica_count,
+                                                  const std::string& replica_tags,
                                                   std::optional<uint32_t> poll_interval) = 0;
   // Volume.Activate: the standby becomes an ordinary volume, after applying
   // the newest backup if one arrived. `force`: even when it holds no whole
@@ -205,6 +246,19 @@ class StorageClient {
   // ends; how shorthornctl waits for a job without busy polling.
   virtual Result<JobInfo> WatchJob(const std::string& path, std::chrono::milliseconds interval) = 0;
   virtual Status CancelJob(const std::string& path) = 0;
+
+  // Manager.ListReplicads: every replicad the daemon knows, as it found
+  // them just now. Needs root or group shorthorn (NotAuthorized otherwise);
+  // a daemon that predates placement has no such method (Failed, with the
+  // bus's UnknownMethod in the message).
+  virtual Result<std::vector<ReplicadInfo>> ListReplicads() = 0;
+  // Manager.DrainReplicad: marks the replicad draining and starts the job
+  // (Operation "drain", Target the address) that moves this fused's
+  // replicas off it; returns the job's object path.
+  virtual Result<std::string> DrainReplicad(const std::string& address) = 0;
+  // Manager.UndrainReplicad: it takes new replicas again; a running drain
+  // of it is cancelled. NotFound when it is not draining.
+  virtual Status UndrainReplicad(const std::string& address) = 0;
 };
 
 }  // namespace shorthorn::ctl

@@ -147,6 +147,7 @@ Status VolumeCreate(const Invocation& invocation, StorageClient& client, Output&
     options.replica_count = *count;
   }
   options.from_snapshot = invocation.Value("from-snapshot");
+  options.replica_tags = invocation.Value("replica-tags");  // non-empty when given (the parser)
   Result<VolumeInfo> volume =
       client.CreateVolume(name, size, invocation.Values("replica"), options);
   if (!volume.ok()) return volume.status();
@@ -195,14 +196,29 @@ Status VolumeShow(const Invocation& invocation, StorageClient& client, Output& o
 
 Status VolumeAttach(const Invocation& invocation, StorageClient& client, Output& output) {
   const std::string& name = invocation.arguments.at(0);
-  bool file = invocation.Has("file");
+  AttachOptions options;
+  options.frontend = invocation.Has("file") ? Frontend::kFile : Frontend::kBlock;
+  options.maintenance = invocation.Has("maintenance");  // not with --file (the parser)
+  options.salvage = invocation.Has("salvage");
   // --wait is accepted and means nothing: Attach returns once the device
   // exists. It will wait for the job if Attach ever becomes one.
-  Result<std::string> device = client.Attach(name, file ? Frontend::kFile : Frontend::kBlock);
+  Result<std::string> device = client.Attach(name, options);
   if (!device.ok()) return device.status();
-  output.Json(boost::json::object{
-      {"name", name}, {"frontend", file ? "file" : "block"}, {"device", *device}});
-  output.Text(*device + "\n");
+  const char* frontend = options.maintenance                   ? "none"
+                         : options.frontend == Frontend::kFile ? "file"
+                                                               : "block";
+  output.Json(boost::json::object{{"name", name},
+                                  {"frontend", frontend},
+                                  {"device", *device},
+                                  {"maintenance", options.maintenance},
+                                  {"salvage", options.salvage}});
+  if (options.maintenance) {
+    output.Text("Attached volume " + name +
+                " in maintenance mode: its engine runs without a file or device (for snapshot "
+                "revert); detach it when done.\n");
+  } else {
+    output.Text(*device + "\n");
+  }
   return Status::Ok();
 }
 
@@ -249,6 +265,15 @@ Status VolumeScrub(const Invocation& invocation, StorageClient& client, Output& 
                    "Scrubbed volume " + name + ": its replicas hold the same data.\n");
 }
 
+Status VolumeRebuild(const Invocation& invocation, StorageClient& client, Output& output) {
+  const std::string& name = invocation.arguments.at(0);
+  SH_RETURN_IF_ERROR(client.Rebuild(name));
+  output.Json(boost::json::object{{"name", name}, {"rebuild_started", true}});
+  output.Text("Started replacing the failed replicas of volume " + name +
+              "; the rebuilds run as jobs (shorthornctl job list).\n");
+  return Status::Ok();
+}
+
 Status VolumeCreateStandby(const Invocation& invocation, StorageClient& client, Output& output) {
   const std::string& name = invocation.arguments.at(0);
   const std::string& source = invocation.arguments.at(1);
@@ -256,8 +281,9 @@ Status VolumeCreateStandby(const Invocation& invocation, StorageClient& client, 
   if (!replica_count.ok()) return replica_count.status();
   Result<std::optional<uint32_t>> poll_interval = OptionalCount(invocation, "poll-interval");
   if (!poll_interval.ok()) return poll_interval.status();
-  Result<std::string> job = client.CreateStandbyVolume(name, source, invocation.Values("replica"),
-                                                       *replica_count, *poll_interval);
+  Result<std::string> job =
+      client.CreateStandbyVolume(name, source, invocation.Values("replica"), *replica_count,
+                                 invocation.Value("replica-tags"), *poll_interval);
   if (!job.ok()) return job.status();
   const std::string created = "Created standby volume " + name + " of " + source;
   return FollowJob(invocation, client, output, *job,

@@ -13,11 +13,12 @@
 namespace shorthorn::ctl {
 
 // Creates a volume; with --from-snapshot a clone, whose copy job it prints
-// or with --wait follows (FollowJob).
+// or with --wait follows (FollowJob). --replica-tags is passed on as is.
 Status VolumeCreate(const Invocation& invocation, StorageClient& client, Output& output);
 Status VolumeImport(const Invocation& invocation, StorageClient& client, Output& output);
 Status VolumeList(const Invocation& invocation, StorageClient& client, Output& output);
 Status VolumeShow(const Invocation& invocation, StorageClient& client, Output& output);
+// Attaches; --maintenance prints a sentence instead of the (empty) device.
 Status VolumeAttach(const Invocation& invocation, StorageClient& client, Output& output);
 Status VolumeDetach(const Invocation& invocation, StorageClient& client, Output& output);
 Status VolumeDelete(const Invocation& invocation, StorageClient& client, Output& output);
@@ -25,6 +26,9 @@ Status VolumeExpand(const Invocation& invocation, StorageClient& client, Output&
 // Starts a verify job; --wait waits for it (FollowJob).
 Status VolumeVerify(const Invocation& invocation, StorageClient& client, Output& output);
 Status VolumeScrub(const Invocation& invocation, StorageClient& client, Output& output);
+// Volume.Rebuild: replaces the failed replicas now; the rebuilds are jobs
+// of their own, which it does not wait for.
+Status VolumeRebuild(const Invocation& invocation, StorageClient& client, Output& output);
 // Starts the restore job of a new DR standby; --wait waits for it (FollowJob).
 Status VolumeCreateStandby(const Invocation& invocation, StorageClient& client, Output& output);
 // Activates a DR standby and prints the backup it holds and its age (the

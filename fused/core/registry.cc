@@ -4,6 +4,7 @@
 
 #include "common/file_util.h"
 #include "common/names.h"
+#include "config/daemon_config.h"
 #include "fused/core/schedule.h"
 
 namespace shorthorn::fused {
@@ -114,8 +115,18 @@ std::string Registry::Encode() const {
       }
       list.back().as_object()["recurring"] = std::move(jobs);
     }
+    if (!v.replica_tags.empty()) {
+      json::array tags;
+      for (const auto& t : v.replica_tags) tags.push_back(json::string(t));
+      list.back().as_object()["replica_tags"] = std::move(tags);
+    }
   }
   json::object doc{{"format", kFormat}, {"volumes", list}};
+  if (!draining_.empty()) {
+    json::array draining;
+    for (const auto& a : draining_) draining.push_back(json::string(a));
+    doc["draining"] = std::move(draining);
+  }
   return json::serialize(doc) + "\n";
 }
 
@@ -213,9 +224,33 @@ Status Registry::Decode(const std::string& text) {
           v.recurring.push_back(std::move(job));
         }
       }
+      if (auto* list = o.if_contains("replica_tags")) {
+        for (const auto& item : list->as_array()) {
+          std::string tag = json::value_to<std::string>(item);
+          Status valid = ValidateTag(tag);
+          if (!valid.ok()) return bad("volume " + v.name + ": replica_tags: " + valid.message());
+          v.replica_tags.push_back(std::move(tag));
+        }
+        if (v.replica_tags.size() > kMaxTags) {
+          return bad("volume " + v.name + ": more than " + std::to_string(kMaxTags) +
+                     " replica_tags");
+        }
+      }
       volumes[v.name] = std::move(v);
     }
+    std::vector<std::string> draining;
+    if (auto* list = root.if_contains("draining")) {
+      for (const auto& item : list->as_array()) {
+        std::string address = json::value_to<std::string>(item);
+        std::string host;
+        uint16_t port = 0;
+        Status valid = config::ParseAddress(address, &host, &port);
+        if (!valid.ok()) return bad("draining: " + valid.message());
+        draining.push_back(std::move(address));
+      }
+    }
     volumes_ = std::move(volumes);
+    draining_ = std::move(draining);
   } catch (const std::exception& e) {
     return bad(e.what());
   }

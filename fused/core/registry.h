@@ -77,6 +77,9 @@ struct VolumeRecord {
   std::vector<RecurringJobRecord> recurring;
   // Set while the volume is a DR standby (until Activate).
   std::optional<StandbyRecord> standby;
+  // Tags every replicad holding a replica of it must have (replica-tags),
+  // sorted, each ValidateTag.
+  std::vector<std::string> replica_tags;
 };
 
 class Registry {
@@ -93,6 +96,9 @@ class Registry {
   VolumeRecord* FindMutable(const std::string& name);
   void Put(VolumeRecord record) { volumes_[record.name] = std::move(record); }
   void Erase(const std::string& name) { volumes_.erase(name); }
+  // Replicads being drained (DrainReplicad): nothing new is placed there.
+  const std::vector<std::string>& draining() const { return draining_; }
+  std::vector<std::string>& draining_mutable() { return draining_; }
 
   // Serialization, public for tests.
   std::string Encode() const;
@@ -101,6 +107,7 @@ class Registry {
  private:
   std::string path_;
   std::map<std::string, VolumeRecord> volumes_;
+  std::vector<std::string> draining_;
 };
 
 // True while `record` is a DR standby (not yet activated).

@@ -1,6 +1,9 @@
 #include "fused/core/replica_rules.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <iterator>
+#include <map>
 #include <set>
 
 namespace shorthorn::fused {
@@ -65,17 +68,241 @@ Result<AttachPlan> PlanAttach(uint64_t expected, bool salvage,
   return plan;
 }
 
-std::vector<std::string> PlaceReplacement(const std::vector<std::string>& failed_addresses,
-                                          const std::vector<std::string>& configured,
-                                          const std::vector<std::string>& usable_addresses) {
-  std::set<std::string> seen(usable_addresses.begin(), usable_addresses.end());
-  std::vector<std::string> out;
-  for (const auto* list : {&failed_addresses, &configured}) {
-    for (const auto& a : *list) {
-      if (seen.insert(a).second) out.push_back(a);
+const char* AntiAffinityName(AntiAffinity a) {
+  switch (a) {
+    case AntiAffinity::kOff:
+      return "off";
+    case AntiAffinity::kSoft:
+      return "soft";
+    case AntiAffinity::kHard:
+      return "hard";
+  }
+  return "?";
+}
+
+namespace {
+
+// "1.5 GiB": sizes in messages, to one decimal in the largest unit below it.
+std::string Bytes(uint64_t n) {
+  static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double v = static_cast<double>(n);
+  size_t unit = 0;
+  while (v >= 1024 && unit + 1 < std::size(kUnits)) {
+    v /= 1024;
+    unit++;
+  }
+  char buf[32];
+  if (unit == 0) {
+    snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(n));
+  } else {
+    snprintf(buf, sizeof(buf), "%.1f %s", v, kUnits[unit]);
+  }
+  return buf;
+}
+
+// a * percent / 100 without overflow for any 64-bit a and 32-bit percent.
+uint64_t Percent(uint64_t a, uint32_t percent) {
+  unsigned __int128 v = static_cast<unsigned __int128>(a) * percent / 100;
+  return v > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(v);
+}
+
+}  // namespace
+
+std::string ZoneOf(const std::vector<std::string>& tags) {
+  for (const auto& t : tags) {
+    if (t.rfind("zone=", 0) == 0) return t.substr(5);
+  }
+  return "";
+}
+
+std::string RefusalOf(const PlacementRules& rules, const PlacementRequest& request,
+                      const PlacementCandidate& c) {
+  if (!c.excluded.empty()) return c.excluded;
+  if (!c.reachable) return "unreachable: " + c.error;
+  std::string missing;
+  for (const auto& t : request.required_tags) {
+    if (std::find(c.tags.begin(), c.tags.end(), t) == c.tags.end()) {
+      missing += (missing.empty() ? "" : ", ") + t;
     }
   }
+  if (!missing.empty()) return "lacks tag(s) " + missing;
+  const uint64_t reserve = Percent(c.total_bytes, rules.reserve_percent);
+  if (c.free_bytes < reserve || c.free_bytes - reserve < request.initial_bytes) {
+    const std::string reserve_text =
+        "the reserve of " + std::to_string(rules.reserve_percent) + "% (" + Bytes(reserve) + ")";
+    if (request.initial_bytes == 0) {
+      return Bytes(c.free_bytes) + " free of " + Bytes(c.total_bytes) + ", under " + reserve_text;
+    }
+    return Bytes(c.free_bytes) + " free of " + Bytes(c.total_bytes) + ", needs " +
+           Bytes(request.initial_bytes) + " for the replica's data plus " + reserve_text;
+  }
+  const uint64_t limit =
+      Percent(c.total_bytes - std::min(reserve, c.total_bytes), rules.over_provisioning_percent);
+  const uint64_t after =
+      c.provisioned_bytes + std::min(request.size, UINT64_MAX - c.provisioned_bytes);
+  if (after > limit) {
+    return Bytes(c.provisioned_bytes) + " provisioned + " + Bytes(request.size) + " would exceed " +
+           Bytes(limit) + " (over-provisioning " + std::to_string(rules.over_provisioning_percent) +
+           "% of the " + Bytes(c.total_bytes) + " file system less the " +
+           std::to_string(rules.reserve_percent) + "% reserve)";
+  }
+  return "";
+}
+
+Result<Placement> PlaceReplicas(const PlacementRules& rules, const PlacementRequest& request,
+                                const std::vector<PlacementCandidate>& candidates) {
+  // The order of consideration: fixed, preferred, then the least
+  // provisioned share (in whole percent, so that small changes do not
+  // reorder equals), then the order given.
+  auto find = [&](const std::string& address) -> const PlacementCandidate* {
+    for (const auto& c : candidates) {
+      if (c.address == address) return &c;
+    }
+    return nullptr;
+  };
+  std::vector<const PlacementCandidate*> order;
+  std::set<std::string> listed;
+  for (const auto* list : {&request.fixed, &request.preferred}) {
+    for (const auto& a : *list) {
+      if (const PlacementCandidate* c = find(a); c != nullptr && listed.insert(a).second) {
+        order.push_back(c);
+      }
+    }
+  }
+  std::vector<const PlacementCandidate*> rest;
+  for (const auto& c : candidates) {
+    if (listed.insert(c.address).second) rest.push_back(&c);
+  }
+  auto share = [](const PlacementCandidate* c) {
+    return c->total_bytes == 0
+               ? uint64_t{100}
+               : static_cast<uint64_t>(static_cast<unsigned __int128>(c->provisioned_bytes) * 100 /
+                                       c->total_bytes);
+  };
+  std::stable_sort(rest.begin(), rest.end(),
+                   [&](const auto* a, const auto* b) { return share(a) < share(b); });
+  order.insert(order.end(), rest.begin(), rest.end());
+
+  std::map<std::string, std::string> refused;  // address -> why
+  for (const auto* c : order) {
+    std::string why = RefusalOf(rules, request, *c);
+    if (!why.empty()) refused[c->address] = why;
+  }
+  // Who is where: the kept replicas and those chosen so far.
+  std::vector<std::pair<std::string, KeptReplica>> placed;  // (label, where)
+  for (const auto& k : request.kept) placed.emplace_back("the replica on " + k.address, k);
+  // The placed replica sharing c's host (zone), or nullptr.
+  auto same_host = [&](const PlacementCandidate& c) -> const std::pair<std::string, KeptReplica>* {
+    for (const auto& p : placed) {
+      if (!p.second.host_id.empty() && p.second.host_id == c.host_id) return &p;
+    }
+    return nullptr;
+  };
+  auto same_zone = [&](const PlacementCandidate& c) -> const std::pair<std::string, KeptReplica>* {
+    const std::string zone = ZoneOf(c.tags);
+    if (zone.empty()) return nullptr;
+    for (const auto& p : placed) {
+      if (p.second.zone == zone) return &p;
+    }
+    return nullptr;
+  };
+  // 0 fits; 1 bends the zone rule; 2 the host rule; 3 both; -1 refused
+  // (a hard rule, with `why`).
+  auto penalty = [&](const PlacementCandidate& c, std::string* why) {
+    int p = 0;
+    if (const auto* h = same_host(c)) {
+      if (rules.host == AntiAffinity::kHard) {
+        *why = "on host " + c.host_id + " with " + h->first + " (replica-anti-affinity hard)";
+        return -1;
+      }
+      if (rules.host == AntiAffinity::kSoft) p += 2;
+    }
+    if (const auto* z = same_zone(c)) {
+      if (rules.zone == AntiAffinity::kHard) {
+        *why = "in zone " + ZoneOf(c.tags) + " with " + z->first + " (zone-anti-affinity hard)";
+        return -1;
+      }
+      if (rules.zone == AntiAffinity::kSoft) p += 1;
+    }
+    return p;
+  };
+  Placement out;
+  auto take = [&](const PlacementCandidate& c, int p) {
+    if (p & 2) {
+      out.warnings.push_back("replica on " + c.address + " shares host " + c.host_id + " with " +
+                             same_host(c)->first + " (replica-anti-affinity soft)");
+    }
+    if (p & 1) {
+      out.warnings.push_back("replica on " + c.address + " shares zone " + ZoneOf(c.tags) +
+                             " with " + same_zone(c)->first + " (zone-anti-affinity soft)");
+    }
+    out.chosen.push_back(c.address);
+    placed.emplace_back("the new replica on " + c.address,
+                        KeptReplica{c.address, c.host_id, ZoneOf(c.tags)});
+  };
+  auto failure = [&](const std::string& head) {
+    std::string msg = head;
+    if (!out.chosen.empty()) {
+      msg += " (placed on";
+      for (const auto& a : out.chosen) msg += " " + a;
+      msg += ")";
+    }
+    bool any = false;
+    for (const auto* c : order) {
+      if (std::find(out.chosen.begin(), out.chosen.end(), c->address) != out.chosen.end()) continue;
+      std::string why;
+      if (auto it = refused.find(c->address); it != refused.end()) {
+        why = it->second;
+      } else if (penalty(*c, &why) >= 0) {
+        why = "not needed";
+      }
+      msg += std::string(any ? "; " : ": ") + c->address + ": " + why;
+      any = true;
+    }
+    if (!any) msg += ": no replicad is configured or named";
+    return Status(ErrorKind::kUnavailable, msg);
+  };
+  for (const auto& a : request.fixed) {
+    const PlacementCandidate* c = find(a);
+    if (c == nullptr) return Status(ErrorKind::kInvalidArgument, "replicad " + a + " is unknown");
+    if (auto it = refused.find(a); it != refused.end()) {
+      return Status(ErrorKind::kUnavailable,
+                    "replicad " + a + " cannot take a replica: " + it->second);
+    }
+    std::string why;
+    int p = penalty(*c, &why);
+    if (p < 0)
+      return Status(ErrorKind::kUnavailable, "replicad " + a + " cannot take a replica: " + why);
+    take(*c, p);
+  }
+  while (out.chosen.size() < request.count) {
+    const PlacementCandidate* best = nullptr;
+    int best_p = 0;
+    for (const auto* c : order) {
+      if (refused.count(c->address) != 0) continue;
+      if (std::find(out.chosen.begin(), out.chosen.end(), c->address) != out.chosen.end()) continue;
+      std::string why;
+      int p = penalty(*c, &why);
+      if (p < 0) continue;
+      if (best == nullptr || p < best_p) {
+        best = c;
+        best_p = p;
+      }
+      if (p == 0) break;
+    }
+    if (best == nullptr) {
+      return failure("cannot place " + std::to_string(request.count) + " replica(s), " +
+                     std::to_string(request.count - out.chosen.size()) + " more needed");
+    }
+    take(*best, best_p);
+  }
   return out;
+}
+
+bool ReplacementDue(bool can_catch_up, std::chrono::steady_clock::time_point failed_at,
+                    std::chrono::steady_clock::time_point now, std::chrono::seconds wait,
+                    bool forced) {
+  return forced || !can_catch_up || now - failed_at >= wait;
 }
 
 }  // namespace shorthorn::fused

@@ -4,6 +4,7 @@
 // network and acts on the answer.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -48,12 +49,100 @@ struct AttachPlan {
 Result<AttachPlan> PlanAttach(uint64_t expected, bool salvage,
                               const std::vector<AttachCandidate>& candidates);
 
-// The placement rule for a replacement replica: the replicads to try, in
-// order. The addresses of the volume's failed replicas first (where the
-// operator put them), then the configured replicads; never one that holds
-// a usable replica of the volume, never one twice.
-std::vector<std::string> PlaceReplacement(const std::vector<std::string>& failed_addresses,
-                                          const std::vector<std::string>& configured,
-                                          const std::vector<std::string>& usable_addresses);
+// ---------------------------------------------------------------- placement
+//
+// Where new replicas of a volume go (CreateVolume, SetReplicaCount, a
+// rebuild, a drain). doc/dbus-api.md, "Placement", is the prose version.
+
+enum class AntiAffinity { kOff, kSoft, kHard };
+// "off", "soft", "hard".
+const char* AntiAffinityName(AntiAffinity a);
+
+struct PlacementRules {
+  // Replicas of one volume on replicads reporting the same host id:
+  // refused (hard) or only when nothing else fits, with a warning (soft).
+  AntiAffinity host = AntiAffinity::kHard;
+  // The same for replicads tagged with the same zone ("zone=<z>").
+  AntiAffinity zone = AntiAffinity::kSoft;
+  // A replicad takes a new replica only while the sum of its replicas'
+  // sizes, the new one's included, stays within this percentage of its
+  // file system's size less the reserve (thin provisioning: 200 lets the
+  // sizes add up to twice the space).
+  uint32_t over_provisioning_percent = 100;
+  // Percentage of a replicad's file system that must stay free after the
+  // new replica's first data (the rebuild's copy) is written.
+  uint32_t reserve_percent = 10;
+};
+
+// One replicad that may take a replica, as fused found it.
+struct PlacementCandidate {
+  std::string address;
+  bool reachable = false;
+  std::string error;  // why it is not reachable
+  std::string host_id;
+  std::vector<std::string> tags;
+  uint64_t total_bytes = 0;
+  uint64_t free_bytes = 0;
+  uint64_t provisioned_bytes = 0;
+  uint32_t replicas = 0;  // replicas it holds (shown, not used by the rule)
+  // Non-empty: never chosen, and this is why ("draining", "holds replica X
+  // of this volume", "create failed: ...").
+  std::string excluded;
+};
+
+// Where a replica the volume keeps is: its host and zone count against
+// the new ones.
+struct KeptReplica {
+  std::string address;
+  std::string host_id;  // "" when unknown (its replicad did not answer)
+  std::string zone;     // "" when it has none
+};
+
+struct PlacementRequest {
+  uint64_t size = 0;  // the volume's size
+  // Bytes the new replica holds as soon as it is made (a rebuild copies
+  // the volume's data at once); 0 for an empty new volume.
+  uint64_t initial_bytes = 0;
+  size_t count = 1;                        // replicas to place
+  std::vector<std::string> required_tags;  // every one needed on the replicad
+  std::vector<std::string> fixed;          // must be used, in this order (named by the caller)
+  std::vector<std::string> preferred;      // tried before the others (failed replicas' places)
+  std::vector<KeptReplica> kept;           // the volume's other replicas
+};
+
+struct Placement {
+  std::vector<std::string> chosen;    // addresses, `count` of them
+  std::vector<std::string> warnings;  // soft rules bent, one line each
+};
+
+// The zone of a replicad: the value of its "zone=" tag, or "".
+std::string ZoneOf(const std::vector<std::string>& tags);
+
+// Why `c` cannot take a new replica of `request` whatever else is chosen
+// (exclusion, reachability, tags, space), or "".
+std::string RefusalOf(const PlacementRules& rules, const PlacementRequest& request,
+                      const PlacementCandidate& c);
+
+// The placement rule. Chooses `request.count` candidates: first the fixed
+// ones (each must pass every rule, or the whole placement fails naming
+// it), then the preferred ones, then the rest in order of the smallest
+// share of their space already provisioned (ties: the order given). A
+// candidate is refused when RefusalOf says so, or when a hard rule puts it
+// on a host (zone) that a kept or chosen replica is on; under a soft rule
+// such a candidate is taken only when no other fits, with a warning.
+// Fails (kUnavailable) when fewer than `count` fit: the message lists
+// every candidate not chosen and why.
+Result<Placement> PlaceReplicas(const PlacementRules& rules, const PlacementRequest& request,
+                                const std::vector<PlacementCandidate>& candidates);
+
+// ---------------------------------------------------------------- replacement
+
+// Whether a failed replica is replaced elsewhere now. A replica that can
+// catch up (its missed writes are recorded) gets `wait` from when it
+// failed to come back, unless the operator asked for the rebuild (`forced`);
+// one that cannot catch up is replaced at once.
+bool ReplacementDue(bool can_catch_up, std::chrono::steady_clock::time_point failed_at,
+                    std::chrono::steady_clock::time_point now, std::chrono::seconds wait,
+                    bool forced);
 
 }  // namespace shorthorn::fused

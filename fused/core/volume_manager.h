@@ -83,6 +83,13 @@ struct VolumeInfo {
   std::string last_backup_created;  // RFC 3339: that backup's creation (the recovery point)
   std::string last_restored_at;     // RFC 3339: when it was applied
   std::string standby_error;        // the last poll's error, "" when it succeeded
+  // Why the volume is not healthy while attached, e.g. "replica X on A
+  // failed 12 s ago (...); replaced in 588 s unless it returns"; "" when
+  // healthy or detached.
+  std::string robustness_reason;
+  // Tags every replicad holding one of its replicas must have (option
+  // replica-tags), sorted.
+  std::vector<std::string> replica_tags;
   // Orders the infos of one volume: one with a higher revision was read
   // later (the manager numbers its reads). 0: not numbered. Not a property.
   uint64_t revision = 0;
@@ -113,6 +120,21 @@ struct BackupInfo {
   std::string created;   // RFC 3339, UTC
   uint64_t size = 0;     // volume size
   uint64_t blocks = 0;   // non-zero 2 MiB blocks
+};
+
+// One replicad as this fused sees it (Manager.ListReplicads): the
+// configured ones and every one holding a replica of a volume here.
+struct ReplicadStatus {
+  std::string address;  // "host:port"
+  std::string state;    // "up", "draining", "unreachable"
+  std::string host_id;  // "" when unreachable
+  std::vector<std::string> tags;
+  uint64_t total_bytes = 0;  // its data directory's file system
+  uint64_t free_bytes = 0;
+  uint64_t provisioned_bytes = 0;  // sum of the sizes of its replicas
+  uint32_t replicas = 0;           // replicas it holds (any volume, any fused)
+  uint32_t rebuilds = 0;           // rebuilds and catch-ups onto it running now
+  std::string message;             // unreachable: why; draining: what is left
 };
 
 class VolumeListener {
@@ -189,6 +211,20 @@ class VolumeManager {
   // of every range); a replica that differs is marked ERR and its differing
   // ranges are copied back by a catch-up. The job fails naming it.
   virtual Result<uint64_t> Scrub(const std::string& volume, const Options& options) = 0;
+
+  // Starts the replacement of an attached volume's failed replicas now,
+  // without waiting for replica-replenishment-wait. Busy when detached,
+  // InvalidArgument when no replica is missing.
+  virtual Status Rebuild(const std::string& volume, const Options& options) = 0;
+  // Placement (doc/dbus-api.md, "Placement"). ListReplicads asks every
+  // known replicad (REPLICAD_INFO, in parallel). DrainReplicad marks
+  // `address` draining (kept in the registry: nothing new is placed there)
+  // and starts a job (Operation "drain") that moves every replica of this
+  // fused's volumes off it, one volume at a time; UndrainReplicad ends
+  // that (a running drain job is cancelled).
+  virtual Result<std::vector<ReplicadStatus>> ListReplicads(const Options& options) = 0;
+  virtual Result<uint64_t> DrainReplicad(const std::string& address, const Options& options) = 0;
+  virtual Status UndrainReplicad(const std::string& address, const Options& options) = 0;
 
   // Replication (DESIGN §5). 1..5; growing starts rebuilds, shrinking drops
   // the least useful replicas (ERR, then WO, then remote RW) and deletes

@@ -230,6 +230,21 @@ void DbusService::RegisterManager() {
       {"name", "source", "replicas", "options"}, "o", {"job"}, [this](sdbus::MethodCall call) {
         GuardHandler("CreateStandbyVolume", [&] { HandleCreateStandbyVolume(std::move(call)); });
       });
+  manager_object_->registerMethod(kManagerInterface, "ListReplicads", "a{sv}", {"options"},
+                                  "a(sssastttuus)", {"replicads"}, [this](sdbus::MethodCall call) {
+                                    GuardHandler("ListReplicads",
+                                                 [&] { HandleListReplicads(std::move(call)); });
+                                  });
+  manager_object_->registerMethod(
+      kManagerInterface, "DrainReplicad", "sa{sv}", {"address", "options"}, "o", {"job"},
+      [this](sdbus::MethodCall call) {
+        GuardHandler("DrainReplicad", [&] { HandleDrainReplicad(std::move(call), true); });
+      });
+  manager_object_->registerMethod(
+      kManagerInterface, "UndrainReplicad", "sa{sv}", {"address", "options"}, "", {},
+      [this](sdbus::MethodCall call) {
+        GuardHandler("UndrainReplicad", [&] { HandleDrainReplicad(std::move(call), false); });
+      });
   sdbus::Flags constant;
   constant.set(sdbus::Flags::CONST_PROPERTY_VALUE);
   manager_object_->registerProperty(
@@ -410,6 +425,52 @@ void DbusService::HandleCreateStandbyVolume(sdbus::MethodCall call) {
   calls_->Run("CreateStandbyVolume", name, std::move(call),
               [this, name, url, replicas, options = std::move(*options)]() -> AsyncCalls::Reply {
                 auto job = manager_.CreateStandbyVolume(name, url, replicas, options);
+                if (!job.ok()) throw ToDbusError(job.status());
+                return JobReply(*job);
+              });
+}
+
+// ListReplicads connects to replicads with the cluster key: as a change.
+void DbusService::HandleListReplicads(sdbus::MethodCall call) {
+  Status allowed = authorizer_.CheckCaller("ListReplicads", call);
+  if (!allowed.ok()) throw ToDbusError(allowed);
+  DbusOptions raw_options;
+  call >> raw_options;
+  Result<Options> options = ConvertOptions("ListReplicads", raw_options);
+  if (!options.ok()) throw ToDbusError(options.status());
+  calls_->Run(
+      "ListReplicads", kReplicadsKey, std::move(call),
+      [this, options = std::move(*options)]() -> AsyncCalls::Reply {
+        auto listed = manager_.ListReplicads(options);
+        if (!listed.ok()) throw ToDbusError(listed.status());
+        std::vector<sdbus::Struct<std::string, std::string, std::string, std::vector<std::string>,
+                                  uint64_t, uint64_t, uint64_t, uint32_t, uint32_t, std::string>>
+            out;
+        for (const auto& r : *listed) {
+          out.emplace_back(r.address, r.state, r.host_id, r.tags, r.total_bytes, r.free_bytes,
+                           r.provisioned_bytes, r.replicas, r.rebuilds, r.message);
+        }
+        return ReplyWith(std::move(out));
+      });
+}
+
+void DbusService::HandleDrainReplicad(sdbus::MethodCall call, bool drain) {
+  const char* method = drain ? "DrainReplicad" : "UndrainReplicad";
+  Status allowed = authorizer_.CheckCaller(method, call);
+  if (!allowed.ok()) throw ToDbusError(allowed);
+  std::string address;
+  DbusOptions raw_options;
+  call >> address >> raw_options;
+  Result<Options> options = ConvertOptions(method, raw_options);
+  if (!options.ok()) throw ToDbusError(options.status());
+  calls_->Run(method, kReplicadsKey, std::move(call),
+              [this, drain, address, options = std::move(*options)]() -> AsyncCalls::Reply {
+                if (!drain) {
+                  Status s = manager_.UndrainReplicad(address, options);
+                  if (!s.ok()) throw ToDbusError(s);
+                  return ReplyWith();
+                }
+                auto job = manager_.DrainReplicad(address, options);
                 if (!job.ok()) throw ToDbusError(job.status());
                 return JobReply(*job);
               });

@@ -79,6 +79,8 @@ class DbusService {
   // The AsyncCalls key of the backup store methods (ListBackups,
   // DeleteBackup); volume methods use the volume's name, which has no '/'.
   static constexpr char kBackupsKey[] = "/backups";
+  // The key of ListReplicads, DrainReplicad and UndrainReplicad.
+  static constexpr char kReplicadsKey[] = "/replicads";
 
   void RegisterManager();
   void RunLoop();      // loop thread
@@ -98,6 +100,8 @@ class DbusService {
   void HandleDeleteBackup(sdbus::MethodCall call);
   void HandleRestoreVolume(sdbus::MethodCall call);
   void HandleCreateStandbyVolume(sdbus::MethodCall call);
+  void HandleListReplicads(sdbus::MethodCall call);
+  void HandleDrainReplicad(sdbus::MethodCall call, bool drain);
   // Worker side of a method that started job `id`: queues a refresh of the
   // job (so its object exists before the reply) and returns the reply with
   // the job's path.

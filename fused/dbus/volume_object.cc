@@ -83,6 +83,9 @@ const PropertyTable<VolumeInfo>& VolumeProperties() {
         .Add("ReplicaCount", "u", false, [](const VolumeInfo& i) { return i.replica_count; })
         .Add("Robustness", "s", false, [](const VolumeInfo& i) { return i.robustness; })
         .Add("StateReason", "s", false, [](const VolumeInfo& i) { return i.state_reason; })
+        .Add("RobustnessReason", "s", false,
+             [](const VolumeInfo& i) { return i.robustness_reason; })
+        .Add("ReplicaTags", "as", false, [](const VolumeInfo& i) { return i.replica_tags; })
         .Add("RecurringJobs", "a(sssussss)", false,
              [](const VolumeInfo& i) { return RecurringStructs(i.recurring_jobs); })
         .Add("Standby", "b", false, [](const VolumeInfo& i) { return i.standby; })
@@ -166,6 +169,7 @@ void VolumeObject::RegisterMethods() {
   add("Backup", "sa{sv}", {"snapshot", "options"}, "o", {"job"}, &VolumeObject::HandleBackup);
   add("SetReplicaCount", "ua{sv}", {"count", "options"}, "", {},
       &VolumeObject::HandleSetReplicaCount);
+  add("Rebuild", "a{sv}", {"options"}, "", {}, &VolumeObject::HandleRebuild);
   add("AddRecurringJob", "sssua{sv}", {"name", "kind", "schedule", "retain", "options"}, "", {},
       &VolumeObject::HandleAddRecurringJob);
   add("RemoveRecurringJob", "sa{sv}", {"name", "options"}, "", {},
@@ -328,6 +332,15 @@ void VolumeObject::HandleSetReplicaCount(sdbus::MethodCall call) {
   RunChange("SetReplicaCount", std::move(call),
             [count, options](VolumeManager& manager, const std::string& volume) {
               return manager.SetReplicaCount(volume, count, options);
+            });
+}
+
+void VolumeObject::HandleRebuild(sdbus::MethodCall call) {
+  Authorize("Rebuild", call);
+  Options options = ReadOptions("Rebuild", call);
+  RunChange("Rebuild", std::move(call),
+            [options](VolumeManager& manager, const std::string& volume) {
+              return manager.Rebuild(volume, options);
             });
 }
 

@@ -72,6 +72,7 @@ class VolumeObject {
   void HandleScrub(sdbus::MethodCall call);
   void HandleBackup(sdbus::MethodCall call);
   void HandleSetReplicaCount(sdbus::MethodCall call);
+  void HandleRebuild(sdbus::MethodCall call);
   void HandleAddRecurringJob(sdbus::MethodCall call);
   void HandleRemoveRecurringJob(sdbus::MethodCall call);
   void HandleActivate(sdbus::MethodCall call);

@@ -18,10 +18,14 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <future>
+#include <limits>
+#include <utility>
 
 #include "common/log.h"
+#include "common/names.h"
 #include "fused/engine/net_util.h"
 
 namespace shorthorn::fused {
@@ -85,6 +89,9 @@ bool IsUint(const boost::json::object& o, const char* key, uint64_t* out) {
   }
   return false;
 }
+
+// REPLICAD_INFO's hostname: a DNS name is at most 253 characters.
+constexpr size_t kMaxReplicadHostname = 255;
 
 bool IsString(const boost::json::object& o, const char* key, std::string* out) {
   const auto* v = o.if_contains(key);
@@ -153,6 +160,104 @@ Result<std::vector<ListedReplica>> ReplicaClient::ListReplicas(const std::string
     out.push_back(std::move(r));
   }
   return out;
+}
+
+Result<ReplicadFacts> ParseReplicadInfo(const boost::json::object& reply,
+                                        const std::string& address) {
+  auto bad = [&](const std::string& reason) {
+    return Status(ErrorKind::kProtocol,
+                  "replicad at " + address + ": bad REPLICAD_INFO reply: " + reason, EPROTO);
+  };
+  ReplicadFacts f;
+  f.address = address;
+
+  const auto* host_id = reply.if_contains("host_id");
+  if (host_id == nullptr || !host_id->is_string()) {
+    return bad("field 'host_id' is missing or not a string");
+  }
+  if (Status s = ValidateHostId(host_id->as_string()); !s.ok()) {
+    return bad("field 'host_id': " + s.message());
+  }
+  f.host_id = host_id->as_string();
+
+  // Only for messages, but it ends up in logs and D-Bus replies.
+  if (const auto* hostname = reply.if_contains("hostname"); hostname != nullptr) {
+    if (!hostname->is_string()) return bad("field 'hostname' is not a string");
+    const boost::json::string& name = hostname->as_string();
+    if (name.size() > kMaxReplicadHostname) {
+      return bad("field 'hostname' is longer than " + std::to_string(kMaxReplicadHostname) +
+                 " characters");
+    }
+    for (char c : name) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+        return bad("field 'hostname' holds a control character");
+      }
+    }
+    f.hostname = name;
+  }
+
+  const auto* tags = reply.if_contains("tags");
+  if (tags == nullptr || !tags->is_array()) return bad("field 'tags' is missing or not an array");
+  if (tags->as_array().size() > kMaxTags) {
+    return bad("field 'tags' holds " + std::to_string(tags->as_array().size()) +
+               " tags, more than " + std::to_string(kMaxTags));
+  }
+  std::string zone;
+  for (const auto& t : tags->as_array()) {
+    if (!t.is_string()) return bad("field 'tags': a tag is not a string");
+    std::string tag(t.as_string());
+    if (Status s = ValidateTag(tag); !s.ok()) return bad("field 'tags': " + s.message());
+    if (std::find(f.tags.begin(), f.tags.end(), tag) != f.tags.end()) {
+      return bad("field 'tags': tag '" + tag + "' is given twice");
+    }
+    if (tag.rfind("zone=", 0) == 0) {
+      if (!zone.empty()) return bad("field 'tags': two zones, '" + zone + "' and '" + tag + "'");
+      zone = tag;
+    }
+    f.tags.push_back(std::move(tag));
+  }
+
+  for (auto [key, out] : {std::pair<const char*, uint64_t*>{"total_bytes", &f.total_bytes},
+                          {"free_bytes", &f.free_bytes},
+                          {"provisioned_bytes", &f.provisioned_bytes}}) {
+    if (!IsUint(reply, key, out)) {
+      return bad("field '" + std::string(key) + "' is missing or not an unsigned integer");
+    }
+  }
+  if (f.free_bytes > f.total_bytes) {
+    return bad("field 'free_bytes' (" + std::to_string(f.free_bytes) +
+               ") is above 'total_bytes' (" + std::to_string(f.total_bytes) + ")");
+  }
+  uint64_t replicas = 0;
+  if (!IsUint(reply, "replicas", &replicas)) {
+    return bad("field 'replicas' is missing or not an unsigned integer");
+  }
+  if (replicas > std::numeric_limits<uint32_t>::max()) {
+    return bad("field 'replicas' (" + std::to_string(replicas) + ") is above " +
+               std::to_string(std::numeric_limits<uint32_t>::max()));
+  }
+  f.replicas = static_cast<uint32_t>(replicas);
+  return f;
+}
+
+Result<ReplicadFacts> ReplicaClient::Info(const std::string& address,
+                                          const ClientOptions& options) {
+  const std::string what = "ask replicad at " + address + " for its host and space";
+  auto fd = ConnectReplicad(address, options);
+  if (!fd.ok()) return fd.status().WithContext(what);
+  auto reply = ControlCall(fd->get(), wire::Op::kReplicadInfo, boost::json::object(), 0);
+  if (!reply.ok()) {
+    Status s = reply.status().WithContext(what);
+    // A replicad without REPLICAD_INFO closes the connection on its opcode.
+    if (s.sys_errno() == ECONNRESET) {
+      s = Status(s.kind(),
+                 s.message() + " (a replicad older than this fused does that: install the same " +
+                     "Shorthorn version on every host)",
+                 ECONNRESET);
+    }
+    return s;
+  }
+  return ParseReplicadInfo(*reply, address);
 }
 
 Status ReplicaClient::ClaimReplica(const ReplicaTarget& target, uint64_t epoch,

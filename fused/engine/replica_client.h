@@ -72,6 +72,29 @@ struct ListedReplica {
   std::vector<std::string> snapshots;
 };
 
+// A replicad as REPLICAD_INFO reports it (doc/protocol.md): where it runs
+// and how much room its data directory has, for placement (replica_rules.h).
+struct ReplicadFacts {
+  std::string address;             // the replicad asked
+  std::string host_id;             // its host-id (names.h ValidateHostId)
+  std::string hostname;            // for messages; may be ""
+  std::vector<std::string> tags;   // its tags ("ssd", "zone=a"; names.h ValidateTag)
+  uint64_t total_bytes = 0;        // size of the data directory's file system
+  uint64_t free_bytes = 0;         // available to the replicad there (statvfs f_bavail)
+  uint64_t provisioned_bytes = 0;  // sum of the sizes of the replicas it holds
+  uint32_t replicas = 0;           // replicas in its data directory (every volume)
+};
+
+// Parses a REPLICAD_INFO reply from `address`: kProtocol naming the field
+// when one is missing, of the wrong type, or invalid (a bad host id or tag,
+// free above total, more than 32 tags).
+// Also refused: a duplicate tag or two zone=... tags, a number that is not
+// an unsigned 64-bit integer (negative, fractional), replicas above
+// UINT32_MAX, and a hostname (optional) longer than 255 characters or
+// holding a control character. Pure.
+Result<ReplicadFacts> ParseReplicadInfo(const boost::json::object& reply,
+                                        const std::string& address);
+
 class ReplicaClient : public Backend {
  public:
   // Connects `connections` sockets, opens the replica at `epoch` (fencing
@@ -88,6 +111,8 @@ class ReplicaClient : public Backend {
   static Result<std::vector<ListedReplica>> ListReplicas(const std::string& address,
                                                          const std::string& volume,
                                                          const ClientOptions& options);
+  // REPLICAD_INFO on a short-lived connection (no replica, no HELLO).
+  static Result<ReplicadFacts> Info(const std::string& address, const ClientOptions& options);
   // Makes options.owner the replica's owner and its epoch `epoch` (OPEN
   // with take_over, then CLOSE): the fused that owned it is fenced.
   static Status ClaimReplica(const ReplicaTarget& target, uint64_t epoch,

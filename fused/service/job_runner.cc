@@ -1,6 +1,7 @@
 // Design notes
 //
-//   Start ──► running ──(body returns OK)──────► completed ─┐
+//   Start ──► running ⇄ queued (SetQueued: waiting for its turn)
+//             running ──(body returns OK)──────► completed ─┐
 //                     ──(body returns error)───► failed    ─┼─ linger ──► removed
 //                     ──(Cancel, body returns)─► cancelled ─┘
 //
@@ -37,6 +38,18 @@ struct JobRunner::Job : JobHandle {
   void SetResult(const std::string& message) override {
     std::lock_guard lock(runner->mutex_);
     result = message;
+  }
+  void SetQueued(const std::string& why) override {
+    JobInfo copy;
+    {
+      std::lock_guard lock(runner->mutex_);
+      std::string state = why.empty() ? "running" : "queued";
+      if (info.state == state && info.message == why) return;
+      info.state = std::move(state);
+      info.message = why;
+      copy = info;
+    }
+    runner->Publish(copy, false, false);
   }
   bool cancelled() const override { return cancel.load(); }
   bool WaitCancelled(std::chrono::milliseconds d) override {
@@ -161,7 +174,7 @@ bool JobRunner::Running(const std::string& volume, const std::string& operation)
   std::lock_guard lock(mutex_);
   for (const auto& [id, job] : jobs_) {
     if (job->info.volume == volume && job->info.operation == operation &&
-        job->info.state == "running") {
+        (job->info.state == "running" || job->info.state == "queued")) {
       return true;
     }
   }

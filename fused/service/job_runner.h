@@ -31,6 +31,9 @@ class JobHandle {
   // The message of a job that completes (e.g. the URL of the backup it
   // made); a failed job's message is its error.
   virtual void SetResult(const std::string& message) = 0;
+  // While the job waits for its turn (a limit on concurrent rebuilds):
+  // State "queued" with Message `why`; "" makes it "running" again.
+  virtual void SetQueued(const std::string& why) = 0;
   virtual bool cancelled() const = 0;
   // Sleeps up to `d`; returns early (true) when the job is cancelled.
   virtual bool WaitCancelled(std::chrono::milliseconds d) = 0;
@@ -56,7 +59,7 @@ class JobRunner {
   std::vector<JobInfo> List() const;
   Result<JobInfo> Get(uint64_t id) const;
   Status Cancel(uint64_t id);
-  // True while a job of `operation` on `volume` is running.
+  // True while a job of `operation` on `volume` is running (or queued).
   bool Running(const std::string& volume, const std::string& operation) const;
 
  private:

@@ -200,7 +200,15 @@ void VolumeService::RebuildLoop() {
 }
 
 void VolumeService::CheckVolumes() {
-  std::vector<std::string> short_of_replicas;
+  // A volume short of replicas: rebuild it (allow_full) or only try to
+  // catch up the failed replicas still within replica-replenishment-wait,
+  // once their replicads answer (`probe`).
+  struct Short {
+    std::string volume;
+    bool allow_full = false;
+    std::vector<std::string> probe;
+  };
+  std::vector<Short> short_of_replicas;
   struct Expired {
     std::string volume;
     StaleReplica replica;
@@ -208,15 +216,60 @@ void VolumeService::CheckVolumes() {
   };
   std::vector<Expired> expired;
   auto now_wall = static_cast<uint64_t>(std::time(nullptr));
+  const auto now_steady = std::chrono::steady_clock::now();
   {
     std::lock_guard lock(mutex_);
+    std::erase_if(failed_at_, [this](const auto& e) { return attached_.count(e.first) == 0; });
     for (const auto& [name, a] : attached_) {
       const VolumeRecord* record = registry_.Find(name);
       if (record == nullptr) continue;
-      size_t usable = a.engine->Count(ReplicaMode::kRW) + a.engine->Count(ReplicaMode::kWO);
-      if (a.engine->Count(ReplicaMode::kRW) > 0 && usable < record->replica_count) {
-        short_of_replicas.push_back(name);
+      auto states = a.engine->Replicas();
+      auto& failed = failed_at_[name];
+      std::set<std::string> err;
+      for (const auto& st : states) {
+        if (st.mode == ReplicaMode::kERR) {
+          err.insert(st.name);
+          failed.try_emplace(st.name, now_steady);
+        }
       }
+      std::erase_if(failed, [&err](const auto& e) { return err.count(e.first) == 0; });
+      // Usable replicas not on a draining replicad, and those on one.
+      size_t usable = 0, leaving = 0, rw = 0;
+      for (const auto& st : states) {
+        if (st.mode == ReplicaMode::kERR) continue;
+        rw += st.mode == ReplicaMode::kRW;
+        bool on_draining = false;
+        for (const auto& r : record->replicas) {
+          on_draining = on_draining || (r.name == st.name && DrainingLocked(r.address));
+        }
+        (on_draining ? leaving : usable)++;
+      }
+      if (rw == 0) continue;
+      const bool forced = rebuild_forced_.count(name) != 0;
+      if (usable >= record->replica_count) {
+        rebuild_forced_.erase(name);
+        if (leaving > 0) short_of_replicas.push_back({name, true, {}});  // drop it
+        continue;
+      }
+      // Failed replicas that can catch up and are still within the wait.
+      Short entry{name, false, {}};
+      size_t waiting = 0;
+      for (const auto& st : states) {
+        if (st.mode != ReplicaMode::kERR) continue;
+        std::vector<std::pair<uint64_t, uint64_t>> missed;
+        const bool can_catch_up = a.engine->DirtyRanges(st.name, &missed);
+        if (!can_catch_up) continue;
+        for (const auto& r : record->replicas) {
+          if (r.name == st.name) entry.probe.push_back(r.address);
+        }
+        if (!ReplacementDue(true, failed[st.name], now_steady, settings_.replenishment_wait,
+                            forced)) {
+          waiting++;
+        }
+      }
+      entry.allow_full = record->replica_count - usable > waiting;
+      if (entry.allow_full) entry.probe.clear();
+      short_of_replicas.push_back(std::move(entry));
     }
     for (const auto& [name, record] : registry_.volumes()) {
       for (const auto& s : record.stale) {
@@ -244,12 +297,28 @@ void VolumeService::CheckVolumes() {
       LogInfo("volume " + volume + ": deleted stale replica " + s.name + " on " + s.address);
     }
   }
+  // A volume that only waits for its failed replicas starts a catch-up
+  // when one of their replicads answers (asked once per pass, briefly).
+  std::map<std::string, bool> answers;
+  ClientOptions probe = settings_.client;
+  probe.connect = std::min<std::chrono::milliseconds>(probe.connect, std::chrono::seconds(1));
+  probe.request = std::min<std::chrono::milliseconds>(probe.request, std::chrono::seconds(2));
+  std::erase_if(short_of_replicas, [&](const Short& e) {
+    if (e.allow_full) return false;
+    bool any = false;
+    for (const auto& address : e.probe) {
+      auto [it, added] = answers.try_emplace(address, false);
+      if (added) it->second = ReplicaClient::Info(address, probe).ok();
+      any = any || it->second;
+    }
+    return !any;
+  });
   auto now = std::chrono::steady_clock::now();
   // Started under mutex_: Snapshot checks for a running rebuild under it
   // and holds it while the snapshot is taken, so a catch-up never starts
   // in between (issue 15, hole 2).
   std::lock_guard lock(mutex_);
-  for (const auto& volume : short_of_replicas) {
+  for (const auto& [volume, allow_full, probed] : short_of_replicas) {
     // A scrub's or resync's replicas catch up when it ends.
     if (jobs_.Running(volume, "rebuild") || jobs_.Running(volume, "scrub") ||
         jobs_.Running(volume, "resync")) {
@@ -259,8 +328,9 @@ void VolumeService::CheckVolumes() {
       continue;
     }
     rebuild_backoff_[volume] = now + std::chrono::seconds(10);
-    jobs_.Start("rebuild", volume, "", true,
-                [this, volume](JobHandle& job) { return RunRebuild(volume, job); });
+    jobs_.Start("rebuild", volume, "", true, [this, volume, full = allow_full](JobHandle& job) {
+      return RunRebuild(volume, full, job);
+    });
   }
   // Scheduled scrubs (scrub-interval): a healthy volume with two or more RW
   // replicas, interval after its attach or its last scheduled scrub.
@@ -286,7 +356,19 @@ void VolumeService::CheckVolumes() {
   }
 }
 
-Status VolumeService::RunRebuild(const std::string& volume, JobHandle& job) {
+Status VolumeService::RunRebuild(const std::string& volume, bool allow_full, JobHandle& job) {
+  Status s = RebuildOnce(volume, allow_full, job);
+  std::lock_guard lock(mutex_);
+  if (s.ok()) {
+    rebuild_failures_.erase(volume);
+    rebuild_notes_.erase(volume);
+  } else if (!job.cancelled()) {
+    rebuild_failures_[volume] = {std::chrono::steady_clock::now(), s.message()};
+  }
+  return s;
+}
+
+Status VolumeService::RebuildOnce(const std::string& volume, bool allow_full, JobHandle& job) {
   std::shared_ptr<AttachContext> ctx;
   std::shared_ptr<Engine> engine;
   {
@@ -299,6 +381,8 @@ Status VolumeService::RunRebuild(const std::string& volume, JobHandle& job) {
     engine = it->second.engine;
   }
   // A replica that was away briefly only needs what it missed.
+  Status caught(ErrorKind::kFailed,
+                "rebuild volume " + volume + ": no failed replica can catch up");
   for (const auto& r : engine->Replicas()) {
     if (r.mode != ReplicaMode::kERR) continue;
     std::vector<std::pair<uint64_t, uint64_t>> missed;
@@ -307,7 +391,26 @@ Status VolumeService::RunRebuild(const std::string& volume, JobHandle& job) {
     if (s.ok()) return s;
     LogWarning("rebuild volume " + volume + ": catch-up of replica " + r.name +
                " not possible: " + s.message());
+    caught = s;
     if (job.cancelled()) return s;
+  }
+  if (!allow_full) return caught;
+  // Enough usable replicas but one is on a draining replicad: drop it.
+  SH_RETURN_IF_ERROR(DropLeavingReplica(volume, ctx, engine));
+  {
+    std::lock_guard lock(mutex_);
+    const VolumeRecord* record = registry_.Find(volume);
+    if (record == nullptr) return Status(ErrorKind::kNotFound, "volume " + volume + " is gone");
+    // Usable replicas not on a draining replicad.
+    size_t usable = 0;
+    for (const auto& r : record->replicas) {
+      for (const auto& st : engine->Replicas()) {
+        if (st.name == r.name && st.mode != ReplicaMode::kERR && !DrainingLocked(r.address)) {
+          usable++;
+        }
+      }
+    }
+    if (usable >= record->replica_count) return Status::Ok();
   }
   return FullRebuild(volume, ctx, engine, job);
 }
@@ -327,6 +430,15 @@ Status VolumeService::CatchUp(const std::string& volume, const std::shared_ptr<A
   if ((*client)->rebuilding()) {
     return Status(ErrorKind::kFailed, what + ": it is half rebuilt");
   }
+  if (!AcquireRebuildSlot(target.address, volume, job)) {
+    (void)(*client)->Close();
+    return Status(ErrorKind::kFailed, what + ": cancelled while queued");
+  }
+  struct SlotRelease {
+    VolumeService* service;
+    std::string address;
+    ~SlotRelease() { service->ReleaseRebuildSlot(address); }
+  } slot{this, target.address};
   SH_RETURN_IF_ERROR(engine->Reattach(replica, std::move(*client)).WithContext(what));
   std::vector<std::pair<uint64_t, uint64_t>> missed;
   if (!engine->DirtyRanges(replica, &missed)) {
@@ -358,6 +470,12 @@ Status VolumeService::CatchUp(const std::string& volume, const std::shared_ptr<A
   // (one bump at a time per volume: one that fails meanwhile is left out).
   SH_RETURN_IF_ERROR(BumpGeneration(*ctx, replica).status().WithContext(what));
   SH_RETURN_IF_ERROR(engine->SetMode(replica, ReplicaMode::kRW));
+  {
+    // Back: a later failure starts a new wait (the loop may not have seen
+    // it RW in between).
+    std::lock_guard lock(mutex_);
+    if (auto f = failed_at_.find(volume); f != failed_at_.end()) f->second.erase(replica);
+  }
   job.Update(total, total);
   LogInfo(what + ": done, " + std::to_string(total) + " bytes copied");
   return Status::Ok();
@@ -420,11 +538,13 @@ Status VolumeService::FullRebuild(const std::string& volume,
                                   const std::shared_ptr<AttachContext>& ctx,
                                   const std::shared_ptr<Engine>& engine, JobHandle& job) {
   const std::string what = "rebuild volume " + volume;
-  // Where: a replicad that holds no RW/WO replica of this volume; the
-  // places of ERR replicas first (that is where the operator put them).
-  std::set<std::string> busy;
-  std::vector<std::string> err_addresses, candidates;
-  std::string err_replica;
+  // Where: placed by the rules (PlaceReplicas) among the configured
+  // replicads and those of failed replicas (tried first: that is where the
+  // operator put them); never one that holds a usable replica of the
+  // volume. Replicas on a draining replicad are leaving: they do not count
+  // against the new one's host.
+  std::vector<std::string> err_addresses;
+  std::map<std::string, std::string> holders;  // address -> usable replica there
   VolumeRecord record;
   {
     std::lock_guard lock(mutex_);
@@ -440,13 +560,10 @@ Status VolumeService::FullRebuild(const std::string& volume,
     }
     if (mode == ReplicaMode::kERR) {
       err_addresses.push_back(rec.address);
-      if (err_replica.empty()) err_replica = rec.name;
     } else {
-      busy.insert(rec.address);
+      holders[rec.address] = rec.name;
     }
   }
-  candidates = PlaceReplacement(err_addresses, settings_.default_replicads,
-                                std::vector<std::string>(busy.begin(), busy.end()));
   std::string source_name;
   for (const auto& st : states) {
     if (st.mode == ReplicaMode::kRW) {
@@ -460,10 +577,31 @@ Status VolumeService::FullRebuild(const std::string& volume,
     std::lock_guard lock(ctx->mutex);
     source = ctx->targets.at(source_name);
   }
+  auto [request, candidates] = PlacementFor(record, 1, holders, err_addresses);
+  auto note = [this, &volume](const std::string& text) {
+    {
+      std::lock_guard lock(mutex_);
+      if (text.empty()) {
+        rebuild_notes_.erase(volume);
+      } else {
+        rebuild_notes_[volume] = text;
+      }
+    }
+    QueueChanged(volume);
+  };
 
   ReplicaRecord fresh;
-  Status tried(ErrorKind::kUnavailable, what + ": no replicad available for a new replica");
-  for (const auto& address : candidates) {
+  for (;;) {
+    auto placed = PlaceReplicas(settings_.placement, request, candidates);
+    if (!placed.ok()) {
+      note("no replicad can take a new replica: " + placed.status().message());
+      return placed.status().WithContext(what);
+    }
+    for (const auto& w : placed->warnings) LogWarning(what + ": " + w);
+    const std::string address = placed->chosen.front();
+    if (!AcquireRebuildSlot(address, volume, job)) {
+      return Status(ErrorKind::kFailed, what + ": cancelled while queued");
+    }
     ReplicaRecord r{address, volume.substr(0, 46) + "-" + Hex64()};
     Status created = ReplicaClient::CreateReplica({address, volume, r.name}, record.size,
                                                   settings_.client, /*rebuilding=*/true);
@@ -471,7 +609,11 @@ Status VolumeService::FullRebuild(const std::string& volume,
       fresh = r;
       break;
     }
-    tried = created.WithContext(what);
+    ReleaseRebuildSlot(address);
+    LogWarning(what + ": create a replica on " + address + ": " + created.message());
+    for (auto& c : candidates) {
+      if (c.address == address) c.excluded = "create failed: " + created.message();
+    }
     if (created.kind() == ErrorKind::kUnavailable) {
       // The request may still arrive (a cut link that heals): remember the
       // name so the stale-replica sweep deletes it once reachable.
@@ -482,7 +624,12 @@ Status VolumeService::FullRebuild(const std::string& volume,
       }
     }
   }
-  if (fresh.name.empty()) return tried;
+  note("");
+  struct SlotRelease {
+    VolumeService* service;
+    std::string address;
+    ~SlotRelease() { service->ReleaseRebuildSlot(address); }
+  } slot{this, fresh.address};
   ReplicaTarget target{fresh.address, volume, fresh.name};
   auto cleanup = [&](const Status& why) {
     engine->RemoveReplica(fresh.name);
@@ -625,16 +772,24 @@ Status VolumeService::FullRebuild(const std::string& volume,
     VolumeRecord* r = registry_.FindMutable(volume);
     if (r != nullptr && r->replicas.size() > r->replica_count) {
       auto states_now = engine->Replicas();
+      // The replaced one: a failed replica, one that cannot catch up first
+      // (one that can may still be waiting to).
+      auto victim = r->replicas.end();
       for (auto it = r->replicas.begin(); it != r->replicas.end(); ++it) {
         bool usable = false;
         for (const auto& st : states_now) {
           usable = usable || (st.name == it->name && st.mode != ReplicaMode::kERR);
         }
         if (usable) continue;
-        replaced = it->name;
-        r->stale.push_back({it->address, it->name, static_cast<uint64_t>(std::time(nullptr))});
-        r->replicas.erase(it);
-        break;
+        std::vector<std::pair<uint64_t, uint64_t>> missed;
+        if (victim == r->replicas.end() || !engine->DirtyRanges(it->name, &missed)) victim = it;
+        if (!engine->DirtyRanges(it->name, &missed)) break;
+      }
+      if (victim != r->replicas.end()) {
+        replaced = victim->name;
+        r->stale.push_back(
+            {victim->address, victim->name, static_cast<uint64_t>(std::time(nullptr))});
+        r->replicas.erase(victim);
       }
       (void)registry_.Save();
     }
@@ -647,6 +802,11 @@ Status VolumeService::FullRebuild(const std::string& volume,
   QueueChanged(volume);
   LogInfo(what + ": replica " + fresh.name + " is RW" +
           (replaced.empty() ? "" : "; replica " + replaced + " is stale"));
+  // A replica on a draining replicad is not needed any more.
+  if (replaced.empty()) {
+    Status dropped = DropLeavingReplica(volume, ctx, engine);
+    if (!dropped.ok()) LogWarning(what + ": " + dropped.message());
+  }
   // The system snapshot has done its job: merge it away.
   {
     std::lock_guard lock(mutex_);
@@ -665,6 +825,22 @@ Status VolumeService::SetReplicaCount(const std::string& volume, uint32_t count,
   if (count < 1 || count > 5) {
     return Status(ErrorKind::kInvalidArgument,
                   what + ": " + std::to_string(count) + " is outside 1..5");
+  }
+  // Growing: the new replicas must have a place now (the rebuilds that
+  // make them follow while attached, or at the next attach).
+  VolumeRecord before;
+  {
+    std::lock_guard lock(mutex_);
+    const VolumeRecord* record = registry_.Find(volume);
+    if (record == nullptr) return Status(ErrorKind::kNotFound, what + ": it does not exist");
+    before = *record;
+  }
+  if (count > before.replicas.size()) {
+    std::map<std::string, std::string> holders;
+    for (const auto& r : before.replicas) holders[r.address] = r.name;
+    auto [request, candidates] = PlacementFor(before, count - before.replicas.size(), holders, {});
+    auto placed = PlaceReplicas(settings_.placement, request, candidates);
+    if (!placed.ok()) return placed.status().WithContext(what);
   }
   std::vector<ReplicaTarget> drop;
   uint64_t epoch = 0;

@@ -278,7 +278,8 @@ Result<uint64_t> VolumeService::RestoreVolume(const std::string& name,
                                               const std::string& backup_url,
                                               const std::vector<std::string>& replicas,
                                               const Options& options) {
-  SH_RETURN_IF_ERROR(CheckOptions("RestoreVolume", options, {"replica-count"}));
+  SH_RETURN_IF_ERROR(CheckOptions("RestoreVolume", options, {"replica-count", "replica-tags"}));
+  SH_RETURN_IF_ERROR(ReplicaTagsOption("restore volume " + name, options).status());
   const std::string what = "restore volume " + name + " from " + backup_url;
   SH_RETURN_IF_ERROR(ValidateName("volume", name).WithContext(what));
   auto address = backup::ParseBackupUrl(backup_url);
@@ -415,7 +416,9 @@ namespace shorthorn::fused {
 Status VolumeService::CreateClone(const std::string& name, uint64_t size,
                                   const std::vector<std::string>& replicas,
                                   const Options& options) {
-  SH_RETURN_IF_ERROR(CheckOptions("CreateVolume", options, {"replica-count", "from-snapshot"}));
+  SH_RETURN_IF_ERROR(
+      CheckOptions("CreateVolume", options, {"replica-count", "replica-tags", "from-snapshot"}));
+  SH_RETURN_IF_ERROR(ReplicaTagsOption("create volume " + name, options).status());
   auto from = StringOption("CreateVolume", options, "from-snapshot", "");
   if (!from.ok()) return from.status();
   const std::string what = "create volume " + name + " from snapshot " + *from;

@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "common/file_util.h"
 #include "common/log.h"
+#include "common/names.h"
 #include "config/daemon_config.h"
 
 namespace shorthorn::fused {
@@ -56,6 +57,34 @@ Status CheckOptions(const char* method, const Options& options,
     }
   }
   return Status::Ok();
+}
+
+Result<std::vector<std::string>> ReplicaTagsOption(const std::string& what,
+                                                   const Options& options) {
+  std::vector<std::string> tags;
+  auto it = options.find("replica-tags");
+  if (it == options.end()) return tags;
+  const auto* text = std::get_if<std::string>(&it->second);
+  if (text == nullptr) {
+    return Status(ErrorKind::kInvalidArgument,
+                  what + ": option 'replica-tags' must be a string (comma-separated tags)");
+  }
+  std::string rest = *text;
+  while (!rest.empty()) {
+    size_t comma = rest.find(',');
+    std::string tag = rest.substr(0, comma);
+    rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+    if (tag.empty() && comma == std::string::npos && tags.empty()) break;
+    Status valid = ValidateTag(tag);
+    if (!valid.ok()) return valid.WithContext(what + ": option 'replica-tags'");
+    if (std::find(tags.begin(), tags.end(), tag) == tags.end()) tags.push_back(tag);
+  }
+  if (tags.size() > kMaxTags) {
+    return Status(ErrorKind::kInvalidArgument, what + ": option 'replica-tags' has more than " +
+                                                   std::to_string(kMaxTags) + " tags");
+  }
+  std::sort(tags.begin(), tags.end());
+  return tags;
 }
 
 Status CheckVolumeSize(const std::string& what, uint64_t size, uint64_t limit_gib) {
@@ -285,6 +314,7 @@ VolumeInfo VolumeService::InfoLocked(const VolumeRecord& record) {
     }
   }
   info.replica_count = record.replica_count;
+  info.replica_tags = record.replica_tags;
   info.robustness = "unknown";
   if (auto m = moved_.find(record.name); m != moved_.end() && !attached_.count(record.name)) {
     info.state = "moved";
@@ -319,6 +349,7 @@ VolumeInfo VolumeService::InfoLocked(const VolumeRecord& record) {
       if (r.mode.empty()) r.mode = "ERR";  // not in the engine: unreachable or stale
     }
     info.robustness = rw == 0 ? "faulted" : rw >= record.replica_count ? "healthy" : "degraded";
+    info.robustness_reason = RobustnessReasonLocked(record);
   }
   return info;
 }
@@ -358,8 +389,10 @@ Status VolumeService::CreateVolume(const std::string& name, uint64_t size,
 Status VolumeService::CreateVolumeImpl(const std::string& name, uint64_t size,
                                        const std::vector<std::string>& replicas,
                                        const Options& options, bool restore) {
-  SH_RETURN_IF_ERROR(CheckOptions("CreateVolume", options, {"replica-count"}));
+  SH_RETURN_IF_ERROR(CheckOptions("CreateVolume", options, {"replica-count", "replica-tags"}));
   SH_RETURN_IF_ERROR(ValidateNewVolume(name, size));
+  auto tags = ReplicaTagsOption("create volume " + name, options);
+  if (!tags.ok()) return tags.status();
   SH_RETURN_IF_ERROR(CheckVolumeSize("create volume " + name, size, settings_.max_volume_size_gib));
   std::vector<std::string> addresses = replicas;
   uint64_t wanted = replicas.empty() ? 1 : replicas.size();
@@ -381,19 +414,7 @@ Status VolumeService::CreateVolumeImpl(const std::string& name, uint64_t size,
                         " is below the " + std::to_string(replicas.size()) + " addresses given");
     }
   }
-  // Fill up from the configured replicads, one replica per replicad.
-  for (const auto& a : settings_.default_replicads) {
-    if (addresses.size() >= wanted) break;
-    if (std::find(addresses.begin(), addresses.end(), a) == addresses.end()) addresses.push_back(a);
-  }
-  if (addresses.size() < wanted) {
-    return Status(ErrorKind::kInvalidArgument,
-                  "create volume " + name + ": " + std::to_string(wanted) +
-                      " replicas wanted but only " + std::to_string(addresses.size()) +
-                      " distinct replicads are known (give more addresses or configure "
-                      "'replicads')");
-  }
-  if (addresses.empty()) {
+  if (addresses.empty() && settings_.default_replicads.empty()) {
     return Status(ErrorKind::kInvalidArgument,
                   "create volume " + name + ": no replica address given and none configured");
   }
@@ -412,6 +433,26 @@ Status VolumeService::CreateVolumeImpl(const std::string& name, uint64_t size,
                     "create volume " + name + ": replicad " + a + " is named twice");
     }
   }
+  // Where: the named replicads (checked by the rules too), filled up from
+  // the configured ones by the placement rules.
+  {
+    std::set<std::string> draining;
+    {
+      std::lock_guard lock(mutex_);
+      draining.insert(registry_.draining().begin(), registry_.draining().end());
+    }
+    std::vector<std::string> all = addresses;
+    all.insert(all.end(), settings_.default_replicads.begin(), settings_.default_replicads.end());
+    PlacementRequest request;
+    request.size = size;
+    request.count = wanted;
+    request.required_tags = *tags;
+    request.fixed = addresses;
+    auto placed = PlaceReplicas(settings_.placement, request, GatherCandidates(all, draining));
+    if (!placed.ok()) return placed.status().WithContext("create volume " + name);
+    for (const auto& w : placed->warnings) LogWarning("create volume " + name + ": " + w);
+    addresses = placed->chosen;
+  }
   VolumeRecord record;
   {
     std::lock_guard lock(mutex_);
@@ -423,6 +464,7 @@ Status VolumeService::CreateVolumeImpl(const std::string& name, uint64_t size,
     record.name = name;
     record.size = size;
     record.replica_count = static_cast<uint32_t>(addresses.size());
+    record.replica_tags = *tags;
     std::string prefix = name.substr(0, 46);
     for (const auto& a : addresses) record.replicas.push_back({a, prefix + "-" + RandomSuffix()});
     std::vector<ReplicaRecord> created;

@@ -27,6 +27,7 @@
 #include "fused/core/generation_store.h"
 #include "fused/core/io_stats.h"
 #include "fused/core/registry.h"
+#include "fused/core/replica_rules.h"
 #include "fused/core/volume_manager.h"
 #include "fused/engine/engine.h"
 #include "fused/engine/replica_client.h"
@@ -59,6 +60,12 @@ struct ServiceSettings {
   // auto-attach: attach again at Start the volumes the registry marks
   // (VolumeRecord::attach_frontend), retrying with backoff.
   bool auto_attach = true;
+  // Placement and replacement (placement.cc): the rules for new replicas,
+  // how long a failed replica that can catch up gets to come back, and how
+  // many rebuilds (and catch-ups) run onto one replicad at a time.
+  PlacementRules placement;
+  std::chrono::seconds replenishment_wait{600};
+  uint32_t rebuilds_per_replicad = 1;
   // metrics-file: where MetricsLoop writes the figures ("" for nowhere).
   std::string metrics_file;
   std::chrono::milliseconds metrics_interval{10000};
@@ -110,6 +117,11 @@ class VolumeService : public VolumeManager {
   // Replication: replication.cc.
   Status SetReplicaCount(const std::string& volume, uint32_t count,
                          const Options& options) override;
+  // Placement, drains and forced rebuilds: placement.cc.
+  Status Rebuild(const std::string& volume, const Options& options) override;
+  Result<std::vector<ReplicadStatus>> ListReplicads(const Options& options) override;
+  Result<uint64_t> DrainReplicad(const std::string& address, const Options& options) override;
+  Status UndrainReplicad(const std::string& address, const Options& options) override;
 
   // Backups: volume_backups.cc.
   Result<uint64_t> Backup(const std::string& volume, const std::string& snapshot,
@@ -187,7 +199,10 @@ class VolumeService : public VolumeManager {
                              const std::string& what, ErrorKind also_done = ErrorKind::kFailed);
   void RebuildLoop();
   void CheckVolumes();
-  Status RunRebuild(const std::string& volume, JobHandle& job);
+  // `allow_full`: when no catch-up succeeds, rebuild a new replica
+  // elsewhere; otherwise only catch-ups are tried.
+  Status RunRebuild(const std::string& volume, bool allow_full, JobHandle& job);
+  Status RebuildOnce(const std::string& volume, bool allow_full, JobHandle& job);
   Status CatchUp(const std::string& volume, const std::shared_ptr<AttachContext>& ctx,
                  const std::shared_ptr<Engine>& engine, const std::string& replica, JobHandle& job);
   // Deletes on `replica` (catching up) the snapshots an RW replica no
@@ -197,6 +212,55 @@ class VolumeService : public VolumeManager {
   Status FullRebuild(const std::string& volume, const std::shared_ptr<AttachContext>& ctx,
                      const std::shared_ptr<Engine>& engine, JobHandle& job);
   std::string Robustness(const std::string& volume, uint32_t count);
+
+  // ---- placement.cc
+  // The facts of every replicad in `addresses` (REPLICAD_INFO, in
+  // parallel, each within the connect timeout); those in `draining` are
+  // excluded ("draining"). Outside mutex_.
+  std::vector<PlacementCandidate> GatherCandidates(const std::vector<std::string>& addresses,
+                                                   const std::set<std::string>& draining);
+  // What PlaceReplicas needs for `count` new replicas of `record`: the
+  // facts of its replicas' replicads and the configured ones, those in
+  // `holders` (address -> a usable replica of it there) excluded and, unless
+  // draining, counted as kept; `preferred` tried first. Outside mutex_.
+  struct PlacementInput {
+    PlacementRequest request;
+    std::vector<PlacementCandidate> candidates;
+  };
+  PlacementInput PlacementFor(const VolumeRecord& record, size_t count,
+                              const std::map<std::string, std::string>& holders,
+                              const std::vector<std::string>& preferred);
+  // Blocks until a rebuild onto `address` may start (at most
+  // rebuilds_per_replicad at once), the job queued meanwhile; false when
+  // the job was cancelled. Release with ReleaseRebuildSlot.
+  bool AcquireRebuildSlot(const std::string& address, const std::string& volume, JobHandle& job);
+  void ReleaseRebuildSlot(const std::string& address);
+  // Why an attached volume is not healthy (RobustnessReason). Caller holds
+  // mutex_.
+  std::string RobustnessReasonLocked(const VolumeRecord& record);
+  // A replica's replicad is draining (registry). Caller holds mutex_.
+  bool DrainingLocked(const std::string& address) const;
+  Status RunDrain(const std::string& address, JobHandle& job);
+  // Removes from an attached volume a usable replica on a draining
+  // replicad once the others are enough, deleting its data.
+  Status DropLeavingReplica(const std::string& volume, const std::shared_ptr<AttachContext>& ctx,
+                            const std::shared_ptr<Engine>& engine);
+  std::mutex slots_mutex_;
+  std::condition_variable slots_cv_;
+  std::map<std::string, uint32_t> rebuilds_running_;  // address -> running; slots_mutex_
+  // Guarded by mutex_: when each ERR replica of an attached volume was first
+  // seen ERR (volume -> replica -> time); volumes whose rebuild the operator
+  // forced; what the rebuild of a volume last said (queued, no placement);
+  // running drain jobs by address.
+  std::map<std::string, std::map<std::string, std::chrono::steady_clock::time_point>> failed_at_;
+  std::set<std::string> rebuild_forced_;
+  std::map<std::string, std::string> rebuild_notes_;
+  struct RebuildFailure {
+    std::chrono::steady_clock::time_point at;
+    std::string message;
+  };
+  std::map<std::string, RebuildFailure> rebuild_failures_;
+  std::map<std::string, uint64_t> drain_jobs_;
   // replica_compare.cc: the resync job after an attach whose replicas did
   // not all end cleanly, and the scrub job.
   Status RunResync(const std::string& volume, JobHandle& job);
@@ -296,9 +360,10 @@ class VolumeService : public VolumeManager {
   Result<std::vector<boost::json::object>> CallAllLocked(const VolumeRecord& record, wire::Op op,
                                                          const boost::json::object& body,
                                                          ErrorKind also_done = ErrorKind::kFailed);
-  // LIST_LAYERS from the first replica that answers (attached: not an ERR
-  // one), into the registry
-  // (saved only when something changed; `changed` tells).
+  // LIST_LAYERS of every replica (attached: not the ERR ones) into the
+  // registry: the snapshots as the first that answers lists them, the
+  // actual size the largest any reports (saved only when something
+  // changed; `changed` tells).
   // `merging`: the snapshots whose deletion (merge) the replica asked is
   // still running.
   Status RefreshLayersLocked(VolumeRecord& record, bool* changed = nullptr,
@@ -421,6 +486,9 @@ class VolumeService : public VolumeManager {
 // naming the method and the key otherwise.
 Status CheckOptions(const char* method, const Options& options,
                     std::initializer_list<const char*> allowed);
+// The option "replica-tags" ("ssd,zone=a"): its tags, each ValidateTag,
+// sorted, without duplicates; none when the option is absent or "".
+Result<std::vector<std::string>> ReplicaTagsOption(const std::string& what, const Options& options);
 // InvalidArgument "<what>: size <size> bytes exceeds max-volume-size <limit>
 // GiB" when `size` is more than `limit_gib` GiB.
 Status CheckVolumeSize(const std::string& what, uint64_t size, uint64_t limit_gib);

@@ -11,7 +11,9 @@
 // Control operations use short-lived connections (ReplicaClient::Call) at
 // the volume's current epoch, so they are fenced like data and work the
 // same attached or detached.
+#include <algorithm>
 #include <ctime>
+#include <optional>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -120,6 +122,10 @@ Status VolumeService::RefreshLayersLocked(VolumeRecord& record, bool* changed,
   } else {
     asked = record.replicas;
   }
+  // Snapshots as the first replica that answers lists them; ActualSize the
+  // largest any replica reports (doc/dbus-api.md).
+  std::optional<json::object> first;
+  uint64_t actual_size = 0;
   for (const auto& r : asked) {
     auto layers = ReplicaClient::Call(Target(record, r), record.epoch, wire::Op::kListLayers, {},
                                       settings_.client);
@@ -127,8 +133,12 @@ Status VolumeService::RefreshLayersLocked(VolumeRecord& record, bool* changed,
       last = layers.status();
       continue;
     }
+    actual_size = std::max(actual_size, U64(*layers, "actual_size"));
+    if (!first) first = std::move(*layers);
+  }
+  if (first) {
     if (merging != nullptr) {
-      if (const json::array* tasks = Array(*layers, "tasks")) {
+      if (const json::array* tasks = Array(*first, "tasks")) {
         for (const auto& t : *tasks) {
           if (t.is_object() && Str(t.as_object(), "op") == "delete_snapshot") {
             merging->push_back(Str(t.as_object(), "name"));
@@ -136,9 +146,8 @@ Status VolumeService::RefreshLayersLocked(VolumeRecord& record, bool* changed,
         }
       }
     }
-    uint64_t actual_size = U64(*layers, "actual_size");
     std::vector<SnapshotInfo> snapshots;
-    if (const json::array* list = Array(*layers, "snapshots")) {
+    if (const json::array* list = Array(*first, "snapshots")) {
       for (const auto& item : *list) {
         if (!item.is_object()) continue;
         const json::object& o = item.as_object();

@@ -52,8 +52,9 @@ Result<uint64_t> VolumeService::CreateStandbyVolume(const std::string& name,
                                                     const std::string& source_url,
                                                     const std::vector<std::string>& replicas,
                                                     const Options& options) {
-  SH_RETURN_IF_ERROR(
-      CheckOptions("CreateStandbyVolume", options, {"replica-count", "poll-interval"}));
+  SH_RETURN_IF_ERROR(CheckOptions("CreateStandbyVolume", options,
+                                  {"replica-count", "replica-tags", "poll-interval"}));
+  SH_RETURN_IF_ERROR(ReplicaTagsOption("create standby volume " + name, options).status());
   const std::string what = "create standby volume " + name + " of " + source_url;
   SH_RETURN_IF_ERROR(ValidateName("volume", name).WithContext(what));
   auto address = backup::ParseBackupVolumeUrl(source_url);

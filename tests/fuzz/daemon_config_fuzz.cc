@@ -5,12 +5,15 @@
 // daemon (bit 0: fused) and the rest is the file. Boost.Program_options
 // throws on bad input; the loader promises that every error comes back as a
 // Status, so an escaping exception is a finding (libFuzzer reports it as a
-// crash). A config that loads must hold values inside the documented ranges.
+// crash). A config that loads must hold values inside the documented ranges
+// (replicad: a valid host-id or none, at most 32 valid, distinct tags with
+// at most one zone).
 #include <cstddef>
 #include <cstdint>
 #include <fstream>
 #include <string>
 
+#include "common/names.h"
 #include "config/daemon_config.h"
 #include "tests/fuzz/fuzz_util.h"
 
@@ -48,6 +51,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const config::ReplicadConfig& c = r->config;
       fuzz::Check(c.port >= 1, "port range");
       fuzz::Check(!c.data_dir.empty() && c.data_dir[0] == '/', "data-dir not absolute");
+      fuzz::Check(c.host_id.empty() || ValidateHostId(c.host_id).ok(), "an invalid host-id");
+      fuzz::Check(c.tags.size() <= kMaxTags, "more than kMaxTags tags");
+      size_t zones = 0;
+      for (size_t i = 0; i < c.tags.size(); ++i) {
+        fuzz::Check(ValidateTag(c.tags[i]).ok(), "an invalid tag");
+        for (size_t j = i + 1; j < c.tags.size(); ++j) {
+          fuzz::Check(c.tags[i] != c.tags[j], "a duplicate tag");
+        }
+        if (c.tags[i].rfind("zone=", 0) == 0) ++zones;
+      }
+      fuzz::Check(zones <= 1, "two zone tags");
     }
   }
   return 0;

@@ -1,12 +1,12 @@
-// Design notes: fuzzes replicad's control path (RequestHandler, ops 1 and
-// 16-43 of doc/protocol.md) in-process, with no socket: each input is one
+// Design notes: fuzzes replicad's control path (RequestHandler, ops 1,
+// 16-21 and 32-43 of doc/protocol.md) in-process, with no socket: each input is one
 // request frame handled against a fresh ReplicaStore in a scratch
 // directory, so runs do not depend on each other. Before the request the
 // store holds replica "rep" of volume "vol" (64 KiB, owner "fused-a"), open
 // at epoch 1, with data in two snapshots ("s1", "s2") and in the head, and
 // the connection has said HELLO (unless the input asks for an unbound one).
 //
-// Input: byte 0 picks the op (low 5 bits, modulo the 18 ops with JSON
+// Input: byte 0 picks the op (low 5 bits, modulo the 19 ops with JSON
 // requests; a new op goes last, so that every seed keeps its op) and the
 // header (bit 5: a connection without HELLO; bits 6-7: offset and length of
 // a READ_SNAPSHOT[_VIEW]); the rest is the JSON body.
@@ -20,7 +20,8 @@
 // answered exactly once before Handle returns; a reply carries an errno
 // (never negative), a control reply with status 0 is a JSON object, a data
 // reply has the length asked for, and every reply is a frame the peer
-// accepts (its header decodes).
+// accepts (its header decodes). A successful REPLICAD_INFO counts the one
+// replica of the store with its size.
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -56,6 +57,7 @@ constexpr wire::Op kOps[] = {
     wire::Op::kListLayers,     wire::Op::kVerify,           wire::Op::kSetGeneration,
     wire::Op::kRebuild,        wire::Op::kLayerExtents,     wire::Op::kChecksum,
     wire::Op::kReadSnapshot,   wire::Op::kReadSnapshotView, wire::Op::kListReplicas,
+    wire::Op::kReplicadInfo,
 };
 constexpr size_t kOpCount = sizeof(kOps) / sizeof(kOps[0]);
 constexpr uint64_t kSize = 64 << 10;
@@ -140,6 +142,15 @@ void CheckAnswer(const wire::Header& request, const Status& handled, const Answe
     json::value v = json::parse(fuzz::AsText(a.payload.data(), a.payload.size()), ec);
     fuzz::Check(!ec && v.is_object(), "a successful control reply is not a JSON object");
   }
+  if (a.status == 0 && request.op == wire::Op::kReplicadInfo) {
+    // The store holds one replica, "rep" of 64 KiB, whatever the request says.
+    json::object o = json::parse(fuzz::AsText(a.payload.data(), a.payload.size())).as_object();
+    fuzz::Check(
+        o.at("host_id") == "fuzz-host" && o.at("replicas") == 1 &&
+            o.at("provisioned_bytes") == kSize &&
+            o.at("free_bytes").to_number<uint64_t>() <= o.at("total_bytes").to_number<uint64_t>(),
+        "a REPLICAD_INFO reply does not describe the store");
+  }
   if (a.status == 0 && wire::IsSnapshotRead(request.op)) {
     fuzz::Check(a.payload.size() == request.length, "a snapshot read reply has the wrong length");
   }
@@ -202,11 +213,12 @@ void RunOne(const uint8_t* data, size_t size) {
     const wire::Header request = frame.header;
 
     Answer answer;
-    Status handled = RequestHandler(&store).Handle(
-        &state, std::move(frame),
-        [&answer](const wire::Header& h, int32_t status, std::vector<uint8_t> payload) {
-          if (++answer.calls == 1) answer = {1, h, status, std::move(payload)};
-        });
+    Status handled =
+        RequestHandler(&store, {"fuzz-host", "fuzz.example", {"zone=a", "ssd"}})
+            .Handle(&state, std::move(frame),
+                    [&answer](const wire::Header& h, int32_t status, std::vector<uint8_t> payload) {
+                      if (++answer.calls == 1) answer = {1, h, status, std::move(payload)};
+                    });
     CheckAnswer(request, handled, answer);
     if (std::getenv("SHORTHORN_FUZZ_DEBUG") != nullptr) {  // what a seed reaches
       std::fprintf(stderr, "%s: %s status %d: %.200s\n",

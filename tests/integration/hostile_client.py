@@ -10,7 +10,8 @@ Modes:
   malformed             crafted bad headers (magic, version 1, opcode, flags,
                         reserved field, lengths, checksum): each is closed,
                         version 1 gets an error naming both versions
-  unauth VOL REPLICA    OPEN/DELETE/WRITE/HELLO without authenticating: EACCES
+  unauth VOL REPLICA    OPEN/DELETE/WRITE/HELLO/REPLICAD_INFO without
+                        authenticating: EACCES
   wrongkey              a client with another key, and one with a forged
                         proof: refused both ways
   stale VOL REPLICA     authenticated, with old epochs: DELETE_REPLICA,
@@ -19,6 +20,11 @@ Modes:
                         prints how many the server closed at once
   idle N SECONDS        N authenticated connections, idle for SECONDS, then
                         each still answers PING
+  info HOST_ID          authenticated REPLICAD_INFO: {} and a body with
+                        unknown fields answer the replicad's facts (host id
+                        HOST_ID, free <= total); a payload that is not a
+                        JSON object closes the connection, and the next
+                        connection is answered again
   noread SECONDS        authenticated, creates its own replica, asks for
                         256 MiB of READs and never reads the replies: the
                         server must drop it within SECONDS; deletes the replica
@@ -43,7 +49,8 @@ HEADER = struct.Struct("<IHHIiQQQQII Q".replace(" ", ""))
 assert HEADER.size == 64
 OPS = {"HELLO": 1, "READ": 2, "WRITE": 3, "FLUSH": 4, "UNMAP": 5, "PING": 6,
        "AUTH_CHALLENGE": 7, "AUTH_PROOF": 8, "CREATE_REPLICA": 16,
-       "OPEN_REPLICA": 17, "CLOSE_REPLICA": 18, "DELETE_REPLICA": 19}
+       "OPEN_REPLICA": 17, "CLOSE_REPLICA": 18, "DELETE_REPLICA": 19,
+       "REPLICAD_INFO": 21}
 REPLY = 1
 EACCES, ESTALE, EPROTONOSUPPORT = 13, 116, 93
 
@@ -215,7 +222,8 @@ def mode_malformed(address):
 def mode_unauth(address, volume, replica):
     who = {"volume": volume, "replica": replica, "epoch": 1}
     for op, body, payload in (("OPEN_REPLICA", who, None), ("DELETE_REPLICA", who, None),
-                              ("HELLO", who, None), ("WRITE", None, b"\xff" * 4096)):
+                              ("HELLO", who, None), ("WRITE", None, b"\xff" * 4096),
+                              ("REPLICAD_INFO", {}, None)):
         s = connect(address)
         status, text = call(s, op, body, epoch=1, length=4096 if payload else 0, payload=payload)
         if status != EACCES or "has not authenticated" not in text:
@@ -223,7 +231,7 @@ def mode_unauth(address, volume, replica):
         if not closed_soon(s):
             fail(f"unauthenticated {op}: connection not closed")
         s.close()
-    print("unauth: OPEN_REPLICA, DELETE_REPLICA, HELLO, WRITE refused with EACCES")
+    print("unauth: OPEN_REPLICA, DELETE_REPLICA, HELLO, WRITE, REPLICAD_INFO refused with EACCES")
 
 
 def mode_wrongkey(address):
@@ -259,6 +267,65 @@ def mode_stale(address, volume, replica):
             fail(f"{op} at epoch 0: status {status}: {text}")
     s.close()
     print("stale: DELETE_REPLICA, OPEN_REPLICA and HELLO at epoch 0 are ESTALE")
+
+
+def mode_info(address, host_id):
+    key = load_key()
+
+    def authenticated():
+        s = connect(address)
+        ok, why = authenticate(s, key)
+        if not ok:
+            fail(f"authenticate: {why}")
+        return s
+
+    def check_facts(text, what):
+        try:
+            facts = json.loads(text)
+        except ValueError:
+            fail(f"REPLICAD_INFO {what}: a reply that is not JSON: {text[:200]}")
+        for field in ("host_id", "hostname", "tags", "total_bytes", "free_bytes",
+                      "provisioned_bytes", "replicas"):
+            if field not in facts:
+                fail(f"REPLICAD_INFO {what}: no '{field}' in {text[:300]}")
+        if facts["host_id"] != host_id:
+            fail(f"REPLICAD_INFO {what}: host_id {facts['host_id']!r}, expected {host_id!r}")
+        if not 0 <= facts["free_bytes"] <= facts["total_bytes"]:
+            fail(f"REPLICAD_INFO {what}: free above total: {text[:300]}")
+        if facts["replicas"] < 1:
+            fail(f"REPLICAD_INFO {what}: the volume's replica is not counted: {text[:300]}")
+        return facts
+
+    s = authenticated()
+    status, text = call(s, "REPLICAD_INFO", {})
+    if status != 0:
+        fail(f"REPLICAD_INFO {{}}: status {status}: {text}")
+    facts = check_facts(text, "{}")
+    status, text = call(s, "REPLICAD_INFO", {"volume": 5, "tags": ["x"] * 1000}, epoch=7, rid=2)
+    if status != 0:
+        fail(f"REPLICAD_INFO with unknown fields: status {status}: {text}")
+    check_facts(text, "with unknown fields")
+    s.close()
+    bad = {"an array": b"[]", "a string": b'"info"', "empty": b"", "cut JSON": b'{"a":',
+           "not UTF-8 JSON": b"\xff\xfe{}", "a number": b"21"}
+    for name, payload in bad.items():
+        s = authenticated()
+        s.sendall(frame(OPS["REPLICAD_INFO"], payload=payload))
+        got = read_frame(s)
+        if got is not None:
+            fail(f"REPLICAD_INFO with {name} payload: a reply instead of a closed connection: "
+                 f"status {got[0]['status']}: {got[1][:200]!r}")
+        s.close()
+        # The replicad goes on answering.
+        s = authenticated()
+        status, text = call(s, "REPLICAD_INFO", {})
+        if status != 0:
+            fail(f"REPLICAD_INFO after one with {name} payload: status {status}: {text}")
+        s.close()
+    print(f"info: host_id {facts['host_id']}, tags {facts['tags']}, {facts['replicas']} "
+          f"replicas of {facts['provisioned_bytes']} bytes, {facts['free_bytes']} of "
+          f"{facts['total_bytes']} bytes free; {len(bad)} payloads that are not a JSON object "
+          f"closed their connection")
 
 
 def mode_flood(address, n, seconds):
@@ -364,7 +431,7 @@ def main():
     mode, address, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     modes = {"garbage": mode_garbage, "malformed": mode_malformed, "unauth": mode_unauth,
              "wrongkey": mode_wrongkey, "stale": mode_stale, "flood": mode_flood,
-             "idle": mode_idle, "noread": mode_noread}
+             "idle": mode_idle, "noread": mode_noread, "info": mode_info}
     if mode not in modes:
         print(__doc__)
         sys.exit(2)

@@ -49,6 +49,10 @@ readonly GiB=1073741824 MiB=1048576
 TEST_DIR=""                   # set by init_test
 declare -A DAEMON_PIDS=()     # daemon name -> pid (children of this shell)
 declare -A REPLICAD_PORTS=()  # replicad name -> port
+# replicad name -> host id (default test-host-NAME: each test replicad acts
+# as a host of its own). A test sets REPLICAD_HOST_IDS[r2]=same-as-r1 to
+# put two replicads on one "host".
+declare -A REPLICAD_HOST_IDS=()
 REPLICAD_EXTRA_ARGS=()        # more options for every start_replicad
 DAEMON_STATUS=""              # exit status of the last daemon stopped
 CLEANUP_DONE=0
@@ -262,8 +266,10 @@ start_bus() {
 
 # start_replicad NAME [PORT]: a replicad with data dir $REPLICAS_DIR/NAME on
 # 127.0.0.1:PORT; waits until the port accepts connections. Restarting NAME
-# reuses its port and data dir. Extra command-line options: the array
-# REPLICAD_EXTRA_ARGS.
+# reuses its port and data dir. Its host id is REPLICAD_HOST_IDS[NAME],
+# default test-host-NAME (set it there: replicad refuses an option given
+# twice, so REPLICAD_EXTRA_ARGS must not hold --host-id). Extra
+# command-line options: the array REPLICAD_EXTRA_ARGS.
 start_replicad() {
   local name=$1 port=${2:-${REPLICAD_PORTS[$1]:-}} daemon="replicad-$1" i
   [[ -n $port ]] || port=$(free_port)
@@ -274,6 +280,7 @@ start_replicad() {
   "$REPLICAD_BIN" --config "$CONF_DIR/$daemon.conf" --listen 127.0.0.1 --port "$port" \
     --data-dir "$REPLICAS_DIR/$name" --socket-dir "$SOCK_DIR" --cluster-key "$CLUSTER_KEY" \
     --metrics-file "$METRICS_DIR/replicad-$name.prom" \
+    --host-id "${REPLICAD_HOST_IDS[$name]:-test-host-$name}" \
     --log-level "$LOG_LEVEL" "${REPLICAD_EXTRA_ARGS[@]}" >>"$LOG_DIR/$daemon.log" 2>&1 </dev/null &
   DAEMON_PIDS[$daemon]=$!
   for ((i = 0; i < 300; i++)); do
@@ -769,7 +776,9 @@ fused_command() {
   fi
   local args=()
   [[ -z $rlist ]] || args=(--replicads "$rlist")
-  : >"$CONF_DIR/fused.conf"
+  # Tests replace a failed replica at once unless they test the wait
+  # (a --replica-replenishment-wait option wins over the file).
+  echo "replica-replenishment-wait = ${FUSED_REPLENISHMENT_WAIT:-0}" >"$CONF_DIR/fused.conf"
   FUSED_REPLICADS=$rlist
   FUSED_CMD=("$FUSED_BIN" --config "$CONF_DIR/fused.conf" --state-dir "$FUSED_STATE_DIR"
     --mount-point "$FUSED_MOUNT_POINT" --dev-dir "$FUSED_DEV_DIR" --replicad-socket-dir "$SOCK_DIR"

@@ -3,9 +3,10 @@
 # serving. Replicad r1 holds the only replica of a volume; fio writes and
 # verifies (crc32c) its device the whole time, while hostile_client.py
 # sends random bytes, malformed frames, requests without authentication,
-# the wrong key, forged proofs, old epochs, a flood of unauthenticated
-# connections, many idle authenticated ones, and a client that asks for
-# 256 MiB of reads and never reads the replies. Then: fio passed, the
+# the wrong key, forged proofs, old epochs, REPLICAD_INFO with payloads that
+# are not JSON objects (and good ones: r1 reports host id test-host-r1), a
+# flood of unauthenticated connections, many idle authenticated ones, and a
+# client that asks for 256 MiB of reads and never reads the replies. Then: fio passed, the
 # volume is healthy, nothing of it was touched, and replicad's resident
 # memory (sampled every 0.2 s) stayed under RSS_BOUND_MIB.
 #
@@ -88,6 +89,7 @@ attack malformed
 attack unauth "$vol" "$name"
 attack wrongkey
 attack stale "$vol" "$name"
+attack info test-host-r1
 attack flood "$FLOOD" 3
 attack idle "$IDLE" 4
 attack noread 30

@@ -120,7 +120,6 @@ TEST(WireTest, ListReplicasIsAControlOpWithoutHello) {
   EXPECT_EQ(static_cast<uint16_t>(Op::kListReplicas), 20);
   EXPECT_EQ(OpName(20), "LIST_REPLICAS");
   EXPECT_TRUE(IsKnownOp(20));
-  EXPECT_FALSE(IsKnownOp(21));
   EXPECT_TRUE(IsControlOp(Op::kListReplicas));
   EXPECT_FALSE(IsLayerOp(Op::kListReplicas));
   EXPECT_FALSE(IsSnapshotRead(Op::kListReplicas));
@@ -133,6 +132,31 @@ TEST(WireTest, ListReplicasIsAControlOpWithoutHello) {
   EXPECT_EQ(DecodeHeader(Encode(h)).status().kind(), ErrorKind::kProtocol);
   Header r = MakeReply(h, 0, AsBytes(json));
   r.payload_length = kMaxControlPayload;
+  EXPECT_TRUE(DecodeHeader(Encode(r)).ok());
+  r.payload_length = kMaxControlPayload + 1;
+  EXPECT_EQ(DecodeHeader(Encode(r)).status().kind(), ErrorKind::kProtocol);
+}
+
+// REPLICAD_INFO (fused placing replicas) is a control op that needs no
+// HELLO, like LIST_REPLICAS: JSON both ways, up to a control payload.
+TEST(WireTest, ReplicadInfoIsAControlOpWithoutHello) {
+  EXPECT_EQ(static_cast<uint16_t>(Op::kReplicadInfo), 21);
+  EXPECT_EQ(OpName(21), "REPLICAD_INFO");
+  EXPECT_TRUE(IsKnownOp(21));
+  EXPECT_FALSE(IsKnownOp(22));
+  EXPECT_TRUE(IsControlOp(Op::kReplicadInfo));
+  EXPECT_FALSE(IsLayerOp(Op::kReplicadInfo));
+  EXPECT_FALSE(IsSnapshotRead(Op::kReplicadInfo));
+  std::string json = "{}";
+  Header h = MakeRequest(Op::kReplicadInfo, 1, 0, 0, 0, AsBytes(json));
+  auto decoded = DecodeHeader(Encode(h));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(decoded->op, Op::kReplicadInfo);
+  h.payload_length = kMaxControlPayload + 1;
+  EXPECT_EQ(DecodeHeader(Encode(h)).status().kind(), ErrorKind::kProtocol);
+  std::string reply = R"({"host_id":"h1","hostname":"a","tags":[],"total_bytes":1,)"
+                      R"("free_bytes":1,"provisioned_bytes":0,"replicas":0})";
+  Header r = MakeReply(h, 0, AsBytes(reply));
   EXPECT_TRUE(DecodeHeader(Encode(r)).ok());
   r.payload_length = kMaxControlPayload + 1;
   EXPECT_EQ(DecodeHeader(Encode(r)).status().kind(), ErrorKind::kProtocol);

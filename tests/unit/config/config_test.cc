@@ -4,7 +4,10 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
+#include "common/names.h"
 #include "config/daemon_config.h"
 
 namespace shorthorn::config {
@@ -161,6 +164,119 @@ TEST_F(ConfigFileTest, AutoAttachIsYesOrNo) {
     EXPECT_NE(f.status().message().find("is not yes or no"), std::string::npos)
         << f.status().message();
   }
+}
+
+TEST_F(ConfigFileTest, HostIdAndTags) {
+  const char* argv[] = {"replicad"};
+  auto c = LoadReplicadConfig(1, argv, "/nonexistent/replicad.conf");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->config.host_id, "");  // resolved at start (ResolveHostId)
+  EXPECT_TRUE(c->config.tags.empty());
+
+  Write("host-id = rack1-host7\ntags =  zone=rack1   ssd nvme.2 \n");
+  c = LoadReplicadConfig(1, argv, path_);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->config.host_id, "rack1-host7");
+  EXPECT_EQ(c->config.tags, (std::vector<std::string>{"zone=rack1", "ssd", "nvme.2"}));
+
+  const char* cli[] = {"replicad", "--host-id", "test-host-r2", "--tags", "hdd"};
+  c = LoadReplicadConfig(5, cli, path_);  // the command line wins
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->config.host_id, "test-host-r2");
+  EXPECT_EQ(c->config.tags, std::vector<std::string>{"hdd"});
+}
+
+TEST_F(ConfigFileTest, BadHostIdNamesTheKey) {
+  const char* argv[] = {"replicad"};
+  for (const std::string& bad :
+       std::vector<std::string>{"a b", "host/1", std::string(65, 'h'), "h:1"}) {
+    Write("host-id = " + bad + "\n");
+    auto c = LoadReplicadConfig(1, argv, path_);
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_EQ(c.status().kind(), ErrorKind::kInvalidArgument);
+    EXPECT_NE(c.status().message().find("key 'host-id': host id '"), std::string::npos)
+        << c.status().message();
+  }
+}
+
+TEST_F(ConfigFileTest, BadTagsNameTheKeyAndTheRule) {
+  const char* argv[] = {"replicad"};
+  auto error = [&](const std::string& tags) {
+    Write("tags = " + tags + "\n");
+    auto c = LoadReplicadConfig(1, argv, path_);
+    EXPECT_FALSE(c.ok()) << tags;
+    if (c.ok()) return std::string();
+    EXPECT_NE(c.status().message().find("key 'tags': "), std::string::npos) << c.status().message();
+    return c.status().message();
+  };
+  EXPECT_NE(error("ssd a=b=c").find("tag 'a=b=c': more than one '='"), std::string::npos);
+  EXPECT_NE(error("zone=").find("both a key and a value"), std::string::npos);
+  EXPECT_NE(error("ssd,zone=a").find("separated by spaces"), std::string::npos);
+  EXPECT_NE(error("fast!").find("only letters"), std::string::npos);
+  EXPECT_NE(error(std::string(65, 't')).find("longer than 64"), std::string::npos);
+  EXPECT_NE(error("ssd hdd ssd").find("tag 'ssd' is given twice"), std::string::npos);
+  EXPECT_NE(error("zone=a ssd zone=b").find("two zones, 'zone=a' and 'zone=b'"), std::string::npos);
+
+  std::string many;
+  for (size_t i = 0; i < kMaxTags; ++i) many += "t" + std::to_string(i) + " ";
+  Write("tags = " + many + "\n");
+  auto c = LoadReplicadConfig(1, argv, path_);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->config.tags.size(), kMaxTags);
+  EXPECT_NE(error(many + "one-more").find("more than 32 tags"), std::string::npos);
+}
+
+// The default host id: the machine-id, else the hostname made valid, else
+// an error that says to set host-id.
+TEST_F(ConfigFileTest, ResolveHostId) {
+  const std::string machine_id = "3d1219c7c4c5404aaa1f6d2a48adfda4";
+  Write(machine_id + "\n");
+  auto id = ResolveHostId("", path_, "Host-1");
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(id->id, machine_id);
+  EXPECT_EQ(id->source, path_);
+
+  // The configured one wins, and the file is not needed.
+  id = ResolveHostId("my-host", "/nonexistent/machine-id", "Host-1");
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(id->id, "my-host");
+  EXPECT_EQ(id->source, "host-id");
+  EXPECT_FALSE(ResolveHostId("bad host", path_, "h").ok());
+
+  // The first line only, trailing white space dropped.
+  Write(machine_id + " \r\nsecond line\n");
+  id = ResolveHostId("", path_, "h");
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(id->id, machine_id);
+
+  // No usable machine-id: the hostname, lowercased, invalid characters dropped.
+  for (const std::string& unusable : std::vector<std::string>{"/nonexistent/machine-id", path_}) {
+    for (const char* content : {"", "\n", "uninitialized\n", "not a machine id\n"}) {
+      Write(content);
+      id = ResolveHostId("", unusable, "Storage-Node_7.Example.COM");
+      ASSERT_TRUE(id.ok()) << id.status().ToString();
+      EXPECT_EQ(id->id, "storage-node_7.example.com") << content;
+      EXPECT_EQ(id->source, "the hostname");
+    }
+  }
+  Write(std::string(65, 'a') + "\n");  // too long for a host id
+  id = ResolveHostId("", path_,
+                     "n\xc3\xb6"
+                     "de 1+");
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(id->id, "nde1");
+  id = ResolveHostId("", path_, std::string(100, 'H'));
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(id->id, std::string(64, 'h'));
+
+  // Nothing usable: refuse, telling what to set.
+  id = ResolveHostId("", "/nonexistent/machine-id", "!!!");
+  ASSERT_FALSE(id.ok());
+  EXPECT_EQ(id.status().kind(), ErrorKind::kInvalidArgument);
+  EXPECT_NE(id.status().message().find("set host-id in replicad.conf"), std::string::npos)
+      << id.status().message();
+  EXPECT_NE(id.status().message().find("/nonexistent/machine-id"), std::string::npos);
+  EXPECT_FALSE(ResolveHostId("", "/nonexistent/machine-id", "").ok());
 }
 
 TEST_F(ConfigFileTest, MissingExplicitFileIsAnError) {

@@ -81,7 +81,7 @@ TEST(BackupCommandLineTest, OptionsAnywhere) {
   EXPECT_TRUE(p.invocation.json);
   EXPECT_EQ(CommandSynopsis(*p.invocation.command),
             "volume restore NAME BACKUP-URL [--replica HOST:PORT]... [--replica-count COUNT] "
-            "[--wait]");
+            "[--replica-tags TAGS] [--wait]");
 }
 
 class BackupCommandsTest : public testing::RunCtlTest {

@@ -64,7 +64,22 @@ TEST(CommandLineTest, UsageErrorsSayWhatIsWrong) {
            {{"vol"}, "unknown command 'vol'"},
            {{"volume"},
             "volume: missing subcommand (create, import, list, show, attach, detach, delete, "
-            "expand, verify, scrub, restore, create-standby, activate)"},
+            "expand, verify, scrub, rebuild, restore, create-standby, activate)"},
+           {{"replicad"}, "replicad: missing subcommand (list, drain, undrain)"},
+           {{"replicad", "drain"}, "replicad drain: missing ADDRESS"},
+           {{"replicad", "undrain", "a:1", "b:1"}, "replicad undrain: unexpected argument 'b:1'"},
+           {{"replicad", "list", "--wait"}, "replicad list: unknown option --wait"},
+           {{"volume", "attach", "a", "--maintenance", "--file"},
+            "volume attach: options --maintenance and --file exclude each other"},
+           {{"volume", "attach", "a", "--file", "--maintenance"},
+            "volume attach: options --maintenance and --file exclude each other"},
+           {{"volume", "attach", "a", "--salvage=yes"}, "option --salvage takes no value"},
+           {{"volume", "create", "a", "-s", "1G", "--replica-tags", ""},
+            "volume create: option --replica-tags: no tags given (e.g. ssd,zone=a)"},
+           {{"volume", "create", "a", "-s", "1G", "--replica-tags"},
+            "option --replica-tags needs a value (TAGS)"},
+           {{"volume", "create", "a", "-s", "1G", "--replica-tags", "a", "--replica-tags", "b"},
+            "--replica-tags is given more than once"},
            {{"volume", "grow"}, "volume: unknown subcommand 'grow'"},
            {{"volume", "show"}, "volume show: missing NAME"},
            {{"volume", "show", "a", "b"}, "volume show: unexpected argument 'b'"},
@@ -98,6 +113,34 @@ TEST(CommandLineTest, UsageErrorsSayWhatIsWrong) {
   }
 }
 
+TEST(CommandLineTest, PlacementOptions) {
+  ParsedCommandLine p = Parse({"volume", "attach", "v", "--maintenance", "--salvage"});
+  ASSERT_EQ(p.action, Action::kRun) << p.text;
+  EXPECT_TRUE(p.invocation.Has("maintenance"));
+  EXPECT_TRUE(p.invocation.Has("salvage"));
+  EXPECT_FALSE(p.invocation.Has("file"));
+  // Tags are the daemon's to judge: anything but nothing goes through.
+  for (const char* tags : {"ssd", "ssd,zone=a", ",", "not a tag"}) {
+    p = Parse({"volume", "create", "v", "-s", "1G", "--replica-tags", tags});
+    ASSERT_EQ(p.action, Action::kRun) << tags << ": " << p.text;
+    EXPECT_EQ(p.invocation.Value("replica-tags"), tags);
+  }
+  p = Parse({"volume", "restore", "v", "file:///b?volume=a&backup=b", "--replica-tags=ssd"});
+  ASSERT_EQ(p.action, Action::kRun) << p.text;
+  EXPECT_EQ(p.invocation.Value("replica-tags"), "ssd");
+  p = Parse({"replicad", "drain", "10.0.0.2:9500", "--wait"});
+  ASSERT_EQ(p.action, Action::kRun) << p.text;
+  EXPECT_EQ(p.invocation.arguments, std::vector<std::string>{"10.0.0.2:9500"});
+  EXPECT_TRUE(p.invocation.Has("wait"));
+  p = Parse({"replicad", "list", "-q", "--json"});
+  ASSERT_EQ(p.action, Action::kRun) << p.text;
+  EXPECT_TRUE(p.invocation.Has("quiet"));
+  EXPECT_TRUE(p.invocation.json);
+  // --help still wins over the conflict.
+  EXPECT_EQ(Parse({"volume", "attach", "v", "--maintenance", "--file", "--help"}).action,
+            Action::kHelp);
+}
+
 TEST(CommandLineTest, HelpWinsOverErrors) {
   ParsedCommandLine p = Parse({"volume", "create", "--help"});
   ASSERT_EQ(p.action, Action::kHelp);
@@ -106,7 +149,9 @@ TEST(CommandLineTest, HelpWinsOverErrors) {
 
   p = Parse({"volume", "-h"});
   ASSERT_EQ(p.action, Action::kHelp);
-  EXPECT_NE(p.text.find("shorthornctl volume attach NAME [--file] [--wait]"), std::string::npos);
+  EXPECT_NE(p.text.find("shorthornctl volume attach NAME [--file] [--maintenance] [--salvage] "
+                        "[--wait]"),
+            std::string::npos);
 
   p = Parse({"--help"});
   ASSERT_EQ(p.action, Action::kHelp);
@@ -120,7 +165,7 @@ TEST(CommandLineTest, SynopsisFollowsTheTable) {
   const CommandSpec& create = Commands().front();
   EXPECT_EQ(CommandSynopsis(create),
             "volume create NAME --size SIZE [--replica HOST:PORT]... [--replica-count COUNT] "
-            "[--from-snapshot VOLUME/SNAPSHOT] [--wait]");
+            "[--replica-tags TAGS] [--from-snapshot VOLUME/SNAPSHOT] [--wait]");
 }
 
 TEST(CommandLineTest, EveryCommandHasAHandlerAndHelp) {

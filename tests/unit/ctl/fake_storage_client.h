@@ -15,9 +15,16 @@
 // contract says an ordinary volume shows them ("" / false), unless
 // activate_keeps_backup; it refuses a volume that is not a standby, and
 // without force one that holds no whole backup (last_backup "").
+// Replicads are a list the test fills: ListReplicads returns it (or fails
+// with replicads_error, every time, as an unauthorized caller or an older
+// daemon would), DrainReplicad marks one draining and starts a "drain" job
+// (no volume, Target the address), UndrainReplicad marks it up again
+// (NotFound when it is not draining). Rebuild is Busy unless the volume is
+// attached; Attach with maintenance leaves State "maintenance" and no device.
 // ForwardingClient lets RunCtl own a client while the test keeps the fake.
 #pragma once
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <optional>
@@ -49,6 +56,8 @@ class FakeStorageClient : public StorageClient {
   // true: after Activate the volume still reports LastBackup and
   // LastBackupCreated (a daemon that keeps them).
   bool activate_keeps_backup = false;
+  std::vector<ReplicadInfo> replicads;
+  Status replicads_error;  // when not OK, what every ListReplicads returns
 
   Result<std::vector<VolumeInfo>> ListVolumes() override {
     calls.push_back("ListVolumes");
@@ -90,7 +99,8 @@ class FakeStorageClient : public StorageClient {
         "CreateVolume " + name + " " + std::to_string(size) + " " +
         (joined.empty() ? "-" : joined) +
         (options.replica_count ? " count=" + std::to_string(*options.replica_count) : "") +
-        (options.from_snapshot.empty() ? "" : " from=" + options.from_snapshot));
+        (options.from_snapshot.empty() ? "" : " from=" + options.from_snapshot) +
+        (options.replica_tags.empty() ? "" : " tags=" + options.replica_tags));
     if (Status s = TakeFailure(); !s.ok()) return s;
     if (!options.from_snapshot.empty()) {
       Result<uint64_t> source = CloneSource(name, size, options.from_snapshot);
@@ -104,6 +114,7 @@ class FakeStorageClient : public StorageClient {
     v.state = "detached";
     if (options.replica_count) v.replica_count = *options.replica_count;
     for (const auto& r : replicas) v.replicas.push_back({r, "r-" + name, ""});
+    v.replica_tags = SplitTags(options.replica_tags);
     volumes[name] = v;
     if (!options.from_snapshot.empty()) StartCloneJob(name, options.from_snapshot, size);
     return v;
@@ -114,10 +125,17 @@ class FakeStorageClient : public StorageClient {
     volumes.erase(name);
     return Status::Ok();
   }
-  Result<std::string> Attach(const std::string& name, Frontend frontend) override {
-    calls.push_back("Attach " + name + (frontend == Frontend::kFile ? " file" : " block"));
+  Result<std::string> Attach(const std::string& name, const AttachOptions& options) override {
+    const Frontend frontend = options.frontend;
+    calls.push_back("Attach " + name + (frontend == Frontend::kFile ? " file" : " block") +
+                    (options.maintenance ? " maintenance" : "") +
+                    (options.salvage ? " salvage" : ""));
     if (Status s = TakeFailure(); !s.ok()) return s;
     VolumeInfo& v = volumes.at(name);
+    if (options.maintenance) {
+      v.state = "maintenance";
+      return std::string();
+    }
     v.state = "attached";
     v.frontend_path = "/run/shorthorn/volumes/" + name;
     if (frontend == Frontend::kBlock) v.loop_device = "/dev/loop7";
@@ -164,6 +182,16 @@ class FakeStorageClient : public StorageClient {
     Result<VolumeInfo*> v = Find("set the replica count of", name);
     if (!v.ok()) return v.status();
     (*v)->replica_count = count;
+    return Status::Ok();
+  }
+  Status Rebuild(const std::string& name) override {
+    calls.push_back("Rebuild " + name);
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    Result<VolumeInfo*> v = Find("rebuild", name);
+    if (!v.ok()) return v.status();
+    if ((*v)->state != "attached") {
+      return Status(ErrorKind::kBusy, "rebuild volume " + name + ": it is " + (*v)->state);
+    }
     return Status::Ok();
   }
   Status CreateSnapshot(const std::string& volume, const std::string& snapshot) override {
@@ -264,11 +292,13 @@ class FakeStorageClient : public StorageClient {
   }
   Result<std::string> RestoreVolume(const std::string& name, const std::string& url,
                                     const std::vector<std::string>& replicas,
-                                    std::optional<uint32_t> replica_count) override {
+                                    std::optional<uint32_t> replica_count,
+                                    const std::string& replica_tags) override {
     std::string joined;
     for (const auto& r : replicas) joined += (joined.empty() ? "" : ",") + r;
     calls.push_back("RestoreVolume " + name + " " + url + " " + (joined.empty() ? "-" : joined) +
-                    " " + (replica_count ? std::to_string(*replica_count) : "-"));
+                    " " + (replica_count ? std::to_string(*replica_count) : "-") +
+                    (replica_tags.empty() ? "" : " tags=" + replica_tags));
     if (Status s = TakeFailure(); !s.ok()) return s;
     std::string what = "restore volume " + name + " from " + url;
     if (volumes.count(name) != 0) {
@@ -291,13 +321,15 @@ class FakeStorageClient : public StorageClient {
   Result<std::string> CreateStandbyVolume(const std::string& name, const std::string& source,
                                           const std::vector<std::string>& replicas,
                                           std::optional<uint32_t> replica_count,
+                                          const std::string& replica_tags,
                                           std::optional<uint32_t> poll_interval) override {
     std::string joined;
     for (const auto& r : replicas) joined += (joined.empty() ? "" : ",") + r;
     calls.push_back("CreateStandbyVolume " + name + " " + source + " " +
                     (joined.empty() ? "-" : joined) + " " +
                     (replica_count ? std::to_string(*replica_count) : "-") + " " +
-                    (poll_interval ? std::to_string(*poll_interval) : "-"));
+                    (poll_interval ? std::to_string(*poll_interval) : "-") +
+                    (replica_tags.empty() ? "" : " tags=" + replica_tags));
     if (Status s = TakeFailure(); !s.ok()) return s;
     std::string what = "create standby volume " + name + " of " + source;
     if (volumes.count(name) != 0) {
@@ -425,6 +457,35 @@ class FakeStorageClient : public StorageClient {
     it->second.push_back(last);
     return Status::Ok();
   }
+  Result<std::vector<ReplicadInfo>> ListReplicads() override {
+    calls.push_back("ListReplicads");
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    if (!replicads_error.ok()) return replicads_error;
+    return replicads;
+  }
+  Result<std::string> DrainReplicad(const std::string& address) override {
+    calls.push_back("DrainReplicad " + address);
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    ReplicadInfo* r = FindReplicad(address);
+    if (r == nullptr) {
+      return Status(ErrorKind::kInvalidArgument,
+                    "drain replicad " + address + ": this fused does not know it");
+    }
+    r->state = "draining";
+    std::string path = StartJob("drain", "", address, true, 8 << 20);
+    for (JobInfo& state : jobs[path]) state.volume_path = "/";
+    return path;
+  }
+  Status UndrainReplicad(const std::string& address) override {
+    calls.push_back("UndrainReplicad " + address);
+    if (Status s = TakeFailure(); !s.ok()) return s;
+    ReplicadInfo* r = FindReplicad(address);
+    if (r == nullptr || r->state != "draining") {
+      return Status(ErrorKind::kNotFound, "undrain replicad " + address + ": it is not draining");
+    }
+    r->state = "up";
+    return Status::Ok();
+  }
 
   // Adds a job whose states are running at 0 %, running at 50 %, then
   // next_job_state; returns its path.
@@ -514,6 +575,23 @@ class FakeStorageClient : public StorageClient {
     }
     return &it->second;
   }
+  // "ssd,zone=a" as the daemon keeps it: the tags, sorted.
+  static std::vector<std::string> SplitTags(const std::string& text) {
+    std::vector<std::string> tags;
+    for (size_t start = 0; start < text.size();) {
+      size_t end = std::min(text.find(',', start), text.size());
+      tags.push_back(text.substr(start, end - start));
+      start = end + 1;
+    }
+    std::sort(tags.begin(), tags.end());
+    return tags;
+  }
+  ReplicadInfo* FindReplicad(const std::string& address) {
+    for (ReplicadInfo& r : replicads) {
+      if (r.address == address) return &r;
+    }
+    return nullptr;
+  }
   Status TakeFailure() {
     Status s = fail_next;
     fail_next = Status::Ok();
@@ -543,7 +621,9 @@ class ForwardingClient : public StorageClient {
   Status DeleteVolume(const std::string& n, bool force) override {
     return f_.DeleteVolume(n, force);
   }
-  Result<std::string> Attach(const std::string& n, Frontend f) override { return f_.Attach(n, f); }
+  Result<std::string> Attach(const std::string& n, const AttachOptions& o) override {
+    return f_.Attach(n, o);
+  }
   Status Detach(const std::string& n) override { return f_.Detach(n); }
   Status Expand(const std::string& n, uint64_t s) override { return f_.Expand(n, s); }
   Result<std::string> Verify(const std::string& n) override { return f_.Verify(n); }
@@ -551,6 +631,7 @@ class ForwardingClient : public StorageClient {
   Status SetReplicaCount(const std::string& n, uint32_t c) override {
     return f_.SetReplicaCount(n, c);
   }
+  Status Rebuild(const std::string& n) override { return f_.Rebuild(n); }
   Status CreateSnapshot(const std::string& v, const std::string& s) override {
     return f_.CreateSnapshot(v, s);
   }
@@ -569,15 +650,15 @@ class ForwardingClient : public StorageClient {
   }
   Result<std::string> DeleteBackup(const std::string& u) override { return f_.DeleteBackup(u); }
   Result<std::string> RestoreVolume(const std::string& n, const std::string& u,
-                                    const std::vector<std::string>& r,
-                                    std::optional<uint32_t> c) override {
-    return f_.RestoreVolume(n, u, r, c);
+                                    const std::vector<std::string>& r, std::optional<uint32_t> c,
+                                    const std::string& t) override {
+    return f_.RestoreVolume(n, u, r, c, t);
   }
   Result<std::string> CreateStandbyVolume(const std::string& n, const std::string& s,
                                           const std::vector<std::string>& r,
-                                          std::optional<uint32_t> c,
+                                          std::optional<uint32_t> c, const std::string& t,
                                           std::optional<uint32_t> i) override {
-    return f_.CreateStandbyVolume(n, s, r, c, i);
+    return f_.CreateStandbyVolume(n, s, r, c, t, i);
   }
   Status Activate(const std::string& n, bool force) override { return f_.Activate(n, force); }
   Status AddRecurringJob(const std::string& v, const RecurringJobInfo& j) override {
@@ -594,6 +675,9 @@ class ForwardingClient : public StorageClient {
     return f_.WatchJob(p, i);
   }
   Status CancelJob(const std::string& p) override { return f_.CancelJob(p); }
+  Result<std::vector<ReplicadInfo>> ListReplicads() override { return f_.ListReplicads(); }
+  Result<std::string> DrainReplicad(const std::string& a) override { return f_.DrainReplicad(a); }
+  Status UndrainReplicad(const std::string& a) override { return f_.UndrainReplicad(a); }
 
  private:
   FakeStorageClient& f_;

@@ -131,9 +131,9 @@ TEST_F(JobCommandsTest, ExpandAndReplicas) {
   EXPECT_EQ(out_.str(),
             "Replica count: 3\n"
             "Robustness:    degraded\n"
-            "ADDRESS  REPLICA  MODE\n"
-            "h1:9500  r-vol1   -\n"
-            "h2:9500  r-vol1   -\n");
+            "ADDRESS  HOST  FREE  REPLICA  MODE\n"
+            "h1:9500  -     -     r-vol1   -\n"
+            "h2:9500  -     -     r-vol1   -\n");
   ASSERT_EQ(Run({"--json", "replica", "list", "vol1"}), 0);
   boost::json::value v = boost::json::parse(out_.str());
   EXPECT_EQ(v.at("replica_count").to_number<int>(), 3);

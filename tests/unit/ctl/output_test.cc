@@ -1,5 +1,6 @@
 // Table layout, the JSON shape of a volume (documented in shorthornctl(1)),
-// a standby's fields in volume show, and ages (RFC 3339 read, spans written).
+// a standby's fields in volume show, ages (RFC 3339 read, spans written),
+// and the replicads: their table and JSON, and replicas joined with them.
 #include "dbus/ctl/output.h"
 
 #include <gtest/gtest.h>
@@ -42,7 +43,8 @@ TEST(VolumeJsonTest, HasEveryField) {
             R"("actual_size":0,"replica_count":0,"robustness":"","state_reason":"",)"
             R"("statistics":{"write_requests":3},"recurring_jobs":[],)"
             R"("standby":false,"standby_source":"","last_backup":"","last_backup_created":"",)"
-            R"("last_restored_at":"","standby_error":""})");
+            R"("last_restored_at":"","standby_error":"",)"
+            R"("robustness_reason":"","replica_tags":[]})");
 }
 
 TEST(VolumeDetailsTest, ShowsTheIoFigures) {
@@ -157,6 +159,100 @@ TEST(AgeTest, AgeSinceUsesTheClockItIsGiven) {
   EXPECT_EQ(AgeSince("2025-01-02T03:04:05Z", now + 3600), "1h3m");
   EXPECT_EQ(AgeSince("", now), "");
   EXPECT_EQ(AgeSince("soon", now), "");
+}
+
+TEST(VolumeDetailsTest, ShowsTheRobustnessReasonAndTagsOnlyWhenSet) {
+  VolumeInfo v = Volume("vol1", 1 << 20, "attached");
+  v.robustness = "degraded";
+  v.replica_count = 3;
+  std::string text = VolumeDetails(v, 0);
+  EXPECT_NE(text.find("Robustness:    degraded\nReplica count: 3\nReplicas:"), std::string::npos)
+      << text;
+  v.robustness_reason = "rebuild queued: replicad h1:9500 already runs 1 rebuild";
+  v.replica_tags = {"ssd", "zone=a"};
+  text = VolumeDetails(v, 0);
+  EXPECT_NE(text.find("Robustness:    degraded\n"
+                      "Robustness reason: rebuild queued: replicad h1:9500 already runs 1 rebuild\n"
+                      "Replica count: 3\n"
+                      "Replica tags:  ssd,zone=a\n"
+                      "Replicas:"),
+            std::string::npos)
+      << text;
+}
+
+ReplicadInfo Replicad(const char* address, const char* state, uint64_t free) {
+  ReplicadInfo r;
+  r.address = address;
+  r.state = state;
+  r.free_bytes = free;
+  return r;
+}
+
+TEST(ReplicadsTableTest, OneRowPerReplicadWithSizesForPeople) {
+  ReplicadInfo a = Replicad("10.0.0.2:9500", "up", uint64_t{3} << 39);  // 1.5 TiB
+  a.host_id = "node-a";
+  a.tags = {"ssd", "zone=a"};
+  a.total_bytes = uint64_t{2} << 40;
+  a.provisioned_bytes = uint64_t{5} << 39;
+  a.replicas = 12;
+  a.rebuilds = 2;
+  ReplicadInfo b = Replicad("10.0.0.3:9500", "draining", 4096);
+  b.host_id = "node-b";
+  b.total_bytes = 8192;
+  b.replicas = 1;
+  b.message = "1 replica left: db1";
+  ReplicadInfo c = Replicad("10.0.0.4:9500", "unreachable", 0);
+  c.message = "connect: no route to host";
+  EXPECT_EQ(
+      ReplicadsTable({a, b, c}),
+      "ADDRESS        STATE        HOST    TAGS        FREE     TOTAL  PROVISIONED  "
+      "REPLICAS  REBUILDS  MESSAGE\n"
+      "10.0.0.2:9500  up           node-a  ssd,zone=a  1.5 TiB  2 TiB  2.5 TiB      12        "
+      "2         -\n"
+      "10.0.0.3:9500  draining     node-b  -           4 KiB    8 KiB  0 B          1         "
+      "0         1 replica left: db1\n"
+      "10.0.0.4:9500  unreachable  -       -           -        -      -            -         "
+      "0         connect: no route to host\n");
+  EXPECT_EQ(ReplicadsTable({}),
+            "ADDRESS  STATE  HOST  TAGS  FREE  TOTAL  PROVISIONED  REPLICAS  REBUILDS  MESSAGE\n");
+}
+
+TEST(ReplicadJsonTest, HasEveryField) {
+  ReplicadInfo r = Replicad("h:1", "up", 10);
+  r.host_id = "node-a";
+  r.tags = {"ssd"};
+  r.total_bytes = 20;
+  r.provisioned_bytes = 5;
+  r.replicas = 2;
+  r.rebuilds = 1;
+  EXPECT_EQ(boost::json::serialize(ReplicadToJson(r)),
+            R"({"address":"h:1","state":"up","host_id":"node-a","tags":["ssd"],)"
+            R"("total_bytes":20,"free_bytes":10,"provisioned_bytes":5,"replicas":2,)"
+            R"("rebuilds":1,"message":""})");
+}
+
+TEST(ReplicasWithHostsTest, JoinsByAddressAndDashesWhatIsUnknown) {
+  const std::vector<ReplicaInfo> replicas = {
+      {"h1:1", "r1", "RW"}, {"h2:1", "r2", "ERR"}, {"h3:1", "r3", "WO"}};
+  ReplicadInfo one = Replicad("h1:1", "up", 1 << 20);
+  one.host_id = "node-a";
+  const std::vector<ReplicadInfo> replicads = {one, Replicad("h2:1", "unreachable", 0)};
+  EXPECT_EQ(ReplicasWithHostsTable(replicas, &replicads),
+            "ADDRESS  HOST    FREE   REPLICA  MODE\n"
+            "h1:1     node-a  1 MiB  r1       RW\n"
+            "h2:1     -       -      r2       ERR\n"
+            "h3:1     -       -      r3       WO\n");
+  EXPECT_EQ(
+      boost::json::serialize(ReplicasWithHostsToJson(replicas, &replicads)),
+      R"([{"address":"h1:1","name":"r1","mode":"RW","host_id":"node-a","free_bytes":1048576},)"
+      R"({"address":"h2:1","name":"r2","mode":"ERR","host_id":null,"free_bytes":null},)"
+      R"({"address":"h3:1","name":"r3","mode":"WO","host_id":null,"free_bytes":null}])");
+  // Not listed at all.
+  EXPECT_EQ(ReplicasWithHostsTable(replicas, nullptr),
+            "ADDRESS  HOST  FREE  REPLICA  MODE\n"
+            "h1:1     -     -     r1       RW\n"
+            "h2:1     -     -     r2       ERR\n"
+            "h3:1     -     -     r3       WO\n");
 }
 
 TEST(JobJsonTest, HasEveryField) {

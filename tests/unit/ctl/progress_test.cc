@@ -85,6 +85,29 @@ TEST(ProgressLineTest, UnknownTotalAndNoVolume) {
   EXPECT_EQ(JobLabel(Job()), "delete-snapshot s1 of volume vol1");
 }
 
+TEST(ProgressLineTest, AQueuedJobSaysWhy) {
+  JobInfo j = Job();
+  j.operation = "rebuild";
+  j.target.clear();
+  j.state = "queued";
+  j.message = "replicad h1:9500 already runs 1 rebuild";
+  EXPECT_EQ(ProgressLine(j),
+            "job 7 rebuild of volume vol1 queued: replicad h1:9500 already runs 1 rebuild");
+  j.message.clear();
+  EXPECT_EQ(ProgressLine(j), "job 7 rebuild of volume vol1 queued");
+  EXPECT_FALSE(JobEnded(j));
+}
+
+TEST(ProgressLineTest, ADrainNamesItsReplicad) {
+  JobInfo j = Job();
+  j.operation = "drain";
+  j.volume.clear();
+  j.target = "10.0.0.2:9500";
+  j.progress = 0.5;
+  EXPECT_EQ(JobLabel(j), "drain 10.0.0.2:9500");
+  EXPECT_EQ(ProgressLine(j), "job 7 drain 10.0.0.2:9500 [##########..........]  50%");
+}
+
 TEST(JobOutcomeTest, OnlyCompletedSucceeds) {
   JobInfo j = Job();
   j.state = "completed";

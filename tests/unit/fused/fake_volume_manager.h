@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -281,6 +282,45 @@ class FakeVolumeManager : public VolumeManager {
       info = it->second;
     }
     Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
+    return Status::Ok();
+  }
+
+  // Placement: Rebuild is Busy for a detached volume; one fixed replicad
+  // "127.0.0.1:9500" is listed; DrainReplicad starts a "drain" job and
+  // UndrainReplicad is NotFound unless a drain was asked for.
+  Status Rebuild(const std::string& volume, const Options& options) override {
+    std::lock_guard lock(mu_);
+    auto it = volumes_.find(volume);
+    if (it == volumes_.end()) return NotFound(volume);
+    if (it->second.state == "detached") {
+      return Status(ErrorKind::kBusy, "rebuild volume " + volume + ": it is not attached");
+    }
+    return Status::Ok();
+  }
+  Result<std::vector<ReplicadStatus>> ListReplicads(const Options& options) override {
+    ReplicadStatus r;
+    r.address = "127.0.0.1:9500";
+    r.state = draining_.count(r.address) ? "draining" : "up";
+    r.host_id = "host-a";
+    r.tags = {"ssd", "zone=z1"};
+    r.total_bytes = 100ull << 30;
+    r.free_bytes = 60ull << 30;
+    r.provisioned_bytes = 10ull << 30;
+    r.replicas = 3;
+    return std::vector<ReplicadStatus>{r};
+  }
+  Result<uint64_t> DrainReplicad(const std::string& address, const Options& options) override {
+    {
+      std::lock_guard lock(mu_);
+      draining_.insert(address);
+    }
+    return StartJob("drain", "", address, true);
+  }
+  Status UndrainReplicad(const std::string& address, const Options& options) override {
+    std::lock_guard lock(mu_);
+    if (draining_.erase(address) == 0) {
+      return Status(ErrorKind::kNotFound, "undrain replicad " + address + ": it is not draining");
+    }
     return Status::Ok();
   }
 
@@ -557,6 +597,7 @@ class FakeVolumeManager : public VolumeManager {
   std::string gated_volume_;  // "" when the gate is open
   int waiting_at_gate_ = 0;
   std::map<std::string, VolumeInfo> volumes_;
+  std::set<std::string> draining_;
   std::map<uint64_t, JobInfo> jobs_;
   uint64_t next_job_id_ = 1;
   std::vector<uint64_t> cancel_calls_;

@@ -157,6 +157,39 @@ TEST(RegistryTest, DamagedStandbyIsRefused) {
   EXPECT_NE(r.Decode(doc("../x", 300)).message().find("standby source"), std::string::npos);
 }
 
+TEST(RegistryTest, ReplicaTagsAndDrainingRoundTripAndAreChecked) {
+  char dir[] = "/tmp/shorthorn-registry-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/volumes.json";
+  Registry a(path);
+  VolumeRecord rec;
+  rec.name = "db";
+  rec.size = 4096;
+  rec.replica_tags = {"ssd", "zone=a"};
+  a.Put(rec);
+  a.draining_mutable().push_back("10.0.0.2:9500");
+  ASSERT_TRUE(a.Save().ok());
+  Registry b(path);
+  ASSERT_TRUE(b.Load().ok());
+  ASSERT_NE(b.Find("db"), nullptr);
+  EXPECT_EQ(b.Find("db")->replica_tags, (std::vector<std::string>{"ssd", "zone=a"}));
+  EXPECT_EQ(b.draining(), (std::vector<std::string>{"10.0.0.2:9500"}));
+
+  auto doc = [](const std::string& tags, const std::string& draining) {
+    return "{\"format\": 1, \"volumes\": [{\"name\": \"v\", \"size\": 4096, \"epoch\": 1, "
+           "\"replicas\": [], \"replica_tags\": [" +
+           tags + "]}], \"draining\": [" + draining + "]}";
+  };
+  Registry r("/some/volumes.json");
+  EXPECT_TRUE(r.Decode(doc("\"ssd\"", "\"h:1\"")).ok());
+  EXPECT_NE(r.Decode(doc("\"no space\"", "")).message().find("replica_tags"), std::string::npos);
+  EXPECT_NE(r.Decode(doc("7", "")).message().find("read registry"), std::string::npos);
+  EXPECT_NE(r.Decode(doc("", "\"nohostport\"")).message().find("draining"), std::string::npos);
+  // An empty list: nothing draining.
+  EXPECT_TRUE(r.Decode(doc("", "")).ok());
+  EXPECT_TRUE(r.draining().empty());
+}
+
 TEST(RegistryTest, ValidatesNewVolumes) {
   EXPECT_TRUE(ValidateNewVolume("v1", 1ull << 30).ok());
   EXPECT_NE(ValidateNewVolume("v1", 0).message().find("size is 0"), std::string::npos);

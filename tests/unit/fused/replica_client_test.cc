@@ -1,6 +1,7 @@
 // ReplicaClient against a scripted replicad on loopback TCP: what OPEN's
-// "clean" becomes, and how Checksum checks a CHECKSUM reply (the count of
-// hashes, their form) before the engine trusts it.
+// "clean" becomes, how Checksum checks a CHECKSUM reply (the count of
+// hashes, their form) before the engine trusts it, and how Info and
+// ParseReplicadInfo take a REPLICAD_INFO reply, valid and hostile.
 #include "fused/engine/replica_client.h"
 
 #include <arpa/inet.h>
@@ -10,6 +11,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -21,6 +24,7 @@
 #include "common/auth.h"
 #include "common/frame_io.h"
 #include "common/log.h"
+#include "common/names.h"
 
 namespace shorthorn::fused {
 namespace {
@@ -65,6 +69,16 @@ class FakeReplicad {
   std::string open_reply = R"({"size":1048576,"epoch":1,"generation":0,"rebuilding":false})";
   std::string checksum_reply;
   int checksum_errno = 0;
+  // REPLICAD_INFO: this reply, or close the connection as a replicad
+  // without the op does.
+  std::string info_reply;
+  bool close_on_info = false;
+
+  // The last REPLICAD_INFO request's payload and epoch.
+  std::string last_info() {
+    std::lock_guard lock(mu_);
+    return last_info_;
+  }
 
   json::object last_checksum() {
     std::lock_guard lock(mu_);
@@ -111,6 +125,16 @@ class FakeReplicad {
                             : checksum_reply;
           break;
         }
+        case wire::Op::kReplicadInfo: {
+          std::lock_guard lock(mu_);
+          last_info_ = text + " epoch " + std::to_string(h.epoch);
+          if (close_on_info) {
+            ::shutdown(fd, SHUT_RDWR);
+            return;
+          }
+          out = info_reply;
+          break;
+        }
         default:
           break;
       }
@@ -128,6 +152,7 @@ class FakeReplicad {
   std::vector<std::thread> threads_;  // guarded by mu_
   json::object last_checksum_;        // guarded by mu_
   uint64_t last_epoch_ = 0;           // guarded by mu_
+  std::string last_info_;             // guarded by mu_
 };
 
 ClientOptions Quick() {
@@ -225,6 +250,210 @@ TEST(ReplicaClientAuthTest, AnotherKeyOrNoKeyIsRefused) {
   none.key.reset();
   Status s = ReplicaClient::CreateReplica(fake.target(), 1 << 20, none);
   EXPECT_EQ(s.kind(), ErrorKind::kNotAuthorized) << s.ToString();
+}
+
+// ---------------------------------------------------------------- REPLICAD_INFO
+
+// What replicad sends (request_handler.cc), with big numbers.
+constexpr const char* kInfoReply =
+    R"({"host_id":"3d1219c7c4c5404aaa1f6d2a48adfda4","hostname":"node-1.example",)"
+    R"("tags":["zone=rack1","ssd"],"total_bytes":18446744073709551615,)"
+    R"("free_bytes":1099511627776,"provisioned_bytes":3145728,"replicas":4294967295})";
+
+json::object InfoReply() { return json::parse(kInfoReply).as_object(); }
+
+TEST(ReplicadInfoParseTest, ValidReplies) {
+  auto f = ParseReplicadInfo(InfoReply(), "10.0.0.2:9500");
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f->address, "10.0.0.2:9500");
+  EXPECT_EQ(f->host_id, "3d1219c7c4c5404aaa1f6d2a48adfda4");
+  EXPECT_EQ(f->hostname, "node-1.example");
+  EXPECT_EQ(f->tags, (std::vector<std::string>{"zone=rack1", "ssd"}));
+  EXPECT_EQ(f->total_bytes, UINT64_MAX);
+  EXPECT_EQ(f->free_bytes, uint64_t{1} << 40);
+  EXPECT_EQ(f->provisioned_bytes, 3u << 20);
+  EXPECT_EQ(f->replicas, UINT32_MAX);
+
+  // hostname is optional; unknown fields are ignored; free may equal
+  // total; provisioned may exceed total (thin provisioning); no tags.
+  json::object o = InfoReply();
+  o.erase("hostname");
+  o["tags"] = json::array();
+  o["total_bytes"] = 4096;
+  o["free_bytes"] = 4096;
+  o["provisioned_bytes"] = 1 << 30;
+  o["replicas"] = 0;
+  o["version"] = "0.2.0";
+  o["extra"] = json::object{{"nested", true}};
+  f = ParseReplicadInfo(o, "a:1");
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f->hostname, "");
+  EXPECT_TRUE(f->tags.empty());
+  EXPECT_EQ(f->free_bytes, 4096u);
+  EXPECT_EQ(f->replicas, 0u);
+
+  o["tags"] = json::array();
+  for (size_t i = 0; i < kMaxTags; ++i) o["tags"].as_array().emplace_back("t" + std::to_string(i));
+  o["hostname"] = std::string(255, 'h');
+  f = ParseReplicadInfo(o, "a:1");
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f->tags.size(), kMaxTags);
+}
+
+// Each hostile reply is a kProtocol error naming the replicad and the field.
+TEST(ReplicadInfoParseTest, HostileReplies) {
+  struct Case {
+    const char* what;
+    std::function<void(json::object&)> change;
+    const char* field;   // named in the message
+    const char* reason;  // also in the message
+  };
+  const std::string huge(1 << 20, 'x');
+  std::vector<Case> cases = {
+      {"no host_id", [](json::object& o) { o.erase("host_id"); }, "'host_id'", "missing"},
+      {"host_id a number", [](json::object& o) { o["host_id"] = 5; }, "'host_id'", "not a string"},
+      {"host_id null", [](json::object& o) { o["host_id"] = nullptr; }, "'host_id'", "missing"},
+      {"host_id empty", [](json::object& o) { o["host_id"] = ""; }, "'host_id'", "empty"},
+      {"host_id with a space", [](json::object& o) { o["host_id"] = "a b"; }, "'host_id'",
+       "only letters"},
+      {"host_id of 65", [](json::object& o) { o["host_id"] = std::string(65, 'h'); }, "'host_id'",
+       "longer than 64"},
+      {"host_id of 1 MiB", [&](json::object& o) { o["host_id"] = huge; }, "'host_id'",
+       "(1048576 characters)"},
+      {"hostname a number", [](json::object& o) { o["hostname"] = 1; }, "'hostname'",
+       "not a string"},
+      {"hostname null", [](json::object& o) { o["hostname"] = nullptr; }, "'hostname'",
+       "not a string"},
+      {"hostname of 256", [](json::object& o) { o["hostname"] = std::string(256, 'h'); },
+       "'hostname'", "longer than 255"},
+      {"hostname with a newline", [](json::object& o) { o["hostname"] = "a\nwarning: b"; },
+       "'hostname'", "control character"},
+      {"no tags", [](json::object& o) { o.erase("tags"); }, "'tags'", "missing"},
+      {"tags a string", [](json::object& o) { o["tags"] = "ssd"; }, "'tags'", "not an array"},
+      {"tags an object", [](json::object& o) { o["tags"] = json::object(); }, "'tags'",
+       "not an array"},
+      {"a tag a number",
+       [](json::object& o) {
+         o["tags"] = json::array{"ssd", 7};
+       },
+       "'tags'", "not a string"},
+      {"a bad tag", [](json::object& o) { o["tags"] = json::array{"a=b=c"}; }, "'tags'",
+       "tag 'a=b=c': more than one '='"},
+      {"an empty tag", [](json::object& o) { o["tags"] = json::array{""}; }, "'tags'", "empty"},
+      {"a tag with a comma", [](json::object& o) { o["tags"] = json::array{"ssd,hdd"}; }, "'tags'",
+       "separated"},
+      {"a duplicate tag",
+       [](json::object& o) {
+         o["tags"] = json::array{"ssd", "hdd", "ssd"};
+       },
+       "'tags'", "tag 'ssd' is given twice"},
+      {"two zones",
+       [](json::object& o) {
+         o["tags"] = json::array{"zone=a", "zone=b"};
+       },
+       "'tags'", "two zones"},
+      {"33 tags",
+       [](json::object& o) {
+         json::array a;
+         for (size_t i = 0; i <= kMaxTags; ++i) a.emplace_back("t" + std::to_string(i));
+         o["tags"] = a;
+       },
+       "'tags'", "33 tags, more than 32"},
+      {"a million tags",
+       [](json::object& o) {
+         json::array a;
+         for (int i = 0; i < 1000000; ++i) a.emplace_back("t");
+         o["tags"] = a;
+       },
+       "'tags'", "more than 32"},
+      {"no total", [](json::object& o) { o.erase("total_bytes"); }, "'total_bytes'", "missing"},
+      {"total a string", [](json::object& o) { o["total_bytes"] = "1"; }, "'total_bytes'",
+       "not an unsigned integer"},
+      {"total negative", [](json::object& o) { o["total_bytes"] = -1; }, "'total_bytes'",
+       "not an unsigned integer"},
+      {"total above 2^64", [](json::object& o) { o["total_bytes"] = 1.8446744073709552e19; },
+       "'total_bytes'", "not an unsigned integer"},
+      {"no free", [](json::object& o) { o.erase("free_bytes"); }, "'free_bytes'", "missing"},
+      {"free fractional", [](json::object& o) { o["free_bytes"] = 1.5; }, "'free_bytes'",
+       "not an unsigned integer"},
+      {"free above total",
+       [](json::object& o) {
+         o["total_bytes"] = 1000;
+         o["free_bytes"] = 1001;
+       },
+       "'free_bytes' (1001)", "above 'total_bytes' (1000)"},
+      {"no provisioned", [](json::object& o) { o.erase("provisioned_bytes"); },
+       "'provisioned_bytes'", "missing"},
+      {"provisioned null", [](json::object& o) { o["provisioned_bytes"] = nullptr; },
+       "'provisioned_bytes'", "not an unsigned integer"},
+      {"provisioned negative", [](json::object& o) { o["provisioned_bytes"] = INT64_MIN; },
+       "'provisioned_bytes'", "not an unsigned integer"},
+      {"no replicas", [](json::object& o) { o.erase("replicas"); }, "'replicas'", "missing"},
+      {"replicas a bool", [](json::object& o) { o["replicas"] = true; }, "'replicas'",
+       "not an unsigned integer"},
+      {"replicas negative", [](json::object& o) { o["replicas"] = -3; }, "'replicas'",
+       "not an unsigned integer"},
+      {"replicas above 2^32-1", [](json::object& o) { o["replicas"] = uint64_t{1} << 32; },
+       "'replicas' (4294967296)", "above 4294967295"},
+  };
+  for (const auto& c : cases) {
+    json::object o = InfoReply();
+    c.change(o);
+    auto f = ParseReplicadInfo(o, "10.0.0.2:9500");
+    ASSERT_FALSE(f.ok()) << c.what;
+    EXPECT_EQ(f.status().kind(), ErrorKind::kProtocol) << c.what;
+    EXPECT_EQ(f.status().sys_errno(), EPROTO) << c.what;
+    const std::string& m = f.status().message();
+    EXPECT_EQ(m.rfind("replicad at 10.0.0.2:9500: bad REPLICAD_INFO reply: field ", 0), 0u)
+        << c.what << ": " << m.substr(0, 300);
+    EXPECT_NE(m.find(c.field), std::string::npos) << c.what << ": " << m.substr(0, 300);
+    EXPECT_NE(m.find(c.reason), std::string::npos) << c.what << ": " << m.substr(0, 300);
+    EXPECT_LT(m.size(), 400u) << c.what;  // a hostile value is not echoed whole
+  }
+}
+
+TEST(ReplicaClientInfoTest, AsksWithAnEmptyBodyAndParses) {
+  SetLogLevel(LogLevel::kWarning);
+  FakeReplicad fake;
+  fake.info_reply = kInfoReply;
+  auto f = ReplicaClient::Info(fake.target().address, Quick());
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(fake.last_info(), "{} epoch 0");
+  EXPECT_EQ(f->address, fake.target().address);
+  EXPECT_EQ(f->host_id, "3d1219c7c4c5404aaa1f6d2a48adfda4");
+  EXPECT_EQ(f->replicas, UINT32_MAX);
+
+  fake.info_reply = R"({"host_id":"h","tags":[],"total_bytes":1,"free_bytes":2,)"
+                    R"("provisioned_bytes":0,"replicas":0})";
+  f = ReplicaClient::Info(fake.target().address, Quick());
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.status().kind(), ErrorKind::kProtocol);
+  EXPECT_NE(f.status().message().find("'free_bytes' (2) is above"), std::string::npos)
+      << f.status().message();
+
+  fake.info_reply = "[1]";
+  f = ReplicaClient::Info(fake.target().address, Quick());
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.status().kind(), ErrorKind::kProtocol) << f.status().ToString();
+  EXPECT_NE(f.status().message().find("ask replicad at " + fake.target().address),
+            std::string::npos)
+      << f.status().message();
+}
+
+// A replicad older than REPLICAD_INFO closes the connection on the opcode:
+// the error says what that means.
+TEST(ReplicaClientInfoTest, AnOlderReplicadIsNamed) {
+  SetLogLevel(LogLevel::kError);
+  FakeReplicad fake;
+  fake.close_on_info = true;
+  auto f = ReplicaClient::Info(fake.target().address, Quick());
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.status().sys_errno(), ECONNRESET) << f.status().ToString();
+  EXPECT_NE(f.status().message().find("ask replicad at " + fake.target().address),
+            std::string::npos)
+      << f.status().message();
+  EXPECT_NE(f.status().message().find("a replicad older than this fused"), std::string::npos)
+      << f.status().message();
 }
 
 }  // namespace

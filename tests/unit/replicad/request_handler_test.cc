@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/statvfs.h>
+
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
@@ -65,7 +67,7 @@ class HandlerTest : public ::testing::Test {
   TempDir dir_;
   FailingSyncEngine engine_;
   ReplicaStore store_{dir_.path(), &engine_};
-  RequestHandler handler_{&store_};
+  RequestHandler handler_{&store_, {"host-a", "node-a.example", {"zone=rack1", "ssd"}}};
   ConnectionState control_;
   uint64_t next_id_ = 0;
 };
@@ -273,6 +275,107 @@ TEST_F(HandlerTest, ListReplicasBadRequests) {
   EXPECT_NE(s.message().find("LIST_REPLICAS payload is not a JSON object"), std::string::npos)
       << s.message();
   EXPECT_FALSE(replied);
+}
+
+// REPLICAD_INFO: no HELLO, fields ignored; the identity the daemon was
+// given, its data directory's file system, and every replica it holds.
+TEST_F(HandlerTest, ReplicadInfo) {
+  Reply empty = Control(wire::Op::kReplicadInfo, {});
+  ASSERT_EQ(empty.status, 0) << empty.payload;
+  json::object o = json::parse(empty.payload).as_object();
+  EXPECT_EQ(o.size(), 7u) << empty.payload;
+  EXPECT_EQ(o.at("host_id"), "host-a");
+  EXPECT_EQ(o.at("hostname"), "node-a.example");
+  EXPECT_EQ(o.at("tags"), json::parse(R"(["zone=rack1","ssd"])"));
+  EXPECT_EQ(o.at("provisioned_bytes"), 0u);
+  EXPECT_EQ(o.at("replicas"), 0u);
+  struct statvfs fs {};
+  ASSERT_EQ(::statvfs(dir_.path().c_str(), &fs), 0);
+  EXPECT_EQ(o.at("total_bytes").to_number<uint64_t>(),
+            static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize);
+  EXPECT_GT(o.at("free_bytes").to_number<uint64_t>(), 0u);
+  EXPECT_LE(o.at("free_bytes").to_number<uint64_t>(), o.at("total_bytes").to_number<uint64_t>());
+
+  // Two replicas of 1 MiB and 2 MiB, of two volumes, one of them open.
+  ASSERT_EQ(
+      Control(wire::Op::kCreateReplica, {{"volume", "v"}, {"replica", "r1"}, {"size", 1 << 20}})
+          .status,
+      0);
+  ASSERT_EQ(
+      Control(wire::Op::kCreateReplica, {{"volume", "w"}, {"replica", "r2"}, {"size", 2 << 20}})
+          .status,
+      0);
+  ASSERT_EQ(
+      Control(wire::Op::kOpenReplica, {{"volume", "v"}, {"replica", "r1"}, {"epoch", 1}}).status,
+      0);
+  // Not replicas, as for LIST_REPLICAS: an unfinished create (no
+  // replica.json), a symbolic link to a replica, a name the store cannot
+  // have made.
+  std::filesystem::create_directory(dir_.path() + "/unfinished");
+  std::filesystem::create_directory_symlink(dir_.path() + "/r2", dir_.path() + "/link");
+  std::filesystem::create_directory(dir_.path() + "/lost+found");
+  // Unknown fields are ignored; a HELLO-bound connection may ask too.
+  ConnectionState bound;
+  ASSERT_EQ(Call(&bound, wire::Op::kHello, R"({"volume":"v","replica":"r1","epoch":1})").status, 0);
+  Reply info = Call(&bound, wire::Op::kReplicadInfo, R"({"volume":"v","verbose":true})", 1);
+  ASSERT_EQ(info.status, 0) << info.payload;
+  o = json::parse(info.payload).as_object();
+  EXPECT_EQ(o.at("provisioned_bytes"), 3u << 20);
+  EXPECT_EQ(o.at("replicas"), 2u);
+  EXPECT_EQ(o.at("host_id"), "host-a");
+
+  // EXPAND is in replica.json at once; DELETE removes it from the count.
+  ASSERT_EQ(Call(&bound, wire::Op::kExpand, R"({"size":4194304})", 1).status, 0);
+  o = json::parse(Control(wire::Op::kReplicadInfo, {}).payload).as_object();
+  EXPECT_EQ(o.at("provisioned_bytes"), 6u << 20);
+  ASSERT_EQ(
+      Control(wire::Op::kDeleteReplica, {{"volume", "w"}, {"replica", "r2"}, {"epoch", 0}}).status,
+      0);
+  o = json::parse(Control(wire::Op::kReplicadInfo, {}).payload).as_object();
+  EXPECT_EQ(o.at("provisioned_bytes"), 4u << 20);
+  EXPECT_EQ(o.at("replicas"), 1u);
+}
+
+TEST_F(HandlerTest, ReplicadInfoBadRequestAndNoDataDirectory) {
+  for (std::string text : {"[]", "\"info\"", "", "{"}) {
+    Frame f;
+    f.payload.assign(text.begin(), text.end());
+    f.header = wire::MakeRequest(wire::Op::kReplicadInfo, 1, 0, 0, 0, f.payload);
+    bool replied = false;
+    Status s = handler_.Handle(
+        &control_, std::move(f),
+        [&](const wire::Header&, int32_t, std::vector<uint8_t>) { replied = true; });
+    EXPECT_EQ(s.kind(), ErrorKind::kProtocol) << text;
+    EXPECT_NE(s.message().find("REPLICAD_INFO payload is not a JSON object"), std::string::npos)
+        << s.message();
+    EXPECT_FALSE(replied);
+  }
+  // The data directory vanished under the daemon: an error reply, not a
+  // closed connection.
+  std::filesystem::remove_all(dir_.path());
+  Reply gone = Control(wire::Op::kReplicadInfo, {});
+  EXPECT_EQ(gone.status, ENOENT);
+  EXPECT_NE(gone.payload.find("replicad info: statvfs " + dir_.path()), std::string::npos)
+      << gone.payload;
+}
+
+// A handler built without an identity (tests) still answers, with an empty
+// host id, which fused refuses: the daemon always passes one.
+TEST_F(HandlerTest, ReplicadInfoWithoutIdentity) {
+  RequestHandler bare(&store_);
+  Frame f;
+  f.payload = {'{', '}'};
+  f.header = wire::MakeRequest(wire::Op::kReplicadInfo, 1, 0, 0, 0, f.payload);
+  std::string payload;
+  ASSERT_TRUE(bare.Handle(&control_, std::move(f),
+                          [&](const wire::Header&, int32_t status, std::vector<uint8_t> p) {
+                            EXPECT_EQ(status, 0);
+                            payload.assign(p.begin(), p.end());
+                          })
+                  .ok());
+  json::object o = json::parse(payload).as_object();
+  EXPECT_EQ(o.at("host_id"), "");
+  EXPECT_EQ(o.at("tags"), json::array());
 }
 
 // Writes <data-dir>/<replica>/replica.json directly (no layer files: LIST
