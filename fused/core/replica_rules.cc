@@ -259,7 +259,11 @@ Result<Placement> PlaceReplicas(const PlacementRules& rules, const PlacementRequ
       msg += std::string(any ? "; " : ": ") + c->address + ": " + why;
       any = true;
     }
-    if (!any) msg += ": no replicad is configured or named";
+    if (!any && candidates.empty()) msg += ": no replicad is configured or named";
+    if (!any && !candidates.empty()) {
+      msg += ": only " + std::to_string(candidates.size()) +
+             " replicad(s) are known (configure more in replicads, or name more addresses)";
+    }
     return Status(ErrorKind::kUnavailable, msg);
   };
   for (const auto& a : request.fixed) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# shorthornctl against the real daemons (issue 6): the snapshot, replica and
+# shorthornctl against the real daemons (issue 6): the snapshot, replica, replicad and
 # job commands and --wait, checked by exit status, text and --json output.
 #
 # On a volume attached as a FUSE file with data written: snapshot create and
@@ -176,8 +176,24 @@ ctl 0 --json job list
 [[ $(json '" ".join(j["operation"] + ":" + j["state"] for j in d if j["volume"] == "'"$vol"'")') == *rebuild:* ]] ||
   fail "job list shows no rebuild of $vol: $OUT"
 
+# Placement: the replicads with their hosts, the replicas with theirs.
+ctl 0 replicad list
+[[ $OUT == *"$(replica_address r1)"*" up "*"test-host-r1"* && $OUT == *"test-host-r2"* ]] ||
+  fail "replicad list does not show both replicads up with their hosts: $OUT"
+ctl 0 replicad list -q
+assert_eq "2" "$(wc -l <<<"$OUT")" "lines of replicad list -q"
+ctl 0 --json replica list "$vol"
+assert_eq "test-host-r1 test-host-r2" \
+  "$(json '" ".join(sorted(r["host_id"] for r in d["replicas"]))')" "hosts in replica list --json"
+ctl 8 volume create ctl-3 --size 64M --replica-count 3
+[[ $ERR == *"cannot place 3 replica(s)"*"only 2 replicad(s) are known"* ]] ||
+  fail "refusal does not say what was asked and why: $ERR"
+ctl 5 volume rebuild "$vol"
+ctl 3 replicad undrain "$(replica_address r2)"
+
 # A verify that fails: damage the s2 layer on r1; --wait exits 1 naming s2.
 ctl 0 volume detach "$vol"
+ctl 6 volume rebuild "$vol"
 replica_dir=$(find "$REPLICAS_DIR/r1" -mindepth 1 -maxdepth 1 -type d | head -1)
 layer=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(next(l["file"] for l in m["layers"] if l.get("name")=="s2"))' "$replica_dir/replica.json")
 off=$(python3 -c 'import os,sys; fd=os.open(sys.argv[1],os.O_RDONLY); print(os.lseek(fd,0,os.SEEK_DATA))' "$replica_dir/$layer")

@@ -422,6 +422,12 @@ TEST(PlacementRuleTest, Table) {
        req(1),
        {Excluded(Rd("a:1", "h1"), "draining"), Rd("b:1", "h2")},
        {"b:1"}},
+      {"every candidate taken and still short",
+       hard,
+       req(3),
+       {Rd("a:1", "h1"), Rd("b:1", "h2")},
+       {},
+       "(placed on a:1 b:1): only 2 replicad(s) are known"},
       {"no candidates at all", hard, req(1), {}, {}, "no replicad is configured or named"},
   };
   for (const auto& c : cases) {
