@@ -30,7 +30,9 @@ teardown_hook() {
 log "replicad 'small' on a 64 MiB ext4 ($small_loop)"
 start_replicad r1
 start_replicad small
-start_fused
+# A 256 MiB replica on a 64 MiB disk is what placement refuses by default
+# (replica-over-provisioning 100): this test overcommits on purpose.
+start_fused_opts --replica-over-provisioning 1000
 a1=$(replica_address r1) as=$(replica_address small)
 
 vol=full-1
