@@ -160,7 +160,7 @@ Status JobRunner::Cancel(uint64_t id) {
                                                      job.info.operation +
                                                      "): it cannot be cancelled");
     }
-    if (job.info.state != "running") {
+    if (job.info.state != "running" && job.info.state != "queued") {
       return Status(ErrorKind::kInvalidArgument, "cancel job " + std::to_string(id) +
                                                      ": it already ended (" + job.info.state + ")");
     }
