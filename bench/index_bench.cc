@@ -25,10 +25,10 @@
 #include <vector>
 
 #include "common/log.h"
-#include "replicad/block_index.h"
-#include "replicad/replica.h"
-#include "replicad/replica_meta.h"
-#include "replicad/sync_io_engine.h"
+#include "replicad/core/block_index.h"
+#include "replicad/core/replica.h"
+#include "replicad/core/replica_meta.h"
+#include "replicad/io/sync_io_engine.h"
 
 namespace shorthorn::replicad {
 namespace {

@@ -1,12 +1,14 @@
 // PeerClient: a small blocking client of the replica protocol: a replicad
 // that talks to another replicad (the rebuild puller on a target reads a
-// source's layers), and fused reading a snapshot for a backup. One request at a time per client:
-// Call sends a frame and reads frames until the reply with the same request id arrives
-// (common/frame_io.h does the framing and every length check).
+// source's layers), fused reading a snapshot for a backup, and replica_tool.
+// One request at a time per client: Call is common/net.h's Exchange (send a
+// frame, read frames until the reply with the same request id arrives) with
+// request ids of its own.
 //
 // Errors: a reply with status != 0 becomes a Status with that errno and the
-// peer's message; a broken stream or a timeout is kUnavailable and leaves
-// the client unusable (make a new one).
+// peer's message (ReplyError); a broken stream or a timeout is kUnavailable
+// and leaves the client unusable (make a new one). Messages name the
+// address: "<OP> to <address>: <reason>".
 //
 // Threads: Call from one thread at a time; Shutdown from any thread (it
 // makes a blocked Call return kUnavailable at once, for cancellation).
@@ -23,6 +25,7 @@
 
 #include "common/auth.h"
 #include "common/file_util.h"
+#include "common/net.h"  // SplitHostPort and the rest, for PeerClient's users
 #include "common/status.h"
 #include "common/wire.h"
 
@@ -30,9 +33,10 @@ namespace shorthorn {
 
 class PeerClient {
  public:
-  // Connects to "host:port" or "[v6-address]:port" (a name is resolved)
-  // and authenticates with `key` (common/auth.h; required).
-  // `timeout_ms` bounds the connect and every later send and receive.
+  // Connects to "host:port" or "[v6-address]:port" (common/net.h's
+  // ConnectTcp) and authenticates with `key` (common/auth.h; required).
+  // `timeout_ms` bounds the connect and every later send and receive
+  // (0: no limit).
   static Result<std::unique_ptr<PeerClient>> Connect(const std::string& address, int timeout_ms,
                                                      const auth::ClusterKey* key);
   // Takes a connected, authenticated stream socket (TCP or Unix) whose send
@@ -46,7 +50,8 @@ class PeerClient {
   // One request; returns the reply payload.
   Result<std::vector<uint8_t>> Call(wire::Op op, uint64_t epoch, uint64_t offset, uint64_t length,
                                     std::span<const uint8_t> payload);
-  // A control op with a JSON object request and reply.
+  // A control op with a JSON object request and reply (an empty reply is
+  // the empty object).
   Result<boost::json::object> CallJson(wire::Op op, uint64_t epoch,
                                        const boost::json::object& request);
   void Shutdown();
@@ -60,8 +65,5 @@ class PeerClient {
   uint64_t next_id_ = 1;
   std::atomic<bool> broken_{false};
 };
-
-// Splits "host:port" / "[v6]:port" (EINVAL when malformed).
-Status SplitHostPort(const std::string& address, std::string* host, std::string* port);
 
 }  // namespace shorthorn

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/names.h"
+#include "common/net.h"
 
 #ifndef SHORTHORN_VERSION
 #define SHORTHORN_VERSION "0.0.0"
@@ -120,25 +121,10 @@ Result<HostId> ResolveHostId(const std::string& configured, const std::string& m
 }
 
 Status ParseAddress(const std::string& text, std::string* host, uint16_t* port) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
-    return Status(ErrorKind::kInvalidArgument, "address '" + text + "' is not host:port");
-  }
-  std::string h = text.substr(0, colon);
-  if (h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  std::string p = text.substr(colon + 1);
-  uint32_t value = 0;
-  for (char c : p) {
-    if (c < '0' || c > '9' || value > 65535) {
-      return Status(ErrorKind::kInvalidArgument, "address '" + text + "': bad port '" + p + "'");
-    }
-    value = value * 10 + static_cast<uint32_t>(c - '0');
-  }
-  if (value == 0 || value > 65535) {
-    return Status(ErrorKind::kInvalidArgument, "address '" + text + "': port out of range");
-  }
-  *host = h;
-  *port = static_cast<uint16_t>(value);
+  Result<HostPort> parsed = ParseHostPort(text);
+  if (!parsed.ok()) return parsed.status();
+  *host = parsed->host;
+  *port = parsed->port;
   return Status::Ok();
 }
 

@@ -36,11 +36,11 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "config/daemon_config.h"
-#include "replicad/io_engine_factory.h"
-#include "replicad/replica_metrics.h"
-#include "replicad/replica_store.h"
-#include "replicad/request_handler.h"
-#include "replicad/server.h"
+#include "replicad/io/io_engine_factory.h"
+#include "replicad/core/replica_metrics.h"
+#include "replicad/core/replica_store.h"
+#include "replicad/core/request_handler.h"
+#include "replicad/net/server.h"
 
 #ifndef PR_SET_IO_FLUSHER
 #define PR_SET_IO_FLUSHER 57

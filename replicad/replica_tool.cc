@@ -20,10 +20,7 @@
 //     with Open's crash repair but without running the background worker,
 //     and prints "<snapshot> <xxh3-64 of its content>" per snapshot,
 //     "(live) <hash>" and "layer-files <n> layers <m>".
-#include <arpa/inet.h>
 #include <dirent.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -36,6 +33,7 @@
 #include <cstring>
 #include <functional>
 #include <future>
+#include <memory>
 #include <random>
 #include <span>
 #include <string>
@@ -43,11 +41,10 @@
 #include <vector>
 
 #include "common/auth.h"
-#include "common/file_util.h"
-#include "common/frame_io.h"
 #include "common/log.h"
-#include "replicad/replica.h"
-#include "replicad/sync_io_engine.h"
+#include "common/peer_client.h"
+#include "replicad/core/replica.h"
+#include "replicad/io/sync_io_engine.h"
 
 namespace shorthorn::replicad {
 namespace {
@@ -70,39 +67,25 @@ std::vector<std::string> Split(const std::string& s) {
   }
 }
 
+// The steps' connection: a PeerClient without timeouts (a step may take as
+// long as the daemon needs), requests at the epoch of the last open step.
 class Client {
  public:
   Status Connect(const std::string& address) {
-    size_t colon = address.rfind(':');
-    if (colon == std::string::npos) return Status(ErrorKind::kInvalidArgument, "bad address");
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
-    if (::inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr) != 1) {
-      return Status(ErrorKind::kInvalidArgument, "bad address " + address);
-    }
-    fd_ = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (::connect(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
-      return ErrnoStatus(errno, "connect to " + address);
-    }
     const char* env = std::getenv("SHORTHORN_CLUSTER_KEY");
     auto key = auth::ClusterKey::Load(env != nullptr ? env : auth::kDefaultKeyFile);
     if (!key.ok()) return key.status();
-    return auth::ClientHandshake(fd_.get(), *key, address);
+    auto peer = PeerClient::Connect(address, /*timeout_ms=*/0, &*key);
+    if (!peer.ok()) return peer.status();
+    peer_ = std::move(*peer);
+    return Status::Ok();
   }
   // One request, one reply; the reply payload on success.
   Result<std::string> Call(wire::Op op, const std::string& payload, uint64_t offset = 0,
                            uint64_t length = 0) {
-    std::span<const uint8_t> p = wire::AsBytes(payload);
-    wire::Header h = wire::MakeRequest(op, ++id_, epoch_, offset, length, p);
-    SH_RETURN_IF_ERROR(WriteFrame(fd_.get(), h, p));
-    auto reply = ReadFrame(fd_.get());
+    auto reply = peer_->Call(op, epoch_, offset, length, wire::AsBytes(payload));
     if (!reply.ok()) return reply.status();
-    std::string text(reply->payload.begin(), reply->payload.end());
-    if (reply->header.status != 0) {
-      return Status(KindForErrno(reply->header.status), text, reply->header.status);
-    }
-    return text;
+    return std::string(reply->begin(), reply->end());
   }
   Result<std::string> Json(wire::Op op, const json::object& o) {
     return Call(op, json::serialize(o));
@@ -110,8 +93,7 @@ class Client {
   uint64_t epoch_ = 0;
 
  private:
-  UniqueFd fd_;
-  uint64_t id_ = 0;
+  std::unique_ptr<PeerClient> peer_;
 };
 
 int RunSteps(int argc, char** argv) {

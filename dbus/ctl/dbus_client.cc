@@ -86,6 +86,48 @@ Status Guard(const std::string& what, Body&& body) {
   }
 }
 
+// A method call that changes something: `method` of `interface` on the
+// object at `path` with `args`, under the long timeout of a change; `what`
+// names it in errors.
+template <typename... Args>
+Status Change(sdbus::IConnection& bus, const std::string& what, const std::string& path,
+              const char* interface, const char* method, const Args&... args) {
+  return Guard(what, [&] {
+    auto proxy = sdbus::createProxy(bus, kBusName, path);
+    proxy->callMethod(method)
+        .onInterface(interface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(args...);
+  });
+}
+
+// The same for a method that returns one value.
+template <typename Reply, typename... Args>
+Result<Reply> ChangeFor(sdbus::IConnection& bus, const std::string& what, const std::string& path,
+                        const char* interface, const char* method, const Args&... args) {
+  Reply reply{};
+  SH_RETURN_IF_ERROR(Guard(what, [&] {
+    auto proxy = sdbus::createProxy(bus, kBusName, path);
+    proxy->callMethod(method)
+        .onInterface(interface)
+        .withTimeout(kChangeTimeout)
+        .withArguments(args...)
+        .storeResultsTo(reply);
+  }));
+  return reply;
+}
+
+// A method that starts a job: the job's object path.
+template <typename... Args>
+Result<std::string> StartJob(sdbus::IConnection& bus, const std::string& what,
+                             const std::string& path, const char* interface, const char* method,
+                             const Args&... args) {
+  Result<sdbus::ObjectPath> job =
+      ChangeFor<sdbus::ObjectPath>(bus, what, path, interface, method, args...);
+  if (!job.ok()) return job.status();
+  return std::string(*job);
+}
+
 template <typename T>
 T Property(const Properties& properties, const char* name) {
   auto it = properties.find(name);
@@ -206,15 +248,8 @@ Result<VolumeInfo> DbusStorageClient::GetVolume(const std::string& operation,
 
 Result<VolumeInfo> DbusStorageClient::ImportVolume(const std::string& name,
                                                    const std::vector<std::string>& replicads) {
-  sdbus::ObjectPath path;
-  SH_RETURN_IF_ERROR(Guard("import volume " + name, [&] {
-    auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
-    manager->callMethod("ImportVolume")
-        .onInterface(kManagerInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(name, replicads, Properties{})
-        .storeResultsTo(path);
-  }));
+  SH_RETURN_IF_ERROR(Change(*connection_, "import volume " + name, kManagerPath, kManagerInterface,
+                            "ImportVolume", name, replicads, Properties{}));
   return GetVolume("import", name);
 }
 
@@ -231,44 +266,34 @@ Result<VolumeInfo> DbusStorageClient::CreateVolume(const std::string& name, uint
   if (!options.replica_tags.empty()) {
     dbus_options["replica-tags"] = sdbus::Variant(options.replica_tags);
   }
-  sdbus::ObjectPath path;
+  Result<sdbus::ObjectPath> path = ChangeFor<sdbus::ObjectPath>(
+      *connection_, "create volume " + name, kManagerPath, kManagerInterface, "CreateVolume", name,
+      size, replicas, dbus_options);
+  if (!path.ok()) return path.status();
   Properties properties;
-  SH_RETURN_IF_ERROR(Guard("create volume " + name, [&] {
-    auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
-    manager->callMethod("CreateVolume")
-        .onInterface(kManagerInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(name, size, replicas, dbus_options)
-        .storeResultsTo(path);
-  }));
   SH_RETURN_IF_ERROR(Guard("read volume " + name, [&] {
-    auto volume = sdbus::createProxy(*connection_, kBusName, path);
+    auto volume = sdbus::createProxy(*connection_, kBusName, *path);
     volume->callMethod("GetAll")
         .onInterface(kPropertiesInterface)
         .withArguments(std::string(kVolumeInterface))
         .storeResultsTo(properties);
   }));
   VolumeInfo info;
-  SH_RETURN_IF_ERROR(Guard("read volume " + name, [&] { info = ToVolumeInfo(path, properties); }));
+  SH_RETURN_IF_ERROR(Guard("read volume " + name, [&] { info = ToVolumeInfo(*path, properties); }));
   return info;
 }
 
 Status DbusStorageClient::DeleteVolume(const std::string& name, bool force) {
   Properties options;
   if (force) options["force"] = sdbus::Variant(true);
-  return Guard("delete volume " + name, [&] {
-    auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
-    manager->callMethod("DeleteVolume")
-        .onInterface(kManagerInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(name, options);
-  });
+  return Change(*connection_, "delete volume " + name, kManagerPath, kManagerInterface,
+                "DeleteVolume", name, options);
 }
 
 Result<std::string> DbusStorageClient::Attach(const std::string& name,
                                               const AttachOptions& attach) {
-  Result<VolumeInfo> volume = GetVolume("attach", name);
-  if (!volume.ok()) return volume.status();
+  Result<std::string> path = VolumePath("attach", name);
+  if (!path.ok()) return path.status();
   Properties options;
   if (attach.maintenance) {
     options["maintenance"] = sdbus::Variant(true);
@@ -276,28 +301,15 @@ Result<std::string> DbusStorageClient::Attach(const std::string& name,
     options["frontend"] = sdbus::Variant(std::string("file"));
   }
   if (attach.salvage) options["salvage"] = sdbus::Variant(true);
-  std::string device;
-  SH_RETURN_IF_ERROR(Guard("attach volume " + name, [&] {
-    auto proxy = sdbus::createProxy(*connection_, kBusName, volume->object_path);
-    proxy->callMethod("Attach")
-        .onInterface(kVolumeInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(options)
-        .storeResultsTo(device);
-  }));
-  return device;
+  return ChangeFor<std::string>(*connection_, "attach volume " + name, *path, kVolumeInterface,
+                                "Attach", options);
 }
 
 Status DbusStorageClient::Detach(const std::string& name) {
-  Result<VolumeInfo> volume = GetVolume("detach", name);
-  if (!volume.ok()) return volume.status();
-  return Guard("detach volume " + name, [&] {
-    auto proxy = sdbus::createProxy(*connection_, kBusName, volume->object_path);
-    proxy->callMethod("Detach")
-        .onInterface(kVolumeInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(Properties{});
-  });
+  Result<std::string> path = VolumePath("detach", name);
+  if (!path.ok()) return path.status();
+  return Change(*connection_, "detach volume " + name, *path, kVolumeInterface, "Detach",
+                Properties{});
 }
 
 Result<std::string> DbusStorageClient::VolumePath(const std::string& operation,
@@ -310,107 +322,58 @@ Result<std::string> DbusStorageClient::VolumePath(const std::string& operation,
 Status DbusStorageClient::Expand(const std::string& name, uint64_t size) {
   Result<std::string> path = VolumePath("expand", name);
   if (!path.ok()) return path.status();
-  return Guard("expand volume " + name, [&] {
-    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
-    proxy->callMethod("Expand")
-        .onInterface(kVolumeInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(size, Properties{});
-  });
+  return Change(*connection_, "expand volume " + name, *path, kVolumeInterface, "Expand", size,
+                Properties{});
 }
 
 Result<std::string> DbusStorageClient::Verify(const std::string& name) {
   Result<std::string> path = VolumePath("verify", name);
   if (!path.ok()) return path.status();
-  sdbus::ObjectPath job;
-  SH_RETURN_IF_ERROR(Guard("verify volume " + name, [&] {
-    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
-    proxy->callMethod("Verify")
-        .onInterface(kVolumeInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(Properties{})
-        .storeResultsTo(job);
-  }));
-  return std::string(job);
+  return StartJob(*connection_, "verify volume " + name, *path, kVolumeInterface, "Verify",
+                  Properties{});
 }
 
 Result<std::string> DbusStorageClient::Scrub(const std::string& name) {
   Result<std::string> path = VolumePath("scrub", name);
   if (!path.ok()) return path.status();
-  sdbus::ObjectPath job;
-  SH_RETURN_IF_ERROR(Guard("scrub volume " + name, [&] {
-    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
-    proxy->callMethod("Scrub")
-        .onInterface(kVolumeInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(Properties{})
-        .storeResultsTo(job);
-  }));
-  return std::string(job);
+  return StartJob(*connection_, "scrub volume " + name, *path, kVolumeInterface, "Scrub",
+                  Properties{});
 }
 
 Status DbusStorageClient::SetReplicaCount(const std::string& name, uint32_t count) {
   Result<std::string> path = VolumePath("set the replica count of", name);
   if (!path.ok()) return path.status();
-  return Guard("set the replica count of volume " + name, [&] {
-    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
-    proxy->callMethod("SetReplicaCount")
-        .onInterface(kVolumeInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(count, Properties{});
-  });
+  return Change(*connection_, "set the replica count of volume " + name, *path, kVolumeInterface,
+                "SetReplicaCount", count, Properties{});
 }
 
 Status DbusStorageClient::Rebuild(const std::string& name) {
   Result<std::string> path = VolumePath("rebuild", name);
   if (!path.ok()) return path.status();
-  return Guard("rebuild volume " + name, [&] {
-    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
-    proxy->callMethod("Rebuild")
-        .onInterface(kVolumeInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(Properties{});
-  });
+  return Change(*connection_, "rebuild volume " + name, *path, kVolumeInterface, "Rebuild",
+                Properties{});
 }
 
 Status DbusStorageClient::CreateSnapshot(const std::string& volume, const std::string& snapshot) {
   Result<std::string> path = VolumePath("snapshot", volume);
   if (!path.ok()) return path.status();
-  return Guard("snapshot volume " + volume, [&] {
-    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
-    proxy->callMethod("Snapshot")
-        .onInterface(kVolumeInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(snapshot, Properties{});
-  });
+  return Change(*connection_, "snapshot volume " + volume, *path, kVolumeInterface, "Snapshot",
+                snapshot, Properties{});
 }
 
 Result<std::string> DbusStorageClient::DeleteSnapshot(const std::string& volume,
                                                       const std::string& snapshot) {
   Result<std::string> path = VolumePath("delete snapshot " + snapshot + " of", volume);
   if (!path.ok()) return path.status();
-  sdbus::ObjectPath job;
-  SH_RETURN_IF_ERROR(Guard("delete snapshot " + snapshot + " of volume " + volume, [&] {
-    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
-    proxy->callMethod("DeleteSnapshot")
-        .onInterface(kVolumeInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(snapshot, Properties{})
-        .storeResultsTo(job);
-  }));
-  return std::string(job);
+  return StartJob(*connection_, "delete snapshot " + snapshot + " of volume " + volume, *path,
+                  kVolumeInterface, "DeleteSnapshot", snapshot, Properties{});
 }
 
 Status DbusStorageClient::RevertSnapshot(const std::string& volume, const std::string& snapshot) {
   Result<std::string> path = VolumePath("revert", volume);
   if (!path.ok()) return path.status();
-  return Guard("revert volume " + volume + " to snapshot " + snapshot, [&] {
-    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
-    proxy->callMethod("Revert")
-        .onInterface(kVolumeInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(snapshot, Properties{});
-  });
+  return Change(*connection_, "revert volume " + volume + " to snapshot " + snapshot, *path,
+                kVolumeInterface, "Revert", snapshot, Properties{});
 }
 
 Result<std::string> DbusStorageClient::CreateBackup(const std::string& volume,
@@ -420,31 +383,18 @@ Result<std::string> DbusStorageClient::CreateBackup(const std::string& volume,
   if (!path.ok()) return path.status();
   Properties options;
   if (!target.empty()) options["target"] = sdbus::Variant(target);
-  sdbus::ObjectPath job;
-  SH_RETURN_IF_ERROR(Guard("back up snapshot " + snapshot + " of volume " + volume, [&] {
-    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
-    proxy->callMethod("Backup")
-        .onInterface(kVolumeInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(snapshot, options)
-        .storeResultsTo(job);
-  }));
-  return std::string(job);
+  return StartJob(*connection_, "back up snapshot " + snapshot + " of volume " + volume, *path,
+                  kVolumeInterface, "Backup", snapshot, options);
 }
 
 Result<std::vector<BackupInfo>> DbusStorageClient::ListBackups(const std::string& target,
                                                                const std::string& volume) {
-  std::vector<BackupStruct> found;
-  SH_RETURN_IF_ERROR(Guard("list backups of volume " + volume, [&] {
-    auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
-    manager->callMethod("ListBackups")
-        .onInterface(kManagerInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(target, volume, Properties{})
-        .storeResultsTo(found);
-  }));
+  auto found = ChangeFor<std::vector<BackupStruct>>(
+      *connection_, "list backups of volume " + volume, kManagerPath, kManagerInterface,
+      "ListBackups", target, volume, Properties{});
+  if (!found.ok()) return found.status();
   std::vector<BackupInfo> backups;
-  for (const BackupStruct& b : found) {
+  for (const BackupStruct& b : *found) {
     backups.push_back(
         {b.get<0>(), b.get<1>(), b.get<2>(), b.get<3>(), b.get<4>(), b.get<5>(), b.get<6>()});
   }
@@ -452,16 +402,8 @@ Result<std::vector<BackupInfo>> DbusStorageClient::ListBackups(const std::string
 }
 
 Result<std::string> DbusStorageClient::DeleteBackup(const std::string& url) {
-  sdbus::ObjectPath job;
-  SH_RETURN_IF_ERROR(Guard("delete backup " + url, [&] {
-    auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
-    manager->callMethod("DeleteBackup")
-        .onInterface(kManagerInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(url, Properties{})
-        .storeResultsTo(job);
-  }));
-  return std::string(job);
+  return StartJob(*connection_, "delete backup " + url, kManagerPath, kManagerInterface,
+                  "DeleteBackup", url, Properties{});
 }
 
 Result<std::string> DbusStorageClient::RestoreVolume(const std::string& name,
@@ -472,16 +414,8 @@ Result<std::string> DbusStorageClient::RestoreVolume(const std::string& name,
   Properties options;
   if (replica_count.has_value()) options["replica-count"] = sdbus::Variant(*replica_count);
   if (!replica_tags.empty()) options["replica-tags"] = sdbus::Variant(replica_tags);
-  sdbus::ObjectPath job;
-  SH_RETURN_IF_ERROR(Guard("restore volume " + name + " from " + url, [&] {
-    auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
-    manager->callMethod("RestoreVolume")
-        .onInterface(kManagerInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(name, url, replicas, options)
-        .storeResultsTo(job);
-  }));
-  return std::string(job);
+  return StartJob(*connection_, "restore volume " + name + " from " + url, kManagerPath,
+                  kManagerInterface, "RestoreVolume", name, url, replicas, options);
 }
 
 Result<std::string> DbusStorageClient::CreateStandbyVolume(const std::string& name,
@@ -494,16 +428,8 @@ Result<std::string> DbusStorageClient::CreateStandbyVolume(const std::string& na
   if (replica_count.has_value()) options["replica-count"] = sdbus::Variant(*replica_count);
   if (!replica_tags.empty()) options["replica-tags"] = sdbus::Variant(replica_tags);
   if (poll_interval.has_value()) options["poll-interval"] = sdbus::Variant(*poll_interval);
-  sdbus::ObjectPath job;
-  SH_RETURN_IF_ERROR(Guard("create standby volume " + name + " of " + source, [&] {
-    auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
-    manager->callMethod("CreateStandbyVolume")
-        .onInterface(kManagerInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(name, source, replicas, options)
-        .storeResultsTo(job);
-  }));
-  return std::string(job);
+  return StartJob(*connection_, "create standby volume " + name + " of " + source, kManagerPath,
+                  kManagerInterface, "CreateStandbyVolume", name, source, replicas, options);
 }
 
 Status DbusStorageClient::Activate(const std::string& name, bool force) {
@@ -511,13 +437,8 @@ Status DbusStorageClient::Activate(const std::string& name, bool force) {
   if (!path.ok()) return path.status();
   Properties options;
   if (force) options["force"] = sdbus::Variant(true);
-  return Guard("activate volume " + name, [&] {
-    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
-    proxy->callMethod("Activate")
-        .onInterface(kVolumeInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(options);
-  });
+  return Change(*connection_, "activate volume " + name, *path, kVolumeInterface, "Activate",
+                options);
 }
 
 Status DbusStorageClient::AddRecurringJob(const std::string& volume, const RecurringJobInfo& job) {
@@ -525,25 +446,16 @@ Status DbusStorageClient::AddRecurringJob(const std::string& volume, const Recur
   if (!path.ok()) return path.status();
   Properties options;
   if (!job.target.empty()) options["target"] = sdbus::Variant(job.target);
-  return Guard("add recurring job " + job.name + " to volume " + volume, [&] {
-    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
-    proxy->callMethod("AddRecurringJob")
-        .onInterface(kVolumeInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(job.name, job.kind, job.schedule, job.retain, options);
-  });
+  return Change(*connection_, "add recurring job " + job.name + " to volume " + volume, *path,
+                kVolumeInterface, "AddRecurringJob", job.name, job.kind, job.schedule, job.retain,
+                options);
 }
 
 Status DbusStorageClient::RemoveRecurringJob(const std::string& volume, const std::string& job) {
   Result<std::string> path = VolumePath("remove recurring job " + job + " from", volume);
   if (!path.ok()) return path.status();
-  return Guard("remove recurring job " + job + " from volume " + volume, [&] {
-    auto proxy = sdbus::createProxy(*connection_, kBusName, *path);
-    proxy->callMethod("RemoveRecurringJob")
-        .onInterface(kVolumeInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(job, Properties{});
-  });
+  return Change(*connection_, "remove recurring job " + job + " from volume " + volume, *path,
+                kVolumeInterface, "RemoveRecurringJob", job, Properties{});
 }
 
 Result<JobInfo> DbusStorageClient::ReadJob(const std::string& operation, const std::string& path) {
@@ -632,17 +544,12 @@ Status DbusStorageClient::CancelJob(const std::string& path) {
 }
 
 Result<std::vector<ReplicadInfo>> DbusStorageClient::ListReplicads() {
-  std::vector<ReplicadStruct> found;
-  SH_RETURN_IF_ERROR(Guard("list replicads", [&] {
-    auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
-    manager->callMethod("ListReplicads")
-        .onInterface(kManagerInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(Properties{})
-        .storeResultsTo(found);
-  }));
+  auto found =
+      ChangeFor<std::vector<ReplicadStruct>>(*connection_, "list replicads", kManagerPath,
+                                             kManagerInterface, "ListReplicads", Properties{});
+  if (!found.ok()) return found.status();
   std::vector<ReplicadInfo> replicads;
-  for (const ReplicadStruct& r : found) {
+  for (const ReplicadStruct& r : *found) {
     replicads.push_back({r.get<0>(), r.get<1>(), r.get<2>(), r.get<3>(), r.get<4>(), r.get<5>(),
                          r.get<6>(), r.get<7>(), r.get<8>(), r.get<9>()});
   }
@@ -650,26 +557,13 @@ Result<std::vector<ReplicadInfo>> DbusStorageClient::ListReplicads() {
 }
 
 Result<std::string> DbusStorageClient::DrainReplicad(const std::string& address) {
-  sdbus::ObjectPath job;
-  SH_RETURN_IF_ERROR(Guard("drain replicad " + address, [&] {
-    auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
-    manager->callMethod("DrainReplicad")
-        .onInterface(kManagerInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(address, Properties{})
-        .storeResultsTo(job);
-  }));
-  return std::string(job);
+  return StartJob(*connection_, "drain replicad " + address, kManagerPath, kManagerInterface,
+                  "DrainReplicad", address, Properties{});
 }
 
 Status DbusStorageClient::UndrainReplicad(const std::string& address) {
-  return Guard("undrain replicad " + address, [&] {
-    auto manager = sdbus::createProxy(*connection_, kBusName, kManagerPath);
-    manager->callMethod("UndrainReplicad")
-        .onInterface(kManagerInterface)
-        .withTimeout(kChangeTimeout)
-        .withArguments(address, Properties{});
-  });
+  return Change(*connection_, "undrain replicad " + address, kManagerPath, kManagerInterface,
+                "UndrainReplicad", address, Properties{});
 }
 
 }  // namespace shorthorn::ctl

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/size_text.h"  // FormatSize
 #include "common/status.h"
 
 namespace shorthorn::ctl {
@@ -16,10 +17,6 @@ namespace shorthorn::ctl {
 // with a message saying what is wrong for anything else, including decimal
 // units ("10GB"), fractions and values past 2^64-1.
 Result<uint64_t> ParseSize(std::string_view text);
-
-// "0 B", "512 B", "10 GiB", "1.5 GiB" (one decimal, rounded down, when the
-// size is not a whole number of the largest unit that fits).
-std::string FormatSize(uint64_t bytes);
 
 // A whole number of things, 0 to 2^32-1, digits only; InvalidArgument naming
 // `text` otherwise. The daemon judges the range.

@@ -1,10 +1,11 @@
 #include "fused/core/replica_rules.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <iterator>
 #include <map>
 #include <set>
+
+#include "common/size_text.h"
 
 namespace shorthorn::fused {
 
@@ -82,24 +83,6 @@ const char* AntiAffinityName(AntiAffinity a) {
 
 namespace {
 
-// "1.5 GiB": sizes in messages, to one decimal in the largest unit below it.
-std::string Bytes(uint64_t n) {
-  static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  double v = static_cast<double>(n);
-  size_t unit = 0;
-  while (v >= 1024 && unit + 1 < std::size(kUnits)) {
-    v /= 1024;
-    unit++;
-  }
-  char buf[32];
-  if (unit == 0) {
-    snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(n));
-  } else {
-    snprintf(buf, sizeof(buf), "%.1f %s", v, kUnits[unit]);
-  }
-  return buf;
-}
-
 // a * percent / 100 without overflow for any 64-bit a and 32-bit percent.
 uint64_t Percent(uint64_t a, uint32_t percent) {
   unsigned __int128 v = static_cast<unsigned __int128>(a) * percent / 100;
@@ -128,22 +111,24 @@ std::string RefusalOf(const PlacementRules& rules, const PlacementRequest& reque
   if (!missing.empty()) return "lacks tag(s) " + missing;
   const uint64_t reserve = Percent(c.total_bytes, rules.reserve_percent);
   if (c.free_bytes < reserve || c.free_bytes - reserve < request.initial_bytes) {
-    const std::string reserve_text =
-        "the reserve of " + std::to_string(rules.reserve_percent) + "% (" + Bytes(reserve) + ")";
+    const std::string reserve_text = "the reserve of " + std::to_string(rules.reserve_percent) +
+                                     "% (" + FormatSize(reserve) + ")";
     if (request.initial_bytes == 0) {
-      return Bytes(c.free_bytes) + " free of " + Bytes(c.total_bytes) + ", under " + reserve_text;
+      return FormatSize(c.free_bytes) + " free of " + FormatSize(c.total_bytes) + ", under " +
+             reserve_text;
     }
-    return Bytes(c.free_bytes) + " free of " + Bytes(c.total_bytes) + ", needs " +
-           Bytes(request.initial_bytes) + " for the replica's data plus " + reserve_text;
+    return FormatSize(c.free_bytes) + " free of " + FormatSize(c.total_bytes) + ", needs " +
+           FormatSize(request.initial_bytes) + " for the replica's data plus " + reserve_text;
   }
   const uint64_t limit =
       Percent(c.total_bytes - std::min(reserve, c.total_bytes), rules.over_provisioning_percent);
   const uint64_t after =
       c.provisioned_bytes + std::min(request.size, UINT64_MAX - c.provisioned_bytes);
   if (after > limit) {
-    return Bytes(c.provisioned_bytes) + " provisioned + " + Bytes(request.size) + " would exceed " +
-           Bytes(limit) + " (over-provisioning " + std::to_string(rules.over_provisioning_percent) +
-           "% of the " + Bytes(c.total_bytes) + " file system less the " +
+    return FormatSize(c.provisioned_bytes) + " provisioned + " + FormatSize(request.size) +
+           " would exceed " + FormatSize(limit) + " (over-provisioning " +
+           std::to_string(rules.over_provisioning_percent) + "% of the " +
+           FormatSize(c.total_bytes) + " file system less the " +
            std::to_string(rules.reserve_percent) + "% reserve)";
   }
   return "";

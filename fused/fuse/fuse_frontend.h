@@ -85,7 +85,7 @@ class FuseFrontend {
 
   const std::string& mount_point() const { return settings_.mount_point; }
 
-  // Request handlers, public for the C callback table in fuse_frontend.cc.
+  // Request handlers, public for the C callback table in fuse_ops.cc.
   // Backend nullptr: the file went away.
   using Work = std::function<void(Backend*, const std::shared_ptr<IoStats>&)>;
   struct Volume {

@@ -9,7 +9,6 @@
 // one worker. EngineSink::Write may be called from several workers at once.
 #pragma once
 
-#include <boost/json.hpp>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,7 +16,7 @@
 #include "backup/runner.h"
 #include "fused/core/volume_manager.h"
 #include "fused/engine/engine.h"
-#include "fused/engine/replica_client.h"
+#include "fused/net/replica_client.h"
 #include "fused/service/job_runner.h"
 
 namespace shorthorn::fused {
@@ -30,7 +29,7 @@ class ReplicaSnapshotSource : public backup::SnapshotSource {
                                                                uint64_t epoch,
                                                                const ClientOptions& options,
                                                                const std::string& snapshot,
-                                                               const boost::json::object& layers);
+                                                               const msg::LayerList& layers);
 
   uint64_t size() const override { return size_; }
   const std::vector<backup::LayerInfo>& chain() const override { return chain_; }

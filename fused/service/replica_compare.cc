@@ -22,7 +22,8 @@
 #include <map>
 
 #include "common/log.h"
-#include "fused/engine/net_util.h"
+#include "common/net.h"
+#include "common/size_text.h"
 #include "fused/service/volume_service.h"
 
 namespace shorthorn::fused {
@@ -30,12 +31,6 @@ namespace {
 
 constexpr uint64_t kComparePiece = 16ull << 20;
 constexpr uint64_t kCompareChunk = 1ull << 20;
-
-std::string MiB(uint64_t bytes) {
-  char buf[32];
-  snprintf(buf, sizeof(buf), "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
-  return buf;
-}
 
 }  // namespace
 
@@ -125,11 +120,11 @@ Status VolumeService::RunResync(const std::string& volume, JobHandle& job) {
     }
     SH_RETURN_IF_ERROR(BumpGeneration(*ctx, name).status().WithContext(what));
     SH_RETURN_IF_ERROR(engine->SetMode(name, ReplicaMode::kRW).WithContext(what));
-    summary +=
-        "; replica " + name + ": " + MiB(copied[name]) + " differed, copied from " + authority;
+    summary += "; replica " + name + ": " + FormatSize(copied[name]) + " differed, copied from " +
+               authority;
   }
   QueueChanged(volume);
-  std::string message = "compared " + MiB(size) + summary;
+  std::string message = "compared " + FormatSize(size) + summary;
   LogInfo(what + ": " + message);
   job.SetResult(message);
   return Status::Ok();
@@ -251,8 +246,8 @@ Status VolumeService::RunScrub(const std::string& volume, JobHandle& job) {
   auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   char rate[64];
   snprintf(rate, sizeof(rate), "%.0f MiB/s", seconds > 0 ? size / seconds / (1 << 20) : 0.0);
-  std::string message =
-      "compared " + MiB(size) + " on " + std::to_string(names.size()) + " replicas at " + rate;
+  std::string message = "compared " + FormatSize(size) + " on " + std::to_string(names.size()) +
+                        " replicas at " + rate;
   if (differing.empty() && unreachable.empty()) {
     LogInfo(what + ": " + message + ": identical");
     job.SetResult(message + ": identical");
@@ -260,7 +255,7 @@ Status VolumeService::RunScrub(const std::string& volume, JobHandle& job) {
   }
   std::string bad;
   for (const auto& [name, bytes] : differing) {
-    bad += "; replica " + name + " differed in " + MiB(bytes) +
+    bad += "; replica " + name + " differed in " + FormatSize(bytes) +
            " (marked ERR; a catch-up copies those ranges back)";
   }
   for (const auto& [name, why] : unreachable) {

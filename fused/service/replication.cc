@@ -29,13 +29,12 @@
 #include <set>
 
 #include "common/log.h"
+#include "common/net.h"
 #include "config/daemon_config.h"
 #include "fused/core/replica_rules.h"
-#include "fused/engine/net_util.h"
 #include "fused/service/volume_service.h"
 
 namespace shorthorn::fused {
-namespace json = boost::json;
 
 namespace {
 
@@ -47,11 +46,6 @@ std::string Hex64() {
   char buf[17];
   snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
   return buf;
-}
-
-uint64_t U64(const json::object& o, const char* key) {
-  const json::value* v = o.if_contains(key);
-  return v != nullptr && v->is_number() ? v->to_number<uint64_t>() : 0;
 }
 
 }  // namespace
@@ -132,14 +126,13 @@ Status VolumeService::ApplyGeneration(AttachContext& ctx, const std::vector<std:
       if (it == ctx.targets.end()) continue;
       target = it->second;
     }
-    auto reply = ReplicaClient::Call(target, ctx.epoch, wire::Op::kSetGeneration,
-                                     {{"generation", generation}}, settings_.client);
+    Status reply = ReplicaClient::SetGeneration(target, ctx.epoch, generation, settings_.client);
     if (reply.ok()) {
       done++;
       continue;
     }
-    if (first.ok()) first = reply.status();
-    if (auto engine = ctx.engine.lock()) engine->FailReplica(name, reply.status());
+    if (first.ok()) first = reply;
+    if (auto engine = ctx.engine.lock()) engine->FailReplica(name, reply);
   }
   if (done == 0) {
     return first.ok() ? Status(ErrorKind::kUnavailable, "no replica to record generation on")
@@ -485,18 +478,10 @@ Status VolumeService::DeleteMissedSnapshots(AttachContext& ctx,
                                             const std::shared_ptr<Engine>& engine,
                                             const std::string& replica) {
   // Names of the snapshots a LIST_LAYERS reply lists as not removed.
-  auto live_snapshots = [](const json::object& layers) {
+  auto live_snapshots = [](const msg::LayerList& layers) {
     std::set<std::string> out;
-    const json::value* list = layers.if_contains("snapshots");
-    if (list == nullptr || !list->is_array()) return out;
-    for (const auto& v : list->as_array()) {
-      if (!v.is_object()) continue;
-      const json::object& o = v.as_object();
-      const json::value* name = o.if_contains("name");
-      const json::value* removed = o.if_contains("removed");
-      if (name == nullptr || !name->is_string()) continue;
-      if (removed != nullptr && removed->is_bool() && removed->as_bool()) continue;
-      out.insert(std::string(name->as_string()));
+    for (const auto& s : layers.snapshots) {
+      if (!s.removed) out.insert(s.name);
     }
     return out;
   };
@@ -514,19 +499,16 @@ Status VolumeService::DeleteMissedSnapshots(AttachContext& ctx,
     source_target = ctx.targets.at(source);
     target = ctx.targets.at(replica);
   }
-  auto theirs =
-      ReplicaClient::Call(source_target, ctx.epoch, wire::Op::kListLayers, {}, settings_.client);
+  auto theirs = ReplicaClient::ListLayers(source_target, ctx.epoch, settings_.client);
   if (!theirs.ok()) return theirs.status();
-  auto mine = ReplicaClient::Call(target, ctx.epoch, wire::Op::kListLayers, {}, settings_.client);
+  auto mine = ReplicaClient::ListLayers(target, ctx.epoch, settings_.client);
   if (!mine.ok()) return mine.status();
   std::set<std::string> keep = live_snapshots(*theirs);
   for (const auto& name : live_snapshots(*mine)) {
     if (keep.count(name) != 0) continue;
-    auto deleted = ReplicaClient::Call(target, ctx.epoch, wire::Op::kDeleteSnapshot,
-                                       {{"name", name}}, settings_.client);
-    if (!deleted.ok() && deleted.status().kind() != ErrorKind::kNotFound) {
-      return deleted.status().WithContext("delete snapshot " + name +
-                                          ", deleted while it was away");
+    Status deleted = ReplicaClient::DeleteSnapshot(target, ctx.epoch, name, settings_.client);
+    if (!deleted.ok() && deleted.kind() != ErrorKind::kNotFound) {
+      return deleted.WithContext("delete snapshot " + name + ", deleted while it was away");
     }
     LogInfo("volume " + ctx.volume + ": replica " + replica + ": deleted snapshot " + name +
             ", deleted while it was away");
@@ -681,14 +663,14 @@ Status VolumeService::FullRebuild(const std::string& volume,
       std::lock_guard lock(ctx->mutex);
       t = ctx->targets.at(st.name);
     }
-    auto reply =
-        ReplicaClient::Call(t, ctx->epoch, wire::Op::kSnapshot,
-                            {{"name", snapshot}, {"user_created", false}}, settings_.client);
+    // A system snapshot: no "created" (the replica's clock), not user-made.
+    Status reply = ReplicaClient::Snapshot(
+        t, ctx->epoch, {snapshot, std::nullopt, /*user_created=*/false}, settings_.client);
     if (reply.ok()) {
       rw.push_back(st.name);
     } else {
-      engine->FailReplica(st.name, reply.status());
-      if (snap.ok()) snap = reply.status();
+      engine->FailReplica(st.name, reply);
+      if (snap.ok()) snap = reply;
     }
   }
   if (!rw.empty()) {
@@ -709,50 +691,32 @@ Status VolumeService::FullRebuild(const std::string& volume,
   LogInfo(what + ": new replica " + fresh.name + " on " + fresh.address + " copies from " +
           source_name + " (system snapshot " + snapshot + ")");
 
-  json::object body{{"source", source.address},
-                    {"source_volume", volume},
-                    {"source_replica", source.replica},
-                    {"source_epoch", ctx->epoch},
-                    {"snapshot", snapshot},
-                    {"bandwidth", settings_.rebuild_bandwidth}};
-  auto started =
-      ReplicaClient::Call(target, ctx->epoch, wire::Op::kRebuild, body, settings_.client);
-  if (!started.ok()) return cleanup(started.status().WithContext(what));
+  msg::RebuildRequest rebuild{source.address, volume,   source.replica,
+                              ctx->epoch,     snapshot, settings_.rebuild_bandwidth};
+  Status started = ReplicaClient::Rebuild(target, ctx->epoch, rebuild, settings_.client);
+  if (!started.ok()) return cleanup(started.WithContext(what));
   for (;;) {
     if (job.WaitCancelled(std::chrono::milliseconds(250))) {
       return cleanup(Status(ErrorKind::kFailed, what + ": cancelled"));
     }
-    auto layers =
-        ReplicaClient::Call(target, ctx->epoch, wire::Op::kListLayers, {}, settings_.client);
+    auto layers = ReplicaClient::ListLayers(target, ctx->epoch, settings_.client);
     if (!layers.ok()) return cleanup(layers.status().WithContext(what));
     uint64_t done = 0, total = 0;
-    if (const json::value* tasks = layers->if_contains("tasks"); tasks && tasks->is_array()) {
-      for (const auto& t : tasks->as_array()) {
-        if (!t.is_object()) continue;
-        const json::value* op = t.as_object().if_contains("op");
-        if (op && op->is_string() && op->as_string() == "rebuild") {
-          done = U64(t.as_object(), "done_bytes");
-          total = U64(t.as_object(), "total_bytes");
-        }
+    for (const auto& t : layers->tasks) {
+      if (t.op == "rebuild") {
+        done = t.done_bytes;
+        total = t.total_bytes;
       }
     }
     job.Update(done, total);
-    const json::value* state = layers->if_contains("rebuild");
-    std::string st, message;
-    if (state && state->is_object()) {
-      if (auto* v = state->as_object().if_contains("state"); v && v->is_string())
-        st = v->as_string();
-      if (auto* v = state->as_object().if_contains("message"); v && v->is_string()) {
-        message = v->as_string();
-      }
+    const msg::RebuildState& state = layers->rebuild;
+    if (state.state == "failed") {
+      return cleanup(Status(ErrorKind::kFailed, what + ": " + state.message));
     }
-    if (st == "failed") {
-      return cleanup(Status(ErrorKind::kFailed, what + ": " + message));
-    }
-    if (st == "done") {
+    if (state.state == "done") {
       // The copy may end between two polls: take the final count from the
       // replica's rebuild record.
-      uint64_t bytes = U64(state->as_object(), "bytes");
+      uint64_t bytes = state.bytes;
       job.Update(std::max(bytes, done), std::max({bytes, done, total}));
       break;
     }
@@ -811,7 +775,7 @@ Status VolumeService::FullRebuild(const std::string& volume,
   {
     std::lock_guard lock(mutex_);
     if (VolumeRecord* r = registry_.FindMutable(volume)) {
-      auto done = CallAllLocked(*r, wire::Op::kDeleteSnapshot, {{"name", snapshot}});
+      auto done = CallAllLocked(*r, DeleteSnapshotCall(snapshot));
       if (!done.ok()) LogWarning(what + ": delete system snapshot: " + done.status().message());
     }
   }

@@ -33,28 +33,11 @@
 #include "backup/target.h"
 #include "common/log.h"
 #include "common/names.h"
-#include "fused/engine/net_util.h"
+#include "common/net.h"
 #include "fused/service/backup_adapters.h"
 #include "fused/service/volume_service.h"
 
 namespace shorthorn::fused {
-namespace json = boost::json;
-namespace {
-
-const json::object* FindSnapshotIn(const json::object& layers, const std::string& name) {
-  const json::value* list = layers.if_contains("snapshots");
-  if (list == nullptr || !list->is_array()) return nullptr;
-  for (const auto& item : list->as_array()) {
-    const json::object* o = item.if_object();
-    if (o == nullptr) continue;
-    const json::value* n = o->if_contains("name");
-    if (n != nullptr && n->is_string() && n->as_string() == name) return o;
-  }
-  return nullptr;
-}
-
-}  // namespace
-
 void VolumeService::PublishBackups(const std::string& target, const std::string& volume,
                                    const std::vector<BackupInfo>& backups) {
   std::lock_guard lock(listener_mutex_);
@@ -130,25 +113,21 @@ Result<VolumeService::BackupSource> VolumeService::PickBackupSource(const std::s
   for (const auto& rep : record.replicas) {
     if (std::find(candidates.begin(), candidates.end(), rep.name) == candidates.end()) continue;
     ReplicaTarget target = Target(record, rep);
-    auto layers =
-        ReplicaClient::Call(target, record.epoch, wire::Op::kListLayers, {}, settings_.client);
+    auto layers = ReplicaClient::ListLayers(target, record.epoch, settings_.client);
     if (!layers.ok()) {
       refused += "; replica " + rep.name + ": " + layers.status().message();
       continue;
     }
-    const json::value* rebuilding = layers->if_contains("rebuilding");
-    if (rebuilding != nullptr && rebuilding->is_bool() && rebuilding->as_bool()) {
+    if (layers->rebuilding) {
       refused += "; replica " + rep.name + ": it is being rebuilt";
       continue;
     }
-    const json::object* s = FindSnapshotIn(*layers, snapshot);
-    const json::value* removed = s == nullptr ? nullptr : s->if_contains("removed");
-    if (s == nullptr || (removed != nullptr && removed->is_bool() && removed->as_bool())) {
+    const msg::SnapshotLayer* s = layers->Find(snapshot);
+    if (s == nullptr || s->removed) {
       refused += "; replica " + rep.name + ": it does not hold the snapshot";
       continue;
     }
-    const json::value* g = layers->if_contains("generation");
-    uint64_t generation = g != nullptr && g->is_number() ? g->to_number<uint64_t>() : 0;
+    uint64_t generation = layers->generation;
     bool better = !best || generation > best_generation ||
                   (generation == best_generation && IsLocalAddress(rep.address) &&
                    !IsLocalAddress(best->target.address));

@@ -30,9 +30,9 @@
 #include "fused/core/replica_rules.h"
 #include "fused/core/volume_manager.h"
 #include "fused/engine/engine.h"
-#include "fused/engine/replica_client.h"
 #include "fused/fuse/fuse_frontend.h"
 #include "fused/loop/loop_device.h"
+#include "fused/net/replica_client.h"
 #include "fused/service/backup_adapters.h"
 #include "fused/service/job_runner.h"
 #include "fused/service/task_queue.h"
@@ -195,8 +195,8 @@ class VolumeService : public VolumeManager {
   // trusts only them and rebuilds the rest. A reply of kind `also_done`
   // (e.g. NotFound for a delete: gone there already) counts as reached.
   // Fails only when it reached none. Caller holds mutex_.
-  Status ApplyDetachedLocked(VolumeRecord& record, wire::Op op, const boost::json::object& body,
-                             const std::string& what, ErrorKind also_done = ErrorKind::kFailed);
+  Status ApplyDetachedLocked(VolumeRecord& record, const ReplicaCall& call, const std::string& what,
+                             ErrorKind also_done = ErrorKind::kFailed);
   void RebuildLoop();
   void CheckVolumes();
   // `allow_full`: when no catch-up succeeds, rebuild a new replica
@@ -281,7 +281,7 @@ class VolumeService : public VolumeManager {
   struct BackupSource {
     ReplicaTarget target;
     uint64_t epoch = 0;
-    boost::json::object layers;
+    msg::LayerList layers;
   };
   Result<BackupSource> PickBackupSource(const std::string& volume, const std::string& snapshot);
   // Volumes a restore is creating: every other call on them is Busy.
@@ -352,14 +352,14 @@ class VolumeService : public VolumeManager {
                           const std::vector<std::string>& replicas, const Options& options,
                           bool restore);
 
-  // Sends `op` to every usable replica of `record` (the engine's non-ERR
+  // Sends `call` to every usable replica of `record` (the engine's non-ERR
   // ones when attached, all when detached). Attached, a replica that fails
   // is marked ERR and the call succeeds while one answered; detached, any
   // failure fails the call. A reply of kind `also_done` counts as success
-  // (kFailed: none does). Caller holds mutex_.
-  Result<std::vector<boost::json::object>> CallAllLocked(const VolumeRecord& record, wire::Op op,
-                                                         const boost::json::object& body,
-                                                         ErrorKind also_done = ErrorKind::kFailed);
+  // (kFailed: none does). Returns how many replicas it reached. Caller
+  // holds mutex_.
+  Result<size_t> CallAllLocked(const VolumeRecord& record, const ReplicaCall& call,
+                               ErrorKind also_done = ErrorKind::kFailed);
   // LIST_LAYERS of every replica (attached: not the ERR ones) into the
   // registry: the snapshots as the first that answers lists them, the
   // actual size the largest any reports (saved only when something
@@ -378,8 +378,8 @@ class VolumeService : public VolumeManager {
   // Job body helper: LIST_LAYERS of every replica, outside mutex_.
   // Attached, only the replicas the engine does not hold ERR. `names`, when
   // given: "replica <name> on <address>" for each reply.
-  std::vector<boost::json::object> ListLayersUnlocked(const std::string& volume,
-                                                      std::vector<std::string>* names = nullptr);
+  std::vector<msg::LayerList> ListLayersUnlocked(const std::string& volume,
+                                                 std::vector<std::string>* names = nullptr);
 
   // The volume as it is now, numbered (VolumeInfo::revision) so that a
   // listener can tell which of two reads is newer.

@@ -8,9 +8,9 @@
 //   Expand:    pause ──► EXPAND on every replica ──► engine size, FUSE inode,
 //              loop capacity ──► resume
 //
-// Control operations use short-lived connections (ReplicaClient::Call) at
-// the volume's current epoch, so they are fenced like data and work the
-// same attached or detached.
+// Control operations use short-lived connections (ReplicaClient's layer
+// ops, typed by common/control_messages.h) at the volume's current epoch,
+// so they are fenced like data and work the same attached or detached.
 #include <algorithm>
 #include <ctime>
 #include <optional>
@@ -21,46 +21,8 @@
 #include "fused/service/volume_service.h"
 
 namespace shorthorn::fused {
-namespace json = boost::json;
-
-namespace {
-
-uint64_t U64(const json::object& o, const char* key) {
-  const json::value* v = o.if_contains(key);
-  return v != nullptr && v->is_number() ? v->to_number<uint64_t>() : 0;
-}
-
-std::string Str(const json::object& o, const char* key) {
-  const json::value* v = o.if_contains(key);
-  return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
-}
-
-bool Bool(const json::object& o, const char* key) {
-  const json::value* v = o.if_contains(key);
-  return v != nullptr && v->is_bool() && v->as_bool();
-}
-
-const json::array* Array(const json::object& o, const char* key) {
-  const json::value* v = o.if_contains(key);
-  return v != nullptr && v->is_array() ? &v->as_array() : nullptr;
-}
-
-// The snapshot as listed by one replica, or nullptr.
-const json::object* FindSnapshot(const json::object& layers, const std::string& name) {
-  if (const json::array* list = Array(layers, "snapshots")) {
-    for (const auto& item : *list) {
-      if (item.is_object() && Str(item.as_object(), "name") == name) return &item.as_object();
-    }
-  }
-  return nullptr;
-}
-
-}  // namespace
-
-Result<std::vector<json::object>> VolumeService::CallAllLocked(const VolumeRecord& record,
-                                                               wire::Op op,
-                                                               const json::object& body,
-                                                               ErrorKind also_done) {
+Result<size_t> VolumeService::CallAllLocked(const VolumeRecord& record, const ReplicaCall& call,
+                                            ErrorKind also_done) {
   auto it = attached_.find(record.name);
   Engine* engine = it == attached_.end() ? nullptr : it->second.engine.get();
   std::vector<ReplicaState> states;
@@ -71,28 +33,27 @@ Result<std::vector<json::object>> VolumeService::CallAllLocked(const VolumeRecor
     }
     return true;  // not in the engine: not usable
   };
-  std::vector<json::object> replies;
+  size_t replies = 0;
   Status first_error;
   for (size_t i = 0; i < record.replicas.size(); ++i) {
     const ReplicaRecord& r = record.replicas[i];
     if (engine != nullptr && is_err(r.name)) continue;
-    auto reply = ReplicaClient::Call(Target(record, r), record.epoch, op, body, settings_.client);
-    if (reply.ok() || reply.status().kind() == also_done) {
-      replies.push_back(reply.ok() ? std::move(*reply) : json::object{});
+    Status reply = call(Target(record, r), record.epoch, settings_.client);
+    if (reply.ok() || reply.kind() == also_done) {
+      replies++;
       continue;
     }
-    if (first_error.ok()) first_error = reply.status();
-    if (engine != nullptr && reply.status().kind() != ErrorKind::kAlreadyExists &&
-        reply.status().kind() != ErrorKind::kNotFound &&
-        reply.status().kind() != ErrorKind::kInvalidArgument &&
-        reply.status().kind() != ErrorKind::kLimitExceeded) {
-      engine->FailReplica(r.name, reply.status());
+    if (first_error.ok()) first_error = reply;
+    if (engine != nullptr && reply.kind() != ErrorKind::kAlreadyExists &&
+        reply.kind() != ErrorKind::kNotFound && reply.kind() != ErrorKind::kInvalidArgument &&
+        reply.kind() != ErrorKind::kLimitExceeded) {
+      engine->FailReplica(r.name, reply);
     }
   }
   // Errors about the request itself (name taken, unknown, limit) are the
   // caller's; a replica that broke is tolerated while one answered attached.
   if (!first_error.ok() &&
-      (engine == nullptr || replies.empty() || first_error.kind() == ErrorKind::kAlreadyExists ||
+      (engine == nullptr || replies == 0 || first_error.kind() == ErrorKind::kAlreadyExists ||
        first_error.kind() == ErrorKind::kNotFound ||
        first_error.kind() == ErrorKind::kInvalidArgument ||
        first_error.kind() == ErrorKind::kLimitExceeded)) {
@@ -124,36 +85,27 @@ Status VolumeService::RefreshLayersLocked(VolumeRecord& record, bool* changed,
   }
   // Snapshots as the first replica that answers lists them; ActualSize the
   // largest any replica reports (doc/dbus-api.md).
-  std::optional<json::object> first;
+  std::optional<msg::LayerList> first;
   uint64_t actual_size = 0;
   for (const auto& r : asked) {
-    auto layers = ReplicaClient::Call(Target(record, r), record.epoch, wire::Op::kListLayers, {},
-                                      settings_.client);
+    auto layers = ReplicaClient::ListLayers(Target(record, r), record.epoch, settings_.client);
     if (!layers.ok()) {
       last = layers.status();
       continue;
     }
-    actual_size = std::max(actual_size, U64(*layers, "actual_size"));
+    actual_size = std::max(actual_size, layers->actual_size);
     if (!first) first = std::move(*layers);
   }
   if (first) {
     if (merging != nullptr) {
-      if (const json::array* tasks = Array(*first, "tasks")) {
-        for (const auto& t : *tasks) {
-          if (t.is_object() && Str(t.as_object(), "op") == "delete_snapshot") {
-            merging->push_back(Str(t.as_object(), "name"));
-          }
-        }
+      for (const auto& t : first->tasks) {
+        if (t.op == "delete_snapshot") merging->push_back(t.name);
       }
     }
     std::vector<SnapshotInfo> snapshots;
-    if (const json::array* list = Array(*first, "snapshots")) {
-      for (const auto& item : *list) {
-        if (!item.is_object()) continue;
-        const json::object& o = item.as_object();
-        snapshots.push_back({Str(o, "name"), Str(o, "parent"), Str(o, "created"),
-                             Bool(o, "user_created"), U64(o, "size_held"), Bool(o, "removed")});
-      }
+    for (const auto& s : first->snapshots) {
+      snapshots.push_back(
+          {s.name, s.parent.value_or(""), s.created, s.user_created, s.size_held, s.removed});
     }
     bool differs = actual_size != record.actual_size || !(snapshots == record.snapshots);
     if (changed != nullptr) *changed = differs;
@@ -184,8 +136,8 @@ void VolumeService::RefreshAttached() {
   }
 }
 
-std::vector<json::object> VolumeService::ListLayersUnlocked(const std::string& volume,
-                                                            std::vector<std::string>* names) {
+std::vector<msg::LayerList> VolumeService::ListLayersUnlocked(const std::string& volume,
+                                                              std::vector<std::string>* names) {
   VolumeRecord record;
   std::vector<ReplicaState> states;
   bool attached = false;
@@ -199,7 +151,7 @@ std::vector<json::object> VolumeService::ListLayersUnlocked(const std::string& v
       states = it->second.engine->Replicas();
     }
   }
-  std::vector<json::object> out;
+  std::vector<msg::LayerList> out;
   for (const auto& r : record.replicas) {
     // Attached, an ERR replica missed the operations the caller waits for
     // (CallAllLocked skips it); it is caught up or replaced later.
@@ -207,8 +159,7 @@ std::vector<json::object> VolumeService::ListLayersUnlocked(const std::string& v
     for (const auto& st : states)
       usable = usable || (st.name == r.name && st.mode != ReplicaMode::kERR);
     if (!usable) continue;
-    auto layers = ReplicaClient::Call(Target(record, r), record.epoch, wire::Op::kListLayers, {},
-                                      settings_.client);
+    auto layers = ReplicaClient::ListLayers(Target(record, r), record.epoch, settings_.client);
     if (!layers.ok()) continue;
     out.push_back(std::move(*layers));
     if (names != nullptr) names->push_back("replica " + r.name + " on " + r.address);
@@ -252,9 +203,9 @@ Status VolumeService::Snapshot(const std::string& volume, const std::string& sna
         return flushed.WithContext(what);
       }
     }
-    json::object body{{"name", snapshot}, {"created", NowRfc3339()}, {"user_created", true}};
+    ReplicaCall call = SnapshotCall({snapshot, NowRfc3339(), /*user_created=*/true});
     if (engine) {
-      auto done = CallAllLocked(*record, wire::Op::kSnapshot, body);
+      auto done = CallAllLocked(*record, call);
       // An ERR replica missed the snapshot (CallAllLocked skips it): the
       // ranges it missed no longer describe what it lacks, so it may only
       // come back by a full rebuild (issue 15, hole 2).
@@ -262,7 +213,7 @@ Status VolumeService::Snapshot(const std::string& volume, const std::string& sna
       engine->Resume();
       if (!done.ok()) return done.status().WithContext(what);
     } else {
-      SH_RETURN_IF_ERROR(ApplyDetachedLocked(*record, wire::Op::kSnapshot, body, what));
+      SH_RETURN_IF_ERROR(ApplyDetachedLocked(*record, call, what));
     }
     Status refreshed = RefreshLayersLocked(*record);
     if (!refreshed.ok()) LogWarning(what + ": " + refreshed.message());
@@ -303,12 +254,11 @@ Result<uint64_t> VolumeService::DeleteSnapshot(const std::string& volume,
     // A replica where the snapshot is gone already (NotFound) has what the
     // delete asks for; the call fails only when none took it.
     if (attached_.count(volume) != 0) {
-      auto done = CallAllLocked(*record, wire::Op::kDeleteSnapshot, {{"name", snapshot}},
-                                ErrorKind::kNotFound);
+      auto done = CallAllLocked(*record, DeleteSnapshotCall(snapshot), ErrorKind::kNotFound);
       if (!done.ok()) return done.status().WithContext(what);
     } else {
-      SH_RETURN_IF_ERROR(ApplyDetachedLocked(*record, wire::Op::kDeleteSnapshot,
-                                             {{"name", snapshot}}, what, ErrorKind::kNotFound));
+      SH_RETURN_IF_ERROR(
+          ApplyDetachedLocked(*record, DeleteSnapshotCall(snapshot), what, ErrorKind::kNotFound));
     }
   }
   uint64_t id = StartSnapshotDeleteJob(volume, snapshot);
@@ -333,17 +283,15 @@ uint64_t VolumeService::StartSnapshotDeleteJob(const std::string& volume,
           uint64_t done = 0, total = 0;
           bool pending = false, kept = false;
           for (const auto& layers : lists) {
-            if (U64(layers, "generation") < current) continue;
-            if (const json::array* tasks = Array(layers, "tasks")) {
-              for (const auto& t : *tasks) {
-                if (!t.is_object() || Str(t.as_object(), "name") != snapshot) continue;
-                done += U64(t.as_object(), "done_bytes");
-                total += U64(t.as_object(), "total_bytes");
-                pending = true;
-              }
+            if (layers.generation < current) continue;
+            for (const auto& t : layers.tasks) {
+              if (t.name != snapshot) continue;
+              done += t.done_bytes;
+              total += t.total_bytes;
+              pending = true;
             }
-            if (const json::object* s = FindSnapshot(layers, snapshot)) {
-              if (Bool(*s, "removed")) {
+            if (const msg::SnapshotLayer* s = layers.Find(snapshot)) {
+              if (s->removed) {
                 kept = true;
               } else {
                 pending = true;
@@ -379,21 +327,20 @@ uint64_t VolumeService::StartSnapshotDeleteJob(const std::string& volume,
 // snapshot too many or too few). The ones it reached get a generation above
 // every one in play (and fused records it), so the next attach trusts only
 // them and rebuilds the rest (issue 15, hole 3).
-Status VolumeService::ApplyDetachedLocked(VolumeRecord& record, wire::Op op,
-                                          const json::object& body, const std::string& what,
-                                          ErrorKind also_done) {
+Status VolumeService::ApplyDetachedLocked(VolumeRecord& record, const ReplicaCall& call,
+                                          const std::string& what, ErrorKind also_done) {
   std::vector<std::string> reached;
   std::string missed;
   Status first;
   for (const auto& r : record.replicas) {
-    auto reply = ReplicaClient::Call(Target(record, r), record.epoch, op, body, settings_.client);
-    if (reply.ok() || reply.status().kind() == also_done) {
+    Status reply = call(Target(record, r), record.epoch, settings_.client);
+    if (reply.ok() || reply.kind() == also_done) {
       reached.push_back(r.name);
       continue;
     }
-    if (first.ok()) first = reply.status();
+    if (first.ok()) first = reply;
     missed += (missed.empty() ? "" : "; ") + std::string("replica ") + r.name + " (" + r.address +
-              "): " + reply.status().message();
+              "): " + reply.message();
   }
   if (reached.empty()) return first.WithContext(what);
   if (reached.size() == record.replicas.size()) return Status::Ok();
@@ -406,12 +353,9 @@ Status VolumeService::ApplyDetachedLocked(VolumeRecord& record, wire::Op op,
   for (const auto& r : record.replicas) {
     if (std::find(reached.begin(), reached.end(), r.name) == reached.end()) continue;
     ctx.targets[r.name] = Target(record, r);
-    auto layers = ReplicaClient::Call(Target(record, r), record.epoch, wire::Op::kListLayers, {},
-                                      settings_.client);
+    auto layers = ReplicaClient::ListLayers(Target(record, r), record.epoch, settings_.client);
     if (!layers.ok()) continue;
-    if (const json::value* g = layers->if_contains("generation"); g != nullptr && g->is_number()) {
-      generation = std::max(generation, g->to_number<uint64_t>());
-    }
+    generation = std::max(generation, layers->generation);
   }
   generation++;
   Status recorded = ApplyGeneration(ctx, reached, generation);
@@ -455,12 +399,11 @@ Status VolumeService::Revert(const std::string& volume, const std::string& snaps
                     what + ": a replica is being rebuilt; try again when the rebuild job ends");
     }
     if (it == attached_.end()) {
-      SH_RETURN_IF_ERROR(
-          ApplyDetachedLocked(*record, wire::Op::kRevert, {{"name", snapshot}}, what));
+      SH_RETURN_IF_ERROR(ApplyDetachedLocked(*record, RevertCall(snapshot), what));
     } else {
       // In maintenance mode a replica that fails is marked ERR, which
       // records a new generation on the others (RecordMembership).
-      auto done = CallAllLocked(*record, wire::Op::kRevert, {{"name", snapshot}});
+      auto done = CallAllLocked(*record, RevertCall(snapshot));
       // As for Snapshot: an ERR replica was not reverted.
       it->second.engine->InvalidateDirty();
       if (!done.ok()) return done.status().WithContext(what);
@@ -508,7 +451,7 @@ Status VolumeService::ExpandImpl(const std::string& volume, uint64_t size, const
         return flushed.WithContext(what);
       }
     }
-    auto done = CallAllLocked(*record, wire::Op::kExpand, {{"size", size}});
+    auto done = CallAllLocked(*record, ExpandCall(size));
     // As for Snapshot: an ERR replica was not expanded.
     if (a != nullptr) a->engine->InvalidateDirty();
     if (done.ok()) {
@@ -544,7 +487,7 @@ Result<uint64_t> VolumeService::Verify(const std::string& volume, const Options&
     if (jobs_.Running(volume, "verify")) {
       return Status(ErrorKind::kBusy, what + ": a verify job is already running");
     }
-    auto done = CallAllLocked(*record, wire::Op::kVerify, {});
+    auto done = CallAllLocked(*record, VerifyCall());
     if (!done.ok()) return done.status().WithContext(what);
   }
   return jobs_.Start("verify", volume, "", false, [this, volume, what](JobHandle& job) {
@@ -557,24 +500,15 @@ Result<uint64_t> VolumeService::Verify(const std::string& volume, const Options&
       bool running = false;
       std::vector<std::string> bad;
       for (size_t i = 0; i < lists.size(); ++i) {
-        const json::object& layers = lists[i];
-        if (const json::array* tasks = Array(layers, "tasks")) {
-          for (const auto& t : *tasks) {
-            if (!t.is_object() || Str(t.as_object(), "op") != "verify") continue;
-            done += U64(t.as_object(), "done_bytes");
-            total += U64(t.as_object(), "total_bytes");
-            running = true;
-          }
+        const msg::LayerList& layers = lists[i];
+        for (const auto& t : layers.tasks) {
+          if (t.op != "verify") continue;
+          done += t.done_bytes;
+          total += t.total_bytes;
+          running = true;
         }
-        const json::value* v = layers.if_contains("verify");
-        if (v == nullptr || !v->is_object()) continue;
-        if (Str(v->as_object(), "state") == "running") running = true;
-        if (const json::array* list = Array(v->as_object(), "bad")) {
-          for (const auto& b : *list) {
-            if (b.is_string())
-              bad.push_back("layer " + std::string(b.as_string()) + " on " + replicas[i]);
-          }
-        }
+        if (layers.verify.state == "running") running = true;
+        for (const auto& b : layers.verify.bad) bad.push_back("layer " + b + " on " + replicas[i]);
       }
       job.Update(done, total);
       if (!running) {

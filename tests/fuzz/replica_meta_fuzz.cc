@@ -1,5 +1,5 @@
 // Design notes: fuzzes the decoder of a replica's replica.json
-// (replicad/replica_meta.h, doc/replica-format.md), including the layer-tree
+// (replicad/core/replica_meta.h, doc/replica-format.md), including the layer-tree
 // validation it runs (ValidateChain). Metadata that decodes must round-trip:
 // what replicad would write back (EncodeReplicaMeta, also the upgrade of
 // formats 1 and 2 to 3) decodes again to the same encoding, so an Open that
@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "replicad/replica_meta.h"
+#include "replicad/core/replica_meta.h"
 #include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

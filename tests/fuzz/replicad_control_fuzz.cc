@@ -40,9 +40,9 @@
 #include "common/log.h"
 #include "common/peer_client.h"
 #include "common/wire.h"
-#include "replicad/io_engine.h"
-#include "replicad/replica_store.h"
-#include "replicad/request_handler.h"
+#include "replicad/core/replica_store.h"
+#include "replicad/core/request_handler.h"
+#include "replicad/io/io_engine.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace shorthorn::replicad {

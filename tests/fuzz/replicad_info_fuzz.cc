@@ -1,5 +1,5 @@
 // Design notes: fuzzes fused's parser of a REPLICAD_INFO reply
-// (ParseReplicadInfo, fused/engine/replica_client.h; doc/protocol.md), the
+// (ParseReplicadInfo, fused/net/replica_client.h; doc/protocol.md), the
 // one reply from any replicad that decides where fused places replicas.
 // The input is the reply's JSON text, as ControlCall would hand it over
 // (a text that is not a JSON object never reaches the parser).
@@ -18,7 +18,7 @@
 #include <string>
 
 #include "common/names.h"
-#include "fused/engine/replica_client.h"
+#include "fused/net/replica_client.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace shorthorn::fused {

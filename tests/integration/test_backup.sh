@@ -16,12 +16,8 @@ source "$(dirname "$0")/lib.sh"
 
 init_test
 requires_cmd python3 mkfs.ext4
-start_bus
-start_replicad r1
-start_replicad r2
-target_dir=$TEST_DIR/backups
-target="file://$target_dir"
-start_fused_opts --backup-target "$target" --backup-credentials "$CONF_DIR/no-credentials"
+start_backup_cluster r1 r2
+target_dir=$BACKUP_TARGET_DIR target=$BACKUP_TARGET
 
 vol=bk-1
 mnt=$FS_DIR/$vol

@@ -83,7 +83,7 @@ assert_error_name Unavailable "create on r1 and r2 (one host)" "${call[@]}"
 # --- three replicas do not fit: every candidate and why.
 mapfile -t call < <(create_call three "" "'replica-count': <uint32 3>")
 assert_error_name Unavailable "replica-count 3 with two usable hosts" "${call[@]}"
-[[ $DBUS_ERROR_MESSAGE == *"$a4: 4.0 MiB free of 64.0 MiB, under the reserve of 10%"* ]] ||
+[[ $DBUS_ERROR_MESSAGE == *"$a4: 4 MiB free of 64 MiB, under the reserve of 10%"* ]] ||
   fail "refusal does not give r4's space and the reserve: $DBUS_ERROR_MESSAGE"
 [[ $DBUS_ERROR_MESSAGE == *"(replica-anti-affinity hard)"* ]] ||
   fail "refusal does not name the anti-affinity rule: $DBUS_ERROR_MESSAGE"

@@ -67,7 +67,7 @@ job=$(jobs_of "$vol" resync | head -1 | cut -d' ' -f1)
 assert_eq completed "$(wait_job "$job" 120)" "resync job"
 msg=$(job_prop "$job" Message)
 log "resync: $msg"
-[[ $msg == *"replica $n3: 1.0 MiB differed"* ]] || fail "resync did not find the 1 MiB that differs on $n3: $msg"
+[[ $msg == *"replica $n3: 1 MiB differed"* ]] || fail "resync did not find the 1 MiB that differs on $n3: $msg"
 wait_robustness "$vol" healthy 30
 got=$(head -c $((64 * MiB)) "$dev" | sha256sum | cut -d' ' -f1)
 assert_eq "$want" "$got" "data after the resync"
@@ -84,7 +84,7 @@ job=$(volume_call "$vol" Scrub 'a{sv}' 0 | _unquote)
 assert_eq failed "$(wait_job "$job" 120)" "scrub of a damaged replica"
 msg=$(job_prop "$job" Message)
 log "scrub: $msg"
-[[ $msg == *"replica $n1 differed in 1.0 MiB"* ]] || fail "scrub message does not name $n1: $msg"
+[[ $msg == *"replica $n1 differed in 1 MiB"* ]] || fail "scrub message does not name $n1: $msg"
 wait_robustness "$vol" healthy 60
 got=$(head -c $((64 * MiB)) "$dev" | sha256sum | cut -d' ' -f1)
 assert_eq "$want" "$got" "data after the scrub and catch-up"

@@ -111,7 +111,7 @@ TEST_F(JobCommandsTest, ScrubWaitsAndNamesTheReplicaThatDiffered) {
   EXPECT_NE(std::find(fake_.calls.begin(), fake_.calls.end(), "Scrub vol1"), fake_.calls.end());
   EXPECT_EQ(out_.str(), "Scrubbed volume vol1: its replicas hold the same data.\n");
   fake_.next_job_state = "failed";
-  fake_.next_job_message = "scrub volume vol1: replica r2 differed in 1.0 MiB";
+  fake_.next_job_message = "scrub volume vol1: replica r2 differed in 1 MiB";
   EXPECT_EQ(Run({"volume", "scrub", "vol1", "--wait"}), 1);
   EXPECT_EQ(err_.str(), "shorthornctl: " + fake_.next_job_message + "\n");
   EXPECT_EQ(Run({"volume", "scrub", "nosuch"}), 3);

@@ -2,7 +2,7 @@
 // "clean" becomes, how Checksum checks a CHECKSUM reply (the count of
 // hashes, their form) before the engine trusts it, and how Info and
 // ParseReplicadInfo take a REPLICAD_INFO reply, valid and hostile.
-#include "fused/engine/replica_client.h"
+#include "fused/net/replica_client.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -73,6 +74,15 @@ class FakeReplicad {
   // without the op does.
   std::string info_reply;
   bool close_on_info = false;
+  // LIST_LAYERS: this reply.
+  std::string list_layers_reply = "{}";
+
+  // The last request payload of `op`, and its epoch ("" when none came).
+  std::string last_request(wire::Op op) {
+    std::lock_guard lock(mu_);
+    auto it = last_request_.find(op);
+    return it == last_request_.end() ? "" : it->second;
+  }
 
   // The last REPLICAD_INFO request's payload and epoch.
   std::string last_info() {
@@ -109,7 +119,14 @@ class FakeReplicad {
       std::string text(frame->payload.begin(), frame->payload.end());
       std::string out = "{}";
       int status = 0;
+      {
+        std::lock_guard lock(mu_);
+        last_request_[h.op] = text + " epoch " + std::to_string(h.epoch);
+      }
       switch (h.op) {
+        case wire::Op::kListLayers:
+          out = list_layers_reply;
+          break;
         case wire::Op::kOpenReplica:
           out = open_reply;
           break;
@@ -153,6 +170,8 @@ class FakeReplicad {
   json::object last_checksum_;        // guarded by mu_
   uint64_t last_epoch_ = 0;           // guarded by mu_
   std::string last_info_;             // guarded by mu_
+  // Payload and epoch of the last request of each op; guarded by mu_.
+  std::map<wire::Op, std::string> last_request_;
 };
 
 ClientOptions Quick() {
@@ -181,6 +200,42 @@ TEST(ReplicaClientCleanTest, FromTheOpenReply) {
   auto c = ReplicaClient::Open(fake.target(), 1, 1, Quick());
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_FALSE((*c)->clean());
+}
+
+// The typed layer ops send the protocol's JSON at the volume's epoch and
+// decode the replies strictly.
+TEST(ReplicaClientLayerOpsTest, SendAndDecodeTypedMessages) {
+  SetLogLevel(LogLevel::kWarning);
+  FakeReplicad fake;
+  fake.list_layers_reply =
+      R"({"size":1048576,"generation":3,"rebuilding":false,"actual_size":8192,)"
+      R"("snapshots":[{"name":"s1","parent":null,"created":"t","user_created":true,)"
+      R"("size_held":4096,"removed":false,"checksum":"","checksum_state":"pending"}],)"
+      R"("tasks":[],"verify":{"state":"idle","bad":[],"checked":0}})";
+  auto layers = ReplicaClient::ListLayers(fake.target(), 5, Quick());
+  ASSERT_TRUE(layers.ok()) << layers.status().ToString();
+  EXPECT_EQ(layers->generation, 3u);
+  ASSERT_NE(layers->Find("s1"), nullptr);
+  EXPECT_EQ(layers->Find("s1")->size_held, 4096u);
+  EXPECT_EQ(fake.last_request(wire::Op::kListLayers), "{} epoch 5");
+
+  ASSERT_TRUE(ReplicaClient::Snapshot(fake.target(), 5, {"s2", std::nullopt, false}, Quick()).ok());
+  EXPECT_EQ(fake.last_request(wire::Op::kSnapshot),
+            R"({"name":"s2","user_created":false} epoch 5)");
+  ASSERT_TRUE(ExpandCall(8192)(fake.target(), 6, Quick()).ok());
+  EXPECT_EQ(fake.last_request(wire::Op::kExpand), R"({"size":8192} epoch 6)");
+  ASSERT_TRUE(RevertCall("s1")(fake.target(), 6, Quick()).ok());
+  EXPECT_EQ(fake.last_request(wire::Op::kRevert), R"({"name":"s1"} epoch 6)");
+  ASSERT_TRUE(ReplicaClient::SetGeneration(fake.target(), 6, 9, Quick()).ok());
+  EXPECT_EQ(fake.last_request(wire::Op::kSetGeneration), R"({"generation":9} epoch 6)");
+
+  fake.list_layers_reply = R"({"generation":"3"})";
+  layers = ReplicaClient::ListLayers(fake.target(), 5, Quick());
+  ASSERT_FALSE(layers.ok());
+  EXPECT_EQ(layers.status().kind(), ErrorKind::kProtocol);
+  EXPECT_EQ(layers.status().message(),
+            "LIST_LAYERS on replica r (" + fake.target().address +
+                "): bad reply: field 'generation' is not an unsigned integer");
 }
 
 TEST(ReplicaClientChecksumTest, ParsesAndChecksTheReply) {

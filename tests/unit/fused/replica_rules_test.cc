@@ -327,14 +327,14 @@ TEST(PlacementRuleTest, Table) {
        req(1),
        {Rd("a:1", "h1", /*free=*/5)},
        {},
-       "a:1: 5.0 GiB free of 100.0 GiB, under the reserve of 10% (10.0 GiB)"},
+       "a:1: 5 GiB free of 100 GiB, under the reserve of 10% (10 GiB)"},
       {"a rebuild refused with the data it needs",
        hard,
        with(req(1), [](auto& r) { r.initial_bytes = 20 * kGiB; }),
        {Rd("a:1", "h1", /*free=*/25)},
        {},
-       "a:1: 25.0 GiB free of 100.0 GiB, needs 20.0 GiB for the replica's data plus the reserve "
-       "of 10% (10.0 GiB)"},
+       "a:1: 25 GiB free of 100 GiB, needs 20 GiB for the replica's data plus the reserve "
+       "of 10% (10 GiB)"},
       {"a rebuild needs room for the data it copies",
        hard,
        with(req(1), [](auto& r) { r.initial_bytes = 20 * kGiB; }),
@@ -350,7 +350,7 @@ TEST(PlacementRuleTest, Table) {
        req(1, 50),
        {Rd("a:1", "h1", 90, 50)},
        {},
-       "a:1: 50.0 GiB provisioned + 50.0 GiB would exceed 90.0 GiB (over-provisioning 100%"},
+       "a:1: 50 GiB provisioned + 50 GiB would exceed 90 GiB (over-provisioning 100%"},
       {"over-provisioning 200% allows it", thin200, req(1, 50), {Rd("a:1", "h1", 90, 50)}, {"a:1"}},
       {"the least provisioned share first",
        hard,
@@ -458,7 +458,7 @@ TEST(PlacementRuleTest, FailureListsEveryCandidate) {
   const std::string& m = placed.status().message();
   for (const char* part :
        {"cannot place 3 replica(s), 2 more needed (placed on a:1)", "b:1: on host h1",
-        "c:1: unreachable: connection refused", "d:1: 1.0 GiB free"}) {
+        "c:1: unreachable: connection refused", "d:1: 1 GiB free"}) {
     EXPECT_NE(m.find(part), std::string::npos) << part << " in " << m;
   }
 }

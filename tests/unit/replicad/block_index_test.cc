@@ -1,6 +1,6 @@
 // BlockIndex against a flat array of slots (Longhorn's representation) on
 // random updates, with tiny chunks so that runs cross chunk boundaries.
-#include "replicad/block_index.h"
+#include "replicad/core/block_index.h"
 
 #include <random>
 #include <vector>
@@ -20,7 +20,9 @@ void ExpectSame(const BlockIndex& index, const Flat& flat) {
   for (size_t i = 0; i < ext.size(); ++i) {
     ASSERT_EQ(ext[i].block, pos);
     ASSERT_GT(ext[i].count, 0u);
-    if (i > 0) ASSERT_NE(ext[i].slot, ext[i - 1].slot) << "pieces are maximal";
+    if (i > 0) {
+      ASSERT_NE(ext[i].slot, ext[i - 1].slot) << "pieces are maximal";
+    }
     for (uint64_t b = pos; b < pos + ext[i].count && b < flat.size(); ++b) {
       ASSERT_EQ(ext[i].slot, flat[b]);
     }

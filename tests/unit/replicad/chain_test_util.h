@@ -13,8 +13,8 @@
 #include <gtest/gtest.h>
 
 #include "common/log.h"
-#include "replicad/replica.h"
-#include "replicad/replica_meta.h"
+#include "replicad/core/replica.h"
+#include "replicad/core/replica_meta.h"
 #include "tests/unit/replicad/test_util.h"
 
 namespace shorthorn::replicad::testing {

@@ -13,10 +13,10 @@
 
 #include "common/file_util.h"
 #include "common/log.h"
-#include "replicad/replica_meta.h"
-#include "replicad/replica_store.h"
-#include "replicad/request_handler.h"
-#include "replicad/sync_io_engine.h"
+#include "replicad/core/replica_meta.h"
+#include "replicad/core/replica_store.h"
+#include "replicad/core/request_handler.h"
+#include "replicad/io/sync_io_engine.h"
 #include "tests/unit/replicad/test_util.h"
 
 namespace shorthorn::replicad {

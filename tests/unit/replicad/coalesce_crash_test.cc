@@ -14,7 +14,7 @@
 
 #include <gtest/gtest.h>
 
-#include "replicad/sync_io_engine.h"
+#include "replicad/io/sync_io_engine.h"
 #include "tests/unit/replicad/chain_test_util.h"
 
 namespace shorthorn::replicad {

@@ -11,8 +11,8 @@
 
 #include <gtest/gtest.h>
 
-#include "replicad/layer_chain.h"
-#include "replicad/sync_io_engine.h"
+#include "replicad/core/layer_chain.h"
+#include "replicad/io/sync_io_engine.h"
 #include "tests/unit/replicad/chain_test_util.h"
 #include "tests/unit/replicad/rebuild_test_util.h"
 

@@ -13,9 +13,9 @@
 #include <boost/json.hpp>
 
 #include "common/log.h"
-#include "replicad/replica_store.h"
-#include "replicad/request_handler.h"
-#include "replicad/sync_io_engine.h"
+#include "replicad/core/replica_store.h"
+#include "replicad/core/request_handler.h"
+#include "replicad/io/sync_io_engine.h"
 #include "tests/unit/replicad/chain_test_util.h"
 
 namespace shorthorn::replicad {

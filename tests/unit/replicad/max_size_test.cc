@@ -12,9 +12,9 @@
 #include <gtest/gtest.h>
 
 #include "common/file_util.h"
-#include "replicad/replica_meta.h"
-#include "replicad/replica_store.h"
-#include "replicad/sync_io_engine.h"
+#include "replicad/core/replica_meta.h"
+#include "replicad/core/replica_store.h"
+#include "replicad/io/sync_io_engine.h"
 #include "tests/unit/replicad/test_util.h"
 
 namespace shorthorn::replicad {

@@ -11,9 +11,9 @@
 #include <boost/json.hpp>
 
 #include "config/daemon_config.h"
-#include "replicad/replica_metrics.h"
-#include "replicad/replica_store.h"
-#include "replicad/request_handler.h"
+#include "replicad/core/replica_metrics.h"
+#include "replicad/core/replica_store.h"
+#include "replicad/core/request_handler.h"
 #include "tests/unit/replicad/test_util.h"
 
 namespace shorthorn::replicad {

@@ -17,11 +17,11 @@
 
 #include "common/file_util.h"
 #include "common/log.h"
-#include "replicad/layer_file.h"
-#include "replicad/replica.h"
-#include "replicad/replica_meta.h"
-#include "replicad/sync_io_engine.h"
-#include "replicad/uring_io_engine.h"
+#include "replicad/core/layer_file.h"
+#include "replicad/core/replica.h"
+#include "replicad/core/replica_meta.h"
+#include "replicad/io/sync_io_engine.h"
+#include "replicad/io/uring_io_engine.h"
 #include "tests/unit/replicad/chain_test_util.h"
 #include "tests/unit/replicad/test_util.h"
 

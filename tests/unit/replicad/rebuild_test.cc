@@ -17,8 +17,8 @@
 
 #include "common/file_util.h"
 #include "common/log.h"
-#include "replicad/layer_chain.h"
-#include "replicad/replica_meta.h"
+#include "replicad/core/layer_chain.h"
+#include "replicad/core/replica_meta.h"
 #include "tests/unit/replicad/chain_test_util.h"
 #include "tests/unit/replicad/rebuild_test_util.h"
 

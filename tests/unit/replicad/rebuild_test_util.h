@@ -14,10 +14,10 @@
 #include <gtest/gtest.h>
 
 #include "common/peer_client.h"
-#include "replicad/replica_store.h"
-#include "replicad/request_handler.h"
-#include "replicad/server.h"
-#include "replicad/sync_io_engine.h"
+#include "replicad/core/replica_store.h"
+#include "replicad/core/request_handler.h"
+#include "replicad/io/sync_io_engine.h"
+#include "replicad/net/server.h"
 #include "tests/unit/replicad/test_util.h"
 
 namespace shorthorn::replicad::testing {

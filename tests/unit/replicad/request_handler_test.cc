@@ -1,5 +1,5 @@
 // RequestHandler: the protocol's meaning on decoded frames, no sockets.
-#include "replicad/request_handler.h"
+#include "replicad/core/request_handler.h"
 
 #include <atomic>
 #include <cerrno>
@@ -18,8 +18,8 @@
 #include <boost/json.hpp>
 
 #include "common/names.h"
-#include "replicad/replica_meta.h"
-#include "replicad/sync_io_engine.h"
+#include "replicad/core/replica_meta.h"
+#include "replicad/io/sync_io_engine.h"
 #include "tests/unit/replicad/test_util.h"
 
 namespace shorthorn::replicad {

@@ -1,8 +1,6 @@
 // Server and Connection over real sockets: socketpairs and TCP loopback.
-#include "replicad/server.h"
+#include "replicad/net/server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -23,8 +21,9 @@
 
 #include "common/auth.h"
 #include "common/frame_io.h"
-#include "replicad/sync_io_engine.h"
-#include "replicad/uring_io_engine.h"
+#include "common/net.h"
+#include "replicad/io/sync_io_engine.h"
+#include "replicad/io/uring_io_engine.h"
 #include "tests/unit/replicad/test_util.h"
 
 namespace shorthorn::replicad {
@@ -40,22 +39,19 @@ Status Send(int fd, wire::Op op, uint64_t id, uint64_t epoch, uint64_t offset, u
   return WriteFrame(fd, wire::MakeRequest(op, id, epoch, offset, length, bytes), bytes);
 }
 
-// Sends one request and reads its reply (no other requests outstanding).
+// Sends one request and returns its reply frame, whatever its status
+// (common/net.h's Exchange; no other requests outstanding).
 Frame Roundtrip(int fd, wire::Op op, uint64_t id, uint64_t epoch, uint64_t offset, uint64_t length,
                 std::string_view payload = {}) {
-  EXPECT_TRUE(Send(fd, op, id, epoch, offset, length, payload).ok());
-  auto reply = ReadFrame(fd);
+  auto bytes = wire::AsBytes(payload);
+  auto reply =
+      Exchange(fd, "server", wire::MakeRequest(op, id, epoch, offset, length, bytes), bytes);
   EXPECT_TRUE(reply.ok()) << reply.status().ToString();
   if (!reply.ok()) return {};
-  EXPECT_TRUE(reply->header.is_reply());
-  EXPECT_EQ(reply->header.request_id, id);
   return std::move(*reply);
 }
 
-void SetReceiveTimeout(int fd, int seconds) {
-  timeval tv{seconds, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-}
+constexpr std::chrono::seconds kIoTimeout{10};
 
 class ServerTest : public ::testing::TestWithParam<bool> {
  protected:
@@ -86,7 +82,7 @@ class ServerTest : public ::testing::TestWithParam<bool> {
     int sv[2];
     EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     server_->Adopt(UniqueFd(sv[1]), name);
-    SetReceiveTimeout(sv[0], 10);
+    SetIoTimeouts(sv[0], kIoTimeout);
     if (authenticate) {
       Status s = auth::ClientHandshake(sv[0], *TestKey(), name);
       EXPECT_TRUE(s.ok()) << s.ToString();
@@ -184,7 +180,7 @@ TEST_P(ServerTest, StalledReaderHoldsUpOnlyItsOwnConnection) {
 // 64 pipelined writes then 64 reads on one connection: each answered once,
 // by id, with the data written; then a flush and an out-of-range read.
 void ExercisePipelined(int fd) {
-  SetReceiveTimeout(fd, 10);
+  SetIoTimeouts(fd, kIoTimeout);
 
   Frame hello = Roundtrip(fd, wire::Op::kHello, 1000, 0, 0, 0,
                           R"({"volume":"vol","replica":"r1","epoch":1})");
@@ -231,15 +227,10 @@ TEST_P(ServerTest, PipelinedRequestsOverTcpAreAnsweredById) {
   ASSERT_TRUE(server_->Start("127.0.0.1", 0).ok());
   ASSERT_NE(server_->port(), 0);
   EXPECT_EQ(server_->socket_path(), "");  // no socket-dir given
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(server_->port());
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  SetReceiveTimeout(fd.get(), 10);
-  ASSERT_TRUE(auth::ClientHandshake(fd.get(), *TestKey(), "server").ok());
-  ExercisePipelined(fd.get());
+  auto fd = ConnectTcp("127.0.0.1:" + std::to_string(server_->port()), kIoTimeout, kIoTimeout);
+  ASSERT_TRUE(fd.ok()) << fd.status().ToString();
+  ASSERT_TRUE(auth::ClientHandshake(fd->get(), *TestKey(), "server").ok());
+  ExercisePipelined(fd->get());
 }
 
 // With a socket directory, a loopback listener also serves <dir>/<port>.sock
@@ -248,21 +239,20 @@ TEST_P(ServerTest, LoopbackListenerAlsoServesItsUnixSocket) {
   TempDir sockets;
   const std::string dir = sockets.path() + "/run";
   ASSERT_TRUE(server_->Start("127.0.0.1", 0, dir).ok());
-  const std::string path = dir + "/" + std::to_string(server_->port()) + ".sock";
+  const std::string path = ReplicadSocketPath(dir, server_->port());
+  ASSERT_EQ(path, dir + "/" + std::to_string(server_->port()) + ".sock");
   ASSERT_EQ(server_->socket_path(), path);
+  // fused finds it from the TCP address alone.
+  EXPECT_EQ(LocalSocketPath("127.0.0.1:" + std::to_string(server_->port()), dir), path);
   struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   EXPECT_EQ(st.st_mode & 0777, 0660u);
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  SetReceiveTimeout(fd.get(), 10);
-  ASSERT_TRUE(auth::ClientHandshake(fd.get(), *TestKey(), path).ok());
-  ExercisePipelined(fd.get());
-  fd.Reset();
+  auto fd = ConnectUnix(path, kIoTimeout);
+  ASSERT_TRUE(fd.ok()) << fd.status().ToString();
+  ASSERT_TRUE(auth::ClientHandshake(fd->get(), *TestKey(), path).ok());
+  ExercisePipelined(fd->get());
+  fd->Reset();
   server_->Stop();
   EXPECT_NE(::access(path.c_str(), F_OK), 0) << path << " is left after Stop";
 }

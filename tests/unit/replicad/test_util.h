@@ -13,10 +13,10 @@
 #include <string>
 
 #include "common/auth.h"
-#include "replicad/io_engine.h"
-#include "replicad/replica.h"
-#include "replicad/server.h"
-#include "replicad/sync_io_engine.h"
+#include "replicad/core/replica.h"
+#include "replicad/io/io_engine.h"
+#include "replicad/io/sync_io_engine.h"
+#include "replicad/net/server.h"
 
 namespace shorthorn::replicad::testing {
 

@@ -14,9 +14,9 @@
 #include <gtest/gtest.h>
 
 #include "common/log.h"
-#include "replicad/replica_store.h"
-#include "replicad/request_handler.h"
-#include "replicad/sync_io_engine.h"
+#include "replicad/core/replica_store.h"
+#include "replicad/core/request_handler.h"
+#include "replicad/io/sync_io_engine.h"
 #include "tests/unit/replicad/test_util.h"
 
 namespace shorthorn::replicad {

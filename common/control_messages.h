@@ -1,0 +1,353 @@
+// The JSON control messages of the replica protocol (doc/protocol.md), one
+// typed struct per request and per reply, with their JSON mapping in this
+// one place, shared by replicad (which decodes requests and encodes
+// replies) and fused (the reverse). The frame around them is common/wire.h.
+//
+// Encoding: `boost::json::value_from(m)` (tag_invoke below) gives the JSON
+// object sent on the wire; the keys, types and which optional keys are sent
+// are those of doc/protocol.md and of every Shorthorn release so far.
+// Decoding: `Decode(object, &m, context)` is strict and never throws: a
+// required field that is missing, a field of the wrong type or a value out
+// of range is an error Status naming the context and the key (through
+// common/json_fields.h). Request decoders give kInvalidArgument/EINVAL,
+// which replicad answers with; their default context is what replicad's
+// messages start with ("open replica: field 'epoch' is missing or not an
+// unsigned integer"). Reply decoders give kProtocol/EPROTO; callers pass a
+// context naming the peer. Unknown keys are ignored in both directions, so
+// that newer peers may add fields.
+//
+// What the decoders check is only the message's shape, plus the few value
+// rules every reader needs (an owner's characters, REPLICAD_INFO's host id
+// and tags, CHECKSUM's hex hashes). Names, sizes and epochs are checked by
+// the replica store, which owns those rules.
+//
+// Pure functions and plain values: callable from any thread.
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <boost/json/value_from.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace shorthorn::msg {
+
+// An owner is the id of a fused: 1..kMaxOwnerLength characters of
+// [0-9a-z-]. "" is refused: absence means "no owner" on the wire.
+inline constexpr size_t kMaxOwnerLength = 64;
+Status ValidateOwner(std::string_view owner);
+
+// ---- Replica lifecycle (ops 1, 16-21; no HELLO needed) --------------------
+
+// CREATE_REPLICA (16). Reply: {}.
+struct CreateReplicaRequest {
+  std::string volume;   // required
+  std::string replica;  // required
+  uint64_t size = 0;    // required: bytes
+  // Optional, default false; sent only when true: a rebuild target.
+  bool rebuilding = false;
+  // Optional: the creating fused's id; "" = not sent (not checked).
+  std::string owner;
+};
+
+// OPEN_REPLICA (17).
+struct OpenReplicaRequest {
+  std::string volume;   // required
+  std::string replica;  // required
+  uint64_t epoch = 0;   // required
+  std::string owner;    // optional ("" = not sent)
+  // Optional, default false; sent only when true: take the replica over
+  // from the fused that owns it (an import).
+  bool take_over = false;
+};
+// Every field is optional on decode (older replicads sent fewer) and,
+// unlike every other message, a field of another type is taken as absent:
+// fused has always read it so (an odd "clean" only makes the engine compare
+// the replicas, the safe side). Absent ones keep these defaults. The
+// encoder sends all of them.
+struct OpenReplicaReply {
+  uint64_t size = 0;
+  uint64_t epoch = 0;
+  uint64_t generation = 0;
+  bool rebuilding = false;
+  bool clean = false;  // the last session ended with CLOSE_REPLICA
+  std::string owner;   // after the open; "" = none
+};
+
+// HELLO (1): binds the connection. Reply: HelloReply.
+struct HelloRequest {
+  std::string volume;   // required
+  std::string replica;  // required
+  uint64_t epoch = 0;   // required
+};
+struct HelloReply {
+  uint64_t size = 0;  // optional on decode
+};
+
+// CLOSE_REPLICA (18). Reply: {}.
+struct CloseReplicaRequest {
+  std::string volume;   // required
+  std::string replica;  // required
+  uint64_t epoch = 0;   // required
+};
+
+// DELETE_REPLICA (19). Reply: {}.
+struct DeleteReplicaRequest {
+  std::string volume;   // required
+  std::string replica;  // required
+  uint64_t epoch = 0;   // required
+  std::string owner;    // optional ("" = not sent)
+};
+
+// LIST_REPLICAS (20).
+struct ListReplicasRequest {
+  std::string volume;  // required
+};
+// One replica of the reply (from its replica.json).
+struct ReplicaSummary {
+  std::string replica;                 // required
+  std::string volume;                  // required
+  uint64_t size = 0;                   // required
+  uint64_t epoch = 0;                  // required
+  uint64_t generation = 0;             // required
+  bool rebuilding = false;             // required
+  bool open = false;                   // required: its last session did not end with a close
+  std::string owner;                   // optional on decode ("" = none; always sent)
+  std::vector<std::string> snapshots;  // optional on decode; not removed, oldest first
+};
+struct ListReplicasReply {
+  std::vector<ReplicaSummary> replicas;  // required
+  bool truncated = false;                // optional; sent only when true (some were left out)
+};
+// The reply's text, the first replicas that fit: at most `max_count`, and
+// no more than fit `max_bytes` with the closing bytes; "truncated": true
+// when some were left out.
+std::string EncodeListReplicasReply(const std::vector<ReplicaSummary>& replicas, size_t max_count,
+                                    size_t max_bytes);
+
+// REPLICAD_INFO (21). Request: {} (any key is ignored).
+struct ReplicadInfoReply {
+  std::string host_id;             // required, ValidateHostId
+  std::string hostname;            // optional on decode: <= 255 characters, no control character
+  std::vector<std::string> tags;   // required: <= kMaxTags, ValidateTag, distinct, one zone=
+  uint64_t total_bytes = 0;        // required
+  uint64_t free_bytes = 0;         // required, <= total_bytes
+  uint64_t provisioned_bytes = 0;  // required
+  uint64_t replicas = 0;           // required, <= UINT32_MAX
+};
+
+// ---- Layer ops (32-43; HELLO-bound, epoch in the header) ------------------
+
+// SNAPSHOT (32). Reply: {}.
+struct SnapshotRequest {
+  std::string name;  // required
+  // Optional (RFC 3339 UTC); absent or "": the replica's clock. Sent when set.
+  std::optional<std::string> created;
+  bool user_created = true;  // optional, default true; always sent
+};
+
+// DELETE_SNAPSHOT (33), REVERT (34); READ_SNAPSHOT (41) and
+// READ_SNAPSHOT_VIEW (42), whose reply is data. Reply: {}.
+struct SnapshotNameRequest {
+  std::string name;  // required
+};
+using DeleteSnapshotRequest = SnapshotNameRequest;
+using RevertRequest = SnapshotNameRequest;
+using ReadSnapshotRequest = SnapshotNameRequest;
+
+// EXPAND (35). Reply: {}.
+struct ExpandRequest {
+  uint64_t size = 0;  // required: the new size in bytes
+};
+
+// SET_GENERATION (38). Reply: {}.
+struct SetGenerationRequest {
+  uint64_t generation = 0;  // required
+};
+
+// LIST_LAYERS (36) and VERIFY (37) take {} (any key is ignored).
+// LIST_LAYERS reply. Every field is optional on decode (absent: the
+// default); the encoder sends all of them.
+struct SnapshotLayer {
+  std::string name;                   // required in a listed snapshot
+  std::optional<std::string> parent;  // null: the root
+  std::string created;
+  bool user_created = false;
+  uint64_t size_held = 0;
+  bool removed = false;        // deleted (merge pending) or kept for its children
+  std::string checksum;        // "" while pending
+  bool checksum_done = false;  // "checksum_state": "done" | "pending"
+};
+struct LayerTask {
+  std::string op;  // "delete_snapshot" | "verify" | "rebuild"
+  std::string name;
+  uint64_t done_bytes = 0;
+  uint64_t total_bytes = 0;
+};
+struct VerifyState {
+  std::string state = "idle";  // "idle" | "running" | "done"
+  std::vector<std::string> bad;
+  uint64_t checked = 0;
+};
+struct RebuildState {
+  std::string state = "idle";  // "idle" | "running" | "done" | "failed"
+  std::string message;
+  uint64_t bytes = 0;
+};
+struct LayerList {
+  uint64_t size = 0;
+  uint64_t generation = 0;
+  bool rebuilding = false;
+  uint64_t actual_size = 0;
+  std::optional<std::string> head_parent;  // "head": {"parent", "size_held"}
+  uint64_t head_size_held = 0;
+  std::vector<SnapshotLayer> snapshots;  // creation order
+  std::vector<LayerTask> tasks;
+  VerifyState verify;
+  RebuildState rebuild;
+
+  // The listed snapshot `name` (removed ones included), or nullptr.
+  const SnapshotLayer* Find(std::string_view name) const;
+};
+
+// REBUILD (39), sent to the target. Reply: {}.
+struct RebuildRequest {
+  std::string source;          // required: host:port of the source replicad
+  std::string source_volume;   // required
+  std::string source_replica;  // required
+  uint64_t source_epoch = 0;   // required
+  std::string snapshot;        // required: the layer the head goes on
+  uint64_t bandwidth = 0;      // optional: bytes per second, 0 = unlimited; always sent
+};
+
+// LAYER_EXTENTS (40), asked of a source.
+struct LayerExtentsRequest {
+  std::string name;              // required
+  std::optional<uint64_t> from;  // optional (replicad: 0); sent when set
+  std::optional<uint64_t> max;   // optional (replicad: and cap 4096); sent when set
+};
+struct Extent {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+struct LayerExtentsReply {
+  std::vector<Extent> extents;   // required: [[offset, length], ...]
+  std::optional<uint64_t> next;  // required key: the next "from", or null after the last page
+};
+
+// CHECKSUM (43).
+struct ChecksumRequest {
+  uint64_t offset = 0;  // required
+  uint64_t length = 0;  // required
+  uint64_t chunk = 0;   // required
+};
+struct ChecksumReply {
+  uint64_t chunk = 0;  // optional on decode
+  // Required: XXH3-64 of each chunk, each 16 lowercase hex digits on the wire.
+  std::vector<uint64_t> hashes;
+};
+
+// ---- Encoding -------------------------------------------------------------
+
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
+                const CreateReplicaRequest& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
+                const OpenReplicaRequest& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
+                const OpenReplicaReply& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv, const HelloRequest& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv, const HelloReply& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
+                const CloseReplicaRequest& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
+                const DeleteReplicaRequest& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
+                const ListReplicasRequest& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
+                const ReplicaSummary& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
+                const ListReplicasReply& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
+                const ReplicadInfoReply& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
+                const SnapshotRequest& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
+                const SnapshotNameRequest& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv, const ExpandRequest& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
+                const SetGenerationRequest& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv, const LayerList& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
+                const RebuildRequest& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
+                const LayerExtentsRequest& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
+                const LayerExtentsReply& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
+                const ChecksumRequest& m);
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv, const ChecksumReply& m);
+
+// The message as the JSON object sent on the wire.
+template <typename T>
+boost::json::object ToObject(const T& m) {
+  return std::move(boost::json::value_from(m).as_object());
+}
+
+// ---- Decoding -------------------------------------------------------------
+// Requests: `context` starts each message (the defaults are replicad's).
+
+Status Decode(const boost::json::object& o, CreateReplicaRequest* out,
+              std::string_view context = "create replica");
+Status Decode(const boost::json::object& o, OpenReplicaRequest* out,
+              std::string_view context = "open replica");
+Status Decode(const boost::json::object& o, HelloRequest* out,
+              std::string_view context = "hello replica");
+Status Decode(const boost::json::object& o, CloseReplicaRequest* out,
+              std::string_view context = "close replica");
+Status Decode(const boost::json::object& o, DeleteReplicaRequest* out,
+              std::string_view context = "delete replica");
+Status Decode(const boost::json::object& o, ListReplicasRequest* out,
+              std::string_view context = "list replicas");
+Status Decode(const boost::json::object& o, SnapshotRequest* out,
+              std::string_view context = "snapshot replica");
+Status Decode(const boost::json::object& o, SnapshotNameRequest* out, std::string_view context);
+Status Decode(const boost::json::object& o, ExpandRequest* out,
+              std::string_view context = "expand replica");
+Status Decode(const boost::json::object& o, SetGenerationRequest* out,
+              std::string_view context = "set generation replica");
+Status Decode(const boost::json::object& o, RebuildRequest* out,
+              std::string_view context = "rebuild replica");
+Status Decode(const boost::json::object& o, LayerExtentsRequest* out,
+              std::string_view context = "layer extents replica");
+Status Decode(const boost::json::object& o, ChecksumRequest* out,
+              std::string_view context = "checksum replica");
+
+// Replies: `context` names the peer and the op ("replicad at X: bad
+// REPLICAD_INFO reply").
+Status Decode(const boost::json::object& o, OpenReplicaReply* out, std::string_view context);
+Status Decode(const boost::json::object& o, HelloReply* out, std::string_view context);
+// "<context>: no 'replicas' array", "a replica lacks replica, volume, ...".
+Status Decode(const boost::json::object& o, ListReplicasReply* out, std::string_view context);
+Status Decode(const boost::json::object& o, ReplicadInfoReply* out, std::string_view context);
+Status Decode(const boost::json::object& o, LayerList* out, std::string_view context);
+// Also checks each extent is a pair of unsigned integers.
+Status Decode(const boost::json::object& o, LayerExtentsReply* out, std::string_view context);
+// "<context>: hash N is not 16 lowercase hex digits".
+Status Decode(const boost::json::object& o, ChecksumReply* out, std::string_view context);
+
+// Decodes into a new T: Decode<msg::LayerList>(o, "...").
+template <typename T, typename... Context>
+Result<T> Decode(const boost::json::object& o, Context... context) {
+  T out;
+  SH_RETURN_IF_ERROR(Decode(o, &out, context...));
+  return out;
+}
+
+}  // namespace shorthorn::msg

@@ -1,0 +1,153 @@
+// Design notes: UNMAP must make the range read as zeros. The head is
+// punched, and so are the deleted snapshots right under it whose merge is
+// due: no snapshot reads through them, only the head does, so their blocks
+// there are dead. Where a layer further down still holds data in the range
+// (found with SEEK_DATA on each of them), real zeros are written into the
+// head instead, because a hole there would let the lower data show through.
+// With no snapshots this is one fallocate.
+//
+// Writing zeros takes time (up to 64 MiB per request: the engine splits
+// larger unmaps), so the syscalls run on the replica's unmap thread
+// (SerialWorker), not on the connection's reader, which goes on reading and
+// serving the connection's other requests meanwhile. The range lock is
+// still taken on the caller's thread: a connection's write and a later
+// unmap of the same blocks (or the reverse) apply in the order they
+// arrived, and a read never waits for an unmap (reads take no range lock;
+// the index changes only after the blocks did). One thread per replica,
+// one unmap at a time: the engine sends the pieces of a large unmap one
+// after another anyway, and they all go to the same disk.
+//
+//   reader: Begin (admission, in flight) -> range lock -> Post ---.
+//   unmap thread:  UnmapLocked (syscalls, index) -> release lock  <-'
+//                  -> End -> done
+//
+// Close and SetEpoch wait for queued unmaps like for any op in flight.
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "replicad/core/layer_file.h"
+#include "replicad/core/replica.h"
+
+namespace shorthorn::replicad {
+
+Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
+  uint64_t end = offset + length;
+  uint64_t first = offset / kSectorSize;
+  uint64_t last = (end + kSectorSize - 1) / kSectorSize;
+  LayerPtr head;
+  std::vector<LayerPtr> unneeded, kept;  // lower layers nobody needs / the rest
+  {
+    std::shared_lock lock(index_mu_);
+    head = head_;
+    unneeded.assign(lower_.begin(), lower_.begin() + static_cast<ptrdiff_t>(unneeded_));
+    kept.assign(lower_.begin() + static_cast<ptrdiff_t>(unneeded_), lower_.end());
+  }
+  SH_RETURN_IF_ERROR(Fault("unmap", "punch a hole in " + head->file));
+  const bool rebuilding = rebuilding_.load();
+  if (rebuilding && (offset % kSectorSize != 0 || end % kSectorSize != 0)) {
+    return Unaligned("unmap", offset, length);
+  }
+  UndoLog::Change change;
+  if (undo_ != nullptr) {
+    // Everything this unmap may change: the head's blocks, and the removed
+    // snapshots' blocks it punches.
+    uint64_t a = (offset + kSectorSize - 1) / kSectorSize, z = end / kSectorSize;
+    std::vector<UndoLog::Region> regions{
+        {head->fd.get(), head->file, head, first * kSectorSize, (last - first) * kSectorSize}};
+    for (const auto& l : unneeded) {
+      if (!rebuilding && a < z) {
+        regions.push_back({l->fd.get(), l->file, l, a * kSectorSize, (z - a) * kSectorSize});
+      }
+    }
+    auto id = undo_->Begin(std::move(regions));
+    if (!id.ok()) return id.status();
+    change = UndoLog::Change(undo_.get(), *id);
+  }
+  if (rebuilding) {
+    // The copied chain will sit under the head: only zeros hide it.
+    SH_RETURN_IF_ERROR(WriteZeros(head->fd.get(), offset, length, head->file));
+    std::unique_lock lock(index_mu_);
+    index_.Set(first, last - first, head->slot);
+    return Status::Ok();
+  }
+  // Partial edge blocks: zero their part in a whole-block copy.
+  std::vector<uint64_t> edges;
+  if (offset % kSectorSize != 0) edges.push_back(first);
+  if (end % kSectorSize != 0 && (edges.empty() || last - 1 != first)) edges.push_back(last - 1);
+  for (uint64_t b : edges) {
+    uint8_t block[kSectorSize];
+    SH_RETURN_IF_ERROR(ReadChainBlocking(b, 1, block));
+    uint64_t zs = std::max(offset, b * kSectorSize), ze = std::min(end, (b + 1) * kSectorSize);
+    std::memset(block + (zs - b * kSectorSize), 0, ze - zs);
+    SH_RETURN_IF_ERROR(PwriteFull(head->fd.get(), block, kSectorSize, b * kSectorSize, head->file));
+    std::unique_lock lock(index_mu_);
+    index_.Set(b, 1, head->slot);
+  }
+  uint64_t a = (offset + kSectorSize - 1) / kSectorSize, z = end / kSectorSize;
+  if (a >= z) return Status::Ok();
+  // Blocks a kept lower layer holds must read as zeros: collect them.
+  std::vector<std::pair<uint64_t, uint64_t>> shadow;  // [start, end) blocks
+  for (const auto& l : kept) {
+    auto ext = AllocatedExtents(l->fd.get(), a * kSectorSize, z * kSectorSize, l->file);
+    if (!ext.ok()) return ext.status();
+    for (const auto& e : *ext) {
+      shadow.emplace_back(e.offset / kSectorSize,
+                          (e.offset + e.length + kSectorSize - 1) / kSectorSize);
+    }
+  }
+  std::sort(shadow.begin(), shadow.end());
+  std::vector<std::pair<uint64_t, uint64_t>> merged;
+  for (const auto& r : shadow) {
+    if (!merged.empty() && r.first <= merged.back().second) {
+      merged.back().second = std::max(merged.back().second, r.second);
+    } else {
+      merged.push_back(r);
+    }
+  }
+  SH_RETURN_IF_ERROR(PunchHole(head->fd.get(), a * kSectorSize, (z - a) * kSectorSize, head->file));
+  // Removed snapshots under the head: only the head reads through them, and
+  // it reads zeros here from now on. A merge copying one of them into its
+  // child meanwhile copies at most these holes' zeros into the child's
+  // holes, which read as zeros already.
+  for (const auto& l : unneeded) {
+    SH_RETURN_IF_ERROR(PunchHole(l->fd.get(), a * kSectorSize, (z - a) * kSectorSize, l->file));
+    // The next FLUSH makes this punch durable too (not only the head's).
+    std::lock_guard dirty(dirty_mu_);
+    if (std::find(dirty_lower_.begin(), dirty_lower_.end(), l) == dirty_lower_.end()) {
+      dirty_lower_.push_back(l);
+    }
+  }
+  for (const auto& [s, e] : merged) {
+    SH_RETURN_IF_ERROR(
+        WriteZeros(head->fd.get(), s * kSectorSize, (e - s) * kSectorSize, head->file));
+  }
+  std::unique_lock lock(index_mu_);
+  index_.Set(a, z - a, BlockIndex::kNone);
+  for (const auto& [s, e] : merged) index_.Set(s, e - s, head->slot);
+  return Status::Ok();
+}
+
+void Replica::Unmap(uint64_t epoch, uint64_t offset, uint64_t length, Done done) {
+  if (Status s = MarkSessionDirty(); !s.ok()) return done(std::move(s));
+  if (Status s = Begin("unmap", epoch, offset, length); !s.ok()) return done(std::move(s));
+  if (length == 0) {
+    End();
+    return done(Status::Ok());
+  }
+  uint64_t first = offset / kSectorSize;
+  uint64_t last = (offset + length + kSectorSize - 1) / kSectorSize;
+  // Taken here, in arrival order; held until the unmap thread is done.
+  auto guard = std::make_shared<RangeLock::Guard>(range_lock_.Lock(first, last));
+  unmaps_.Post([self = shared_from_this(), offset, length, guard, done = std::move(done)] {
+    Status s = self->UnmapLocked(offset, length);
+    if (!s.ok() && s.kind() != ErrorKind::kInvalidArgument) {
+      s = s.WithContext("unmap " + self->Object());
+    }
+    guard->Release();
+    self->End();
+    done(std::move(s));
+  });
+}
+
+}  // namespace shorthorn::replicad

@@ -1,0 +1,365 @@
+// The background worker of a Replica: merges deleted snapshots into their
+// child, computes checksums of new immutable layers, and runs VERIFY. One
+// thread per open replica; jobs run one at a time in this priority: merges
+// due (removed snapshots with at most one child, oldest first), pending
+// checksums, a requested verify. The work list is derived from replica.json
+// each time, so a job recorded before a crash is simply found again by the
+// worker of the next Open.
+//
+// Design notes: merging snapshot S into its single child C (C may be a
+// snapshot or the head, in or out of the active chain):
+//
+//   removed=true committed (DeleteSnapshot replied)
+//        |
+//        v
+//   [prepare]  C is a snapshot with a checksum -> COMMIT C.checksum = ""
+//        |
+//        v
+//   [copy]     for each piece (<= 1 MiB) of S's data extents:
+//        |       range-lock the piece; C's holes in it := S's data;
+//        |       index: S -> C in the piece; unlock
+//        v
+//   [sync]     fdatasync C          (failure fails the replica)
+//        |
+//        v
+//   [commit]   COMMIT: C.parent = S.parent, S gone   (the commit point)
+//        |
+//        v
+//   [unlink]   remove S's file, fsync the directory
+//
+// Every block copied into C is one C lacked, and C's view of it was S's
+// block anyway, so C's content (and every snapshot's, and the live data)
+// is the same before, during and after the copy; blocks C overrides are
+// never touched, so S's data there is dropped with S's file: deleting the
+// newest snapshot frees what only it held. The range lock is the one
+// writes and unmaps take, so a copy never overwrites a block the engine
+// wrote while the merge ran. A crash before [commit] leaves S in the tree
+// still removed: the next Open's worker runs the merge again, which copies
+// only what C still lacks. A crash after [commit] leaves S's file, which
+// Open deletes as unreferenced. (A 4 KiB block write is assumed not to be
+// torn by a crash: always true for kill -9, which loses no page; for power
+// loss ext4 and xfs commit a block's allocation after its data.)
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "common/log.h"
+#include "replicad/core/layer_chain.h"
+#include "replicad/core/layer_file.h"
+#include "replicad/core/replica.h"
+
+namespace shorthorn::replicad {
+namespace {
+
+enum JobResult { kNoJob, kDidJob, kJobFailed };
+
+}  // namespace
+
+void Replica::StartWorker() {
+  worker_ = std::thread([this] { WorkerLoop(); });
+}
+
+void Replica::StopWorker() {
+  {
+    std::lock_guard lock(work_mu_);
+    stop_worker_ = true;
+  }
+  work_cv_.notify_all();
+  if (worker_.joinable() && worker_.get_id() != std::this_thread::get_id()) worker_.join();
+}
+
+void Replica::Kick() {
+  {
+    std::lock_guard lock(work_mu_);
+    kicked_ = true;
+  }
+  work_cv_.notify_all();
+}
+
+bool Replica::StopRequested() const {
+  std::lock_guard lock(work_mu_);
+  return stop_worker_;
+}
+
+bool Replica::Hit(std::string_view point) {
+  if (!options_.crash_at || !options_.crash_at(point)) return false;
+  LogInfo(Object() + ": simulated crash of the worker at " + std::string(point));
+  return true;
+}
+
+bool Replica::WaitIdle() {
+  Kick();
+  std::unique_lock lock(work_mu_);
+  work_cv_.wait(lock, [this] { return worker_ended_ || (worker_idle_ && !kicked_); });
+  return !worker_ended_;
+}
+
+void Replica::WorkerLoop() {
+  for (;;) {
+    {
+      std::lock_guard lock(work_mu_);
+      if (stop_worker_) break;
+      kicked_ = false;
+      worker_idle_ = false;
+    }
+    bool crashed = false;
+    int result = RunOneJob(&crashed) ? kDidJob : kNoJob;
+    if (crashed) break;
+    if (result == kDidJob) continue;
+    std::unique_lock lock(work_mu_);
+    worker_idle_ = true;
+    work_cv_.notify_all();
+    work_cv_.wait(lock, [this] { return stop_worker_ || kicked_; });
+  }
+  std::lock_guard lock(work_mu_);
+  worker_ended_ = true;
+  worker_idle_ = false;
+  work_cv_.notify_all();
+}
+
+bool Replica::RunOneJob(bool* crashed) {
+  if (failed()) return false;
+  uint64_t merge_id = 0, sum_id = 0;
+  {
+    std::lock_guard meta_lock(meta_mu_);
+    auto due = MergesDue(meta_);
+    if (!due.empty()) {
+      merge_id = due.front();
+      merging_ = true;
+    } else {
+      for (const auto& l : meta_.layers) {
+        if (l.is_snapshot() && l.checksum.empty()) {
+          sum_id = l.id;
+          break;
+        }
+      }
+    }
+  }
+  if (merge_id != 0) {
+    Status s = RunMerge(merge_id, crashed);
+    {
+      std::lock_guard meta_lock(meta_mu_);
+      merging_ = false;
+    }
+    {
+      std::lock_guard lock(work_mu_);
+      task_.reset();
+    }
+    if (!s.ok() && !*crashed) {
+      LogError(s.message() + "; retrying in 10 s");
+      std::unique_lock lock(work_mu_);
+      work_cv_.wait_for(lock, std::chrono::seconds(10), [this] { return stop_worker_; });
+    }
+    return true;
+  }
+  if (sum_id != 0) {
+    Status s = RunChecksum(sum_id, crashed);
+    if (!s.ok() && !*crashed) {
+      LogError(s.message() + "; retrying in 10 s");
+      std::unique_lock lock(work_mu_);
+      work_cv_.wait_for(lock, std::chrono::seconds(10), [this] { return stop_worker_; });
+    }
+    return true;
+  }
+  bool verify = false;
+  {
+    std::lock_guard lock(work_mu_);
+    std::swap(verify, verify_requested_);
+  }
+  if (verify) {
+    RunVerify(crashed);
+    return true;
+  }
+  return false;
+}
+
+Status Replica::RunMerge(uint64_t id, bool* crashed) {
+  if ((*crashed = Hit("merge-start"))) return Status::Ok();
+  LayerPtr s_layer, c_layer;
+  std::string name;
+  {
+    std::lock_guard meta_lock(meta_mu_);
+    const LayerMeta* s = FindLayer(meta_, id);
+    if (s == nullptr) return Status::Ok();
+    std::vector<uint64_t> children = Children(meta_, id);
+    if (children.size() > 1) return Status::Ok();
+    name = s->name;
+    {
+      std::shared_lock lock(index_mu_);
+      s_layer = layers_.at(id);
+      if (!children.empty()) c_layer = layers_.at(children.front());
+    }
+    const LayerMeta* c = children.empty() ? nullptr : FindLayer(meta_, children.front());
+    if (c != nullptr && !c->checksum.empty()) {
+      ReplicaMeta next = meta_;
+      FindLayer(next, c->id)->checksum.clear();
+      SH_RETURN_IF_ERROR(CommitLocked(std::move(next), "merge snapshot " + name + " of"));
+    }
+  }
+  const std::string op = "merge snapshot " + name + " of " + Object();
+  if ((*crashed = Hit("merge-prepared"))) return Status::Ok();
+  if (c_layer != nullptr) {
+    int sfd = s_layer->fd.get(), cfd = c_layer->fd.get();
+    auto extents = AllocatedExtents(sfd, 0, FileSize(sfd), s_layer->file);
+    if (!extents.ok()) return extents.status().WithContext(op);
+    uint64_t total = 0;
+    for (const auto& e : *extents) total += e.length;
+    {
+      std::lock_guard lock(work_mu_);
+      task_ = TaskInfo{"delete_snapshot", name, 0, total};
+    }
+    uint64_t piece =
+        std::max<uint64_t>(kSectorSize, options_.merge_piece / kSectorSize * kSectorSize);
+    std::vector<uint8_t> buf(piece);
+    uint64_t done = 0;
+    for (const auto& e : *extents) {
+      uint64_t first = e.offset / kSectorSize;
+      uint64_t last = (e.offset + e.length + kSectorSize - 1) / kSectorSize;
+      for (uint64_t pb = first; pb < last; pb += piece / kSectorSize) {
+        if (StopRequested()) {
+          *crashed = true;  // Close: the next Open resumes the merge
+          return Status::Ok();
+        }
+        uint64_t pe = std::min(last, pb + piece / kSectorSize);
+        RangeLock::Guard guard = range_lock_.Lock(pb, pe);
+        auto held = AllocatedExtents(cfd, pb * kSectorSize, pe * kSectorSize, c_layer->file);
+        if (!held.ok()) return held.status().WithContext(op);
+        uint64_t pos = pb;  // copy the gaps between C's extents
+        auto copy = [&](uint64_t from, uint64_t to) -> Status {
+          if (from >= to) return Status::Ok();
+          uint64_t n = (to - from) * kSectorSize;
+          SH_RETURN_IF_ERROR(PreadFull(sfd, buf.data(), n, from * kSectorSize, s_layer->file));
+          return PwriteFull(cfd, buf.data(), n, from * kSectorSize, c_layer->file);
+        };
+        for (const auto& h : *held) {
+          uint64_t hb = h.offset / kSectorSize;
+          SH_RETURN_IF_ERROR(copy(pos, hb).WithContext(op));
+          pos = std::max(pos, (h.offset + h.length + kSectorSize - 1) / kSectorSize);
+        }
+        SH_RETURN_IF_ERROR(copy(pos, pe).WithContext(op));
+        {
+          std::unique_lock lock(index_mu_);
+          index_.Relabel(pb, pe - pb, s_layer->slot, c_layer->slot);
+        }
+        guard.Release();
+        done += (pe - pb) * kSectorSize;
+        {
+          std::lock_guard lock(work_mu_);
+          if (task_) task_->done_bytes = std::min(done, total);
+        }
+        if ((*crashed = Hit("merge-copy"))) return Status::Ok();
+      }
+    }
+    const uint64_t mark = undo_ != nullptr ? undo_->Mark() : 0;  // power-loss test mode
+    if (::fdatasync(cfd) != 0) {
+      Status s = ErrnoStatus(errno, op + ": fdatasync " + c_layer->file);
+      MarkFailed(s);
+      return s;
+    }
+    if (undo_ != nullptr) undo_->Synced(cfd, mark);
+    if ((*crashed = Hit("merge-synced"))) return Status::Ok();
+  }
+  {
+    std::lock_guard meta_lock(meta_mu_);
+    ReplicaMeta next = meta_;
+    ApplyMerge(next, id);
+    SH_RETURN_IF_ERROR(CommitLocked(std::move(next), "merge snapshot " + name + " of"));
+    std::unique_lock lock(index_mu_);
+    index_.Forget(s_layer->slot);  // no runs are left; kept for safety
+    InstallChainLocked();
+  }
+  if ((*crashed = Hit("merge-committed"))) return Status::Ok();
+  if (Status s = RemoveLayerFile(s_layer); !s.ok()) {
+    LogWarning(op + ": " + s.message() + "; the next open removes it");
+  }
+  if ((*crashed = Hit("merge-unlinked"))) return Status::Ok();
+  LogInfo(op + ": done");
+  return Status::Ok();
+}
+
+Status Replica::RunChecksum(uint64_t id, bool* crashed) {
+  LayerPtr layer;
+  {
+    std::shared_lock lock(index_mu_);
+    auto it = layers_.find(id);
+    if (it == layers_.end()) return Status::Ok();
+    layer = it->second;
+  }
+  auto sum =
+      LayerChecksum(layer->fd.get(), layer->file, [this](uint64_t) { return !StopRequested(); });
+  if (!sum.ok()) {
+    if (StopRequested()) {
+      *crashed = true;
+      return Status::Ok();
+    }
+    return sum.status().WithContext("checksum " + Object());
+  }
+  if ((*crashed = Hit("checksum"))) return Status::Ok();
+  std::lock_guard meta_lock(meta_mu_);
+  const LayerMeta* l = FindLayer(meta_, id);
+  if (l == nullptr || !l->is_snapshot() || !l->checksum.empty()) return Status::Ok();
+  ReplicaMeta next = meta_;
+  FindLayer(next, id)->checksum = *sum;
+  return CommitLocked(std::move(next), "store the checksum of");
+}
+
+void Replica::RunVerify(bool* crashed) {
+  struct Item {
+    std::string name, expected;
+    LayerPtr layer;
+  };
+  std::vector<Item> items;
+  uint64_t total = 0;
+  {
+    std::lock_guard meta_lock(meta_mu_);
+    std::shared_lock lock(index_mu_);
+    // A snapshot whose merge is due is on its way out, and unmap may punch
+    // it (replica.cc): its checksum no longer describes it.
+    std::vector<uint64_t> due = MergesDue(meta_);
+    for (const auto& l : meta_.layers) {
+      if (!l.is_snapshot() || l.checksum.empty()) continue;
+      if (std::find(due.begin(), due.end(), l.id) != due.end()) continue;
+      LayerPtr layer = layers_.at(l.id);
+      total += AllocatedBytes(layer->fd.get());
+      items.push_back({l.name, l.checksum, layer});
+    }
+  }
+  {
+    std::lock_guard lock(work_mu_);
+    verify_ = VerifyInfo{"running", {}, 0};
+    task_ = TaskInfo{"verify", "", 0, total};
+  }
+  uint64_t base = 0;
+  for (const auto& item : items) {
+    {
+      std::lock_guard lock(work_mu_);
+      task_->name = item.name;
+    }
+    auto sum = LayerChecksum(item.layer->fd.get(), item.layer->file, [&](uint64_t done) {
+      std::lock_guard lock(work_mu_);
+      task_->done_bytes = std::min(total, base + done);
+      return !stop_worker_;
+    });
+    if (StopRequested()) {
+      *crashed = true;
+      break;
+    }
+    base += AllocatedBytes(item.layer->fd.get());
+    std::lock_guard lock(work_mu_);
+    ++verify_.checked;
+    if (!sum.ok() || *sum != item.expected) {
+      verify_.bad.push_back(item.name);
+      LogError("verify " + Object() + ": snapshot " + item.name + " (" + item.layer->file + "): " +
+               (sum.ok() ? "checksum " + *sum + " does not match the stored " + item.expected
+                         : sum.status().message()));
+    }
+  }
+  std::lock_guard lock(work_mu_);
+  verify_.state = "done";
+  task_.reset();
+  LogInfo("verify " + Object() + ": " + std::to_string(verify_.checked) + " layers checked, " +
+          std::to_string(verify_.bad.size()) + " bad");
+}
+
+}  // namespace shorthorn::replicad
