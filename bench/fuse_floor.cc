@@ -1,50 +1,74 @@
-// fuse_floor: the "FUSE floor" of bench/run.sh. A minimal pass-through FUSE
-// file system that serves ONE regular file, backed by a file on a local
-// disk, with the FUSE settings shorthorn-fused uses (DESIGN §4): low-level
-// API with FUSE_USE_VERSION 312, 1 MiB max_write/max_read, a large
-// max_background, asynchronous direct I/O, direct_io on open, and
-// fuse_session_loop_mt. A loop device on this file is the best a loop device
-// on a FUSE file can do on this machine: everything Shorthorn adds above it
-// is Shorthorn's own cost.
+// fuse_floor: the "FUSE floor" and the "FUSE ceiling" of bench/run.sh. It
+// serves ONE regular file through shorthorn-fused's own FUSE frontend
+// (fused/fuse: FuseFrontend and the request handlers of fuse_ops.cc, with
+// fused's settings: DESIGN §4), over a Backend of its own instead of the
+// replicated engine:
 //
-//   fuse_floor --mount DIR --backing FILE [--name NAME] [--threads N]
-//              [--max-threads N] [--max-background N] [--max-request BYTES]
-//              [--buffered] [--clone-fd] [--ring-entries N] [--coop-taskrun]
+//   --backend file  (default; the fuse-floor row) a trivial io_uring backend
+//                   on a file on a local disk: the best a loop device on
+//                   Shorthorn's FUSE file can do on this machine, so what
+//                   Shorthorn adds above it is the engine's and the
+//                   replicas' cost;
+//   --backend null  (the fuse-null row) answers every request at once
+//                   without I/O (reads return zeros): what the frontend, the
+//                   kernel's FUSE and the loop device cost on their own.
+//
+// Because the frontend is fused's, every change to it moves fused, the
+// floor and the ceiling together.
+//
+//   fuse_floor --mount DIR [--backend file|null] [--backing FILE]
+//              [--size BYTES] [--name NAME] [--threads N]
+//              [--max-background N] [--max-request BYTES] [--buffered]
+//              [--ring-entries N] [--coop-taskrun] [--tmp-dir DIR]
 //
 // The file appears as DIR/NAME (default "floor") once the mount is ready; its
-// size is the backing file's size (fixed). SIGTERM/SIGINT or an unmount ends
-// it; it prints request counts and the most requests it had in flight.
+// size is the backing file's (or --size with the null backend), fixed.
+// SIGTERM/SIGINT or an unmount ends it: the file is removed, what is in
+// flight is answered, DIR is unmounted, and it prints the frontend's request
+// counts (and the most requests the file backend had in flight) as its last
+// line. While something (a loop device) still holds the file, the unmount is
+// lazy and the exit waits until it lets go, as fused's does.
 //
 // Design notes
 //
+// The frontend keeps the /dev/fuse descriptor in a holder process (started
+// from this binary: `fuse_floor --fuse-fd-holder SOCKET`, as fused does
+// with its own binary) and its session state in a state directory, so that
+// a restarted fused can take the connection over. The floor never takes
+// over: it makes a fresh state directory under --tmp-dir for each run,
+// never looks at systemd's descriptor store (NOTIFY_SOCKET and LISTEN_FDS
+// are dropped), and at exit FuseFrontend::Stop releases the holder (which
+// then exits) and removes the state file; the floor removes the directory.
+//
 // Threads, and what each calls:
-//   * main: parses options, mounts, runs fuse_session_loop_mt, then lets
-//     the completion thread answer what is in flight, stops it, unmounts.
-//   * FUSE workers (libfuse's pool: grows to --max-threads and, like fused,
-//     keeps every worker it started):
-//     read/write/fsync/fallocate copy what they need (write data goes into a
-//     pooled 4 KiB-aligned buffer, because libfuse reuses its receive buffer
-//     as soon as the handler returns), queue one SQE under submit_mutex_,
-//     io_uring_submit, and return to /dev/fuse. They never wait for the disk.
-//   * completion: the only reader of the CQ ring. Answers each request with
-//     fuse_reply_* (callable from any thread) and returns its buffer.
+//   * main: options, backend, frontend, then waits for a signal (checking
+//     once a second that DIR is still mounted); at the end RemoveVolume,
+//     Backend::Close (answers what is in flight), FuseFrontend::Stop.
+//   * the frontend's FUSE workers (fused's pool) call FileBackend::Read/
+//     Write/Unmap/Flush: they copy write data into a pooled 4 KiB-aligned
+//     buffer (the frontend's buffer is reused once the call returns), queue
+//     one SQE under mutex_ and io_uring_submit; they never wait for the
+//     disk. NullBackend answers on the worker itself.
+//   * the file backend's completion thread: the only reader of the CQ ring;
+//     it runs the Backend callbacks (the frontend's fuse_reply_*).
 // An Op is allocated per I/O and travels as the SQE's user_data; user_data 0
-// is the stop marker sent by main.
+// is the stop marker queued by Close.
 //
 // The backing file is opened with O_DIRECT (like fio's direct=1 on the raw
 // file), so the floor measures the same disk path as "raw"; --buffered drops
-// O_DIRECT (the replicas of shorthorn-replicad use the page cache). fsync
-// becomes IORING_OP_FSYNC with DATASYNC (never ENOSYS: the kernel would stop
-// sending flushes), fallocate (PUNCH_HOLE, ZERO_RANGE) becomes
-// IORING_OP_FALLOCATE.
-#define FUSE_USE_VERSION 312
-
+// O_DIRECT. Flush becomes IORING_OP_FSYNC with DATASYNC, Unmap (the
+// frontend's answer to PUNCH_HOLE and ZERO_RANGE) IORING_OP_FALLOCATE with
+// PUNCH_HOLE. A read is read into an aligned buffer and copied into the
+// std::vector the Backend interface returns (O_DIRECT cannot read into a
+// vector's memory): the same allocation and copy per read that fused's
+// replica client makes.
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse_lowlevel.h>
 #include <getopt.h>
 #include <liburing.h>
+#include <linux/falloc.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,46 +78,75 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/file_util.h"
+#include "common/log.h"
+#include "fused/core/io_stats.h"
+#include "fused/engine/backend.h"
+#include "fused/fuse/fd_keeper.h"
+#include "fused/fuse/fuse_frontend.h"
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#endif
+
 namespace {
 
-constexpr fuse_ino_t kFileIno = 2;
-constexpr double kAttrTimeout = 1.0;
-constexpr size_t kAlignment = 4096;
+using shorthorn::ErrnoStatus;
+using shorthorn::ErrorKind;
+using shorthorn::Status;
+using shorthorn::fused::Backend;
+using shorthorn::fused::DoneCallback;
+using shorthorn::fused::ReadCallback;
+
+constexpr size_t kAlignment = shorthorn::kDirectIoAlignment;
 
 struct Options {
   std::string mount_point;
+  std::string backend = "file";
   std::string backing_file;
+  uint64_t size = 0;  // null backend without --backing
   std::string name = "floor";
-  unsigned threads = 8;      // idle FUSE workers (fused's fuse-threads default)
-  unsigned max_threads = 0;  // 0: max(4 * threads, 16), as fused does
-  unsigned max_background = 256;
-  unsigned max_request = 1 << 20;
+  std::string tmp_dir;             // parent of the state dir; default $TMPDIR or /tmp
+  unsigned threads = 8;            // fused's fuse-threads default
+  unsigned max_background = 256;   // fused's max-background default
+  unsigned max_request = 1 << 20;  // fused's max-request-kib default
   unsigned ring_entries = 512;
   bool buffered = false;
-  bool clone_fd = false;
   bool coop_taskrun = false;  // IORING_SETUP_COOP_TASKRUN: no IPI per completion
 };
 
 void Usage(FILE* out) {
   std::fprintf(out,
-               "usage: fuse_floor --mount DIR --backing FILE [--name NAME] [--threads N]\n"
-               "                  [--max-threads N] [--max-background N] [--max-request BYTES]\n"
-               "                  [--buffered] [--clone-fd] [--ring-entries N] [--coop-taskrun]\n"
-               "Serves FILE as DIR/NAME (default name 'floor') through FUSE, doing the I/O\n"
-               "with io_uring. Defaults: 8 idle threads, max(4*threads,16) threads at most,\n"
-               "max-background 256, max-request 1048576, O_DIRECT on FILE, ring 512.\n");
+               "usage: fuse_floor --mount DIR [--backend file|null] [--backing FILE]\n"
+               "                  [--size BYTES] [--name NAME] [--threads N]\n"
+               "                  [--max-background N] [--max-request BYTES] [--buffered]\n"
+               "                  [--ring-entries N] [--coop-taskrun] [--tmp-dir DIR]\n"
+               "Serves one file as DIR/NAME (default name 'floor') through shorthorn-fused's\n"
+               "FUSE frontend. --backend file (default): FILE through io_uring, O_DIRECT\n"
+               "unless --buffered; --backend null: no I/O, reads return zeros, size from\n"
+               "--size or FILE. Defaults (fused's): 8 threads (pool to 32), max-background\n"
+               "256, max-request 1048576; ring 512; state dir made under --tmp-dir.\n");
 }
 
-bool ParseUnsigned(const char* text, unsigned* out) {
+bool ParseU64(const char* text, uint64_t max, uint64_t* out) {
   char* end = nullptr;
   errno = 0;
-  unsigned long v = std::strtoul(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || v == 0 || v > (1u << 30)) return false;
+  unsigned long long v = std::strtoull(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || v == 0 || v > max) return false;
+  *out = v;
+  return true;
+}
+
+bool ParseUnsigned(const char* text, unsigned max, unsigned* out) {
+  uint64_t v;
+  if (!ParseU64(text, max, &v)) return false;
   *out = static_cast<unsigned>(v);
   return true;
 }
@@ -102,29 +155,31 @@ bool ParseUnsigned(const char* text, unsigned* out) {
 bool ParseOptions(int argc, char** argv, Options* o) {
   enum {
     kMount = 1,
+    kBackend,
     kBacking,
+    kSize,
     kName,
     kThreads,
-    kMaxThreads,
     kMaxBg,
     kMaxReq,
     kBuffered,
-    kCloneFd,
     kRing,
     kCoop,
+    kTmpDir,
     kHelp
   };
   static const option kLong[] = {{"mount", required_argument, nullptr, kMount},
+                                 {"backend", required_argument, nullptr, kBackend},
                                  {"backing", required_argument, nullptr, kBacking},
+                                 {"size", required_argument, nullptr, kSize},
                                  {"name", required_argument, nullptr, kName},
                                  {"threads", required_argument, nullptr, kThreads},
-                                 {"max-threads", required_argument, nullptr, kMaxThreads},
                                  {"max-background", required_argument, nullptr, kMaxBg},
                                  {"max-request", required_argument, nullptr, kMaxReq},
                                  {"buffered", no_argument, nullptr, kBuffered},
-                                 {"clone-fd", no_argument, nullptr, kCloneFd},
                                  {"ring-entries", required_argument, nullptr, kRing},
                                  {"coop-taskrun", no_argument, nullptr, kCoop},
+                                 {"tmp-dir", required_argument, nullptr, kTmpDir},
                                  {"help", no_argument, nullptr, kHelp},
                                  {nullptr, 0, nullptr, 0}};
   int c;
@@ -134,35 +189,39 @@ bool ParseOptions(int argc, char** argv, Options* o) {
       case kMount:
         o->mount_point = optarg;
         break;
+      case kBackend:
+        o->backend = optarg;
+        ok = o->backend == "file" || o->backend == "null";
+        break;
       case kBacking:
         o->backing_file = optarg;
+        break;
+      case kSize:
+        ok = ParseU64(optarg, uint64_t{1} << 50, &o->size) && o->size % kAlignment == 0;
         break;
       case kName:
         o->name = optarg;
         break;
       case kThreads:
-        ok = ParseUnsigned(optarg, &o->threads);
-        break;
-      case kMaxThreads:
-        ok = ParseUnsigned(optarg, &o->max_threads);
+        ok = ParseUnsigned(optarg, 1024, &o->threads);
         break;
       case kMaxBg:
-        ok = ParseUnsigned(optarg, &o->max_background) && o->max_background < 65536;
+        ok = ParseUnsigned(optarg, 65535, &o->max_background);
         break;
       case kMaxReq:
-        ok = ParseUnsigned(optarg, &o->max_request) && o->max_request % kAlignment == 0;
+        ok = ParseUnsigned(optarg, 1u << 30, &o->max_request) && o->max_request % kAlignment == 0;
         break;
       case kBuffered:
         o->buffered = true;
         break;
-      case kCloneFd:
-        o->clone_fd = true;
-        break;
       case kRing:
-        ok = ParseUnsigned(optarg, &o->ring_entries) && o->ring_entries <= 32768;
+        ok = ParseUnsigned(optarg, 32768, &o->ring_entries);
         break;
       case kCoop:
         o->coop_taskrun = true;
+        break;
+      case kTmpDir:
+        o->tmp_dir = optarg;
         break;
       case kHelp:
         Usage(stdout);
@@ -176,13 +235,16 @@ bool ParseOptions(int argc, char** argv, Options* o) {
       return false;
     }
   }
-  if (optind != argc || o->mount_point.empty() || o->backing_file.empty() || o->name.empty() ||
+  bool sized = !o->backing_file.empty() || (o->backend == "null" && o->size > 0);
+  if (optind != argc || o->mount_point.empty() || !sized || o->name.empty() ||
       o->name.find('/') != std::string::npos) {
     Usage(stderr);
     return false;
   }
-  if (o->max_threads == 0) o->max_threads = std::max(o->threads * 4, 16u);
-  o->max_threads = std::max(o->max_threads, o->threads);
+  if (o->tmp_dir.empty()) {
+    const char* env = std::getenv("TMPDIR");
+    o->tmp_dir = env != nullptr && *env != '\0' ? env : "/tmp";
+  }
   return true;
 }
 
@@ -197,18 +259,19 @@ class BufferPool {
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
 
-  void* Get() {
+  uint8_t* Get() {
     {
       std::lock_guard lock(mutex_);
       if (!free_.empty()) {
         void* b = free_.back();
         free_.pop_back();
-        return b;
+        return static_cast<uint8_t*>(b);
       }
     }
-    return std::aligned_alloc(kAlignment, size_);
+    return static_cast<uint8_t*>(std::aligned_alloc(kAlignment, size_));
   }
-  void Put(void* b) {
+  void Put(uint8_t* b) {
+    if (b == nullptr) return;
     std::lock_guard lock(mutex_);
     free_.push_back(b);
   }
@@ -219,129 +282,110 @@ class BufferPool {
   std::vector<void*> free_;
 };
 
-enum class OpKind { kRead, kWrite, kFsync, kFallocate };
-
-struct Op {
-  fuse_req_t req;
-  OpKind kind;
-  void* buf;  // read/write only
-};
-
-class FloorFs {
+// The file backend: each operation is one io_uring request on the backing
+// file. Read/Write/Unmap/Flush from any thread (the FUSE workers); callbacks
+// on the completion thread; Close from the owner once the file is removed
+// from the frontend.
+class FileBackend final : public Backend {
  public:
-  explicit FloorFs(const Options& o) : opts_(o), pool_(o.max_request) {}
-  ~FloorFs() {
-    if (ring_ready_) io_uring_queue_exit(&ring_);
+  explicit FileBackend(const Options& o) : opts_(o), pool_(o.max_request) {}
+  ~FileBackend() override {
+    (void)Close();
     if (fd_ >= 0) ::close(fd_);
   }
-  FloorFs(const FloorFs&) = delete;
-  FloorFs& operator=(const FloorFs&) = delete;
 
   // Opens the backing file and the ring, starts the completion thread.
-  bool Start() {
-    int flags = O_RDWR | O_CLOEXEC | (opts_.buffered ? 0 : O_DIRECT);
-    fd_ = ::open(opts_.backing_file.c_str(), flags);
-    if (fd_ < 0) {
-      std::fprintf(stderr, "fuse_floor: open %s: %s\n", opts_.backing_file.c_str(),
-                   std::strerror(errno));
-      return false;
-    }
+  Status Open() {
+    const std::string& path = opts_.backing_file;
+    fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC | (opts_.buffered ? 0 : O_DIRECT));
+    if (fd_ < 0) return ErrnoStatus(errno, "open " + path);
     struct stat st;
-    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size % kAlignment != 0) {
-      std::fprintf(stderr, "fuse_floor: %s: not a regular file whose size is a multiple of %zu\n",
-                   opts_.backing_file.c_str(), kAlignment);
-      return false;
+    if (::fstat(fd_, &st) != 0) return ErrnoStatus(errno, "stat " + path);
+    if (!S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size % kAlignment != 0) {
+      return Status(ErrorKind::kInvalidArgument,
+                    "open " + path + ": not a regular file whose size is a multiple of 4096");
     }
     size_ = static_cast<uint64_t>(st.st_size);
     int rc = io_uring_queue_init(opts_.ring_entries, &ring_,
                                  opts_.coop_taskrun ? IORING_SETUP_COOP_TASKRUN : 0);
-    if (rc < 0) {
-      std::fprintf(stderr, "fuse_floor: io_uring_queue_init: %s\n", std::strerror(-rc));
-      return false;
-    }
+    if (rc < 0) return ErrnoStatus(-rc, "set up io_uring");
     ring_ready_ = true;
     completion_ = std::thread([this] { CompletionLoop(); });
-    return true;
+    return Status::Ok();
   }
 
-  // Ends the completion thread once every request queued so far is answered
-  // (the stop marker is queued last and the CQ is drained in order of
-  // completion, so late CQEs are still answered before it sees in_flight 0).
-  void Stop() {
-    if (!completion_.joinable()) return;
-    Submit(nullptr, [](io_uring_sqe* sqe) { io_uring_prep_nop(sqe); });
-    completion_.join();
+  uint64_t Size() const override { return size_; }
+  size_t Outstanding() const override { return in_flight_.load(std::memory_order_relaxed); }
+  bool OnOwnThread() const override { return std::this_thread::get_id() == completion_id_; }
+  uint64_t PeakInFlight() const { return peak_in_flight_.load(); }
+
+  void Read(uint64_t offset, uint32_t length, ReadCallback done) override {
+    auto* op = new Op{Op::kRead, length, pool_.Get(), std::move(done), nullptr};
+    Submit(op, [&](io_uring_sqe* sqe) { io_uring_prep_read(sqe, fd_, op->buf, length, offset); });
   }
 
-  const Options& opts() const { return opts_; }
-  uint64_t size() const { return size_; }
+  void Write(uint64_t offset, std::span<const uint8_t> data, DoneCallback done) override {
+    auto length = static_cast<uint32_t>(data.size());
+    auto* op = new Op{Op::kWrite, length, pool_.Get(), nullptr, std::move(done)};
+    std::memcpy(op->buf, data.data(), data.size());
+    Submit(op, [&](io_uring_sqe* sqe) { io_uring_prep_write(sqe, fd_, op->buf, length, offset); });
+  }
 
-  void Read(fuse_req_t req, size_t size, off_t off) {
-    if (size > opts_.max_request) {
-      fuse_reply_err(req, EINVAL);
-      return;
-    }
-    auto* op = new Op{req, OpKind::kRead, pool_.Get()};
-    Count(&reads_);
+  void Unmap(uint64_t offset, uint64_t length, DoneCallback done) override {
+    auto* op = new Op{Op::kUnmap, 0, nullptr, nullptr, std::move(done)};
     Submit(op, [&](io_uring_sqe* sqe) {
-      io_uring_prep_read(sqe, fd_, op->buf, static_cast<unsigned>(size),
-                         static_cast<uint64_t>(off));
+      io_uring_prep_fallocate(sqe, fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
     });
   }
 
-  void Write(fuse_req_t req, const char* data, size_t size, off_t off) {
-    if (size > opts_.max_request) {
-      fuse_reply_err(req, EINVAL);
-      return;
-    }
-    auto* op = new Op{req, OpKind::kWrite, pool_.Get()};
-    std::memcpy(op->buf, data, size);
-    Count(&writes_);
-    Submit(op, [&](io_uring_sqe* sqe) {
-      io_uring_prep_write(sqe, fd_, op->buf, static_cast<unsigned>(size),
-                          static_cast<uint64_t>(off));
-    });
-  }
-
-  void Fsync(fuse_req_t req) {
-    auto* op = new Op{req, OpKind::kFsync, nullptr};
-    Count(&fsyncs_);
+  void Flush(DoneCallback done) override {
+    auto* op = new Op{Op::kFlush, 0, nullptr, nullptr, std::move(done)};
     Submit(op, [&](io_uring_sqe* sqe) { io_uring_prep_fsync(sqe, fd_, IORING_FSYNC_DATASYNC); });
   }
 
-  void Fallocate(fuse_req_t req, int mode, off_t off, off_t length) {
-    auto* op = new Op{req, OpKind::kFallocate, nullptr};
-    Count(&fallocates_);
-    Submit(op, [&](io_uring_sqe* sqe) {
-      io_uring_prep_fallocate(sqe, fd_, mode, static_cast<uint64_t>(off),
-                              static_cast<uint64_t>(length));
-    });
-  }
-
-  void PrintStats() const {
-    std::fprintf(stderr,
-                 "fuse_floor: %llu reads, %llu writes, %llu fsyncs, %llu fallocates, "
-                 "at most %llu in flight\n",
-                 static_cast<unsigned long long>(reads_.load()),
-                 static_cast<unsigned long long>(writes_.load()),
-                 static_cast<unsigned long long>(fsyncs_.load()),
-                 static_cast<unsigned long long>(fallocates_.load()),
-                 static_cast<unsigned long long>(peak_in_flight_.load()));
+  // Ends the completion thread once every request queued so far is answered
+  // (the stop marker is queued last; CQEs that complete after it are still
+  // answered before the thread sees nothing in flight). Later I/O fails.
+  Status Close() override {
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_) return Status::Ok();
+      closed_ = true;
+      if (ring_ready_) QueueLocked(nullptr, [](io_uring_sqe* sqe) { io_uring_prep_nop(sqe); });
+    }
+    if (completion_.joinable()) completion_.join();
+    if (ring_ready_) io_uring_queue_exit(&ring_);
+    ring_ready_ = false;
+    return Status::Ok();
   }
 
  private:
-  void Count(std::atomic<uint64_t>* counter) {
-    counter->fetch_add(1, std::memory_order_relaxed);
-    uint64_t now = in_flight_.fetch_add(1, std::memory_order_relaxed) + 1;
-    uint64_t peak = peak_in_flight_.load(std::memory_order_relaxed);
-    while (now > peak && !peak_in_flight_.compare_exchange_weak(peak, now)) {
-    }
-  }
+  struct Op {
+    enum Kind { kRead, kWrite, kUnmap, kFlush } kind;
+    uint32_t length;  // read/write
+    uint8_t* buf;     // read/write: from pool_
+    ReadCallback read_done;
+    DoneCallback done;
+  };
 
-  // Queues one SQE prepared by `prep`, tagged with `op`, and submits it.
+  // Queues `op` (prepared by `prep`) and submits it; fails it at once after
+  // Close.
   template <typename Prep>
   void Submit(Op* op, Prep prep) {
-    std::lock_guard lock(submit_mutex_);
+    {
+      std::lock_guard lock(mutex_);
+      if (!closed_) {
+        uint64_t now = in_flight_.fetch_add(1, std::memory_order_relaxed) + 1;
+        if (now > peak_in_flight_.load(std::memory_order_relaxed)) peak_in_flight_.store(now);
+        QueueLocked(op, prep);
+        return;
+      }
+    }
+    Finish(op, -EIO);
+  }
+
+  template <typename Prep>
+  void QueueLocked(Op* op, Prep prep) {
     io_uring_sqe* sqe;
     while ((sqe = io_uring_get_sqe(&ring_)) == nullptr) io_uring_submit(&ring_);
     prep(sqe);
@@ -349,17 +393,18 @@ class FloorFs {
     int rc;
     while ((rc = io_uring_submit(&ring_)) == -EINTR || rc == -EAGAIN || rc == -EBUSY) {
     }
-    if (rc < 0) std::fprintf(stderr, "fuse_floor: io_uring_submit: %s\n", std::strerror(-rc));
+    if (rc < 0) shorthorn::LogError("io_uring_submit: " + std::string(std::strerror(-rc)));
   }
 
   void CompletionLoop() {
+    completion_id_ = std::this_thread::get_id();
     bool stopping = false;
     while (!stopping || in_flight_.load() != 0) {
       io_uring_cqe* cqe;
       int rc = io_uring_wait_cqe(&ring_, &cqe);
       if (rc == -EINTR) continue;
       if (rc < 0) {
-        std::fprintf(stderr, "fuse_floor: io_uring_wait_cqe: %s\n", std::strerror(-rc));
+        shorthorn::LogError("io_uring_wait_cqe: " + std::string(std::strerror(-rc)));
         std::abort();  // requests could never be answered: the mount would hang
       }
       unsigned head, seen = 0;
@@ -370,25 +415,31 @@ class FloorFs {
           stopping = true;
           continue;
         }
-        Complete(op, cqe->res);
+        Finish(op, cqe->res);
+        in_flight_.fetch_sub(1, std::memory_order_relaxed);
       }
       io_uring_cq_advance(&ring_, seen);
     }
   }
 
-  void Complete(Op* op, int res) {
-    if (res < 0) {
-      fuse_reply_err(op->req, -res);
-    } else if (op->kind == OpKind::kRead) {
-      fuse_reply_buf(op->req, static_cast<const char*>(op->buf), static_cast<size_t>(res));
-    } else if (op->kind == OpKind::kWrite) {
-      fuse_reply_write(op->req, static_cast<size_t>(res));
-    } else {
-      fuse_reply_err(op->req, 0);
+  // Runs op's callback with the result `res` (bytes, or -errno) and frees it.
+  void Finish(Op* op, int res) {
+    std::unique_ptr<Op> owned(op);
+    // A short read or write is an error: the callback has no byte count.
+    if (res >= 0 && (op->kind == Op::kRead || op->kind == Op::kWrite) &&
+        static_cast<uint32_t>(res) != op->length) {
+      res = -EIO;
     }
-    if (op->buf != nullptr) pool_.Put(op->buf);
-    delete op;
-    in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    Status status = res < 0 ? ErrnoStatus(-res, "I/O on " + opts_.backing_file) : Status::Ok();
+    if (op->kind == Op::kRead) {
+      std::vector<uint8_t> data;
+      if (res > 0) data.assign(op->buf, op->buf + res);
+      pool_.Put(op->buf);
+      op->read_done(std::move(status), std::move(data));
+    } else {
+      pool_.Put(op->buf);
+      op->done(std::move(status));
+    }
   }
 
   const Options opts_;
@@ -396,220 +447,193 @@ class FloorFs {
   int fd_ = -1;
   uint64_t size_ = 0;
   io_uring ring_{};
-  bool ring_ready_ = false;
-  std::mutex submit_mutex_;  // guards the SQ ring
+  std::mutex mutex_;         // guards the SQ ring and closed_
+  bool ring_ready_ = false;  // set before the completion thread starts
+  bool closed_ = false;
   std::thread completion_;
+  std::thread::id completion_id_;
   std::atomic<uint64_t> in_flight_{0}, peak_in_flight_{0};
-  std::atomic<uint64_t> reads_{0}, writes_{0}, fsyncs_{0}, fallocates_{0};
 };
 
-// ---------------------------------------------------------------- FUSE handlers
-
-FloorFs* Fs(fuse_req_t req) { return static_cast<FloorFs*>(fuse_req_userdata(req)); }
-
-void FillAttr(const FloorFs* fs, fuse_ino_t ino, struct stat* st) {
-  std::memset(st, 0, sizeof(*st));
-  st->st_ino = ino;
-  if (ino == FUSE_ROOT_ID) {
-    st->st_mode = S_IFDIR | 0755;
-    st->st_nlink = 2;
-    return;
+// The null backend: every request is answered on the caller's thread, with
+// no I/O; reads return zeros. Thread-safe (no state but the size).
+class NullBackend final : public Backend {
+ public:
+  explicit NullBackend(uint64_t size) : size_(size) {}
+  uint64_t Size() const override { return size_; }
+  void Read(uint64_t, uint32_t length, ReadCallback done) override {
+    done(Status::Ok(), std::vector<uint8_t>(length));
   }
-  st->st_mode = S_IFREG | 0600;
-  st->st_nlink = 1;
-  st->st_size = static_cast<off_t>(fs->size());
-  st->st_blksize = kAlignment;
-  st->st_blocks = st->st_size / 512;
+  void Write(uint64_t, std::span<const uint8_t>, DoneCallback done) override { done(Status::Ok()); }
+  void Unmap(uint64_t, uint64_t, DoneCallback done) override { done(Status::Ok()); }
+  void Flush(DoneCallback done) override { done(Status::Ok()); }
+  Status Close() override { return Status::Ok(); }
+
+ private:
+  const uint64_t size_;
+};
+
+// True while `path` (canonical, as the frontend resolved it) is a mount
+// point in this namespace. Reads mountinfo, so it never sends a FUSE request.
+bool IsMounted(const std::string& path) {
+  std::string escaped;
+  for (char c : path) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\\') {
+      char octal[8];
+      std::snprintf(octal, sizeof(octal), "\\%03o", static_cast<unsigned char>(c));
+      escaped += octal;
+    } else {
+      escaped += c;
+    }
+  }
+  std::ifstream in("/proc/self/mountinfo");
+  std::string id, parent, device, root, point, rest;
+  while (in >> id >> parent >> device >> root >> point) {
+    if (point == escaped) return true;
+    std::getline(in, rest);
+  }
+  return false;
 }
 
-void OnInit(void* userdata, fuse_conn_info* conn) {
-  const Options& o = static_cast<FloorFs*>(userdata)->opts();
-  conn->max_write = o.max_request;
-  conn->max_read = o.max_request;
-  conn->max_background = o.max_background;
-  conn->congestion_threshold = o.max_background * 3 / 4;
-  conn->max_readahead = 0;
-  if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
-  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+// One line with the frontend's figures of the file (and the backend's peak).
+void PrintStats(const Options& o, const shorthorn::fused::IoStats* stats, uint64_t peak) {
+  using shorthorn::fused::IoOp;
+  auto get = [&](IoOp op) { return stats ? stats->Get(op) : shorthorn::fused::IoFigures{}; };
+  auto r = get(IoOp::kRead), w = get(IoOp::kWrite), f = get(IoOp::kFlush), d = get(IoOp::kDiscard);
+  auto mean_us = [](const shorthorn::fused::IoFigures& x) {
+    return x.requests ? static_cast<double>(x.latency_ns) / x.requests / 1000.0 : 0.0;
+  };
+  std::fprintf(
+      stderr,
+      "fuse_floor: %llu reads, %llu writes, %llu fsyncs, %llu discards, %llu errors; "
+      "mean in-daemon latency read %.1f us, write %.1f us; %s backend, at most %llu "
+      "in flight\n",
+      static_cast<unsigned long long>(r.requests), static_cast<unsigned long long>(w.requests),
+      static_cast<unsigned long long>(f.requests), static_cast<unsigned long long>(d.requests),
+      static_cast<unsigned long long>(r.errors + w.errors + f.errors + d.errors), mean_us(r),
+      mean_us(w), o.backend.c_str(), static_cast<unsigned long long>(peak));
 }
 
-void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  if (parent != FUSE_ROOT_ID || Fs(req)->opts().name != name) {
-    fuse_reply_err(req, ENOENT);
-    return;
+// Waits for SIGTERM/SIGINT (blocked in every thread), or for the mount to
+// go away; SIGHUP is ignored.
+void WaitForStop(const sigset_t& signals, const std::string& mount_point) {
+  timespec second{1, 0};
+  for (;;) {
+    int sig = sigtimedwait(&signals, nullptr, &second);
+    if (sig == SIGTERM || sig == SIGINT) return;
+    if (sig < 0 && errno == EAGAIN && !IsMounted(mount_point)) {
+      std::fprintf(stderr, "fuse_floor: %s was unmounted\n", mount_point.c_str());
+      return;
+    }
   }
-  fuse_entry_param e{};
-  e.ino = kFileIno;
-  e.attr_timeout = kAttrTimeout;
-  e.entry_timeout = kAttrTimeout;
-  FillAttr(Fs(req), kFileIno, &e.attr);
-  fuse_reply_entry(req, &e);
 }
 
-void OnGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
-  if (ino != FUSE_ROOT_ID && ino != kFileIno) {
-    fuse_reply_err(req, ENOENT);
-    return;
+int Serve(const Options& opts, const sigset_t& signals, const std::string& state_dir) {
+  std::shared_ptr<Backend> backend;
+  FileBackend* file = nullptr;
+  if (opts.backend == "file") {
+    auto f = std::make_shared<FileBackend>(opts);
+    Status s = f->Open();
+    if (!s.ok()) {
+      std::fprintf(stderr, "fuse_floor: %s\n", s.message().c_str());
+      return 1;
+    }
+    file = f.get();
+    backend = std::move(f);
+  } else {
+    uint64_t size = opts.size;
+    struct stat st;
+    if (size == 0) {
+      if (::stat(opts.backing_file.c_str(), &st) != 0 || st.st_size <= 0) {
+        std::fprintf(stderr, "fuse_floor: cannot size the null file from %s\n",
+                     opts.backing_file.c_str());
+        return 1;
+      }
+      size = static_cast<uint64_t>(st.st_size) / kAlignment * kAlignment;
+    }
+    backend = std::make_shared<NullBackend>(size);
   }
-  struct stat st;
-  FillAttr(Fs(req), ino, &st);
-  fuse_reply_attr(req, &st, kAttrTimeout);
-}
 
-void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat*, int to_set, fuse_file_info* fi) {
-  // The size is the backing file's; times are accepted and ignored (as fused).
-  if (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-    fuse_reply_err(req, EPERM);
-    return;
+  shorthorn::fused::FuseFrontend fuse(
+      {opts.mount_point, opts.threads, opts.max_background, opts.max_request, state_dir});
+  Status s = fuse.Start();
+  if (!s.ok()) {
+    std::fprintf(stderr, "fuse_floor: %s\n", s.message().c_str());
+    (void)backend->Close();
+    return 1;
   }
-  OnGetattr(req, ino, fi);
-}
+  auto path = fuse.AddVolume(opts.name, backend);
+  if (!path.ok()) {
+    std::fprintf(stderr, "fuse_floor: %s\n", path.status().message().c_str());
+    (void)backend->Close();
+    fuse.Stop();
+    return 1;
+  }
+  auto stats = fuse.Stats(opts.name);
+  std::fprintf(stderr,
+               "fuse_floor: serving %s as %s (%llu bytes) on shorthorn-fused's FUSE frontend, "
+               "%s backend%s, %u threads (pool to %u), max_background %u, max_request %u\n",
+               opts.backend == "file" ? opts.backing_file.c_str() : "nothing", path->c_str(),
+               static_cast<unsigned long long>(backend->Size()), opts.backend.c_str(),
+               opts.backend == "null" ? ""
+               : opts.buffered        ? " (buffered, io_uring)"
+                                      : " (O_DIRECT, io_uring)",
+               opts.threads, std::max(opts.threads * 4, 16u), opts.max_background,
+               opts.max_request);
 
-void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
-  if (ino != FUSE_ROOT_ID) {
-    fuse_reply_err(req, ENOTDIR);
-    return;
-  }
-  const std::pair<const char*, fuse_ino_t> entries[] = {
-      {".", FUSE_ROOT_ID}, {"..", FUSE_ROOT_ID}, {Fs(req)->opts().name.c_str(), kFileIno}};
-  std::vector<char> buf(size);
-  size_t used = 0;
-  for (size_t i = static_cast<size_t>(off); i < std::size(entries); ++i) {
-    struct stat st {};
-    st.st_ino = entries[i].second;
-    st.st_mode = entries[i].second == FUSE_ROOT_ID ? S_IFDIR : S_IFREG;
-    size_t need = fuse_add_direntry(req, buf.data() + used, size - used, entries[i].first, &st,
-                                    static_cast<off_t>(i + 1));
-    if (need > size - used) break;
-    used += need;
-  }
-  fuse_reply_buf(req, buf.data(), used);
-}
+  WaitForStop(signals, fuse.mount_point());
 
-void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  if (ino != kFileIno) {
-    fuse_reply_err(req, ino == FUSE_ROOT_ID ? EISDIR : ENOENT);
-    return;
-  }
-  fi->direct_io = 1;
-  fi->keep_cache = 0;
-  fi->noflush = 1;
-  fuse_reply_open(req, fi);
-}
-
-void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
-  FloorFs* fs = Fs(req);
-  if (ino != kFileIno) {
-    fuse_reply_err(req, EISDIR);
-    return;
-  }
-  if (off < 0 || static_cast<uint64_t>(off) >= fs->size() || size == 0) {
-    fuse_reply_buf(req, nullptr, 0);
-    return;
-  }
-  fs->Read(req, std::min<uint64_t>(size, fs->size() - static_cast<uint64_t>(off)), off);
-}
-
-void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
-             fuse_file_info*) {
-  FloorFs* fs = Fs(req);
-  if (ino != kFileIno) {
-    fuse_reply_err(req, EISDIR);
-    return;
-  }
-  if (off < 0 || static_cast<uint64_t>(off) + size > fs->size()) {
-    fuse_reply_err(req, static_cast<uint64_t>(off) >= fs->size() ? ENOSPC : EFBIG);
-    return;
-  }
-  fs->Write(req, buf, size, off);
-}
-
-void OnFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { Fs(req)->Fsync(req); }
-
-void OnFlush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
-
-void OnFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t length,
-                 fuse_file_info*) {
-  if (ino != kFileIno || off < 0 || length <= 0) {
-    fuse_reply_err(req, EINVAL);
-    return;
-  }
-  // The loop device sends PUNCH_HOLE (discard) and ZERO_RANGE (write
-  // zeroes), both with KEEP_SIZE; the backing file handles either.
-  Fs(req)->Fallocate(req, mode | FALLOC_FL_KEEP_SIZE, off, length);
+  // The file first (new requests get ENOENT), then what is in flight is
+  // answered while the session is still there, then the unmount.
+  fuse.RemoveVolume(opts.name);
+  (void)backend->Close();
+  fuse.Stop();
+  PrintStats(opts, stats.get(), file != nullptr ? file->PeakInFlight() : 0);
+  return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  shorthorn::TuneAllocator();
+  // The frontend's holder process is this binary (/proc/self/exe).
+  if (argc >= 2 && std::strcmp(argv[1], shorthorn::fused::kFuseFdHolderFlag) == 0) {
+    shorthorn::SetLogComponent("fuse-holder");
+    shorthorn::SetLogLevel(shorthorn::LogLevel::kWarning);
+    return shorthorn::fused::RunFuseFdHolder(argc, argv);
+  }
   Options opts;
   if (!ParseOptions(argc, argv, &opts)) return 2;
+  shorthorn::SetLogComponent("fuse_floor");
+  shorthorn::SetLogLevel(shorthorn::LogLevel::kWarning);
+  // Never a service: the connection is the floor's alone and ends with it.
+  for (const char* name : {"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"}) {
+    ::unsetenv(name);
+  }
 
-  FloorFs fs(opts);
-  if (!fs.Start()) return 1;
+  // Signals are taken by sigtimedwait; no other thread may receive them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  // As fused: memory reclaim must not wait on the daemon under a loop device.
+  if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0) {
+    std::fprintf(stderr, "fuse_floor: PR_SET_IO_FLUSHER refused\n");
+  }
 
-  fuse_lowlevel_ops ops{};
-  ops.init = OnInit;
-  ops.lookup = OnLookup;
-  ops.getattr = OnGetattr;
-  ops.setattr = OnSetattr;
-  ops.readdir = OnReaddir;
-  ops.open = OnOpen;
-  ops.read = OnRead;
-  ops.write = OnWrite;
-  ops.fsync = OnFsync;
-  ops.flush = OnFlush;
-  ops.fallocate = OnFallocate;
-
-  std::string max_read = "max_read=" + std::to_string(opts.max_request);
-  std::vector<std::string> argv_s = {argv[0],
-                                     "-o",
-                                     "fsname=fuse_floor,subtype=fuse_floor",
-                                     "-o",
-                                     "allow_other,default_permissions",
-                                     "-o",
-                                     max_read};
-  std::vector<char*> fargv;
-  for (auto& a : argv_s) fargv.push_back(a.data());
-  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(fargv.size()), fargv.data());
-  fuse_session* se = fuse_session_new(&args, &ops, sizeof(ops), &fs);
-  if (se == nullptr) {
-    std::fprintf(stderr, "fuse_floor: cannot create the FUSE session\n");
-    fs.Stop();
+  std::string state_dir = opts.tmp_dir + "/fuse_floor.XXXXXX";
+  if (::mkdtemp(state_dir.data()) == nullptr) {
+    std::fprintf(stderr, "fuse_floor: create a state directory under %s: %s\n",
+                 opts.tmp_dir.c_str(), std::strerror(errno));
     return 1;
   }
-  int rc = 1;
-  if (fuse_set_signal_handlers(se) != 0) {
-    std::fprintf(stderr, "fuse_floor: cannot install signal handlers\n");
-  } else if (fuse_session_mount(se, opts.mount_point.c_str()) != 0) {
-    std::fprintf(stderr, "fuse_floor: cannot mount FUSE at %s\n", opts.mount_point.c_str());
-    fuse_remove_signal_handlers(se);
-  } else {
-    std::fprintf(stderr,
-                 "fuse_floor: serving %s as %s/%s (%llu bytes), %u..%u threads, "
-                 "max_background %u, max_request %u, %s%s%s\n",
-                 opts.backing_file.c_str(), opts.mount_point.c_str(), opts.name.c_str(),
-                 static_cast<unsigned long long>(fs.size()), opts.threads, opts.max_threads,
-                 opts.max_background, opts.max_request, opts.buffered ? "buffered" : "O_DIRECT",
-                 opts.clone_fd ? ", clone_fd" : "", opts.coop_taskrun ? ", coop_taskrun" : "");
-    fuse_loop_config* cfg = fuse_loop_cfg_create();
-    fuse_loop_cfg_set_idle_threads(cfg, opts.max_threads);
-    fuse_loop_cfg_set_max_threads(cfg, opts.max_threads);
-    fuse_loop_cfg_set_clone_fd(cfg, opts.clone_fd ? 1 : 0);
-    // The loop returns the number of the signal that ended it (libfuse's
-    // handlers), which is the normal way to stop.
-    int loop_rc = fuse_session_loop_mt(se, cfg);
-    rc = (loop_rc == 0 || loop_rc == SIGTERM || loop_rc == SIGINT || loop_rc == SIGHUP) ? 0 : 1;
-    if (rc != 0) std::fprintf(stderr, "fuse_floor: FUSE loop ended with %d\n", loop_rc);
-    fuse_loop_cfg_destroy(cfg);
-    // Answer what is still in flight while the connection is open, then
-    // unmount.
-    fs.Stop();
-    fuse_session_unmount(se);
-    fuse_remove_signal_handlers(se);
+  int rc = Serve(opts, signals, state_dir);
+  if (::rmdir(state_dir.c_str()) != 0) {
+    std::fprintf(stderr, "fuse_floor: remove %s: %s\n", state_dir.c_str(), std::strerror(errno));
+    rc = rc == 0 ? 1 : rc;
   }
-  fs.Stop();
-  fuse_session_destroy(se);
-  fs.PrintStats();
   return rc;
 }

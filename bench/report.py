@@ -4,18 +4,20 @@
 run.sh writes, in its work directory:
   meta.json       mode, sizes, machine, job parameters, configs, jobs
   runs.jsonl      one line per fio run: config, target, profile, section, the
-                  path of fio's JSON output, fio's exit status, and the CPU
+                  path of fio's JSON output, fio's exit status, the CPU
                   ticks the daemons spent during the measured window (after
-                  the ramp) per process
+                  the ramp) per process, and the machine's context switches
+                  in that window (/proc/stat ctxt)
   timings.jsonl   other timings (snapshot create, ...), one line each
 
 This script reads them, computes per row IOPS, MiB/s, mean and p99 latency
 (fio's lat_ns: submission to completion), the ratio to raw (same job, raw's
 file) and to the FUSE floor (same target, same job), the daemons' CPU
-seconds per GiB moved, prints the table, writes the result JSON, and with
+seconds per GiB moved and microseconds per I/O, the machine's context
+switches per I/O, prints the table, writes the result JSON, and with
 --check fails (exit 1) unless every fio run finished with 0 errors and
-non-zero IOPS, every expected row exists, the ratios are computed, and the
-JSON it wrote parses back. Standard library only.
+non-zero IOPS, every expected row exists, the ratios and context switches
+are computed, and the JSON it wrote parses back. Standard library only.
 """
 
 import argparse
@@ -65,6 +67,7 @@ def fio_figures(path):
         raise ValueError(f"{path}: expected one fio job, found {len(jobs)}")
     job = jobs[0]
     iops = bw = io_bytes = 0.0
+    ios_total = 0
     lat_mean = lat_p99 = 0.0
     weight = 0.0
     for d in ("read", "write", "trim"):
@@ -72,6 +75,7 @@ def fio_figures(path):
         ios = s.get("total_ios", 0) or 0
         if ios == 0:
             continue
+        ios_total += ios
         iops += s.get("iops", 0.0)
         bw += s.get("bw_bytes", 0.0)
         io_bytes += s.get("io_bytes", 0.0)
@@ -88,6 +92,7 @@ def fio_figures(path):
         "lat_mean_us": (lat_mean / weight / 1000.0) if weight else 0.0,
         "lat_p99_us": lat_p99 / 1000.0,
         "bytes": io_bytes,
+        "ios": ios_total,
         "error": job.get("error", 0),
         "runtime_ms": job.get("job_runtime", 0),
         "fsync_mean_us": (sync.get("lat_ns", {}).get("mean", 0.0) / 1000.0) if sync else None,
@@ -118,15 +123,21 @@ def build(meta, runs, timings):
         except (OSError, ValueError, json.JSONDecodeError) as e:
             problems.append(f"{r['config']}/{r['target']}/{r['profile']}/{r['section']}: {e}")
             row.update(iops=0.0, mib_s=0.0, lat_mean_us=0.0, lat_p99_us=0.0, bytes=0.0,
-                       error=-1, runtime_ms=0)
+                       ios=0, error=-1, runtime_ms=0)
         cpu = r.get("cpu_ticks")  # {process: ticks} in the measured window
         if cpu:
             row["daemon_cpu_s"] = {p: t / ticks for p, t in cpu.items()}
             total = sum(cpu.values()) / ticks
             row["daemon_cpu_s_total"] = total
             row["cpu_s_per_gib"] = total / (row["bytes"] / GiB) if row["bytes"] else None
+            row["cpu_us_per_io"] = total * 1e6 / row["ios"] if row["ios"] else None
         else:
             row["cpu_s_per_gib"] = None
+            row["cpu_us_per_io"] = None
+        # The whole machine's context switches (fio, the kernel's workers,
+        # the daemons, and whatever else runs) per I/O fio completed.
+        row["context_switches"] = r.get("ctxt")
+        row["cs_per_io"] = r["ctxt"] / row["ios"] if r.get("ctxt") is not None and row["ios"] else None
         rows.append(row)
 
     def find(config, target, profile, section):
@@ -156,10 +167,12 @@ def build(meta, runs, timings):
             for p, s in x["daemon_cpu_s"].items():
                 per_proc[p] = per_proc.get(p, 0.0) + s
         gib = sum(x["bytes"] for x in sel) / GiB
+        ios = sum(x["ios"] for x in sel)
         total = sum(per_proc.values())
         cpu_summary.append({
-            "config": config, "target": target, "cpu_s": total, "gib": gib,
-            "cpu_s_per_gib": total / gib if gib else None, "per_process_cpu_s": per_proc,
+            "config": config, "target": target, "cpu_s": total, "gib": gib, "ios": ios,
+            "cpu_s_per_gib": total / gib if gib else None,
+            "cpu_us_per_io": total * 1e6 / ios if ios else None, "per_process_cpu_s": per_proc,
         })
     return rows, cpu_summary, problems
 
@@ -201,7 +214,8 @@ def print_table(meta, rows, cpu_summary, timings, goals):
     print(f"Shorthorn bench, mode {mode}: size {meta['size_mib']} MiB per target, "
           f"ramp {meta['ramp']}, runtime {meta['runtime']}, {meta['nproc']} CPUs, kernel {meta['kernel']}")
     head = (f"{'config':<12} {'target':<6} {'job':<28} {'IOPS':>9} {'MiB/s':>8} {'mean us':>9} "
-            f"{'p99 us':>9} {'x raw':>6} {'x floor':>7} {'+us/floor':>9} {'cpu s/GiB':>9}")
+            f"{'p99 us':>9} {'x raw':>6} {'x floor':>7} {'+us/floor':>9} {'cpu s/GiB':>9} "
+            f"{'cpu us/IO':>9} {'cs/IO':>6}")
     print(head)
     print("-" * len(head))
     for x in rows:
@@ -209,17 +223,21 @@ def print_table(meta, rows, cpu_summary, timings, goals):
         print(f"{x['config']:<12} {x['target']:<6} {x['job']:<28} {x['iops']:>9,.0f} {x['mib_s']:>8.1f} "
               f"{x['lat_mean_us']:>9.1f} {x['lat_p99_us']:>9.1f} {fmt(x['ratio_raw'], '6.2f'):>6} "
               f"{fmt(x['ratio_floor'], '7.2f'):>7} {fmt(x['lat_over_floor_us'], '+9.1f'):>9} "
-              f"{fmt(x['cpu_s_per_gib'], '9.2f'):>9}{bad}")
+              f"{fmt(x['cpu_s_per_gib'], '9.2f'):>9} {fmt(x.get('cpu_us_per_io'), '9.1f'):>9} "
+              f"{fmt(x.get('cs_per_io'), '6.2f'):>6}{bad}")
     print("x raw: IOPS / raw file's IOPS (same job); x floor: IOPS / fuse-floor's (same target, same job);")
-    print("+us/floor: mean latency minus fuse-floor's; cpu s/GiB: daemon CPU seconds per GiB moved "
-          "(fuse_floor, or fused + the volume's replicads), measured after the ramp.")
+    print("+us/floor: mean latency minus fuse-floor's; cpu s/GiB, cpu us/IO: daemon CPU seconds per GiB "
+          "moved and microseconds per I/O")
+    print("(fuse_floor, or fused + the volume's replicads); cs/IO: the machine's context switches "
+          "(/proc/stat ctxt) per I/O; all measured after the ramp.")
     if cpu_summary:
         print()
         print("Daemon CPU per GiB moved (all jobs of a target, measured windows):")
         for c in cpu_summary:
             procs = ", ".join(f"{p} {s:.1f}s" for p, s in sorted(c["per_process_cpu_s"].items()))
-            print(f"  {c['config']:<12} {c['target']:<4} {fmt(c['cpu_s_per_gib'], '.2f')} s/GiB "
-                  f"({c['cpu_s']:.1f} s over {c['gib']:.2f} GiB: {procs})")
+            print(f"  {c['config']:<12} {c['target']:<4} {fmt(c['cpu_s_per_gib'], '.2f')} s/GiB, "
+                  f"{fmt(c['cpu_us_per_io'], '.1f')} us/IO ({c['cpu_s']:.1f} s over {c['gib']:.2f} GiB, "
+                  f"{c['ios']:,} I/Os: {procs})")
     loads = {}
     for x in rows:
         if x.get("load1_at_start") is not None:
@@ -327,8 +345,10 @@ def main():
         if ("fuse-floor" in meta["configs"] and x["config"] != "raw"
                 and not (x["ratio_floor"] and math.isfinite(x["ratio_floor"]))):
             problems.append(f"{name}: no ratio to fuse-floor")
-        if x["config"].startswith("shorthorn") and not x.get("cpu_s_per_gib"):
+        if (x["config"].startswith("shorthorn") or x["config"].startswith("fuse-")) and not x.get("cpu_s_per_gib"):
             problems.append(f"{name}: no daemon CPU per GiB")
+        if not (x.get("cs_per_io") and math.isfinite(x["cs_per_io"])):
+            problems.append(f"{name}: no context switches per I/O")
     for t in back["timings"]:
         if t.get("required") and (t.get("error") not in (None, 0) or
                                   (t.get("kind") == "samples_ms" and not t.get("samples_ms"))):

@@ -6,14 +6,20 @@
 #
 #   raw          a preconditioned file on the local disk (the work dir's disk)
 #   loop         a loop device (direct I/O, 4096-byte sectors) on that file
-#   fuse-floor   a loop device on bench/fuse_floor's FUSE file, backed by a
-#                file on the same disk (the best a loop on a FUSE file does)
+#   fuse-null    a loop device on bench/fuse_floor's FUSE file with its null
+#                backend (no I/O, reads return zeros): the ceiling, what
+#                fused's FUSE frontend, FUSE and the loop device cost alone
+#   fuse-floor   a loop device on bench/fuse_floor's FUSE file (fused's own
+#                FUSE frontend) backed through io_uring by a file on the same
+#                disk (the best a loop on Shorthorn's FUSE file does)
 #   shorthorn-N  a volume with N = 1, 2, 3 replicas (replicads on 127.0.0.1,
 #                data on the same disk; private dbus-daemon; fused)
 #
 # each on the block device ("blk") and on a file in ext4 mounted on it ("fs");
-# raw only as the file. It prints ONE table (IOPS, MiB/s, mean and p99
-# latency, ratio to raw and to the FUSE floor, daemon CPU seconds per GiB),
+# raw only as the file, fuse-null only as the device (ext4 cannot live on a
+# device that reads zeros). It prints ONE table (IOPS, MiB/s, mean and p99
+# latency, ratio to raw and to the FUSE floor, daemon CPU seconds per GiB
+# and microseconds per I/O, the machine's context switches per I/O),
 # other timings (snapshot create, the disk's sequential write speed), and
 # writes the same as JSON to <results-dir>/<timestamp>.json.
 #
@@ -21,7 +27,8 @@
 #                                ramp / 20 s run, every job and config (~1 h)
 #   sudo bench/run.sh --quick    CI: 256 MiB, 1 s ramp / 2 s run, 4k
 #                                randwrite QD64 and 128k read, raw,
-#                                fuse-floor, shorthorn-1/2 (< 3 min)
+#                                fuse-null, fuse-floor, shorthorn-1/2
+#                                (< 3 min)
 #   bench/run.sh --help          every option
 #
 # Exits 0 when every fio run finished with 0 errors and non-zero IOPS and the
@@ -63,10 +70,10 @@ usage() {
 usage: sudo bench/run.sh [--quick] [options]
   --quick               CI mode: 256 MiB, ramp 1 s, runtime 2 s, jobs
                         iops/randwrite and bandwidth/read, configs raw,
-                        fuse-floor, shorthorn-1, shorthorn-2
+                        fuse-null, fuse-floor, shorthorn-1, shorthorn-2
   --size MIB            test size per target (default 4096, quick 256)
-  --configs LIST        comma-separated subset of raw,loop,fuse-floor,
-                        shorthorn-1,shorthorn-2,shorthorn-3
+  --configs LIST        comma-separated subset of raw,loop,fuse-null,
+                        fuse-floor,shorthorn-1,shorthorn-2,shorthorn-3
   --jobs LIST           comma-separated profile/section, e.g.
                         iops/randwrite,latency/randwrite (profiles: iops,
                         bandwidth, latency, flush)
@@ -75,7 +82,8 @@ usage: sudo bench/run.sh [--quick] [options]
   --results-dir DIR     where <timestamp>.json goes (default bench/results)
   --work-dir DIR        parent of the temp dir holding every test file; its
                         disk is the one measured (default /var/tmp)
-  --floor-opts "OPTS"   extra fuse_floor options (e.g. "--threads 16")
+  --floor-opts "OPTS"   extra fuse_floor options for fuse-floor and
+                        fuse-null (e.g. "--threads 16")
   --snapshots N         snapshot-create samples (default 10, quick 3)
   --no-build            never build; fail if a binary is missing
   --no-drop-caches      do not sync and drop the page cache before each job
@@ -104,14 +112,14 @@ parse_args() {
   done
   if [[ $MODE == quick ]]; then
     SIZE_MIB=${SIZE_MIB:-256}
-    CONFIGS=${CONFIGS:-raw,fuse-floor,shorthorn-1,shorthorn-2}
+    CONFIGS=${CONFIGS:-raw,fuse-null,fuse-floor,shorthorn-1,shorthorn-2}
     JOBS=${JOBS:-iops/randwrite,bandwidth/read}
     RAMP_OVERRIDE=${RAMP_OVERRIDE:-1}
     RUNTIME_OVERRIDE=${RUNTIME_OVERRIDE:-2}
     SNAPSHOTS=${SNAPSHOTS:-3}
   else
     SIZE_MIB=${SIZE_MIB:-4096}
-    CONFIGS=${CONFIGS:-raw,loop,fuse-floor,shorthorn-1,shorthorn-2,shorthorn-3}
+    CONFIGS=${CONFIGS:-raw,loop,fuse-null,fuse-floor,shorthorn-1,shorthorn-2,shorthorn-3}
     SNAPSHOTS=${SNAPSHOTS:-10}
   fi
   if ! [[ $SIZE_MIB =~ ^[0-9]+$ ]] || ((SIZE_MIB < 64)); then
@@ -124,7 +132,7 @@ parse_args() {
   local c
   IFS=, read -r -a CONFIG_LIST <<<"$CONFIGS"
   for c in "${CONFIG_LIST[@]}"; do
-    [[ $c =~ ^(raw|loop|fuse-floor|shorthorn-[123])$ ]] || { echo "run.sh: unknown config '$c'" >&2; exit 2; }
+    [[ $c =~ ^(raw|loop|fuse-null|fuse-floor|shorthorn-[123])$ ]] || { echo "run.sh: unknown config '$c'" >&2; exit 2; }
   done
 }
 
@@ -162,19 +170,30 @@ locate_jobs() {
   done
 }
 
-# Builds the daemons and fuse_floor when one is missing.
+# Builds what the configs need (the daemons, fuse_floor) when missing.
 ensure_built() {
   BUILD_DIR=${SHORTHORN_BUILD_DIR:-$BENCH_REPO/build}
-  local missing=0 b
-  for b in fused/shorthorn-fused replicad/shorthorn-replicad bench/fuse_floor; do
-    [[ -x $BUILD_DIR/$b ]] || missing=1
+  NEED_DAEMONS=0 NEED_FLOOR=0
+  local missing=() c
+  for c in "${CONFIG_LIST[@]}"; do
+    case $c in
+      shorthorn-*) NEED_DAEMONS=1 ;;
+      fuse-*) NEED_FLOOR=1 ;;
+    esac
   done
-  if ((missing)); then
-    ((DO_BUILD)) || { echo "FAIL bench: binaries missing under $BUILD_DIR and --no-build" >&2; exit 1; }
-    echo "bench: building in $BUILD_DIR (scripts/install-deps.sh, cmake)"
+  if ((NEED_DAEMONS)); then
+    [[ -x $BUILD_DIR/fused/shorthorn-fused ]] || missing+=(shorthorn-fused)
+    [[ -x $BUILD_DIR/replicad/shorthorn-replicad ]] || missing+=(shorthorn-replicad)
+  fi
+  if ((NEED_FLOOR)); then
+    [[ -x $BUILD_DIR/bench/fuse_floor ]] || missing+=(fuse_floor)
+  fi
+  if ((${#missing[@]})); then
+    ((DO_BUILD)) || { echo "FAIL bench: ${missing[*]} missing under $BUILD_DIR and --no-build" >&2; exit 1; }
+    echo "bench: building ${missing[*]} in $BUILD_DIR (scripts/install-deps.sh, cmake)"
     bash "$BENCH_REPO/scripts/install-deps.sh"
     cmake -S "$BENCH_REPO" -B "$BUILD_DIR"
-    cmake --build "$BUILD_DIR" -j"$(nproc)" --target shorthorn-fused shorthorn-replicad fuse_floor
+    cmake --build "$BUILD_DIR" -j"$(nproc)" --target "${missing[@]}"
   fi
   FLOOR_BIN=$BUILD_DIR/bench/fuse_floor
 }
@@ -187,8 +206,10 @@ bench_init() {
     mount umount mountpoint fusermount3 fuser ss findmnt fallocate
   locate_jobs
   ensure_built
-  REPLICAD_BIN=$(find_binary shorthorn-replicad)
-  FUSED_BIN=$(find_binary shorthorn-fused)
+  if ((NEED_DAEMONS)); then
+    REPLICAD_BIN=$(find_binary shorthorn-replicad)
+    FUSED_BIN=$(find_binary shorthorn-fused)
+  fi
   mkdir -p "$WORK_PARENT" "$RESULTS_DIR"
   [[ $(findmnt -n -o FSTYPE --target "$WORK_PARENT") != tmpfs ]] ||
     { echo "FAIL bench: $WORK_PARENT is on tmpfs; choose a disk with --work-dir" >&2; exit 1; }
@@ -197,7 +218,7 @@ bench_init() {
   set_test_dirs
   DATA_DIR=$TEST_DIR/data
   FIO_DIR=$TEST_DIR/fio
-  mkdir -p "$DATA_DIR" "$FIO_DIR" "$TEST_DIR/jobs" "$TEST_DIR/floor"
+  mkdir -p "$DATA_DIR" "$FIO_DIR" "$TEST_DIR/jobs"
   trap _on_exit EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
@@ -252,30 +273,34 @@ assert_daemons_alive() {
   for name in "$@"; do _check_alive "$name"; done
 }
 
+# context_switches: the machine's context switches since boot (/proc/stat).
+context_switches() { awk '$1 == "ctxt" { print $2 }' /proc/stat; }
+
 # run_job CONFIG TARGET FILE PROFILE SECTION DAEMON...: one fio job; records
-# its JSON and the daemons' CPU ticks over the measured window (sampled
-# when the ramp ends and when fio ends).
+# its JSON, the daemons' CPU ticks and the machine's context switches over
+# the measured window (sampled when the ramp ends and when fio ends).
 run_job() {
   local config=$1 target=$2 file=$3 profile=$4 section=$5
   shift 5
   local out="$FIO_DIR/$config.$target.$profile.$section.json" pid status=0 c0="" c1="" cpu=null load
+  local cs0 cs1
   drop_caches
   load=$(cut -d' ' -f1 /proc/loadavg)
   fio --output-format=json --output="$out" --filename="$file" --size="$SIZE" \
     --lat_percentiles=1 --section="$section" "$TEST_DIR/jobs/$profile.fio" \
     >"$out.log" 2>&1 </dev/null &
   pid=$!
-  if (($#)); then
-    sleep "$RAMP_S"
-    c0=$(cpu_ticks "$@")
-  fi
+  sleep "$RAMP_S"
+  cs0=$(context_switches)
+  (($# == 0)) || c0=$(cpu_ticks "$@")
   wait "$pid" || status=$?
+  cs1=$(context_switches)
   if (($#)); then
     c1=$(cpu_ticks "$@")
     cpu=$(python3 -c 'import json,sys; a,b=json.loads(sys.argv[1]),json.loads(sys.argv[2]); print(json.dumps({k:b[k]-a[k] for k in a}))' "$c0" "$c1")
   fi
-  printf '{"config": "%s", "target": "%s", "profile": "%s", "section": "%s", "fio_json": "%s", "status": %d, "cpu_ticks": %s, "load1": %s}\n' \
-    "$config" "$target" "$profile" "$section" "$out" "$status" "$cpu" "$load" >>"$TEST_DIR/runs.jsonl"
+  printf '{"config": "%s", "target": "%s", "profile": "%s", "section": "%s", "fio_json": "%s", "status": %d, "cpu_ticks": %s, "ctxt": %d, "load1": %s}\n' \
+    "$config" "$target" "$profile" "$section" "$out" "$status" "$cpu" "$((cs1 - cs0))" "$load" >>"$TEST_DIR/runs.jsonl"
   local summary
   summary=$(python3 -c '
 import json,sys
@@ -366,34 +391,63 @@ config_loop() {
   rm -f "$file"
 }
 
-config_floor() {
-  local file=$DATA_DIR/floor.img mnt=$TEST_DIR/floor/mnt dev i
-  rm -f "$DATA_DIR/raw.img"  # done with raw and loop: keep the disk's free space
-  fallocate -l "$DEV_SIZE" "$file"
+# config_fuse CONFIG: fuse_floor serving one file through fused's FUSE
+# frontend, a loop device on it, the jobs. fuse-floor: the io_uring file
+# backend on a file of the work disk, blk and fs targets. fuse-null: the
+# null backend (no I/O, reads return zeros), blk only (ext4 would read back
+# zeros). Its temp state dir and its descriptor holder live under
+# TEST_DIR/CONFIG, so lib.sh's leftover check sees them; both must be gone
+# after it stops.
+config_fuse() {
+  local config=$1 dir=$TEST_DIR/$1 file="" backend name dev i
+  local mnt=$dir/mnt log=$LOG_DIR/$1.log args
+  if [[ $config == fuse-null ]]; then
+    backend=null name=null
+    args=(--backend null --size "$DEV_SIZE")
+  else
+    backend=file name=floor file=$DATA_DIR/floor.img
+    rm -f "$DATA_DIR/raw.img"  # done with raw and loop: keep the disk's free space
+    fallocate -l "$DEV_SIZE" "$file"
+    args=(--backend file --backing "$file")
+  fi
   mkdir -p "$mnt"
   # shellcheck disable=SC2086  # FLOOR_OPTS is a list of options
-  "$FLOOR_BIN" --mount "$mnt" --backing "$file" $FLOOR_OPTS \
-    >>"$LOG_DIR/fuse-floor.log" 2>&1 </dev/null &
-  DAEMON_PIDS[fuse-floor]=$!
+  "$FLOOR_BIN" --mount "$mnt" --name "$name" --tmp-dir "$dir" "${args[@]}" $FLOOR_OPTS \
+    >>"$log" 2>&1 </dev/null &
+  DAEMON_PIDS[$config]=$!
   for ((i = 0; i < 100; i++)); do
-    _check_alive fuse-floor
-    [[ -f $mnt/floor ]] && break
+    _check_alive "$config"
+    [[ -f $mnt/$name ]] && break
     sleep 0.1
   done
-  ((i < 100)) || fail "fuse_floor did not serve $mnt/floor within 10s"
-  log "fuse-floor: $(head -n 1 "$LOG_DIR/fuse-floor.log")"
-  dev=$(losetup -f --show --direct-io=on --sector-size 4096 "$mnt/floor") ||
-    fail "losetup on $mnt/floor failed"
+  ((i < 100)) || fail "fuse_floor ($backend) did not serve $mnt/$name within 10s"
+  log "$config: $(grep -m 1 'fuse_floor: serving' "$log")"
+  dev=$(losetup -f --show --direct-io=on --sector-size 4096 "$mnt/$name") ||
+    fail "losetup on $mnt/$name failed"
   # For lib.sh's cleanup: once the FUSE mount is gone, the loop device's
-  # backing file reads "/floor", no longer a path under TEST_DIR.
-  echo "$dev floor" >>"$TEST_DIR/attached-loops"
-  run_device fuse-floor "$dev" fuse-floor
-  unmount_fs fuse-floor
+  # backing file reads "/$name", no longer a path under TEST_DIR.
+  echo "$dev $name" >>"$TEST_DIR/attached-loops"
+  if [[ $config == fuse-null ]]; then
+    run_target "$config" blk "$dev" "$config"
+  else
+    run_device "$config" "$dev" "$config"
+    unmount_fs "$config"
+  fi
   losetup -d "$dev" || fail "losetup -d $dev failed"
-  stop_daemon fuse-floor 20
-  ((DAEMON_STATUS == 0)) || fail "fuse_floor exited with status $DAEMON_STATUS; see $LOG_DIR/fuse-floor.log"
-  log "fuse-floor: $(tail -n 1 "$LOG_DIR/fuse-floor.log")"
-  rm -f "$file"
+  stop_daemon "$config" 20
+  ((DAEMON_STATUS == 0)) || fail "fuse_floor ($backend) exited with status $DAEMON_STATUS; see $log"
+  log "$config: $(tail -n 1 "$log")"
+  # Nothing of it may stay: the mount, the holder of its /dev/fuse
+  # descriptor (which exits when released), its state dir.
+  ! mountpoint -q "$mnt" || fail "$config: $mnt still mounted after fuse_floor exited"
+  for ((i = 0; i < 30; i++)); do
+    [[ -n $(pgrep -f -- "--fuse-fd-holder $dir/") ]] || break
+    sleep 0.1
+  done
+  ((i < 30)) || fail "$config: the FUSE descriptor holder outlived fuse_floor: $(pgrep -fa -- "--fuse-fd-holder $dir/")"
+  [[ -z $(find "$dir" -mindepth 1 -maxdepth 1 -name 'fuse_floor.*') ]] ||
+    fail "$config: fuse_floor left its state dir under $dir"
+  [[ -z $file ]] || rm -f "$file"
 }
 
 SHORTHORN_UP=0
@@ -569,7 +623,10 @@ config_shorthorn() {
 estimate_minutes() {
   local runs=0 targets=0 c
   for c in "${CONFIG_LIST[@]}"; do
-    if [[ $c == raw ]]; then targets=$((targets + 1)); else targets=$((targets + 2)); fi
+    case $c in
+      raw | fuse-null) targets=$((targets + 1)) ;;
+      *) targets=$((targets + 2)) ;;
+    esac
   done
   runs=$((targets * ${#JOB_LIST[@]}))
   # fio: ramp + run + ~2 s (drop caches, start); precondition at ~300 MiB/s.
@@ -579,7 +636,11 @@ estimate_minutes() {
 write_meta() {
   local targets=() c commit dirty=""
   for c in "${CONFIG_LIST[@]}"; do
-    if [[ $c == raw ]]; then targets+=("[\"raw\", \"file\"]"); else targets+=("[\"$c\", \"blk\"]" "[\"$c\", \"fs\"]"); fi
+    case $c in
+      raw) targets+=("[\"raw\", \"file\"]") ;;
+      fuse-null) targets+=("[\"$c\", \"blk\"]") ;;
+      *) targets+=("[\"$c\", \"blk\"]" "[\"$c\", \"fs\"]") ;;
+    esac
   done
   local jobs=() j
   for j in "${JOB_LIST[@]}"; do jobs+=("[\"${j%%/*}\", \"${j#*/}\"]"); done
@@ -616,7 +677,7 @@ main() {
     case $c in
       raw) config_raw ;;
       loop) config_loop ;;
-      fuse-floor) config_floor ;;
+      fuse-null | fuse-floor) config_fuse "$c" ;;
       shorthorn-*) config_shorthorn "${c#shorthorn-}" ;;
     esac
   done
