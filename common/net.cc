@@ -229,7 +229,18 @@ Result<Frame> Exchange(int fd, std::string_view peer, const wire::Header& reques
     }
     return Status(ErrorKind::kUnavailable, what + ": " + s.message(), s.sys_errno());
   }
-  for (;;) {
+  // Late replies to earlier requests are few (a call has at most the
+  // requests of its connection before it); a peer that keeps sending
+  // frames answering nothing would otherwise hold the call past every
+  // timeout.
+  constexpr int kMaxSkippedFrames = 64;
+  for (int skipped = 0;; ++skipped) {
+    if (skipped > kMaxSkippedFrames) {
+      return Status(ErrorKind::kProtocol,
+                    what + ": more than " + std::to_string(kMaxSkippedFrames) +
+                        " frames that answer no request of this call",
+                    EPROTO);
+    }
     auto frame = ReadFrame(fd);
     if (!frame.ok()) {
       const Status& s = frame.status();

@@ -102,12 +102,13 @@ void ClearReceiveTimeout(int fd);
 
 // Sends `request` with `payload` on `fd` and reads frames until the reply
 // to request.request_id arrives; other frames (late replies to earlier
-// requests) are skipped. Returns the reply frame whatever its status (see
-// ReplyError). Errors, each "<OP> to <peer>: <reason>": the send fails or
-// the stream ends (kUnavailable, with the errno: ECONNRESET for a closed
-// connection), no frame within the receive timeout (kUnavailable,
-// ETIMEDOUT, "no reply in time"), a malformed frame (kProtocol). After an
-// error the stream's position is unknown: do not use `fd` again.
+// requests) are skipped, at most 64 of them (then kProtocol). Returns the
+// reply frame whatever its status (see ReplyError). Errors, each "<OP> to
+// <peer>: <reason>": the send fails or the stream ends (kUnavailable, with
+// the errno: ECONNRESET for a closed connection), no frame within the
+// receive timeout (kUnavailable, ETIMEDOUT, "no reply in time"), a
+// malformed frame or too many skipped ones (kProtocol). After an error the
+// stream's position is unknown: do not use `fd` again.
 Result<Frame> Exchange(int fd, std::string_view peer, const wire::Header& request,
                        std::span<const uint8_t> payload);
 

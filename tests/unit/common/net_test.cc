@@ -331,6 +331,25 @@ TEST(ControlCallTest, RepliesToOtherRequestsAreSkipped) {
   EXPECT_FALSE(reply->contains("late"));
 }
 
+// A peer that keeps sending frames that answer nothing cannot hold a call
+// past its timeouts: after 64 of them the call fails.
+TEST(ControlCallTest, EndlessRepliesToOtherRequestsAreAProtocolError) {
+  ScriptedPeer peer([](int fd) {
+    wire::Header h = ReadRequest(fd);
+    wire::Header late = h;
+    for (int i = 0; i < 65; ++i) {
+      late.request_id = h.request_id + 1000 + i;
+      Reply(fd, late, 0, "{}");
+    }
+    Reply(fd, h, 0, R"({"mine":true})");
+  });
+  auto reply = ControlCall(peer.Client(), wire::Op::kListReplicas, {}, 0);
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.status().kind(), ErrorKind::kProtocol);
+  EXPECT_TRUE(Contains(reply.status().message(), "more than 64 frames"))
+      << reply.status().message();
+}
+
 TEST(ControlCallTest, AReplyOfAnotherOpIsAProtocolError) {
   ScriptedPeer peer([](int fd) {
     wire::Header h = ReadRequest(fd);
