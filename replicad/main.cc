@@ -36,10 +36,10 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "config/daemon_config.h"
-#include "replicad/io/io_engine_factory.h"
 #include "replicad/core/replica_metrics.h"
 #include "replicad/core/replica_store.h"
 #include "replicad/core/request_handler.h"
+#include "replicad/io/io_engine_factory.h"
 #include "replicad/net/server.h"
 
 #ifndef PR_SET_IO_FLUSHER
