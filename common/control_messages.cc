@@ -85,6 +85,38 @@ Status ValidateOwner(std::string_view owner) {
   return Status::Ok();
 }
 
+namespace {
+
+// The wire names of the phases, indexed by the enums' values.
+constexpr std::string_view kVerifyPhaseNames[] = {"idle", "running", "done"};
+constexpr std::string_view kRebuildPhaseNames[] = {"idle", "running", "done", "failed"};
+
+template <typename Phase, size_t N>
+std::optional<Phase> ParsePhase(std::string_view name, const std::string_view (&names)[N]) {
+  for (size_t i = 0; i < N; ++i) {
+    if (names[i] == name) return static_cast<Phase>(i);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string_view PhaseName(VerifyPhase phase) {
+  return kVerifyPhaseNames[static_cast<size_t>(phase)];
+}
+
+std::string_view PhaseName(RebuildPhase phase) {
+  return kRebuildPhaseNames[static_cast<size_t>(phase)];
+}
+
+std::optional<VerifyPhase> ParseVerifyPhase(std::string_view name) {
+  return ParsePhase<VerifyPhase>(name, kVerifyPhaseNames);
+}
+
+std::optional<RebuildPhase> ParseRebuildPhase(std::string_view name) {
+  return ParsePhase<RebuildPhase>(name, kRebuildPhaseNames);
+}
+
 const SnapshotLayer* LayerList::Find(std::string_view name) const {
   for (const auto& s : snapshots) {
     if (s.name == name) return &s;
@@ -229,10 +261,10 @@ void tag_invoke(const json::value_from_tag&, json::value& jv, const LayerList& l
                                           {"size_held", l.head_size_held}}},
                     {"snapshots", std::move(snapshots)},
                     {"tasks", std::move(tasks)},
-                    {"verify", json::object{{"state", l.verify.state},
+                    {"verify", json::object{{"state", PhaseName(l.verify.state)},
                                             {"bad", Strings(l.verify.bad)},
                                             {"checked", l.verify.checked}}},
-                    {"rebuild", json::object{{"state", l.rebuild.state},
+                    {"rebuild", json::object{{"state", PhaseName(l.rebuild.state)},
                                              {"message", l.rebuild.message},
                                              {"bytes", l.rebuild.bytes}}}};
 }

@@ -191,13 +191,26 @@ struct LayerTask {
   uint64_t done_bytes = 0;
   uint64_t total_bytes = 0;
 };
+// The phases of VERIFY and of REBUILD. Inside Shorthorn they are these
+// enums; on the wire they are the strings PhaseName gives ("state": "idle",
+// ...), and a decoder refuses any other string (an error naming the field).
+enum class VerifyPhase : uint8_t { kIdle, kRunning, kDone };
+enum class RebuildPhase : uint8_t { kIdle, kRunning, kDone, kFailed };
+// "idle" | "running" | "done".
+std::string_view PhaseName(VerifyPhase phase);
+// "idle" | "running" | "done" | "failed".
+std::string_view PhaseName(RebuildPhase phase);
+// The phase named `name`; nullopt for any other string.
+std::optional<VerifyPhase> ParseVerifyPhase(std::string_view name);
+std::optional<RebuildPhase> ParseRebuildPhase(std::string_view name);
+
 struct VerifyState {
-  std::string state = "idle";  // "idle" | "running" | "done"
+  VerifyPhase state = VerifyPhase::kIdle;
   std::vector<std::string> bad;
   uint64_t checked = 0;
 };
 struct RebuildState {
-  std::string state = "idle";  // "idle" | "running" | "done" | "failed"
+  RebuildPhase state = RebuildPhase::kIdle;
   std::string message;
   uint64_t bytes = 0;
 };

@@ -26,6 +26,21 @@ FieldContext Reply(std::string_view context) {
   return json_fields::ReplyContext(std::string(context));
 }
 
+// The optional "state" of LIST_LAYERS' verify or rebuild object: absent
+// leaves *out; present, it must be one of the phase names.
+template <typename Phase>
+Status GetOptionalPhase(const json::object& o, const FieldContext& ctx,
+                        std::optional<Phase> (*parse)(std::string_view), std::string_view names,
+                        Phase* out) {
+  std::optional<std::string> name;
+  SH_RETURN_IF_ERROR(GetOptionalString(o, "state", ctx, &name));
+  if (!name) return Status::Ok();
+  std::optional<Phase> phase = parse(*name);
+  if (!phase) return ctx.Error("field 'state' is not one of " + std::string(names));
+  *out = *phase;
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status Decode(const json::object& o, OpenReplicaReply* out, std::string_view /*context*/) {
@@ -213,7 +228,8 @@ Status Decode(const json::object& o, LayerList* out, std::string_view context) {
   SH_RETURN_IF_ERROR(GetOptionalObject(o, "verify", ctx, &verify));
   if (verify != nullptr) {
     const FieldContext verify_ctx{ctx.what + ": verify", ctx.kind, ctx.sys_errno};
-    SH_RETURN_IF_ERROR(GetOptionalString(*verify, "state", verify_ctx, &m.verify.state));
+    SH_RETURN_IF_ERROR(GetOptionalPhase(*verify, verify_ctx, &ParseVerifyPhase,
+                                        "idle, running, done", &m.verify.state));
     SH_RETURN_IF_ERROR(
         json_fields::GetStringArray(*verify, "bad", verify_ctx, false, &m.verify.bad));
     SH_RETURN_IF_ERROR(GetOptionalUint64(*verify, "checked", verify_ctx, &m.verify.checked));
@@ -222,7 +238,8 @@ Status Decode(const json::object& o, LayerList* out, std::string_view context) {
   SH_RETURN_IF_ERROR(GetOptionalObject(o, "rebuild", ctx, &rebuild));
   if (rebuild != nullptr) {
     const FieldContext rebuild_ctx{ctx.what + ": rebuild", ctx.kind, ctx.sys_errno};
-    SH_RETURN_IF_ERROR(GetOptionalString(*rebuild, "state", rebuild_ctx, &m.rebuild.state));
+    SH_RETURN_IF_ERROR(GetOptionalPhase(*rebuild, rebuild_ctx, &ParseRebuildPhase,
+                                        "idle, running, done, failed", &m.rebuild.state));
     SH_RETURN_IF_ERROR(GetOptionalString(*rebuild, "message", rebuild_ctx, &m.rebuild.message));
     SH_RETURN_IF_ERROR(GetOptionalUint64(*rebuild, "bytes", rebuild_ctx, &m.rebuild.bytes));
   }

@@ -120,14 +120,6 @@ Result<HostId> ResolveHostId(const std::string& configured, const std::string& m
   return HostId{id, "the hostname"};
 }
 
-Status ParseAddress(const std::string& text, std::string* host, uint16_t* port) {
-  Result<HostPort> parsed = ParseHostPort(text);
-  if (!parsed.ok()) return parsed.status();
-  *host = parsed->host;
-  *port = parsed->port;
-  return Status::Ok();
-}
-
 Result<Loaded<ReplicadConfig>> LoadReplicadConfig(int argc, const char* const* argv,
                                                   const std::string& default_file) {
   ReplicadConfig d;
@@ -302,9 +294,7 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
   c.replicads.clear();
   std::istringstream list(loaded->values["replicads"].as<std::string>());
   for (std::string addr; list >> addr;) {
-    std::string host;
-    uint16_t port;
-    Status s = ParseAddress(addr, &host, &port);
+    Status s = ParseHostPort(addr).status();
     if (!s.ok()) return KeyError(where, "replicads", s.message());
     c.replicads.push_back(addr);
   }

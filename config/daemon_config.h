@@ -123,8 +123,4 @@ struct HostId {
 Result<HostId> ResolveHostId(const std::string& configured, const std::string& machine_id_file,
                              const std::string& hostname);
 
-// Parses "host:port" (host may be a name, IPv4, or [IPv6]); port 1..65535.
-// The rules and messages are common/net.h's ParseHostPort.
-Status ParseAddress(const std::string& text, std::string* host, uint16_t* port);
-
 }  // namespace shorthorn::config

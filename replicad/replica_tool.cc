@@ -177,7 +177,7 @@ int Inspect(const std::string& dir) {
     XXH3_freeState(state);
     return st;
   };
-  LayerList list = (*r)->ListLayers();
+  msg::LayerList list = (*r)->ListLayers();
   uint64_t h = 0;
   for (const auto& s : list.snapshots) {
     Status st =

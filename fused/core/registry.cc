@@ -4,7 +4,7 @@
 
 #include "common/file_util.h"
 #include "common/names.h"
-#include "config/daemon_config.h"
+#include "common/net.h"
 #include "fused/core/schedule.h"
 
 namespace shorthorn::fused {
@@ -242,9 +242,7 @@ Status Registry::Decode(const std::string& text) {
     if (auto* list = root.if_contains("draining")) {
       for (const auto& item : list->as_array()) {
         std::string address = json::value_to<std::string>(item);
-        std::string host;
-        uint16_t port = 0;
-        Status valid = config::ParseAddress(address, &host, &port);
+        Status valid = ParseHostPort(address).status();
         if (!valid.ok()) return bad("draining: " + valid.message());
         draining.push_back(std::move(address));
       }

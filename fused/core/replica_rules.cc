@@ -294,4 +294,31 @@ bool ReplacementDue(bool can_catch_up, std::chrono::steady_clock::time_point fai
   return forced || !can_catch_up || now - failed_at >= wait;
 }
 
+const char* RobustnessOf(size_t rw, uint32_t count) {
+  return rw == 0 ? "faulted" : rw >= count ? "healthy" : "degraded";
+}
+
+ChunkReference ReferenceHash(const std::map<std::string, uint64_t>& hashes,
+                             const std::string& preferred) {
+  ChunkReference out;
+  std::map<uint64_t, size_t> votes;
+  for (const auto& [name, h] : hashes) votes[h]++;
+  if (votes.size() <= 1) {
+    out.agreed = true;
+    if (!votes.empty()) out.hash = votes.begin()->first;
+    return out;
+  }
+  for (const auto& [h, n] : votes) {
+    if (2 * n > hashes.size()) {
+      out.hash = h;
+      out.majority = true;
+    }
+  }
+  if (!out.majority) {
+    auto p = hashes.find(preferred);
+    out.hash = p != hashes.end() ? p->second : hashes.begin()->second;
+  }
+  return out;
+}
+
 }  // namespace shorthorn::fused

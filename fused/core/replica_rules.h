@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -144,5 +145,23 @@ Result<Placement> PlaceReplicas(const PlacementRules& rules, const PlacementRequ
 bool ReplacementDue(bool can_catch_up, std::chrono::steady_clock::time_point failed_at,
                     std::chrono::steady_clock::time_point now, std::chrono::seconds wait,
                     bool forced);
+
+// The Robustness of an attached volume with `rw` RW replicas of the
+// `count` it should have: "faulted" (none), "healthy" (at least `count`),
+// else "degraded".
+const char* RobustnessOf(size_t rw, uint32_t count);
+
+// Scrub: what one chunk should hash to, given each compared replica's hash
+// of it (by replica name). `agreed`: all the same, nothing to do. Else the
+// hash more than half of them hold (`majority`), or with no majority the
+// hash of `preferred` (the replica reads prefer: what the filesystem has
+// been reading), or of the first replica when `preferred` gave none.
+struct ChunkReference {
+  bool agreed = false;
+  bool majority = false;
+  uint64_t hash = 0;
+};
+ChunkReference ReferenceHash(const std::map<std::string, uint64_t>& hashes,
+                             const std::string& preferred);
 
 }  // namespace shorthorn::fused

@@ -55,13 +55,34 @@ struct RecurringJobInfo {
   std::string next_run;     // RFC 3339 UTC; "" when it cannot be computed
 };
 
+// What a volume is doing. The strings are only for the D-Bus edge (the
+// State property, doc/dbus-api.md) and messages: VolumeStateName.
+enum class VolumeState {
+  kDetached,
+  kAttached,
+  kMaintenance,  // attached with option maintenance: engine only
+  kMoved,        // another fused imported it: this one may no longer open its replicas
+};
+
+inline const char* VolumeStateName(VolumeState state) {
+  switch (state) {
+    case VolumeState::kDetached:
+      return "detached";
+    case VolumeState::kAttached:
+      return "attached";
+    case VolumeState::kMaintenance:
+      return "maintenance";
+    case VolumeState::kMoved:
+      return "moved";
+  }
+  return "unknown";
+}
+
 struct VolumeInfo {
   std::string name;
   uint64_t size = 0;
   uint64_t actual_size = 0;  // bytes allocated across the chain (largest replica)
-  // "detached", "attached", "maintenance", "faulted", or "moved" (another
-  // fused imported it: this one may no longer open its replicas)
-  std::string state;
+  VolumeState state = VolumeState::kDetached;
   std::vector<ReplicaInfo> replicas;
   std::string frontend_path;            // FUSE file while attached, else ""
   std::string loop_device;              // "/dev/loopN" while attached as a block device, else ""
@@ -95,6 +116,32 @@ struct VolumeInfo {
   uint64_t revision = 0;
 };
 
+// Where a job is: queued (waiting for its turn) and running are active;
+// the others are final. The strings are only for the D-Bus edge (Job.State,
+// doc/dbus-api.md) and messages: JobStateName.
+enum class JobState { kQueued, kRunning, kCompleted, kFailed, kCancelled };
+
+inline const char* JobStateName(JobState state) {
+  switch (state) {
+    case JobState::kQueued:
+      return "queued";
+    case JobState::kRunning:
+      return "running";
+    case JobState::kCompleted:
+      return "completed";
+    case JobState::kFailed:
+      return "failed";
+    case JobState::kCancelled:
+      return "cancelled";
+  }
+  return "unknown";
+}
+
+// True while the job has not ended (running or queued).
+inline bool JobActive(JobState state) {
+  return state == JobState::kRunning || state == JobState::kQueued;
+}
+
 // Long work (snapshot deletion, verify, later rebuild and backup) runs as a
 // job. Ids are never reused within one run of fused.
 struct JobInfo {
@@ -105,8 +152,8 @@ struct JobInfo {
   double progress = 0;  // 0..1
   uint64_t bytes = 0;   // bytes processed so far
   uint64_t total_bytes = 0;
-  uint64_t rate = 0;    // bytes per second, recent
-  std::string state;    // "running", "completed", "failed", "cancelled"
+  uint64_t rate = 0;  // bytes per second, recent
+  JobState state = JobState::kRunning;
   std::string message;  // result or error, set when finished
   bool cancellable = false;
 };

@@ -38,7 +38,8 @@ const PropertyTable<JobInfo>& JobProperties() {
         .Add("Bytes", "t", false, [](const JobInfo& i) { return i.bytes; })
         .Add("TotalBytes", "t", false, [](const JobInfo& i) { return i.total_bytes; })
         .Add("Rate", "t", false, [](const JobInfo& i) { return i.rate; })
-        .Add("State", "s", false, [](const JobInfo& i) { return i.state; })
+        .Add("State", "s", false,
+             [](const JobInfo& i) { return std::string(JobStateName(i.state)); })
         .Add("Message", "s", false, [](const JobInfo& i) { return i.message; })
         .Add("Cancellable", "b", false, [](const JobInfo& i) { return i.cancellable; });
     return t;
@@ -52,9 +53,7 @@ std::vector<std::string> ChangedJobProperties(const JobInfo& before, const JobIn
   return JobProperties().Changed(before, after);
 }
 
-bool JobFinished(const JobInfo& info) {
-  return info.state == "completed" || info.state == "failed" || info.state == "cancelled";
-}
+bool JobFinished(const JobInfo& info) { return !JobActive(info.state); }
 
 JobObject::JobObject(sdbus::IConnection& connection, VolumeManager& manager,
                      const Authorizer& authorizer, VolumeEventQueue& events, JobInfo info)
@@ -102,7 +101,7 @@ void JobObject::EmitCompletedOnce() {
   if (completed_emitted_ || !JobFinished(info_)) return;
   completed_emitted_ = true;
   sdbus::Signal signal = object_->createSignal(kJobInterface, "Completed");
-  signal << (info_.state == "completed") << info_.message;
+  signal << (info_.state == JobState::kCompleted) << info_.message;
   object_->emitSignal(signal);
 }
 

@@ -27,7 +27,7 @@ namespace shorthorn::fused::dbus {
 // constant and never listed. Pure.
 std::vector<std::string> ChangedJobProperties(const JobInfo& before, const JobInfo& after);
 
-// True for the states a job ends in: "completed", "failed", "cancelled".
+// True for the states a job ends in: completed, failed, cancelled.
 bool JobFinished(const JobInfo& info);
 
 class JobObject {

@@ -73,7 +73,8 @@ const PropertyTable<VolumeInfo>& VolumeProperties() {
     t.Add("Name", "s", true, [](const VolumeInfo& i) { return i.name; })
         .Add("Size", "t", false, [](const VolumeInfo& i) { return i.size; })
         .Add("ActualSize", "t", false, [](const VolumeInfo& i) { return i.actual_size; })
-        .Add("State", "s", false, [](const VolumeInfo& i) { return i.state; })
+        .Add("State", "s", false,
+             [](const VolumeInfo& i) { return std::string(VolumeStateName(i.state)); })
         .Add("Replicas", "a(sss)", false,
              [](const VolumeInfo& i) { return ReplicaStructs(i.replicas); })
         .Add("FrontendPath", "s", false, [](const VolumeInfo& i) { return i.frontend_path; })

@@ -9,6 +9,8 @@
 // not flood the bus; the final state is always published.
 #include "fused/service/job_runner.h"
 
+#include <algorithm>
+
 namespace shorthorn::fused {
 
 struct JobRunner::Job : JobHandle {
@@ -43,9 +45,9 @@ struct JobRunner::Job : JobHandle {
     JobInfo copy;
     {
       std::lock_guard lock(runner->mutex_);
-      std::string state = why.empty() ? "running" : "queued";
+      JobState state = why.empty() ? JobState::kRunning : JobState::kQueued;
       if (info.state == state && info.message == why) return;
-      info.state = std::move(state);
+      info.state = state;
       info.message = why;
       copy = info;
     }
@@ -96,7 +98,7 @@ uint64_t JobRunner::Start(const std::string& operation, const std::string& volum
     job->info.operation = operation;
     job->info.volume = volume;
     job->info.target = target;
-    job->info.state = "running";
+    job->info.state = JobState::kRunning;
     job->info.cancellable = cancellable;
     jobs_[job->info.id] = job;
     copy = job->info;
@@ -114,9 +116,9 @@ void JobRunner::Run(std::shared_ptr<Job> job, Body body) {
     std::lock_guard lock(mutex_);
     JobInfo& info = job->info;
     if (job->cancel && !result.ok()) {
-      info.state = "cancelled";
+      info.state = JobState::kCancelled;
     } else {
-      info.state = result.ok() ? "completed" : "failed";
+      info.state = result.ok() ? JobState::kCompleted : JobState::kFailed;
     }
     if (result.ok()) info.progress = 1.0;
     info.message = result.ok() ? job->result : result.message();
@@ -160,9 +162,10 @@ Status JobRunner::Cancel(uint64_t id) {
                                                      job.info.operation +
                                                      "): it cannot be cancelled");
     }
-    if (job.info.state != "running" && job.info.state != "queued") {
+    if (!JobActive(job.info.state)) {
       return Status(ErrorKind::kInvalidArgument, "cancel job " + std::to_string(id) +
-                                                     ": it already ended (" + job.info.state + ")");
+                                                     ": it already ended (" +
+                                                     JobStateName(job.info.state) + ")");
     }
     job.cancel = true;
   }
@@ -174,11 +177,22 @@ bool JobRunner::Running(const std::string& volume, const std::string& operation)
   std::lock_guard lock(mutex_);
   for (const auto& [id, job] : jobs_) {
     if (job->info.volume == volume && job->info.operation == operation &&
-        (job->info.state == "running" || job->info.state == "queued")) {
+        JobActive(job->info.state)) {
       return true;
     }
   }
   return false;
+}
+
+JobPacer::JobPacer(JobHandle& job, uint64_t rate) : job_(job), bucket_(rate, rate / 10) {}
+
+bool JobPacer::Throttle(uint64_t done) {
+  uint64_t bytes = done > done_ ? done - done_ : 0;
+  done_ = std::max(done_, done);
+  auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(bucket_.Take(bytes));
+  // Under a millisecond goes on at once; the bucket keeps the debt.
+  if (wait.count() <= 0) return job_.cancelled();
+  return job_.WaitCancelled(wait);
 }
 
 }  // namespace shorthorn::fused

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/token_bucket.h"
 #include "fused/core/volume_manager.h"
 
 namespace shorthorn::fused {
@@ -75,6 +76,24 @@ class JobRunner {
   std::map<uint64_t, std::shared_ptr<Job>> jobs_;
   std::vector<std::thread> threads_;
   Notify notify_;
+};
+
+// Paces one job's data to `rate` bytes/s (0: unlimited) with a token bucket
+// (common/token_bucket.h) holding at most a tenth of a second of credit.
+// Throttle is told the job's bytes so far after each piece and sleeps the
+// new ones off through the job's handle, so a cancel cuts the sleep short.
+// One caller at a time.
+class JobPacer {
+ public:
+  JobPacer(JobHandle& job, uint64_t rate);
+  // `done`: bytes moved since the job started. True when the job was
+  // cancelled.
+  bool Throttle(uint64_t done);
+
+ private:
+  JobHandle& job_;
+  TokenBucket bucket_;
+  uint64_t done_ = 0;
 };
 
 }  // namespace shorthorn::fused

@@ -21,16 +21,14 @@
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "config/daemon_config.h"
+#include "common/net.h"
 #include "fused/service/volume_service.h"
 
 namespace shorthorn::fused {
 namespace {
 
 Status CheckAddress(const std::string& what, const std::string& address) {
-  std::string host;
-  uint16_t port = 0;
-  return config::ParseAddress(address, &host, &port).WithContext(what);
+  return ParseHostPort(address).status().WithContext(what);
 }
 
 }  // namespace
@@ -303,7 +301,7 @@ Result<uint64_t> VolumeService::DrainReplicad(const std::string& address, const 
   std::lock_guard lock(mutex_);
   if (auto it = drain_jobs_.find(address); it != drain_jobs_.end()) {
     auto job = jobs_.Get(it->second);
-    if (job.ok() && (job->state == "running" || job->state == "queued")) {
+    if (job.ok() && JobActive(job->state)) {
       return Status(ErrorKind::kBusy,
                     what + ": job " + std::to_string(it->second) + " is draining it already");
     }

@@ -246,7 +246,7 @@ Result<JobInfo> VolumeService::WaitForJob(uint64_t id, const std::string& what) 
   for (;;) {
     auto info = jobs_.Get(id);
     if (!info.ok()) return info.status().WithContext(what);
-    if (info->state != "running") return info;
+    if (!JobActive(info->state)) return info;  // queued waits too
     std::unique_lock lock(recurring_mutex_);
     if (recurring_cv_.wait_for(lock, std::chrono::milliseconds(200),
                                [this] { return recurring_stopping_; })) {
@@ -278,8 +278,9 @@ Status VolumeService::DeleteJobSnapshots(const std::string& volume, const std::s
     if (!id.ok()) return id.status();
     auto ended = WaitForJob(*id, what);
     if (!ended.ok()) return ended.status();
-    if (ended->state != "completed") {
-      return Status(ErrorKind::kFailed, what + ": " + ended->state + ": " + ended->message);
+    if (ended->state != JobState::kCompleted) {
+      return Status(ErrorKind::kFailed,
+                    what + ": " + JobStateName(ended->state) + ": " + ended->message);
     }
     ++deleted;
   }
@@ -308,7 +309,7 @@ Status VolumeService::DeleteJobBackups(const std::string& volume, const Recurrin
     if (!id.ok()) return id.status();
     auto ended = WaitForJob(*id, what);
     if (!ended.ok()) return ended.status();
-    if (ended->state != "completed") {
+    if (ended->state != JobState::kCompleted) {
       return Status(ErrorKind::kFailed, what + ": " + ended->message);
     }
     ++deleted;
@@ -329,9 +330,9 @@ void VolumeService::RunRecurring(const std::string& volume, const RecurringJobRe
     auto id = Backup(volume, snapshot, options);
     Result<JobInfo> ended =
         id.ok() ? WaitForJob(*id, "back up snapshot " + snapshot) : Result<JobInfo>(id.status());
-    if (ended.ok() && ended->state != "completed") {
-      ended = Status(ErrorKind::kFailed,
-                     "backup of snapshot " + snapshot + " " + ended->state + ": " + ended->message);
+    if (ended.ok() && ended->state != JobState::kCompleted) {
+      ended = Status(ErrorKind::kFailed, "backup of snapshot " + snapshot + " " +
+                                             JobStateName(ended->state) + ": " + ended->message);
     }
     if (ended.ok()) {
       summary = "backup " + ended->message;

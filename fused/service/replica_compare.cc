@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/net.h"
 #include "common/size_text.h"
+#include "fused/core/replica_rules.h"
 #include "fused/service/volume_service.h"
 
 namespace shorthorn::fused {
@@ -33,15 +34,6 @@ constexpr uint64_t kComparePiece = 16ull << 20;
 constexpr uint64_t kCompareChunk = 1ull << 20;
 
 }  // namespace
-
-bool VolumeService::ThrottleJob(JobHandle& job, uint64_t rate, uint64_t bytes,
-                                std::chrono::steady_clock::time_point start) {
-  if (rate == 0) return job.cancelled();
-  auto due = start + std::chrono::microseconds(bytes * 1000000 / rate);
-  auto now = std::chrono::steady_clock::now();
-  if (due <= now) return job.cancelled();
-  return job.WaitCancelled(std::chrono::duration_cast<std::chrono::milliseconds>(due - now));
-}
 
 Result<std::vector<uint64_t>> VolumeService::ChecksumOf(AttachContext& ctx,
                                                         const std::string& replica, uint64_t offset,
@@ -61,15 +53,10 @@ Result<std::vector<uint64_t>> VolumeService::ChecksumOf(AttachContext& ctx,
 
 Status VolumeService::RunResync(const std::string& volume, JobHandle& job) {
   const std::string what = "resync volume " + volume;
-  std::shared_ptr<AttachContext> ctx;
-  std::shared_ptr<Engine> engine;
-  {
-    std::lock_guard lock(mutex_);
-    auto it = attached_.find(volume);
-    if (it == attached_.end()) return Status(ErrorKind::kBusy, what + ": it is not attached");
-    ctx = it->second.ctx;
-    engine = it->second.engine;
-  }
+  auto live = LiveAttachment(volume, what);
+  if (!live.ok()) return live.status();
+  const std::shared_ptr<AttachContext>& ctx = live->ctx;
+  const std::shared_ptr<Engine>& engine = live->engine;
   std::string authority;
   std::vector<std::string> joining;
   for (const auto& r : engine->Replicas()) {
@@ -79,7 +66,7 @@ Status VolumeService::RunResync(const std::string& volume, JobHandle& job) {
   if (authority.empty()) return Status(ErrorKind::kIoError, what + ": no RW replica", EIO);
   const uint64_t size = engine->Size();
   std::map<std::string, uint64_t> copied;
-  auto start = std::chrono::steady_clock::now();
+  JobPacer pacer(job, settings_.rebuild_bandwidth);
   for (uint64_t off = 0; off < size; off += kComparePiece) {
     uint64_t len = std::min(kComparePiece, size - off);
     Status piece = engine->WithRangeHeld(off, len, [&]() -> Status {
@@ -104,7 +91,7 @@ Status VolumeService::RunResync(const std::string& volume, JobHandle& job) {
     });
     if (!piece.ok()) return piece.WithContext(what);
     job.Update(off + len, size);
-    if (ThrottleJob(job, settings_.rebuild_bandwidth, off + len, start)) {
+    if (pacer.Throttle(off + len)) {
       return Status(ErrorKind::kFailed, what + ": cancelled");
     }
   }
@@ -159,15 +146,10 @@ Result<uint64_t> VolumeService::Scrub(const std::string& volume, const Options& 
 
 Status VolumeService::RunScrub(const std::string& volume, JobHandle& job) {
   const std::string what = "scrub volume " + volume;
-  std::shared_ptr<AttachContext> ctx;
-  std::shared_ptr<Engine> engine;
-  {
-    std::lock_guard lock(mutex_);
-    auto it = attached_.find(volume);
-    if (it == attached_.end()) return Status(ErrorKind::kBusy, what + ": it is not attached");
-    ctx = it->second.ctx;
-    engine = it->second.engine;
-  }
+  auto live = LiveAttachment(volume, what);
+  if (!live.ok()) return live.status();
+  const std::shared_ptr<AttachContext>& ctx = live->ctx;
+  const std::shared_ptr<Engine>& engine = live->engine;
   // Compared: the RW replicas at the start, preferred one first.
   std::vector<std::string> names;
   std::string preferred;
@@ -187,6 +169,7 @@ Status VolumeService::RunScrub(const std::string& volume, JobHandle& job) {
   std::map<std::string, uint64_t> differing;  // replica -> bytes
   std::map<std::string, std::string> unreachable;
   auto start = std::chrono::steady_clock::now();
+  JobPacer pacer(job, settings_.scrub_bandwidth);
   for (uint64_t off = 0; off < size; off += kComparePiece) {
     uint64_t len = std::min(kComparePiece, size - off);
     Status piece = engine->WithRangeHeld(off, len, [&]() -> Status {
@@ -204,21 +187,12 @@ Status VolumeService::RunScrub(const std::string& volume, JobHandle& job) {
       if (hashes.size() < 2) return Status::Ok();
       size_t chunks = hashes.begin()->second.size();
       for (size_t i = 0; i < chunks; ++i) {
-        std::map<uint64_t, size_t> votes;
-        for (const auto& [name, h] : hashes) votes[h[i]]++;
-        if (votes.size() == 1) continue;
-        uint64_t reference = 0;
-        bool majority = false;
-        for (const auto& [h, n] : votes) {
-          if (2 * n > hashes.size()) {
-            reference = h;
-            majority = true;
-          }
-        }
-        if (!majority) {
-          auto p = hashes.find(preferred);
-          reference = p != hashes.end() ? p->second[i] : hashes.begin()->second[i];
-        }
+        std::map<std::string, uint64_t> column;
+        for (const auto& [name, h] : hashes) column[name] = h[i];
+        const ChunkReference ref = ReferenceHash(column, preferred);
+        if (ref.agreed) continue;
+        const uint64_t reference = ref.hash;
+        const bool majority = ref.majority;
         uint64_t c = off + i * kCompareChunk;
         uint64_t n = std::min(kCompareChunk, off + len - c);
         for (const auto& [name, h] : hashes) {
@@ -239,7 +213,7 @@ Status VolumeService::RunScrub(const std::string& volume, JobHandle& job) {
     });
     if (!piece.ok()) return piece.WithContext(what);
     job.Update(off + len, size);
-    if (ThrottleJob(job, settings_.scrub_bandwidth, off + len, start)) {
+    if (pacer.Throttle(off + len)) {
       return Status(ErrorKind::kFailed, what + ": cancelled");
     }
   }

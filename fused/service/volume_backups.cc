@@ -501,9 +501,10 @@ Status VolumeService::RunCloneJob(const std::string& name, const std::string& so
   // A clone copies onto new replicas as a rebuild does: rebuild-bandwidth
   // limits it too. (Progress calls come one at a time: the sleep holds the
   // other workers back.)
-  run.progress = [&job, start, rate = settings_.rebuild_bandwidth](uint64_t done, uint64_t total) {
+  JobPacer pacer(job, settings_.rebuild_bandwidth);
+  run.progress = [&job, &pacer](uint64_t done, uint64_t total) {
     job.Update(done, total);
-    return !ThrottleJob(job, rate, done, start);
+    return !pacer.Throttle(done);
   };
   auto copied = backup::RunCopy(snap, sink, what, run);
   if (!copied.ok()) return finish(copied.status());

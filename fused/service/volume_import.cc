@@ -22,7 +22,7 @@
 #include <set>
 
 #include "common/log.h"
-#include "config/daemon_config.h"
+#include "common/net.h"
 #include "fused/core/replica_rules.h"
 #include "fused/service/volume_service.h"
 
@@ -45,9 +45,7 @@ Status VolumeService::ImportVolume(const std::string& name,
   }
   std::set<std::string> seen;
   for (const auto& a : replicads) {
-    std::string host;
-    uint16_t port;
-    SH_RETURN_IF_ERROR(config::ParseAddress(a, &host, &port).WithContext(what));
+    SH_RETURN_IF_ERROR(ParseHostPort(a).status().WithContext(what));
     if (!seen.insert(a).second) {
       return Status(ErrorKind::kInvalidArgument, what + ": replicad " + a + " is named twice",
                     EINVAL);

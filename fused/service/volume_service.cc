@@ -1,13 +1,8 @@
-// Design notes
-//
-//   Attach:  registry epoch+1 saved ──► open every replica at that epoch
-//            (fences older engines) ──► Engine ──► FUSE file ──► loop device
-//            + /dev symlink.  Any failure unwinds what was done, in reverse.
-//   Detach:  release loop (Busy if mounted: nothing changes) ──► remove FUSE
-//            file ──► FLUSH ──► CLOSE_REPLICA on each ──► engine dropped.
-//
-// The epoch is saved before any replica sees it, so a crash of fused can
-// never hand out the same epoch twice.
+// Design notes: VolumeService's orchestration: start and shutdown (with
+// the hand-over to the next fused), the notifier thread, the volume as
+// shown (InfoLocked), and creating and deleting volumes. Attach and detach
+// are in volume_attach.cc, the metrics in volume_metrics.cc, the option
+// helpers in service_helpers.cc.
 #include "fused/service/volume_service.h"
 
 #include <dirent.h>
@@ -15,85 +10,15 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <future>
-#include <random>
 #include <set>
 
 #include "common/clock.h"
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/names.h"
-#include "config/daemon_config.h"
+#include "common/net.h"
 
 namespace shorthorn::fused {
-namespace {
-
-constexpr uint32_t kLoopBlockSize = 4096;
-
-std::string RandomSuffix() {
-  std::random_device rd;
-  uint64_t v = (static_cast<uint64_t>(rd()) << 32) | rd();
-  char buf[17];
-  snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-Status WaitFlush(Backend& backend) {
-  std::promise<Status> done;
-  backend.Flush([&done](Status s) { done.set_value(std::move(s)); });
-  return done.get_future().get();
-}
-
-}  // namespace
-
-Status CheckOptions(const char* method, const Options& options,
-                    std::initializer_list<const char*> allowed) {
-  for (const auto& [key, value] : options) {
-    bool known = false;
-    for (const char* a : allowed) known = known || key == a;
-    if (!known) {
-      return Status(ErrorKind::kInvalidArgument,
-                    std::string(method) + ": unknown option '" + key + "'");
-    }
-  }
-  return Status::Ok();
-}
-
-Result<std::vector<std::string>> ReplicaTagsOption(const std::string& what,
-                                                   const Options& options) {
-  std::vector<std::string> tags;
-  auto it = options.find("replica-tags");
-  if (it == options.end()) return tags;
-  const auto* text = std::get_if<std::string>(&it->second);
-  if (text == nullptr) {
-    return Status(ErrorKind::kInvalidArgument,
-                  what + ": option 'replica-tags' must be a string (comma-separated tags)");
-  }
-  std::string rest = *text;
-  while (!rest.empty()) {
-    size_t comma = rest.find(',');
-    std::string tag = rest.substr(0, comma);
-    rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
-    if (tag.empty() && comma == std::string::npos && tags.empty()) break;
-    Status valid = ValidateTag(tag);
-    if (!valid.ok()) return valid.WithContext(what + ": option 'replica-tags'");
-    if (std::find(tags.begin(), tags.end(), tag) == tags.end()) tags.push_back(tag);
-  }
-  if (tags.size() > kMaxTags) {
-    return Status(ErrorKind::kInvalidArgument, what + ": option 'replica-tags' has more than " +
-                                                   std::to_string(kMaxTags) + " tags");
-  }
-  std::sort(tags.begin(), tags.end());
-  return tags;
-}
-
-Status CheckVolumeSize(const std::string& what, uint64_t size, uint64_t limit_gib) {
-  // A limit of 2^34 GiB or more is 2^64 bytes or more: nothing is above it.
-  if (limit_gib >= (uint64_t{1} << 34) || size <= (limit_gib << 30)) return Status::Ok();
-  return Status(ErrorKind::kInvalidArgument, what + ": size " + std::to_string(size) +
-                                                 " bytes exceeds max-volume-size " +
-                                                 std::to_string(limit_gib) + " GiB");
-}
 
 VolumeService::VolumeService(ServiceSettings settings, FuseFrontend& fuse)
     : settings_(std::move(settings)),
@@ -295,7 +220,7 @@ VolumeInfo VolumeService::InfoLocked(const VolumeRecord& record) {
   info.revision = ++info_revision_;  // under mutex_: in the order of the reads
   info.name = record.name;
   info.size = record.size;
-  info.state = "detached";
+  info.state = VolumeState::kDetached;
   for (const auto& r : record.replicas) info.replicas.push_back({r.address, r.name, ""});
   info.actual_size = record.actual_size;
   info.snapshots = record.snapshots;
@@ -317,7 +242,7 @@ VolumeInfo VolumeService::InfoLocked(const VolumeRecord& record) {
   info.replica_tags = record.replica_tags;
   info.robustness = "unknown";
   if (auto m = moved_.find(record.name); m != moved_.end() && !attached_.count(record.name)) {
-    info.state = "moved";
+    info.state = VolumeState::kMoved;
     info.state_reason = m->second;
   }
   auto waiting = attached_.count(record.name) ? auto_attach_.end() : auto_attach_.find(record.name);
@@ -335,7 +260,7 @@ VolumeInfo VolumeService::InfoLocked(const VolumeRecord& record) {
   }
   auto it = attached_.find(record.name);
   if (it != attached_.end()) {
-    info.state = it->second.maintenance ? "maintenance" : "attached";
+    info.state = it->second.maintenance ? VolumeState::kMaintenance : VolumeState::kAttached;
     info.frontend_path = it->second.file;
     if (it->second.loop) info.loop_device = it->second.loop->path();
     size_t rw = 0;
@@ -348,7 +273,7 @@ VolumeInfo VolumeService::InfoLocked(const VolumeRecord& record) {
     for (auto& r : info.replicas) {
       if (r.mode.empty()) r.mode = "ERR";  // not in the engine: unreachable or stale
     }
-    info.robustness = rw == 0 ? "faulted" : rw >= record.replica_count ? "healthy" : "degraded";
+    info.robustness = RobustnessOf(rw, record.replica_count);
     info.robustness_reason = RobustnessReasonLocked(record);
   }
   return info;
@@ -424,9 +349,7 @@ Status VolumeService::CreateVolumeImpl(const std::string& name, uint64_t size,
   }
   std::set<std::string> seen;
   for (const auto& a : addresses) {
-    std::string host;
-    uint16_t port;
-    Status s = config::ParseAddress(a, &host, &port);
+    Status s = ParseHostPort(a).status();
     if (!s.ok()) return s.WithContext("create volume " + name);
     if (!seen.insert(a).second) {
       return Status(ErrorKind::kInvalidArgument,
@@ -466,7 +389,7 @@ Status VolumeService::CreateVolumeImpl(const std::string& name, uint64_t size,
     record.replica_count = static_cast<uint32_t>(addresses.size());
     record.replica_tags = *tags;
     std::string prefix = name.substr(0, 46);
-    for (const auto& a : addresses) record.replicas.push_back({a, prefix + "-" + RandomSuffix()});
+    for (const auto& a : addresses) record.replicas.push_back({a, prefix + "-" + RandomHex64()});
     std::vector<ReplicaRecord> created;
     for (const auto& r : record.replicas) {
       Status s = ReplicaClient::CreateReplica(Target(record, r), size, settings_.client);
@@ -500,12 +423,7 @@ Status VolumeService::CreateVolumeImpl(const std::string& name, uint64_t size,
 Status VolumeService::DeleteVolume(const std::string& name, const Options& options) {
   SH_RETURN_IF_ERROR(CheckOptions("DeleteVolume", options, {"force"}));
   bool force = false;
-  if (auto it = options.find("force"); it != options.end()) {
-    if (!std::holds_alternative<bool>(it->second)) {
-      return Status(ErrorKind::kInvalidArgument, "DeleteVolume: option 'force' must be a boolean");
-    }
-    force = std::get<bool>(it->second);
-  }
+  SH_RETURN_IF_ERROR(BoolOption("DeleteVolume", options, "force", &force));
   {
     std::lock_guard lock(mutex_);
     VolumeRecord* record = registry_.FindMutable(name);
@@ -571,333 +489,6 @@ Status VolumeService::DeleteVolume(const std::string& name, const Options& optio
   std::lock_guard lock(listener_mutex_);
   if (listener_ != nullptr) listener_->VolumeRemoved(name);
   return Status::Ok();
-}
-
-Result<std::string> VolumeService::Attach(const std::string& name, const Options& options) {
-  SH_RETURN_IF_ERROR(CheckOptions("Attach", options, {"frontend", "maintenance", "salvage"}));
-  bool block = true;
-  bool maintenance = false;
-  bool salvage = false;
-  if (auto it = options.find("salvage"); it != options.end()) {
-    const auto* value = std::get_if<bool>(&it->second);
-    if (value == nullptr) {
-      return Status(ErrorKind::kInvalidArgument,
-                    "attach volume " + name + ": option 'salvage' must be a boolean");
-    }
-    salvage = *value;
-  }
-  if (auto it = options.find("maintenance"); it != options.end()) {
-    const auto* value = std::get_if<bool>(&it->second);
-    if (value == nullptr) {
-      return Status(ErrorKind::kInvalidArgument,
-                    "attach volume " + name + ": option 'maintenance' must be a boolean");
-    }
-    maintenance = *value;
-  }
-  if (auto it = options.find("frontend"); it != options.end()) {
-    const auto* value = std::get_if<std::string>(&it->second);
-    if (value == nullptr || (*value != "block" && *value != "file")) {
-      return Status(ErrorKind::kInvalidArgument,
-                    "attach volume " + name + ": option 'frontend' must be \"block\" or \"file\"");
-    }
-    block = *value == "block";
-  }
-  std::string result;
-  {
-    std::lock_guard lock(mutex_);
-    VolumeRecord* record = registry_.FindMutable(name);
-    if (record == nullptr) {
-      return Status(ErrorKind::kNotFound, "attach volume " + name + ": it does not exist");
-    }
-    if (attached_.count(name) != 0) {
-      return Status(ErrorKind::kBusy, "attach volume " + name + ": it is already attached");
-    }
-    Status busy;
-    if (RestoringLocked(name, "attach volume " + name, &busy) ||
-        StandbyLocked(*record, "attach volume " + name, &busy)) {
-      return busy;
-    }
-    record->epoch++;
-    SH_RETURN_IF_ERROR(registry_.Save().WithContext("attach volume " + name));
-    Attachment a;
-    a.ctx = std::make_shared<AttachContext>();
-    a.ctx->volume = name;
-    a.ctx->epoch = record->epoch;
-    std::string authority;
-    auto replicas = OpenForAttach(*record, salvage, *a.ctx, &authority);
-    if (!replicas.ok()) {
-      Status why = replicas.status().WithContext("attach volume " + name);
-      if (why.kind() == ErrorKind::kMoved) MarkMovedLocked(*record, why);
-      return why;
-    }
-    moved_.erase(name);
-    EngineCallbacks callbacks;
-    callbacks.on_change = [this, name] { QueueChanged(name); };
-    callbacks.on_failure = [this, ctx = a.ctx](const std::string&, const Status&) {
-      membership_.Post([this, ctx] { RecordMembership(ctx); });
-    };
-    a.engine = std::make_shared<Engine>(name, record->size, std::move(*replicas), callbacks);
-    a.ctx->engine = a.engine;
-    // A new generation for this attachment: replicas left out are stale,
-    // and so are those still to be resynchronized until RunResync is done.
-    SH_RETURN_IF_ERROR(BumpGeneration(*a.ctx).status().WithContext("attach volume " + name));
-    a.maintenance = maintenance;
-    const bool waiting = fuse_.IsWaiting(name);
-    // A file taken over from the previous fused may still have its loop
-    // device (with a file system on it): keep that one. Found before the
-    // file gets the engine (AddVolume), which serves the requests held
-    // since the takeover: nothing after that may fail.
-    std::optional<LoopDevice> kept;
-    if (waiting && block && !maintenance) {
-      auto adopted = LoopDevice::Adopt(fuse_.mount_point() + "/" + name);
-      if (adopted.ok()) {
-        LogInfo("attach volume " + name + ": kept " + adopted->path());
-        kept.emplace(std::move(*adopted));
-      }
-    }
-    if (!maintenance) {
-      auto file = fuse_.AddVolume(name, a.engine);
-      if (!file.ok()) return file.status().WithContext("attach volume " + name);
-      a.file = *file;
-      result = a.file;
-    }
-    if (block && !maintenance) {
-      auto loop =
-          kept ? Result<LoopDevice>(std::move(*kept)) : LoopDevice::Attach(a.file, kLoopBlockSize);
-      if (!loop.ok()) {
-        fuse_.RemoveVolume(name);
-        return loop.status().WithContext("attach volume " + name);
-      }
-      a.loop.emplace(std::move(*loop));
-      Status linked = a.loop->Link(settings_.dev_dir + "/" + name);
-      if (!linked.ok()) LogWarning("attach volume " + name + ": " + linked.message());
-      result = a.loop->path();
-    }
-    attached_[name] = std::move(a);
-    // Attached on purpose: attach it again when fused starts next.
-    if (!maintenance) MarkAttachedLocked(*record, block ? "block" : "file");
-    // Attached now: the snapshot list comes from a current replica, never
-    // from one left out (a stale replica lists what it held back then).
-    std::vector<std::string> merging;
-    Status refreshed = RefreshLayersLocked(*record, nullptr, &merging);
-    if (!refreshed.ok()) LogWarning("attach volume " + name + ": " + refreshed.message());
-    // A snapshot deletion a previous fused started (and did not see end)
-    // gets its Job again, so its progress and end are visible.
-    if (!merging.empty() && !jobs_.Running(name, "delete-snapshot")) {
-      for (const auto& snapshot : merging) {
-        LogInfo("attach volume " + name + ": the merge of deleted snapshot " + snapshot +
-                " is still running; following it in a new delete-snapshot job");
-        StartSnapshotDeleteJob(name, snapshot);
-      }
-    }
-    LogInfo("attached volume " + name + (maintenance ? " in maintenance mode" : " at " + result) +
-            " (epoch " + std::to_string(record->epoch) + ")");
-    if (!authority.empty()) {
-      jobs_.Start("resync", name, "", true, [this, name](JobHandle& job) {
-        Status s = RunResync(name, job);
-        if (!s.ok()) LogError(s.message());
-        return s;
-      });
-    }
-  }
-  NotifyChanged(name);
-  return result;
-}
-
-Status VolumeService::DetachLocked(const std::string& name) {
-  auto it = attached_.find(name);
-  if (it == attached_.end()) {
-    if (registry_.Find(name) == nullptr) {
-      return Status(ErrorKind::kNotFound, "detach volume " + name + ": it does not exist");
-    }
-    return Status(ErrorKind::kInvalidArgument, "detach volume " + name + ": it is not attached");
-  }
-  Attachment& a = it->second;
-  if (a.loop) SH_RETURN_IF_ERROR(a.loop->Release().WithContext("detach volume " + name));
-  if (!a.maintenance) fuse_.RemoveVolume(name);
-  Status flushed = WaitFlush(*a.engine);
-  if (!flushed.ok()) LogError("detach volume " + name + ": " + flushed.message());
-  Status closed = a.engine->Close();
-  if (!closed.ok()) LogWarning("detach volume " + name + ": " + closed.message());
-  attached_.erase(it);
-  LogInfo("detached volume " + name);
-  return flushed;
-}
-
-Status VolumeService::Detach(const std::string& name, const Options& options) {
-  SH_RETURN_IF_ERROR(CheckOptions("Detach", options, {}));
-  Status s;
-  bool detached = false;
-  {
-    std::lock_guard lock(mutex_);
-    VolumeRecord* record = registry_.FindMutable(name);
-    const bool waiting = auto_attach_.erase(name) > 0;
-    if (record != nullptr && attached_.count(name) == 0 && waiting) {
-      // Not attached yet, auto-attach still trying: detaching means "stop
-      // attaching it". A file kept from the previous fused goes too (its
-      // held requests fail with EIO).
-      fuse_.RemoveVolume(name);
-      MarkAttachedLocked(*record, "");
-      LogInfo("detach volume " + name + ": it will no longer be attached at start");
-      detached = true;
-    } else {
-      s = DetachLocked(name);
-      detached = attached_.count(name) == 0;
-      if (detached && record != nullptr) MarkAttachedLocked(*record, "");
-    }
-  }
-  if (detached) NotifyChanged(name);
-  return s;
-}
-
-void VolumeService::MarkMovedLocked(VolumeRecord& record, const Status& why) {
-  const std::string& name = record.name;
-  moved_[name] = why.message();
-  auto_attach_.erase(name);
-  if (fuse_.IsWaiting(name)) {
-    auto loop = LoopDevice::Adopt(fuse_.mount_point() + "/" + name);
-    fuse_.RemoveVolume(name);  // its held requests fail with EIO
-    if (loop.ok()) {
-      Status released = loop->Release();
-      if (!released.ok()) LogWarning("volume " + name + ": " + released.message());
-    }
-  }
-  MarkAttachedLocked(record, "");
-  LogError(why.message() + "; volume " + name +
-           " is shown as moved (DeleteVolume forgets it here and leaves its replicas alone)");
-}
-
-void VolumeService::MarkAttachedLocked(VolumeRecord& record, const std::string& frontend) {
-  if (record.attach_frontend == frontend) return;
-  record.attach_frontend = frontend;
-  Status saved = registry_.Save();
-  if (!saved.ok()) {
-    LogWarning("volume " + record.name + ": cannot record for the next start that it is " +
-               (frontend.empty() ? "detached" : "attached") + ": " + saved.message());
-  }
-}
-
-void VolumeService::AutoAttachLoop() {
-  using Clock = std::chrono::steady_clock;
-  std::unique_lock lock(mutex_);
-  while (!auto_attach_stopping_) {
-    const auto now = Clock::now();
-    std::string due;
-    auto next = Clock::time_point::max();
-    for (auto it = auto_attach_.begin(); it != auto_attach_.end();) {
-      const VolumeRecord* record = registry_.Find(it->first);
-      if (record == nullptr || record->attach_frontend.empty() || attached_.count(it->first)) {
-        it = auto_attach_.erase(it);  // deleted, detached or attached by someone meanwhile
-        continue;
-      }
-      if (it->second.next <= now && due.empty()) due = it->first;
-      next = std::min(next, it->second.next);
-      ++it;
-    }
-    if (auto_attach_.empty()) return;
-    if (due.empty()) {
-      auto_attach_cv_.wait_until(lock, next);
-      continue;
-    }
-    Options options{{"frontend", registry_.Find(due)->attach_frontend}};
-    lock.unlock();
-    Result<std::string> attached = Attach(due, options);
-    lock.lock();
-    auto it = auto_attach_.find(due);
-    if (attached.ok()) {
-      LogInfo("auto-attach: volume " + due + " attached again at " + *attached);
-      if (it != auto_attach_.end()) auto_attach_.erase(it);
-      continue;
-    }
-    if (it == auto_attach_.end()) continue;  // detached or deleted meanwhile
-    AutoAttach& a = it->second;
-    a.error = attached.status().message();
-    a.next = Clock::now() + a.delay;
-    LogWarning("auto-attach: volume " + due + ": " + a.error + "; next try in " +
-               std::to_string(a.delay.count()) + " s");
-    a.delay = std::min<std::chrono::seconds>(a.delay * 2, std::chrono::seconds(60));
-    lock.unlock();
-    NotifyChanged(due);  // its StateReason
-    lock.lock();
-  }
-}
-
-std::map<std::string, uint64_t> VolumeService::Statistics(const std::string& name) {
-  std::map<std::string, uint64_t> out;
-  auto stats = fuse_.Stats(name);
-  if (!stats) return out;
-  for (size_t op = 0; op < kIoOps; ++op) {
-    const IoFigures f = stats->Get(static_cast<IoOp>(op));
-    const std::string prefix = IoOpName(static_cast<IoOp>(op));
-    out[prefix + "_requests"] = f.requests;
-    out[prefix + "_bytes"] = f.bytes;
-    out[prefix + "_errors"] = f.errors;
-    out[prefix + "_latency_us"] = f.latency_ns / 1000;
-  }
-  return out;
-}
-
-std::string VolumeService::CollectMetrics() {
-  std::vector<VolumeFigures> volumes;
-  {
-    std::lock_guard lock(mutex_);
-    for (const auto& [name, record] : registry_.volumes()) {
-      VolumeFigures v;
-      v.name = name;
-      v.size = record.size;
-      for (const auto& j : record.recurring) {
-        v.recurring.push_back({j.name, j.kind, j.last_run, j.last_failed});
-      }
-      if (IsStandby(record)) {
-        v.standby = true;
-        v.recovery_point = ParseRfc3339(record.standby->last_backup_created).value_or(0);
-        if (record.standby->last_backup.empty()) v.recovery_point = 0;
-        v.standby_failing = standby_errors_.count(name) != 0;
-      }
-      auto it = attached_.find(name);
-      v.attached = it != attached_.end();
-      if (v.attached) {
-        for (const auto& r : it->second.engine->Replicas()) {
-          v.replicas.emplace_back(r.name, ReplicaModeName(r.mode));
-        }
-      }
-      volumes.push_back(std::move(v));
-    }
-  }
-  for (auto& v : volumes) {
-    if (auto stats = fuse_.Stats(v.name)) {
-      for (size_t op = 0; op < kIoOps; ++op) v.io[op] = stats->Get(static_cast<IoOp>(op));
-    }
-  }
-  std::vector<JobFigures> jobs;
-  for (const auto& j : jobs_.List()) {
-    if (j.state == "running") jobs.push_back({j.id, j.operation, j.volume, j.bytes, j.total_bytes});
-  }
-  return FormatMetrics(volumes, jobs);
-}
-
-void VolumeService::MetricsLoop() {
-  const std::string& path = settings_.metrics_file;
-  const std::string dir = path.substr(0, path.rfind('/'));
-  bool warned = false;
-  std::unique_lock lock(metrics_mutex_);
-  while (!metrics_stopping_) {
-    lock.unlock();
-    struct stat st {};
-    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      if (!warned) {
-        LogInfo("metrics: " + dir + " does not exist (is prometheus-node-exporter installed?); " +
-                "metrics-file " + path + " is written once it does");
-      }
-      warned = true;
-    } else {
-      Status s = WriteFileAtomic(path, CollectMetrics());
-      if (!s.ok() && !warned) LogWarning("metrics: " + s.message());
-      warned = !s.ok();
-    }
-    lock.lock();
-    metrics_cv_.wait_for(lock, settings_.metrics_interval, [this] { return metrics_stopping_; });
-  }
 }
 
 }  // namespace shorthorn::fused

@@ -71,6 +71,8 @@ struct ServiceSettings {
   std::chrono::milliseconds metrics_interval{10000};
 };
 
+class FullRebuild;
+
 class VolumeService : public VolumeManager {
  public:
   VolumeService(ServiceSettings settings, FuseFrontend& fuse);
@@ -99,6 +101,7 @@ class VolumeService : public VolumeManager {
   // volume_import.cc.
   Status ImportVolume(const std::string& name, const std::vector<std::string>& replicads,
                       const Options& options) override;
+  // Attach and Detach: volume_attach.cc.
   Result<std::string> Attach(const std::string& name, const Options& options) override;
   Status Detach(const std::string& name, const Options& options) override;
   void SetListener(VolumeListener* listener) override;
@@ -114,7 +117,8 @@ class VolumeService : public VolumeManager {
   Result<uint64_t> Verify(const std::string& volume, const Options& options) override;
   // Replica comparison: replica_compare.cc.
   Result<uint64_t> Scrub(const std::string& volume, const Options& options) override;
-  // Replication: replication.cc.
+  // Replication: replication.cc (attach's replicas, generations, replica
+  // count), rebuild_loop.cc (rebuild loop, catch-up), full_rebuild.cc.
   Status SetReplicaCount(const std::string& volume, uint32_t count,
                          const Options& options) override;
   // Placement, drains and forced rebuilds: placement.cc.
@@ -145,6 +149,7 @@ class VolumeService : public VolumeManager {
                                        const Options& options) override;
   Status Activate(const std::string& volume, const Options& options) override;
 
+  // volume_metrics.cc.
   std::map<std::string, uint64_t> Statistics(const std::string& name) override;
   std::vector<JobInfo> ListJobs() override { return jobs_.List(); }
   Result<JobInfo> GetJob(uint64_t id) override { return jobs_.Get(id); }
@@ -197,6 +202,8 @@ class VolumeService : public VolumeManager {
   // Fails only when it reached none. Caller holds mutex_.
   Status ApplyDetachedLocked(VolumeRecord& record, const ReplicaCall& call, const std::string& what,
                              ErrorKind also_done = ErrorKind::kFailed);
+  // The steps of a full rebuild (full_rebuild.h) use the members below.
+  friend class FullRebuild;
   void RebuildLoop();
   void CheckVolumes();
   // `allow_full`: when no catch-up succeeds, rebuild a new replica
@@ -209,8 +216,6 @@ class VolumeService : public VolumeManager {
   // longer lists: they were deleted while it was ERR.
   Status DeleteMissedSnapshots(AttachContext& ctx, const std::shared_ptr<Engine>& engine,
                                const std::string& replica);
-  Status FullRebuild(const std::string& volume, const std::shared_ptr<AttachContext>& ctx,
-                     const std::shared_ptr<Engine>& engine, JobHandle& job);
   std::string Robustness(const std::string& volume, uint32_t count);
 
   // ---- placement.cc
@@ -267,10 +272,6 @@ class VolumeService : public VolumeManager {
   Status RunScrub(const std::string& volume, JobHandle& job);
   Result<std::vector<uint64_t>> ChecksumOf(AttachContext& ctx, const std::string& replica,
                                            uint64_t offset, uint64_t length);
-  // Sleeps so that `bytes` since `start` stay under `rate` bytes/s; true
-  // when the job was cancelled.
-  static bool ThrottleJob(JobHandle& job, uint64_t rate, uint64_t bytes,
-                          std::chrono::steady_clock::time_point start);
   // When each attached volume is scrubbed next (scrub-interval); guarded by
   // mutex_.
   std::map<std::string, std::chrono::steady_clock::time_point> next_scrub_;
@@ -440,7 +441,8 @@ class VolumeService : public VolumeManager {
   bool recurring_wake_ = false;                         // guarded by recurring_mutex_
   std::map<std::string, RecurringRun> recurring_runs_;  // by volume; guarded by recurring_mutex_
   std::thread recurring_thread_;
-  // Writes settings_.metrics_file every metrics_interval until Shutdown.
+  // Writes settings_.metrics_file every metrics_interval until Shutdown
+  // (volume_metrics.cc).
   void MetricsLoop();
   // The figures of every volume and running job, for the metrics file.
   std::string CollectMetrics();
@@ -449,6 +451,14 @@ class VolumeService : public VolumeManager {
   bool metrics_stopping_ = false;  // guarded by metrics_mutex_
   std::thread metrics_thread_;
   uint64_t info_revision_ = 0;  // guarded by mutex_
+  // The context and engine of attached volume `volume`, for a job that
+  // works on it outside mutex_; Busy "<what>: it is not attached"
+  // otherwise. Takes mutex_.
+  struct LiveParts {
+    std::shared_ptr<AttachContext> ctx;
+    std::shared_ptr<Engine> engine;
+  };
+  Result<LiveParts> LiveAttachment(const std::string& volume, const std::string& what);
   Status DetachLocked(const std::string& name);
   void HandOverLocked(const std::string& name);
   void NotifyChanged(const std::string& name);
@@ -486,12 +496,18 @@ class VolumeService : public VolumeManager {
 // naming the method and the key otherwise.
 Status CheckOptions(const char* method, const Options& options,
                     std::initializer_list<const char*> allowed);
+// Boolean option `key` into `*value` (left alone when absent);
+// InvalidArgument "<what>: option '<key>' must be a boolean" otherwise.
+Status BoolOption(const std::string& what, const Options& options, const char* key, bool* value);
 // The option "replica-tags" ("ssd,zone=a"): its tags, each ValidateTag,
 // sorted, without duplicates; none when the option is absent or "".
 Result<std::vector<std::string>> ReplicaTagsOption(const std::string& what, const Options& options);
 // InvalidArgument "<what>: size <size> bytes exceeds max-volume-size <limit>
 // GiB" when `size` is more than `limit_gib` GiB.
 Status CheckVolumeSize(const std::string& what, uint64_t size, uint64_t limit_gib);
+// 16 random lowercase hex digits (a suffix that makes replica and system
+// snapshot names unique).
+std::string RandomHex64();
 // True when `snapshot` is one of recurring job `job`'s: "<job>-" and a UTC
 // time YYYYMMDDTHHMMSSZ (recurring_jobs.cc).
 bool IsRecurringJobSnapshot(const std::string& job, const std::string& snapshot);

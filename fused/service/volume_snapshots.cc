@@ -507,7 +507,7 @@ Result<uint64_t> VolumeService::Verify(const std::string& volume, const Options&
           total += t.total_bytes;
           running = true;
         }
-        if (layers.verify.state == "running") running = true;
+        if (layers.verify.state == msg::VerifyPhase::kRunning) running = true;
         for (const auto& b : layers.verify.bad) bad.push_back("layer " + b + " on " + replicas[i]);
       }
       job.Update(done, total);

@@ -278,13 +278,7 @@ void VolumeService::StopStandby() {
 Status VolumeService::Activate(const std::string& volume, const Options& options) {
   SH_RETURN_IF_ERROR(CheckOptions("Activate", options, {"force"}));
   bool force = false;
-  if (auto it = options.find("force"); it != options.end()) {
-    const auto* b = std::get_if<bool>(&it->second);
-    if (b == nullptr) {
-      return Status(ErrorKind::kInvalidArgument, "Activate: option 'force' must be a boolean");
-    }
-    force = *b;
-  }
+  SH_RETURN_IF_ERROR(BoolOption("Activate", options, "force", &force));
   const std::string what = "activate volume " + volume;
   const auto start = std::chrono::steady_clock::now();
   {

@@ -60,36 +60,6 @@ Result<msg::LayerList> ListLayers(PeerClient* client, uint64_t epoch, const std:
 
 }  // namespace
 
-TokenBucket::TokenBucket(uint64_t rate, uint64_t burst)
-    : rate_(rate),
-      burst_(static_cast<double>(std::max<uint64_t>(burst, 1))),
-      last_(std::chrono::steady_clock::now()) {}
-
-bool TokenBucket::Acquire(uint64_t bytes) {
-  std::unique_lock lock(mu_);
-  if (cancelled_) return false;
-  if (rate_ == 0) return true;
-  auto now = std::chrono::steady_clock::now();
-  tokens_ = std::min(burst_, tokens_ + std::chrono::duration<double>(now - last_).count() *
-                                           static_cast<double>(rate_));
-  last_ = now;
-  // Take the bytes now (going into debt) and sleep the debt off: a request
-  // larger than the burst still passes, at the configured rate.
-  tokens_ -= static_cast<double>(bytes);
-  if (tokens_ >= 0) return true;
-  auto wait = std::chrono::duration<double>(-tokens_ / static_cast<double>(rate_));
-  return !cv_.wait_for(lock, std::chrono::duration_cast<std::chrono::nanoseconds>(wait),
-                       [this] { return cancelled_; });
-}
-
-void TokenBucket::Cancel() {
-  {
-    std::lock_guard lock(mu_);
-    cancelled_ = true;
-  }
-  cv_.notify_all();
-}
-
 struct Rebuilder::SourceLayer {
   std::string name;
   std::string parent;  // "" for the root
@@ -118,9 +88,18 @@ Status Rebuilder::Check() const {
   return Status::Ok();
 }
 
+bool Rebuilder::Pace(uint64_t bytes) {
+  std::unique_lock lock(pace_mu_);
+  auto wait = bucket_.Take(bytes);
+  return !cancel_cv_.wait_for(lock, wait, [this] { return cancelled_.load(); });
+}
+
 void Rebuilder::Cancel() {
-  cancelled_ = true;
-  bucket_.Cancel();
+  {
+    std::lock_guard lock(pace_mu_);
+    cancelled_ = true;
+  }
+  cancel_cv_.notify_all();
   std::lock_guard lock(mu_);
   if (client_) client_->Shutdown();
 }
@@ -239,7 +218,7 @@ Status Rebuilder::CopyLayer(const SourceLayer& layer, LayerMeta* meta) {
       }
       for (uint64_t pos = offset; pos < offset + length;) {
         uint64_t n = std::min(options_.read_size, offset + length - pos);
-        if (!bucket_.Acquire(n)) return Check();
+        if (!Pace(n)) return Check();
         SH_RETURN_IF_ERROR(Check());
         auto data = client_->Call(wire::Op::kReadSnapshot, request_.source_epoch, pos, n,
                                   wire::AsBytes(name_json));

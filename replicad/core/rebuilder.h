@@ -31,6 +31,7 @@
 #include "common/control_messages.h"
 #include "common/peer_client.h"
 #include "common/status.h"
+#include "common/token_bucket.h"
 #include "replicad/core/replica_meta.h"
 
 namespace shorthorn::replicad {
@@ -64,26 +65,6 @@ struct RebuildTarget {
   std::function<int(std::string_view)> fail_io;
 };
 
-// Paces a byte stream to `rate` bytes per second (0: unlimited). Starts
-// empty and keeps at most `burst` bytes of credit. Thread-compatible; Wait
-// may be cut short by Cancel from any thread.
-class TokenBucket {
- public:
-  TokenBucket(uint64_t rate, uint64_t burst);
-  // Waits until `bytes` may pass; false when cancelled.
-  bool Acquire(uint64_t bytes);
-  void Cancel();
-
- private:
-  const uint64_t rate_;
-  const double burst_;
-  double tokens_ = 0;
-  std::chrono::steady_clock::time_point last_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool cancelled_ = false;  // guarded by mu_
-};
-
 class Rebuilder {
  public:
   Rebuilder(RebuildRequest request, RebuildTarget target, RebuildOptions options);
@@ -111,12 +92,19 @@ class Rebuilder {
   Status CopyLayer(const SourceLayer& layer, LayerMeta* local);
   Result<std::string> SourceChecksum(const SourceLayer& layer);
   Status Check() const;
+  // Waits until `bytes` may be read at the request's bandwidth; false when
+  // cancelled.
+  bool Pace(uint64_t bytes);
   std::string Op() const;
 
   const RebuildRequest request_;
   const RebuildTarget target_;
   const RebuildOptions options_;
-  TokenBucket bucket_;
+  // Paces the pull to request_.bandwidth; Pace waits on cancel_cv_, which
+  // Cancel wakes.
+  std::mutex pace_mu_;
+  TokenBucket bucket_;  // guarded by pace_mu_
+  std::condition_variable cancel_cv_;
   std::atomic<bool> cancelled_{false};
   std::mutex mu_;
   std::unique_ptr<PeerClient> client_;  // guarded by mu_ (Cancel shuts it down)

@@ -125,17 +125,19 @@ Replica::Replica(std::string dir, ReplicaMeta meta, IoEngine* engine, ReplicaOpt
       epoch_(meta.epoch),
       meta_(std::move(meta)),
       size_(meta_.size),
-      index_(0, options_.index_chunk_bits),
-      undo_(options_.power_loss_test ? std::make_unique<UndoLog>() : nullptr) {
+      layers_(dir_, options_.index_chunk_bits, options_.direct_writes),
+      undo_(options_.power_loss_test ? std::make_unique<UndoLog>() : nullptr),
+      worker_(*this),
+      rebuild_(Object(), meta_.rebuilding,
+               [this](const std::string& snapshot, const std::vector<LayerMeta>& copied) {
+                 return LinkRebuilt(snapshot, copied);
+               }) {
   rebuilding_ = meta_.rebuilding;
-  if (meta_.rebuilding) {
-    rebuild_.message = "no rebuild has run since the replica was opened; send REBUILD";
-  }
 }
 
 Replica::~Replica() {
-  StopRebuild();
-  StopWorker();
+  rebuild_.Stop();
+  worker_.Stop();
 }
 
 uint64_t Replica::size() const {
@@ -248,12 +250,7 @@ void Replica::Read(uint64_t epoch, uint64_t offset, std::span<uint8_t> buf, Done
   uint64_t last = (end + kSectorSize - 1) / kSectorSize;
   std::vector<BlockIndex::Extent> runs;
   std::vector<LayerPtr> layers;
-  {
-    std::shared_lock lock(index_mu_);
-    index_.Lookup(first, last - first, &runs);
-    for (const auto& r : runs)
-      layers.push_back(r.slot == BlockIndex::kNone ? nullptr : slots_[r.slot]);
-  }
+  layers_.Lookup(first, last - first, &runs, &layers);
   auto join = std::make_shared<Joiner>();
   join->done = [self = shared_from_this(), done = std::move(done)](Status s) {
     self->End();
@@ -300,12 +297,7 @@ void Replica::Read(uint64_t epoch, uint64_t offset, std::span<uint8_t> buf, Done
 Status Replica::ReadChainBlocking(uint64_t block, uint64_t count, uint8_t* out) {
   std::vector<BlockIndex::Extent> runs;
   std::vector<LayerPtr> layers;
-  {
-    std::shared_lock lock(index_mu_);
-    index_.Lookup(block, count, &runs);
-    for (const auto& r : runs)
-      layers.push_back(r.slot == BlockIndex::kNone ? nullptr : slots_[r.slot]);
-  }
+  layers_.Lookup(block, count, &runs, &layers);
   for (size_t i = 0; i < runs.size(); ++i) {
     uint8_t* dst = out + (runs[i].block - block) * kSectorSize;
     uint64_t n = runs[i].count * kSectorSize;
@@ -325,11 +317,7 @@ static_assert(kSectorSize == kDirectIoAlignment);
 void Replica::SubmitWrite(uint64_t first, uint64_t blocks, bool may_block,
                           std::shared_ptr<const void> owned, const uint8_t* data,
                           std::shared_ptr<RangeLock::Guard> guard, Done done) {
-  LayerPtr head;
-  {
-    std::shared_lock lock(index_mu_);
-    head = head_;
-  }
+  LayerPtr head = layers_.head();
   const uint64_t length = blocks * kSectorSize;
   IoRequest request{IoOp::kWrite, head->fd.get(), const_cast<uint8_t*>(data), first * kSectorSize,
                     length};
@@ -376,8 +364,8 @@ void Replica::SubmitWrite(uint64_t first, uint64_t blocks, bool may_block,
       s = ErrnoStatus(static_cast<int>(-result),
                       "write " + self->Object() + ": pwrite " + head->file);
     } else {
-      std::unique_lock lock(self->index_mu_);
-      self->index_.Set(request.offset / kSectorSize, request.length / kSectorSize, head->slot);
+      self->layers_.SetRange(request.offset / kSectorSize, request.length / kSectorSize,
+                             head->slot);
     }
     if (change != 0) self->undo_->End(change);
     guard->Release();
@@ -471,11 +459,7 @@ void Replica::Flush(uint64_t epoch, Done done) {
     }
     if (undo_ != nullptr) undo_->Synced(l->fd.get(), mark);
   }
-  LayerPtr head;
-  {
-    std::shared_lock lock(index_mu_);
-    head = head_;
-  }
+  LayerPtr head = layers_.head();
   std::string context = "flush " + Object() + ": fdatasync " + head->file;
   engine_->Submit({IoOp::kFdatasync, head->fd.get(), nullptr, 0, 0},
                   [self = shared_from_this(), head, mark, context = std::move(context),
@@ -493,9 +477,8 @@ void Replica::Flush(uint64_t epoch, Done done) {
 }
 
 Status Replica::Close() {
-  StopRebuild();
-  StopWorker();
-  LayerPtr head;
+  rebuild_.Stop();
+  worker_.Stop();
   {
     std::unique_lock lock(mu_);
     if (closed_) return Status::Ok();
@@ -505,10 +488,7 @@ Status Replica::Close() {
       return Status(ErrorKind::kIoError, "close " + Object() + ": the replica has failed", EIO);
     }
   }
-  {
-    std::shared_lock lock(index_mu_);
-    head = head_;
-  }
+  LayerPtr head = layers_.head();
   if (::fdatasync(head->fd.get()) != 0) {
     Status s = ErrnoStatus(errno, "close " + Object() + ": fdatasync " + head->file);
     MarkFailed(s);
@@ -525,8 +505,8 @@ Result<UndoLog::Dropped> Replica::SimulatePowerLoss() {
                   "simulate a power loss of " + Object() + ": not in power-loss test mode", EINVAL);
   }
   MarkFailed(Status(ErrorKind::kIoError, "power loss simulated (test mode)", EIO));
-  StopRebuild();
-  StopWorker();
+  rebuild_.Stop();
+  worker_.Stop();
   auto dropped = undo_->PowerLoss();
   if (!dropped.ok()) return dropped.status().WithContext(Object());
   return dropped;

@@ -4,10 +4,12 @@
 // SetEpoch, OpenSession, SetGeneration, Close, EndSession, Destroy, and the
 // layer ops Snapshot, DeleteSnapshot, Revert, Expand, ListLayers,
 // StartVerify, Checksum, StartRebuild, LayerExtents, ReadLayer) are
-// synchronous. A background worker thread per
-// replica merges deleted snapshots into their child and computes and
-// verifies layer checksums (doc/replica-format.md); a rebuild thread, while
-// a REBUILD runs, pulls a source's layers (rebuilder.h, replica_rebuild.cc).
+// synchronous. Its parts, each with its own lock: the layer files and
+// block index (LayerSet, layer_set.h); the background worker that merges
+// deleted snapshots into their child and computes and verifies layer
+// checksums (ReplicaWorker, replica_worker.h); the rebuild thread that,
+// while a REBUILD runs, pulls a source's layers (RebuildTask,
+// replica_rebuild.h). Replica itself keeps replica.json and admission.
 //
 // Promises:
 //  * Every data op checks, in this order: failed -> EIO, closed -> ESHUTDOWN,
@@ -53,6 +55,12 @@
 // may come from any thread; they serialize on an internal mutex (callers need
 // not). Ops in flight hold references to the replica and to the layers they
 // touch, so files stay open until they end.
+//
+// Lock order (each part's header repeats its place): meta_mu_ (replica.json,
+// control ops) -> mu_ (admission) -> a range lock -> the LayerSet's mutex;
+// the worker's and the rebuild task's mutexes come after meta_mu_, and the
+// LayerSet's, the worker's, the rebuild task's, dirty_mu_ and view_mu_ are
+// leaves (nothing is taken while one is held).
 #pragma once
 
 #include <atomic>
@@ -69,14 +77,18 @@
 #include <thread>
 #include <vector>
 
+#include "common/control_messages.h"
 #include "common/file_util.h"
 #include "common/status.h"
 #include "replicad/core/block_index.h"
 #include "replicad/core/layer_file.h"
+#include "replicad/core/layer_set.h"
 #include "replicad/core/range_lock.h"
 #include "replicad/core/rebuilder.h"
 #include "replicad/core/replica_meta.h"
 #include "replicad/core/replica_metrics.h"
+#include "replicad/core/replica_rebuild.h"
+#include "replicad/core/replica_worker.h"
 #include "replicad/core/serial_worker.h"
 #include "replicad/core/undo_log.h"
 #include "replicad/io/io_engine.h"
@@ -134,51 +146,10 @@ struct OwnerClaim {
   bool take_over = false;
 };
 
-// What LIST_LAYERS reports (doc/protocol.md).
-struct SnapshotInfo {
-  std::string name;
-  std::optional<std::string> parent;
-  std::string created;
-  bool user_created = false;
-  uint64_t size_held = 0;
-  bool removed = false;
-  std::string checksum;
-  bool checksum_done = false;
-};
-struct TaskInfo {
-  std::string op;  // "delete_snapshot" | "verify"
-  std::string name;
-  uint64_t done_bytes = 0;
-  uint64_t total_bytes = 0;
-};
-struct VerifyInfo {
-  std::string state = "idle";  // "idle" | "running" | "done"
-  std::vector<std::string> bad;
-  uint64_t checked = 0;
-};
-struct RebuildInfo {
-  std::string state = "idle";  // "idle" | "running" | "done" | "failed"
-  std::string message;
-  uint64_t bytes = 0;  // copied so far by the last (or running) rebuild
-  std::string source_replica;
-  uint64_t total_bytes = 0;  // estimate: the source layers' size_held
-};
 // One page of LAYER_EXTENTS.
 struct ExtentPage {
   std::vector<FileExtent> extents;
   std::optional<uint64_t> next;  // where the next page starts; none at the end
-};
-struct LayerList {
-  uint64_t size = 0;
-  uint64_t generation = 0;
-  bool rebuilding = false;
-  RebuildInfo rebuild;
-  uint64_t actual_size = 0;
-  std::optional<std::string> head_parent;
-  uint64_t head_size_held = 0;
-  std::vector<SnapshotInfo> snapshots;  // creation order
-  std::vector<TaskInfo> tasks;
-  VerifyInfo verify;
 };
 
 class Replica : public std::enable_shared_from_this<Replica> {
@@ -267,7 +238,8 @@ class Replica : public std::enable_shared_from_this<Replica> {
   Status DeleteSnapshot(const std::string& name);
   Status Revert(const std::string& name);
   Status Expand(uint64_t size);
-  LayerList ListLayers();
+  // LIST_LAYERS (doc/protocol.md).
+  msg::LayerList ListLayers();
   Status StartVerify();
   // CHECKSUM: XXH3-64 (seed 0) of the replica's data as READ returns it,
   // for each `chunk` of [offset, offset+length) (the last one may be
@@ -311,15 +283,11 @@ class Replica : public std::enable_shared_from_this<Replica> {
   Result<UndoLog::Dropped> SimulatePowerLoss();
 
  private:
-  // One open layer file. `slot` names it in the block index.
-  struct Layer {
-    uint64_t id = 0;
-    uint16_t slot = BlockIndex::kNone;
-    std::string file;
-    UniqueFd fd;
-    UniqueFd direct_fd;  // O_DIRECT, heads only; invalid where the file system refuses it
-  };
-  using LayerPtr = std::shared_ptr<Layer>;
+  // The worker's jobs read replica.json and commit through meta_mu_ and
+  // CommitLocked, copy under range_lock_ and change layers_
+  // (replica_worker.h).
+  friend class ReplicaWorker;
+
   // RAII: holds new data ops back (they wait in Begin) until destroyed.
   struct Pause {
     explicit Pause(Replica* r);
@@ -348,17 +316,7 @@ class Replica : public std::enable_shared_from_this<Replica> {
                    std::shared_ptr<const void> owned, const uint8_t* data,
                    std::shared_ptr<RangeLock::Guard> guard, Done done);
 
-  // --- replica_control.cc: layers, slots, index building
-  // `head`: also open the O_DIRECT descriptor (direct_writes) that writes
-  // use; a layer that stops being the head keeps it until the replica closes.
-  Result<LayerPtr> OpenLayer(const LayerMeta& l, bool head);
-  uint16_t FreeSlotLocked() const;
-  // Index of the chain of layer ids (newest first) over `blocks` blocks.
-  Result<BlockIndex> BuildIndex(const std::vector<uint64_t>& chain, uint64_t blocks,
-                                const std::map<uint64_t, LayerPtr>& layers) const;
-  // Installs layers_/slots_/head_/lower_/unneeded_ for meta_ (meta_mu_
-  // and index_mu_ held).
-  void InstallChainLocked();
+  // --- replica_control.cc
   // Writes `next` atomically and makes it meta_ (meta_mu_ held).
   Status CommitLocked(ReplicaMeta next, std::string_view op);
   Status RemoveLayerFile(const LayerPtr& layer);
@@ -378,24 +336,9 @@ class Replica : public std::enable_shared_from_this<Replica> {
   // --- replica_rebuild.cc
   // The open layer of snapshot `name` (ENOENT "<op>: no such snapshot").
   Result<LayerPtr> SnapshotLayer(const std::string& name, const std::string& op);
-  void RunRebuild(std::shared_ptr<Rebuilder> rebuilder, std::string snapshot);
-  // The one commit that links the head on top of the copied chain.
+  // The one commit that links the head on top of the copied chain (on the
+  // rebuild task's thread).
   Status LinkRebuilt(const std::string& snapshot, const std::vector<LayerMeta>& copied);
-  void StopRebuild();
-
-  // --- replica_worker.cc: the background worker
-  void StartWorker();
-  void StopWorker();
-  void Kick();
-  void WorkerLoop();
-  // Runs one job; false when there was none. Sets *crashed when a crash_at
-  // point fired.
-  bool RunOneJob(bool* crashed);
-  Status RunMerge(uint64_t id, bool* crashed);
-  Status RunChecksum(uint64_t id, bool* crashed);
-  void RunVerify(bool* crashed);
-  bool Hit(std::string_view point);
-  bool StopRequested() const;
 
   const std::string dir_;
   // Copies of meta_'s names, which never change: readable without meta_mu_
@@ -406,13 +349,13 @@ class Replica : public std::enable_shared_from_this<Replica> {
   const ReplicaOptions options_;
   std::atomic<uint64_t> epoch_;
 
-  // Serializes control ops and replica.json rewrites. Order: meta_mu_, then
-  // mu_, then index_mu_; a range lock is taken before index_mu_ and never
-  // while waiting for meta_mu_.
+  // Serializes control ops and replica.json rewrites. Order: first (see
+  // the top of this header).
   std::mutex meta_mu_;
   ReplicaMeta meta_;      // guarded by meta_mu_
   bool merging_ = false;  // guarded by meta_mu_
 
+  // Admission. Order: after meta_mu_, before a range lock.
   mutable std::mutex mu_;
   std::condition_variable idle_;  // in_flight_ reached 0, or paused_ cleared
   bool failed_ = false;           // guarded by mu_
@@ -421,16 +364,8 @@ class Replica : public std::enable_shared_from_this<Replica> {
   uint64_t in_flight_ = 0;        // guarded by mu_
   uint64_t size_ = 0;             // guarded by mu_ (volume size for range checks)
 
-  mutable std::shared_mutex index_mu_;
-  BlockIndex index_;                     // guarded by index_mu_
-  std::map<uint64_t, LayerPtr> layers_;  // every layer by id; guarded by index_mu_
-  std::vector<LayerPtr> slots_;          // by slot; guarded by index_mu_
-  LayerPtr head_;                        // guarded by index_mu_
-  std::vector<LayerPtr> lower_;          // active chain below the head; guarded by index_mu_
-  // How many of lower_, from the top, no snapshot needs: removed snapshots
-  // each with one child (their merge is due), directly under the head.
-  // Unmap punches them too. Guarded by index_mu_.
-  size_t unneeded_ = 0;
+  // The open layer files and the block index (its own lock).
+  LayerSet layers_;
 
   RangeLock range_lock_;
 
@@ -443,28 +378,10 @@ class Replica : public std::enable_shared_from_this<Replica> {
   std::mutex view_mu_;
   std::shared_ptr<const SnapshotView> view_;  // guarded by view_mu_
 
-  mutable std::mutex work_mu_;
-  std::condition_variable work_cv_;
-  bool kicked_ = false;            // guarded by work_mu_
-  bool stop_worker_ = false;       // guarded by work_mu_
-  bool worker_idle_ = false;       // guarded by work_mu_
-  bool worker_ended_ = false;      // guarded by work_mu_
-  bool verify_requested_ = false;  // guarded by work_mu_
-  std::optional<TaskInfo> task_;   // guarded by work_mu_
-  VerifyInfo verify_;              // guarded by work_mu_
-  std::thread worker_;
-
   // meta_.rebuilding, readable by the data path; changes only while data
   // ops are paused (so an op sees one value from admission to completion).
   std::atomic<bool> rebuilding_{false};
   std::atomic<bool> session_dirty_{false};  // `open` is on disk (MarkSessionDirty)
-  // Order: after meta_mu_ and work_mu_.
-  mutable std::mutex rebuild_mu_;
-  std::condition_variable rebuild_cv_;    // the task ended
-  RebuildInfo rebuild_;                   // guarded by rebuild_mu_
-  std::shared_ptr<Rebuilder> rebuilder_;  // the running task; guarded by rebuild_mu_
-  bool rebuild_stopped_ = false;          // Close ran; guarded by rebuild_mu_
-  std::thread rebuild_thread_;            // guarded by rebuild_mu_
 
   // Test mode only (options_.power_loss_test), else null.
   const std::unique_ptr<UndoLog> undo_;
@@ -472,6 +389,10 @@ class Replica : public std::enable_shared_from_this<Replica> {
   SerialWorker unmaps_;
 
   ReplicaIoStats io_stats_;
+
+  // Last: they stop (the destructor, Close) before the rest goes.
+  ReplicaWorker worker_;
+  RebuildTask rebuild_;
 };
 
 }  // namespace shorthorn::replicad

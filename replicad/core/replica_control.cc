@@ -1,7 +1,8 @@
 // Design notes: the layer ops of a Replica. Each one follows the same
 // pattern under meta_mu_: check, make the files it needs durable, write the
 // new replica.json atomically (the commit point), install the new chain in
-// memory, then remove files nobody references any more. Step orders and
+// memory (one LayerSet::Install: readers see the old chain or the new one),
+// then remove files nobody references any more. Step orders and
 // what Open does with a crash between steps (doc/replica-format.md):
 //
 //   snapshot: pause data ops -> fdatasync head -> create new head file,
@@ -62,63 +63,6 @@ void Replica::Pause::WaitIdle() {
   r_->idle_.wait(lock, [this] { return r_->in_flight_ == 0; });
 }
 
-Result<Replica::LayerPtr> Replica::OpenLayer(const LayerMeta& l, bool head) {
-  auto layer = std::make_shared<Layer>();
-  layer->id = l.id;
-  layer->file = l.file;
-  std::string path = dir_ + "/" + l.file;
-  layer->fd = UniqueFd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
-  if (!layer->fd.valid()) return ErrnoStatus(errno, "open layer file " + path);
-  if (head && options_.direct_writes) {
-    layer->direct_fd = UniqueFd(::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC));
-  }
-  return layer;
-}
-
-uint16_t Replica::FreeSlotLocked() const {
-  for (size_t i = 0; i < slots_.size(); ++i) {
-    if (slots_[i] == nullptr) return static_cast<uint16_t>(i);
-  }
-  return static_cast<uint16_t>(slots_.size());
-}
-
-Result<BlockIndex> Replica::BuildIndex(const std::vector<uint64_t>& chain, uint64_t blocks,
-                                       const std::map<uint64_t, LayerPtr>& layers) const {
-  BlockIndex index(blocks, options_.index_chunk_bits);
-  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
-    const LayerPtr& l = layers.at(*it);
-    auto ext = AllocatedExtents(l->fd.get(), 0, blocks * kSectorSize, l->file);
-    if (!ext.ok()) return ext.status();
-    for (const auto& e : *ext) {
-      uint64_t b = e.offset / kSectorSize;
-      uint64_t z = (e.offset + e.length + kSectorSize - 1) / kSectorSize;
-      index.Set(b, z - b, l->slot);
-    }
-  }
-  return index;
-}
-
-void Replica::InstallChainLocked() {
-  for (auto& [id, layer] : layers_) {
-    if (layer->slot == BlockIndex::kNone) {
-      layer->slot = FreeSlotLocked();
-      if (layer->slot >= slots_.size()) slots_.resize(layer->slot + 1);
-      slots_[layer->slot] = layer;
-    }
-  }
-  std::vector<uint64_t> chain = ActiveChain(meta_);
-  head_ = layers_.at(chain.front());
-  lower_.clear();
-  unneeded_ = 0;
-  bool unneeded = true;  // so far every layer from the head down is unneeded
-  for (size_t i = 1; i < chain.size(); ++i) {
-    lower_.push_back(layers_.at(chain[i]));
-    const LayerMeta* l = FindLayer(meta_, chain[i]);
-    unneeded = unneeded && l->removed && Children(meta_, chain[i]).size() == 1;
-    if (unneeded) ++unneeded_;
-  }
-}
-
 Status Replica::Fault(std::string_view point, const std::string& what) const {
   int err = options_.fail_io ? options_.fail_io(point) : 0;
   return err == 0 ? Status::Ok() : ErrnoStatus(err, what);
@@ -133,11 +77,7 @@ Status Replica::CommitLocked(ReplicaMeta next, std::string_view op) {
 }
 
 Status Replica::RemoveLayerFile(const LayerPtr& layer) {
-  {
-    std::unique_lock lock(index_mu_);
-    layers_.erase(layer->id);
-    if (layer->slot < slots_.size() && slots_[layer->slot] == layer) slots_[layer->slot] = nullptr;
-  }
+  layers_.Remove(layer);
   {
     // A cached snapshot view may hold the file open; let it go.
     std::lock_guard view_lock(view_mu_);
@@ -189,27 +129,29 @@ Result<std::shared_ptr<Replica>> Replica::Open(const std::string& dir, IoEngine*
   std::shared_ptr<Replica> r(new Replica(dir, std::move(*meta), engine, std::move(options)));
   {
     std::lock_guard meta_lock(r->meta_mu_);
-    std::unique_lock lock(r->index_mu_);
+    LayerSet::Change change;
     for (const auto& l : r->meta_.layers) {
-      auto layer = r->OpenLayer(l, l.id == r->meta_.head);
+      auto layer = r->layers_.OpenLayer(l, l.id == r->meta_.head);
       if (!layer.ok()) return layer.status();
-      r->layers_[l.id] = std::move(*layer);
+      change.add.push_back(std::move(*layer));
     }
-    r->InstallChainLocked();
-    int head_fd = r->head_->fd.get();
+    r->layers_.Install(r->meta_, std::move(change));
+    LayerPtr head = r->layers_.head();
+    int head_fd = head->fd.get();
     if (FileSize(head_fd) != size) {
-      LogWarning("replica " + r->meta_.replica + ": head " + r->head_->file + " is " +
+      LogWarning("replica " + r->meta_.replica + ": head " + head->file + " is " +
                  std::to_string(FileSize(head_fd)) + " bytes, setting it to " +
                  std::to_string(size));
       if (::ftruncate(head_fd, static_cast<off_t>(size)) != 0 || ::fsync(head_fd) != 0) {
-        return ErrnoStatus(errno, "truncate " + dir + "/" + r->head_->file);
+        return ErrnoStatus(errno, "truncate " + dir + "/" + head->file);
       }
     }
-    auto index = r->BuildIndex(ActiveChain(r->meta_), size / kSectorSize, r->layers_);
+    auto index = r->layers_.BuildIndex(ActiveChain(r->meta_), size / kSectorSize, r->layers_.All());
     if (!index.ok()) return index.status();
-    r->index_ = std::move(*index);
+    r->layers_.Install(r->meta_,
+                       {.add = {}, .remove = {}, .index = std::move(*index), .forget = {}});
   }
-  r->StartWorker();
+  r->worker_.Start();
   return r;
 }
 
@@ -326,11 +268,7 @@ Status Replica::Snapshot(const std::string& name, const std::string& created, bo
   }
   Pause pause(this);
   pause.WaitIdle();
-  LayerPtr old_head;
-  {
-    std::shared_lock lock(index_mu_);
-    old_head = head_;
-  }
+  LayerPtr old_head = layers_.head();
   if (::fdatasync(old_head->fd.get()) != 0) {
     Status s = ErrnoStatus(errno, op + ": fdatasync " + old_head->file);
     MarkFailed(s);
@@ -345,20 +283,16 @@ Status Replica::Snapshot(const std::string& name, const std::string& created, bo
   Status s = Fault("create-layer", "create " + path);
   if (s.ok()) s = CreateLayerFile(path, next.size);
   if (!s.ok()) return s.WithContext(op);
-  auto layer = OpenLayer(fresh, /*head=*/true);
+  auto layer = layers_.OpenLayer(fresh, /*head=*/true);
   s = (layer.ok() ? SyncDirectory(dir_) : layer.status()).WithContext(op);
   if (s.ok()) s = CommitLocked(std::move(next), "snapshot");  // names the replica itself
   if (!s.ok()) {
     ::unlink(path.c_str());
     return s;
   }
-  {
-    std::unique_lock lock(index_mu_);
-    layers_[id] = std::move(*layer);
-    InstallChainLocked();
-  }
+  layers_.Install(meta_, {.add = {std::move(*layer)}, .remove = {}, .index = {}, .forget = {}});
   LogInfo(op + ": snapshot " + name + " taken (layer " + std::to_string(old_head->id) + ")");
-  Kick();  // checksum it
+  worker_.Kick();  // checksum it
   return Status::Ok();
 }
 
@@ -371,15 +305,12 @@ Status Replica::DeleteSnapshot(const std::string& name) {
   ReplicaMeta next = meta_;
   FindLayer(next, l->id)->removed = true;
   SH_RETURN_IF_ERROR(CommitLocked(std::move(next), "delete snapshot " + name + " of"));
-  {
-    std::unique_lock lock(index_mu_);
-    InstallChainLocked();  // it may now be one of the layers unmap punches
-  }
+  layers_.Install(meta_);  // it may now be one of the layers unmap punches
   size_t children = Children(meta_, FindSnapshot(meta_, name)->id).size();
   LogInfo(op + (children <= 1 ? ": merging it in the background"
                               : ": it has " + std::to_string(children) +
                                     " children, kept hidden until it has one"));
-  Kick();
+  worker_.Kick();
   return Status::Ok();
 }
 
@@ -409,50 +340,35 @@ Status Replica::Revert(const std::string& name) {
   std::string path = dir_ + "/" + fresh.file;
   SH_RETURN_IF_ERROR(Fault("create-layer", "create " + path).WithContext(op));
   SH_RETURN_IF_ERROR(CreateLayerFile(path, next.size).WithContext(op));
-  auto layer = OpenLayer(fresh, /*head=*/true);
+  auto layer = layers_.OpenLayer(fresh, /*head=*/true);
   Status s = layer.ok() ? SyncDirectory(dir_) : layer.status();
   if (!s.ok()) {
     ::unlink(path.c_str());
     return s.WithContext(op);
   }
   LayerPtr fresh_layer = std::move(*layer);
-  std::map<uint64_t, LayerPtr> layers;
-  LayerPtr old_head;
-  {
-    // Reserve a slot for the new head so the new index can name it.
-    std::unique_lock lock(index_mu_);
-    fresh_layer->slot = FreeSlotLocked();
-    if (fresh_layer->slot >= slots_.size()) slots_.resize(fresh_layer->slot + 1);
-    slots_[fresh_layer->slot] = fresh_layer;
-    layers = layers_;
-    old_head = head_;
-  }
+  // Reserve a slot for the new head so the new index can name it.
+  layers_.Reserve(fresh_layer);
+  std::map<uint64_t, LayerPtr> layers = layers_.All();
+  LayerPtr old_head = layers_.head();
   layers[id] = fresh_layer;
-  Result<BlockIndex> index = BuildIndex(ActiveChain(next), next.size / kSectorSize, layers);
+  Result<BlockIndex> index = layers_.BuildIndex(ActiveChain(next), next.size / kSectorSize, layers);
   s = index.status().WithContext(op);
   if (s.ok()) s = CommitLocked(std::move(next), "revert");  // names the replica itself
   if (!s.ok()) {
-    {
-      std::unique_lock lock(index_mu_);
-      slots_[fresh_layer->slot] = nullptr;
-    }
+    layers_.Unreserve(fresh_layer);
     ::unlink(path.c_str());
     return s;
   }
-  {
-    std::unique_lock lock(index_mu_);
-    layers_.erase(old_head->id);
-    if (slots_[old_head->slot] == old_head) slots_[old_head->slot] = nullptr;
-    layers_[id] = fresh_layer;
-    index_ = std::move(*index);
-    InstallChainLocked();
-  }
+  layers_.Install(
+      meta_,
+      {.add = {fresh_layer}, .remove = {old_head}, .index = std::move(*index), .forget = {}});
   std::string old_path = dir_ + "/" + old_head->file;
   if (::unlink(old_path.c_str()) != 0 || !SyncDirectory(dir_).ok()) {
     LogWarning(op + ": could not remove " + old_path + "; the next open removes it");
   }
   LogInfo(op + ": done");
-  Kick();  // a removed snapshot may be down to one child now
+  worker_.Kick();  // a removed snapshot may be down to one child now
   return Status::Ok();
 }
 
@@ -473,21 +389,14 @@ Status Replica::Expand(uint64_t size) {
   // 64 MiB of size).
   SH_RETURN_IF_ERROR(CheckMaxVolumeSize(op, size, options_.max_volume_size_gib));
   if (size == meta_.size) return Status::Ok();
-  LayerPtr head;
-  {
-    std::shared_lock lock(index_mu_);
-    head = head_;
-  }
+  LayerPtr head = layers_.head();
   if (::ftruncate(head->fd.get(), static_cast<off_t>(size)) != 0 || ::fsync(head->fd.get()) != 0) {
     return ErrnoStatus(errno, op + ": grow " + head->file);
   }
   ReplicaMeta next = meta_;
   next.size = size;
   SH_RETURN_IF_ERROR(CommitLocked(std::move(next), "expand"));
-  {
-    std::unique_lock lock(index_mu_);
-    index_.Grow(size / kSectorSize);
-  }
+  layers_.Grow(size / kSectorSize);
   {
     std::lock_guard lock(mu_);
     size_ = size;
@@ -496,16 +405,16 @@ Status Replica::Expand(uint64_t size) {
   return Status::Ok();
 }
 
-LayerList Replica::ListLayers() {
-  LayerList out;
+msg::LayerList Replica::ListLayers() {
+  msg::LayerList out;
   std::lock_guard meta_lock(meta_mu_);
-  std::shared_lock lock(index_mu_);
+  const std::map<uint64_t, LayerPtr> layers = layers_.All();
   out.size = meta_.size;
   out.generation = meta_.generation;
   out.rebuilding = meta_.rebuilding;
   auto held = [&](uint64_t id) -> uint64_t {
-    auto it = layers_.find(id);
-    return it == layers_.end() ? 0 : AllocatedBytes(it->second->fd.get());
+    auto it = layers.find(id);
+    return it == layers.end() ? 0 : AllocatedBytes(it->second->fd.get());
   };
   auto parent_name = [&](const LayerMeta& l) -> std::optional<std::string> {
     if (!l.parent) return std::nullopt;
@@ -522,34 +431,29 @@ LayerList Replica::ListLayers() {
     out.snapshots.push_back({l.name, parent_name(l), l.created, l.user_created, bytes, l.removed,
                              l.checksum, !l.checksum.empty()});
   }
-  std::lock_guard work_lock(work_mu_);
-  if (task_) out.tasks.push_back(*task_);
+  const ReplicaWorker::Report work = worker_.report();
+  const std::optional<msg::LayerTask>& task = work.task;
+  if (task) out.tasks.push_back(*task);
   for (uint64_t id : MergesDue(meta_)) {
     const LayerMeta* l = FindLayer(meta_, id);
-    if (task_ && task_->op == "delete_snapshot" && task_->name == l->name) continue;
+    if (task && task->op == "delete_snapshot" && task->name == l->name) continue;
     out.tasks.push_back({"delete_snapshot", l->name, 0, held(id)});
   }
-  out.verify = verify_;
-  std::lock_guard rebuild_lock(rebuild_mu_);
-  out.rebuild = rebuild_;
-  if (rebuild_.state == "running") {
-    out.tasks.push_back({"rebuild", rebuild_.source_replica, rebuild_.bytes,
-                         std::max(rebuild_.total_bytes, rebuild_.bytes)});
-  }
+  out.verify = work.verify;
+  const RebuildTask::Report rebuild = rebuild_.report();
+  out.rebuild = rebuild.state;
+  if (rebuild.task) out.tasks.push_back(*rebuild.task);
   return out;
 }
 
 Status Replica::StartVerify() {
-  {
-    std::lock_guard lock(work_mu_);
-    verify_requested_ = true;
-    // Visible at once, so a LIST_LAYERS after the reply never reports the
-    // previous run's result as this one's.
-    verify_ = VerifyInfo{"running", {}, 0};
-  }
-  Kick();
+  worker_.RequestVerify();
   return Status::Ok();
 }
+
+bool Replica::WaitIdle() { return worker_.WaitIdle(); }
+
+void Replica::WaitRebuild() { rebuild_.Wait(); }
 
 Result<std::shared_ptr<const Replica::SnapshotView>> Replica::ViewOf(const std::string& name,
                                                                      const std::string& op) {
@@ -569,13 +473,12 @@ Result<std::shared_ptr<const Replica::SnapshotView>> Replica::ViewOf(const std::
       l = l->parent ? FindLayer(meta_, *l->parent) : nullptr;
     }
     size = meta_.size;
-    std::shared_lock lock(index_mu_);
-    layers = layers_;
+    layers = layers_.All();
   }
   // Built outside the locks: a snapshot's content never changes (a merge
   // into it copies what its parent held), and the view keeps the layers it
   // reads open, so a view built before a commit stays right after it.
-  auto index = BuildIndex(chain, size / kSectorSize, layers);
+  auto index = layers_.BuildIndex(chain, size / kSectorSize, layers);
   if (!index.ok()) return index.status().WithContext(op);
   auto view = std::make_shared<SnapshotView>();
   view->id = chain.front();

@@ -28,6 +28,10 @@
 // REBUILD again. COMMIT #2 is the single commit point of the link; until it
 // the replica is never a valid source (the engine checks the flag).
 //
+// Replica makes COMMIT #1 (StartRebuild) and COMMIT #2 (LinkRebuilt);
+// RebuildTask, below, owns the thread between them, the Rebuilder and the
+// state LIST_LAYERS reports.
+//
 // SNAPSHOT is refused while rebuilding, so nothing else allocates layer
 // ids and the ids the Rebuilder takes from next_layer_id stay free.
 #include <unistd.h>
@@ -40,17 +44,17 @@
 #include "replicad/core/layer_chain.h"
 #include "replicad/core/layer_file.h"
 #include "replicad/core/replica.h"
+#include "replicad/core/replica_rebuild.h"
 
 namespace shorthorn::replicad {
 
-Result<Replica::LayerPtr> Replica::SnapshotLayer(const std::string& name, const std::string& op) {
+Result<LayerPtr> Replica::SnapshotLayer(const std::string& name, const std::string& op) {
   std::lock_guard meta_lock(meta_mu_);
   const LayerMeta* l = FindSnapshot(meta_, name);
   if (l == nullptr) {
     return Status(ErrorKind::kNotFound, op + ": no such snapshot", ENOENT);
   }
-  std::shared_lock lock(index_mu_);
-  return layers_.at(l->id);
+  return layers_.Find(l->id);
 }
 
 Result<ExtentPage> Replica::LayerExtents(const std::string& name, uint64_t from, size_t max) {
@@ -101,17 +105,7 @@ Status Replica::StartRebuild(const RebuildRequest& request) {
   if (Status s = SplitHostPort(request.source, &host, &port); !s.ok()) return invalid(s.message());
 
   std::lock_guard meta_lock(meta_mu_);
-  {
-    std::lock_guard lock(rebuild_mu_);
-    if (rebuild_stopped_) {
-      return Status(ErrorKind::kUnavailable, op + ": the replica is closed", ESHUTDOWN);
-    }
-    if (rebuilder_ != nullptr) {
-      return Status(ErrorKind::kBusy,
-                    op + ": a rebuild from replica " + rebuild_.source_replica + " is running",
-                    EBUSY);
-    }
-  }
+  SH_RETURN_IF_ERROR(rebuild_.CheckIdle(op));
   if (merging_) {
     return Status(ErrorKind::kBusy,
                   op + ": a snapshot is being merged; retry when LIST_LAYERS shows no task", EBUSY);
@@ -127,12 +121,8 @@ Status Replica::StartRebuild(const RebuildRequest& request) {
   bool dropping = next.layers.size() != meta_.layers.size();
   BlockIndex index;
   if (dropping) {
-    std::map<uint64_t, LayerPtr> head_only;
-    {
-      std::shared_lock lock(index_mu_);
-      head_only[next.head] = layers_.at(next.head);
-    }
-    auto built = BuildIndex({next.head}, next.size / kSectorSize, head_only);
+    std::map<uint64_t, LayerPtr> head_only{{next.head, layers_.Find(next.head)}};
+    auto built = layers_.BuildIndex({next.head}, next.size / kSectorSize, head_only);
     if (!built.ok()) return built.status().WithContext(op);
     index = std::move(*built);
   }
@@ -140,17 +130,10 @@ Status Replica::StartRebuild(const RebuildRequest& request) {
   rebuilding_ = true;
   std::vector<LayerPtr> dropped;
   if (dropping) {
-    std::unique_lock lock(index_mu_);
-    for (auto& [id, layer] : layers_) {
+    for (auto& [id, layer] : layers_.All()) {
       if (id != meta_.head) dropped.push_back(layer);
     }
-    for (const auto& layer : dropped) {
-      layers_.erase(layer->id);
-      if (layer->slot < slots_.size() && slots_[layer->slot] == layer)
-        slots_[layer->slot] = nullptr;
-    }
-    index_ = std::move(index);
-    InstallChainLocked();
+    layers_.Install(meta_, {.add = {}, .remove = dropped, .index = std::move(index), .forget = {}});
   }
   for (const auto& layer : dropped) {
     std::string path = dir_ + "/" + layer->file;
@@ -163,47 +146,13 @@ Status Replica::StartRebuild(const RebuildRequest& request) {
   target.replica = replica_;
   target.size = meta_.size;
   target.first_id = meta_.next_layer_id;
-  target.progress = [this](uint64_t done, uint64_t total) {
-    std::lock_guard lock(rebuild_mu_);
-    rebuild_.bytes = done;
-    rebuild_.total_bytes = total;
-  };
   target.crash_at = options_.crash_at;
   target.fail_io = options_.fail_io;
-  auto rebuilder = std::make_shared<Rebuilder>(request, std::move(target), options_.rebuild);
-  {
-    std::lock_guard lock(rebuild_mu_);
-    if (rebuild_thread_.joinable()) rebuild_thread_.join();  // an ended task
-    rebuilder_ = rebuilder;
-    rebuild_ = RebuildInfo{"running", "", 0, request.source_replica, 0};
-    rebuild_thread_ = std::thread(
-        [this, rebuilder, snapshot = request.snapshot] { RunRebuild(rebuilder, snapshot); });
-  }
+  SH_RETURN_IF_ERROR(rebuild_.Start(request, std::move(target), options_.rebuild, op));
   LogInfo(op + ": from replica " + request.source_replica + " at " + request.source +
           " up to snapshot " + request.snapshot +
           (dropped.empty() ? "" : "; dropped " + std::to_string(dropped.size()) + " snapshots"));
   return Status::Ok();
-}
-
-void Replica::RunRebuild(std::shared_ptr<Rebuilder> rebuilder, std::string snapshot) {
-  bool crashed = false;
-  auto layers = rebuilder->Run(&crashed);
-  Status s = layers.status();
-  if (s.ok()) {
-    s = LinkRebuilt(snapshot, *layers);
-    if (!s.ok()) rebuilder->RemoveFiles();
-  }
-  if (s.ok()) {
-    LogInfo("rebuild " + Object() + ": done, " + std::to_string(layers->size()) +
-            " layers linked under the head");
-  } else {
-    LogError(s.message());
-  }
-  std::lock_guard lock(rebuild_mu_);
-  rebuild_.state = s.ok() ? "done" : "failed";
-  rebuild_.message = s.ok() ? "" : s.message();
-  rebuilder_.reset();
-  rebuild_cv_.notify_all();
 }
 
 Status Replica::LinkRebuilt(const std::string& snapshot, const std::vector<LayerMeta>& copied) {
@@ -217,7 +166,7 @@ Status Replica::LinkRebuilt(const std::string& snapshot, const std::vector<Layer
   const uint64_t under_id = under->id;
   std::map<uint64_t, LayerPtr> fresh;
   for (const auto& l : copied) {
-    auto layer = OpenLayer(l, /*head=*/false);
+    auto layer = layers_.OpenLayer(l, /*head=*/false);
     if (!layer.ok()) return layer.status().WithContext(op);
     fresh[l.id] = std::move(*layer);
   }
@@ -232,51 +181,112 @@ Status Replica::LinkRebuilt(const std::string& snapshot, const std::vector<Layer
 
   Pause pause(this);
   pause.WaitIdle();
-  std::map<uint64_t, LayerPtr> layers;
-  {
-    // Reserve slots so the new index can name the copied layers.
-    std::unique_lock lock(index_mu_);
-    for (auto& [id, layer] : fresh) {
-      layer->slot = FreeSlotLocked();
-      if (layer->slot >= slots_.size()) slots_.resize(layer->slot + 1);
-      slots_[layer->slot] = layer;
-    }
-    layers = layers_;
-  }
+  // Reserve slots so the new index can name the copied layers.
+  for (auto& [id, layer] : fresh) layers_.Reserve(layer);
+  std::map<uint64_t, LayerPtr> layers = layers_.All();
   layers.insert(fresh.begin(), fresh.end());
-  Result<BlockIndex> index = BuildIndex(ActiveChain(next), next.size / kSectorSize, layers);
+  Result<BlockIndex> index = layers_.BuildIndex(ActiveChain(next), next.size / kSectorSize, layers);
   Status s = index.status();
   if (s.ok()) s = CommitLocked(std::move(next), "rebuild");
   if (!s.ok()) {
-    std::unique_lock lock(index_mu_);
-    for (auto& [id, layer] : fresh) slots_[layer->slot] = nullptr;
+    for (auto& [id, layer] : fresh) layers_.Unreserve(layer);
     return s;
   }
-  {
-    std::unique_lock lock(index_mu_);
-    layers_.insert(fresh.begin(), fresh.end());
-    index_ = std::move(*index);
-    InstallChainLocked();
-  }
+  LayerSet::Change change{.add = {}, .remove = {}, .index = std::move(*index), .forget = {}};
+  for (auto& [id, layer] : fresh) change.add.push_back(layer);
+  layers_.Install(meta_, std::move(change));
   rebuilding_ = false;
-  Kick();  // a copied removed snapshot may be due for its merge
+  worker_.Kick();  // a copied removed snapshot may be due for its merge
   return Status::Ok();
 }
 
-void Replica::StopRebuild() {
+RebuildTask::RebuildTask(std::string object, bool rebuilding, Link link)
+    : object_(std::move(object)), link_(std::move(link)) {
+  if (rebuilding) state_.message = "no rebuild has run since the replica was opened; send REBUILD";
+}
+
+RebuildTask::~RebuildTask() { Stop(); }
+
+Status RebuildTask::CheckIdle(const std::string& op) const {
+  std::lock_guard lock(mu_);
+  return CheckIdleLocked(op);
+}
+
+Status RebuildTask::CheckIdleLocked(const std::string& op) const {
+  if (stopped_) return Status(ErrorKind::kUnavailable, op + ": the replica is closed", ESHUTDOWN);
+  if (rebuilder_ != nullptr) {
+    return Status(ErrorKind::kBusy, op + ": a rebuild from replica " + source_ + " is running",
+                  EBUSY);
+  }
+  return Status::Ok();
+}
+
+Status RebuildTask::Start(const RebuildRequest& request, RebuildTarget target,
+                          const RebuildOptions& options, const std::string& op) {
+  SH_RETURN_IF_ERROR(CheckIdle(op));
+  target.progress = [this](uint64_t done, uint64_t total) {
+    std::lock_guard lock(mu_);
+    state_.bytes = done;
+    total_bytes_ = total;
+  };
+  auto rebuilder = std::make_shared<Rebuilder>(request, std::move(target), options);
+  std::lock_guard lock(mu_);
+  // Again: a Stop (Close) or another Start may have come in meanwhile.
+  SH_RETURN_IF_ERROR(CheckIdleLocked(op));
+  if (thread_.joinable()) thread_.join();  // an ended task
+  rebuilder_ = rebuilder;
+  state_ = msg::RebuildState{msg::RebuildPhase::kRunning, "", 0};
+  source_ = request.source_replica;
+  total_bytes_ = 0;
+  thread_ =
+      std::thread([this, rebuilder, snapshot = request.snapshot] { Run(rebuilder, snapshot); });
+  return Status::Ok();
+}
+
+void RebuildTask::Run(std::shared_ptr<Rebuilder> rebuilder, std::string snapshot) {
+  bool crashed = false;
+  auto layers = rebuilder->Run(&crashed);
+  Status s = layers.status();
+  if (s.ok()) {
+    s = link_(snapshot, *layers);
+    if (!s.ok()) rebuilder->RemoveFiles();
+  }
+  if (s.ok()) {
+    LogInfo("rebuild " + object_ + ": done, " + std::to_string(layers->size()) +
+            " layers linked under the head");
+  } else {
+    LogError(s.message());
+  }
+  std::lock_guard lock(mu_);
+  state_.state = s.ok() ? msg::RebuildPhase::kDone : msg::RebuildPhase::kFailed;
+  state_.message = s.ok() ? "" : s.message();
+  rebuilder_.reset();
+  ended_.notify_all();
+}
+
+void RebuildTask::Stop() {
   std::thread thread;
   {
-    std::lock_guard lock(rebuild_mu_);
-    rebuild_stopped_ = true;
+    std::lock_guard lock(mu_);
+    stopped_ = true;
     if (rebuilder_ != nullptr) rebuilder_->Cancel();
-    thread = std::move(rebuild_thread_);
+    thread = std::move(thread_);
   }
   if (thread.joinable() && thread.get_id() != std::this_thread::get_id()) thread.join();
 }
 
-void Replica::WaitRebuild() {
-  std::unique_lock lock(rebuild_mu_);
-  rebuild_cv_.wait(lock, [this] { return rebuilder_ == nullptr; });
+void RebuildTask::Wait() {
+  std::unique_lock lock(mu_);
+  ended_.wait(lock, [this] { return rebuilder_ == nullptr; });
+}
+
+RebuildTask::Report RebuildTask::report() const {
+  std::lock_guard lock(mu_);
+  Report r{state_, std::nullopt};
+  if (state_.state == msg::RebuildPhase::kRunning) {
+    r.task = msg::LayerTask{"rebuild", source_, state_.bytes, std::max(total_bytes_, state_.bytes)};
+  }
+  return r;
 }
 
 }  // namespace shorthorn::replicad

@@ -35,14 +35,8 @@ Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
   uint64_t end = offset + length;
   uint64_t first = offset / kSectorSize;
   uint64_t last = (end + kSectorSize - 1) / kSectorSize;
-  LayerPtr head;
-  std::vector<LayerPtr> unneeded, kept;  // lower layers nobody needs / the rest
-  {
-    std::shared_lock lock(index_mu_);
-    head = head_;
-    unneeded.assign(lower_.begin(), lower_.begin() + static_cast<ptrdiff_t>(unneeded_));
-    kept.assign(lower_.begin() + static_cast<ptrdiff_t>(unneeded_), lower_.end());
-  }
+  // The head, the lower layers nobody needs and the rest.
+  const auto [head, unneeded, kept] = layers_.LowerLayers();
   SH_RETURN_IF_ERROR(Fault("unmap", "punch a hole in " + head->file));
   const bool rebuilding = rebuilding_.load();
   if (rebuilding && (offset % kSectorSize != 0 || end % kSectorSize != 0)) {
@@ -67,8 +61,7 @@ Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
   if (rebuilding) {
     // The copied chain will sit under the head: only zeros hide it.
     SH_RETURN_IF_ERROR(WriteZeros(head->fd.get(), offset, length, head->file));
-    std::unique_lock lock(index_mu_);
-    index_.Set(first, last - first, head->slot);
+    layers_.SetRange(first, last - first, head->slot);
     return Status::Ok();
   }
   // Partial edge blocks: zero their part in a whole-block copy.
@@ -81,8 +74,7 @@ Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
     uint64_t zs = std::max(offset, b * kSectorSize), ze = std::min(end, (b + 1) * kSectorSize);
     std::memset(block + (zs - b * kSectorSize), 0, ze - zs);
     SH_RETURN_IF_ERROR(PwriteFull(head->fd.get(), block, kSectorSize, b * kSectorSize, head->file));
-    std::unique_lock lock(index_mu_);
-    index_.Set(b, 1, head->slot);
+    layers_.SetRange(b, 1, head->slot);
   }
   uint64_t a = (offset + kSectorSize - 1) / kSectorSize, z = end / kSectorSize;
   if (a >= z) return Status::Ok();
@@ -122,9 +114,9 @@ Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
     SH_RETURN_IF_ERROR(
         WriteZeros(head->fd.get(), s * kSectorSize, (e - s) * kSectorSize, head->file));
   }
-  std::unique_lock lock(index_mu_);
-  index_.Set(a, z - a, BlockIndex::kNone);
-  for (const auto& [s, e] : merged) index_.Set(s, e - s, head->slot);
+  std::vector<BlockIndex::Extent> runs{{a, z - a, BlockIndex::kNone}};
+  for (const auto& [s, e] : merged) runs.push_back({s, e - s, head->slot});
+  layers_.SetRanges(runs);
   return Status::Ok();
 }
 

@@ -1,11 +1,3 @@
-// The background worker of a Replica: merges deleted snapshots into their
-// child, computes checksums of new immutable layers, and runs VERIFY. One
-// thread per open replica; jobs run one at a time in this priority: merges
-// due (removed snapshots with at most one child, oldest first), pending
-// checksums, a requested verify. The work list is derived from replica.json
-// each time, so a job recorded before a crash is simply found again by the
-// worker of the next Open.
-//
 // Design notes: merging snapshot S into its single child C (C may be a
 // snapshot or the head, in or out of the active chain):
 //
@@ -39,6 +31,8 @@
 // Open deletes as unreferenced. (A 4 KiB block write is assumed not to be
 // torn by a crash: always true for kill -9, which loses no page; for power
 // loss ext4 and xfs commit a block's allocation after its data.)
+#include "replicad/core/replica_worker.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -56,79 +50,121 @@ enum JobResult { kNoJob, kDidJob, kJobFailed };
 
 }  // namespace
 
-void Replica::StartWorker() {
-  worker_ = std::thread([this] { WorkerLoop(); });
+ReplicaWorker::ReplicaWorker(Replica& replica) : replica_(replica) {}
+
+ReplicaWorker::~ReplicaWorker() { Stop(); }
+
+void ReplicaWorker::Start() {
+  std::lock_guard lock(mu_);
+  started_ = true;
+  thread_ = std::thread([this] { Loop(); });
 }
 
-void Replica::StopWorker() {
-  {
-    std::lock_guard lock(work_mu_);
-    stop_worker_ = true;
+void ReplicaWorker::Stop() {
+  std::unique_lock lock(mu_);
+  stop_ = true;
+  cv_.notify_all();
+  // The worker itself cannot join itself: a later Stop (Close, the
+  // destructor) does.
+  if (thread_.get_id() == std::this_thread::get_id()) return;
+  if (!thread_.joinable()) {
+    // Never started, or another Stop (Close and SimulatePowerLoss may both
+    // stop) took the thread to join it: wait for the end all the same.
+    cv_.wait(lock, [this] { return ended_ || !started_; });
+    return;
   }
-  work_cv_.notify_all();
-  if (worker_.joinable() && worker_.get_id() != std::this_thread::get_id()) worker_.join();
+  std::thread thread = std::move(thread_);
+  lock.unlock();
+  thread.join();
 }
 
-void Replica::Kick() {
+void ReplicaWorker::Kick() {
   {
-    std::lock_guard lock(work_mu_);
+    std::lock_guard lock(mu_);
     kicked_ = true;
   }
-  work_cv_.notify_all();
+  cv_.notify_all();
 }
 
-bool Replica::StopRequested() const {
-  std::lock_guard lock(work_mu_);
-  return stop_worker_;
+void ReplicaWorker::RequestVerify() {
+  {
+    std::lock_guard lock(mu_);
+    verify_requested_ = true;
+    verify_ = msg::VerifyState{msg::VerifyPhase::kRunning, {}, 0};
+  }
+  Kick();
 }
 
-bool Replica::Hit(std::string_view point) {
-  if (!options_.crash_at || !options_.crash_at(point)) return false;
-  LogInfo(Object() + ": simulated crash of the worker at " + std::string(point));
+ReplicaWorker::Report ReplicaWorker::report() const {
+  std::lock_guard lock(mu_);
+  return {task_, verify_};
+}
+
+bool ReplicaWorker::StopRequested() const {
+  std::lock_guard lock(mu_);
+  return stop_;
+}
+
+bool ReplicaWorker::Hit(std::string_view point) {
+  const auto& crash_at = replica_.options_.crash_at;
+  if (!crash_at || !crash_at(point)) return false;
+  LogInfo(replica_.Object() + ": simulated crash of the worker at " + std::string(point));
   return true;
 }
 
-bool Replica::WaitIdle() {
+bool ReplicaWorker::WaitIdle() {
   Kick();
-  std::unique_lock lock(work_mu_);
-  work_cv_.wait(lock, [this] { return worker_ended_ || (worker_idle_ && !kicked_); });
-  return !worker_ended_;
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [this] { return ended_ || (idle_ && !kicked_); });
+  return !ended_;
 }
 
-void Replica::WorkerLoop() {
+void ReplicaWorker::Loop() {
   for (;;) {
     {
-      std::lock_guard lock(work_mu_);
-      if (stop_worker_) break;
+      std::lock_guard lock(mu_);
+      if (stop_) break;
       kicked_ = false;
-      worker_idle_ = false;
+      idle_ = false;
     }
     bool crashed = false;
     int result = RunOneJob(&crashed) ? kDidJob : kNoJob;
     if (crashed) break;
     if (result == kDidJob) continue;
-    std::unique_lock lock(work_mu_);
-    worker_idle_ = true;
-    work_cv_.notify_all();
-    work_cv_.wait(lock, [this] { return stop_worker_ || kicked_; });
+    std::unique_lock lock(mu_);
+    idle_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return stop_ || kicked_; });
   }
-  std::lock_guard lock(work_mu_);
-  worker_ended_ = true;
-  worker_idle_ = false;
-  work_cv_.notify_all();
+  std::lock_guard lock(mu_);
+  ended_ = true;
+  idle_ = false;
+  cv_.notify_all();
 }
 
-bool Replica::RunOneJob(bool* crashed) {
-  if (failed()) return false;
+void ReplicaWorker::Backoff(const Status& failure) {
+  LogError(failure.message() + "; retrying in 10 s");
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, std::chrono::seconds(10), [this] { return stop_; });
+}
+
+void ReplicaWorker::SetProgress(uint64_t done_bytes) {
+  std::lock_guard lock(mu_);
+  if (task_) task_->done_bytes = std::min(done_bytes, task_->total_bytes);
+}
+
+bool ReplicaWorker::RunOneJob(bool* crashed) {
+  Replica& r = replica_;
+  if (r.failed()) return false;
   uint64_t merge_id = 0, sum_id = 0;
   {
-    std::lock_guard meta_lock(meta_mu_);
-    auto due = MergesDue(meta_);
+    std::lock_guard meta_lock(r.meta_mu_);
+    auto due = MergesDue(r.meta_);
     if (!due.empty()) {
       merge_id = due.front();
-      merging_ = true;
+      r.merging_ = true;
     } else {
-      for (const auto& l : meta_.layers) {
+      for (const auto& l : r.meta_.layers) {
         if (l.is_snapshot() && l.checksum.empty()) {
           sum_id = l.id;
           break;
@@ -139,32 +175,24 @@ bool Replica::RunOneJob(bool* crashed) {
   if (merge_id != 0) {
     Status s = RunMerge(merge_id, crashed);
     {
-      std::lock_guard meta_lock(meta_mu_);
-      merging_ = false;
+      std::lock_guard meta_lock(r.meta_mu_);
+      r.merging_ = false;
     }
     {
-      std::lock_guard lock(work_mu_);
+      std::lock_guard lock(mu_);
       task_.reset();
     }
-    if (!s.ok() && !*crashed) {
-      LogError(s.message() + "; retrying in 10 s");
-      std::unique_lock lock(work_mu_);
-      work_cv_.wait_for(lock, std::chrono::seconds(10), [this] { return stop_worker_; });
-    }
+    if (!s.ok() && !*crashed) Backoff(s);
     return true;
   }
   if (sum_id != 0) {
     Status s = RunChecksum(sum_id, crashed);
-    if (!s.ok() && !*crashed) {
-      LogError(s.message() + "; retrying in 10 s");
-      std::unique_lock lock(work_mu_);
-      work_cv_.wait_for(lock, std::chrono::seconds(10), [this] { return stop_worker_; });
-    }
+    if (!s.ok() && !*crashed) Backoff(s);
     return true;
   }
   bool verify = false;
   {
-    std::lock_guard lock(work_mu_);
+    std::lock_guard lock(mu_);
     std::swap(verify, verify_requested_);
   }
   if (verify) {
@@ -174,30 +202,28 @@ bool Replica::RunOneJob(bool* crashed) {
   return false;
 }
 
-Status Replica::RunMerge(uint64_t id, bool* crashed) {
+Status ReplicaWorker::RunMerge(uint64_t id, bool* crashed) {
+  Replica& r = replica_;
   if ((*crashed = Hit("merge-start"))) return Status::Ok();
   LayerPtr s_layer, c_layer;
   std::string name;
   {
-    std::lock_guard meta_lock(meta_mu_);
-    const LayerMeta* s = FindLayer(meta_, id);
+    std::lock_guard meta_lock(r.meta_mu_);
+    const LayerMeta* s = FindLayer(r.meta_, id);
     if (s == nullptr) return Status::Ok();
-    std::vector<uint64_t> children = Children(meta_, id);
+    std::vector<uint64_t> children = Children(r.meta_, id);
     if (children.size() > 1) return Status::Ok();
     name = s->name;
-    {
-      std::shared_lock lock(index_mu_);
-      s_layer = layers_.at(id);
-      if (!children.empty()) c_layer = layers_.at(children.front());
-    }
-    const LayerMeta* c = children.empty() ? nullptr : FindLayer(meta_, children.front());
+    s_layer = r.layers_.Find(id);
+    if (!children.empty()) c_layer = r.layers_.Find(children.front());
+    const LayerMeta* c = children.empty() ? nullptr : FindLayer(r.meta_, children.front());
     if (c != nullptr && !c->checksum.empty()) {
-      ReplicaMeta next = meta_;
+      ReplicaMeta next = r.meta_;
       FindLayer(next, c->id)->checksum.clear();
-      SH_RETURN_IF_ERROR(CommitLocked(std::move(next), "merge snapshot " + name + " of"));
+      SH_RETURN_IF_ERROR(r.CommitLocked(std::move(next), "merge snapshot " + name + " of"));
     }
   }
-  const std::string op = "merge snapshot " + name + " of " + Object();
+  const std::string op = "merge snapshot " + name + " of " + r.Object();
   if ((*crashed = Hit("merge-prepared"))) return Status::Ok();
   if (c_layer != nullptr) {
     int sfd = s_layer->fd.get(), cfd = c_layer->fd.get();
@@ -206,11 +232,11 @@ Status Replica::RunMerge(uint64_t id, bool* crashed) {
     uint64_t total = 0;
     for (const auto& e : *extents) total += e.length;
     {
-      std::lock_guard lock(work_mu_);
-      task_ = TaskInfo{"delete_snapshot", name, 0, total};
+      std::lock_guard lock(mu_);
+      task_ = msg::LayerTask{"delete_snapshot", name, 0, total};
     }
     uint64_t piece =
-        std::max<uint64_t>(kSectorSize, options_.merge_piece / kSectorSize * kSectorSize);
+        std::max<uint64_t>(kSectorSize, r.options_.merge_piece / kSectorSize * kSectorSize);
     std::vector<uint8_t> buf(piece);
     uint64_t done = 0;
     for (const auto& e : *extents) {
@@ -222,7 +248,7 @@ Status Replica::RunMerge(uint64_t id, bool* crashed) {
           return Status::Ok();
         }
         uint64_t pe = std::min(last, pb + piece / kSectorSize);
-        RangeLock::Guard guard = range_lock_.Lock(pb, pe);
+        RangeLock::Guard guard = r.range_lock_.Lock(pb, pe);
         auto held = AllocatedExtents(cfd, pb * kSectorSize, pe * kSectorSize, c_layer->file);
         if (!held.ok()) return held.status().WithContext(op);
         uint64_t pos = pb;  // copy the gaps between C's extents
@@ -238,39 +264,33 @@ Status Replica::RunMerge(uint64_t id, bool* crashed) {
           pos = std::max(pos, (h.offset + h.length + kSectorSize - 1) / kSectorSize);
         }
         SH_RETURN_IF_ERROR(copy(pos, pe).WithContext(op));
-        {
-          std::unique_lock lock(index_mu_);
-          index_.Relabel(pb, pe - pb, s_layer->slot, c_layer->slot);
-        }
+        r.layers_.Relabel(pb, pe - pb, s_layer->slot, c_layer->slot);
         guard.Release();
         done += (pe - pb) * kSectorSize;
-        {
-          std::lock_guard lock(work_mu_);
-          if (task_) task_->done_bytes = std::min(done, total);
-        }
+        SetProgress(done);
         if ((*crashed = Hit("merge-copy"))) return Status::Ok();
       }
     }
-    const uint64_t mark = undo_ != nullptr ? undo_->Mark() : 0;  // power-loss test mode
+    UndoLog* undo = r.undo_.get();
+    const uint64_t mark = undo != nullptr ? undo->Mark() : 0;  // power-loss test mode
     if (::fdatasync(cfd) != 0) {
       Status s = ErrnoStatus(errno, op + ": fdatasync " + c_layer->file);
-      MarkFailed(s);
+      r.MarkFailed(s);
       return s;
     }
-    if (undo_ != nullptr) undo_->Synced(cfd, mark);
+    if (undo != nullptr) undo->Synced(cfd, mark);
     if ((*crashed = Hit("merge-synced"))) return Status::Ok();
   }
   {
-    std::lock_guard meta_lock(meta_mu_);
-    ReplicaMeta next = meta_;
+    std::lock_guard meta_lock(r.meta_mu_);
+    ReplicaMeta next = r.meta_;
     ApplyMerge(next, id);
-    SH_RETURN_IF_ERROR(CommitLocked(std::move(next), "merge snapshot " + name + " of"));
-    std::unique_lock lock(index_mu_);
-    index_.Forget(s_layer->slot);  // no runs are left; kept for safety
-    InstallChainLocked();
+    SH_RETURN_IF_ERROR(r.CommitLocked(std::move(next), "merge snapshot " + name + " of"));
+    // forget: no runs are left; kept for safety
+    r.layers_.Install(r.meta_, {.add = {}, .remove = {}, .index = {}, .forget = s_layer->slot});
   }
   if ((*crashed = Hit("merge-committed"))) return Status::Ok();
-  if (Status s = RemoveLayerFile(s_layer); !s.ok()) {
+  if (Status s = r.RemoveLayerFile(s_layer); !s.ok()) {
     LogWarning(op + ": " + s.message() + "; the next open removes it");
   }
   if ((*crashed = Hit("merge-unlinked"))) return Status::Ok();
@@ -278,14 +298,10 @@ Status Replica::RunMerge(uint64_t id, bool* crashed) {
   return Status::Ok();
 }
 
-Status Replica::RunChecksum(uint64_t id, bool* crashed) {
-  LayerPtr layer;
-  {
-    std::shared_lock lock(index_mu_);
-    auto it = layers_.find(id);
-    if (it == layers_.end()) return Status::Ok();
-    layer = it->second;
-  }
+Status ReplicaWorker::RunChecksum(uint64_t id, bool* crashed) {
+  Replica& r = replica_;
+  LayerPtr layer = r.layers_.Find(id);
+  if (layer == nullptr) return Status::Ok();
   auto sum =
       LayerChecksum(layer->fd.get(), layer->file, [this](uint64_t) { return !StopRequested(); });
   if (!sum.ok()) {
@@ -293,18 +309,19 @@ Status Replica::RunChecksum(uint64_t id, bool* crashed) {
       *crashed = true;
       return Status::Ok();
     }
-    return sum.status().WithContext("checksum " + Object());
+    return sum.status().WithContext("checksum " + r.Object());
   }
   if ((*crashed = Hit("checksum"))) return Status::Ok();
-  std::lock_guard meta_lock(meta_mu_);
-  const LayerMeta* l = FindLayer(meta_, id);
+  std::lock_guard meta_lock(r.meta_mu_);
+  const LayerMeta* l = FindLayer(r.meta_, id);
   if (l == nullptr || !l->is_snapshot() || !l->checksum.empty()) return Status::Ok();
-  ReplicaMeta next = meta_;
+  ReplicaMeta next = r.meta_;
   FindLayer(next, id)->checksum = *sum;
-  return CommitLocked(std::move(next), "store the checksum of");
+  return r.CommitLocked(std::move(next), "store the checksum of");
 }
 
-void Replica::RunVerify(bool* crashed) {
+void ReplicaWorker::RunVerify(bool* crashed) {
+  Replica& r = replica_;
   struct Item {
     std::string name, expected;
     LayerPtr layer;
@@ -312,53 +329,54 @@ void Replica::RunVerify(bool* crashed) {
   std::vector<Item> items;
   uint64_t total = 0;
   {
-    std::lock_guard meta_lock(meta_mu_);
-    std::shared_lock lock(index_mu_);
+    std::lock_guard meta_lock(r.meta_mu_);
+    std::map<uint64_t, LayerPtr> layers = r.layers_.All();
     // A snapshot whose merge is due is on its way out, and unmap may punch
-    // it (replica.cc): its checksum no longer describes it.
-    std::vector<uint64_t> due = MergesDue(meta_);
-    for (const auto& l : meta_.layers) {
+    // it (replica_unmap.cc): its checksum no longer describes it.
+    std::vector<uint64_t> due = MergesDue(r.meta_);
+    for (const auto& l : r.meta_.layers) {
       if (!l.is_snapshot() || l.checksum.empty()) continue;
       if (std::find(due.begin(), due.end(), l.id) != due.end()) continue;
-      LayerPtr layer = layers_.at(l.id);
+      LayerPtr layer = layers.at(l.id);
       total += AllocatedBytes(layer->fd.get());
       items.push_back({l.name, l.checksum, layer});
     }
   }
   {
-    std::lock_guard lock(work_mu_);
-    verify_ = VerifyInfo{"running", {}, 0};
-    task_ = TaskInfo{"verify", "", 0, total};
+    std::lock_guard lock(mu_);
+    verify_ = msg::VerifyState{msg::VerifyPhase::kRunning, {}, 0};
+    task_ = msg::LayerTask{"verify", "", 0, total};
   }
   uint64_t base = 0;
   for (const auto& item : items) {
     {
-      std::lock_guard lock(work_mu_);
+      std::lock_guard lock(mu_);
       task_->name = item.name;
     }
     auto sum = LayerChecksum(item.layer->fd.get(), item.layer->file, [&](uint64_t done) {
-      std::lock_guard lock(work_mu_);
+      std::lock_guard lock(mu_);
       task_->done_bytes = std::min(total, base + done);
-      return !stop_worker_;
+      return !stop_;
     });
     if (StopRequested()) {
       *crashed = true;
       break;
     }
     base += AllocatedBytes(item.layer->fd.get());
-    std::lock_guard lock(work_mu_);
+    std::lock_guard lock(mu_);
     ++verify_.checked;
     if (!sum.ok() || *sum != item.expected) {
       verify_.bad.push_back(item.name);
-      LogError("verify " + Object() + ": snapshot " + item.name + " (" + item.layer->file + "): " +
+      LogError("verify " + r.Object() + ": snapshot " + item.name + " (" + item.layer->file +
+               "): " +
                (sum.ok() ? "checksum " + *sum + " does not match the stored " + item.expected
                          : sum.status().message()));
     }
   }
-  std::lock_guard lock(work_mu_);
-  verify_.state = "done";
+  std::lock_guard lock(mu_);
+  verify_.state = msg::VerifyPhase::kDone;
   task_.reset();
-  LogInfo("verify " + Object() + ": " + std::to_string(verify_.checked) + " layers checked, " +
+  LogInfo("verify " + r.Object() + ": " + std::to_string(verify_.checked) + " layers checked, " +
           std::to_string(verify_.bad.size()) + " bad");
 }
 

@@ -47,24 +47,6 @@ msg::ReplicaSummary Summary(const ReplicaMeta& m) {
   return s;
 }
 
-msg::LayerList LayerListMessage(const LayerList& l) {
-  msg::LayerList m;
-  m.size = l.size;
-  m.generation = l.generation;
-  m.rebuilding = l.rebuilding;
-  m.actual_size = l.actual_size;
-  m.head_parent = l.head_parent;
-  m.head_size_held = l.head_size_held;
-  for (const auto& s : l.snapshots) {
-    m.snapshots.push_back({s.name, s.parent, s.created, s.user_created, s.size_held, s.removed,
-                           s.checksum, s.checksum_done});
-  }
-  for (const auto& t : l.tasks) m.tasks.push_back({t.op, t.name, t.done_bytes, t.total_bytes});
-  m.verify = {l.verify.state, l.verify.bad, l.verify.checked};
-  m.rebuild = {l.rebuild.state, l.rebuild.message, l.rebuild.bytes};
-  return m;
-}
-
 template <typename T>
 void ReplyJson(const ReplyFn& reply, const wire::Header& h, const T& message) {
   reply(h, 0, ToBytes(json::serialize(json::value_from(message))));
@@ -261,7 +243,7 @@ void RequestHandler::HandleLayerOp(ConnectionState* state, const wire::Header& h
       break;
     }
     case wire::Op::kListLayers:
-      return ReplyJson(reply, h, LayerListMessage(replica->ListLayers()));
+      return ReplyJson(reply, h, replica->ListLayers());
     case wire::Op::kVerify:
       s = replica->StartVerify();
       break;

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "common/names.h"
+#include "common/net.h"
 #include "config/daemon_config.h"
 #include "tests/fuzz/fuzz_util.h"
 
@@ -39,9 +40,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       fuzz::Check(c.max_request_kib >= 4 && c.max_request_kib <= 1024, "max-request-kib range");
       fuzz::Check(c.backup_workers >= 1 && c.backup_workers <= 64, "backup-workers range");
       for (const auto& a : c.replicads) {
-        std::string host;
-        uint16_t port = 0;
-        fuzz::Check(config::ParseAddress(a, &host, &port).ok() && port != 0,
+        auto parsed = ParseHostPort(a);
+        fuzz::Check(parsed.ok() && parsed->port != 0,
                     "a replicads address that does not parse again");
       }
     }

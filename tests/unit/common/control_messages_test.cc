@@ -10,6 +10,8 @@
 #include <boost/json.hpp>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/json_fields.h"
 
@@ -169,8 +171,8 @@ TEST(ControlMessagesTest, RepliesRoundTrip) {
       {"s1", std::nullopt, "t1", true, 8192, false, "5e18677ba94ab76c", true});
   layers.snapshots.push_back({"s2", "s1", "t2", false, 12288, true, "", false});
   layers.tasks.push_back({"delete_snapshot", "s2", 1, 4});
-  layers.verify = {"done", {"s1"}, 2};
-  layers.rebuild = {"failed", "why", 77};
+  layers.verify = {VerifyPhase::kDone, {"s1"}, 2};
+  layers.rebuild = {RebuildPhase::kFailed, "why", 77};
   auto back = RoundTrip(layers, "list layers");
   EXPECT_EQ(back.size, layers.size);
   EXPECT_EQ(back.generation, 12u);
@@ -189,7 +191,8 @@ TEST(ControlMessagesTest, RepliesRoundTrip) {
   EXPECT_EQ(back.tasks[0].total_bytes, 4u);
   EXPECT_EQ(back.verify.bad, (std::vector<std::string>{"s1"}));
   EXPECT_EQ(back.verify.checked, 2u);
-  EXPECT_EQ(back.rebuild.state, "failed");
+  EXPECT_EQ(back.verify.state, VerifyPhase::kDone);
+  EXPECT_EQ(back.rebuild.state, RebuildPhase::kFailed);
   EXPECT_EQ(back.rebuild.bytes, 77u);
   ASSERT_NE(back.Find("s2"), nullptr);
   EXPECT_EQ(back.Find("s3"), nullptr);
@@ -353,6 +356,53 @@ TEST(ControlMessagesTest, RepliesRefuseBadFieldsNamingPeerAndKey) {
   EXPECT_FALSE(open.clean);
   EXPECT_EQ(open.size, 0u);
   EXPECT_EQ(open.generation, 3u);
+}
+
+// Each phase: its wire name both ways, and in an encoded LayerList (the
+// `key` object's "state") and back.
+template <typename Phase, typename State>
+void ExpectPhasesMap(const std::vector<std::pair<Phase, std::string>>& phases,
+                     std::optional<Phase> (*parse)(std::string_view), State LayerList::*member,
+                     const char* key) {
+  for (const auto& [phase, name] : phases) {
+    EXPECT_EQ(PhaseName(phase), name);
+    EXPECT_EQ(parse(name), phase);
+    LayerList layers;
+    (layers.*member).state = phase;
+    EXPECT_EQ(ToObject(layers).at(key).at("state").as_string(), name);
+    EXPECT_EQ((RoundTrip(layers, "list layers").*member).state, phase);
+  }
+}
+
+// The phases are enums inside and exactly today's strings on the wire; a
+// string that names no phase is refused, naming the field.
+TEST(ControlMessagesTest, PhasesMapToTheirWireStrings) {
+  ExpectPhasesMap<VerifyPhase>({{VerifyPhase::kIdle, "idle"},
+                                {VerifyPhase::kRunning, "running"},
+                                {VerifyPhase::kDone, "done"}},
+                               &ParseVerifyPhase, &LayerList::verify, "verify");
+  ExpectPhasesMap<RebuildPhase>({{RebuildPhase::kIdle, "idle"},
+                                 {RebuildPhase::kRunning, "running"},
+                                 {RebuildPhase::kDone, "done"},
+                                 {RebuildPhase::kFailed, "failed"}},
+                                &ParseRebuildPhase, &LayerList::rebuild, "rebuild");
+  EXPECT_EQ(ParseVerifyPhase("failed"), std::nullopt);
+  EXPECT_EQ(ParseRebuildPhase("Done"), std::nullopt);
+
+  LayerList layers;
+  ExpectRefused(Decode(Parse(R"({"verify":{"state":"failed"}})"), &layers, "LIST_LAYERS on r1"),
+                ErrorKind::kProtocol,
+                "LIST_LAYERS on r1: verify: field 'state' is not one of idle, running, done");
+  ExpectRefused(Decode(Parse(R"({"rebuild":{"state":"stopped"}})"), &layers, "LIST_LAYERS on r1"),
+                ErrorKind::kProtocol,
+                "LIST_LAYERS on r1: rebuild: field 'state' is not one of idle, running, done, "
+                "failed");
+  ExpectRefused(Decode(Parse(R"({"rebuild":{"state":3}})"), &layers, "LIST_LAYERS on r1"),
+                ErrorKind::kProtocol, "LIST_LAYERS on r1: rebuild: field 'state' is not a string");
+  // Absent: idle, as from replicads that sent no state.
+  ASSERT_TRUE(Decode(Parse(R"({"verify":{},"rebuild":{}})"), &layers, "LIST_LAYERS on r1").ok());
+  EXPECT_EQ(layers.verify.state, VerifyPhase::kIdle);
+  EXPECT_EQ(layers.rebuild.state, RebuildPhase::kIdle);
 }
 
 }  // namespace

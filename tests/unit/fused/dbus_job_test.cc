@@ -197,8 +197,8 @@ TEST_F(DbusServiceTest, DeleteSnapshotRunsAsAJobObject) {
 
   // The end, reported twice: Completed still comes once, after State.
   std::thread([&] {
-    fake_.FinishJob(1, "completed", "merged s1");
-    fake_.FinishJob(1, "completed", "merged s1");
+    fake_.FinishJob(1, JobState::kCompleted, "merged s1");
+    fake_.FinishJob(1, JobState::kCompleted, "merged s1");
   }).join();
   EXPECT_TRUE(watcher.log.WaitFor("Completed true merged s1"));
   EXPECT_LT(watcher.log.IndexOf("State=completed"),
@@ -255,7 +255,7 @@ TEST_F(DbusServiceTest, VerifyStartsAJobThatMayFail) {
   EXPECT_EQ(JobProperty<std::string>(job, "Operation"), "verify");
   EXPECT_TRUE(log_.WaitFor("added " + job));
   EXPECT_EQ(JobProperty<std::string>(job, "Target"), "");
-  std::thread([&] { fake_.FinishJob(1, "failed", "layer s1: checksum mismatch"); }).join();
+  std::thread([&] { fake_.FinishJob(1, JobState::kFailed, "layer s1: checksum mismatch"); }).join();
   EXPECT_TRUE(watcher.log.WaitFor("Completed false layer s1: checksum mismatch"));
   EXPECT_EQ(JobProperty<std::string>(job, "Message"), "layer s1: checksum mismatch");
   EXPECT_EQ(ErrorOf([&] {

@@ -247,11 +247,11 @@ TEST(VolumePropertiesTest, ListsOnlyWhatChanged) {
   VolumeInfo a;
   a.name = "v";
   a.size = 10;
-  a.state = "detached";
+  a.state = VolumeState::kDetached;
   a.replicas = {{"h:1", "r1", ""}};
   VolumeInfo b = a;
   EXPECT_TRUE(ChangedVolumeProperties(a, b).empty());
-  b.state = "attached";
+  b.state = VolumeState::kAttached;
   b.replicas[0].mode = "RW";
   b.loop_device = "/dev/loop3";
   EXPECT_EQ(ChangedVolumeProperties(a, b),
@@ -286,7 +286,7 @@ TEST(VolumePropertiesTest, ListsEveryChangingPropertyButNotNameOrRevision) {
   EXPECT_TRUE(ChangedVolumeProperties(a, b).empty());
   b.size = 1;
   b.actual_size = 1;
-  b.state = "attached";
+  b.state = VolumeState::kAttached;
   b.replicas = {{"h:1", "r1", "RW"}};
   b.frontend_path = "/f";
   b.loop_device = "/dev/loop1";
@@ -305,7 +305,7 @@ TEST(JobPropertiesTest, ListsOnlyWhatChangedAndKnowsTheEnd) {
   JobInfo a;
   a.id = 1;
   a.operation = "delete-snapshot";
-  a.state = "running";
+  a.state = JobState::kRunning;
   a.cancellable = true;
   JobInfo b = a;
   EXPECT_TRUE(ChangedJobProperties(a, b).empty());
@@ -316,15 +316,15 @@ TEST(JobPropertiesTest, ListsOnlyWhatChangedAndKnowsTheEnd) {
   EXPECT_EQ(ChangedJobProperties(a, b), (std::vector<std::string>{"Progress", "Bytes", "Rate"}));
   JobInfo c = a;
   c.total_bytes = 100;
-  c.state = "failed";
+  c.state = JobState::kFailed;
   c.message = "boom";
   c.cancellable = false;
   EXPECT_EQ(ChangedJobProperties(a, c),
             (std::vector<std::string>{"TotalBytes", "State", "Message", "Cancellable"}));
   EXPECT_FALSE(JobFinished(a));
-  for (const char* state : {"completed", "failed", "cancelled"}) {
+  for (JobState state : {JobState::kCompleted, JobState::kFailed, JobState::kCancelled}) {
     c.state = state;
-    EXPECT_TRUE(JobFinished(c)) << state;
+    EXPECT_TRUE(JobFinished(c)) << JobStateName(state);
   }
 }
 
@@ -334,9 +334,9 @@ TEST(EventQueueTest, CarriesJobEventsAndRefreshRequests) {
   VolumeEventQueue& q = **queue;
   JobInfo job;
   job.id = 7;
-  job.state = "running";
+  job.state = JobState::kRunning;
   q.JobAdded(job);
-  job.state = "completed";
+  job.state = JobState::kCompleted;
   q.JobChanged(job);
   q.JobRemoved(7);
   q.RequestJobRefresh(8);
@@ -347,9 +347,9 @@ TEST(EventQueueTest, CarriesJobEventsAndRefreshRequests) {
   auto events = q.Take();
   ASSERT_EQ(events.size(), 5u);
   EXPECT_EQ(events[0].kind, VolumeEvent::Kind::kJobAdded);
-  EXPECT_EQ(events[0].job.state, "running");
+  EXPECT_EQ(events[0].job.state, JobState::kRunning);
   EXPECT_EQ(events[1].kind, VolumeEvent::Kind::kJobChanged);
-  EXPECT_EQ(events[1].job.state, "completed");
+  EXPECT_EQ(events[1].job.state, JobState::kCompleted);
   EXPECT_EQ(events[2].kind, VolumeEvent::Kind::kJobRemoved);
   EXPECT_EQ(events[2].job.id, 7u);
   EXPECT_EQ(events[3].kind, VolumeEvent::Kind::kJobRefresh);

@@ -136,10 +136,10 @@ TEST_F(DbusServiceTest, AttachDetachAndForeignChangesEmitPropertiesChanged) {
             "org.shorthorn.Storage1.Error.Busy");
 
   // A change reported from a thread that is not the bus's.
-  std::thread([&] { fake_.SetState("att", "faulted"); }).join();
-  EXPECT_TRUE(changes.WaitFor("State=faulted"));
+  std::thread([&] { fake_.SetState("att", VolumeState::kMoved); }).join();
+  EXPECT_TRUE(changes.WaitFor("State=moved"));
   std::string state = volume->getProperty("State").onInterface(kVolumeInterface);
-  EXPECT_EQ(state, "faulted");
+  EXPECT_EQ(state, "moved");
 
   volume->callMethod("Detach")
       .onInterface(kVolumeInterface)
@@ -295,7 +295,7 @@ TEST_F(DbusServiceTest, UnprivilegedCallerMayReadButNotChange) {
   EXPECT_NE(attach.output.find("Attach: caller uid 65534"), std::string::npos) << attach.output;
   Result<VolumeInfo> info = fake_.GetVolume("ro");
   ASSERT_TRUE(info.ok());
-  EXPECT_EQ(info->state, "detached");
+  EXPECT_EQ(info->state, VolumeState::kDetached);
   EXPECT_FALSE(fake_.GetVolume("vol9").ok());
 }
 

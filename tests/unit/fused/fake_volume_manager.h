@@ -6,7 +6,8 @@
 // RemoveJob (or, with DeleteSnapshot option "finish", end at once). The listener is called after
 // every change, with the lock released, on the calling thread (DeleteSnapshot and Verify report
 // JobAdded before they return, as a real manager may). Snapshot can be held
-// at a gate to stand for a slow manager call. Thread-safe.
+// at a gate to stand for a slow manager call. Thread-safe. The longer bodies
+// are in fake_volume_manager.cc.
 #pragma once
 
 #include <algorithm>
@@ -25,304 +26,52 @@ namespace shorthorn::fused {
 
 class FakeVolumeManager : public VolumeManager {
  public:
-  std::vector<VolumeInfo> ListVolumes() override {
-    std::lock_guard lock(mu_);
-    std::vector<VolumeInfo> out;
-    for (const auto& [name, info] : volumes_) out.push_back(info);
-    return out;
-  }
+  std::vector<VolumeInfo> ListVolumes() override;
 
-  Result<VolumeInfo> GetVolume(const std::string& name) override {
-    std::lock_guard lock(mu_);
-    auto it = volumes_.find(name);
-    if (it == volumes_.end()) return NotFound(name);
-    return it->second;
-  }
+  Result<VolumeInfo> GetVolume(const std::string& name) override;
 
   Status CreateVolume(const std::string& name, uint64_t size,
-                      const std::vector<std::string>& replicas, const Options& options) override {
-    SH_RETURN_IF_ERROR(ValidateName("volume", name));
-    if (size == 0) return Status(ErrorKind::kInvalidArgument, "create volume " + name + ": size 0");
-    VolumeInfo info;
-    info.name = name;
-    info.size = size;
-    info.state = "detached";
-    for (size_t i = 0; i < replicas.size(); ++i) {
-      info.replicas.push_back({replicas[i], name + "-r" + std::to_string(i), ""});
-    }
-    {
-      std::lock_guard lock(mu_);
-      last_options_ = options;
-      if (volumes_.count(name)) {
-        return Status(ErrorKind::kAlreadyExists, "create volume " + name + ": already exists");
-      }
-      volumes_[name] = info;
-    }
-    Notify([&](VolumeListener* l) { l->VolumeAdded(info); });
-    return Status::Ok();
-  }
+                      const std::vector<std::string>& replicas, const Options& options) override;
 
   // Imports a 1 GiB volume with one replica per replicad.
   Status ImportVolume(const std::string& name, const std::vector<std::string>& replicads,
-                      const Options& options) override {
-    if (replicads.empty()) {
-      return Status(ErrorKind::kInvalidArgument, "import volume " + name + ": no replicad given");
-    }
-    return CreateVolume(name, uint64_t{1} << 30, replicads, options);
-  }
+                      const Options& options) override;
 
-  Status DeleteVolume(const std::string& name, const Options& options) override {
-    {
-      std::lock_guard lock(mu_);
-      auto it = volumes_.find(name);
-      if (it == volumes_.end()) return NotFound(name);
-      if (it->second.state == "attached") {
-        return Status(ErrorKind::kBusy, "delete volume " + name + ": attached");
-      }
-      volumes_.erase(it);
-    }
-    Notify([&](VolumeListener* l) { l->VolumeRemoved(name); });
-    return Status::Ok();
-  }
+  Status DeleteVolume(const std::string& name, const Options& options) override;
 
-  Result<std::string> Attach(const std::string& name, const Options& options) override {
-    std::string frontend = "block";
-    bool maintenance = false;
-    if (auto it = options.find("maintenance"); it != options.end()) {
-      const bool* flag = std::get_if<bool>(&it->second);
-      if (!flag) {
-        return Status(ErrorKind::kInvalidArgument, "attach volume " + name + ": bad maintenance");
-      }
-      maintenance = *flag;
-    }
-    if (auto it = options.find("frontend"); it != options.end()) {
-      const auto* text = std::get_if<std::string>(&it->second);
-      if (!text || (*text != "block" && *text != "file")) {
-        return Status(ErrorKind::kInvalidArgument, "attach volume " + name + ": bad frontend");
-      }
-      frontend = *text;
-    }
-    VolumeInfo info;
-    {
-      std::lock_guard lock(mu_);
-      auto it = volumes_.find(name);
-      if (it == volumes_.end()) return NotFound(name);
-      if (it->second.state == "attached" || it->second.state == "maintenance") {
-        return Status(ErrorKind::kBusy, "attach volume " + name + ": already attached");
-      }
-      it->second.state = maintenance ? "maintenance" : "attached";
-      it->second.frontend_path = maintenance ? "" : "/run/shorthorn/volumes/" + name;
-      it->second.loop_device = !maintenance && frontend == "block" ? "/dev/loop7" : "";
-      for (auto& r : it->second.replicas) r.mode = "RW";
-      info = it->second;
-    }
-    Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
-    if (maintenance) return std::string();
-    return frontend == "block" ? info.loop_device : info.frontend_path;
-  }
+  Result<std::string> Attach(const std::string& name, const Options& options) override;
 
-  Status Detach(const std::string& name, const Options& options) override {
-    VolumeInfo info;
-    {
-      std::lock_guard lock(mu_);
-      auto it = volumes_.find(name);
-      if (it == volumes_.end()) return NotFound(name);
-      it->second.state = "detached";
-      it->second.frontend_path.clear();
-      it->second.loop_device.clear();
-      for (auto& r : it->second.replicas) r.mode.clear();
-      info = it->second;
-    }
-    Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
-    return Status::Ok();
-  }
+  Status Detach(const std::string& name, const Options& options) override;
 
   Status Snapshot(const std::string& volume, const std::string& snapshot,
-                  const Options& options) override {
-    SH_RETURN_IF_ERROR(ValidateName("snapshot", snapshot));
-    WaitAtGate(volume);
-    VolumeInfo info;
-    {
-      std::lock_guard lock(mu_);
-      auto it = volumes_.find(volume);
-      if (it == volumes_.end()) return NotFound(volume);
-      auto& snapshots = it->second.snapshots;
-      if (FindSnapshot(it->second, snapshot)) {
-        return Status(ErrorKind::kAlreadyExists,
-                      "snapshot volume " + volume + " as " + snapshot + ": snapshot exists");
-      }
-      SnapshotInfo s;
-      s.name = snapshot;
-      s.parent = snapshots.empty() ? "" : snapshots.back().name;
-      s.created = "2024-05-01T12:00:0" + std::to_string(snapshots.size() % 10) + "Z";
-      s.size_held = 4096 * (snapshots.size() + 1);
-      snapshots.push_back(s);
-      it->second.actual_size += s.size_held;
-      info = it->second;
-    }
-    Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
-    return Status::Ok();
-  }
+                  const Options& options) override;
 
   Result<uint64_t> DeleteSnapshot(const std::string& volume, const std::string& snapshot,
-                                  const Options& options) override {
-    {
-      std::lock_guard lock(mu_);
-      auto it = volumes_.find(volume);
-      if (it == volumes_.end()) return NotFound(volume);
-      if (!FindSnapshot(it->second, snapshot)) {
-        return Status(ErrorKind::kNotFound, "delete snapshot " + snapshot + " of volume " + volume +
-                                                ": no such snapshot");
-      }
-    }
-    uint64_t id = StartJob("delete-snapshot", volume, snapshot);
-    // Option "finish" (s): the job ends with that state and is reported
-    // removed before the call returns, yet GetJob still finds it for a
-    // while, as the manager's contract allows ("forgotten soon after").
-    if (auto it = options.find("finish"); it != options.end()) {
-      FinishJob(id, std::get<std::string>(it->second), "finished at once");
-      Notify([&](VolumeListener* l) { l->JobRemoved(id); });
-    }
-    return id;
-  }
+                                  const Options& options) override;
 
   Status Revert(const std::string& volume, const std::string& snapshot,
-                const Options& options) override {
-    std::lock_guard lock(mu_);
-    auto it = volumes_.find(volume);
-    if (it == volumes_.end()) return NotFound(volume);
-    if (!FindSnapshot(it->second, snapshot)) {
-      return Status(ErrorKind::kNotFound,
-                    "revert volume " + volume + " to " + snapshot + ": no such snapshot");
-    }
-    if (it->second.state == "attached") {
-      return Status(ErrorKind::kBusy, "revert volume " + volume + " to " + snapshot +
-                                          ": attached; detach it or attach with maintenance=true");
-    }
-    return Status::Ok();  // the data is not modelled, so nothing visible changes
-  }
+                const Options& options) override;
 
-  Status Expand(const std::string& volume, uint64_t size, const Options& options) override {
-    VolumeInfo info;
-    {
-      std::lock_guard lock(mu_);
-      auto it = volumes_.find(volume);
-      if (it == volumes_.end()) return NotFound(volume);
-      if (size < it->second.size) {
-        return Status(ErrorKind::kInvalidArgument,
-                      "expand volume " + volume + " to " + std::to_string(size) + ": smaller");
-      }
-      it->second.size = size;
-      info = it->second;
-    }
-    Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
-    return Status::Ok();
-  }
+  Status Expand(const std::string& volume, uint64_t size, const Options& options) override;
 
   Status SetReplicaCount(const std::string& volume, uint32_t count,
-                         const Options& options) override {
-    VolumeInfo info;
-    {
-      std::lock_guard lock(mu_);
-      auto it = volumes_.find(volume);
-      if (it == volumes_.end()) return NotFound(volume);
-      if (count < 1 || count > 5) {
-        return Status(ErrorKind::kInvalidArgument, "set replica count of volume " + volume + ": " +
-                                                       std::to_string(count) + " is outside 1..5");
-      }
-      it->second.replica_count = count;
-      info = it->second;
-    }
-    Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
-    return Status::Ok();
-  }
+                         const Options& options) override;
 
   // Recurring jobs: kept in the volume's info; a duplicate name is
   // AlreadyExists, an unknown one NotFound (the real checks are the
   // service's, tested with it).
   Status AddRecurringJob(const std::string& volume, const RecurringJobInfo& job,
-                         const Options& options) override {
-    VolumeInfo info;
-    {
-      std::lock_guard lock(mu_);
-      auto it = volumes_.find(volume);
-      if (it == volumes_.end()) return NotFound(volume);
-      for (const auto& j : it->second.recurring_jobs) {
-        if (j.name == job.name) {
-          return Status(ErrorKind::kAlreadyExists,
-                        "add recurring job " + job.name + " to volume " + volume + ": taken");
-        }
-      }
-      RecurringJobInfo added = job;
-      if (auto t = options.find("target"); t != options.end()) {
-        added.target = std::get<std::string>(t->second);
-      }
-      added.next_run = "2026-12-07T02:00:00Z";
-      it->second.recurring_jobs.push_back(added);
-      info = it->second;
-    }
-    Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
-    return Status::Ok();
-  }
+                         const Options& options) override;
   Status RemoveRecurringJob(const std::string& volume, const std::string& job,
-                            const Options& options) override {
-    VolumeInfo info;
-    {
-      std::lock_guard lock(mu_);
-      auto it = volumes_.find(volume);
-      if (it == volumes_.end()) return NotFound(volume);
-      auto& jobs = it->second.recurring_jobs;
-      auto j = std::find_if(jobs.begin(), jobs.end(),
-                            [&job](const RecurringJobInfo& r) { return r.name == job; });
-      if (j == jobs.end()) {
-        return Status(ErrorKind::kNotFound,
-                      "remove recurring job " + job + " of volume " + volume + ": no such job");
-      }
-      jobs.erase(j);
-      info = it->second;
-    }
-    Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
-    return Status::Ok();
-  }
+                            const Options& options) override;
 
   // Placement: Rebuild is Busy for a detached volume; one fixed replicad
   // "127.0.0.1:9500" is listed; DrainReplicad starts a "drain" job and
   // UndrainReplicad is NotFound unless a drain was asked for.
-  Status Rebuild(const std::string& volume, const Options& options) override {
-    std::lock_guard lock(mu_);
-    auto it = volumes_.find(volume);
-    if (it == volumes_.end()) return NotFound(volume);
-    if (it->second.state == "detached") {
-      return Status(ErrorKind::kBusy, "rebuild volume " + volume + ": it is not attached");
-    }
-    return Status::Ok();
-  }
-  Result<std::vector<ReplicadStatus>> ListReplicads(const Options& options) override {
-    ReplicadStatus r;
-    r.address = "127.0.0.1:9500";
-    r.state = draining_.count(r.address) ? "draining" : "up";
-    r.host_id = "host-a";
-    r.tags = {"ssd", "zone=z1"};
-    r.total_bytes = 100ull << 30;
-    r.free_bytes = 60ull << 30;
-    r.provisioned_bytes = 10ull << 30;
-    r.replicas = 3;
-    return std::vector<ReplicadStatus>{r};
-  }
-  Result<uint64_t> DrainReplicad(const std::string& address, const Options& options) override {
-    {
-      std::lock_guard lock(mu_);
-      draining_.insert(address);
-    }
-    return StartJob("drain", "", address, true);
-  }
-  Status UndrainReplicad(const std::string& address, const Options& options) override {
-    std::lock_guard lock(mu_);
-    if (draining_.erase(address) == 0) {
-      return Status(ErrorKind::kNotFound, "undrain replicad " + address + ": it is not draining");
-    }
-    return Status::Ok();
-  }
+  Status Rebuild(const std::string& volume, const Options& options) override;
+  Result<std::vector<ReplicadStatus>> ListReplicads(const Options& options) override;
+  Result<uint64_t> DrainReplicad(const std::string& address, const Options& options) override;
+  Status UndrainReplicad(const std::string& address, const Options& options) override;
 
   // DR standby: a restore job for the new volume; Activate clears the
   // flag of a volume created with option "standby" (b) by CreateVolume.
@@ -331,51 +80,16 @@ class FakeVolumeManager : public VolumeManager {
                                        const Options& options) override {
     return StartJob("restore", name, source_url, true);
   }
-  Status Activate(const std::string& volume, const Options& options) override {
-    VolumeInfo info;
-    {
-      std::lock_guard lock(mu_);
-      auto it = volumes_.find(volume);
-      if (it == volumes_.end()) return NotFound(volume);
-      if (!it->second.standby) {
-        return Status(ErrorKind::kInvalidArgument,
-                      "activate volume " + volume + ": it is not a DR standby");
-      }
-      it->second.standby = false;
-      info = it->second;
-    }
-    Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
-    return Status::Ok();
-  }
+  Status Activate(const std::string& volume, const Options& options) override;
 
   // Backups: jobs like Verify's; the fake keeps no backups (ListBackups is
   // NotFound naming the volume).
   Result<uint64_t> Backup(const std::string& volume, const std::string& snapshot,
-                          const Options& options) override {
-    {
-      std::lock_guard lock(mu_);
-      if (!volumes_.count(volume)) return NotFound(volume);
-    }
-    return StartJob("backup", volume, snapshot, true);
-  }
+                          const Options& options) override;
   // Volume "with-backups" has one backup in every target, which is also
   // reported to the listener (as the real manager does).
   Result<std::vector<BackupInfo>> ListBackups(const std::string& target, const std::string& volume,
-                                              const Options& options) override {
-    if (volume != "with-backups") {
-      return Status(ErrorKind::kNotFound, "list backups of volume " + volume + ": there are none");
-    }
-    const std::string name = "backup-20261206T000000Z-00000001";
-    std::vector<BackupInfo> out{{target + "?volume=" + volume + "&backup=" + name, name, volume,
-                                 "s1", "2026-12-06T00:00:00Z", 1 << 30, 3}};
-    VolumeListener* listener = nullptr;
-    {
-      std::lock_guard lock(mu_);
-      listener = listener_;
-    }
-    if (listener != nullptr) listener->BackupsChanged(target, volume, out);
-    return out;
-  }
+                                              const Options& options) override;
   Result<uint64_t> DeleteBackup(const std::string& backup_url, const Options& options) override {
     return StartJob("delete-backup", "", backup_url, true);
   }
@@ -385,64 +99,20 @@ class FakeVolumeManager : public VolumeManager {
     return StartJob("restore", name, backup_url, true);
   }
 
-  Result<uint64_t> Verify(const std::string& volume, const Options& options) override {
-    {
-      std::lock_guard lock(mu_);
-      if (!volumes_.count(volume)) return NotFound(volume);
-    }
-    // Option "unreported" (b): no JobAdded, as from a manager that reports
-    // only later; the service must export the job all the same.
-    auto it = options.find("unreported");
-    bool report = it == options.end() || !std::get<bool>(it->second);
-    return StartJob("verify", volume, "", report);
-  }
+  Result<uint64_t> Verify(const std::string& volume, const Options& options) override;
 
-  Result<uint64_t> Scrub(const std::string& volume, const Options& options) override {
-    {
-      std::lock_guard lock(mu_);
-      if (!volumes_.count(volume)) return NotFound(volume);
-    }
-    return StartJob("scrub", volume, "", true);
-  }
+  Result<uint64_t> Scrub(const std::string& volume, const Options& options) override;
 
   std::map<std::string, uint64_t> Statistics(const std::string& name) override {
     std::lock_guard lock(mu_);
     if (volumes_.count(name) == 0) return {};
     return {{"write_requests", 7}, {"write_bytes", 7 * 4096}};
   }
-  std::vector<JobInfo> ListJobs() override {
-    std::lock_guard lock(mu_);
-    std::vector<JobInfo> out;
-    for (const auto& [id, job] : jobs_) out.push_back(job);
-    return out;
-  }
+  std::vector<JobInfo> ListJobs() override;
 
-  Result<JobInfo> GetJob(uint64_t id) override {
-    std::lock_guard lock(mu_);
-    auto it = jobs_.find(id);
-    if (it == jobs_.end()) return JobNotFound(id);
-    return it->second;
-  }
+  Result<JobInfo> GetJob(uint64_t id) override;
 
-  Status CancelJob(uint64_t id) override {
-    JobInfo job;
-    {
-      std::lock_guard lock(mu_);
-      cancel_calls_.push_back(id);
-      auto it = jobs_.find(id);
-      if (it == jobs_.end()) return JobNotFound(id);
-      if (!it->second.cancellable || it->second.state != "running") {
-        return Status(ErrorKind::kInvalidArgument,
-                      "cancel job " + std::to_string(id) + ": not cancellable");
-      }
-      it->second.state = "cancelled";
-      it->second.cancellable = false;
-      it->second.message = "cancelled";
-      job = it->second;
-    }
-    Notify([&](VolumeListener* l) { l->JobChanged(job); });
-    return Status::Ok();
-  }
+  Status CancelJob(uint64_t id) override;
 
   void SetListener(VolumeListener* listener) override {
     std::lock_guard lock(mu_);
@@ -451,16 +121,7 @@ class FakeVolumeManager : public VolumeManager {
 
   // Test hook: changes the state as a replica failure would, reporting it
   // on the calling thread.
-  void SetState(const std::string& name, const std::string& state) {
-    VolumeInfo info;
-    {
-      std::lock_guard lock(mu_);
-      auto& v = volumes_.at(name);
-      v.state = state;
-      info = v;
-    }
-    Notify([&](VolumeListener* l) { l->VolumeChanged(info); });
-  }
+  void SetState(const std::string& name, VolumeState state);
 
   // Test hook: Snapshot of `volume` waits (as a manager call waiting on an
   // unreachable replicad would) until OpenGate.
@@ -468,13 +129,7 @@ class FakeVolumeManager : public VolumeManager {
     std::lock_guard lock(mu_);
     gated_volume_ = volume;
   }
-  void OpenGate() {
-    {
-      std::lock_guard lock(mu_);
-      gated_volume_.clear();
-    }
-    gate_cv_.notify_all();
-  }
+  void OpenGate();
   // Calls waiting at the gate now.
   int WaitingAtGate() {
     std::lock_guard lock(mu_);
@@ -487,53 +142,13 @@ class FakeVolumeManager : public VolumeManager {
   }
 
   // Test hooks for jobs, each reporting on the calling thread.
-  void AdvanceJob(uint64_t id, double progress) {
-    JobInfo job;
-    {
-      std::lock_guard lock(mu_);
-      auto& j = jobs_.at(id);
-      j.progress = progress;
-      j.bytes = static_cast<uint64_t>(progress * static_cast<double>(j.total_bytes));
-      j.rate = 1 << 20;
-      job = j;
-    }
-    Notify([&](VolumeListener* l) { l->JobChanged(job); });
-  }
+  void AdvanceJob(uint64_t id, double progress);
 
   // Ends the job as `state`; a completed delete-snapshot job also drops the
   // snapshot from its volume (VolumeChanged).
-  void FinishJob(uint64_t id, const std::string& state, const std::string& message) {
-    JobInfo job;
-    std::optional<VolumeInfo> volume;
-    {
-      std::lock_guard lock(mu_);
-      auto& j = jobs_.at(id);
-      j.state = state;
-      j.message = message;
-      j.cancellable = false;
-      if (state == "completed") {
-        j.progress = 1;
-        j.bytes = j.total_bytes;
-      }
-      job = j;
-      auto v = volumes_.find(j.volume);
-      if (state == "completed" && j.operation == "delete-snapshot" && v != volumes_.end()) {
-        auto& snapshots = v->second.snapshots;
-        std::erase_if(snapshots, [&](const SnapshotInfo& s) { return s.name == j.target; });
-        volume = v->second;
-      }
-    }
-    Notify([&](VolumeListener* l) { l->JobChanged(job); });
-    if (volume) Notify([&](VolumeListener* l) { l->VolumeChanged(*volume); });
-  }
+  void FinishJob(uint64_t id, JobState state, const std::string& message);
 
-  void RemoveJob(uint64_t id) {
-    {
-      std::lock_guard lock(mu_);
-      jobs_.erase(id);
-    }
-    Notify([&](VolumeListener* l) { l->JobRemoved(id); });
-  }
+  void RemoveJob(uint64_t id);
 
   std::vector<uint64_t> cancel_calls() {
     std::lock_guard lock(mu_);
@@ -549,38 +164,19 @@ class FakeVolumeManager : public VolumeManager {
     return Status(ErrorKind::kNotFound, "job " + std::to_string(id) + ": no such job");
   }
 
-  static const SnapshotInfo* FindSnapshot(const VolumeInfo& volume, const std::string& name) {
-    for (const auto& s : volume.snapshots) {
-      if (s.name == name) return &s;
-    }
-    return nullptr;
-  }
+  // The job state a D-Bus option names ("completed", ...); kFailed for
+  // anything else.
+  static JobState ParseJobState(const std::string& name);
+  // Volume `volume` when it lists `snapshot`; NotFound otherwise (`what`
+  // starts the message of a missing snapshot). Caller holds mu_.
+  Result<VolumeInfo*> SnapshotLocked(const std::string& volume, const std::string& snapshot,
+                                     const std::string& what);
+  static const SnapshotInfo* FindSnapshot(const VolumeInfo& volume, const std::string& name);
 
   uint64_t StartJob(const std::string& operation, const std::string& volume,
-                    const std::string& target, bool report = true) {
-    JobInfo job;
-    {
-      std::lock_guard lock(mu_);
-      job.id = next_job_id_++;
-      job.operation = operation;
-      job.volume = volume;
-      job.target = target;
-      job.total_bytes = 1 << 20;
-      job.state = "running";
-      job.cancellable = true;
-      jobs_[job.id] = job;
-    }
-    if (report) Notify([&](VolumeListener* l) { l->JobAdded(job); });
-    return job.id;
-  }
+                    const std::string& target, bool report = true);
 
-  void WaitAtGate(const std::string& volume) {
-    std::unique_lock lock(mu_);
-    if (gated_volume_ != volume) return;
-    ++waiting_at_gate_;
-    gate_cv_.wait(lock, [&] { return gated_volume_ != volume; });
-    --waiting_at_gate_;
-  }
+  void WaitAtGate(const std::string& volume);
 
   template <typename F>
   void Notify(F&& f) {

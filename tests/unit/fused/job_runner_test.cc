@@ -25,7 +25,7 @@ class Recorder {
       events_.push_back(std::string(added     ? "added"
                                     : removed ? "removed"
                                               : "changed") +
-                        " " + info.state + " " + info.message);
+                        " " + JobStateName(info.state) + " " + info.message);
       cv_.notify_all();
     };
   }
@@ -82,7 +82,7 @@ TEST(JobRunnerTest, FinishedJobIsVisibleDuringTheLinger) {
   EXPECT_EQ(info->operation, "delete-snapshot");
   EXPECT_EQ(info->volume, "vol1");
   EXPECT_EQ(info->target, "s1");
-  EXPECT_EQ(info->state, "completed");
+  EXPECT_EQ(info->state, JobState::kCompleted);
   EXPECT_DOUBLE_EQ(info->progress, 1.0);
   EXPECT_EQ(info->bytes, 1024u);
   EXPECT_FALSE(runner.Running("vol1", "delete-snapshot"));
@@ -97,7 +97,7 @@ TEST(JobRunnerTest, FailedJobCarriesTheError) {
     return Status(ErrorKind::kIoError, "replica r2: read failed");
   });
   ASSERT_TRUE(recorder.WaitFor("changed failed replica r2: read failed"));
-  EXPECT_EQ(runner.Get(id)->state, "failed");
+  EXPECT_EQ(runner.Get(id)->state, JobState::kFailed);
   // An ended job cannot be cancelled, and says why.
   Status s = runner.Cancel(id);
   EXPECT_EQ(s.kind(), ErrorKind::kInvalidArgument);
@@ -117,7 +117,7 @@ TEST(JobRunnerTest, CancelStopsAWaitingBody) {
   ASSERT_TRUE(runner.Cancel(id).ok());
   ASSERT_TRUE(recorder.WaitFor("changed cancelled backup cancelled"));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
-  EXPECT_EQ(runner.Get(id)->state, "cancelled");
+  EXPECT_EQ(runner.Get(id)->state, JobState::kCancelled);
 }
 
 TEST(JobRunnerTest, CancelRefusesUnknownAndUncancellableJobs) {
@@ -148,7 +148,7 @@ TEST(JobRunnerTest, QueuedJobShowsWhyAndCanBeCancelled) {
     return Status(ErrorKind::kFailed, "rebuild cancelled while queued");
   });
   ASSERT_TRUE(recorder.WaitFor("changed queued waiting for a rebuild slot on 127.0.0.1:9501"));
-  EXPECT_EQ(runner.Get(id)->state, "queued");
+  EXPECT_EQ(runner.Get(id)->state, JobState::kQueued);
   EXPECT_TRUE(runner.Running("vol1", "rebuild"));
   Status s = runner.Cancel(id);
   ASSERT_TRUE(s.ok()) << s.ToString();

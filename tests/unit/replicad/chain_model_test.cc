@@ -148,7 +148,7 @@ void RunSequence(uint64_t seed, IoEngine* engine, bool in_memory, bool stall_mer
   ASSERT_TRUE(f.r().WaitIdle());
   check_snapshots();
   // Every layer left is referenced and every merge due has run.
-  LayerList list = f.r().ListLayers();
+  msg::LayerList list = f.r().ListLayers();
   EXPECT_TRUE(list.tasks.empty());
   size_t listed_live = 0;
   for (const auto& s : list.snapshots) {

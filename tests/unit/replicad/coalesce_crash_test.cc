@@ -91,8 +91,8 @@ void CrashAt(const std::string& target, const std::string& point) {
     EXPECT_EQ(LayerFiles(f.dir()), f.r().ListLayers().snapshots.size() + 1);
     ASSERT_TRUE(f.r().StartVerify().ok());
     ASSERT_TRUE(f.r().WaitIdle());
-    LayerList list = f.r().ListLayers();
-    EXPECT_EQ(list.verify.state, "done");
+    msg::LayerList list = f.r().ListLayers();
+    EXPECT_EQ(list.verify.state, msg::VerifyPhase::kDone);
     EXPECT_TRUE(list.verify.bad.empty());
     if (finished || ::testing::Test::HasFailure()) break;  // the point was not reached nth times
   }
@@ -124,7 +124,7 @@ TEST(CoalesceCrashTest2, DeletingNewestFreesWhatOnlyItHeld) {
   uint64_t before = f.r().ListLayers().actual_size;
   ASSERT_TRUE(f.r().DeleteSnapshot("s1").ok());
   ASSERT_TRUE(f.r().WaitIdle());
-  LayerList after = f.r().ListLayers();
+  msg::LayerList after = f.r().ListLayers();
   EXPECT_TRUE(after.snapshots.empty());
   EXPECT_LE(after.actual_size + (500 << 10), before);
   EXPECT_EQ(f.Read(0, b.size()), b);
@@ -160,7 +160,7 @@ TEST(CoalesceCrashTest2, UnmapPunchesDeletedSnapshotsNobodyNeeds) {
   EXPECT_EQ(Hash(f.ReadSnapshot("s0")), s0);
   f.Reopen(Options());
   ASSERT_TRUE(f.r().WaitIdle());
-  LayerList list = f.r().ListLayers();
+  msg::LayerList list = f.r().ListLayers();
   ASSERT_EQ(list.snapshots.size(), 1u);
   EXPECT_EQ(list.snapshots[0].name, "s0");
   EXPECT_EQ(f.ReadAll(), std::vector<uint8_t>(kSize, 0));

@@ -206,7 +206,7 @@ TEST(LayerFilesTest, MultiChildSnapshotIsHiddenThenMerged) {
   ASSERT_TRUE(f.r().Revert("s1").ok());  // s1 has two children: s2 and the head
   ASSERT_TRUE(f.r().DeleteSnapshot("s1").ok());
   ASSERT_TRUE(f.r().WaitIdle());
-  LayerList l = f.r().ListLayers();
+  msg::LayerList l = f.r().ListLayers();
   ASSERT_EQ(l.snapshots.size(), 2u);
   EXPECT_TRUE(l.snapshots[0].removed);
   EXPECT_EQ(f.r().Snapshot("s1", "", true).sys_errno(), EEXIST);
@@ -235,8 +235,8 @@ TEST(LayerFilesTest, VerifyFindsACorruptedLayer) {
   }
   ASSERT_TRUE(f.r().StartVerify().ok());
   ASSERT_TRUE(f.r().WaitIdle());
-  LayerList l = f.r().ListLayers();
-  EXPECT_EQ(l.verify.state, "done");
+  msg::LayerList l = f.r().ListLayers();
+  EXPECT_EQ(l.verify.state, msg::VerifyPhase::kDone);
   ASSERT_EQ(l.verify.bad.size(), 1u);
   EXPECT_EQ(l.verify.bad[0], "s1");
 }
