@@ -51,76 +51,39 @@
 //     disk. NullBackend answers on the worker itself.
 //   * the file backend's completion thread: the only reader of the CQ ring;
 //     it runs the Backend callbacks (the frontend's fuse_reply_*).
-// An Op is allocated per I/O and travels as the SQE's user_data; user_data 0
-// is the stop marker queued by Close.
-//
-// The backing file is opened with O_DIRECT (like fio's direct=1 on the raw
-// file), so the floor measures the same disk path as "raw"; --buffered drops
-// O_DIRECT. Flush becomes IORING_OP_FSYNC with DATASYNC, Unmap (the
-// frontend's answer to PUNCH_HOLE and ZERO_RANGE) IORING_OP_FALLOCATE with
-// PUNCH_HOLE. A read is read into an aligned buffer and copied into the
-// std::vector the Backend interface returns (O_DIRECT cannot read into a
-// vector's memory): the same allocation and copy per read that fused's
-// replica client makes.
+// (The backends themselves: fuse_floor_backends.h.)
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <liburing.h>
-#include <linux/falloc.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
-#include <vector>
+#include <type_traits>
 
+#include "bench/fuse_floor_backends.h"
+#include "common/daemon_signals.h"
 #include "common/file_util.h"
 #include "common/log.h"
 #include "fused/core/io_stats.h"
-#include "fused/engine/backend.h"
 #include "fused/fuse/fd_keeper.h"
 #include "fused/fuse/fuse_frontend.h"
 
-#ifndef PR_SET_IO_FLUSHER
-#define PR_SET_IO_FLUSHER 57
-#endif
-
 namespace {
 
-using shorthorn::ErrnoStatus;
-using shorthorn::ErrorKind;
 using shorthorn::Status;
+using shorthorn::fuse_floor::FileBackend;
+using shorthorn::fuse_floor::kAlignment;
+using shorthorn::fuse_floor::NullBackend;
+using shorthorn::fuse_floor::Options;
 using shorthorn::fused::Backend;
-using shorthorn::fused::DoneCallback;
-using shorthorn::fused::ReadCallback;
-
-constexpr size_t kAlignment = shorthorn::kDirectIoAlignment;
-
-struct Options {
-  std::string mount_point;
-  std::string backend = "file";
-  std::string backing_file;
-  uint64_t size = 0;  // null backend without --backing
-  std::string name = "floor";
-  std::string tmp_dir;             // parent of the state dir; default $TMPDIR or /tmp
-  unsigned threads = 8;            // fused's fuse-threads default
-  unsigned max_background = 256;   // fused's max-background default
-  unsigned max_request = 1 << 20;  // fused's max-request-kib default
-  unsigned ring_entries = 512;
-  bool buffered = false;
-  bool coop_taskrun = false;  // IORING_SETUP_COOP_TASKRUN: no IPI per completion
-};
 
 void Usage(FILE* out) {
   std::fprintf(out,
@@ -144,94 +107,72 @@ bool ParseU64(const char* text, uint64_t max, uint64_t* out) {
   return true;
 }
 
-bool ParseUnsigned(const char* text, unsigned max, unsigned* out) {
-  uint64_t v;
-  if (!ParseU64(text, max, &v)) return false;
-  *out = static_cast<unsigned>(v);
-  return true;
-}
+// One long option: its name, whether it takes a value and what sets it
+// (false: a bad value).
+struct Flag {
+  const char* name;
+  int has_arg;
+  std::function<bool(const char*)> set;
+};
 
 // Returns false (after printing why) when the command line is not usable.
 bool ParseOptions(int argc, char** argv, Options* o) {
-  enum {
-    kMount = 1,
-    kBackend,
-    kBacking,
-    kSize,
-    kName,
-    kThreads,
-    kMaxBg,
-    kMaxReq,
-    kBuffered,
-    kRing,
-    kCoop,
-    kTmpDir,
-    kHelp
+  auto text = [](std::string* field) {
+    return [field](const char* v) {
+      *field = v;
+      return true;
+    };
   };
-  static const option kLong[] = {{"mount", required_argument, nullptr, kMount},
-                                 {"backend", required_argument, nullptr, kBackend},
-                                 {"backing", required_argument, nullptr, kBacking},
-                                 {"size", required_argument, nullptr, kSize},
-                                 {"name", required_argument, nullptr, kName},
-                                 {"threads", required_argument, nullptr, kThreads},
-                                 {"max-background", required_argument, nullptr, kMaxBg},
-                                 {"max-request", required_argument, nullptr, kMaxReq},
-                                 {"buffered", no_argument, nullptr, kBuffered},
-                                 {"ring-entries", required_argument, nullptr, kRing},
-                                 {"coop-taskrun", no_argument, nullptr, kCoop},
-                                 {"tmp-dir", required_argument, nullptr, kTmpDir},
-                                 {"help", no_argument, nullptr, kHelp},
-                                 {nullptr, 0, nullptr, 0}};
+  auto yes = [](bool* field) {
+    return [field](const char*) {
+      *field = true;
+      return true;
+    };
+  };
+  // A number in [1, max] that is a multiple of `multiple`.
+  auto number = [](auto* field, uint64_t max, uint64_t multiple = 1) {
+    return [=](const char* v) {
+      uint64_t n;
+      if (!ParseU64(v, max, &n) || n % multiple != 0) return false;
+      *field = static_cast<std::remove_pointer_t<decltype(field)>>(n);
+      return true;
+    };
+  };
+  const Flag flags[] = {
+      {"mount", required_argument, text(&o->mount_point)},
+      {"backend", required_argument,
+       [o](const char* v) {
+         o->backend = v;
+         return o->backend == "file" || o->backend == "null";
+       }},
+      {"backing", required_argument, text(&o->backing_file)},
+      {"size", required_argument, number(&o->size, uint64_t{1} << 50, kAlignment)},
+      {"name", required_argument, text(&o->name)},
+      {"threads", required_argument, number(&o->threads, 1024)},
+      {"max-background", required_argument, number(&o->max_background, 65535)},
+      {"max-request", required_argument, number(&o->max_request, 1u << 30, kAlignment)},
+      {"buffered", no_argument, yes(&o->buffered)},
+      {"ring-entries", required_argument, number(&o->ring_entries, 32768)},
+      {"coop-taskrun", no_argument, yes(&o->coop_taskrun)},
+      {"tmp-dir", required_argument, text(&o->tmp_dir)},
+  };
+  constexpr int kCount = sizeof(flags) / sizeof(flags[0]);
+  const int kHelp = kCount + 1;
+  option longopts[kCount + 2] = {};
+  for (int i = 0; i < kCount; ++i) longopts[i] = {flags[i].name, flags[i].has_arg, nullptr, i + 1};
+  longopts[kCount] = {"help", no_argument, nullptr, kHelp};
   int c;
-  while ((c = getopt_long(argc, argv, "", kLong, nullptr)) != -1) {
-    bool ok = true;
-    switch (c) {
-      case kMount:
-        o->mount_point = optarg;
-        break;
-      case kBackend:
-        o->backend = optarg;
-        ok = o->backend == "file" || o->backend == "null";
-        break;
-      case kBacking:
-        o->backing_file = optarg;
-        break;
-      case kSize:
-        ok = ParseU64(optarg, uint64_t{1} << 50, &o->size) && o->size % kAlignment == 0;
-        break;
-      case kName:
-        o->name = optarg;
-        break;
-      case kThreads:
-        ok = ParseUnsigned(optarg, 1024, &o->threads);
-        break;
-      case kMaxBg:
-        ok = ParseUnsigned(optarg, 65535, &o->max_background);
-        break;
-      case kMaxReq:
-        ok = ParseUnsigned(optarg, 1u << 30, &o->max_request) && o->max_request % kAlignment == 0;
-        break;
-      case kBuffered:
-        o->buffered = true;
-        break;
-      case kRing:
-        ok = ParseUnsigned(optarg, 32768, &o->ring_entries);
-        break;
-      case kCoop:
-        o->coop_taskrun = true;
-        break;
-      case kTmpDir:
-        o->tmp_dir = optarg;
-        break;
-      case kHelp:
-        Usage(stdout);
-        std::exit(0);
-      default:
-        Usage(stderr);
-        return false;
+  while ((c = getopt_long(argc, argv, "", longopts, nullptr)) != -1) {
+    if (c == kHelp) {
+      Usage(stdout);
+      std::exit(0);
     }
-    if (!ok) {
-      std::fprintf(stderr, "fuse_floor: bad value '%s' for --%s\n", optarg, kLong[c - 1].name);
+    if (c < 1 || c > kCount) {
+      Usage(stderr);
+      return false;
+    }
+    if (!flags[c - 1].set(optarg)) {
+      std::fprintf(stderr, "fuse_floor: bad value '%s' for --%s\n", optarg, flags[c - 1].name);
       return false;
     }
   }
@@ -247,231 +188,6 @@ bool ParseOptions(int argc, char** argv, Options* o) {
   }
   return true;
 }
-
-// Aligned I/O buffers of max_request bytes, recycled (a fresh 1 MiB
-// allocation per request would be an mmap/munmap pair and page faults).
-class BufferPool {
- public:
-  explicit BufferPool(size_t size) : size_(size) {}
-  ~BufferPool() {
-    for (void* b : free_) std::free(b);
-  }
-  BufferPool(const BufferPool&) = delete;
-  BufferPool& operator=(const BufferPool&) = delete;
-
-  uint8_t* Get() {
-    {
-      std::lock_guard lock(mutex_);
-      if (!free_.empty()) {
-        void* b = free_.back();
-        free_.pop_back();
-        return static_cast<uint8_t*>(b);
-      }
-    }
-    return static_cast<uint8_t*>(std::aligned_alloc(kAlignment, size_));
-  }
-  void Put(uint8_t* b) {
-    if (b == nullptr) return;
-    std::lock_guard lock(mutex_);
-    free_.push_back(b);
-  }
-
- private:
-  const size_t size_;
-  std::mutex mutex_;
-  std::vector<void*> free_;
-};
-
-// The file backend: each operation is one io_uring request on the backing
-// file. Read/Write/Unmap/Flush from any thread (the FUSE workers); callbacks
-// on the completion thread; Close from the owner once the file is removed
-// from the frontend.
-class FileBackend final : public Backend {
- public:
-  explicit FileBackend(const Options& o) : opts_(o), pool_(o.max_request) {}
-  ~FileBackend() override {
-    (void)Close();
-    if (fd_ >= 0) ::close(fd_);
-  }
-
-  // Opens the backing file and the ring, starts the completion thread.
-  Status Open() {
-    const std::string& path = opts_.backing_file;
-    fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC | (opts_.buffered ? 0 : O_DIRECT));
-    if (fd_ < 0) return ErrnoStatus(errno, "open " + path);
-    struct stat st;
-    if (::fstat(fd_, &st) != 0) return ErrnoStatus(errno, "stat " + path);
-    if (!S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size % kAlignment != 0) {
-      return Status(ErrorKind::kInvalidArgument,
-                    "open " + path + ": not a regular file whose size is a multiple of 4096");
-    }
-    size_ = static_cast<uint64_t>(st.st_size);
-    int rc = io_uring_queue_init(opts_.ring_entries, &ring_,
-                                 opts_.coop_taskrun ? IORING_SETUP_COOP_TASKRUN : 0);
-    if (rc < 0) return ErrnoStatus(-rc, "set up io_uring");
-    ring_ready_ = true;
-    completion_ = std::thread([this] { CompletionLoop(); });
-    return Status::Ok();
-  }
-
-  uint64_t Size() const override { return size_; }
-  size_t Outstanding() const override { return in_flight_.load(std::memory_order_relaxed); }
-  bool OnOwnThread() const override { return std::this_thread::get_id() == completion_id_; }
-  uint64_t PeakInFlight() const { return peak_in_flight_.load(); }
-
-  void Read(uint64_t offset, uint32_t length, ReadCallback done) override {
-    auto* op = new Op{Op::kRead, length, pool_.Get(), std::move(done), nullptr};
-    Submit(op, [&](io_uring_sqe* sqe) { io_uring_prep_read(sqe, fd_, op->buf, length, offset); });
-  }
-
-  void Write(uint64_t offset, std::span<const uint8_t> data, DoneCallback done) override {
-    auto length = static_cast<uint32_t>(data.size());
-    auto* op = new Op{Op::kWrite, length, pool_.Get(), nullptr, std::move(done)};
-    std::memcpy(op->buf, data.data(), data.size());
-    Submit(op, [&](io_uring_sqe* sqe) { io_uring_prep_write(sqe, fd_, op->buf, length, offset); });
-  }
-
-  void Unmap(uint64_t offset, uint64_t length, DoneCallback done) override {
-    auto* op = new Op{Op::kUnmap, 0, nullptr, nullptr, std::move(done)};
-    Submit(op, [&](io_uring_sqe* sqe) {
-      io_uring_prep_fallocate(sqe, fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
-    });
-  }
-
-  void Flush(DoneCallback done) override {
-    auto* op = new Op{Op::kFlush, 0, nullptr, nullptr, std::move(done)};
-    Submit(op, [&](io_uring_sqe* sqe) { io_uring_prep_fsync(sqe, fd_, IORING_FSYNC_DATASYNC); });
-  }
-
-  // Ends the completion thread once every request queued so far is answered
-  // (the stop marker is queued last; CQEs that complete after it are still
-  // answered before the thread sees nothing in flight). Later I/O fails.
-  Status Close() override {
-    {
-      std::lock_guard lock(mutex_);
-      if (closed_) return Status::Ok();
-      closed_ = true;
-      if (ring_ready_) QueueLocked(nullptr, [](io_uring_sqe* sqe) { io_uring_prep_nop(sqe); });
-    }
-    if (completion_.joinable()) completion_.join();
-    if (ring_ready_) io_uring_queue_exit(&ring_);
-    ring_ready_ = false;
-    return Status::Ok();
-  }
-
- private:
-  struct Op {
-    enum Kind { kRead, kWrite, kUnmap, kFlush } kind;
-    uint32_t length;  // read/write
-    uint8_t* buf;     // read/write: from pool_
-    ReadCallback read_done;
-    DoneCallback done;
-  };
-
-  // Queues `op` (prepared by `prep`) and submits it; fails it at once after
-  // Close.
-  template <typename Prep>
-  void Submit(Op* op, Prep prep) {
-    {
-      std::lock_guard lock(mutex_);
-      if (!closed_) {
-        uint64_t now = in_flight_.fetch_add(1, std::memory_order_relaxed) + 1;
-        if (now > peak_in_flight_.load(std::memory_order_relaxed)) peak_in_flight_.store(now);
-        QueueLocked(op, prep);
-        return;
-      }
-    }
-    Finish(op, -EIO);
-  }
-
-  template <typename Prep>
-  void QueueLocked(Op* op, Prep prep) {
-    io_uring_sqe* sqe;
-    while ((sqe = io_uring_get_sqe(&ring_)) == nullptr) io_uring_submit(&ring_);
-    prep(sqe);
-    io_uring_sqe_set_data(sqe, op);
-    int rc;
-    while ((rc = io_uring_submit(&ring_)) == -EINTR || rc == -EAGAIN || rc == -EBUSY) {
-    }
-    if (rc < 0) shorthorn::LogError("io_uring_submit: " + std::string(std::strerror(-rc)));
-  }
-
-  void CompletionLoop() {
-    completion_id_ = std::this_thread::get_id();
-    bool stopping = false;
-    while (!stopping || in_flight_.load() != 0) {
-      io_uring_cqe* cqe;
-      int rc = io_uring_wait_cqe(&ring_, &cqe);
-      if (rc == -EINTR) continue;
-      if (rc < 0) {
-        shorthorn::LogError("io_uring_wait_cqe: " + std::string(std::strerror(-rc)));
-        std::abort();  // requests could never be answered: the mount would hang
-      }
-      unsigned head, seen = 0;
-      io_uring_for_each_cqe(&ring_, head, cqe) {
-        ++seen;
-        auto* op = static_cast<Op*>(io_uring_cqe_get_data(cqe));
-        if (op == nullptr) {
-          stopping = true;
-          continue;
-        }
-        Finish(op, cqe->res);
-        in_flight_.fetch_sub(1, std::memory_order_relaxed);
-      }
-      io_uring_cq_advance(&ring_, seen);
-    }
-  }
-
-  // Runs op's callback with the result `res` (bytes, or -errno) and frees it.
-  void Finish(Op* op, int res) {
-    std::unique_ptr<Op> owned(op);
-    // A short read or write is an error: the callback has no byte count.
-    if (res >= 0 && (op->kind == Op::kRead || op->kind == Op::kWrite) &&
-        static_cast<uint32_t>(res) != op->length) {
-      res = -EIO;
-    }
-    Status status = res < 0 ? ErrnoStatus(-res, "I/O on " + opts_.backing_file) : Status::Ok();
-    if (op->kind == Op::kRead) {
-      std::vector<uint8_t> data;
-      if (res > 0) data.assign(op->buf, op->buf + res);
-      pool_.Put(op->buf);
-      op->read_done(std::move(status), std::move(data));
-    } else {
-      pool_.Put(op->buf);
-      op->done(std::move(status));
-    }
-  }
-
-  const Options opts_;
-  BufferPool pool_;
-  int fd_ = -1;
-  uint64_t size_ = 0;
-  io_uring ring_{};
-  std::mutex mutex_;         // guards the SQ ring and closed_
-  bool ring_ready_ = false;  // set before the completion thread starts
-  bool closed_ = false;
-  std::thread completion_;
-  std::thread::id completion_id_;
-  std::atomic<uint64_t> in_flight_{0}, peak_in_flight_{0};
-};
-
-// The null backend: every request is answered on the caller's thread, with
-// no I/O; reads return zeros. Thread-safe (no state but the size).
-class NullBackend final : public Backend {
- public:
-  explicit NullBackend(uint64_t size) : size_(size) {}
-  uint64_t Size() const override { return size_; }
-  void Read(uint64_t, uint32_t length, ReadCallback done) override {
-    done(Status::Ok(), std::vector<uint8_t>(length));
-  }
-  void Write(uint64_t, std::span<const uint8_t>, DoneCallback done) override { done(Status::Ok()); }
-  void Unmap(uint64_t, uint64_t, DoneCallback done) override { done(Status::Ok()); }
-  void Flush(DoneCallback done) override { done(Status::Ok()); }
-  Status Close() override { return Status::Ok(); }
-
- private:
-  const uint64_t size_;
-};
 
 // True while `path` (canonical, as the frontend resolved it) is a mount
 // point in this namespace. Reads mountinfo, so it never sends a FUSE request.
@@ -612,15 +328,9 @@ int main(int argc, char** argv) {
   }
 
   // Signals are taken by sigtimedwait; no other thread may receive them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t signals = shorthorn::BlockStopSignals();
   // As fused: memory reclaim must not wait on the daemon under a loop device.
-  if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0) {
+  if (!shorthorn::SetIoFlusher()) {
     std::fprintf(stderr, "fuse_floor: PR_SET_IO_FLUSHER refused\n");
   }
 

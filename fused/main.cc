@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/auth.h"
+#include "common/daemon_signals.h"
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/pid_file.h"
@@ -25,10 +26,6 @@
 #include "fused/dbus/dbus_service.h"
 #include "fused/fuse/fuse_frontend.h"
 #include "fused/service/volume_service.h"
-
-#ifndef PR_SET_IO_FLUSHER
-#define PR_SET_IO_FLUSHER 57
-#endif
 
 using namespace shorthorn;
 
@@ -96,15 +93,9 @@ int main(int argc, char** argv) {
   SetLogLevel(level);
 
   // Signals are taken by sigwait below; no other thread may receive them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t signals = BlockStopSignals();
 
-  if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0) {
+  if (!SetIoFlusher()) {
     LogWarning("PR_SET_IO_FLUSHER refused; memory reclaim may wait on this daemon");
   }
   for (const auto& dir : {c.state_dir, c.mount_point}) {

@@ -83,19 +83,9 @@ usage() {
 
 # ---------------------------------------------------------------- helpers
 
-# volume_path NAME: the D-Bus object path (systemd-style escaping).
-volume_path() {
-  local name=$1 out="" c i
-  for ((i = 0; i < ${#name}; i++)); do
-    c=${name:i:1}
-    if [[ $c == [A-Za-z] || ($i -gt 0 && $c == [0-9]) ]]; then
-      out+=$c
-    else
-      out+=$(printf '_%02x' "'$c")
-    fi
-  done
-  echo "/org/shorthorn/Storage1/volumes/$out"
-}
+# volume_path NAME: the D-Bus object path.
+# shellcheck source=SCRIPTDIR/lib_volume_path.sh
+source "$REPO_DIR/scripts/lib_volume_path.sh"
 VOLUME_PATH=$(volume_path "$VOLUME")
 
 # running PID: true while PID exists and is not a zombie.

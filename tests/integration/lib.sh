@@ -106,7 +106,6 @@ find_binary() {
   echo "$path"
 }
 
-# init_test: the preamble of every test. Skips when the test cannot run,
 # set_test_dirs: the directories under TEST_DIR that the daemons use, made
 # (shared by init_test and bench/run.sh).
 set_test_dirs() {
@@ -131,12 +130,15 @@ set_test_dirs() {
   export SHORTHORN_CLUSTER_KEY=$CLUSTER_KEY
 }
 
-# creates the temp dir and installs the cleanup trap.
+# init_test [CMD...]: the preamble of every test. Skips when the test cannot
+# run (also when a CMD it names is missing), creates the temp dir and
+# installs the cleanup trap.
+# shellcheck disable=SC2120  # most tests name no CMD
 init_test() {
   requires_root
   requires_dev /dev/fuse /dev/loop-control
   requires_cmd dbus-daemon busctl gdbus setpriv losetup mkfs.ext4 e2fsck blkid \
-    blockdev mount umount mountpoint fusermount3 fuser sha256sum ss findmnt
+    blockdev mount umount mountpoint fusermount3 fuser sha256sum ss findmnt "$@"
   REPLICAD_BIN=$(find_binary shorthorn-replicad)
   FUSED_BIN=$(find_binary shorthorn-fused)
 
@@ -303,12 +305,18 @@ assert_fsck_clean() {
   log "ok: e2fsck -fn $1 clean ($2)"
 }
 
-# start_cluster NAME...: the private bus, one replicad per NAME (r1, r2, ...)
-# and fused with them as its replicads: the start of most tests.
-start_cluster() {
+# start_replicads NAME...: the private bus and one replicad per NAME (r1,
+# r2, ...), for a test that starts fused its own way.
+start_replicads() {
   local name
   start_bus
   for name in "$@"; do start_replicad "$name"; done
+}
+
+# start_cluster NAME...: start_replicads, then fused with them as its
+# replicads: the start of most tests.
+start_cluster() {
+  start_replicads "$@"
   start_fused
 }
 
@@ -316,9 +324,7 @@ start_cluster() {
 # as fused's default backup target (no credentials): BACKUP_TARGET_DIR
 # ($TEST_DIR/backups) and BACKUP_TARGET (its file:// URL) say where.
 start_backup_cluster() {
-  local name
-  start_bus
-  for name in "$@"; do start_replicad "$name"; done
+  start_replicads "$@"
   BACKUP_TARGET_DIR=$TEST_DIR/backups
   BACKUP_TARGET="file://$BACKUP_TARGET_DIR"
   start_fused_opts --backup-target "$BACKUP_TARGET" --backup-credentials "$CONF_DIR/no-credentials"
@@ -335,21 +341,10 @@ start_fused() { start_fused_opts; }
 
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
 
-# volume_path NAME: the object path of volume NAME (systemd's escaping:
-# every byte but [A-Za-z0-9], and a leading digit, becomes _xx).
-volume_path() {
-  local name=$1 out="" c i
-  [[ -n $name ]] || { echo "$ROOT_PATH/volumes/_"; return; }
-  for ((i = 0; i < ${#name}; i++)); do
-    c=${name:i:1}
-    if [[ $c == [A-Za-z] || ($i -gt 0 && $c == [0-9]) ]]; then
-      out+=$c
-    else
-      out+=$(printf '_%02x' "'$c")
-    fi
-  done
-  echo "$ROOT_PATH/volumes/$out"
-}
+# volume_path NAME: the object path of volume NAME (one copy for the
+# quickstart too).
+# shellcheck source=SCRIPTDIR/../../scripts/lib_volume_path.sh
+source "$REPO_DIR/scripts/lib_volume_path.sh"
 
 # _unquote: busctl's "t 42" / 's "x"' / 'o "/a"' -> the bare value.
 _unquote() { sed -E 's/^[a-z]+ //; s/^"(.*)"$/\1/'; }
@@ -390,6 +385,16 @@ attach_volume() {
 }
 
 detach_volume() { volume_call "$1" Detach 'a{sv}' 0 >/dev/null; }
+
+# mount_volume NAME: attaches volume NAME, makes ext4 on it and mounts it at
+# $FS_DIR/NAME; sets dev (its loop device) and mnt.
+mount_volume() {
+  mnt=$FS_DIR/$1
+  dev=$(attach_volume "$1")
+  mkfs.ext4 -q -F "$dev"
+  mkdir -p "$mnt"
+  mount "$dev" "$mnt"
+}
 
 # list_volumes: the volume object paths, one a line, sorted.
 list_volumes() {

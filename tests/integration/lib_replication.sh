@@ -164,6 +164,23 @@ create_replicated_volume() {
   manager_call CreateVolume 'stasa{sv}' "$name" "$size" "$#" "$@" 1 replica-count u "$#" | _unquote
 }
 
+# init_replicated_volume NAME [SNAPSHOT]: init_test, replicads r1 r2 r3 and
+# fused, then volume NAME (256 MiB) on r1 and r2, attached, its first 16 MiB
+# random; with SNAPSHOT, that snapshot of it, then 16 MiB more random from
+# 8 MiB on. Sets a1 and a2 (the replicas' addresses) and dev (the loop device).
+init_replicated_volume() {
+  init_test
+  start_cluster r1 r2 r3
+  a1=$(replica_address r1) a2=$(replica_address r2)
+  # shellcheck disable=SC2154  # MiB is lib.sh's
+  create_replicated_volume "$1" $((256 * MiB)) "$a1" "$a2" >/dev/null
+  dev=$(attach_volume "$1")
+  dd if=/dev/urandom of="$dev" bs=1M count=16 oflag=direct status=none
+  [[ -n ${2:-} ]] || return 0
+  volume_call "$1" Snapshot 'sa{sv}' "$2" 0 >/dev/null
+  dd if=/dev/urandom of="$dev" bs=1M seek=8 count=16 oflag=direct status=none
+}
+
 # replica_modes NAME: the Replicas property, one "address name mode" a line.
 replica_modes() {
   busctl --system --json=short get-property "$BUS_NAME" "$(volume_path "$1")" "$VOLUME_IFACE" \
@@ -248,6 +265,21 @@ for path, ifaces in objs.items():
     rows.append((int(path.rsplit("/", 1)[1]), path, g("State"), g("Bytes"), g("TotalBytes"),
                  (g("Message") or "").replace("\n", " ")))
 for r in sorted(rows): print(*r[1:])' "$(volume_path "$1")" "$2"
+}
+
+# wait_caught_up NAME ADDRESS: waits (90 s) until volume NAME is healthy,
+# asserts that the replica at ADDRESS is RW again, logs the rebuild jobs and
+# sets path, bytes, total and msg from the newest completed one (fails
+# when none completed).
+wait_caught_up() {
+  local jobs state
+  wait_robustness "$1" healthy 90
+  assert_eq RW "$(replica_mode "$1" "$2")" "mode of the replica at $2 after the catch-up"
+  jobs=$(jobs_of "$1" rebuild)
+  log "rebuild jobs:"$'\n'"$jobs"
+  # shellcheck disable=SC2034  # path, total, msg: for the caller
+  read -r path state bytes total msg < <(awk '$2 == "completed"' <<<"$jobs" | tail -1) ||
+    fail "no completed rebuild job: $jobs"
 }
 
 # replica_dir REPLICAD NAME: the directory of replica NAME on replicad REPLICAD.

@@ -13,11 +13,8 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-init_test
-requires_cmd python3
-start_bus
-start_replicad r1
-start_replicad r2
+init_test python3
+start_replicads r1 r2
 start_s3rver
 target="s3://$S3_BUCKET/site-a/backups"
 start_fused_opts --backup-target "$target" --backup-credentials "$CONF_DIR/no-credentials" \

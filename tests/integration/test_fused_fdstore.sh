@@ -16,10 +16,8 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-init_test
-requires_cmd python3
-start_bus
-start_replicad r1
+init_test python3
+start_replicads r1
 fused_command
 python3 "$LIB_DIR/fake_service_manager.py" "$TEST_DIR/sm" -- "${FUSED_CMD[@]}" \
   >>"$LOG_DIR/fused.log" 2>&1 </dev/null &
@@ -29,12 +27,8 @@ main_pid() { cat "$TEST_DIR/sm/main.pid" 2>/dev/null; }
 wait_until 30 "fused under the fake service manager answers" fused_answers >/dev/null
 
 vol=sd
-mnt=$FS_DIR/$vol
 create_volume "$vol" $((256 * MiB)) "$(replica_address r1)" >/dev/null
-dev=$(attach_volume "$vol")
-mkfs.ext4 -q -F "$dev"
-mkdir -p "$mnt"
-mount "$dev" "$mnt"
+mount_volume "$vol"
 head -c $((8 * MiB)) /dev/urandom >"$mnt/before"
 sync -f "$mnt"
 want=$(sha256sum <"$mnt/before" | cut -d' ' -f1)

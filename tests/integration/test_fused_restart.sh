@@ -29,13 +29,9 @@ kind=${SHORTHORN_RESTART_KIND:-both}
 
 start_cluster r1 r2
 vol=db
-mnt=$FS_DIR/$vol
 create_replicated_volume "$vol" $((512 * MiB)) "$(replica_address r1)" \
   "$(replica_address r2)" >/dev/null
-dev=$(attach_volume "$vol")
-mkfs.ext4 -q -F "$dev"
-mkdir -p "$mnt"
-mount "$dev" "$mnt"
+mount_volume "$vol"
 loop=${dev#/dev/}
 # The holder keeps the connection without being woken by its requests (it
 # once was, on every one: a context switch per request).

@@ -37,13 +37,9 @@ rebuilding_or_healthy() { rebuild_running "$1" || prop_is "$1" Robustness health
 
 # ---------------------------------------------------------------- rebuild
 vol=rb
-mnt=$FS_DIR/$vol
 create_replicated_volume "$vol" $((256 * MiB)) "$(replica_address r1)" "$(replica_address r2)" \
   >/dev/null
-dev=$(attach_volume "$vol")
-mkfs.ext4 -q -F "$dev"
-mkdir -p "$mnt"
-mount "$dev" "$mnt"
+mount_volume "$vol"
 dd if=/dev/urandom of="$mnt/data" bs=1M count=160 conv=fsync status=none
 want=$(sha256sum <"$mnt/data" | cut -d' ' -f1)
 
@@ -79,12 +75,8 @@ log "ok: the rebuild resumed after both restarts and ended healthy with the data
 
 # ---------------------------------------------------------------- snapshot deletion
 vol=sn
-mnt=$FS_DIR/$vol
 create_volume "$vol" $((512 * MiB)) "$(replica_address r1)" >/dev/null
-dev=$(attach_volume "$vol")
-mkfs.ext4 -q -F "$dev"
-mkdir -p "$mnt"
-mount "$dev" "$mnt"
+mount_volume "$vol"
 dd if=/dev/urandom of="$mnt/old" bs=1M count=256 conv=fsync status=none
 volume_call "$vol" Snapshot 'sa{sv}' s1 0 >/dev/null
 dd if=/dev/urandom of="$mnt/new" bs=1M count=32 conv=fsync status=none

@@ -52,12 +52,7 @@ wait "$writer" || writer_rc=$?
 assert_eq 0 "$writer_rc" "exit status of the writer (no I/O error while r2 was down)"
 log "ok: every write completed while r2 was down"
 
-wait_robustness "$vol" healthy 90
-assert_eq RW "$(replica_mode "$vol" "$a2")" "mode of r2's replica after the catch-up"
-jobs=$(jobs_of "$vol" rebuild)
-log "rebuild jobs:"$'\n'"$jobs"
-read -r path state bytes total msg < <(awk '$2 == "completed"' <<<"$jobs" | tail -1) ||
-  fail "no completed rebuild job: $jobs"
+wait_caught_up "$vol" "$a2"
 log "catch-up job $path: $bytes bytes of $total ($msg)"
 ((bytes > 0)) || fail "catch-up job copied $bytes bytes"
 ((bytes * 4 < VOL_SIZE)) || fail "catch-up job copied $bytes bytes, not a small fraction of $VOL_SIZE"

@@ -10,16 +10,8 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-init_test
-start_cluster r1 r2 r3
-
 vol=branches-1
-a1=$(replica_address r1) a2=$(replica_address r2)
-create_replicated_volume "$vol" $((256 * MiB)) "$a1" "$a2" >/dev/null
-dev=$(attach_volume "$vol")
-dd if=/dev/urandom of="$dev" bs=1M count=16 oflag=direct status=none
-volume_call "$vol" Snapshot 'sa{sv}' s1 0 >/dev/null
-dd if=/dev/urandom of="$dev" bs=1M seek=8 count=16 oflag=direct status=none
+init_replicated_volume "$vol" s1
 volume_call "$vol" Snapshot 'sa{sv}' s2 0 >/dev/null
 detach_volume "$vol"
 volume_call "$vol" Revert 'sa{sv}' s1 0 >/dev/null

@@ -14,16 +14,8 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-init_test
-start_cluster r1 r2 r3
-
 vol=revert-1
-a1=$(replica_address r1) a2=$(replica_address r2)
-create_replicated_volume "$vol" $((256 * MiB)) "$a1" "$a2" >/dev/null
-dev=$(attach_volume "$vol")
-dd if=/dev/urandom of="$dev" bs=1M count=16 oflag=direct status=none
-volume_call "$vol" Snapshot 'sa{sv}' s1 0 >/dev/null
-dd if=/dev/urandom of="$dev" bs=1M seek=8 count=16 oflag=direct status=none
+init_replicated_volume "$vol" s1
 detach_volume "$vol"
 stop_daemon replicad-r2
 if out=$(volume_call "$vol" Revert 'sa{sv}' s1 0 2>&1); then

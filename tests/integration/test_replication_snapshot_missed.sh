@@ -9,18 +9,21 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-init_test
-start_cluster r1 r2 r3
-
 vol=missed-1
-a1=$(replica_address r1) a2=$(replica_address r2)
-create_replicated_volume "$vol" $((256 * MiB)) "$a1" "$a2" >/dev/null
-dev=$(attach_volume "$vol")
-dd if=/dev/urandom of="$dev" bs=1M count=16 oflag=direct status=none
+init_replicated_volume "$vol"
 stop_daemon replicad-r2
 dd if=/dev/urandom of="$dev" bs=1M seek=32 count=4 oflag=direct status=none
 wait_replica_mode "$vol" "$a2" ERR 15
-volume_call "$vol" Snapshot 'sa{sv}' s1 0 >/dev/null
+# Tests replace a failed replica at once: a full rebuild onto r3 may start
+# before the snapshot, which is then refused until it ends. r2 stays down
+# (ERR) all the while, so whenever s1 is taken, r2 misses it.
+for ((i = 0; ; i++)); do
+  out=$(volume_call "$vol" Snapshot 'sa{sv}' s1 0 2>&1) && break
+  [[ $out == *"being rebuilt"* ]] || fail "Snapshot s1: $out"
+  ((i < 600)) || fail "Snapshot s1 still refused after 120 s: $out"
+  sleep 0.2
+done
+log "snapshot s1 taken (refused $i time(s) first while a rebuild ran)"
 dd if=/dev/urandom of="$dev" bs=1M seek=64 count=8 oflag=direct status=none
 log "snapshot s1 taken and 8 MiB written while r2 was down"
 start_replicad r2

@@ -21,12 +21,8 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-init_test
-requires_cmd python3
-start_bus
-start_replicad r1
-start_replicad r2
-start_replicad r3
+init_test python3
+start_replicads r1 r2 r3
 start_fused_opts --scrub-bandwidth 0
 
 vol=unclean-1

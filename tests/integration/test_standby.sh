@@ -15,8 +15,7 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-init_test
-requires_cmd python3 mkfs.ext4 e2fsck
+init_test python3
 start_backup_cluster r1 r2
 target_dir=$BACKUP_TARGET_DIR target=$BACKUP_TARGET
 

@@ -87,13 +87,10 @@ teardown_hook() {
 # ---------------------------------------------------------------- host A
 start_host A
 vol=moving
-mnt=$FS_DIR/$vol
 create_replicated_volume "$vol" $((256 * MiB)) "$(replica_address r1)" \
   "$(replica_address r2)" >/dev/null
-dev_a=$(attach_volume "$vol")
-mkfs.ext4 -q -F "$dev_a"
-mkdir -p "$mnt"
-mount "$dev_a" "$mnt"
+mount_volume "$vol"
+dev_a=$dev
 head -c $((16 * MiB)) /dev/urandom >"$mnt/data"
 want_file=$(sha256sum <"$mnt/data" | cut -d' ' -f1)
 umount "$mnt"
