@@ -29,8 +29,6 @@ class TokenBucket {
   // time passed.
   Clock::duration Take(uint64_t bytes, Clock::time_point now = Clock::now());
 
-  uint64_t rate() const { return rate_; }
-
  private:
   uint64_t rate_;
   double burst_;

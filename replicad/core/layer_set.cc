@@ -53,25 +53,26 @@ Result<BlockIndex> LayerSet::BuildIndex(const std::vector<uint64_t>& chain, uint
   return index;
 }
 
-uint16_t LayerSet::FreeSlotLocked() const {
-  for (size_t i = 0; i < slots_.size(); ++i) {
-    if (slots_[i] == nullptr) return static_cast<uint16_t>(i);
-  }
-  return static_cast<uint16_t>(slots_.size());
+void LayerSet::TakeSlotLocked(const LayerPtr& layer) {
+  size_t i = 0;
+  while (i < slots_.size() && slots_[i] != nullptr) ++i;
+  if (i == slots_.size()) slots_.resize(i + 1);
+  layer->slot = static_cast<uint16_t>(i);
+  slots_[i] = layer;
+}
+
+void LayerSet::FreeSlotLocked(const LayerPtr& layer) {
+  if (layer->slot < slots_.size() && slots_[layer->slot] == layer) slots_[layer->slot] = nullptr;
 }
 
 void LayerSet::AddLocked(const LayerPtr& layer) {
   layers_[layer->id] = layer;
-  if (layer->slot == BlockIndex::kNone) {
-    layer->slot = FreeSlotLocked();
-    if (layer->slot >= slots_.size()) slots_.resize(layer->slot + 1);
-    slots_[layer->slot] = layer;
-  }
+  if (layer->slot == BlockIndex::kNone) TakeSlotLocked(layer);
 }
 
 void LayerSet::RemoveLocked(const LayerPtr& layer) {
   layers_.erase(layer->id);
-  if (layer->slot < slots_.size() && slots_[layer->slot] == layer) slots_[layer->slot] = nullptr;
+  FreeSlotLocked(layer);
 }
 
 void LayerSet::Install(const ReplicaMeta& meta, Change change) {
@@ -95,14 +96,12 @@ void LayerSet::Install(const ReplicaMeta& meta, Change change) {
 
 void LayerSet::Reserve(const LayerPtr& layer) {
   std::unique_lock lock(mu_);
-  layer->slot = FreeSlotLocked();
-  if (layer->slot >= slots_.size()) slots_.resize(layer->slot + 1);
-  slots_[layer->slot] = layer;
+  TakeSlotLocked(layer);
 }
 
 void LayerSet::Unreserve(const LayerPtr& layer) {
   std::unique_lock lock(mu_);
-  if (layer->slot < slots_.size() && slots_[layer->slot] == layer) slots_[layer->slot] = nullptr;
+  FreeSlotLocked(layer);
 }
 
 void LayerSet::Remove(const LayerPtr& layer) {

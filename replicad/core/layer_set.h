@@ -105,7 +105,10 @@ class LayerSet {
   void Grow(uint64_t blocks);
 
  private:
-  uint16_t FreeSlotLocked() const;
+  // Gives `layer` the lowest free slot; FreeSlotLocked frees the slot it
+  // holds (when it still holds it).
+  void TakeSlotLocked(const LayerPtr& layer);
+  void FreeSlotLocked(const LayerPtr& layer);
   void AddLocked(const LayerPtr& layer);
   void RemoveLocked(const LayerPtr& layer);
 
