@@ -298,6 +298,42 @@ const char* RobustnessOf(size_t rw, uint32_t count) {
   return rw == 0 ? "faulted" : rw >= count ? "healthy" : "degraded";
 }
 
+std::vector<std::string> ReplicasToDrop(const std::vector<ShrinkMember>& members, uint32_t count,
+                                        bool attached) {
+  using Mode = ShrinkMember::Mode;
+  auto rank = [](const ShrinkMember& m) {
+    switch (m.mode) {
+      case Mode::kUnknown:
+      case Mode::kErr:
+        return 0;
+      case Mode::kWo:
+        return 1;
+      case Mode::kRw:
+        return m.local ? 3 : 2;
+    }
+    return 0;
+  };
+  std::vector<const ShrinkMember*> sorted;
+  size_t rw = 0;
+  for (const auto& m : members) {
+    sorted.push_back(&m);
+    rw += m.mode == Mode::kRw;
+  }
+  std::stable_sort(sorted.begin(), sorted.end(), [&](const ShrinkMember* a, const ShrinkMember* b) {
+    return rank(*a) < rank(*b);
+  });
+  std::vector<std::string> drop;
+  for (const ShrinkMember* m : sorted) {
+    if (members.size() - drop.size() <= count) break;
+    if (attached && m->mode == Mode::kRw) {
+      if (rw <= 1) break;  // never the last RW replica
+      rw--;
+    }
+    drop.push_back(m->name);
+  }
+  return drop;
+}
+
 ChunkReference ReferenceHash(const std::map<std::string, uint64_t>& hashes,
                              const std::string& preferred) {
   ChunkReference out;

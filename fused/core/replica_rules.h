@@ -151,6 +151,22 @@ bool ReplacementDue(bool can_catch_up, std::chrono::steady_clock::time_point fai
 // else "degraded".
 const char* RobustnessOf(size_t rw, uint32_t count);
 
+// A replica of a volume as SetReplicaCount's shrink sees it: its mode in
+// the attached volume's engine (kUnknown: detached, or not in the engine)
+// and whether its replicad is on this host.
+struct ShrinkMember {
+  enum class Mode { kUnknown, kErr, kWo, kRw };
+  std::string name;
+  Mode mode = Mode::kUnknown;
+  bool local = false;
+};
+// Which replicas to drop so that `count` remain, in the order they go:
+// least useful first (unknown or ERR, then WO, then remote RW, then local
+// RW; ties in the order given). Of an attached volume, never the last RW
+// replica: the list then stops short of `count`.
+std::vector<std::string> ReplicasToDrop(const std::vector<ShrinkMember>& members, uint32_t count,
+                                        bool attached);
+
 // Scrub: what one chunk should hash to, given each compared replica's hash
 // of it (by replica name). `agreed`: all the same, nothing to do. Else the
 // hash more than half of them hold (`majority`), or with no majority the

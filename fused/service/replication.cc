@@ -187,34 +187,29 @@ Status VolumeService::SetReplicaCount(const std::string& volume, uint32_t count,
     record->replica_count = count;
     epoch = record->epoch;
     auto it = attached_.find(volume);
-    // Least useful first: ERR (or unknown), then WO, then remote RW, then local RW.
-    auto rank = [&](const ReplicaRecord& r) {
-      if (it == attached_.end()) return 0;
-      for (const auto& st : it->second.engine->Replicas()) {
-        if (st.name != r.name) continue;
-        if (st.mode == ReplicaMode::kERR) return 0;
-        if (st.mode == ReplicaMode::kWO) return 1;
-        return IsLocalAddress(r.address) ? 3 : 2;
-      }
-      return 0;
-    };
-    std::vector<ReplicaRecord> sorted = record->replicas;
-    std::stable_sort(
-        sorted.begin(), sorted.end(),
-        [&](const ReplicaRecord& a, const ReplicaRecord& b) { return rank(a) < rank(b); });
-    while (record->replicas.size() > count && !sorted.empty()) {
-      ReplicaRecord victim = sorted.front();
-      sorted.erase(sorted.begin());
+    std::vector<ShrinkMember> members;
+    for (const auto& r : record->replicas) {
+      ShrinkMember m{r.name, ShrinkMember::Mode::kUnknown, IsLocalAddress(r.address)};
       if (it != attached_.end()) {
-        size_t rw = it->second.engine->Count(ReplicaMode::kRW);
-        if (rank(victim) >= 2 && rw <= 1) break;  // never drop the last RW replica
-        if (auto backend = it->second.engine->RemoveReplica(victim.name)) (void)backend->Close();
-        std::lock_guard clock(it->second.ctx->mutex);
-        it->second.ctx->targets.erase(victim.name);
+        for (const auto& st : it->second.engine->Replicas()) {
+          if (st.name != r.name) continue;
+          m.mode = st.mode == ReplicaMode::kERR  ? ShrinkMember::Mode::kErr
+                   : st.mode == ReplicaMode::kWO ? ShrinkMember::Mode::kWo
+                                                 : ShrinkMember::Mode::kRw;
+        }
       }
-      std::erase_if(record->replicas,
-                    [&](const ReplicaRecord& r) { return r.name == victim.name; });
-      drop.push_back(Target(*record, victim));
+      members.push_back(std::move(m));
+    }
+    for (const auto& name : ReplicasToDrop(members, count, it != attached_.end())) {
+      auto victim = std::find_if(record->replicas.begin(), record->replicas.end(),
+                                 [&](const ReplicaRecord& r) { return r.name == name; });
+      if (it != attached_.end()) {
+        if (auto backend = it->second.engine->RemoveReplica(name)) (void)backend->Close();
+        std::lock_guard clock(it->second.ctx->mutex);
+        it->second.ctx->targets.erase(name);
+      }
+      drop.push_back(Target(*record, *victim));
+      record->replicas.erase(victim);
     }
     SH_RETURN_IF_ERROR(registry_.Save().WithContext(what));
   }

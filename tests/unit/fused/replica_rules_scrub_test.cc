@@ -1,6 +1,6 @@
-// The robustness and scrub rules (fused/core/replica_rules.h) on tables of
-// cases: what Robustness an attached volume shows, and which hash a scrub
-// holds a chunk to.
+// The robustness, shrink and scrub rules (fused/core/replica_rules.h) on
+// tables of cases: what Robustness an attached volume shows, which replicas
+// SetReplicaCount drops, and which hash a scrub holds a chunk to.
 #include <gtest/gtest.h>
 
 #include "fused/core/replica_rules.h"
@@ -20,6 +20,45 @@ TEST(RobustnessRuleTest, Table) {
   };
   for (const Case& c : cases) {
     EXPECT_EQ(RobustnessOf(c.rw, c.count), c.want) << c.rw << " RW of " << c.count;
+  }
+}
+
+TEST(ShrinkRuleTest, Table) {
+  using Mode = ShrinkMember::Mode;
+  const ShrinkMember err{"e", Mode::kErr, false}, wo{"w", Mode::kWo, false},
+      remote{"r", Mode::kRw, false}, remote2{"r2", Mode::kRw, false}, local{"l", Mode::kRw, true},
+      unknown{"u", Mode::kUnknown, true};
+  struct Case {
+    const char* what;
+    std::vector<ShrinkMember> members;
+    uint32_t count;
+    bool attached;
+    std::vector<std::string> want;
+  };
+  const Case cases[] = {
+      {"nothing to drop", {remote, local}, 2, true, {}},
+      {"more wanted than there are", {remote}, 3, true, {}},
+      {"ERR before WO before remote RW before local RW",
+       {local, remote, wo, err},
+       1,
+       true,
+       {"e", "w", "r"}},
+      {"unknown counts as ERR; ties keep the order given",
+       {remote, unknown, err, remote2},
+       2,
+       true,
+       {"u", "e"}},
+      {"never the last RW replica of an attached volume", {local, err}, 0, true, {"e"}},
+      {"the last of two RW stays", {remote, local}, 0, true, {"r"}},
+      {"detached: the order given, down to the count",
+       {{"a", Mode::kUnknown, false}, {"b", Mode::kUnknown, true}, {"c", Mode::kUnknown, false}},
+       1,
+       false,
+       {"a", "b"}},
+      {"detached: no RW guard", {remote, local}, 0, false, {"r", "l"}},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(ReplicasToDrop(c.members, c.count, c.attached), c.want) << c.what;
   }
 }
 
