@@ -17,8 +17,9 @@
 # printed), 2 bad usage or a failed build, 77 clang or its libFuzzer
 # runtime is missing (CTest reports the test as skipped).
 #
-# Runs under `nice -n 19` with at most SHORTHORN_FUZZ_JOBS (default 2)
-# compile jobs: it shares the machine with builds and tests.
+# Runs SHORTHORN_FUZZ_PARALLEL targets at a time (default: one per core)
+# and at most SHORTHORN_FUZZ_JOBS (default 2) compile jobs, all under
+# `nice -n 19`: it shares the machine with builds and tests.
 # Reproduce a crash: DIR/tests/fuzz/fuzz_<target> DIR/crashes/<target>/crash-...
 set -euo pipefail
 
@@ -68,8 +69,7 @@ done
 # libclang-rt-14-dev; scripts/install-deps.sh installs them).
 cxx=${SHORTHORN_FUZZ_CXX:-clang++}
 probe=$(mktemp -d)
-SHORTHORN_FUZZ_SCRATCH=
-trap 'rm -rf "$probe" ${SHORTHORN_FUZZ_SCRATCH:+"$SHORTHORN_FUZZ_SCRATCH"}' EXIT
+trap 'rm -rf "$probe"' EXIT
 printf '%s\n' '#include <cstddef>' '#include <cstdint>' \
   'extern "C" int LLVMFuzzerTestOneInput(const uint8_t*, size_t) { return 0; }' >"$probe/p.cc"
 if ! command -v "$cxx" >/dev/null 2>&1 ||
@@ -109,51 +109,76 @@ nice -n 19 cmake --build "$build" -j"${SHORTHORN_FUZZ_JOBS:-2}" "${build_targets
 }
 echo "fuzz.sh: built in $((SECONDS - started)) s"
 
-# Sets cpu_now to the CPU seconds (user + system) this shell's children
-# have used so far. Not in a subshell: `times` must run in this shell.
+# Sets cpu_now to the CPU seconds (user + system) the children of the
+# calling shell have used so far. Not in a command substitution: `times`
+# must run in the calling shell.
 read_child_cpu() {
-  times >"$probe/times"  # line 2: "<user>m<s>s <sys>m<s>s" of the children
+  local file=$probe/times.$BASHPID
+  times >"$file"  # line 2: "<user>m<s>s <sys>m<s>s" of the children
   cpu_now=$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
-    printf "%.1f", t }' "$probe/times")
+    printf "%.1f", t }' "$file")
 }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:allocator_may_return_null=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-failed=()
-summary=()
-for t in "${targets[@]}"; do
-  work=$build/corpus/$t
-  crashes=$build/crashes/$t
-  log=$build/logs/$t.log
-  mkdir -p "$work" "$crashes" "$(dirname "$log")"
+
+# Runs target $1 (in a subshell of its own: `times` then counts its fuzzer
+# only) and writes its summary line to DIR/logs/<target>.result: the
+# executions, the CPU seconds, "clean" or the crash's input.
+run_target() {
+  local t=$1 work=$build/corpus/$1 crashes=$build/crashes/$1 log=$build/logs/$1.log
+  mkdir -p "$work" "$crashes"
   cp -n "$corpus_root/$t"/* "$work"/ 2>/dev/null || true
-  args=(-max_total_time="$seconds" -print_final_stats=1 -timeout=30 -rss_limit_mb=2048
+  local args=(-max_total_time="$seconds" -print_final_stats=1 -timeout=30 -rss_limit_mb=2048
     -artifact_prefix="$crashes/")
   [[ -f $repo/tests/fuzz/$t.dict ]] && args+=(-dict="$repo/tests/fuzz/$t.dict")
-  # The targets' scratch files, removed even when a target crashed.
+  # The target's scratch files, removed even when it crashed.
   SHORTHORN_FUZZ_SCRATCH=$(mktemp -d /dev/shm/shorthorn-fuzz.XXXXXX 2>/dev/null || mktemp -d)
   export SHORTHORN_FUZZ_SCRATCH
-  echo "fuzz.sh: running $t for $seconds s (log $log)"
-  read_child_cpu
-  cpu_before=$cpu_now
-  rc=0
+  trap 'rm -rf "$SHORTHORN_FUZZ_SCRATCH"' EXIT
+  local rc=0
   nice -n 19 "$build/tests/fuzz/fuzz_$t" "${args[@]}" "$work" >"$log" 2>&1 || rc=$?
-  rm -rf "$SHORTHORN_FUZZ_SCRATCH"
   read_child_cpu
-  cpu=$(awk -v a="$cpu_before" -v b="$cpu_now" 'BEGIN { printf "%.1f", b - a }')
+  local execs artifact result
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
   if ((rc == 0)) && [[ -z $artifact ]]; then
     result=clean
   else
     result="CRASH (exit $rc): ${artifact:-no input written, see the log}"
-    failed+=("$t")
-    echo "---- $t: report (from $log) ----"
-    grep -m1 -n -E '^==[0-9]+== ?ERROR|runtime error:|fuzz check failed|terminate called|deadly signal' "$log" |
-      cut -d: -f1 | { read -r first || first=1; tail -n +"$((first > 5 ? first - 5 : 1))" "$log" | head -n 60; }
-    echo "---- reproduce: $build/tests/fuzz/fuzz_$t ${artifact:-<input>}"
   fi
-  summary+=("$(printf '%-18s %12s %8s  %s' "$t" "${execs:-?}" "$cpu" "$result")")
+  printf '%-18s %12s %8s  %s\n' "$t" "${execs:-?}" "$cpu_now" "$result" >"$build/logs/$t.result"
+}
+
+# SHORTHORN_FUZZ_PARALLEL targets at a time (default: one per core).
+parallel=${SHORTHORN_FUZZ_PARALLEL:-$(nproc)}
+[[ $parallel =~ ^[1-9][0-9]*$ ]] || parallel=1
+echo "fuzz.sh: running ${#targets[@]} targets for $seconds s each, $parallel at a time (logs $build/logs/)"
+running=0
+for t in "${targets[@]}"; do
+  rm -f "$build/logs/$t.result"
+  if ((running >= parallel)); then
+    wait -n || true
+    running=$((running - 1))
+  fi
+  (run_target "$t") &
+  running=$((running + 1))
+done
+wait || true
+
+failed=()
+summary=()
+for t in "${targets[@]}"; do
+  log=$build/logs/$t.log
+  line=$(cat "$build/logs/$t.result" 2>/dev/null) || line=$(printf '%-18s %12s %8s  %s' "$t" '?' '?' \
+    "CRASH: the run left no result, see $log")
+  summary+=("$line")
+  [[ $line == *CRASH* ]] || continue
+  failed+=("$t")
+  echo "---- $t: report (from $log) ----"
+  grep -m1 -n -E '^==[0-9]+== ?ERROR|runtime error:|fuzz check failed|terminate called|deadly signal' "$log" |
+    cut -d: -f1 | { read -r first || first=1; tail -n +"$((first > 5 ? first - 5 : 1))" "$log" | head -n 60; }
+  echo "---- reproduce: $build/tests/fuzz/fuzz_$t <the input named above>"
 done
 
 echo
