@@ -57,7 +57,7 @@ struct VolumeInfo {
   std::string name;
   std::string object_path;
   uint64_t size = 0;
-  std::string state;  // detached, attached, maintenance, faulted
+  std::string state;  // detached, attached, maintenance, moved
   std::vector<ReplicaInfo> replicas;
   std::string frontend_path;  // the FUSE file while attached
   std::string loop_device;    // /dev/loopN while attached as a block device

@@ -169,11 +169,25 @@ struct BackupInfo {
   uint64_t blocks = 0;   // non-zero 2 MiB blocks
 };
 
+// Whether a replicad answers and takes new replicas. The strings are only
+// for the D-Bus edge (ListReplicads, doc/dbus-api.md): ReplicadStateName.
+enum class ReplicadState {
+  kUp,
+  kDraining,     // answers; takes no new replicas, its replicas move away
+  kUnreachable,  // did not answer
+};
+
+inline const char* ReplicadStateName(ReplicadState state) {
+  return state == ReplicadState::kUp         ? "up"
+         : state == ReplicadState::kDraining ? "draining"
+                                             : "unreachable";
+}
+
 // One replicad as this fused sees it (Manager.ListReplicads): the
 // configured ones and every one holding a replica of a volume here.
 struct ReplicadStatus {
   std::string address;  // "host:port"
-  std::string state;    // "up", "draining", "unreachable"
+  ReplicadState state = ReplicadState::kUp;
   std::string host_id;  // "" when unreachable
   std::vector<std::string> tags;
   uint64_t total_bytes = 0;  // its data directory's file system

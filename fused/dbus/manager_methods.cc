@@ -206,8 +206,8 @@ void DbusService::HandleListReplicads(sdbus::MethodCall call) {
                                   uint64_t, uint64_t, uint64_t, uint32_t, uint32_t, std::string>>
             out;
         for (const auto& r : *listed) {
-          out.emplace_back(r.address, r.state, r.host_id, r.tags, r.total_bytes, r.free_bytes,
-                           r.provisioned_bytes, r.replicas, r.rebuilds, r.message);
+          out.emplace_back(r.address, ReplicadStateName(r.state), r.host_id, r.tags, r.total_bytes,
+                           r.free_bytes, r.provisioned_bytes, r.replicas, r.rebuilds, r.message);
         }
         return ReplyWith(std::move(out));
       });

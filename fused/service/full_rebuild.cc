@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "common/net.h"
+#include "fused/core/rebuild_rules.h"
 #include "fused/core/replica_rules.h"
 
 namespace shorthorn::fused {
@@ -269,18 +270,23 @@ void FullRebuild::RetireReplaced() {
     VolumeRecord* r = service_.registry_.FindMutable(volume_);
     if (r != nullptr && r->replicas.size() > r->replica_count) {
       auto states_now = engine_->Replicas();
-      // The replaced one: a failed replica, one that cannot catch up first
-      // (one that can may still be waiting to).
-      auto victim = r->replicas.end();
-      for (auto it = r->replicas.begin(); it != r->replicas.end(); ++it) {
-        bool usable = false;
+      std::vector<RetireCandidate> members;
+      for (const auto& replica : r->replicas) {
+        RetireCandidate m;
+        m.name = replica.name;
         for (const auto& st : states_now) {
-          usable = usable || (st.name == it->name && st.mode != ReplicaMode::kERR);
+          m.usable = m.usable || (st.name == replica.name && st.mode != ReplicaMode::kERR);
         }
-        if (usable) continue;
         std::vector<std::pair<uint64_t, uint64_t>> missed;
-        if (victim == r->replicas.end() || !engine_->DirtyRanges(it->name, &missed)) victim = it;
-        if (!engine_->DirtyRanges(it->name, &missed)) break;
+        m.can_catch_up = !m.usable && engine_->DirtyRanges(replica.name, &missed);
+        members.push_back(std::move(m));
+      }
+      // The replaced one (ReplacedReplica): a failed replica, one that
+      // cannot catch up first. Its facts are by name: the first of the name.
+      auto victim = r->replicas.end();
+      if (auto name = ReplacedReplica(members)) {
+        victim = std::find_if(r->replicas.begin(), r->replicas.end(),
+                              [&name](const auto& replica) { return replica.name == *name; });
       }
       if (victim != r->replicas.end()) {
         replaced = victim->name;

@@ -280,10 +280,10 @@ Result<std::vector<ReplicadStatus>> VolumeService::ListReplicads(const Options& 
     }
     const size_t left = volumes_on.count(c.address) ? volumes_on[c.address].size() : 0;
     if (!c.reachable) {
-      s.state = "unreachable";
+      s.state = ReplicadState::kUnreachable;
       s.message = c.error;
     } else {
-      s.state = draining.count(c.address) ? "draining" : "up";
+      s.state = draining.count(c.address) ? ReplicadState::kDraining : ReplicadState::kUp;
       if (draining.count(c.address)) {
         s.message = std::to_string(left) + " volume(s) of this fused still have a replica here";
       }

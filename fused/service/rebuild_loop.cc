@@ -20,7 +20,7 @@
 
 #include "common/log.h"
 #include "common/net.h"
-#include "fused/core/replica_rules.h"
+#include "fused/core/rebuild_rules.h"
 #include "fused/service/full_rebuild.h"
 #include "fused/service/volume_service.h"
 
@@ -76,43 +76,33 @@ void VolumeService::CheckVolumes() {
         }
       }
       std::erase_if(failed, [&err](const auto& e) { return err.count(e.first) == 0; });
-      // Usable replicas not on a draining replicad, and those on one.
-      size_t usable = 0, leaving = 0, rw = 0;
+      // Short of replicas, and how it may be rebuilt: RebuildNeedOf.
+      std::vector<RebuildMember> members;
       for (const auto& st : states) {
-        if (st.mode == ReplicaMode::kERR) continue;
-        rw += st.mode == ReplicaMode::kRW;
-        bool on_draining = false;
+        RebuildMember m;
+        m.name = st.name;
+        m.mode = st.mode == ReplicaMode::kRW   ? RebuildMember::Mode::kRw
+                 : st.mode == ReplicaMode::kWO ? RebuildMember::Mode::kWo
+                                               : RebuildMember::Mode::kErr;
         for (const auto& r : record->replicas) {
-          on_draining = on_draining || (r.name == st.name && DrainingLocked(r.address));
+          if (r.name != st.name) continue;
+          m.on_draining = m.on_draining || DrainingLocked(r.address);
+          m.addresses.push_back(r.address);
         }
-        (on_draining ? leaving : usable)++;
-      }
-      if (rw == 0) continue;
-      const bool forced = rebuild_forced_.count(name) != 0;
-      if (usable >= record->replica_count) {
-        rebuild_forced_.erase(name);
-        if (leaving > 0) short_of_replicas.push_back({name, true, {}});  // drop it
-        continue;
-      }
-      // Failed replicas that can catch up and are still within the wait.
-      Short entry{name, false, {}};
-      size_t waiting = 0;
-      for (const auto& st : states) {
-        if (st.mode != ReplicaMode::kERR) continue;
-        std::vector<std::pair<uint64_t, uint64_t>> missed;
-        const bool can_catch_up = a.engine->DirtyRanges(st.name, &missed);
-        if (!can_catch_up) continue;
-        for (const auto& r : record->replicas) {
-          if (r.name == st.name) entry.probe.push_back(r.address);
+        if (st.mode == ReplicaMode::kERR) {
+          std::vector<std::pair<uint64_t, uint64_t>> missed;
+          m.can_catch_up = a.engine->DirtyRanges(st.name, &missed);
+          m.failed_at = failed[st.name];
         }
-        if (!ReplacementDue(true, failed[st.name], now_steady, settings_.replenishment_wait,
-                            forced)) {
-          waiting++;
-        }
+        members.push_back(std::move(m));
       }
-      entry.allow_full = record->replica_count - usable > waiting;
-      if (entry.allow_full) entry.probe.clear();
-      short_of_replicas.push_back(std::move(entry));
+      RebuildNeed need =
+          RebuildNeedOf(members, record->replica_count, rebuild_forced_.count(name) != 0,
+                        now_steady, settings_.replenishment_wait);
+      if (need.clear_forced) rebuild_forced_.erase(name);
+      if (need.short_of_replicas) {
+        short_of_replicas.push_back({name, need.allow_full, std::move(need.probe)});
+      }
     }
     for (const auto& [name, record] : registry_.volumes()) {
       for (const auto& s : record.stale) {

@@ -270,7 +270,7 @@ Status FakeVolumeManager::Rebuild(const std::string& volume, const Options& opti
 Result<std::vector<ReplicadStatus>> FakeVolumeManager::ListReplicads(const Options& options) {
   ReplicadStatus r;
   r.address = "127.0.0.1:9500";
-  r.state = draining_.count(r.address) ? "draining" : "up";
+  r.state = draining_.count(r.address) ? ReplicadState::kDraining : ReplicadState::kUp;
   r.host_id = "host-a";
   r.tags = {"ssd", "zone=z1"};
   r.total_bytes = 100ull << 30;
