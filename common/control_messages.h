@@ -27,12 +27,14 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 #include <boost/json/value_from.hpp>
+#include <boost/mp11.hpp>
 
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "common/status.h"
@@ -48,6 +50,7 @@ Status ValidateOwner(std::string_view owner);
 
 // CREATE_REPLICA (16). Reply: {}.
 struct CreateReplicaRequest {
+  static constexpr std::string_view kDefaultContext = "create replica";
   std::string volume;   // required
   std::string replica;  // required
   uint64_t size = 0;    // required: bytes
@@ -59,6 +62,7 @@ struct CreateReplicaRequest {
 
 // OPEN_REPLICA (17).
 struct OpenReplicaRequest {
+  static constexpr std::string_view kDefaultContext = "open replica";
   std::string volume;   // required
   std::string replica;  // required
   uint64_t epoch = 0;   // required
@@ -83,6 +87,7 @@ struct OpenReplicaReply {
 
 // HELLO (1): binds the connection. Reply: HelloReply.
 struct HelloRequest {
+  static constexpr std::string_view kDefaultContext = "hello replica";
   std::string volume;   // required
   std::string replica;  // required
   uint64_t epoch = 0;   // required
@@ -93,6 +98,7 @@ struct HelloReply {
 
 // CLOSE_REPLICA (18). Reply: {}.
 struct CloseReplicaRequest {
+  static constexpr std::string_view kDefaultContext = "close replica";
   std::string volume;   // required
   std::string replica;  // required
   uint64_t epoch = 0;   // required
@@ -100,6 +106,7 @@ struct CloseReplicaRequest {
 
 // DELETE_REPLICA (19). Reply: {}.
 struct DeleteReplicaRequest {
+  static constexpr std::string_view kDefaultContext = "delete replica";
   std::string volume;   // required
   std::string replica;  // required
   uint64_t epoch = 0;   // required
@@ -108,6 +115,7 @@ struct DeleteReplicaRequest {
 
 // LIST_REPLICAS (20).
 struct ListReplicasRequest {
+  static constexpr std::string_view kDefaultContext = "list replicas";
   std::string volume;  // required
 };
 // One replica of the reply (from its replica.json).
@@ -122,6 +130,8 @@ struct ReplicaSummary {
   std::string owner;                   // optional on decode ("" = none; always sent)
   std::vector<std::string> snapshots;  // optional on decode; not removed, oldest first
 };
+// Decode: "<context>: no 'replicas' array", "<context>: a replica lacks
+// replica, volume, size, epoch, generation, rebuilding or open".
 struct ListReplicasReply {
   std::vector<ReplicaSummary> replicas;  // required
   bool truncated = false;                // optional; sent only when true (some were left out)
@@ -147,6 +157,7 @@ struct ReplicadInfoReply {
 
 // SNAPSHOT (32). Reply: {}.
 struct SnapshotRequest {
+  static constexpr std::string_view kDefaultContext = "snapshot replica";
   std::string name;  // required
   // Optional (RFC 3339 UTC); absent or "": the replica's clock. Sent when set.
   std::optional<std::string> created;
@@ -164,11 +175,13 @@ using ReadSnapshotRequest = SnapshotNameRequest;
 
 // EXPAND (35). Reply: {}.
 struct ExpandRequest {
+  static constexpr std::string_view kDefaultContext = "expand replica";
   uint64_t size = 0;  // required: the new size in bytes
 };
 
 // SET_GENERATION (38). Reply: {}.
 struct SetGenerationRequest {
+  static constexpr std::string_view kDefaultContext = "set generation replica";
   uint64_t generation = 0;  // required
 };
 
@@ -232,6 +245,7 @@ struct LayerList {
 
 // REBUILD (39), sent to the target. Reply: {}.
 struct RebuildRequest {
+  static constexpr std::string_view kDefaultContext = "rebuild replica";
   std::string source;          // required: host:port of the source replicad
   std::string source_volume;   // required
   std::string source_replica;  // required
@@ -242,6 +256,7 @@ struct RebuildRequest {
 
 // LAYER_EXTENTS (40), asked of a source.
 struct LayerExtentsRequest {
+  static constexpr std::string_view kDefaultContext = "layer extents replica";
   std::string name;              // required
   std::optional<uint64_t> from;  // optional (replicad: 0); sent when set
   std::optional<uint64_t> max;   // optional (replicad: and cap 4096); sent when set
@@ -251,61 +266,73 @@ struct Extent {
   uint64_t length = 0;
 };
 struct LayerExtentsReply {
-  std::vector<Extent> extents;   // required: [[offset, length], ...]
+  // Required: [[offset, length], ...], each a pair of unsigned integers.
+  std::vector<Extent> extents;
   std::optional<uint64_t> next;  // required key: the next "from", or null after the last page
 };
 
 // CHECKSUM (43).
 struct ChecksumRequest {
+  static constexpr std::string_view kDefaultContext = "checksum replica";
   uint64_t offset = 0;  // required
   uint64_t length = 0;  // required
   uint64_t chunk = 0;   // required
 };
 struct ChecksumReply {
   uint64_t chunk = 0;  // optional on decode
-  // Required: XXH3-64 of each chunk, each 16 lowercase hex digits on the wire.
+  // Required: XXH3-64 of each chunk, each 16 lowercase hex digits on the
+  // wire ("<context>: hash N is not 16 lowercase hex digits").
   std::vector<uint64_t> hashes;
 };
 
-// ---- Encoding -------------------------------------------------------------
+// ---- Encoding and decoding ------------------------------------------------
+// Each message's fields are described once, in a table (json_mapping.h) in
+// control_messages.cc (requests) or control_replies.cc (replies); one
+// encoder and one decoder walk the tables.
 
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
-                const CreateReplicaRequest& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
-                const OpenReplicaRequest& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
-                const OpenReplicaReply& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv, const HelloRequest& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv, const HelloReply& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
-                const CloseReplicaRequest& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
-                const DeleteReplicaRequest& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
-                const ListReplicasRequest& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
-                const ReplicaSummary& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
-                const ListReplicasReply& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
-                const ReplicadInfoReply& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
-                const SnapshotRequest& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
-                const SnapshotNameRequest& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv, const ExpandRequest& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
-                const SetGenerationRequest& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv, const LayerList& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
-                const RebuildRequest& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
-                const LayerExtentsRequest& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
-                const LayerExtentsReply& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv,
-                const ChecksumRequest& m);
-void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv, const ChecksumReply& m);
+namespace detail {
+using Requests =
+    boost::mp11::mp_list<CreateReplicaRequest, OpenReplicaRequest, HelloRequest,
+                         CloseReplicaRequest, DeleteReplicaRequest, ListReplicasRequest,
+                         SnapshotRequest, SnapshotNameRequest, ExpandRequest, SetGenerationRequest,
+                         RebuildRequest, LayerExtentsRequest, ChecksumRequest>;
+using Replies =
+    boost::mp11::mp_list<OpenReplicaReply, HelloReply, ReplicaSummary, ListReplicasReply,
+                         ReplicadInfoReply, LayerList, LayerExtentsReply, ChecksumReply>;
+template <typename T>
+inline constexpr bool kIsRequest = boost::mp11::mp_contains<Requests, T>::value;
+template <typename T>
+inline constexpr bool kIsReply = boost::mp11::mp_contains<Replies, T>::value;
+
+// A pointer to any message of `List`.
+template <typename T>
+using ConstPtr = const T*;
+template <typename T>
+using Ptr = T*;
+template <typename List>
+using In = boost::mp11::mp_rename<boost::mp11::mp_transform<ConstPtr, List>, std::variant>;
+template <typename List>
+using Out = boost::mp11::mp_rename<boost::mp11::mp_transform<Ptr, List>, std::variant>;
+
+boost::json::object EncodeRequest(In<Requests> m);
+boost::json::object EncodeReply(In<Replies> m);
+Status DecodeRequest(const boost::json::object& o, Out<Requests> out, std::string_view context);
+Status DecodeReply(const boost::json::object& o, Out<Replies> out, std::string_view context);
+}  // namespace detail
+
+// The structs above that are whole JSON objects on the wire.
+template <typename T>
+concept Message = detail::kIsRequest<T> || detail::kIsReply<T>;
+
+// `boost::json::value_from(m)`: the JSON object sent on the wire.
+template <Message T>
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& jv, const T& m) {
+  if constexpr (detail::kIsRequest<T>) {
+    jv = detail::EncodeRequest(&m);
+  } else {
+    jv = detail::EncodeReply(&m);
+  }
+}
 
 // The message as the JSON object sent on the wire.
 template <typename T>
@@ -313,47 +340,21 @@ boost::json::object ToObject(const T& m) {
   return std::move(boost::json::value_from(m).as_object());
 }
 
-// ---- Decoding -------------------------------------------------------------
-// Requests: `context` starts each message (the defaults are replicad's).
-
-Status Decode(const boost::json::object& o, CreateReplicaRequest* out,
-              std::string_view context = "create replica");
-Status Decode(const boost::json::object& o, OpenReplicaRequest* out,
-              std::string_view context = "open replica");
-Status Decode(const boost::json::object& o, HelloRequest* out,
-              std::string_view context = "hello replica");
-Status Decode(const boost::json::object& o, CloseReplicaRequest* out,
-              std::string_view context = "close replica");
-Status Decode(const boost::json::object& o, DeleteReplicaRequest* out,
-              std::string_view context = "delete replica");
-Status Decode(const boost::json::object& o, ListReplicasRequest* out,
-              std::string_view context = "list replicas");
-Status Decode(const boost::json::object& o, SnapshotRequest* out,
-              std::string_view context = "snapshot replica");
-Status Decode(const boost::json::object& o, SnapshotNameRequest* out, std::string_view context);
-Status Decode(const boost::json::object& o, ExpandRequest* out,
-              std::string_view context = "expand replica");
-Status Decode(const boost::json::object& o, SetGenerationRequest* out,
-              std::string_view context = "set generation replica");
-Status Decode(const boost::json::object& o, RebuildRequest* out,
-              std::string_view context = "rebuild replica");
-Status Decode(const boost::json::object& o, LayerExtentsRequest* out,
-              std::string_view context = "layer extents replica");
-Status Decode(const boost::json::object& o, ChecksumRequest* out,
-              std::string_view context = "checksum replica");
-
-// Replies: `context` names the peer and the op ("replicad at X: bad
-// REPLICAD_INFO reply").
-Status Decode(const boost::json::object& o, OpenReplicaReply* out, std::string_view context);
-Status Decode(const boost::json::object& o, HelloReply* out, std::string_view context);
-// "<context>: no 'replicas' array", "a replica lacks replica, volume, ...".
-Status Decode(const boost::json::object& o, ListReplicasReply* out, std::string_view context);
-Status Decode(const boost::json::object& o, ReplicadInfoReply* out, std::string_view context);
-Status Decode(const boost::json::object& o, LayerList* out, std::string_view context);
-// Also checks each extent is a pair of unsigned integers.
-Status Decode(const boost::json::object& o, LayerExtentsReply* out, std::string_view context);
-// "<context>: hash N is not 16 lowercase hex digits".
-Status Decode(const boost::json::object& o, ChecksumReply* out, std::string_view context);
+// Decodes `o` into *out (unchanged on error). Requests: `context` starts
+// each message; a request's kDefaultContext (replicad's) is used when it is
+// not given. Replies: `context` names the peer and the op ("replicad at X:
+// bad REPLICAD_INFO reply").
+template <Message T>
+Status Decode(const boost::json::object& o, T* out, std::string_view context) {
+  if constexpr (detail::kIsRequest<T>) {
+    return detail::DecodeRequest(o, out, context);
+  } else {
+    return detail::DecodeReply(o, out, context);
+  }
+}
+template <Message T>
+requires requires { T::kDefaultContext; }
+Status Decode(const boost::json::object& o, T* out) { return Decode(o, out, T::kDefaultContext); }
 
 // Decodes into a new T: Decode<msg::LayerList>(o, "...").
 template <typename T, typename... Context>

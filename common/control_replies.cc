@@ -1,117 +1,154 @@
-// The decoders of the replies (fused's side of the protocol, and the
-// rebuild puller's): kProtocol/EPROTO errors naming the peer's context and
-// the key. The encoders and the request decoders are in
-// control_messages.cc; the header says what each field means.
+// Design notes: each reply (fused's side of the protocol, and the rebuild
+// puller's) is described once, by its table of fields (Fields below,
+// common/json_mapping.h), which the one encoder and the one decoder at the
+// end walk; decode errors are kProtocol/EPROTO naming the peer's context
+// and the key. A table lists the keys in the order replicad has always
+// sent them; value rules (Check rows) run where the old decoders ran them.
+// The requests are in control_messages.cc; the header says what each field
+// means.
 #include <boost/json.hpp>
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <limits>
+#include <tuple>
 #include <utility>
 
 #include "common/control_messages.h"
 #include "common/json_fields.h"
+#include "common/json_mapping.h"
 #include "common/names.h"
 
 namespace shorthorn::msg {
 namespace {
 
 namespace json = boost::json;
-using namespace json_fields;  // NOLINT: the field readers, for this file
+using json_fields::FieldContext;
+using json_mapping::Array, json_mapping::Bool, json_mapping::Check, json_mapping::Group,
+    json_mapping::Lenient, json_mapping::Nullable, json_mapping::Object, json_mapping::Optional,
+    json_mapping::ReadOnly, json_mapping::Required, json_mapping::SentIfSet, json_mapping::Slot,
+    json_mapping::String, json_mapping::StringElement, json_mapping::Uint64,
+    json_mapping::WriteOnly;
 
 // REPLICAD_INFO's hostname: a DNS name is at most 253 characters.
 constexpr size_t kMaxReplicadHostname = 255;
 
-FieldContext Reply(std::string_view context) {
-  return json_fields::ReplyContext(std::string(context));
-}
+// ---- Codecs of the odd fields ---------------------------------------------
 
-// The optional "state" of LIST_LAYERS' verify or rebuild object: absent
-// leaves *out; present, it must be one of the phase names.
+// LIST_LAYERS' verify or rebuild "state": one of the phase names.
 template <typename Phase>
-Status GetOptionalPhase(const json::object& o, const FieldContext& ctx,
-                        std::optional<Phase> (*parse)(std::string_view), std::string_view names,
-                        Phase* out) {
-  std::optional<std::string> name;
-  SH_RETURN_IF_ERROR(GetOptionalString(o, "state", ctx, &name));
-  if (!name) return Status::Ok();
-  std::optional<Phase> phase = parse(*name);
-  if (!phase) return ctx.Error("field 'state' is not one of " + std::string(names));
-  *out = *phase;
-  return Status::Ok();
-}
+struct PhaseCodec {
+  std::optional<Phase> (*parse)(std::string_view);
+  std::string_view names;  // for the error
 
-}  // namespace
-
-Status Decode(const json::object& o, OpenReplicaReply* out, std::string_view /*context*/) {
-  // Lenient on purpose (see the header): a field of another type counts as
-  // absent, as fused has always read this reply.
-  OpenReplicaReply m;
-  auto uint = [&o](std::string_view key, uint64_t* x) {
-    if (const json::value* v = o.if_contains(key)) (void)json_fields::AsUint64(*v, x);
-  };
-  auto boolean = [&o](std::string_view key, bool* x) {
-    if (const json::value* v = o.if_contains(key); v != nullptr && v->is_bool()) *x = v->as_bool();
-  };
-  uint("size", &m.size);
-  uint("epoch", &m.epoch);
-  uint("generation", &m.generation);
-  boolean("rebuilding", &m.rebuilding);
-  boolean("clean", &m.clean);
-  if (const json::value* v = o.if_contains("owner"); v != nullptr && v->is_string()) {
-    m.owner = std::string(v->as_string());
+  json::value Write(Phase p) const { return json::value(PhaseName(p)); }
+  Status Read(const json::value* v, const Slot& at, Phase* out) const {
+    std::string name;
+    SH_RETURN_IF_ERROR(String{}.Read(v, at, &name));
+    std::optional<Phase> phase = parse(name);
+    if (!phase) return at.Error("field 'state' is not one of " + std::string(names));
+    *out = *phase;
+    return Status::Ok();
   }
-  *out = std::move(m);
-  return Status::Ok();
-}
+};
 
-Status Decode(const json::object& o, HelloReply* out, std::string_view context) {
-  return GetOptionalUint64(o, "size", Reply(context), &out->size);
-}
+// A snapshot's "checksum_state": "done" or "pending" (any other string:
+// pending).
+struct ChecksumState {
+  json::value Write(bool done) const { return json::value(done ? "done" : "pending"); }
+  Status Read(const json::value* v, const Slot& at, bool* done) const {
+    std::string state;
+    SH_RETURN_IF_ERROR(String{}.Read(v, at, &state));
+    *done = state == "done";
+    return Status::Ok();
+  }
+};
 
-Status Decode(const json::object& o, ListReplicasReply* out, std::string_view context) {
-  const FieldContext ctx = Reply(context);
-  const json::value* list = o.if_contains("replicas");
-  if (list == nullptr || !list->is_array()) return ctx.Error("no 'replicas' array");
-  ListReplicasReply m;
-  for (const auto& item : list->as_array()) {
-    const json::object* r = item.if_object();
-    if (r == nullptr) return ctx.Error("a replica is not an object");
-    ReplicaSummary s;
-    if (!GetString(*r, "replica", ctx, &s.replica).ok() ||
-        !GetString(*r, "volume", ctx, &s.volume).ok() ||
-        !GetUint64(*r, "size", ctx, &s.size).ok() || !GetUint64(*r, "epoch", ctx, &s.epoch).ok() ||
-        !GetUint64(*r, "generation", ctx, &s.generation).ok() ||
-        !GetBool(*r, "rebuilding", ctx, &s.rebuilding).ok() ||
-        !GetBool(*r, "open", ctx, &s.open).ok()) {
-      return ctx.Error(
-          "a replica lacks replica, volume, size, epoch, generation, rebuilding or open");
+// CHECKSUM's hashes: 16 lowercase hex digits each.
+struct Hash {
+  json::value Write(uint64_t x) const {
+    char hex[17];
+    std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(x));
+    return json::value(hex);
+  }
+  Status ReadElement(const json::value& v, size_t index, const Slot& at, uint64_t* out) const {
+    const json::string* hex = v.if_string();
+    bool ok = hex != nullptr && hex->size() == 16 &&
+              std::all_of(hex->begin(), hex->end(),
+                          [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+    if (ok)
+      ok = std::from_chars(hex->data(), hex->data() + hex->size(), *out, 16).ec == std::errc();
+    if (!ok) return at.Error("hash " + std::to_string(index) + " is not 16 lowercase hex digits");
+    return Status::Ok();
+  }
+};
+
+// LAYER_EXTENTS' extents: [offset, length] pairs.
+struct ExtentPair {
+  json::value Write(const Extent& e) const { return json::array{e.offset, e.length}; }
+  Status ReadElement(const json::value& v, size_t, const Slot& at, Extent* out) const {
+    const json::array* pair = v.if_array();
+    if (pair == nullptr || pair->size() != 2 || !json_fields::AsUint64((*pair)[0], &out->offset) ||
+        !json_fields::AsUint64((*pair)[1], &out->length)) {
+      return at.Error("a malformed extent " + json::serialize(v));
     }
-    SH_RETURN_IF_ERROR(GetOptionalString(*r, "owner", ctx, &s.owner));
-    const json::array* snapshots = nullptr;
-    SH_RETURN_IF_ERROR(GetOptionalArray(*r, "snapshots", ctx, &snapshots));
-    if (snapshots != nullptr) {
-      for (const auto& n : *snapshots) {
-        if (!n.is_string()) return ctx.Error("a snapshot name is not a string");
-        s.snapshots.emplace_back(n.as_string());
+    return Status::Ok();
+  }
+};
+
+// Reads nothing: the value is an array (its elements are read later).
+struct AnArray {
+  template <typename T>
+  Status Read(const json::value* v, const Slot& at, T*) const {
+    return v != nullptr && v->is_array() ? Status::Ok() : at.WrongType("an array");
+  }
+};
+
+// REPLICAD_INFO's tags: at most kMaxTags, each ValidateTag, distinct, at
+// most one zone=.
+struct Tags {
+  json::value Write(const std::vector<std::string>& tags) const {
+    return json_mapping::Strings{}.Write(tags);
+  }
+  Status Read(const json::value* v, const Slot& at, std::vector<std::string>* out) const {
+    if (v == nullptr || !v->is_array()) return at.WrongType("an array");
+    const json::array& tags = v->as_array();
+    if (tags.size() > kMaxTags) {
+      return at.Error("field 'tags' holds " + std::to_string(tags.size()) + " tags, more than " +
+                      std::to_string(kMaxTags));
+    }
+    std::vector<std::string> m;
+    std::string zone;
+    for (const auto& t : tags) {
+      if (!t.is_string()) return at.Error("field 'tags': a tag is not a string");
+      std::string tag(t.as_string());
+      if (Status s = ValidateTag(tag); !s.ok()) return at.Error("field 'tags': " + s.message());
+      if (std::find(m.begin(), m.end(), tag) != m.end()) {
+        return at.Error("field 'tags': tag '" + tag + "' is given twice");
       }
+      if (tag.rfind("zone=", 0) == 0) {
+        if (!zone.empty()) {
+          return at.Error("field 'tags': two zones, '" + zone + "' and '" + tag + "'");
+        }
+        zone = tag;
+      }
+      m.push_back(std::move(tag));
     }
-    m.replicas.push_back(std::move(s));
+    *out = std::move(m);
+    return Status::Ok();
   }
-  SH_RETURN_IF_ERROR(GetOptionalBool(o, "truncated", ctx, &m.truncated));
-  *out = std::move(m);
-  return Status::Ok();
+};
+
+// ---- REPLICAD_INFO's value rules ------------------------------------------
+
+Status CheckHostId(const ReplicadInfoReply& m, const FieldContext& ctx) {
+  Status s = ValidateHostId(m.host_id);
+  return s.ok() ? s : ctx.Error("field 'host_id': " + s.message());
 }
 
-Status Decode(const json::object& o, ReplicadInfoReply* out, std::string_view context) {
-  const FieldContext ctx = Reply(context);
-  ReplicadInfoReply m;
-  SH_RETURN_IF_ERROR(GetString(o, "host_id", ctx, &m.host_id));
-  if (Status s = ValidateHostId(m.host_id); !s.ok()) {
-    return ctx.Error("field 'host_id': " + s.message());
-  }
-  // Only for messages, but it ends up in logs and D-Bus replies.
-  SH_RETURN_IF_ERROR(GetOptionalString(o, "hostname", ctx, &m.hostname));
+// Only for messages, but it ends up in logs and D-Bus replies.
+Status CheckHostname(const ReplicadInfoReply& m, const FieldContext& ctx) {
   if (m.hostname.size() > kMaxReplicadHostname) {
     return ctx.Error("field 'hostname' is longer than " + std::to_string(kMaxReplicadHostname) +
                      " characters");
@@ -121,184 +158,191 @@ Status Decode(const json::object& o, ReplicadInfoReply* out, std::string_view co
       return ctx.Error("field 'hostname' holds a control character");
     }
   }
-  const json::array* tags = nullptr;
-  SH_RETURN_IF_ERROR(GetArray(o, "tags", ctx, &tags));
-  if (tags->size() > kMaxTags) {
-    return ctx.Error("field 'tags' holds " + std::to_string(tags->size()) + " tags, more than " +
-                     std::to_string(kMaxTags));
+  return Status::Ok();
+}
+
+Status CheckFreeBytes(const ReplicadInfoReply& m, const FieldContext& ctx) {
+  if (m.free_bytes <= m.total_bytes) return Status::Ok();
+  return ctx.Error("field 'free_bytes' (" + std::to_string(m.free_bytes) +
+                   ") is above 'total_bytes' (" + std::to_string(m.total_bytes) + ")");
+}
+
+Status CheckReplicaCount(const ReplicadInfoReply& m, const FieldContext& ctx) {
+  constexpr uint64_t kMax = std::numeric_limits<uint32_t>::max();
+  if (m.replicas <= kMax) return Status::Ok();
+  return ctx.Error("field 'replicas' (" + std::to_string(m.replicas) + ") is above " +
+                   std::to_string(kMax));
+}
+
+// ---- The replies' fields --------------------------------------------------
+
+// Every field lenient (see the header); all sent.
+auto Fields(const OpenReplicaReply&) {
+  using M = OpenReplicaReply;
+  return std::make_tuple(Lenient("size", &M::size), Lenient("epoch", &M::epoch),
+                         Lenient("generation", &M::generation),
+                         Lenient("rebuilding", &M::rebuilding), Lenient("clean", &M::clean),
+                         Lenient("owner", &M::owner));
+}
+
+auto Fields(const HelloReply&) { return std::make_tuple(Optional("size", &HelloReply::size)); }
+
+// A listed replica: the fields every one must have (one error names them
+// all), then the others.
+auto RequiredFields(const ReplicaSummary&) {
+  using M = ReplicaSummary;
+  return std::make_tuple(Required("replica", &M::replica), Required("volume", &M::volume),
+                         Required("size", &M::size), Required("epoch", &M::epoch),
+                         Required("generation", &M::generation),
+                         Required("rebuilding", &M::rebuilding), Required("open", &M::open));
+}
+auto OptionalFields(const ReplicaSummary&) {
+  using M = ReplicaSummary;
+  return std::make_tuple(
+      Optional("owner", &M::owner),
+      Optional("snapshots", &M::snapshots, json_mapping::Strings{{"a snapshot name"}, {}}));
+}
+auto Fields(const ReplicaSummary& m) {
+  return std::tuple_cat(RequiredFields(m), OptionalFields(m));
+}
+
+struct Summary {
+  json::value Write(const ReplicaSummary& s) const {
+    return json_mapping::ToJsonObject(s, Fields(s));
   }
-  std::string zone;
-  for (const auto& t : *tags) {
-    if (!t.is_string()) return ctx.Error("field 'tags': a tag is not a string");
-    std::string tag(t.as_string());
-    if (Status s = ValidateTag(tag); !s.ok()) return ctx.Error("field 'tags': " + s.message());
-    if (std::find(m.tags.begin(), m.tags.end(), tag) != m.tags.end()) {
-      return ctx.Error("field 'tags': tag '" + tag + "' is given twice");
+  Status ReadElement(const json::value& v, size_t, const Slot& at, ReplicaSummary* out) const {
+    if (!v.is_object()) return at.Error("a replica is not an object");
+    if (!json_mapping::ReadFields(v.as_object(), at.ctx, RequiredFields(*out), out).ok()) {
+      return at.Error(
+          "a replica lacks replica, volume, size, epoch, generation, rebuilding or open");
     }
-    if (tag.rfind("zone=", 0) == 0) {
-      if (!zone.empty())
-        return ctx.Error("field 'tags': two zones, '" + zone + "' and '" + tag + "'");
-      zone = tag;
-    }
-    m.tags.push_back(std::move(tag));
+    return json_mapping::ReadFields(v.as_object(), at.ctx, OptionalFields(*out), out);
   }
-  SH_RETURN_IF_ERROR(GetUint64(o, "total_bytes", ctx, &m.total_bytes));
-  SH_RETURN_IF_ERROR(GetUint64(o, "free_bytes", ctx, &m.free_bytes));
-  SH_RETURN_IF_ERROR(GetUint64(o, "provisioned_bytes", ctx, &m.provisioned_bytes));
-  if (m.free_bytes > m.total_bytes) {
-    return ctx.Error("field 'free_bytes' (" + std::to_string(m.free_bytes) +
-                     ") is above 'total_bytes' (" + std::to_string(m.total_bytes) + ")");
-  }
-  SH_RETURN_IF_ERROR(GetUint64(o, "replicas", ctx, &m.replicas));
-  if (m.replicas > std::numeric_limits<uint32_t>::max()) {
-    return ctx.Error("field 'replicas' (" + std::to_string(m.replicas) + ") is above " +
-                     std::to_string(std::numeric_limits<uint32_t>::max()));
-  }
-  *out = std::move(m);
-  return Status::Ok();
+};
+
+auto Fields(const ListReplicasReply&) {
+  using M = ListReplicasReply;
+  return std::make_tuple(
+      Required("replicas", &M::replicas, Array<Summary>{{}, "no 'replicas' array"}),
+      SentIfSet("truncated", &M::truncated));
 }
 
-namespace {
-
-Status DecodeSnapshotLayer(const json::value& v, const FieldContext& list_ctx, SnapshotLayer* out) {
-  if (!v.is_object()) return list_ctx.Error("a snapshot is not an object");
-  const json::object& o = v.as_object();
-  SH_RETURN_IF_ERROR(GetString(o, "name", list_ctx, &out->name));
-  const FieldContext ctx{list_ctx.what + ": snapshot " + out->name, list_ctx.kind,
-                         list_ctx.sys_errno};
-  SH_RETURN_IF_ERROR(json_fields::GetNullableString(o, "parent", ctx, false, &out->parent));
-  SH_RETURN_IF_ERROR(GetOptionalString(o, "created", ctx, &out->created));
-  SH_RETURN_IF_ERROR(GetOptionalBool(o, "user_created", ctx, &out->user_created));
-  SH_RETURN_IF_ERROR(GetOptionalUint64(o, "size_held", ctx, &out->size_held));
-  SH_RETURN_IF_ERROR(GetOptionalBool(o, "removed", ctx, &out->removed));
-  SH_RETURN_IF_ERROR(GetOptionalString(o, "checksum", ctx, &out->checksum));
-  std::string state;
-  SH_RETURN_IF_ERROR(GetOptionalString(o, "checksum_state", ctx, &state));
-  out->checksum_done = state == "done";
-  return Status::Ok();
+auto Fields(const ReplicadInfoReply&) {
+  using M = ReplicadInfoReply;
+  return std::make_tuple(
+      Required("host_id", &M::host_id), Check<M>{&CheckHostId}, Optional("hostname", &M::hostname),
+      Check<M>{&CheckHostname}, Required("tags", &M::tags, Tags{}),
+      Required("total_bytes", &M::total_bytes), Required("free_bytes", &M::free_bytes),
+      Required("provisioned_bytes", &M::provisioned_bytes), Check<M>{&CheckFreeBytes},
+      Required("replicas", &M::replicas), Check<M>{&CheckReplicaCount});
 }
 
-Status DecodeTask(const json::value& v, const FieldContext& ctx, LayerTask* out) {
-  if (!v.is_object()) return ctx.Error("a task is not an object");
-  const json::object& o = v.as_object();
-  SH_RETURN_IF_ERROR(GetOptionalString(o, "op", ctx, &out->op));
-  SH_RETURN_IF_ERROR(GetOptionalString(o, "name", ctx, &out->name));
-  SH_RETURN_IF_ERROR(GetOptionalUint64(o, "done_bytes", ctx, &out->done_bytes));
-  SH_RETURN_IF_ERROR(GetOptionalUint64(o, "total_bytes", ctx, &out->total_bytes));
-  return Status::Ok();
+// A listed snapshot: its name, then the rest, read in the context
+// "<context>: snapshot <name>".
+auto NameField(const SnapshotLayer&) {
+  return std::make_tuple(Required("name", &SnapshotLayer::name));
 }
+auto OtherFields(const SnapshotLayer&) {
+  using M = SnapshotLayer;
+  return std::make_tuple(
+      Optional("parent", &M::parent, Nullable<String>{}), Optional("created", &M::created),
+      Optional("user_created", &M::user_created), Optional("size_held", &M::size_held),
+      Optional("removed", &M::removed), Optional("checksum", &M::checksum),
+      Optional("checksum_state", &M::checksum_done, ChecksumState{}));
+}
+
+struct Layer {
+  json::value Write(const SnapshotLayer& s) const {
+    return json_mapping::ToJsonObject(s, std::tuple_cat(NameField(s), OtherFields(s)));
+  }
+  Status ReadElement(const json::value& v, size_t, const Slot& at, SnapshotLayer* out) const {
+    if (!v.is_object()) return at.Error("a snapshot is not an object");
+    SH_RETURN_IF_ERROR(json_mapping::ReadFields(v.as_object(), at.ctx, NameField(*out), out));
+    const FieldContext ctx{at.ctx.what + ": snapshot " + out->name, at.ctx.kind, at.ctx.sys_errno};
+    return json_mapping::ReadFields(v.as_object(), ctx, OtherFields(*out), out);
+  }
+};
+
+auto Fields(const LayerTask&) {
+  using M = LayerTask;
+  return std::make_tuple(Optional("op", &M::op), Optional("name", &M::name),
+                         Optional("done_bytes", &M::done_bytes),
+                         Optional("total_bytes", &M::total_bytes));
+}
+
+// A task, read in the context "<context>: tasks".
+struct Task {
+  json::value Write(const LayerTask& t) const { return json_mapping::ToJsonObject(t, Fields(t)); }
+  Status ReadElement(const json::value& v, size_t, const Slot& at, LayerTask* out) const {
+    const FieldContext ctx = at.Nested();
+    if (!v.is_object()) return ctx.Error("a task is not an object");
+    return json_mapping::ReadFields(v.as_object(), ctx, Fields(*out), out);
+  }
+};
+
+// Every field optional (absent: the default); all sent.
+auto Fields(const LayerList&) {
+  using M = LayerList;
+  auto head = std::make_tuple(Optional("parent", &M::head_parent, Nullable<String>{}),
+                              Optional("size_held", &M::head_size_held));
+  auto verify = std::make_tuple(
+      Optional("state", &VerifyState::state,
+               PhaseCodec<VerifyPhase>{&ParseVerifyPhase, "idle, running, done"}),
+      Optional("bad", &VerifyState::bad), Optional("checked", &VerifyState::checked));
+  auto rebuild = std::make_tuple(
+      Optional("state", &RebuildState::state,
+               PhaseCodec<RebuildPhase>{&ParseRebuildPhase, "idle, running, done, failed"}),
+      Optional("message", &RebuildState::message), Optional("bytes", &RebuildState::bytes));
+  return std::make_tuple(
+      Optional("size", &M::size), Optional("generation", &M::generation),
+      Optional("rebuilding", &M::rebuilding), Optional("actual_size", &M::actual_size),
+      Group{"head", head}, Optional("snapshots", &M::snapshots, Array<Layer>{}),
+      Optional("tasks", &M::tasks, Array<Task>{}), Optional("verify", &M::verify, Object{verify}),
+      Optional("rebuild", &M::rebuild, Object{rebuild}));
+}
+
+// Read as it always was: "extents" an array, then "next", then each extent.
+auto Fields(const LayerExtentsReply&) {
+  using M = LayerExtentsReply;
+  auto extents = Required("extents", &M::extents, Array<ExtentPair>{});
+  return std::make_tuple(WriteOnly{extents}, ReadOnly{Required("extents", &M::extents, AnArray{})},
+                         Required("next", &M::next, Nullable<Uint64>{}), ReadOnly{extents});
+}
+
+auto Fields(const ChecksumReply&) {
+  using M = ChecksumReply;
+  return std::make_tuple(Optional("chunk", &M::chunk),
+                         Required("hashes", &M::hashes, Array<Hash>{{}, "no 'hashes' array"}));
+}
+
+// The table of any reply.
+constexpr auto kFields = [](const auto& m) { return Fields(m); };
 
 }  // namespace
 
-Status Decode(const json::object& o, LayerList* out, std::string_view context) {
-  const FieldContext ctx = Reply(context);
-  LayerList m;
-  SH_RETURN_IF_ERROR(GetOptionalUint64(o, "size", ctx, &m.size));
-  SH_RETURN_IF_ERROR(GetOptionalUint64(o, "generation", ctx, &m.generation));
-  SH_RETURN_IF_ERROR(GetOptionalBool(o, "rebuilding", ctx, &m.rebuilding));
-  SH_RETURN_IF_ERROR(GetOptionalUint64(o, "actual_size", ctx, &m.actual_size));
-  const json::object* head = nullptr;
-  SH_RETURN_IF_ERROR(GetOptionalObject(o, "head", ctx, &head));
-  if (head != nullptr) {
-    const FieldContext head_ctx{ctx.what + ": head", ctx.kind, ctx.sys_errno};
-    SH_RETURN_IF_ERROR(
-        json_fields::GetNullableString(*head, "parent", head_ctx, false, &m.head_parent));
-    SH_RETURN_IF_ERROR(GetOptionalUint64(*head, "size_held", head_ctx, &m.head_size_held));
-  }
-  const json::array* snapshots = nullptr;
-  SH_RETURN_IF_ERROR(GetOptionalArray(o, "snapshots", ctx, &snapshots));
-  if (snapshots != nullptr) {
-    for (const auto& v : *snapshots) {
-      SnapshotLayer s;
-      SH_RETURN_IF_ERROR(DecodeSnapshotLayer(v, ctx, &s));
-      m.snapshots.push_back(std::move(s));
+json::object detail::EncodeReply(In<Replies> m) { return json_mapping::WriteAny(m, kFields); }
+
+std::string EncodeListReplicasReply(const std::vector<ReplicaSummary>& replicas, size_t max_count,
+                                    size_t max_bytes) {
+  constexpr std::string_view kHead = R"({"replicas":[)", kTail = "]}",
+                             kTruncatedTail = R"(],"truncated":true})";
+  std::string out(kHead);
+  bool truncated = false;
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    std::string entry = json::serialize(json::value_from(replicas[i]));
+    if (i == max_count || out.size() + 1 + entry.size() + kTruncatedTail.size() > max_bytes) {
+      truncated = true;
+      break;
     }
+    if (i > 0) out += ',';
+    out += entry;
   }
-  const json::array* tasks = nullptr;
-  SH_RETURN_IF_ERROR(GetOptionalArray(o, "tasks", ctx, &tasks));
-  if (tasks != nullptr) {
-    const FieldContext task_ctx{ctx.what + ": tasks", ctx.kind, ctx.sys_errno};
-    for (const auto& v : *tasks) {
-      LayerTask t;
-      SH_RETURN_IF_ERROR(DecodeTask(v, task_ctx, &t));
-      m.tasks.push_back(std::move(t));
-    }
-  }
-  const json::object* verify = nullptr;
-  SH_RETURN_IF_ERROR(GetOptionalObject(o, "verify", ctx, &verify));
-  if (verify != nullptr) {
-    const FieldContext verify_ctx{ctx.what + ": verify", ctx.kind, ctx.sys_errno};
-    SH_RETURN_IF_ERROR(GetOptionalPhase(*verify, verify_ctx, &ParseVerifyPhase,
-                                        "idle, running, done", &m.verify.state));
-    SH_RETURN_IF_ERROR(
-        json_fields::GetStringArray(*verify, "bad", verify_ctx, false, &m.verify.bad));
-    SH_RETURN_IF_ERROR(GetOptionalUint64(*verify, "checked", verify_ctx, &m.verify.checked));
-  }
-  const json::object* rebuild = nullptr;
-  SH_RETURN_IF_ERROR(GetOptionalObject(o, "rebuild", ctx, &rebuild));
-  if (rebuild != nullptr) {
-    const FieldContext rebuild_ctx{ctx.what + ": rebuild", ctx.kind, ctx.sys_errno};
-    SH_RETURN_IF_ERROR(GetOptionalPhase(*rebuild, rebuild_ctx, &ParseRebuildPhase,
-                                        "idle, running, done, failed", &m.rebuild.state));
-    SH_RETURN_IF_ERROR(GetOptionalString(*rebuild, "message", rebuild_ctx, &m.rebuild.message));
-    SH_RETURN_IF_ERROR(GetOptionalUint64(*rebuild, "bytes", rebuild_ctx, &m.rebuild.bytes));
-  }
-  *out = std::move(m);
-  return Status::Ok();
+  out += truncated ? kTruncatedTail : kTail;
+  return out;
 }
 
-Status Decode(const json::object& o, LayerExtentsReply* out, std::string_view context) {
-  const FieldContext ctx = Reply(context);
-  LayerExtentsReply m;
-  const json::array* extents = nullptr;
-  SH_RETURN_IF_ERROR(GetArray(o, "extents", ctx, &extents));
-  const json::value* next = o.if_contains("next");
-  if (next == nullptr) return ctx.Error("field 'next' is missing");
-  if (!next->is_null()) {
-    uint64_t n = 0;
-    if (!json_fields::AsUint64(*next, &n)) {
-      return ctx.Error("field 'next' is not an unsigned integer or null");
-    }
-    m.next = n;
-  }
-  m.extents.reserve(extents->size());
-  for (const auto& e : *extents) {
-    const json::array* pair = e.if_array();
-    Extent x;
-    if (pair == nullptr || pair->size() != 2 || !json_fields::AsUint64((*pair)[0], &x.offset) ||
-        !json_fields::AsUint64((*pair)[1], &x.length)) {
-      return ctx.Error("a malformed extent " + json::serialize(e));
-    }
-    m.extents.push_back(x);
-  }
-  *out = std::move(m);
-  return Status::Ok();
-}
-
-Status Decode(const json::object& o, ChecksumReply* out, std::string_view context) {
-  const FieldContext ctx = Reply(context);
-  ChecksumReply m;
-  SH_RETURN_IF_ERROR(GetOptionalUint64(o, "chunk", ctx, &m.chunk));
-  const json::value* hashes = o.if_contains("hashes");
-  if (hashes == nullptr || !hashes->is_array()) return ctx.Error("no 'hashes' array");
-  m.hashes.reserve(hashes->as_array().size());
-  for (const auto& v : hashes->as_array()) {
-    const json::string* hex = v.if_string();
-    bool ok = hex != nullptr && hex->size() == 16 &&
-              std::all_of(hex->begin(), hex->end(),
-                          [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-    uint64_t x = 0;
-    if (ok) {
-      ok = std::from_chars(hex->data(), hex->data() + hex->size(), x, 16).ec == std::errc();
-    }
-    if (!ok) {
-      return ctx.Error("hash " + std::to_string(m.hashes.size()) +
-                       " is not 16 lowercase hex digits");
-    }
-    m.hashes.push_back(x);
-  }
-  *out = std::move(m);
-  return Status::Ok();
+Status detail::DecodeReply(const json::object& o, Out<Replies> out, std::string_view context) {
+  return json_mapping::ReadAny(o, json_fields::ReplyContext(std::string(context)), out, kFields);
 }
 
 }  // namespace shorthorn::msg

@@ -10,10 +10,12 @@
 #include <boost/json.hpp>
 
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "common/json_fields.h"
+#include "common/json_mapping.h"
 
 namespace shorthorn::msg {
 namespace {
@@ -356,6 +358,188 @@ TEST(ControlMessagesTest, RepliesRefuseBadFieldsNamingPeerAndKey) {
   EXPECT_FALSE(open.clean);
   EXPECT_EQ(open.size, 0u);
   EXPECT_EQ(open.generation, 3u);
+}
+
+// One message of every type, with every field away from its default: each
+// encodes, decodes back to the same value (encoded again: the same bytes),
+// and the decoder ignores a key it does not know.
+TEST(ControlMessagesTest, EveryMessageRoundTripsThroughItsTable) {
+  LayerList layers;
+  layers.size = 1 << 20;
+  layers.rebuilding = true;
+  layers.head_parent = "s1";
+  layers.snapshots.push_back(
+      {"s1", std::nullopt, "t1", true, 8192, true, "5e18677ba94ab76c", true});
+  layers.tasks.push_back({"verify", "s1", 1, 2});
+  layers.verify = {VerifyPhase::kRunning, {"s1"}, 1};
+  layers.rebuild = {RebuildPhase::kDone, "ok", 9};
+  const auto all = std::tuple{
+      CreateReplicaRequest{"v", "r", 4096, true, "f"},
+      OpenReplicaRequest{"v", "r", 2, "f", true},
+      HelloRequest{"v", "r", 3},
+      CloseReplicaRequest{"v", "r", 4},
+      DeleteReplicaRequest{"v", "r", 5, "f"},
+      ListReplicasRequest{"v"},
+      SnapshotRequest{"s", "2024-05-01T10:00:00Z", false},
+      SnapshotNameRequest{"s"},
+      ExpandRequest{8192},
+      SetGenerationRequest{7},
+      RebuildRequest{"h:1", "v", "r", 4, "s", 100},
+      LayerExtentsRequest{"s", 4096, 8},
+      ChecksumRequest{0, 8192, 4096},
+      OpenReplicaReply{4096, 2, 3, true, true, "f"},
+      HelloReply{4096},
+      ReplicaSummary{"r", "v", 4096, 1, 2, true, true, "f", {"s1"}},
+      ListReplicasReply{{{"r", "v", 4096, 1, 2, false, true, "", {}}}, true},
+      ReplicadInfoReply{"h", "n", {"zone=a"}, 100, 50, 30, 2},
+      layers,
+      LayerExtentsReply{{{0, 4096}}, 4096},
+      ChecksumReply{4096, {1, 2}},
+  };
+  static_assert(std::tuple_size_v<decltype(all)> ==
+                boost::mp11::mp_size<detail::Requests>::value +
+                    boost::mp11::mp_size<detail::Replies>::value);
+  std::apply(
+      [](const auto&... m) {
+        auto check = [](const auto& message) {
+          using T = std::decay_t<decltype(message)>;
+          json::object o = ToObject(message);
+          o["a_newer_key"] = "ignored";
+          auto back = Decode<T>(o, "ctx");
+          ASSERT_TRUE(back.ok()) << back.status().ToString();
+          EXPECT_EQ(json::serialize(json::value_from(*back)), json::serialize(ToObject(message)));
+        };
+        (check(m), ...);
+      },
+      all);
+}
+
+// The policies of common/json_mapping.h, each on a struct of its own.
+struct PolicyProbe {
+  std::string required;
+  uint64_t optional = 5;
+  bool flag = false;
+  std::optional<uint64_t> maybe;
+  std::string lenient = "default";
+};
+
+auto ProbeFields() {
+  using namespace json_mapping;
+  using M = PolicyProbe;
+  return std::tuple{Required("required", &M::required), Optional("optional", &M::optional),
+                    SentIfSet("flag", &M::flag), SentIfSet("maybe", &M::maybe),
+                    Lenient("lenient", &M::lenient)};
+}
+
+Status ReadProbe(std::string_view text, PolicyProbe* out) {
+  return json_mapping::ReadObject(Parse(text), json_fields::ReplyContext("probe"), ProbeFields(),
+                                  out);
+}
+
+std::string WriteProbe(const PolicyProbe& m) {
+  return json::serialize(json_mapping::ToJsonObject(m, ProbeFields()));
+}
+
+TEST(JsonMappingTest, RequiredIsAnErrorWhenMissingOrMistyped) {
+  PolicyProbe m;
+  ExpectRefused(ReadProbe("{}", &m), ErrorKind::kProtocol,
+                "probe: field 'required' is missing or not a string");
+  ExpectRefused(ReadProbe(R"({"required":1})", &m), ErrorKind::kProtocol,
+                "probe: field 'required' is missing or not a string");
+  ASSERT_TRUE(ReadProbe(R"({"required":"x"})", &m).ok());
+  EXPECT_EQ(m.required, "x");
+  EXPECT_EQ(WriteProbe(PolicyProbe{}), R"({"required":"","optional":5,"lenient":"default"})");
+}
+
+TEST(JsonMappingTest, OptionalKeepsItsDefaultAndIsAlwaysSent) {
+  PolicyProbe m;
+  ASSERT_TRUE(ReadProbe(R"({"required":"x"})", &m).ok());
+  EXPECT_EQ(m.optional, 5u);
+  ASSERT_TRUE(ReadProbe(R"({"required":"x","optional":0})", &m).ok());
+  EXPECT_EQ(m.optional, 0u);
+  ExpectRefused(ReadProbe(R"({"required":"x","optional":-1})", &m), ErrorKind::kProtocol,
+                "probe: field 'optional' is not an unsigned integer");
+  EXPECT_EQ(m.optional, 0u);  // unchanged on error
+  PolicyProbe zero;
+  zero.optional = 0;
+  EXPECT_NE(WriteProbe(zero).find(R"("optional":0)"), std::string::npos);
+}
+
+TEST(JsonMappingTest, SentIfSetOmitsFalseAndNullopt) {
+  PolicyProbe m;
+  EXPECT_EQ(WriteProbe(m).find("flag"), std::string::npos);
+  EXPECT_EQ(WriteProbe(m).find("maybe"), std::string::npos);
+  m.flag = true;
+  m.maybe = 0;
+  EXPECT_EQ(WriteProbe(m), R"({"required":"","optional":5,"flag":true,"maybe":0,)"
+                           R"("lenient":"default"})");
+  PolicyProbe back;
+  ASSERT_TRUE(ReadProbe(WriteProbe(m), &back).ok());
+  EXPECT_TRUE(back.flag);
+  EXPECT_EQ(back.maybe, 0u);
+  ASSERT_TRUE(ReadProbe(R"({"required":"x"})", &back).ok());
+  EXPECT_FALSE(back.flag);
+  EXPECT_FALSE(back.maybe.has_value());
+  ExpectRefused(ReadProbe(R"({"required":"x","flag":"yes"})", &back), ErrorKind::kProtocol,
+                "probe: field 'flag' is not a boolean");
+  // The messages' owners: "" is not sent.
+  EXPECT_FALSE(ToObject(DeleteReplicaRequest{"v", "r", 1, ""}).contains("owner"));
+}
+
+TEST(JsonMappingTest, LenientTakesAValueOfAnotherTypeAsAbsent) {
+  PolicyProbe m;
+  ASSERT_TRUE(ReadProbe(R"({"required":"x","lenient":7})", &m).ok());
+  EXPECT_EQ(m.lenient, "default");
+  ASSERT_TRUE(ReadProbe(R"({"required":"x","lenient":"set"})", &m).ok());
+  EXPECT_EQ(m.lenient, "set");
+  // OPEN_REPLICA's reply: every field so, and all sent.
+  EXPECT_EQ(json::serialize(json::value_from(OpenReplicaReply{})),
+            R"({"size":0,"epoch":0,"generation":0,"rebuilding":false,"clean":false,"owner":""})");
+  OpenReplicaReply open;
+  ASSERT_TRUE(Decode(Parse(R"({"epoch":"2","owner":5,"rebuilding":1})"), &open, "open").ok());
+  EXPECT_EQ(open.epoch, 0u);
+  EXPECT_EQ(open.owner, "");
+  EXPECT_FALSE(open.rebuilding);
+}
+
+// A decoder leaves *out as it was when it refuses.
+TEST(ControlMessagesTest, RefusedDecodeLeavesTheOutputAlone) {
+  RebuildRequest r{"h:1", "v", "r", 4, "s", 100};
+  EXPECT_FALSE(Decode(Parse(R"({"source":"h:2","source_volume":1})"), &r).ok());
+  EXPECT_EQ(r.source, "h:1");
+  LayerList l;
+  l.size = 9;
+  EXPECT_FALSE(Decode(Parse(R"({"size":1,"tasks":[1]})"), &l, "ctx").ok());
+  EXPECT_EQ(l.size, 9u);
+}
+
+TEST(ControlMessagesTest, NestedObjectsNameTheirContext) {
+  LayerList l;
+  ExpectRefused(Decode(Parse(R"({"head":{"parent":1}})"), &l, "L"), ErrorKind::kProtocol,
+                "L: head: field 'parent' is not a string or null");
+  ExpectRefused(Decode(Parse(R"({"head":[]})"), &l, "L"), ErrorKind::kProtocol,
+                "L: field 'head' is not an object");
+  ExpectRefused(Decode(Parse(R"({"tasks":[{"op":1}]})"), &l, "L"), ErrorKind::kProtocol,
+                "L: tasks: field 'op' is not a string");
+  ExpectRefused(Decode(Parse(R"({"tasks":[3]})"), &l, "L"), ErrorKind::kProtocol,
+                "L: tasks: a task is not an object");
+  ExpectRefused(Decode(Parse(R"({"snapshots":[3]})"), &l, "L"), ErrorKind::kProtocol,
+                "L: a snapshot is not an object");
+  ExpectRefused(Decode(Parse(R"({"verify":{"bad":["a",2]}})"), &l, "L"), ErrorKind::kProtocol,
+                "L: verify: field 'bad': element 1 is not a string");
+  ExpectRefused(Decode(Parse(R"({"snapshots":[{"name":"s","checksum_state":1}]})"), &l, "L"),
+                ErrorKind::kProtocol, "L: snapshot s: field 'checksum_state' is not a string");
+  ListReplicasReply list;
+  ExpectRefused(Decode(Parse(R"({"replicas":{}})"), &list, "L"), ErrorKind::kProtocol,
+                "L: no 'replicas' array");
+  ExpectRefused(Decode(Parse(R"({"replicas":[{"replica":"r","volume":"v","size":1,"epoch":1,)"
+                             R"("generation":1,"rebuilding":false,"open":false,)"
+                             R"("snapshots":[1]}]})"),
+                       &list, "L"),
+                ErrorKind::kProtocol, "L: a snapshot name is not a string");
+  LayerExtentsReply page;
+  ExpectRefused(Decode(Parse(R"({"extents":[],"next":"1"})"), &page, "L"), ErrorKind::kProtocol,
+                "L: field 'next' is not an unsigned integer or null");
 }
 
 // Each phase: its wire name both ways, and in an encoded LayerList (the
