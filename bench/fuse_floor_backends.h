@@ -36,6 +36,7 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "fused/engine/backend.h"
+#include "fused/fuse/fuse_ring.h"
 
 namespace shorthorn::fuse_floor {
 
@@ -58,6 +59,9 @@ struct Options {
   unsigned ring_entries = 512;
   bool buffered = false;
   bool coop_taskrun = false;  // IORING_SETUP_COOP_TASKRUN: no IPI per completion
+  bool fuse_uring = false;    // FUSE over io_uring (the frontend's FuseRing)
+  bool own_io_thread = false;  // with fuse_uring: I/O on the backend's ring, not the queue's
+  unsigned fuse_uring_depth = 32;
 };
 
 // Aligned I/O buffers of max_request bytes, recycled (a fresh 1 MiB
@@ -132,26 +136,26 @@ class FileBackend final : public Backend {
   uint64_t PeakInFlight() const { return peak_in_flight_.load(); }
 
   void Read(uint64_t offset, uint32_t length, ReadCallback done) override {
-    auto* op = new Op{Op::kRead, length, pool_.Get(), std::move(done), nullptr};
+    auto* op = new Op(Op::kRead, length, pool_.Get(), std::move(done), nullptr);
     Submit(op, [&](io_uring_sqe* sqe) { io_uring_prep_read(sqe, fd_, op->buf, length, offset); });
   }
 
   void Write(uint64_t offset, std::span<const uint8_t> data, DoneCallback done) override {
     auto length = static_cast<uint32_t>(data.size());
-    auto* op = new Op{Op::kWrite, length, pool_.Get(), nullptr, std::move(done)};
+    auto* op = new Op(Op::kWrite, length, pool_.Get(), nullptr, std::move(done));
     std::memcpy(op->buf, data.data(), data.size());
     Submit(op, [&](io_uring_sqe* sqe) { io_uring_prep_write(sqe, fd_, op->buf, length, offset); });
   }
 
   void Unmap(uint64_t offset, uint64_t length, DoneCallback done) override {
-    auto* op = new Op{Op::kUnmap, 0, nullptr, nullptr, std::move(done)};
+    auto* op = new Op(Op::kUnmap, 0, nullptr, nullptr, std::move(done));
     Submit(op, [&](io_uring_sqe* sqe) {
       io_uring_prep_fallocate(sqe, fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
     });
   }
 
   void Flush(DoneCallback done) override {
-    auto* op = new Op{Op::kFlush, 0, nullptr, nullptr, std::move(done)};
+    auto* op = new Op(Op::kFlush, 0, nullptr, nullptr, std::move(done));
     Submit(op, [&](io_uring_sqe* sqe) { io_uring_prep_fsync(sqe, fd_, IORING_FSYNC_DATASYNC); });
   }
 
@@ -172,24 +176,40 @@ class FileBackend final : public Backend {
   }
 
  private:
-  struct Op {
-    enum Kind { kRead, kWrite, kUnmap, kFlush } kind;
+  struct Op final : shorthorn::fused::FuseRing::Task {
+    enum Kind { kRead, kWrite, kUnmap, kFlush };
+    Op(Kind k, uint32_t len, uint8_t* b, ReadCallback r, DoneCallback d)
+        : kind(k), length(len), buf(b), read_done(std::move(r)), done(std::move(d)) {}
+    // Completed on a FUSE ring queue's thread (submitted there).
+    void Complete(int res) override {
+      FileBackend* self = backend;
+      self->Finish(this, res);
+      // Release: Close's last look at in_flight_ (acquire) sees this op done.
+      self->in_flight_.fetch_sub(1, std::memory_order_release);
+    }
+    Kind kind;
     uint32_t length;  // read/write
     uint8_t* buf;     // read/write: from pool_
     ReadCallback read_done;
     DoneCallback done;
+    FileBackend* backend = nullptr;
   };
 
   // Queues `op` (prepared by `prep`) and submits it; fails it at once after
-  // Close.
+  // Close. On a FUSE ring queue's thread (--fuse-uring) it goes on that
+  // queue's ring and completes there: no other thread is involved.
   template <typename Prep>
   void Submit(Op* op, Prep prep) {
+    op->backend = this;
     {
       std::lock_guard lock(mutex_);
       if (!closed_) {
         uint64_t now = in_flight_.fetch_add(1, std::memory_order_relaxed) + 1;
         if (now > peak_in_flight_.load(std::memory_order_relaxed)) peak_in_flight_.store(now);
-        QueueLocked(op, prep);
+        if (!opts_.fuse_uring || opts_.own_io_thread ||
+            !shorthorn::fused::FuseRing::SubmitHere(op, prep)) {
+          QueueLocked(op, prep);
+        }
         return;
       }
     }
@@ -211,10 +231,13 @@ class FileBackend final : public Backend {
   void CompletionLoop() {
     completion_id_ = std::this_thread::get_id();
     bool stopping = false;
-    while (!stopping || in_flight_.load() != 0) {
+    while (!stopping || in_flight_.load(std::memory_order_acquire) != 0) {
       io_uring_cqe* cqe;
-      int rc = io_uring_wait_cqe(&ring_, &cqe);
-      if (rc == -EINTR) continue;
+      // Once stopping, what is left may complete on FUSE ring threads.
+      __kernel_timespec wait{0, 10'000'000};
+      int rc = stopping ? io_uring_wait_cqe_timeout(&ring_, &cqe, &wait)
+                        : io_uring_wait_cqe(&ring_, &cqe);
+      if (rc == -EINTR || rc == -ETIME) continue;
       if (rc < 0) {
         shorthorn::LogError("io_uring_wait_cqe: " + std::string(std::strerror(-rc)));
         std::abort();  // requests could never be answered: the mount would hang
@@ -228,7 +251,7 @@ class FileBackend final : public Backend {
           continue;
         }
         Finish(op, cqe->res);
-        in_flight_.fetch_sub(1, std::memory_order_relaxed);
+        in_flight_.fetch_sub(1, std::memory_order_release);
       }
       io_uring_cq_advance(&ring_, seen);
     }

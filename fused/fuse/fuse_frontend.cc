@@ -295,6 +295,7 @@ ssize_t FuseFrontend::ReadRequest(int fd, void* buf, size_t len) {
         std::memcpy(&init, header + 1,
                     std::min(sizeof(init), static_cast<size_t>(n) - sizeof(*header)));
         state_.init = {init.major, init.minor, init.max_readahead, init.flags, init.flags2};
+        init_unique_ = header->unique;
       }
     }
   }
@@ -302,13 +303,81 @@ ssize_t FuseFrontend::ReadRequest(int fd, void* buf, size_t len) {
 }
 
 ssize_t FuseFrontend::WriteReply(int fd, const ::iovec* iov, int count) {
-  if (count > 0 && iov[0].iov_len >= sizeof(fuse_out_header) &&
-      static_cast<const fuse_out_header*>(iov[0].iov_base)->unique == kReplayedInitUnique) {
+  if (count > 0 && iov[0].iov_len >= sizeof(fuse_out_header)) {
+    const uint64_t unique = static_cast<const fuse_out_header*>(iov[0].iov_base)->unique;
     size_t total = 0;
     for (int i = 0; i < count; ++i) total += iov[i].iov_len;
-    return static_cast<ssize_t>(total);  // the kernel had its answer from the old process
+    if (unique == kReplayedInitUnique) {
+      return static_cast<ssize_t>(total);  // the kernel had its answer from the old process
+    }
+    FuseRing* ring = ring_ptr_.load(std::memory_order_acquire);
+    if (ring != nullptr && ring->Reply(iov, count)) return static_cast<ssize_t>(total);
+    // The reply to the first INIT (never a notification: unique 0).
+    if (settings_.uring && ring == nullptr && unique != 0 && unique == init_unique_.load()) {
+      init_unique_ = 0;
+      return WriteInitReply(fd, iov, count);
+    }
   }
   return ::writev(fd, iov, count);
+}
+
+ssize_t FuseFrontend::WriteInitReply(int fd, const ::iovec* iov, int count) {
+  uint32_t offered;
+  {
+    std::lock_guard lock(mutex_);
+    offered = state_.init.flags2;
+  }
+  fuse_init_out init{};
+  const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
+  if (out->error != 0 || count != 2 || iov[1].iov_len < offsetof(fuse_init_out, flags2) + 4) {
+    return ::writev(fd, iov, count);
+  }
+  if ((offered & kFuseInitFlags2OverIoUring) == 0 || !FuseUringEnabled()) {
+    LogInfo(
+        "FUSE over io_uring: the kernel does not offer it (as root: echo Y > "
+        "/sys/module/fuse/parameters/enable_uring before the mount); using /dev/fuse");
+    return ::writev(fd, iov, count);
+  }
+  const size_t init_len = std::min(sizeof(init), iov[1].iov_len);
+  std::memcpy(&init, iov[1].iov_base, init_len);
+  // What the kernel requires of every payload buffer: max(8 KiB, max_write,
+  // max_pages pages), max_pages being 32 unless the reply sets FUSE_MAX_PAGES.
+  const size_t pages = (init.flags & FUSE_MAX_PAGES) != 0 ? init.max_pages : 32;
+  const size_t payload =
+      std::max<size_t>({8192, init.max_write, pages * static_cast<size_t>(sysconf(_SC_PAGESIZE))});
+  // From here on the session is not handed over (HandOver reads this).
+  ring_used_ = true;
+  auto ring = FuseRing::Create(session_, fd, {settings_.uring_depth, payload});
+  if (!ring.ok()) {
+    ring_used_ = false;
+    LogWarning(ring.status().message() + "; FUSE requests use /dev/fuse");
+    return ::writev(fd, iov, count);
+  }
+  init.flags |= FUSE_INIT_EXT;
+  init.flags2 |= kFuseInitFlags2OverIoUring;
+  ::iovec patched[2] = {iov[0], {&init, init_len}};
+  ssize_t n = ::writev(fd, patched, 2);
+  if (n < 0) return n;  // the ring's destructor stops its threads
+  ring_ = std::move(*ring);
+  ring_ptr_.store(ring_.get(), std::memory_order_release);
+  ring_->Start();
+  // A new fused could not take this connection over: the requests the ring
+  // holds die with this process, and the kernel sends new ones to the ring
+  // only. Let the connection end with the process instead.
+  keeper_.Release();
+  {
+    std::lock_guard lock(mutex_);
+    ::unlink(state_path().c_str());
+  }
+  LogInfo("FUSE over io_uring: " + std::to_string(ring_->queues()) + " queue(s) of " +
+          std::to_string(settings_.uring_depth) + " entries, " + std::to_string(payload) +
+          "-byte payloads; a restart of fused ends this FUSE connection");
+  return n;
+}
+
+uint64_t FuseFrontend::RingRequests() const {
+  FuseRing* ring = ring_ptr_.load(std::memory_order_acquire);
+  return ring == nullptr ? 0 : ring->requests();
 }
 
 void FuseFrontend::Initialized() {
@@ -324,7 +393,7 @@ void FuseFrontend::Initialized() {
 }
 
 void FuseFrontend::SaveStateLocked() {
-  if (!init_recorded_) return;
+  if (!init_recorded_ || ring_used_.load()) return;  // a ring session is never taken over
   state_.volumes.clear();
   for (const auto& [name, v] : by_name_) {
     state_.volumes[name] = {v->ino, v->backend ? v->backend->Size() : v->size};
@@ -353,6 +422,8 @@ bool FuseFrontend::HandOver() {
     std::lock_guard lock(mutex_);
     if (session_ == nullptr || !init_recorded_ || !state_.kernel_can_resend()) return false;
   }
+  // Requests that came through the ring cannot be resent to another process.
+  if (ring_used_.load()) return false;
   dropping_ = true;
   while (dispatching_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   LogInfo("FUSE requests are left for the next fused from now on");
@@ -378,6 +449,7 @@ bool FuseFrontend::Stop() {
     }
   }
   if (loop_.joinable()) loop_.join();
+  if (ring_) ring_->Stop();  // freed with the frontend: a late reply may still look it up
   fuse_session_unmount(session_);
   fuse_session_destroy(session_);
   session_ = nullptr;

@@ -33,6 +33,7 @@
 #include "fused/core/io_stats.h"
 #include "fused/engine/backend.h"
 #include "fused/fuse/fd_keeper.h"
+#include "fused/fuse/fuse_ring.h"
 
 struct fuse_session;
 struct iovec;
@@ -45,6 +46,10 @@ struct FuseSettings {
   uint32_t max_background = 256;   // async requests in flight
   uint32_t max_request = 1 << 20;  // largest read/write, bytes
   std::string state_dir;           // fuse-session.json and the holder's socket
+  // FUSE over io_uring (fuse_ring.h) when the kernel offers it; such a
+  // session is never handed over (HandOver returns false).
+  bool uring = false;
+  uint32_t uring_depth = 32;  // entries per CPU queue
 };
 
 class FuseFrontend {
@@ -114,6 +119,8 @@ class FuseFrontend {
   ssize_t ReadRequest(int fd, void* buf, size_t len);
   ssize_t WriteReply(int fd, const ::iovec* iov, int count);
   void Initialized();
+  // Requests served through FUSE over io_uring so far (0 without it).
+  uint64_t RingRequests() const;
 
  private:
   Status Mount();
@@ -121,6 +128,9 @@ class FuseFrontend {
   Status StartLoop();
   void SaveStateLocked();
   std::string state_path() const;
+  // libfuse's INIT reply: with settings_.uring and the kernel's offer,
+  // creates the ring, sets FUSE_OVER_IO_URING in the reply and starts it.
+  ssize_t WriteInitReply(int fd, const ::iovec* iov, int count);
 
   FuseSettings settings_;
   FuseFdKeeper keeper_;
@@ -134,6 +144,10 @@ class FuseFrontend {
   bool init_recorded_ = false;                              // guarded by mutex_
   std::map<std::string, std::shared_ptr<Volume>> by_name_;  // guarded by mutex_
   std::map<uint64_t, std::shared_ptr<Volume>> by_ino_;      // guarded by mutex_
+  std::atomic<uint64_t> init_unique_{0};                    // the first INIT request's
+  std::atomic<bool> ring_used_{false};                      // set before the ring is advertised
+  std::unique_ptr<FuseRing> ring_;                          // set once, before ring_ptr_
+  std::atomic<FuseRing*> ring_ptr_{nullptr};
 };
 
 }  // namespace shorthorn::fused
