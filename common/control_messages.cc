@@ -99,7 +99,9 @@ struct Owner {
                    ? ValidateOwner(v->as_string())
                    : Status(ErrorKind::kInvalidArgument, "field 'owner' is not a string");
     if (!s.ok())
-      return Status(ctx.kind, ctx.what + " " + m->replica + ": " + s.message(), ctx.sys_errno);
+      return Status(ctx.kind,
+                    ctx.what + " " + json_fields::Excerpt(m->replica) + ": " + s.message(),
+                    ctx.sys_errno);
     m->owner = std::string(v->as_string());
     return Status::Ok();
   }

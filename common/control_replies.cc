@@ -91,7 +91,7 @@ struct ExtentPair {
     const json::array* pair = v.if_array();
     if (pair == nullptr || pair->size() != 2 || !json_fields::AsUint64((*pair)[0], &out->offset) ||
         !json_fields::AsUint64((*pair)[1], &out->length)) {
-      return at.Error("a malformed extent " + json::serialize(v));
+      return at.Error("a malformed extent " + json_fields::Excerpt(json::serialize(v)));
     }
     return Status::Ok();
   }
@@ -258,7 +258,8 @@ struct Layer {
   Status ReadElement(const json::value& v, size_t, const Slot& at, SnapshotLayer* out) const {
     if (!v.is_object()) return at.Error("a snapshot is not an object");
     SH_RETURN_IF_ERROR(json_mapping::ReadFields(v.as_object(), at.ctx, NameField(*out), out));
-    const FieldContext ctx{at.ctx.what + ": snapshot " + out->name, at.ctx.kind, at.ctx.sys_errno};
+    const FieldContext ctx{at.ctx.what + ": snapshot " + json_fields::Excerpt(out->name),
+                           at.ctx.kind, at.ctx.sys_errno};
     return json_mapping::ReadFields(v.as_object(), ctx, OtherFields(*out), out);
   }
 };

@@ -38,6 +38,13 @@ FieldContext ReplyContext(std::string what) {
 }
 FieldContext FileContext(std::string what) { return {std::move(what), ErrorKind::kIoError, EIO}; }
 
+std::string Excerpt(std::string_view text, size_t max) {
+  if (text.size() <= max) return std::string(text);
+  size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+  return std::string(text.substr(0, n)) + "...";
+}
+
 bool AsUint64(const json::value& v, uint64_t* out) {
   if (v.is_uint64()) {
     *out = v.as_uint64();

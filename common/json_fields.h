@@ -49,6 +49,11 @@ FieldContext FileContext(std::string what);
 // `v` as an unsigned 64-bit integer (see above); false otherwise.
 bool AsUint64(const boost::json::value& v, uint64_t* out);
 
+// A peer's text as an error message may quote it: whole up to `max` bytes,
+// else its first `max` bytes (never cutting a UTF-8 character) and "...".
+// A hostile peer cannot make an error, and so a log line, arbitrarily long.
+std::string Excerpt(std::string_view text, size_t max = 64);
+
 Status GetString(const boost::json::object& o, std::string_view key, const FieldContext& ctx,
                  std::string* out);
 Status GetOptionalString(const boost::json::object& o, std::string_view key,

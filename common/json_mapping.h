@@ -32,6 +32,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -63,6 +64,9 @@ template <typename T>
 bool IsSet(const std::optional<T>& x) {
   return x.has_value();
 }
+// Any other type (a number would silently convert to bool): no rule yet.
+template <typename T>
+bool IsSet(const T&) = delete;
 
 // Where a codec reads: the field's key, its context, and whether it is
 // required (which changes how a wrong type is phrased).
@@ -178,7 +182,9 @@ struct Array {
     }
     const boost::json::array& a = v->as_array();
     std::vector<E> items;
-    items.reserve(a.size());
+    // Not a.size(): a hostile 1 MiB reply holds ~500k elements, and the
+    // first bad one should cost nothing.
+    items.reserve(std::min<size_t>(a.size(), 256));
     for (size_t i = 0; i < a.size(); ++i) {
       E x{};
       SH_RETURN_IF_ERROR(element.ReadElement(a[i], i, at, &x));
