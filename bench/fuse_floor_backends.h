@@ -58,8 +58,8 @@ struct Options {
   unsigned max_request = 1 << 20;  // fused's max-request-kib default
   unsigned ring_entries = 512;
   bool buffered = false;
-  bool coop_taskrun = false;  // IORING_SETUP_COOP_TASKRUN: no IPI per completion
-  bool fuse_uring = false;    // FUSE over io_uring (the frontend's FuseRing)
+  bool coop_taskrun = false;   // IORING_SETUP_COOP_TASKRUN: no IPI per completion
+  bool fuse_uring = false;     // FUSE over io_uring (the frontend's FuseRing)
   bool own_io_thread = false;  // with fuse_uring: I/O on the backend's ring, not the queue's
   unsigned fuse_uring_depth = 32;
 };

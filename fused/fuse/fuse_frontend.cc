@@ -305,13 +305,16 @@ ssize_t FuseFrontend::ReadRequest(int fd, void* buf, size_t len) {
 ssize_t FuseFrontend::WriteReply(int fd, const ::iovec* iov, int count) {
   if (count > 0 && iov[0].iov_len >= sizeof(fuse_out_header)) {
     const uint64_t unique = static_cast<const fuse_out_header*>(iov[0].iov_base)->unique;
-    size_t total = 0;
-    for (int i = 0; i < count; ++i) total += iov[i].iov_len;
-    if (unique == kReplayedInitUnique) {
-      return static_cast<ssize_t>(total);  // the kernel had its answer from the old process
-    }
+    // What a writev of it would return, for a reply that does not go to the fd.
+    auto all = [&] {
+      size_t total = 0;
+      for (int i = 0; i < count; ++i) total += iov[i].iov_len;
+      return static_cast<ssize_t>(total);
+    };
+    if (unique == kReplayedInitUnique)
+      return all();  // the kernel had its answer from the old process
     FuseRing* ring = ring_ptr_.load(std::memory_order_acquire);
-    if (ring != nullptr && ring->Reply(iov, count)) return static_cast<ssize_t>(total);
+    if (ring != nullptr && ring->Reply(iov, count)) return all();
     // The reply to the first INIT (never a notification: unique 0).
     if (settings_.uring && ring == nullptr && unique != 0 && unique == init_unique_.load()) {
       init_unique_ = 0;
