@@ -8,6 +8,7 @@
 
 #include <lz4.h>
 #include <xxhash.h>
+#include <boost/endian/conversion.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -23,20 +24,7 @@ constexpr uint8_t kMagic[4] = {'S', 'H', 'B', 'K'};
 constexpr uint16_t kCodecRaw = 0;
 constexpr uint16_t kCodecLz4 = 1;
 
-void Put16(uint8_t* p, uint16_t v) {
-  for (int i = 0; i < 2; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-void Put32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-void Put64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-uint64_t Get(const uint8_t* p, int n) {
-  uint64_t v = 0;
-  for (int i = 0; i < n; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
-  return v;
-}
+namespace endian = boost::endian;
 
 XXH128_hash_t Hash128(std::span<const uint8_t> data) {
   return XXH3_128bits(data.data(), data.size());
@@ -85,14 +73,14 @@ std::vector<uint8_t> EncodeBlock(std::span<const uint8_t> data, const std::strin
   out.resize(kBlockHeaderSize + n);
   uint8_t* h = out.data();
   std::memcpy(h, kMagic, 4);
-  Put16(h + 4, 1);
-  Put16(h + 6, codec);
-  Put32(h + 8, static_cast<uint32_t>(data.size()));
-  Put32(h + 12, static_cast<uint32_t>(n));
+  endian::store_little_u16(h + 4, 1);
+  endian::store_little_u16(h + 6, codec);
+  endian::store_little_u32(h + 8, static_cast<uint32_t>(data.size()));
+  endian::store_little_u32(h + 12, static_cast<uint32_t>(n));
   // The header carries the hash the block is named by (hex, big-endian
   // reading), as two little-endian halves.
-  Put64(h + 16, std::strtoull(hash.substr(0, 16).c_str(), nullptr, 16));
-  Put64(h + 24, std::strtoull(hash.substr(16, 16).c_str(), nullptr, 16));
+  endian::store_little_u64(h + 16, std::strtoull(hash.substr(0, 16).c_str(), nullptr, 16));
+  endian::store_little_u64(h + 24, std::strtoull(hash.substr(16, 16).c_str(), nullptr, 16));
   return out;
 }
 
@@ -105,10 +93,11 @@ Result<std::vector<uint8_t>> DecodeBlock(std::span<const uint8_t> object,
   if (object.size() < kBlockHeaderSize) return damaged("shorter than its header");
   const uint8_t* h = object.data();
   if (std::memcmp(h, kMagic, 4) != 0) return damaged("bad magic");
-  if (Get(h + 4, 2) != 1) return damaged("unknown block format " + std::to_string(Get(h + 4, 2)));
-  uint64_t codec = Get(h + 6, 2);
-  uint64_t length = Get(h + 8, 4);
-  uint64_t stored = Get(h + 12, 4);
+  if (endian::load_little_u16(h + 4) != 1)
+    return damaged("unknown block format " + std::to_string(endian::load_little_u16(h + 4)));
+  uint64_t codec = endian::load_little_u16(h + 6);
+  uint64_t length = endian::load_little_u32(h + 8);
+  uint64_t stored = endian::load_little_u32(h + 12);
   if (length == 0 || length > kBlockSize) {
     return damaged("data length " + std::to_string(length) + " is out of range");
   }
@@ -130,7 +119,7 @@ Result<std::vector<uint8_t>> DecodeBlock(std::span<const uint8_t> object,
     return damaged("unknown codec " + std::to_string(codec));
   }
   XXH128_hash_t x = Hash128(data);
-  if (x.high64 != Get(h + 16, 8) || x.low64 != Get(h + 24, 8)) {
+  if (x.high64 != endian::load_little_u64(h + 16) || x.low64 != endian::load_little_u64(h + 24)) {
     return damaged("the data does not match the checksum in its header");
   }
   std::string actual = Hex(x);

@@ -5,33 +5,14 @@
 #include "common/wire.h"
 
 #include <xxhash.h>
+#include <boost/endian/conversion.hpp>
 
 #include <string>
 
 namespace shorthorn::wire {
 namespace {
 
-void Put16(uint8_t* p, uint16_t v) {
-  p[0] = v & 0xff;
-  p[1] = v >> 8;
-}
-void Put32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = (v >> (8 * i)) & 0xff;
-}
-void Put64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = (v >> (8 * i)) & 0xff;
-}
-uint16_t Get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-uint32_t Get32(const uint8_t* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-uint64_t Get64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
+namespace endian = boost::endian;
 
 Status Malformed(const std::string& reason) {
   return Status(ErrorKind::kProtocol, "malformed frame: " + reason, EPROTO);
@@ -150,18 +131,18 @@ uint64_t PayloadChecksum(std::span<const uint8_t> payload) {
 }
 
 void EncodeHeader(const Header& h, uint8_t out[kHeaderSize]) {
-  Put32(out + 0, kMagic);
-  Put16(out + 4, h.version);
-  Put16(out + 6, static_cast<uint16_t>(h.op));
-  Put32(out + 8, h.flags);
-  Put32(out + 12, static_cast<uint32_t>(h.status));
-  Put64(out + 16, h.request_id);
-  Put64(out + 24, h.epoch);
-  Put64(out + 32, h.offset);
-  Put64(out + 40, h.length);
-  Put32(out + 48, h.payload_length);
-  Put32(out + 52, 0);  // reserved
-  Put64(out + 56, h.payload_checksum);
+  endian::store_little_u32(out + 0, kMagic);
+  endian::store_little_u16(out + 4, h.version);
+  endian::store_little_u16(out + 6, static_cast<uint16_t>(h.op));
+  endian::store_little_u32(out + 8, h.flags);
+  endian::store_little_u32(out + 12, static_cast<uint32_t>(h.status));
+  endian::store_little_u64(out + 16, h.request_id);
+  endian::store_little_u64(out + 24, h.epoch);
+  endian::store_little_u64(out + 32, h.offset);
+  endian::store_little_u64(out + 40, h.length);
+  endian::store_little_u32(out + 48, h.payload_length);
+  endian::store_little_u32(out + 52, 0);  // reserved
+  endian::store_little_u64(out + 56, h.payload_checksum);
 }
 
 Result<Header> DecodeHeader(std::span<const uint8_t> bytes) {
@@ -170,27 +151,27 @@ Result<Header> DecodeHeader(std::span<const uint8_t> bytes) {
                      std::to_string(kHeaderSize));
   }
   const uint8_t* p = bytes.data();
-  if (Get32(p) != kMagic) return Malformed("bad magic");
+  if (endian::load_little_u32(p) != kMagic) return Malformed("bad magic");
   Header h;
-  h.version = Get16(p + 4);
+  h.version = endian::load_little_u16(p + 4);
   if (h.version != kVersion) {
     return Malformed("protocol version " + std::to_string(h.version) + ", this end speaks " +
                      std::to_string(kVersion));
   }
-  uint16_t op = Get16(p + 6);
+  uint16_t op = endian::load_little_u16(p + 6);
   if (!IsKnownOp(op)) return Malformed("unknown opcode " + std::to_string(op));
   h.op = static_cast<Op>(op);
-  h.flags = Get32(p + 8);
+  h.flags = endian::load_little_u32(p + 8);
   if ((h.flags & ~kKnownFlags) != 0) return Malformed("unknown flags");
-  h.status = static_cast<int32_t>(Get32(p + 12));
+  h.status = static_cast<int32_t>(endian::load_little_u32(p + 12));
   if (h.status < 0 || (!h.is_reply() && h.status != 0)) return Malformed("bad status field");
-  h.request_id = Get64(p + 16);
-  h.epoch = Get64(p + 24);
-  h.offset = Get64(p + 32);
-  h.length = Get64(p + 40);
-  h.payload_length = Get32(p + 48);
-  if (Get32(p + 52) != 0) return Malformed("reserved field is not zero");
-  h.payload_checksum = Get64(p + 56);
+  h.request_id = endian::load_little_u64(p + 16);
+  h.epoch = endian::load_little_u64(p + 24);
+  h.offset = endian::load_little_u64(p + 32);
+  h.length = endian::load_little_u64(p + 40);
+  h.payload_length = endian::load_little_u32(p + 48);
+  if (endian::load_little_u32(p + 52) != 0) return Malformed("reserved field is not zero");
+  h.payload_checksum = endian::load_little_u64(p + 56);
 
   if (h.offset + h.length < h.offset) return Malformed("offset + length overflows");
   if ((h.op == Op::kRead || h.op == Op::kWrite || IsSnapshotRead(h.op)) &&

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
+#include <boost/endian/conversion.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -21,10 +22,6 @@ namespace shorthorn::replicad {
 namespace {
 
 constexpr uint64_t kPiece = 1 << 20;
-
-void PutLe64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
 
 }  // namespace
 
@@ -75,7 +72,8 @@ uint64_t FileSize(int fd) {
   return static_cast<uint64_t>(st.st_size);
 }
 
-Status PreadFull(int fd, uint8_t* buf, uint64_t length, uint64_t offset, const std::string& name) {
+Result<uint64_t> PreadUpTo(int fd, uint8_t* buf, uint64_t length, uint64_t offset,
+                           const std::string& name) {
   uint64_t done = 0;
   while (done < length) {
     ssize_t n = ::pread(fd, buf + done, length - done, static_cast<off_t>(offset + done));
@@ -83,12 +81,17 @@ Status PreadFull(int fd, uint8_t* buf, uint64_t length, uint64_t offset, const s
       if (errno == EINTR) continue;
       return ErrnoStatus(errno, "pread " + name);
     }
-    if (n == 0) {  // past the end of a smaller (older) layer: zeros
-      std::fill(buf + done, buf + length, 0);
-      break;
-    }
+    if (n == 0) break;
     done += static_cast<uint64_t>(n);
   }
+  return done;
+}
+
+Status PreadFull(int fd, uint8_t* buf, uint64_t length, uint64_t offset, const std::string& name) {
+  auto done = PreadUpTo(fd, buf, length, offset, name);
+  if (!done.ok()) return done.status();
+  // Past the end of a smaller (older) layer: zeros.
+  std::fill(buf + *done, buf + length, 0);
   return Status::Ok();
 }
 
@@ -131,15 +134,20 @@ Status PunchHole(int fd, uint64_t offset, uint64_t length, const std::string& na
 Result<std::string> LayerChecksum(int fd, const std::string& name, const ProgressFn& progress) {
   auto extents = AllocatedExtents(fd, 0, FileSize(fd), name);
   if (!extents.ok()) return extents.status();
+  return ExtentsChecksum(fd, *extents, name, progress);
+}
+
+Result<std::string> ExtentsChecksum(int fd, const std::vector<FileExtent>& extents,
+                                    const std::string& name, const ProgressFn& progress) {
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
                                                                  &XXH3_freeState);
   XXH3_64bits_reset(state.get());
   auto buf = std::make_unique<uint8_t[]>(kPiece);
   uint64_t hashed = 0;
-  for (const auto& e : *extents) {
+  for (const auto& e : extents) {
     uint8_t head[16];
-    PutLe64(head, e.offset);
-    PutLe64(head + 8, e.length);
+    boost::endian::store_little_u64(head, e.offset);
+    boost::endian::store_little_u64(head + 8, e.length);
     XXH3_64bits_update(state.get(), head, sizeof(head));
     for (uint64_t off = 0; off < e.length; off += kPiece) {
       uint64_t n = std::min(kPiece, e.length - off);

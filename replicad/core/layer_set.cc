@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <mutex>
 
@@ -17,6 +18,43 @@
 #include "replicad/core/layer_file.h"
 
 namespace shorthorn::replicad {
+
+Result<std::vector<FileExtent>> OwnedExtents(const Layer& layer, uint64_t start, uint64_t end,
+                                             size_t max_count, uint64_t* covered) {
+  auto data = AllocatedExtents(layer.fd.get(), start, end, layer.file, max_count);
+  if (!data.ok()) return data.status();
+  uint64_t bound = end;
+  if (max_count != SIZE_MAX && data->size() >= max_count && !data->empty()) {
+    bound = data->back().offset + data->back().length;
+  }
+  if (covered != nullptr) *covered = bound;
+  if (layer.zeros.empty() || bound <= start) return data;
+  std::vector<FileExtent> all = std::move(*data);
+  uint64_t first = start / kSectorSize, last = (bound + kSectorSize - 1) / kSectorSize;
+  for (const auto& r : layer.zeros.Runs(first, last)) {
+    uint64_t o = std::max(start, r.first * kSectorSize);
+    uint64_t e = std::min(bound, (r.first + r.count) * kSectorSize);
+    if (o < e) all.push_back({o, e - o});
+  }
+  std::sort(all.begin(), all.end(),
+            [](const FileExtent& a, const FileExtent& b) { return a.offset < b.offset; });
+  std::vector<FileExtent> merged;
+  for (const auto& e : all) {
+    if (!merged.empty() && e.offset <= merged.back().offset + merged.back().length) {
+      uint64_t z = std::max(merged.back().offset + merged.back().length, e.offset + e.length);
+      merged.back().length = z - merged.back().offset;
+    } else {
+      merged.push_back(e);
+    }
+  }
+  return merged;
+}
+
+Result<std::string> LayerChecksum(const Layer& layer, const ProgressFn& progress) {
+  auto extents = OwnedExtents(layer, 0, FileSize(layer.fd.get()));
+  if (!extents.ok()) return extents.status();
+  return ExtentsChecksum(layer.fd.get(), *extents, layer.file, progress);
+}
 
 LayerSet::LayerSet(std::string dir, unsigned index_chunk_bits, bool direct_writes)
     : dir_(std::move(dir)),
@@ -34,6 +72,11 @@ Result<LayerPtr> LayerSet::OpenLayer(const LayerMeta& l, bool head) const {
   if (head && direct_writes_) {
     layer->direct_fd = UniqueFd(::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC));
   }
+  if (l.zero_map) {
+    SH_RETURN_IF_ERROR(layer->zeros.Load(dir_, ZeroMap::FileName(l.file),
+                                         FileSize(layer->fd.get()) / kSectorSize));
+    layer->zero_map_recorded = true;
+  }
   return layer;
 }
 
@@ -42,7 +85,7 @@ Result<BlockIndex> LayerSet::BuildIndex(const std::vector<uint64_t>& chain, uint
   BlockIndex index(blocks, index_chunk_bits_);
   for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
     const LayerPtr& l = layers.at(*it);
-    auto ext = AllocatedExtents(l->fd.get(), 0, blocks * kSectorSize, l->file);
+    auto ext = OwnedExtents(*l, 0, blocks * kSectorSize);
     if (!ext.ok()) return ext.status();
     for (const auto& e : *ext) {
       uint64_t b = e.offset / kSectorSize;

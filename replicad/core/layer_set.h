@@ -21,6 +21,7 @@
 // is held.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -32,7 +33,9 @@
 #include "common/file_util.h"
 #include "common/status.h"
 #include "replicad/core/block_index.h"
+#include "replicad/core/layer_file.h"
 #include "replicad/core/replica_meta.h"
+#include "replicad/core/zero_map.h"
 
 namespace shorthorn::replicad {
 
@@ -43,8 +46,27 @@ struct Layer {
   std::string file;
   UniqueFd fd;
   UniqueFd direct_fd;  // O_DIRECT, heads only; invalid where the file system refuses it
+  // Blocks that read as zeros over a hole of the file; loaded when
+  // replica.json says the layer has a zero map (LayerMeta::zero_map).
+  ZeroMap zeros;
+  // replica.json says the layer has a zero map (set when it was loaded, or
+  // once Replica::AddZeroRun committed that).
+  std::atomic<bool> zero_map_recorded{false};
 };
 using LayerPtr = std::shared_ptr<Layer>;
+
+// The byte extents inside [start, end) that `layer` owns: its file's data
+// extents and its zero runs, merged (overlapping and adjacent ones join),
+// in order. A lookup, a checksum, a merge or a copy of the layer uses
+// these, never the file's data extents alone. `max_count`: at most that
+// many data extents are looked up; `*covered` (when given) is set to where
+// the answer is complete: `end`, or the end of the last data extent when
+// the limit was reached (zero runs are clipped to it).
+Result<std::vector<FileExtent>> OwnedExtents(const Layer& layer, uint64_t start, uint64_t end,
+                                             size_t max_count = SIZE_MAX,
+                                             uint64_t* covered = nullptr);
+// The layer checksum (layer_file.h) of `layer`, over its owned extents.
+Result<std::string> LayerChecksum(const Layer& layer, const ProgressFn& progress);
 
 class LayerSet {
  public:

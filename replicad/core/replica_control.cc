@@ -21,8 +21,9 @@
 // unreferenced layer file, which Open deletes; a head file longer than
 // `size` (crash inside expand) is cut back to `size`. A crash after COMMIT
 // leaves at most a stale file to delete. Open also upgrades format 1 and
-// rebuilds the block index from SEEK_DATA/SEEK_HOLE of each chain layer,
-// root first, so newer layers override older ones.
+// rebuilds the block index from what each chain layer owns (SEEK_DATA/
+// SEEK_HOLE and its zero map), root first, so newer layers override older
+// ones.
 #include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -85,6 +86,8 @@ Status Replica::RemoveLayerFile(const LayerPtr& layer) {
   }
   std::string path = dir_ + "/" + layer->file;
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, "remove " + path);
+  std::string zeros = dir_ + "/" + ZeroMap::FileName(layer->file);
+  if (::unlink(zeros.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, "remove " + zeros);
   return SyncDirectory(dir_);
 }
 
@@ -113,7 +116,13 @@ Result<std::shared_ptr<Replica>> Replica::Open(const std::string& dir, IoEngine*
       std::string n = e->d_name;
       bool referenced = std::any_of(meta->layers.begin(), meta->layers.end(),
                                     [&](const LayerMeta& l) { return l.file == n; });
-      if ((IsLayerFileName(n) && !referenced) || n == std::string(kMetaFileName) + ".tmp") {
+      // A zero map counts only for a layer that replica.json says has one
+      // (one written before that commit never hid anything: see Unmap).
+      bool zero_map = std::any_of(meta->layers.begin(), meta->layers.end(), [&](const auto& l) {
+        return l.zero_map && ZeroMap::FileName(l.file) == n;
+      });
+      if ((IsLayerFileName(n) && !referenced) || (ZeroMap::IsFileName(n) && !zero_map) ||
+          n == std::string(kMetaFileName) + ".tmp") {
         stale.push_back(n);
       }
     }
@@ -364,6 +373,10 @@ Status Replica::Revert(const std::string& name) {
       meta_,
       {.add = {fresh_layer}, .remove = {old_head}, .index = std::move(*index), .forget = {}});
   std::string old_path = dir_ + "/" + old_head->file;
+  std::string old_zeros = dir_ + "/" + ZeroMap::FileName(old_head->file);
+  if (::unlink(old_zeros.c_str()) != 0 && errno != ENOENT) {
+    LogWarning(op + ": could not remove " + old_zeros + "; the next open removes it");
+  }
   if (::unlink(old_path.c_str()) != 0 || !SyncDirectory(dir_).ok()) {
     LogWarning(op + ": could not remove " + old_path + "; the next open removes it");
   }

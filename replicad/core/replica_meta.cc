@@ -47,7 +47,7 @@ bool GetBool(const json::object& o, std::string_view key, bool* out) {
   return json_fields::GetBool(o, key, File(), out).ok();
 }
 
-Status DecodeLayer(const json::value& v, const std::string& path, LayerMeta* l) {
+Status DecodeLayer(const json::value& v, uint64_t format, const std::string& path, LayerMeta* l) {
   if (!v.is_object()) return Corrupt(path, "a layer is not an object");
   const json::object& o = v.as_object();
   if (!GetUint(o, "id", &l->id)) return Corrupt(path, "layer without a good 'id'");
@@ -64,6 +64,13 @@ Status DecodeLayer(const json::value& v, const std::string& path, LayerMeta* l) 
       !GetBool(o, "user_created", &l->user_created) || !GetBool(o, "removed", &l->removed) ||
       !GetString(o, "checksum", &l->checksum)) {
     return Corrupt(path, what + ": missing or bad snapshot fields");
+  }
+  if (o.contains("zero_map") && !GetBool(o, "zero_map", &l->zero_map)) {
+    return Corrupt(path, what + ": bad 'zero_map'");
+  }
+  if (l->zero_map && format < kReplicaFormatZeroMaps) {
+    return Corrupt(path,
+                   what + ": 'zero_map' needs format " + std::to_string(kReplicaFormatZeroMaps));
   }
   return Status::Ok();
 }
@@ -130,7 +137,9 @@ Status CheckMaxVolumeSize(const std::string& context, uint64_t size, uint64_t li
 
 std::string EncodeReplicaMeta(const ReplicaMeta& meta) {
   json::object o;
-  o["format"] = kReplicaFormat;
+  const bool zero_maps = std::any_of(meta.layers.begin(), meta.layers.end(),
+                                     [](const LayerMeta& l) { return l.zero_map; });
+  o["format"] = zero_maps ? kReplicaFormatZeroMaps : kReplicaFormat;
   o["volume"] = meta.volume;
   o["replica"] = meta.replica;
   o["size"] = meta.size;
@@ -156,6 +165,7 @@ std::string EncodeReplicaMeta(const ReplicaMeta& meta) {
     lo["user_created"] = l.user_created;
     lo["removed"] = l.removed;
     lo["checksum"] = l.checksum;
+    if (l.zero_map) lo["zero_map"] = true;
     layers.push_back(std::move(lo));
   }
   o["layers"] = std::move(layers);
@@ -170,7 +180,7 @@ Result<ReplicaMeta> DecodeReplicaMeta(std::string_view text, const std::string& 
   const json::object& o = v.as_object();
   uint64_t format = 0;
   if (!GetUint(o, "format", &format)) return Corrupt(path, "missing or bad 'format'");
-  if (format < 1 || format > 3) {
+  if (format < 1 || format > kReplicaFormatZeroMaps) {
     return Corrupt(path, "unsupported format " + std::to_string(format));
   }
   ReplicaMeta meta;
@@ -215,7 +225,7 @@ Result<ReplicaMeta> DecodeReplicaMeta(std::string_view text, const std::string& 
     if (layers == nullptr || !layers->is_array()) return Corrupt(path, "missing or bad 'layers'");
     for (const auto& lv : layers->as_array()) {
       LayerMeta l;
-      SH_RETURN_IF_ERROR(DecodeLayer(lv, path, &l));
+      SH_RETURN_IF_ERROR(DecodeLayer(lv, format, path, &l));
       meta.layers.push_back(std::move(l));
     }
     std::sort(meta.layers.begin(), meta.layers.end(),

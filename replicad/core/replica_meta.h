@@ -19,8 +19,12 @@ namespace shorthorn::replicad {
 // flag. Formats 1 (one head file) and 2 are still read and upgraded by
 // Replica::Open (generation 0, not rebuilding). The `open` flag and the
 // `owner` are optional fields of format 3 (missing: open, no owner; see
-// DecodeReplicaMeta).
+// DecodeReplicaMeta). Format 4 is format 3 with zero maps: a replica.json
+// is written as format 4 only while a layer has one (`zero_map`), so that a
+// replicad that does not know zero maps refuses the replica instead of
+// letting a snapshot's data show through where the volume was discarded.
 inline constexpr int kReplicaFormat = 3;
+inline constexpr int kReplicaFormatZeroMaps = 4;
 inline constexpr std::string_view kMetaFileName = "replica.json";
 inline constexpr std::string_view kLegacyHeadFileName = "head.img";
 // Volume sizes are whole sectors; the block index works in the same unit.
@@ -51,6 +55,8 @@ struct LayerMeta {
   // has at most one child; kept (hidden) while it has several.
   bool removed = false;
   std::string checksum;  // 16 hex digits (see layer_file.h); "" while pending
+  // The layer has a zero map, ZeroMap::FileName(file) (zero_map.h).
+  bool zero_map = false;
 
   bool is_snapshot() const { return !name.empty(); }
 };

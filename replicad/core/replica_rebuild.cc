@@ -61,16 +61,19 @@ Result<ExtentPage> Replica::LayerExtents(const std::string& name, uint64_t from,
   const std::string op = "layer extents of snapshot " + name + " of " + Object();
   auto layer = SnapshotLayer(name, op);
   if (!layer.ok()) return layer.status();
-  int fd = (*layer)->fd.get();
-  uint64_t end = FileSize(fd);
-  auto extents = AllocatedExtents(fd, from, end, (*layer)->file, std::max<size_t>(max, 1));
+  uint64_t end = FileSize((*layer)->fd.get());
+  // Owned extents: a zero run reads as zeros, and the copy (or a backup)
+  // holds those zeros as data.
+  uint64_t covered = end;
+  auto extents = OwnedExtents(**layer, from, end, std::max<size_t>(max, 1), &covered);
   if (!extents.ok()) return extents.status().WithContext(op);
   ExtentPage page;
   page.extents = std::move(*extents);
-  if (page.extents.size() >= std::max<size_t>(max, 1)) {
-    uint64_t last = page.extents.back().offset + page.extents.back().length;
-    if (last < end) page.next = last;
+  if (page.extents.size() > std::max<size_t>(max, 1)) {  // zero runs between data extents
+    page.extents.resize(std::max<size_t>(max, 1));
+    covered = page.extents.back().offset + page.extents.back().length;
   }
+  if (covered < end) page.next = covered;
   return page;
 }
 

@@ -2,9 +2,21 @@
 // punched, and so are the deleted snapshots right under it whose merge is
 // due: no snapshot reads through them, only the head does, so their blocks
 // there are dead. Where a layer further down still holds data in the range
-// (found with SEEK_DATA on each of them), real zeros are written into the
-// head instead, because a hole there would let the lower data show through.
-// With no snapshots this is one fallocate.
+// (found with SEEK_DATA on each of them), a hole in the head would let the
+// lower data show through: the range becomes a zero run of the head's zero
+// map (zero_map.h), which hides it without writing a byte. With no
+// snapshots this is one fallocate.
+//
+// Order against a power cut: the zero run is durable before anything is
+// punched, so a crash in between leaves each block with its old content or
+// zeros, never a snapshot's data. The first zero run of a head also records
+// in replica.json that the head has a map (format 4, so that an older
+// replicad refuses the replica rather than ignore the map); that commit
+// needs meta_mu_, which a snapshot holds while it waits for this very unmap
+// to end. So it is only tried (try_lock): when a layer op holds the lock,
+// real zeros are written into the head instead, as before zero maps.
+// A rebuilding replica's head has no parent yet (the copied chain goes
+// under it later), so there the whole range becomes a zero run.
 //
 // Writing zeros takes time (up to 64 MiB per request: the engine splits
 // larger unmaps), so the syscalls run on the replica's unmap thread
@@ -26,6 +38,7 @@
 #include <utility>
 #include <vector>
 
+#include "replicad/core/layer_chain.h"
 #include "replicad/core/layer_file.h"
 #include "replicad/core/replica.h"
 
@@ -59,8 +72,15 @@ Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
     change = UndoLog::Change(undo_.get(), *id);
   }
   if (rebuilding) {
-    // The copied chain will sit under the head: only zeros hide it.
-    SH_RETURN_IF_ERROR(WriteZeros(head->fd.get(), offset, length, head->file));
+    // The copied chain will sit under the head: a zero run hides it (real
+    // zeros when the map cannot be recorded now). The range is aligned.
+    auto added = AddZeroRun(head, {first, last - first});
+    if (!added.ok()) return added.status();
+    if (*added) {
+      SH_RETURN_IF_ERROR(PunchHole(head->fd.get(), offset, length, head->file));
+    } else {
+      SH_RETURN_IF_ERROR(WriteZeros(head->fd.get(), offset, length, head->file));
+    }
     layers_.SetRange(first, last - first, head->slot);
     return Status::Ok();
   }
@@ -97,6 +117,14 @@ Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
       merged.push_back(r);
     }
   }
+  // One zero run over the whole range (one record, one fdatasync), not one
+  // per lower extent: the blocks without lower data read zeros either way.
+  bool zero_run = false;
+  if (!merged.empty()) {
+    auto added = AddZeroRun(head, {a, z - a});
+    if (!added.ok()) return added.status();
+    zero_run = *added;
+  }
   SH_RETURN_IF_ERROR(PunchHole(head->fd.get(), a * kSectorSize, (z - a) * kSectorSize, head->file));
   // Removed snapshots under the head: only the head reads through them, and
   // it reads zeros here from now on. A merge copying one of them into its
@@ -110,6 +138,10 @@ Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
       dirty_lower_.push_back(l);
     }
   }
+  if (zero_run) {
+    layers_.SetRange(a, z - a, head->slot);  // as an index built at open has it
+    return Status::Ok();
+  }
   for (const auto& [s, e] : merged) {
     SH_RETURN_IF_ERROR(
         WriteZeros(head->fd.get(), s * kSectorSize, (e - s) * kSectorSize, head->file));
@@ -118,6 +150,29 @@ Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
   for (const auto& [s, e] : merged) runs.push_back({s, e - s, head->slot});
   layers_.SetRanges(runs);
   return Status::Ok();
+}
+
+Result<bool> Replica::AddZeroRun(const LayerPtr& head, ZeroMap::Run run) {
+  const std::string file = ZeroMap::FileName(head->file);
+  SH_RETURN_IF_ERROR(Fault("zero-map", "write zero map " + dir_ + "/" + file));
+  if (head->zero_map_recorded.load()) {
+    SH_RETURN_IF_ERROR(head->zeros.Add(dir_, file, {run}));
+    return true;
+  }
+  std::unique_lock meta_lock(meta_mu_, std::try_to_lock);
+  if (!meta_lock.owns_lock()) return false;
+  // The runs first: replica.json never names a map that is not on the disk.
+  SH_RETURN_IF_ERROR(head->zeros.Add(dir_, file, {run}));
+  ReplicaMeta next = meta_;
+  LayerMeta* l = FindLayer(next, head->id);
+  if (l == nullptr) {  // cannot happen while this unmap is in flight
+    return Status(ErrorKind::kFailed, "unmap " + Object() + ": the head is not in replica.json",
+                  EIO);
+  }
+  l->zero_map = true;
+  SH_RETURN_IF_ERROR(CommitLocked(std::move(next), "record the zero map of the head of"));
+  head->zero_map_recorded = true;
+  return true;
 }
 
 void Replica::Unmap(uint64_t epoch, uint64_t offset, uint64_t length, Done done) {

@@ -227,7 +227,10 @@ Status ReplicaWorker::RunMerge(uint64_t id, bool* crashed) {
   if ((*crashed = Hit("merge-prepared"))) return Status::Ok();
   if (c_layer != nullptr) {
     int sfd = s_layer->fd.get(), cfd = c_layer->fd.get();
-    auto extents = AllocatedExtents(sfd, 0, FileSize(sfd), s_layer->file);
+    // What S owns (data and zero runs: a zero run of S is copied as real
+    // zeros) goes into C where C owns nothing: C's own data and zero runs
+    // hide S there (a zero run of C is a discard made after S was taken).
+    auto extents = OwnedExtents(*s_layer, 0, FileSize(sfd));
     if (!extents.ok()) return extents.status().WithContext(op);
     uint64_t total = 0;
     for (const auto& e : *extents) total += e.length;
@@ -249,7 +252,7 @@ Status ReplicaWorker::RunMerge(uint64_t id, bool* crashed) {
         }
         uint64_t pe = std::min(last, pb + piece / kSectorSize);
         RangeLock::Guard guard = r.range_lock_.Lock(pb, pe);
-        auto held = AllocatedExtents(cfd, pb * kSectorSize, pe * kSectorSize, c_layer->file);
+        auto held = OwnedExtents(*c_layer, pb * kSectorSize, pe * kSectorSize);
         if (!held.ok()) return held.status().WithContext(op);
         uint64_t pos = pb;  // copy the gaps between C's extents
         auto copy = [&](uint64_t from, uint64_t to) -> Status {
@@ -302,8 +305,7 @@ Status ReplicaWorker::RunChecksum(uint64_t id, bool* crashed) {
   Replica& r = replica_;
   LayerPtr layer = r.layers_.Find(id);
   if (layer == nullptr) return Status::Ok();
-  auto sum =
-      LayerChecksum(layer->fd.get(), layer->file, [this](uint64_t) { return !StopRequested(); });
+  auto sum = LayerChecksum(*layer, [this](uint64_t) { return !StopRequested(); });
   if (!sum.ok()) {
     if (StopRequested()) {
       *crashed = true;
@@ -353,7 +355,7 @@ void ReplicaWorker::RunVerify(bool* crashed) {
       std::lock_guard lock(mu_);
       task_->name = item.name;
     }
-    auto sum = LayerChecksum(item.layer->fd.get(), item.layer->file, [&](uint64_t done) {
+    auto sum = LayerChecksum(*item.layer, [&](uint64_t done) {
       std::lock_guard lock(mu_);
       task_->done_bytes = std::min(total, base + done);
       return !stop_;

@@ -3,23 +3,26 @@
 # snapshot, then during a full rebuild.
 #
 # The engine sends an unmap to the replicas in 64 MiB pieces, one after the
-# other; a replica writes real zeros where a snapshot under its head holds
-# data, and a rebuilding replica writes zeros over the whole piece (its head
-# has no parent yet). Each piece must end well within the replica timeout,
-# and the replica's other requests must not wait behind it.
+# other; where a snapshot under its head holds data, a replica records zero
+# runs in the head's zero map (no data written), and a rebuilding replica
+# records the whole piece as a zero run (its head has no parent yet). Each piece
+# must end well within the replica timeout, and the replica's other
+# requests must not wait behind it.
 #
 # Three replicads, a volume of 6 GiB with three replicas:
 #  1. 1 GiB of random data at [0, 1) GiB, snapshot s1, 256 MiB more at
 #     [2, 2.25) GiB (in the heads only); blkdiscard of the whole device.
 #     No replica goes ERR; the device reads zeros; in every head, the
-#     256 MiB are punched (no data left there) and what is allocated is at
-#     most the zeros that hide s1's gigabyte.
+#     256 MiB are punched (no data left there), s1's gigabyte is hidden by
+#     the head's zero map (replica.json names it) and the head occupies at
+#     most 16 MiB (it occupied the gigabyte of zeros before zero maps).
 #  2. r3 stopped, snapshot s2 taken while its replica is ERR (so a catch-up
 #     is not enough), r3 started again: a full rebuild onto a new replica on
 #     r3 (rebuild bandwidth limited so that it lasts ~10 s). While
 #     it runs (the new replica is WO), blkdiscard of the whole device again.
 #     No replica goes ERR (no request times out), the rebuild completes, the
-#     volume is healthy, the device reads zeros.
+#     volume is healthy, the device reads zeros, and the rebuilt replica's
+#     head holds a zero map and at most 16 MiB.
 #  3. Detached: the three replicas hold s1, s2 and live data with the same
 #     hashes (replica_tool inspect), and s2's hash is the live data's (both
 #     are all zeros).
@@ -72,8 +75,11 @@ reads_zeros() {
   dd if="$dev" bs=16M iflag=direct,skip_bytes,count_bytes skip=$(($1 * MiB)) \
     count=$(($2 * MiB)) status=none | cmp -s -n $(($2 * MiB)) - /dev/zero
 }
-# no_err: every replica of the volume is RW or WO.
-no_err() { ! replica_modes "$vol" | awk '{print $3}' | grep -qv -e RW -e WO; }
+# no_err [NAME...]: every replica of the volume but NAMEs is RW or WO.
+no_err() {
+  ! replica_modes "$vol" | awk -v skip=" $* " 'index(skip, " " $2 " ") == 0 { print $3 }' |
+    grep -qv -e RW -e WO
+}
 
 # 1. Data, a snapshot, more data; one discard of everything.
 head -c $((64 * MiB)) /dev/urandom >"$TEST_DIR/chunk"
@@ -106,9 +112,13 @@ for rd in r1 r2 r3; do
   after=$(data_bytes "${heads[$rd]}" $((2 * GiB)) $((2 * GiB + 256 * MiB)))
   assert_eq 0 "$after" "data in $rd's head at [2, 2.25) GiB after the discard"
   used=$(allocated "${heads[$rd]}")
-  ((used <= GiB + 16 * MiB)) ||
-    fail "$rd's head occupies $used bytes after the discard: more than the zeros hiding s1"
-  log "$rd's head after the discard: $((used / MiB)) MiB allocated (zeros over s1), none at [2, 2.25) GiB"
+  ((used <= 16 * MiB)) ||
+    fail "$rd's head occupies $used bytes after the discard: s1's data is hidden with written zeros"
+  zeros=${heads[$rd]%.img}.zeros
+  [[ -s $zeros ]] || fail "$rd's head has no zero map $zeros after the discard over s1"
+  grep -q '"zero_map":true' "$(dirname "${heads[$rd]}")/replica.json" ||
+    fail "$rd's replica.json does not name the head's zero map"
+  log "$rd's head after the discard: $((used / MiB)) MiB allocated, zero map $(stat -c %s "$zeros") bytes, none at [2, 2.25) GiB"
 done
 
 # 2. A full rebuild onto r3, and a discard of everything while it runs.
@@ -121,16 +131,28 @@ start_replicad r3
 # shellcheck disable=SC2317  # called through wait_until
 rebuilding() { replica_modes "$vol" | awk -v a="$a3" '$1 == a && $3 == "WO" { f = 1 } END { exit !f }'; }
 t=$(wait_until 60 "a new replica on r3 in WO mode (full rebuild)" rebuilding)
+replaced=$(replica_modes "$vol" | awk '$3 == "ERR" { print $2 }' | xargs)
 log "full rebuild onto r3 running ${t}s after its restart: $(jobs_of "$vol" rebuild | tail -1)"
 t0=$SECONDS
 blkdiscard "$dev"
 log "blkdiscard during the rebuild took $((SECONDS - t0))s; rebuild job: $(jobs_of "$vol" rebuild | tail -1)"
-no_err || fail "a replica went ERR during the discard: $(replica_modes "$vol" | tr '\n' ';')"
+# The replica being replaced was ERR before the discard (it stays listed
+# until the rebuild retires it); every other one must stay RW or WO.
+no_err $replaced || fail "a replica went ERR during the discard: $(replica_modes "$vol" | tr '\n' ';')"
 if grep -q "unanswered for more than" "$LOG_DIR/fused.log"; then
   fail "a replica request timed out: $(grep "unanswered for more than" "$LOG_DIR/fused.log" | head -3)"
 fi
 wait_robustness "$vol" healthy 120
 assert_eq "RW RW RW" "$(replica_modes "$vol" | awk '{print $3}' | xargs)" "replica modes after the rebuild"
+# The rebuilt replica took the discard as zero runs, not as 6 GiB of zeros.
+while read -r addr name _; do
+  [[ $addr == "$a3" ]] || continue
+  h=$(head_of r3 "$name")
+  [[ -s ${h%.img}.zeros ]] || fail "the rebuilt replica $name has no zero map after the discard"
+  used=$(allocated "$h")
+  ((used <= 16 * MiB)) || fail "the rebuilt replica $name's head occupies $used bytes after the discard"
+  log "rebuilt replica $name: head $((used / MiB)) MiB allocated, zero map $(stat -c %s "${h%.img}.zeros") bytes"
+done < <(replica_modes "$vol")
 read -r path state bytes total _ < <(jobs_of "$vol" rebuild | tail -1) || fail "no rebuild job"
 assert_eq completed "$state" "state of the last rebuild job $path"
 log "rebuild job $path: $bytes of $total bytes"

@@ -143,7 +143,9 @@ TEST_P(PowerLossTest, OnlyTheFlushedStateSurvives) {
 
   // Not flushed: B over part of A (aligned, and unaligned: edge blocks are
   // read-modify-written), C into the head's hole over s1's data, an unmap of
-  // part of A (a punch) and one over s1's data (zeros written in the head).
+  // part of A (a punch) and one over s1's data (a zero run in the head's
+  // zero map: durable at once, before the punch, as on a real disk; see
+  // below).
   ASSERT_TRUE(Write(128 * kK, RandomBytes(rng_, 64 * kK)).ok());
   ASSERT_TRUE(Write(200 * kK + 100, RandomBytes(rng_, 10 * kK)).ok());
   ASSERT_TRUE(Write(800 * kK, RandomBytes(rng_, 64 * kK)).ok());
@@ -164,6 +166,11 @@ TEST_P(PowerLossTest, OnlyTheFlushedStateSurvives) {
   EXPECT_EQ(FileHashes(dir_), files);
 
   Reopen();
+  // The unmap over s1's data is the one change that outlives the power cut:
+  // its zero run was made durable before anything was punched (an unflushed
+  // discard may take effect, like any unflushed write; what may never show
+  // is s1's data under a discard that did). The rest is the flushed state.
+  std::fill(want.begin() + 960 * kK, want.begin() + 992 * kK, 0);
   EXPECT_EQ(Hash(ReadAll()), Hash(want));
   // C's range is a hole in the head again: s1 shows through, not zeros.
   EXPECT_FALSE(Allocated("layer-2.img", 768 * kK, 256 * kK));
@@ -185,6 +192,11 @@ TEST_P(PowerLossTest, AFlushKeepsEverythingBeforeIt) {
   EXPECT_EQ(dropped->changes, 0u);
   EXPECT_EQ(dropped->bytes, 0u);
   Reopen();
+  // The unmap over s1's data is the one change that outlives the power cut:
+  // its zero run was made durable before anything was punched (an unflushed
+  // discard may take effect, like any unflushed write; what may never show
+  // is s1's data under a discard that did). The rest is the flushed state.
+  std::fill(want.begin() + 960 * kK, want.begin() + 992 * kK, 0);
   EXPECT_EQ(Hash(ReadAll()), Hash(want));
 }
 
