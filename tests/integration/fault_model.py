@@ -10,9 +10,11 @@ seed, step, dev, file, size, block_size) and its fail/log/bash.
 """
 import ctypes
 import ctypes.util
+import fcntl
 import mmap
 import os
 import random
+import struct
 import time
 
 KiB = 1024
@@ -21,6 +23,10 @@ CHUNK = MiB
 ZERO_CHUNK = bytes(CHUNK)
 
 FULL_CHECK_EVERY = 25  # steps between whole-volume reads
+BLKDISCARD = 0x1277  # _IO(0x12, 119), linux/fs.h
+FALLOC_FL_KEEP_SIZE = 0x01
+FALLOC_FL_PUNCH_HOLE = 0x02
+DISCARD = -1  # the `n` of a discard in Schedule.writes (its data is zeros)
 
 
 class CheckFailed(Exception):
@@ -115,6 +121,27 @@ class ModelChecks:
         finally:
             os.close(fd)
 
+    def discard(self, door, offset, length):
+        """Discards [offset, offset+length): BLKDISCARD on the loop device (the
+        kernel sends it to the FUSE file as a punch), or fallocate(PUNCH_HOLE)
+        on the FUSE file itself. Either reaches the replicas as UNMAP."""
+        if door == "dev":
+            fd = os.open(self.dev, os.O_WRONLY)
+            try:
+                fcntl.ioctl(fd, BLKDISCARD, struct.pack("QQ", offset, length))
+            finally:
+                os.close(fd)
+            return
+        fd = os.open(self.file, os.O_RDWR)
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+            if libc.fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, offset, length) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err))
+        finally:
+            os.close(fd)
+
     def pread(self, door, offset, length):
         """Reads [offset, offset+length); through the loop device the range is
         widened to its logical blocks (O_DIRECT). Returns (offset, data)."""
@@ -160,6 +187,8 @@ class ModelChecks:
         if got == bytes(len(got)):
             return "zeros"
         for step, n, off, length in reversed(self.writes):
+            if n == DISCARD:
+                continue
             if off <= offset and offset + len(got) <= off + length:
                 data = write_data(self.seed, step, n, length)
                 if data[offset - off:offset - off + len(got)] == got:
@@ -168,6 +197,8 @@ class ModelChecks:
 
     def expected_from(self, offset):
         for step, n, off, length in reversed(self.writes):
+            if off <= offset < off + length and n == DISCARD:
+                return f"discarded by step {step} ({off}+{length}), if no revert since"
             if off <= offset < off + length:
                 return f"last written by step {step} (write {n} at {off}+{length}), if no revert since"
         return "never written (zeros), if no revert since"

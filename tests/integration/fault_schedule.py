@@ -12,7 +12,8 @@ The volume has three replicas on replicads r1 r2 r3; fused reaches r2
 through fault_proxy.py. Each step is a weighted random choice among those
 the current state allows: a write (4 KiB-aligned or 512-byte-aligned with
 O_DIRECT to the loop device or the FUSE file, or byte-unaligned to the FUSE
-file, which is direct_io), a flush, a snapshot, a snapshot deletion, a revert,
+file, which is direct_io), a discard (BLKDISCARD of the device or a punch of
+the file), a flush, a snapshot, a snapshot deletion, a revert,
 kill -9 / clean restart / power loss (SIGUSR2, when replicad supports it) of
 a replicad and its later start, a network cut of r2 and its heal, and "wait
 until healthy". After each step the blocks written by the last few steps, a
@@ -67,7 +68,8 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree for the modules below
 from fault_cluster import BashError, ClusterActions, volume_path
-from fault_model import KiB, MiB, CheckFailed, Model, ModelChecks, Xxh3, now, write_data
+from fault_model import (DISCARD, KiB, MiB, CheckFailed, Model, ModelChecks, Xxh3, now,
+                         write_data)
 
 MAX_SNAPSHOTS = 5      # user snapshots the model keeps at once
 RECENT_WRITES = 6      # writes re-read after every step
@@ -156,6 +158,31 @@ class Schedule(ModelChecks, ClusterActions):
         self.counts["write"] += 1
         return f"{why} {offset}+{length} ({kind}, {door}{', O_DIRECT' if direct else ''}, {now() - t:.2f}s)"
 
+    def do_discard(self, rng):
+        """A discard: whole 4 KiB blocks of the device, or any range of the
+        file (partial blocks are zeroed in place). It reads zeros from then on,
+        so the model takes it as a write of zeros."""
+        hot = rng.random() < 0.5
+        span = 4 * MiB if hot else self.size
+        door = rng.choice(["dev", "file"])
+        if door == "dev":
+            length = 4096 * rng.choice([1, 2, 16, 256, rng.randrange(1, 4 * MiB // 4096 + 1)])
+            offset = rng.randrange(0, (span - length) // 4096 + 1) * 4096
+        else:
+            length = rng.choice([4096, 64 * KiB, MiB, rng.randrange(1, 2 * MiB)])
+            offset = rng.randrange(0, span - length)
+        self.writes.append((self.step, DISCARD, offset, length))
+        t = now()
+        try:
+            self.discard(door, offset, length)
+        except OSError as e:
+            self.fail(f"discard {offset}+{length} ({door}) failed: {e}; "
+                      f"replicas {self.modes_text()}")
+        self.model.write(offset, bytes(length))
+        self.recent.append((offset, length))
+        self.counts["discard"] += 1
+        return f"discard {offset}+{length} ({door}, {now() - t:.2f}s)"
+
     def do_flush(self, rng):
         door = rng.choice(["dev", "file"])
         fd = os.open(self.dev if door == "dev" else self.file, os.O_RDWR)
@@ -171,7 +198,7 @@ class Schedule(ModelChecks, ClusterActions):
 
     def choose(self, rng):
         """A weighted choice among the steps the state allows; (name, arg)."""
-        options = [("write", None, 40), ("flush", None, 8)]
+        options = [("write", None, 40), ("discard", None, 4), ("flush", None, 8)]
         if len(self.snapshots) < MAX_SNAPSHOTS:
             options.append(("snapshot", None, 5))
         if self.snapshots:
@@ -200,6 +227,8 @@ class Schedule(ModelChecks, ClusterActions):
         name, arg = self.choose(rng)
         if name == "write":
             what = self.do_write(rng)
+        elif name == "discard":
+            what = self.do_discard(rng)
         elif name == "flush":
             what = self.do_flush(rng)
         elif name == "snapshot":
