@@ -50,7 +50,7 @@ struct Layer {
   // replica.json says the layer has a zero map (LayerMeta::zero_map).
   ZeroMap zeros;
   // replica.json says the layer has a zero map (set when it was loaded, or
-  // once Replica::AddZeroRun committed that).
+  // once Replica::AddZeroRuns committed that).
   std::atomic<bool> zero_map_recorded{false};
 };
 using LayerPtr = std::shared_ptr<Layer>;

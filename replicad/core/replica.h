@@ -310,11 +310,11 @@ class Replica : public std::enable_shared_from_this<Replica> {
   Status ReadChainBlocking(uint64_t block, uint64_t count, uint8_t* out);
   // On the unmap thread, under the range lock of the blocks it changes.
   Status UnmapLocked(uint64_t offset, uint64_t length);
-  // Adds `run` to the head's zero map, durably, and records in replica.json
+  // Adds `runs` to the head's zero map, durably, and records in replica.json
   // that the head has one (the first time). False (nothing done) when that
   // record cannot be made now because a layer op holds meta_mu_: the caller
   // writes real zeros instead.
-  Result<bool> AddZeroRun(const LayerPtr& head, ZeroMap::Run run);
+  Result<bool> AddZeroRuns(const LayerPtr& head, const std::vector<ZeroMap::Run>& runs);
   // EINVAL for an unaligned write or unmap while rebuilding.
   Status Unaligned(std::string_view op, uint64_t offset, uint64_t length) const;
   void SubmitWrite(uint64_t first, uint64_t blocks, bool may_block,

@@ -141,6 +141,10 @@ Status Replica::StartRebuild(const RebuildRequest& request) {
   for (const auto& layer : dropped) {
     std::string path = dir_ + "/" + layer->file;
     if (::unlink(path.c_str()) != 0) LogWarning(op + ": could not remove " + path);
+    std::string zeros = dir_ + "/" + ZeroMap::FileName(layer->file);
+    if (::unlink(zeros.c_str()) != 0 && errno != ENOENT) {
+      LogWarning(op + ": could not remove " + zeros);
+    }
   }
   if (!dropped.empty()) (void)SyncDirectory(dir_);
 

@@ -3,11 +3,11 @@
 // due: no snapshot reads through them, only the head does, so their blocks
 // there are dead. Where a layer further down still holds data in the range
 // (found with SEEK_DATA on each of them), a hole in the head would let the
-// lower data show through: the range becomes a zero run of the head's zero
-// map (zero_map.h), which hides it without writing a byte. With no
+// lower data show through: those blocks become zero runs of the head's
+// zero map (zero_map.h), which hide them without writing a byte. With no
 // snapshots this is one fallocate.
 //
-// Order against a power cut: the zero run is durable before anything is
+// Order against a power cut: the zero runs are durable before anything is
 // punched, so a crash in between leaves each block with its old content or
 // zeros, never a snapshot's data. The first zero run of a head also records
 // in replica.json that the head has a map (format 4, so that an older
@@ -74,7 +74,7 @@ Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
   if (rebuilding) {
     // The copied chain will sit under the head: a zero run hides it (real
     // zeros when the map cannot be recorded now). The range is aligned.
-    auto added = AddZeroRun(head, {first, last - first});
+    auto added = AddZeroRuns(head, {{first, last - first}});
     if (!added.ok()) return added.status();
     if (*added) {
       SH_RETURN_IF_ERROR(PunchHole(head->fd.get(), offset, length, head->file));
@@ -117,13 +117,19 @@ Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
       merged.push_back(r);
     }
   }
-  // One zero run over the whole range (one record, one fdatasync), not one
-  // per lower extent: the blocks without lower data read zeros either way.
-  bool zero_run = false;
+  // Zero runs only where lower data is (clipped to the range): a run over
+  // blocks nothing lower holds would make the head own them, and every later
+  // copy of the layer (merge, rebuild, backup) would carry their zeros.
+  bool zero_runs = false;
   if (!merged.empty()) {
-    auto added = AddZeroRun(head, {a, z - a});
+    std::vector<ZeroMap::Run> runs;
+    for (const auto& [s, e] : merged) {
+      uint64_t rs = std::max(s, a), re = std::min(e, z);
+      if (rs < re) runs.push_back({rs, re - rs});
+    }
+    auto added = AddZeroRuns(head, runs);
     if (!added.ok()) return added.status();
-    zero_run = *added;
+    zero_runs = *added;
   }
   SH_RETURN_IF_ERROR(PunchHole(head->fd.get(), a * kSectorSize, (z - a) * kSectorSize, head->file));
   // Removed snapshots under the head: only the head reads through them, and
@@ -138,11 +144,8 @@ Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
       dirty_lower_.push_back(l);
     }
   }
-  if (zero_run) {
-    layers_.SetRange(a, z - a, head->slot);  // as an index built at open has it
-    return Status::Ok();
-  }
   for (const auto& [s, e] : merged) {
+    if (zero_runs) break;
     SH_RETURN_IF_ERROR(
         WriteZeros(head->fd.get(), s * kSectorSize, (e - s) * kSectorSize, head->file));
   }
@@ -152,25 +155,33 @@ Status Replica::UnmapLocked(uint64_t offset, uint64_t length) {
   return Status::Ok();
 }
 
-Result<bool> Replica::AddZeroRun(const LayerPtr& head, ZeroMap::Run run) {
+Result<bool> Replica::AddZeroRuns(const LayerPtr& head, const std::vector<ZeroMap::Run>& runs) {
   const std::string file = ZeroMap::FileName(head->file);
   SH_RETURN_IF_ERROR(Fault("zero-map", "write zero map " + dir_ + "/" + file));
   if (head->zero_map_recorded.load()) {
-    SH_RETURN_IF_ERROR(head->zeros.Add(dir_, file, {run}));
+    SH_RETURN_IF_ERROR(head->zeros.Add(dir_, file, runs));
     return true;
   }
   std::unique_lock meta_lock(meta_mu_, std::try_to_lock);
   if (!meta_lock.owns_lock()) return false;
   // The runs first: replica.json never names a map that is not on the disk.
-  SH_RETURN_IF_ERROR(head->zeros.Add(dir_, file, {run}));
+  // Until that commit the whole map is unofficial: when it fails, the map is
+  // dropped (memory and file), so no copy, merge or later commit sees runs
+  // whose unmap failed.
+  SH_RETURN_IF_ERROR(head->zeros.Add(dir_, file, runs));
   ReplicaMeta next = meta_;
   LayerMeta* l = FindLayer(next, head->id);
-  if (l == nullptr) {  // cannot happen while this unmap is in flight
-    return Status(ErrorKind::kFailed, "unmap " + Object() + ": the head is not in replica.json",
-                  EIO);
+  Status s = l != nullptr ? Status::Ok()
+                          : Status(ErrorKind::kFailed,
+                                   "unmap " + Object() + ": the head is not in replica.json", EIO);
+  if (s.ok()) {
+    l->zero_map = true;
+    s = CommitLocked(std::move(next), "record the zero map of the head of");
   }
-  l->zero_map = true;
-  SH_RETURN_IF_ERROR(CommitLocked(std::move(next), "record the zero map of the head of"));
+  if (!s.ok()) {
+    head->zeros.Drop(dir_, file);
+    return s;
+  }
   head->zero_map_recorded = true;
   return true;
 }

@@ -231,12 +231,29 @@ Status ZeroMap::Add(const std::string& dir, const std::string& file, const std::
   for (const Run& r : runs) InsertLocked(r.first, r.count);
   records_ = base + runs.size();
   if (records_ > kRewriteMinRecords && records_ > kRewriteRatio * runs_.size()) {
-    // The Add is durable already; a failed rewrite only leaves the file long.
-    if (Status s = RewriteLocked(dir, file); !s.ok()) {
+    // The Add is durable already; a rewrite that failed before its rename
+    // only leaves the file long. After the rename, a failed directory fsync
+    // may let a crash bring the old file back without the Adds that follow:
+    // that fails the Add.
+    bool renamed = false;
+    if (Status s = RewriteLocked(dir, file, &renamed); !s.ok()) {
+      if (renamed) return s;
       LogWarning(s.message() + "; the zero map keeps its records as they are");
     }
   }
   return Status::Ok();
+}
+
+void ZeroMap::Drop(const std::string& dir, const std::string& file) {
+  std::lock_guard lock(mu_);
+  runs_.clear();
+  records_ = 0;
+  fd_ = UniqueFd();
+  const std::string path = dir + "/" + file;
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    LogWarning("remove zero map " + path + ": " + std::strerror(errno) +
+               "; the next open removes it");
+  }
 }
 
 std::vector<ZeroMap::Run> ZeroMap::Runs(uint64_t first, uint64_t last) const {
@@ -267,7 +284,7 @@ void ZeroMap::InsertLocked(uint64_t first, uint64_t count) {
   InsertRun(runs_, first, first + count);
 }
 
-Status ZeroMap::RewriteLocked(const std::string& dir, const std::string& file) {
+Status ZeroMap::RewriteLocked(const std::string& dir, const std::string& file, bool* renamed) {
   const std::string path = dir + "/" + file;
   const std::string tmp = path + ".tmp";
   UniqueFd fd(::open(tmp.c_str(), O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0600));
@@ -296,6 +313,7 @@ Status ZeroMap::RewriteLocked(const std::string& dir, const std::string& file) {
     return fail(ErrnoStatus(errno, "rename " + tmp + " to " + path));
   }
   // The name now holds the new file: follow it whatever happens next.
+  *renamed = true;
   fd_ = std::move(fd);
   records_ = runs_.size();
   return SyncDirectory(dir);

@@ -24,7 +24,9 @@
 //    already covered changes nothing in memory (it is still written).
 //  * The file is rewritten (temp file, fdatasync, rename, directory fsync)
 //    when it holds over four times as many records as there are runs, and
-//    over 1024 of them. A failed rewrite is logged; the Add stands.
+//    over 1024 of them. A rewrite that fails before its rename is logged
+//    and the Add stands; a directory fsync that fails after the rename fails
+//    the Add (later Adds would go to a name a crash may take back).
 //
 // Threads: every method from any thread (one mutex; Add holds it across its
 // syscalls, Runs is short).
@@ -70,6 +72,10 @@ class ZeroMap {
   // that name) and fsyncs `dir`.
   Status Add(const std::string& dir, const std::string& file, const std::vector<Run>& runs);
 
+  // Forgets every run and removes `dir`/`file` (best effort): for a map that
+  // replica.json does not name yet, whose first commit failed.
+  void Drop(const std::string& dir, const std::string& file);
+
   // The runs inside blocks [first, last), clipped to it, in order.
   std::vector<Run> Runs(uint64_t first, uint64_t last) const;
   bool empty() const;
@@ -78,7 +84,8 @@ class ZeroMap {
 
  private:
   void InsertLocked(uint64_t first, uint64_t count);
-  Status RewriteLocked(const std::string& dir, const std::string& file);
+  // `*renamed`: the new file took the name (set even when it then fails).
+  Status RewriteLocked(const std::string& dir, const std::string& file, bool* renamed);
 
   mutable std::mutex mu_;
   std::map<uint64_t, uint64_t> runs_;  // first block -> end block; guarded by mu_

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -221,6 +222,59 @@ TEST_F(ZeroMapReplicaTest, AMapThatCannotBeWrittenLosesNothing) {
   std::vector<uint8_t> got = f_.ReadAll();
   EXPECT_TRUE(std::equal(b.begin(), b.end(), got.begin()));
   EXPECT_TRUE(std::equal(a.begin() + kMiB, a.end(), got.begin() + kMiB));
+}
+
+// Zero runs cover only the blocks a snapshot below holds: a discard of the
+// whole volume over one 4 KiB block of s1 makes the head own that block,
+// not the volume (every later copy of the layer would carry the zeros).
+TEST_F(ZeroMapReplicaTest, ZeroRunsCoverOnlyTheLowerData) {
+  ASSERT_TRUE(f_.Write(3 * kMiB, RandomBytes(rng_, 4096)).ok());
+  ASSERT_TRUE(f_.Write(5 * kMiB, RandomBytes(rng_, 8192)).ok());
+  ASSERT_TRUE(f_.Snapshot("s1").ok());
+  ASSERT_TRUE(f_.Unmap(0, 8 * kMiB).ok());
+  ASSERT_TRUE(f_.Snapshot("s2").ok());
+  auto page = f_.r().LayerExtents("s2", 0, 100);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->extents.size(), 2u);
+  EXPECT_EQ(page->extents[0].offset, 3 * kMiB);
+  EXPECT_EQ(page->extents[0].length, 4096u);
+  EXPECT_EQ(page->extents[1].offset, 5 * kMiB);
+  EXPECT_EQ(page->extents[1].length, 8192u);
+  EXPECT_EQ(f_.ReadAll(), std::vector<uint8_t>(8 * kMiB, 0));
+}
+
+// The commit that records the head's first zero map fails: the unmap fails
+// and leaves nothing behind, neither in memory (a merge must not take the
+// run as the head's) nor on the disk.
+TEST_F(ZeroMapReplicaTest, AFailedFirstCommitLeavesNoRun) {
+  std::vector<uint8_t> a = RandomBytes(rng_, 2 * kMiB);
+  ASSERT_TRUE(f_.Write(0, a).ok());
+  ASSERT_TRUE(f_.Snapshot("s1").ok());
+  const std::string head = HeadFile(f_);
+  const std::string zeros = head.substr(0, head.size() - 4) + ".zeros";
+  auto armed = std::make_shared<bool>(false);
+  ReplicaOptions options;
+  options.fail_io = [armed](std::string_view point) {
+    if (point == "zero-map") *armed = true;  // the next commit is the map's
+    if (point == "commit" && *armed) {
+      *armed = false;
+      return EIO;
+    }
+    return 0;
+  };
+  f_.Reopen(options);
+  Status s = f_.Unmap(0, kMiB);
+  ASSERT_FALSE(s.ok());
+  EXPECT_FALSE(std::filesystem::exists(zeros));
+  std::vector<uint8_t> got = f_.ReadAll();
+  EXPECT_TRUE(std::equal(a.begin(), a.end(), got.begin()));
+  ASSERT_TRUE(f_.r().DeleteSnapshot("s1").ok());  // merged into the head
+  ASSERT_TRUE(f_.r().WaitIdle());
+  got = f_.ReadAll();
+  EXPECT_TRUE(std::equal(a.begin(), a.end(), got.begin())) << "the merge took a failed run";
+  f_.Reopen(ReplicaOptions{});
+  got = f_.ReadAll();
+  EXPECT_TRUE(std::equal(a.begin(), a.end(), got.begin()));
 }
 
 // replica.json: format 4 only with a zero map; a zero map in format 3 is
