@@ -120,9 +120,12 @@ Status ZeroMap::Load(const std::string& dir, const std::string& file, uint64_t b
       if (endian::load_little_u64(r + 16) != XXH3_64bits_withSeed(r, 16, index)) {
         bad = "record " + std::to_string(index) + " is damaged";
       } else if (count == 0) {
-        bad = "record " + std::to_string(index) + " has no blocks";
+        // A record whose hash holds was written whole: a bad run in it is
+        // no torn append, wherever it is.
+        return damaged("record " + std::to_string(index) + " has no blocks");
       } else if (first > blocks || count > blocks - first) {
-        bad = "record " + std::to_string(index) + " ends past block " + std::to_string(blocks);
+        return damaged("record " + std::to_string(index) + " ends past block " +
+                       std::to_string(blocks));
       }
       if (!first_bad.empty()) {
         // A complete Add after a bad record: the bad one is not a torn tail.

@@ -18,8 +18,9 @@
 //    cuts off everything after the last record that ends an Add. A run's
 //    count is from 1 to 2^63 - 1 (the top bit is the end-of-Add mark).
 //  * Load checks every byte: a bad header, a damaged record before the last
-//    complete Add, a run of zero blocks or one past `blocks` is an error
-//    (kIoError, EIO) that names the file and the record. Nothing guessed.
+//    complete Add, or a record whose hash holds but whose run is empty or
+//    past `blocks` (anywhere in the file) is an error (kIoError, EIO) that
+//    names the file and the record. Nothing guessed.
 //  * The runs in memory are sorted, disjoint and coalesced; Add of a run
 //    already covered changes nothing in memory (it is still written).
 //  * The file is rewritten (temp file, fdatasync, rename, directory fsync)

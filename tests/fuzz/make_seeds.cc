@@ -1,5 +1,5 @@
-// Design notes: writes the binary seeds of the fuzz corpus (wire frames and
-// backup block objects) with the product's own encoders, so they stay valid
+// Design notes: writes the binary seeds of the fuzz corpus (wire frames,
+// backup block objects, zero maps) with the product's own encoders, so they stay valid
 // by construction; the text seeds (JSON, config files, URLs) are written by
 // hand. Not part of any test: run it after a format change and commit what
 // changed (doc/fuzzing.md):
@@ -10,12 +10,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "backup/block_codec.h"
 #include "common/wire.h"
+#include "replicad/core/zero_map.h"
 
 namespace {
 
@@ -151,6 +153,43 @@ void BlockSeeds() {
   Save(t, "roundtrip-noise", 0x01, noise);
 }
 
+Bytes FileBytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Zero maps written by ZeroMap::Add; the mode byte is the layer's size in
+// blocks, as 1 << (mode % 24).
+void ZeroMapSeeds() {
+  const std::string t = "zero_map";
+  std::filesystem::path dir = std::filesystem::temp_directory_path() / "shorthorn-zero-map-seeds";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  {
+    replicad::ZeroMap one, two;  // a map writes one file
+    (void)one.Add(dir.string(), "one.zeros", {{10, 5}});
+    (void)two.Add(dir.string(), "two.zeros", {{10, 5}, {100, 1}});
+    (void)two.Add(dir.string(), "two.zeros", {{50, 10}});
+  }
+  const Bytes one = FileBytes(dir / "one.zeros"), two = FileBytes(dir / "two.zeros");
+  const uint8_t k4096 = 12;  // 4096 blocks
+  Save(t, "one-run", k4096, one);
+  Save(t, "two-adds", k4096, two);
+  Save(t, "header-only", k4096, Bytes(two.begin(), two.begin() + 8));
+  Save(t, "torn-partial-record", k4096, Bytes(two.begin(), two.end() - 5));
+  Bytes no_end = two;
+  no_end[8 + 24 + 15] &= 0x7f;  // record 1 loses its end-of-Add mark
+  Save(t, "no-end-mark", k4096, no_end);
+  Bytes damaged = two;
+  damaged[8 + 3] ^= 0x10;  // record 0, before a complete Add
+  Save(t, "damaged-first-record", k4096, damaged);
+  Bytes magic = two;
+  magic[0] = 'X';
+  Save(t, "bad-magic", k4096, magic);
+  Save(t, "past-the-layer", 3, two);  // 8 blocks
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -161,5 +200,6 @@ int main(int argc, char** argv) {
   out_dir = argv[1];
   WireSeeds();
   BlockSeeds();
+  ZeroMapSeeds();
   return 0;
 }

@@ -265,8 +265,12 @@ TEST_F(ZeroMapFileTest, RecordPastTheLayerIsAnError) {
            std::string("SHZMAP01") + Record(0, UINT64_MAX - 1, 4, true) + Record(1, 1, 1, true));
   s = map.Load(dir_.path(), kFile, kBlocks);
   EXPECT_NE(s.message().find("record 0 ends past block 1000"), std::string::npos) << s.message();
-  // It fits a larger layer.
+  // Also as the last record: its hash holds, so it is no torn append.
   WriteAll(Path(), std::string("SHZMAP01") + Record(0, 10, 5, true) + Record(1, 995, 6, true));
+  s = map.Load(dir_.path(), kFile, kBlocks);
+  EXPECT_NE(s.message().find("record 1 ends past block 1000"), std::string::npos) << s.message();
+  EXPECT_EQ(ReadAll(Path()).size(), 8u + 2 * 24) << "the file was cut";
+  // It fits a larger layer.
   ASSERT_TRUE(map.Load(dir_.path(), kFile, 1001).ok());
   EXPECT_EQ(map.Runs(0, 2000), (std::vector<ZRun>{{10, 5}, {995, 6}}));
 }
