@@ -31,6 +31,7 @@
 
 #include "common/log.h"
 #include "replicad/core/layer_file.h"
+#include "replicad/core/replica_meta.h"
 
 namespace shorthorn::replicad {
 namespace {
@@ -75,14 +76,12 @@ std::string ZeroMap::FileName(std::string_view layer_file) {
 }
 
 bool ZeroMap::IsFileName(std::string_view name) {
-  constexpr std::string_view kTmp = ".tmp", kPrefix = "layer-", kSuffix = ".zeros";
+  constexpr std::string_view kTmp = ".tmp", kSuffix = ".zeros";
   if (name.ends_with(kTmp)) name.remove_suffix(kTmp.size());
-  if (name == "head.zeros") return true;
-  if (name.size() <= kPrefix.size() + kSuffix.size()) return false;
-  if (!name.starts_with(kPrefix) || !name.ends_with(kSuffix)) return false;
-  std::string_view digits =
-      name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
-  return std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!name.ends_with(kSuffix)) return false;
+  name.remove_suffix(kSuffix.size());
+  // The map of a layer file name replicad may make (replica_meta.h).
+  return IsLayerFileName(std::string(name) + ".img");
 }
 
 Status ZeroMap::Load(const std::string& dir, const std::string& file, uint64_t blocks) {
