@@ -129,7 +129,8 @@ start_shorthorn() {
   # An S3 server for the backup rate to S3, when installed (its settings
   # reach fused through the environment, so it starts first).
   if [[ -x $S3RVER_BIN ]] && command -v node >/dev/null; then start_s3rver; fi
-  start_fused
+  # shellcheck disable=SC2086  # FUSED_OPTS is a list of options
+  start_fused_opts $FUSED_OPTS
   SHORTHORN_UP=1
 }
 

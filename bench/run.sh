@@ -68,6 +68,7 @@ RUNTIME_OVERRIDE=""
 DO_BUILD=1
 DROP_CACHES=1
 FLOOR_OPTS=""
+FUSED_OPTS=""
 SNAPSHOTS=""
 
 usage() {
@@ -89,6 +90,8 @@ usage: sudo bench/run.sh [--quick] [options]
                         disk is the one measured (default /var/tmp)
   --floor-opts "OPTS"   extra fuse_floor options for fuse-floor and
                         fuse-null (e.g. "--threads 16")
+  --fused-opts "OPTS"   extra shorthorn-fused options for the shorthorn
+                        configs (e.g. "--fuse-uring yes")
   --snapshots N         snapshot-create samples (default 10, quick 3)
   --no-build            never build; fail if a binary is missing
   --no-drop-caches      do not sync and drop the page cache before each job
@@ -107,6 +110,7 @@ parse_args() {
       --results-dir) RESULTS_DIR=$2; shift ;;
       --work-dir) WORK_PARENT=$2; shift ;;
       --floor-opts) FLOOR_OPTS=$2; shift ;;
+      --fused-opts) FUSED_OPTS=$2; shift ;;
       --snapshots) SNAPSHOTS=$2; shift ;;
       --no-build) DO_BUILD=0 ;;
       --no-drop-caches) DROP_CACHES=0 ;;
@@ -380,6 +384,7 @@ write_meta() {
  "work_dir": "$TEST_DIR", "work_disk": "$(findmnt -n -o SOURCE --target "$TEST_DIR")",
  "jobs_dir": "$JOBS_SRC", "drop_caches": $DROP_CACHES, "clk_tck": $(getconf CLK_TCK),
  "floor_opts": $(python3 -c "$json_list" "$FLOOR_OPTS"),
+ "fused_opts": $(python3 -c "$json_list" "$FUSED_OPTS"),
  "configs": $(python3 -c "$json_list" "${CONFIG_LIST[@]}"),
  "targets": [$(IFS=,; echo "${targets[*]}")], "jobs": [$(IFS=,; echo "${jobs[*]}")]}
 EOF

@@ -232,6 +232,10 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
       "FUSE requests the kernel may keep in flight")(
       "max-request-kib", po::value<int64_t>()->default_value(d.max_request_kib),
       "largest FUSE read or write request in KiB")(
+      "fuse-uring", po::value<std::string>()->default_value(d.fuse_uring ? "yes" : "no"),
+      "yes: FUSE over io_uring when the kernel offers it (a restart then ends the mounts)")(
+      "fuse-uring-depth", po::value<int64_t>()->default_value(d.fuse_uring_depth),
+      "FUSE over io_uring entries per CPU")(
       "stale-replica-timeout", po::value<int64_t>()->default_value(d.stale_replica_timeout_min),
       "minutes a replaced (ERR) replica's data is kept before it is deleted")(
       "rebuild-bandwidth", po::value<int64_t>()->default_value(d.rebuild_bandwidth_mib),
@@ -309,6 +313,12 @@ Result<Loaded<FusedConfig>> LoadFusedConfig(int argc, const char* const* argv,
   SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "fuse-threads", 1, 256, &c.fuse_threads));
   SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "max-background", 1, 65535, &c.max_background));
   SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "max-request-kib", 4, 1024, &c.max_request_kib));
+  const std::string fuse_uring = loaded->values["fuse-uring"].as<std::string>();
+  if (fuse_uring != "yes" && fuse_uring != "no") {
+    return KeyError(where, "fuse-uring", "\"" + fuse_uring + "\" is not yes or no");
+  }
+  c.fuse_uring = fuse_uring == "yes";
+  SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "fuse-uring-depth", 1, 256, &c.fuse_uring_depth));
   SH_RETURN_IF_ERROR(GetRange<uint32_t>(*loaded, "stale-replica-timeout", 0, 525600,
                                         &c.stale_replica_timeout_min));
   SH_RETURN_IF_ERROR(

@@ -61,9 +61,13 @@ struct FusedConfig {
   uint32_t connections_per_replica = 4;
   // Where replicads on this host make their Unix sockets ("" = TCP only).
   std::string replicad_socket_dir = "/run/shorthorn-replicad";
-  uint32_t fuse_threads = 8;                  // max idle FUSE worker threads
-  uint32_t max_background = 256;              // FUSE requests in flight
-  uint32_t max_request_kib = 1024;            // largest FUSE read/write request
+  uint32_t fuse_threads = 8;        // max idle FUSE worker threads
+  uint32_t max_background = 256;    // FUSE requests in flight
+  uint32_t max_request_kib = 1024;  // largest FUSE read/write request
+  // FUSE over io_uring when the kernel offers it (fused/fuse/fuse_ring.h);
+  // such a connection is not handed over to the next fused.
+  bool fuse_uring = false;
+  uint32_t fuse_uring_depth = 32;             // ring entries per CPU
   uint32_t stale_replica_timeout_min = 2880;  // ERR replica data kept this long
   uint32_t rebuild_bandwidth_mib = 0;         // MiB/s per rebuild, 0 = unlimited
   // Placement and replacement (doc/dbus-api.md, "Placement"). A failed

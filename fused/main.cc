@@ -124,8 +124,9 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  fused::FuseFrontend fuse(
-      {c.mount_point, c.fuse_threads, c.max_background, c.max_request_kib * 1024, c.state_dir});
+  fused::FuseFrontend fuse({c.mount_point, c.fuse_threads, c.max_background,
+                            c.max_request_kib * 1024, c.state_dir, c.fuse_uring,
+                            c.fuse_uring_depth});
   Status s = fuse.Start();
   if (!s.ok()) {
     LogError(s.message());

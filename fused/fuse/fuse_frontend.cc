@@ -452,7 +452,10 @@ bool FuseFrontend::Stop() {
     }
   }
   if (loop_.joinable()) loop_.join();
-  if (ring_) ring_->Stop();  // freed with the frontend: a late reply may still look it up
+  if (ring_) {
+    ring_->Stop();  // freed with the frontend: a late reply may still look it up
+    LogInfo(std::to_string(ring_->requests()) + " FUSE requests came through io_uring");
+  }
   fuse_session_unmount(session_);
   fuse_session_destroy(session_);
   session_ = nullptr;

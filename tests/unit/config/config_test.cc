@@ -166,6 +166,28 @@ TEST_F(ConfigFileTest, AutoAttachIsYesOrNo) {
   }
 }
 
+TEST_F(ConfigFileTest, FuseUringIsOffByDefaultAndChecked) {
+  const char* fused_argv[] = {"fused"};
+  auto f = LoadFusedConfig(1, fused_argv, "/nonexistent/fused.conf");
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_FALSE(f->config.fuse_uring);
+  EXPECT_EQ(f->config.fuse_uring_depth, 32u);
+  Write("fuse-uring = yes\nfuse-uring-depth = 64\n");
+  f = LoadFusedConfig(1, fused_argv, path_);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_TRUE(f->config.fuse_uring);
+  EXPECT_EQ(f->config.fuse_uring_depth, 64u);
+  for (const char* bad :
+       {"fuse-uring = on\n", "fuse-uring-depth = 0\n", "fuse-uring-depth = 257\n"}) {
+    Write(bad);
+    f = LoadFusedConfig(1, fused_argv, path_);
+    ASSERT_FALSE(f.ok()) << bad;
+    const std::string key = std::string(bad).substr(0, std::string(bad).find(' '));
+    EXPECT_NE(f.status().message().find("'" + key + "'"), std::string::npos)
+        << f.status().message();
+  }
+}
+
 TEST_F(ConfigFileTest, HostIdAndTags) {
   const char* argv[] = {"replicad"};
   auto c = LoadReplicadConfig(1, argv, "/nonexistent/replicad.conf");

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# fused with FUSE over io_uring (fused.conf fuse-uring = yes; the fuse
+# module's enable_uring set to Y for the test):
+#  1. a volume with two replicas, ext4 on it: files, fio's verification of
+#     4k writes at QD32, a snapshot and an fstrim while requests come through
+#     the ring; after a remount with a cold cache every file reads back;
+#  2. SIGTERM: fused stops (exit status 0, no hand-over: a ring session
+#     cannot be taken over) and logs how many requests came through the
+#     ring, which must be nearly all of them;
+#  3. kill -9 with the volume mounted: the FUSE connection ends with the
+#     process (nothing hangs), the harness cleans up, and a new fused (on
+#     /dev/fuse) serves the synced files again.
+# The module parameter is set back to what it was, whatever happens.
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+param=/sys/module/fuse/parameters/enable_uring
+init_test fio
+[[ -w $param ]] || skip "this kernel has no FUSE over io_uring ($param)"
+was=$(cat "$param")
+teardown_hook() { echo "$was" >"$param"; }
+echo Y >"$param"
+
+vol=ring-1
+mnt=$FS_DIR/$vol
+start_replicads r1 r2
+start_fused_opts --fuse-uring yes
+grep -q "FUSE over io_uring: [0-9]* queue(s)" "$LOG_DIR/fused.log" ||
+  fail "fused did not start FUSE over io_uring: $(grep -i uring "$LOG_DIR/fused.log")"
+
+create_volume "$vol" "$GiB" "$(replica_address r1)" "$(replica_address r2)" >/dev/null
+mount_volume "$vol"
+write_random_files "$mnt/data" 4 8
+write_small_files "$mnt/data" 60
+fio --name=verify --filename="$mnt/fio.dat" --size=$((32 * MiB)) --rw=randwrite --bs=4k \
+  --iodepth=32 --ioengine=libaio --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 \
+  --output="$TEST_DIR/fio.out" || fail "fio verify failed: $(tail -n 20 "$TEST_DIR/fio.out")"
+volume_call "$vol" Snapshot 'sa{sv}' s1 0 >/dev/null
+rm -f "$mnt/data/big-0"
+fstrim "$mnt"
+record_checksums "$mnt" "$TEST_DIR/sums"
+umount "$mnt"
+assert_fsck_clean "$dev" "after writes through the ring"
+echo 3 >/proc/sys/vm/drop_caches
+mount "$dev" "$mnt"
+verify_checksums "$mnt" "$TEST_DIR/sums"
+umount "$mnt"
+detach_volume "$vol"
+
+stop_daemon fused 30
+assert_eq 0 "$DAEMON_STATUS" "fused's exit status after SIGTERM (a ring session is not handed over)"
+n=$(sed -n 's/.* \([0-9]*\) FUSE requests came through io_uring$/\1/p' "$LOG_DIR/fused.log")
+[[ -n $n ]] || fail "fused logged no count of ring requests: $(tail -n 20 "$LOG_DIR/fused.log")"
+# 32 MiB of 4k writes alone are 8192 requests.
+assert_ge 8192 "$n" "requests through the ring"
+log "ok: $n requests came through the ring"
+
+log "kill -9 of fused on the ring with the volume mounted"
+: >"$LOG_DIR/fused.log"
+start_fused_opts --fuse-uring yes
+mount_volume_again() {
+  dev=$(attach_volume "$vol")
+  mkdir -p "$mnt"
+  mount "$dev" "$mnt"
+}
+mount_volume_again
+verify_checksums "$mnt" "$TEST_DIR/sums"
+write_random_files "$mnt/more" 2 4
+record_checksums "$mnt" "$TEST_DIR/sums2"
+sync -f "$mnt"
+kill_daemon fused KILL
+# The connection ended with the process: the file answers at once, with
+# ENOTCONN (a connection kept alive would leave the request unanswered).
+rc=0
+err=$(timeout 10 stat "$FUSED_MOUNT_POINT/$vol" 2>&1 >/dev/null) || rc=$?
+((rc != 124)) || fail "stat of the volume's FUSE file hung after fused was killed"
+[[ $err == *"Transport endpoint is not connected"* ]] ||
+  fail "stat of the volume's FUSE file after fused was killed: status $rc, '$err'"
+teardown
+assert_nothing_left
+
+log "starting again (classic /dev/fuse) on the same state dir"
+start_replicads r1 r2
+start_fused
+mount_volume_again
+verify_checksums "$mnt" "$TEST_DIR/sums2"
+umount "$mnt"
+assert_fsck_clean "$dev" "after the kill and a journal replay"
+detach_volume "$vol"
+pass
