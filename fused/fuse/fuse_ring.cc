@@ -31,6 +31,7 @@
 #include <fstream>
 
 #include "common/log.h"
+#include "common/send_batch.h"
 
 namespace shorthorn::fused {
 namespace {
@@ -294,6 +295,9 @@ void FuseRing::Run(Queue* q) {
       LogError("fuse ring queue " + std::to_string(q->qid) + ": wait: " + std::strerror(-rc));
       std::abort();  // as in SubmitAll
     }
+    // The replica requests of this wake-up's requests are written when it
+    // ends (after the commits are submitted): one write per connection.
+    SendBatch batch;
     unsigned head = 0, seen = 0;
     io_uring_for_each_cqe(&q->ring, head, cqe) {
       ++seen;

@@ -19,14 +19,21 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <future>
 #include <utility>
 
 #include "common/log.h"
 #include "common/net.h"
+#include "common/send_batch.h"
 
 namespace shorthorn::fused {
 namespace {
+
+// Frames with a payload up to this size wait in an open SendBatch (a copy
+// each); larger ones are written at once, after what the batch holds.
+constexpr size_t kCorkedPayloadMax = 64 << 10;
+constexpr size_t kCorkedKeepMax = 1 << 20;  // buffer capacity kept between batches
 
 // A replicad on this host through its Unix socket when it has one there
 // (cheaper than loopback TCP per byte and per request), else TCP. No socket
@@ -376,8 +383,9 @@ Result<std::unique_ptr<ReplicaClient>> ReplicaClient::Open(const ReplicaTarget& 
   client->rebuilding_ = open->rebuilding;
   client->clean_ = open->clean;
   for (auto& fd : fds) {
-    auto conn = std::make_unique<Connection>();
+    auto conn = std::make_shared<Connection>();
     conn->fd = std::move(fd);
+    conn->what = client->Describe();
     client->connections_.push_back(std::move(conn));
   }
   for (auto& conn : client->connections_) {
@@ -463,16 +471,52 @@ void ReplicaClient::Submit(wire::Op op, uint64_t offset, uint64_t length,
     done(refused, {});  // outside the lock: callbacks may submit again
     return;
   }
-  Connection* conn = connections_[next_conn_++ % connections_.size()].get();
+  const std::shared_ptr<Connection>& conn = connections_[next_conn_++ % connections_.size()];
   Status sent;
+  bool flush_later = false;
   {
     std::lock_guard lock(conn->send_mutex);
     wire::Header h = checksum
                          ? wire::MakeRequest(op, id, epoch_, offset, length, payload, *checksum)
                          : wire::MakeRequest(op, id, epoch_, offset, length, payload);
-    sent = WriteFrame(conn->fd.get(), h, payload);
+    if (SendBatch::Active() && payload.size() <= kCorkedPayloadMax) {
+      // Copied: the caller's payload need not outlive this call.
+      flush_later = conn->corked.empty();
+      const size_t at = conn->corked.size();
+      conn->corked.resize(at + wire::kHeaderSize + payload.size());
+      wire::EncodeHeader(h, conn->corked.data() + at);
+      if (!payload.empty()) {
+        std::memcpy(conn->corked.data() + at + wire::kHeaderSize, payload.data(), payload.size());
+      }
+    } else if (!conn->corked.empty()) {
+      // What a batch holds back goes first, in the same write.
+      sent = WriteBytes(conn->fd.get(), conn->corked);
+      conn->corked.clear();
+      if (sent.ok()) sent = WriteFrame(conn->fd.get(), h, payload);
+    } else {
+      sent = WriteFrame(conn->fd.get(), h, payload);
+    }
   }
+  if (flush_later) SendBatch::AtClose([conn] { FlushCorked(*conn); });
   if (!sent.ok()) Fail(sent.WithContext(Describe()));
+}
+
+void ReplicaClient::FlushCorked(Connection& conn) {
+  Status sent;
+  {
+    std::lock_guard lock(conn.send_mutex);
+    if (conn.corked.empty()) return;  // written with a later frame
+    sent = WriteBytes(conn.fd.get(), conn.corked);
+    conn.corked.clear();
+    // A burst of large frames does not keep its buffer.
+    if (conn.corked.capacity() > kCorkedKeepMax) std::vector<uint8_t>().swap(conn.corked);
+  }
+  if (!sent.ok()) {
+    // The client may be gone; its reader (if not) ends on the shut-down
+    // socket and fails it.
+    LogWarning(conn.what + ": " + sent.message() + "; closing the connection");
+    ::shutdown(conn.fd.get(), SHUT_RDWR);
+  }
 }
 
 void ReplicaClient::ReaderLoop(Connection* conn) {

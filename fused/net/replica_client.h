@@ -2,7 +2,10 @@
 // for one replica on one replicad. It owns several TCP connections; requests
 // are pipelined (many in flight per connection, matched by request id) and a
 // reader thread per connection completes them. A watchdog fails the client
-// when a request stays unanswered past the replica timeout.
+// when a request stays unanswered past the replica timeout. A request made
+// while a SendBatch is open on the thread (common/send_batch.h) is copied
+// and held until the batch closes, unless its payload is over 64 KiB: then
+// it is written at once, after what the batch holds for its connection.
 //
 // Once failed (connection lost, timeout, protocol error, fenced), every
 // pending and later request completes with the failure; a client is never
@@ -241,8 +244,15 @@ class ReplicaClient : public Backend {
   struct Connection {
     UniqueFd fd;
     std::mutex send_mutex;
+    // Frames a SendBatch holds back (guarded by send_mutex): written when
+    // the batch closes, or before the next frame written at once.
+    std::vector<uint8_t> corked;
+    std::string what;  // Describe(), for the batch's flush
     std::thread reader;
   };
+  // The batch's flush: writes what `conn` holds back. On an error the
+  // connection is shut down, so that its reader fails the client.
+  static void FlushCorked(Connection& conn);
 
   ReplicaClient(ReplicaTarget target, uint64_t epoch, uint64_t size, ClientOptions options);
 
@@ -264,7 +274,8 @@ class ReplicaClient : public Backend {
   bool rebuilding_ = false;
   bool clean_ = false;
 
-  std::vector<std::unique_ptr<Connection>> connections_;
+  // Shared with the flushes of open SendBatches.
+  std::vector<std::shared_ptr<Connection>> connections_;
   std::atomic<uint64_t> next_id_{1};
   std::atomic<size_t> next_conn_{0};
   std::atomic<size_t> outstanding_{0};

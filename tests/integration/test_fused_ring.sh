@@ -7,9 +7,11 @@
 #  2. SIGTERM: fused stops (exit status 0, no hand-over: a ring session
 #     cannot be taken over) and logs how many requests came through the
 #     ring, which must be nearly all of them;
-#  3. kill -9 with the volume mounted: the FUSE connection ends with the
-#     process (nothing hangs), the harness cleans up, and a new fused (on
-#     /dev/fuse) serves the synced files again.
+#  3. on a new fused on the ring, kill -9 of one replicad under fio's
+#     verified writes: the volume goes degraded, fio sees no error;
+#  4. kill -9 of fused with the volume mounted: the FUSE connection ends
+#     with the process (nothing hangs), the harness cleans up, and a new
+#     fused (on /dev/fuse) serves the synced files again.
 # The module parameter is set back to what it was, whatever happens.
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -66,6 +68,22 @@ mount_volume_again() {
 }
 mount_volume_again
 verify_checksums "$mnt" "$TEST_DIR/sums"
+
+log "kill -9 of replicad r2 under fio through the ring"
+fio --name=kill --filename="$mnt/fio2.dat" --size=$((128 * MiB)) --direct=1 --ioengine=libaio \
+  --iodepth=16 --rw=randwrite --bssplit=4k/50:64k/50 --verify=crc32c --do_verify=1 \
+  --verify_fatal=1 --output="$TEST_DIR/fio2.out" >/dev/null 2>"$TEST_DIR/fio2.err" &
+fio_pid=$!
+sleep 1
+_pid_alive "$fio_pid" || warn "fio ended before the kill: the kill happens after the writes"
+kill_daemon replicad-r2 KILL
+wait_robustness "$vol" degraded 30
+fio_rc=0
+wait "$fio_pid" || fio_rc=$?
+((fio_rc == 0)) || fail "fio failed ($fio_rc): $(cat "$TEST_DIR/fio2.err" "$TEST_DIR/fio2.out")"
+grep -q "err= 0" "$TEST_DIR/fio2.out" || fail "fio reports errors: $(cat "$TEST_DIR/fio2.out")"
+log "ok: fio finished with err=0 and verify passed after r2 was killed"
+
 write_random_files "$mnt/more" 2 4
 record_checksums "$mnt" "$TEST_DIR/sums2"
 sync -f "$mnt"

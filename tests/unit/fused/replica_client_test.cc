@@ -8,9 +8,11 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <csignal>
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -26,6 +28,7 @@
 #include "common/frame_io.h"
 #include "common/log.h"
 #include "common/names.h"
+#include "common/send_batch.h"
 
 namespace shorthorn::fused {
 namespace {
@@ -90,6 +93,14 @@ class FakeReplicad {
     return last_info_;
   }
 
+  // WRITE requests in the order they came: offset and payload.
+  std::vector<std::pair<uint64_t, std::string>> writes() {
+    std::lock_guard lock(mu_);
+    return writes_;
+  }
+  // On the next WRITE: record it, then shut every connection down.
+  std::atomic<bool> drop_on_write{false};
+
   json::object last_checksum() {
     std::lock_guard lock(mu_);
     return last_checksum_;
@@ -152,6 +163,16 @@ class FakeReplicad {
           out = info_reply;
           break;
         }
+        case wire::Op::kWrite: {
+          std::lock_guard lock(mu_);
+          writes_.emplace_back(h.offset, text);
+          if (drop_on_write) {
+            for (int c : conns_) ::shutdown(c, SHUT_RDWR);
+            return;
+          }
+          out.clear();
+          break;
+        }
         default:
           break;
       }
@@ -165,11 +186,12 @@ class FakeReplicad {
   std::atomic<bool> stop_{false};
   std::thread acceptor_;
   std::mutex mu_;
-  std::vector<int> conns_;            // accepted sockets; guarded by mu_
-  std::vector<std::thread> threads_;  // guarded by mu_
-  json::object last_checksum_;        // guarded by mu_
-  uint64_t last_epoch_ = 0;           // guarded by mu_
-  std::string last_info_;             // guarded by mu_
+  std::vector<int> conns_;                                // accepted sockets; guarded by mu_
+  std::vector<std::thread> threads_;                      // guarded by mu_
+  json::object last_checksum_;                            // guarded by mu_
+  uint64_t last_epoch_ = 0;                               // guarded by mu_
+  std::string last_info_;                                 // guarded by mu_
+  std::vector<std::pair<uint64_t, std::string>> writes_;  // guarded by mu_
   // Payload and epoch of the last request of each op; guarded by mu_.
   std::map<wire::Op, std::string> last_request_;
 };
@@ -509,6 +531,115 @@ TEST(ReplicaClientInfoTest, AnOlderReplicadIsNamed) {
       << f.status().message();
   EXPECT_NE(f.status().message().find("a replicad older than this fused"), std::string::npos)
       << f.status().message();
+}
+
+// Writes made while a SendBatch is open on the thread (a FUSE ring queue's
+// wake-up) are held back and written when it closes, in order.
+struct Completions {
+  std::mutex mu;
+  std::vector<Status> done;
+  DoneCallback Callback() {
+    return [this](Status s) {
+      std::lock_guard lock(mu);
+      done.push_back(std::move(s));
+    };
+  }
+  size_t count() {
+    std::lock_guard lock(mu);
+    return done.size();
+  }
+  bool WaitFor(size_t n) {
+    for (int i = 0; i < 500 && count() < n; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return count() >= n;
+  }
+};
+
+std::string Pattern(char c, size_t n) { return std::string(n, c); }
+
+// As in the daemons (common/daemon_signals.h): a write to a connection the
+// replicad closed is an error, not the end of the process.
+void IgnoreSigpipe() { ::signal(SIGPIPE, SIG_IGN); }
+
+TEST(ReplicaClientBatchTest, WritesWaitForTheBatchAndLeaveInOrder) {
+  SetLogLevel(LogLevel::kWarning);
+  IgnoreSigpipe();
+  FakeReplicad fake;
+  Completions completions;  // outlives the client, which may still call it
+  auto c = ReplicaClient::Open(fake.target(), 1, 1, Quick());
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 8; ++i) payloads.push_back(Pattern(static_cast<char>('a' + i), 4096));
+  {
+    SendBatch batch;
+    for (int i = 0; i < 8; ++i) {
+      // A temporary copy: the client must not need it after the call.
+      std::string data = payloads[i];
+      (*c)->Write(i * 4096, wire::AsBytes(data), completions.Callback());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_EQ(fake.writes().size(), 0u) << "a write left before the batch closed";
+    EXPECT_EQ(completions.count(), 0u);
+  }
+  ASSERT_TRUE(completions.WaitFor(8)) << completions.count() << " of 8 writes answered";
+  for (const Status& s : completions.done) EXPECT_TRUE(s.ok()) << s.ToString();
+  auto writes = fake.writes();
+  ASSERT_EQ(writes.size(), 8u);
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_EQ(writes[i].first, static_cast<uint64_t>(i) * 4096);
+    EXPECT_EQ(writes[i].second, payloads[i]) << "write " << i;
+  }
+}
+
+TEST(ReplicaClientBatchTest, ALargeWriteTakesTheHeldOnesAlongFirst) {
+  SetLogLevel(LogLevel::kWarning);
+  IgnoreSigpipe();
+  FakeReplicad fake;
+  Completions completions;  // outlives the client, which may still call it
+  auto c = ReplicaClient::Open(fake.target(), 1, 1, Quick());
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const std::string small = Pattern('s', 4096), large = Pattern('L', 256 << 10);
+  {
+    SendBatch batch;
+    (*c)->Write(0, wire::AsBytes(small), completions.Callback());
+    (*c)->Write(1 << 20, wire::AsBytes(large), completions.Callback());
+    // Both are answered with the batch still open: the large one is written
+    // at once, with the held small one before it.
+    EXPECT_TRUE(completions.WaitFor(2)) << completions.count() << " of 2 writes answered";
+  }
+  auto writes = fake.writes();
+  ASSERT_EQ(writes.size(), 2u);
+  EXPECT_EQ(writes[0].first, 0u);
+  EXPECT_EQ(writes[0].second, small);
+  EXPECT_EQ(writes[1].first, uint64_t{1} << 20);
+  EXPECT_EQ(writes[1].second, large);
+}
+
+TEST(ReplicaClientBatchTest, AHeldWriteFailsWhenTheReplicaGoes) {
+  SetLogLevel(LogLevel::kError);
+  IgnoreSigpipe();
+  FakeReplicad fake;
+  Completions completions, later;  // outlive the client
+  auto c = ReplicaClient::Open(fake.target(), 1, 2, Quick());
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  fake.drop_on_write = true;
+  const std::string data = Pattern('x', 4096);
+  {
+    SendBatch batch;
+    for (int i = 0; i < 4; ++i) (*c)->Write(i * 4096, wire::AsBytes(data), completions.Callback());
+  }
+  ASSERT_TRUE(completions.WaitFor(4)) << completions.count() << " of 4 writes answered";
+  for (const Status& s : completions.done) EXPECT_FALSE(s.ok());
+  EXPECT_TRUE((*c)->failed());
+  // Later writes, batched or not, fail at once.
+  {
+    SendBatch batch;
+    (*c)->Write(0, wire::AsBytes(data), later.Callback());
+  }
+  (*c)->Write(0, wire::AsBytes(data), later.Callback());
+  ASSERT_TRUE(later.WaitFor(2));
+  for (const Status& s : later.done) EXPECT_FALSE(s.ok());
 }
 
 }  // namespace
