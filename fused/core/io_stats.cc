@@ -60,8 +60,14 @@ std::string Number(double v) {
 }  // namespace
 
 std::string FormatMetrics(const std::vector<VolumeFigures>& volumes,
-                          const std::vector<JobFigures>& jobs) {
+                          const std::vector<JobFigures>& jobs, const FuseFigures& fuse) {
   std::string out;
+  AppendHeader(out, "shorthorn_fuse_uring", "gauge",
+               "1 while FUSE requests come through io_uring (fused.conf fuse-uring), else 0.");
+  out += std::string("shorthorn_fuse_uring ") + (fuse.uring ? "1" : "0") + "\n";
+  AppendHeader(out, "shorthorn_fuse_uring_requests_total", "counter",
+               "FUSE requests that came through io_uring.");
+  out += "shorthorn_fuse_uring_requests_total " + std::to_string(fuse.ring_requests) + "\n";
   AppendHeader(out, "shorthorn_volume_attached", "gauge",
                "1 while the volume is attached on this host.");
   for (const auto& v : volumes) {

@@ -72,9 +72,16 @@ struct JobFigures {
   uint64_t bytes = 0, total_bytes = 0;
 };
 
+// The FUSE connection's: whether requests come through FUSE over io_uring,
+// and how many did.
+struct FuseFigures {
+  bool uring = false;
+  uint64_t ring_requests = 0;
+};
+
 // The Prometheus text exposition format (version 0.0.4) of the figures,
 // metric names shorthorn_*; label values escaped.
 std::string FormatMetrics(const std::vector<VolumeFigures>& volumes,
-                          const std::vector<JobFigures>& jobs);
+                          const std::vector<JobFigures>& jobs, const FuseFigures& fuse = {});
 
 }  // namespace shorthorn::fused

@@ -119,8 +119,10 @@ class FuseFrontend {
   ssize_t ReadRequest(int fd, void* buf, size_t len);
   ssize_t WriteReply(int fd, const ::iovec* iov, int count);
   void Initialized();
-  // Requests served through FUSE over io_uring so far (0 without it).
+  // Requests served through FUSE over io_uring so far (0 without it), and
+  // whether the connection uses it.
   uint64_t RingRequests() const;
+  bool UsesRing() const { return ring_ptr_.load(std::memory_order_acquire) != nullptr; }
 
  private:
   Status Mount();

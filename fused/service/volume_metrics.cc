@@ -63,7 +63,7 @@ std::string VolumeService::CollectMetrics() {
     if (j.state == JobState::kRunning)
       jobs.push_back({j.id, j.operation, j.volume, j.bytes, j.total_bytes});
   }
-  return FormatMetrics(volumes, jobs);
+  return FormatMetrics(volumes, jobs, {fuse_.UsesRing(), fuse_.RingRequests()});
 }
 
 void VolumeService::MetricsLoop() {

@@ -50,6 +50,13 @@ verify_checksums "$mnt" "$TEST_DIR/sums"
 umount "$mnt"
 detach_volume "$vol"
 
+# The metrics file says the ring is in use, and counts its requests.
+prom() { awk -v k="$1" '$1 == k { print $2 }' "$METRICS_DIR/shorthorn.prom" 2>/dev/null; }
+# shellcheck disable=SC2317  # called through wait_until
+ring_counted() { [[ $(prom shorthorn_fuse_uring) == 1 ]] && (($(prom shorthorn_fuse_uring_requests_total) >= 8192)); }
+wait_until 30 "shorthorn_fuse_uring 1 and >= 8192 ring requests in the metrics file" ring_counted >/dev/null
+log "ok: metrics: shorthorn_fuse_uring $(prom shorthorn_fuse_uring), $(prom shorthorn_fuse_uring_requests_total) ring requests"
+
 stop_daemon fused 30
 assert_eq 0 "$DAEMON_STATUS" "fused's exit status after SIGTERM (a ring session is not handed over)"
 n=$(sed -n 's/.* \([0-9]*\) FUSE requests came through io_uring$/\1/p' "$LOG_DIR/fused.log")

@@ -59,6 +59,9 @@ caught_up() {
 }
 t=$(wait_until 30 "the metrics file counting fio's reads and the discard" caught_up)
 log "ok: the metrics file caught up ${t}s after fio"
+# fuse-uring is off by default: /dev/fuse carries every request.
+assert_eq 0 "$(awk '$1 == "shorthorn_fuse_uring" { print $2 }' "$file")" \
+  "shorthorn_fuse_uring without fuse-uring"
 
 for op in write read flush discard; do
   n=$(metric shorthorn_volume_io_requests_total "volume=\"$vol\",op=\"$op\"")

@@ -78,7 +78,12 @@ TEST(IoStatsTest, FormatsCumulativeHistogramsAndEscapesLabels) {
   dr.standby = true;
   dr.recovery_point = 1699999000;
   dr.standby_failing = true;
-  text = FormatMetrics({v, dr}, {});
+  // The FUSE connection's figures: off by default, then as given.
+  EXPECT_EQ(Sample(text, "shorthorn_fuse_uring"), 0);
+  EXPECT_EQ(Sample(text, "shorthorn_fuse_uring_requests_total"), 0);
+  text = FormatMetrics({v, dr}, {}, {true, 12345});
+  EXPECT_EQ(Sample(text, "shorthorn_fuse_uring"), 1);
+  EXPECT_EQ(Sample(text, "shorthorn_fuse_uring_requests_total"), 12345);
   EXPECT_EQ(Sample(text,
                    "shorthorn_recurring_job_last_run_timestamp_seconds{volume=\"dr\","
                    "job=\"nightly\",kind=\"backup\"}"),

@@ -558,17 +558,27 @@ struct Completions {
 
 std::string Pattern(char c, size_t n) { return std::string(n, c); }
 
-// As in the daemons (common/daemon_signals.h): a write to a connection the
-// replicad closed is an error, not the end of the process.
-void IgnoreSigpipe() { ::signal(SIGPIPE, SIG_IGN); }
+class ReplicaClientBatchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SetLogLevel(LogLevel::kError);
+    // As in the daemons (common/daemon_signals.h): a write to a connection
+    // the replicad closed is an error, not the end of the process.
+    ::signal(SIGPIPE, SIG_IGN);
+  }
+  void Open(int connections) {
+    auto c = ReplicaClient::Open(fake_.target(), 1, connections, Quick());
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    client_ = std::move(*c);
+  }
 
-TEST(ReplicaClientBatchTest, WritesWaitForTheBatchAndLeaveInOrder) {
-  SetLogLevel(LogLevel::kWarning);
-  IgnoreSigpipe();
-  FakeReplicad fake;
-  Completions completions;  // outlives the client, which may still call it
-  auto c = ReplicaClient::Open(fake.target(), 1, 1, Quick());
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  FakeReplicad fake_;
+  Completions completions_, later_;  // outlive the client, which may still call them
+  std::unique_ptr<ReplicaClient> client_;
+};
+
+TEST_F(ReplicaClientBatchTest, WritesWaitForTheBatchAndLeaveInOrder) {
+  ASSERT_NO_FATAL_FAILURE(Open(1));
   std::vector<std::string> payloads;
   for (int i = 0; i < 8; ++i) payloads.push_back(Pattern(static_cast<char>('a' + i), 4096));
   {
@@ -576,15 +586,15 @@ TEST(ReplicaClientBatchTest, WritesWaitForTheBatchAndLeaveInOrder) {
     for (int i = 0; i < 8; ++i) {
       // A temporary copy: the client must not need it after the call.
       std::string data = payloads[i];
-      (*c)->Write(i * 4096, wire::AsBytes(data), completions.Callback());
+      client_->Write(i * 4096, wire::AsBytes(data), completions_.Callback());
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    EXPECT_EQ(fake.writes().size(), 0u) << "a write left before the batch closed";
-    EXPECT_EQ(completions.count(), 0u);
+    EXPECT_EQ(fake_.writes().size(), 0u) << "a write left before the batch closed";
+    EXPECT_EQ(completions_.count(), 0u);
   }
-  ASSERT_TRUE(completions.WaitFor(8)) << completions.count() << " of 8 writes answered";
-  for (const Status& s : completions.done) EXPECT_TRUE(s.ok()) << s.ToString();
-  auto writes = fake.writes();
+  ASSERT_TRUE(completions_.WaitFor(8)) << completions_.count() << " of 8 writes answered";
+  for (const Status& s : completions_.done) EXPECT_TRUE(s.ok()) << s.ToString();
+  auto writes = fake_.writes();
   ASSERT_EQ(writes.size(), 8u);
   for (int i = 0; i < 8; ++i) {
     EXPECT_EQ(writes[i].first, static_cast<uint64_t>(i) * 4096);
@@ -592,23 +602,18 @@ TEST(ReplicaClientBatchTest, WritesWaitForTheBatchAndLeaveInOrder) {
   }
 }
 
-TEST(ReplicaClientBatchTest, ALargeWriteTakesTheHeldOnesAlongFirst) {
-  SetLogLevel(LogLevel::kWarning);
-  IgnoreSigpipe();
-  FakeReplicad fake;
-  Completions completions;  // outlives the client, which may still call it
-  auto c = ReplicaClient::Open(fake.target(), 1, 1, Quick());
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
+TEST_F(ReplicaClientBatchTest, ALargeWriteTakesTheHeldOnesAlongFirst) {
+  ASSERT_NO_FATAL_FAILURE(Open(1));
   const std::string small = Pattern('s', 4096), large = Pattern('L', 256 << 10);
   {
     SendBatch batch;
-    (*c)->Write(0, wire::AsBytes(small), completions.Callback());
-    (*c)->Write(1 << 20, wire::AsBytes(large), completions.Callback());
+    client_->Write(0, wire::AsBytes(small), completions_.Callback());
+    client_->Write(1 << 20, wire::AsBytes(large), completions_.Callback());
     // Both are answered with the batch still open: the large one is written
     // at once, with the held small one before it.
-    EXPECT_TRUE(completions.WaitFor(2)) << completions.count() << " of 2 writes answered";
+    EXPECT_TRUE(completions_.WaitFor(2)) << completions_.count() << " of 2 writes answered";
   }
-  auto writes = fake.writes();
+  auto writes = fake_.writes();
   ASSERT_EQ(writes.size(), 2u);
   EXPECT_EQ(writes[0].first, 0u);
   EXPECT_EQ(writes[0].second, small);
@@ -616,30 +621,26 @@ TEST(ReplicaClientBatchTest, ALargeWriteTakesTheHeldOnesAlongFirst) {
   EXPECT_EQ(writes[1].second, large);
 }
 
-TEST(ReplicaClientBatchTest, AHeldWriteFailsWhenTheReplicaGoes) {
-  SetLogLevel(LogLevel::kError);
-  IgnoreSigpipe();
-  FakeReplicad fake;
-  Completions completions, later;  // outlive the client
-  auto c = ReplicaClient::Open(fake.target(), 1, 2, Quick());
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
-  fake.drop_on_write = true;
+TEST_F(ReplicaClientBatchTest, AHeldWriteFailsWhenTheReplicaGoes) {
+  ASSERT_NO_FATAL_FAILURE(Open(2));
+  fake_.drop_on_write = true;
   const std::string data = Pattern('x', 4096);
   {
     SendBatch batch;
-    for (int i = 0; i < 4; ++i) (*c)->Write(i * 4096, wire::AsBytes(data), completions.Callback());
+    for (int i = 0; i < 4; ++i)
+      client_->Write(i * 4096, wire::AsBytes(data), completions_.Callback());
   }
-  ASSERT_TRUE(completions.WaitFor(4)) << completions.count() << " of 4 writes answered";
-  for (const Status& s : completions.done) EXPECT_FALSE(s.ok());
-  EXPECT_TRUE((*c)->failed());
+  ASSERT_TRUE(completions_.WaitFor(4)) << completions_.count() << " of 4 writes answered";
+  for (const Status& s : completions_.done) EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(client_->failed());
   // Later writes, batched or not, fail at once.
   {
     SendBatch batch;
-    (*c)->Write(0, wire::AsBytes(data), later.Callback());
+    client_->Write(0, wire::AsBytes(data), later_.Callback());
   }
-  (*c)->Write(0, wire::AsBytes(data), later.Callback());
-  ASSERT_TRUE(later.WaitFor(2));
-  for (const Status& s : later.done) EXPECT_FALSE(s.ok());
+  client_->Write(0, wire::AsBytes(data), later_.Callback());
+  ASSERT_TRUE(later_.WaitFor(2));
+  for (const Status& s : later_.done) EXPECT_FALSE(s.ok());
 }
 
 }  // namespace
