@@ -125,8 +125,8 @@ int main(int argc, char** argv) {
   }
 
   fused::FuseFrontend fuse({c.mount_point, c.fuse_threads, c.max_background,
-                            c.max_request_kib * 1024, c.state_dir, c.fuse_uring,
-                            c.fuse_uring_depth});
+                            c.max_request_kib * 1024, c.state_dir, c.fuse_uring, c.fuse_uring_depth,
+                            /*enable_kernel_uring=*/true});
   Status s = fuse.Start();
   if (!s.ok()) {
     LogError(s.message());

@@ -155,6 +155,12 @@ Status FuseFrontend::Mount() {
   if (::mkdir(mp.c_str(), 0755) != 0 && errno != EEXIST) {
     return ErrnoStatus(errno, "create mount point " + mp);
   }
+  if (settings_.uring && settings_.enable_kernel_uring) {
+    // The kernel offers the ring in the INIT of mounts made after this.
+    if (Status s = EnableFuseUring(); !s.ok()) {
+      LogWarning("FUSE over io_uring: " + s.message() + "; FUSE requests use /dev/fuse");
+    }
+  }
   std::string max_read = "max_read=" + std::to_string(settings_.max_request);
   std::vector<std::string> argv_s = {"shorthorn-fused",
                                      "-o",

@@ -50,6 +50,9 @@ struct FuseSettings {
   // session is never handed over (HandOver returns false).
   bool uring = false;
   uint32_t uring_depth = 32;  // entries per CPU queue
+  // With `uring`: set the fuse module's enable_uring to Y before mounting
+  // when it is not (fused does; bench/fuse_floor leaves it to the caller).
+  bool enable_kernel_uring = false;
 };
 
 class FuseFrontend {

@@ -16,6 +16,7 @@
 #include "fused/fuse/fuse_ring.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <liburing.h>
 #include <linux/fuse.h>
@@ -30,6 +31,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "common/file_util.h"
 #include "common/log.h"
 #include "common/send_batch.h"
 
@@ -125,10 +127,35 @@ struct FuseRing::Queue {
   std::thread thread;
 };
 
+namespace {
+constexpr const char* kEnableUringParam = "/sys/module/fuse/parameters/enable_uring";
+}  // namespace
+
 bool FuseUringEnabled() {
-  std::ifstream in("/sys/module/fuse/parameters/enable_uring");
+  std::ifstream in(kEnableUringParam);
   char c = 0;
   return (in >> c) && (c == 'Y' || c == '1');
+}
+
+Status EnableFuseUring() {
+  if (FuseUringEnabled()) return Status::Ok();
+  if (::access(kEnableUringParam, F_OK) != 0) {
+    return Status(
+        ErrorKind::kUnavailable,
+        std::string("this kernel has no FUSE over io_uring (no ") + kEnableUringParam + ")",
+        ENOENT);
+  }
+  UniqueFd fd(::open(kEnableUringParam, O_WRONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus(errno, std::string("open ") + kEnableUringParam);
+  if (::write(fd.get(), "Y", 1) != 1) {
+    return ErrnoStatus(errno, std::string("write Y to ") + kEnableUringParam);
+  }
+  if (!FuseUringEnabled()) {
+    return Status(ErrorKind::kUnavailable,
+                  std::string(kEnableUringParam) + " does not read Y after writing it", EIO);
+  }
+  LogInfo(std::string("FUSE over io_uring: set ") + kEnableUringParam + " to Y (fuse-uring = yes)");
+  return Status::Ok();
 }
 
 FuseRing::FuseRing(fuse_session* session, int fuse_fd, FuseRingSettings settings)

@@ -79,6 +79,9 @@ struct FuseRingSettings {
 // Whether the fuse module lets a daemon use io_uring
 // (/sys/module/fuse/parameters/enable_uring reads Y).
 bool FuseUringEnabled();
+// Makes it so (as root; the kernel then offers the ring to every FUSE
+// daemon that mounts afterwards, which uses it only if it asks for it).
+Status EnableFuseUring();
 
 class FuseRing {
  public:

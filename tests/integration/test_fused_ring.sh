@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# fused with FUSE over io_uring (fused.conf fuse-uring = yes; the fuse
-# module's enable_uring set to Y for the test):
+# fused with FUSE over io_uring (fused.conf fuse-uring = yes, which sets the
+# fuse module's enable_uring to Y before fused mounts; the test starts with
+# it N):
 #  1. a volume with two replicas, ext4 on it: files, fio's verification of
 #     4k writes at QD32, a snapshot and an fstrim while requests come through
 #     the ring; after a remount with a cold cache every file reads back;
@@ -22,7 +23,7 @@ init_test fio
 [[ -w $param ]] || skip "this kernel has no FUSE over io_uring ($param)"
 was=$(cat "$param")
 teardown_hook() { echo "$was" >"$param"; }
-echo Y >"$param"
+echo N >"$param"
 
 vol=ring-1
 mnt=$FS_DIR/$vol
@@ -30,6 +31,7 @@ start_replicads r1 r2
 start_fused_opts --fuse-uring yes
 grep -q "FUSE over io_uring: [0-9]* queue(s)" "$LOG_DIR/fused.log" ||
   fail "fused did not start FUSE over io_uring: $(grep -i uring "$LOG_DIR/fused.log")"
+assert_eq Y "$(cat "$param")" "enable_uring after fused started with fuse-uring = yes"
 
 create_volume "$vol" "$GiB" "$(replica_address r1)" "$(replica_address r2)" >/dev/null
 mount_volume "$vol"
@@ -107,8 +109,14 @@ teardown
 assert_nothing_left
 
 log "starting again (classic /dev/fuse) on the same state dir"
+# The kernel offers the ring (enable_uring Y), but fused without
+# fuse-uring keeps to /dev/fuse.
+echo Y >"$param"
+: >"$LOG_DIR/fused.log"
 start_replicads r1 r2
 start_fused
+grep -q "FUSE over io_uring: [0-9]* queue(s)" "$LOG_DIR/fused.log" &&
+  fail "fused without fuse-uring started FUSE over io_uring"
 mount_volume_again
 verify_checksums "$mnt" "$TEST_DIR/sums2"
 umount "$mnt"
