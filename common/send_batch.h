@@ -7,9 +7,12 @@
 // they make leave in one write per connection instead of one per request
 // (and wake the replicad once).
 //
-// Rules for senders: register a flush only while Active(); the flush must
-// not block on anything but the socket write itself. Threads: each thread
-// has its own batch; nothing is shared.
+// Rules for senders: register a flush only while Active(), or from a flush
+// (it then runs in a later round, after every flush of this one: a flush
+// sends what it can without blocking and leaves the rest for a later round,
+// so one stuck peer does not hold back the others). A flush must not block
+// on anything but the socket write itself. Threads: each thread has its own
+// batch; nothing is shared.
 #pragma once
 
 #include <functional>
@@ -25,7 +28,8 @@ class SendBatch {
 
   // A batch is open on this thread.
   static bool Active();
-  // Runs `flush` when this thread's batch closes; requires Active().
+  // Runs `flush` when this thread's batch closes; requires Active() or a
+  // flush of this thread's batch running.
   static void AtClose(std::function<void()> flush);
 };
 

@@ -207,6 +207,10 @@ Status FuseFrontend::Mount() {
 
 Status FuseFrontend::TakeOver(UniqueFd fd, const FuseSessionState& state) {
   const std::string& mp = settings_.mount_point;
+  if (settings_.uring) {
+    LogInfo("FUSE over io_uring: not for the connection taken over at " + mp +
+            " (it stays on /dev/fuse until fused mounts anew)");
+  }
   // Requests as large as the old process agreed to must still fit.
   settings_.max_request = std::max(settings_.max_request, state.max_write);
   // libfuse checks init()'s max_read against the session's option.

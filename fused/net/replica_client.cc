@@ -2,7 +2,10 @@
 //
 // A request is registered in pending_ before its frame is sent, so a reply
 // can never arrive for an id we do not know. Sends on one connection are
-// serialized by that connection's send_mutex (one writev per frame); replies
+// serialized by that connection's send_mutex (one writev per frame, or the
+// frames a SendBatch held, sent when it closes: first what each socket takes
+// without blocking, then the rest, so a stuck replica does not hold back
+// the others' frames while their watchdog clocks run); replies
 // are read (buffered) by the connection's reader thread and completed there, so
 // callbacks run on reader threads and must not block.
 //
@@ -446,7 +449,12 @@ void ReplicaClient::Fail(const Status& why) {
     orphans.swap(pending_);
   }
   if (notify) notify(failure);
-  for (auto& conn : connections_) ::shutdown(conn->fd.get(), SHUT_RDWR);
+  for (auto& conn : connections_) {
+    // Not under send_mutex: a sender may hold it, blocked in a write that
+    // only the shutdown ends.
+    conn->closed = true;  // what a batch still holds is dropped, not written
+    ::shutdown(conn->fd.get(), SHUT_RDWR);
+  }
   for (auto& [id, p] : orphans) {
     outstanding_--;
     p.done(failure_, {});
@@ -489,7 +497,7 @@ void ReplicaClient::Submit(wire::Op op, uint64_t offset, uint64_t length,
         std::memcpy(conn->corked.data() + at + wire::kHeaderSize, payload.data(), payload.size());
       }
     } else if (!conn->corked.empty()) {
-      // What a batch holds back goes first, in the same write.
+      // What a batch holds back goes first.
       sent = WriteBytes(conn->fd.get(), conn->corked);
       conn->corked.clear();
       if (sent.ok()) sent = WriteFrame(conn->fd.get(), h, payload);
@@ -497,26 +505,50 @@ void ReplicaClient::Submit(wire::Op op, uint64_t offset, uint64_t length,
       sent = WriteFrame(conn->fd.get(), h, payload);
     }
   }
-  if (flush_later) SendBatch::AtClose([conn] { FlushCorked(*conn); });
+  if (flush_later) SendBatch::AtClose([conn] { FlushCorked(conn, false); });
   if (!sent.ok()) Fail(sent.WithContext(Describe()));
 }
 
-void ReplicaClient::FlushCorked(Connection& conn) {
+void ReplicaClient::FlushCorked(const std::shared_ptr<Connection>& conn, bool may_block) {
   Status sent;
+  bool later = false;
   {
-    std::lock_guard lock(conn.send_mutex);
-    if (conn.corked.empty()) return;  // written with a later frame
-    sent = WriteBytes(conn.fd.get(), conn.corked);
-    conn.corked.clear();
+    std::lock_guard lock(conn->send_mutex);
+    if (conn->closed) conn->corked.clear();  // failed: nobody waits for these
+    if (conn->corked.empty()) return;        // written with a later frame
+    if (may_block) {
+      sent = WriteBytes(conn->fd.get(), conn->corked);
+      conn->corked.clear();
+    } else {
+      size_t n = 0;
+      while (n < conn->corked.size()) {
+        ssize_t w = ::send(conn->fd.get(), conn->corked.data() + n, conn->corked.size() - n,
+                           MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (w < 0) {
+          sent = ErrnoStatus(errno, "write to socket");
+          break;
+        }
+        n += static_cast<size_t>(w);
+      }
+      conn->corked.erase(conn->corked.begin(), conn->corked.begin() + static_cast<ptrdiff_t>(n));
+      if (!sent.ok()) conn->corked.clear();
+      later = !conn->corked.empty();
+    }
     // A burst of large frames does not keep its buffer.
-    if (conn.corked.capacity() > kCorkedKeepMax) std::vector<uint8_t>().swap(conn.corked);
+    if (conn->corked.empty() && conn->corked.capacity() > kCorkedKeepMax) {
+      std::vector<uint8_t>().swap(conn->corked);
+    }
+    if (!sent.ok()) {
+      conn->send_error = sent.WithContext(conn->what);
+      conn->closed = true;
+    }
   }
-  if (!sent.ok()) {
-    // The client may be gone; its reader (if not) ends on the shut-down
-    // socket and fails it.
-    LogWarning(conn.what + ": " + sent.message() + "; closing the connection");
-    ::shutdown(conn.fd.get(), SHUT_RDWR);
-  }
+  if (later) SendBatch::AtClose([conn] { FlushCorked(conn, true); });
+  // The reader (if the client is still there) ends on the shut-down socket
+  // and fails the client with send_error.
+  if (!sent.ok()) ::shutdown(conn->fd.get(), SHUT_RDWR);
 }
 
 void ReplicaClient::ReaderLoop(Connection* conn) {
@@ -524,7 +556,12 @@ void ReplicaClient::ReaderLoop(Connection* conn) {
   for (;;) {
     auto frame = reader.Next();
     if (!frame.ok()) {
-      Fail(frame.status().WithContext(Describe()));
+      Status why = frame.status().WithContext(Describe());
+      {
+        std::lock_guard lock(conn->send_mutex);
+        if (!conn->send_error.ok()) why = conn->send_error;  // a batch's write failed first
+      }
+      Fail(why);
       return;
     }
     const wire::Header& h = frame->header;

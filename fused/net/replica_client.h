@@ -247,12 +247,16 @@ class ReplicaClient : public Backend {
     // Frames a SendBatch holds back (guarded by send_mutex): written when
     // the batch closes, or before the next frame written at once.
     std::vector<uint8_t> corked;
-    std::string what;  // Describe(), for the batch's flush
+    std::string what;                 // Describe(), for the batch's flush
+    Status send_error;                // a failed flush's, for the reader (send_mutex)
+    std::atomic<bool> closed{false};  // shut down after a failure: held bytes are dropped
     std::thread reader;
   };
-  // The batch's flush: writes what `conn` holds back. On an error the
-  // connection is shut down, so that its reader fails the client.
-  static void FlushCorked(Connection& conn);
+  // The batch's flush: sends what `conn` holds back; the first round only
+  // what the socket takes without blocking (the rest goes in a later round,
+  // after the other connections'). On an error the connection is shut down
+  // and its reader fails the client with that error.
+  static void FlushCorked(const std::shared_ptr<Connection>& conn, bool may_block);
 
   ReplicaClient(ReplicaTarget target, uint64_t epoch, uint64_t size, ClientOptions options);
 

@@ -41,6 +41,21 @@ TEST(SendBatchTest, AFlushSeesNoOpenBatch) {
   EXPECT_FALSE(active_in_flush);
 }
 
+// A flush may leave work for a later round, which runs after every flush
+// of the current one.
+TEST(SendBatchTest, AFlushMayAddALaterRound) {
+  std::string ran;
+  {
+    SendBatch b;
+    SendBatch::AtClose([&] {
+      ran += "a";
+      SendBatch::AtClose([&] { ran += "A"; });
+    });
+    SendBatch::AtClose([&] { ran += "b"; });
+  }
+  EXPECT_EQ(ran, "abA");
+}
+
 TEST(SendBatchTest, EachThreadHasItsOwn) {
   SendBatch b;
   bool other_active = true;

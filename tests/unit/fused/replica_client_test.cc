@@ -100,6 +100,8 @@ class FakeReplicad {
   }
   // On the next WRITE: record it, then shut every connection down.
   std::atomic<bool> drop_on_write{false};
+  // On a WRITE: stop reading (a stuck replicad) until destroyed.
+  std::atomic<bool> stall_writes{false};
 
   json::object last_checksum() {
     std::lock_guard lock(mu_);
@@ -141,6 +143,9 @@ class FakeReplicad {
         case wire::Op::kOpenReplica:
           out = open_reply;
           break;
+        case wire::Op::kPing:
+          out.clear();
+          break;
         case wire::Op::kHello:
           out = R"({"size":1048576})";
           break;
@@ -164,6 +169,11 @@ class FakeReplicad {
           break;
         }
         case wire::Op::kWrite: {
+          if (stall_writes) {
+            // The destructor holds mu_ while it joins: leave without it.
+            while (!stop_) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            return;
+          }
           std::lock_guard lock(mu_);
           writes_.emplace_back(h.offset, text);
           if (drop_on_write) {
@@ -613,12 +623,42 @@ TEST_F(ReplicaClientBatchTest, ALargeWriteTakesTheHeldOnesAlongFirst) {
     // at once, with the held small one before it.
     EXPECT_TRUE(completions_.WaitFor(2)) << completions_.count() << " of 2 writes answered";
   }
+  for (const Status& s : completions_.done) EXPECT_TRUE(s.ok()) << s.ToString();
   auto writes = fake_.writes();
   ASSERT_EQ(writes.size(), 2u);
   EXPECT_EQ(writes[0].first, 0u);
   EXPECT_EQ(writes[0].second, small);
   EXPECT_EQ(writes[1].first, uint64_t{1} << 20);
   EXPECT_EQ(writes[1].second, large);
+}
+
+// A replicad that stops reading fills its socket; what the same batch
+// holds for another replica still leaves at once (before, its watchdog
+// clock ran while the batch blocked on the stuck one).
+TEST_F(ReplicaClientBatchTest, AStuckReplicaDoesNotHoldBackAnother) {
+  ASSERT_NO_FATAL_FAILURE(Open(1));
+  FakeReplicad stuck;
+  stuck.stall_writes = true;
+  Completions stuck_done;  // outlives the client below
+  auto d = ReplicaClient::Open(stuck.target(), 1, 1, Quick());
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  const std::string big = Pattern('d', 60 << 10), small = Pattern('c', 4096);
+  const auto start = std::chrono::steady_clock::now();
+  std::thread closer([&] {
+    SendBatch batch;
+    // Far more than the socket buffers hold: the stuck one's flush blocks.
+    for (int i = 0; i < 200; ++i) {
+      (*d)->Write(uint64_t(i) * (64 << 10), wire::AsBytes(big), stuck_done.Callback());
+    }
+    client_->Write(0, wire::AsBytes(small), completions_.Callback());
+  });
+  const bool answered = completions_.WaitFor(1);
+  const auto took = std::chrono::steady_clock::now() - start;
+  closer.join();
+  ASSERT_TRUE(answered);
+  EXPECT_TRUE(completions_.done[0].ok()) << completions_.done[0].ToString();
+  EXPECT_LT(took, std::chrono::milliseconds(1000))
+      << "the healthy replica waited for the stuck one";
 }
 
 TEST_F(ReplicaClientBatchTest, AHeldWriteFailsWhenTheReplicaGoes) {
@@ -630,8 +670,16 @@ TEST_F(ReplicaClientBatchTest, AHeldWriteFailsWhenTheReplicaGoes) {
     for (int i = 0; i < 4; ++i)
       client_->Write(i * 4096, wire::AsBytes(data), completions_.Callback());
   }
+  const auto start = std::chrono::steady_clock::now();
   ASSERT_TRUE(completions_.WaitFor(4)) << completions_.count() << " of 4 writes answered";
-  for (const Status& s : completions_.done) EXPECT_FALSE(s.ok());
+  // They reached the replicad (which then went away), and failed on that,
+  // not on the watchdog's timeout.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, Quick().request / 2);
+  EXPECT_FALSE(fake_.writes().empty());
+  for (const Status& s : completions_.done) {
+    EXPECT_FALSE(s.ok());
+    EXPECT_NE(s.sys_errno(), ETIMEDOUT) << s.ToString();
+  }
   EXPECT_TRUE(client_->failed());
   // Later writes, batched or not, fail at once.
   {
