@@ -5,14 +5,23 @@
 
 #include <algorithm>
 
+#include "replicad/io/submit_batch.h"
+
 namespace shorthorn::replicad {
 
 RangeLock::Guard RangeLock::Lock(uint64_t start, uint64_t end) {
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] {
+  auto free = [&] {
     return std::none_of(held_.begin(), held_.end(),
                         [&](const Held& h) { return h.start < end && start < h.end; });
-  });
+  };
+  std::unique_lock lock(mu_);
+  if (!free()) {
+    // The holder may be a write this thread's SubmitBatch holds back.
+    lock.unlock();
+    SubmitBatch::Kick();
+    lock.lock();
+    cv_.wait(lock, free);
+  }
   uint64_t id = next_id_++;
   held_.push_back({id, start, end});
   return Guard(this, id);

@@ -47,6 +47,7 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "replicad/core/layer_file.h"
+#include "replicad/io/submit_batch.h"
 
 namespace shorthorn::replicad {
 namespace {
@@ -212,7 +213,14 @@ Status Replica::Check(std::string_view op, uint64_t epoch) const {
 
 Status Replica::Begin(std::string_view op, uint64_t epoch, uint64_t offset, uint64_t length) {
   std::unique_lock lock(mu_);
-  idle_.wait(lock, [this] { return !paused_; });
+  if (paused_) {
+    // The pause waits for the ops in flight, which may include some this
+    // thread's SubmitBatch holds back.
+    lock.unlock();
+    SubmitBatch::Kick();
+    lock.lock();
+    idle_.wait(lock, [this] { return !paused_; });
+  }
   SH_RETURN_IF_ERROR(CheckLocked(op, epoch));
   if (offset > size_ || length > size_ - offset) {
     return Status(ErrorKind::kInvalidArgument,
@@ -414,6 +422,7 @@ void Replica::Write(uint64_t epoch, uint64_t offset, std::span<const uint8_t> da
     s = Status(ErrorKind::kUnavailable,
                "no memory for " + std::to_string((last - first) * kSectorSize) + " bytes", ENOMEM);
   }
+  SubmitBatch::Kick();  // the edge reads below block on the disk
   if (s.ok() && offset % kSectorSize != 0) s = ReadChainBlocking(first, 1, bounce.get());
   if (s.ok() && end % kSectorSize != 0 && (last - 1 != first || offset % kSectorSize == 0)) {
     s = ReadChainBlocking(last - 1, 1, bounce.get() + (last - 1 - first) * kSectorSize);

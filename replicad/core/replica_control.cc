@@ -36,6 +36,7 @@
 #include "replicad/core/layer_chain.h"
 #include "replicad/core/layer_file.h"
 #include "replicad/core/replica.h"
+#include "replicad/io/submit_batch.h"
 
 namespace shorthorn::replicad {
 namespace {
@@ -244,7 +245,9 @@ Status Replica::EndSession() {
 Status Replica::MarkSessionDirty() {
   if (session_dirty_.load(std::memory_order_acquire)) return Status::Ok();
   // Before any op is admitted (no in-flight count held): OpenSession holds
-  // meta_mu_ while it waits for the ops in flight to end.
+  // meta_mu_ while it waits for the ops in flight to end, which may include
+  // some this thread's SubmitBatch holds back.
+  SubmitBatch::Kick();
   std::lock_guard meta_lock(meta_mu_);
   if (!meta_.open) {
     ReplicaMeta next = meta_;

@@ -27,6 +27,7 @@
 
 #include "common/clock.h"
 #include "common/control_messages.h"
+#include "replicad/io/submit_batch.h"
 
 namespace shorthorn::replicad {
 namespace {
@@ -89,6 +90,20 @@ Status RequestHandler::Handle(ConnectionState* state, Frame frame, ReplyFn reply
                   std::string(wire::OpName(static_cast<uint16_t>(frame.header.op))) +
                       " request carries the reply flag",
                   EPROTO);
+  }
+  // Only READ, WRITE, FLUSH and PING may leave requests held in the
+  // thread's SubmitBatch behind them: the rest may wait for the ops in
+  // flight (a snapshot, a close, an unmap's range lock), so the held ones go
+  // to the kernel first. (A FLUSH covers the writes acknowledged before it,
+  // and none of those is held.)
+  switch (frame.header.op) {
+    case wire::Op::kRead:
+    case wire::Op::kWrite:
+    case wire::Op::kFlush:
+    case wire::Op::kPing:
+      break;
+    default:
+      SubmitBatch::Kick();
   }
   if (wire::IsControlOp(frame.header.op)) return HandleControl(state, frame, reply);
   if (wire::IsSnapshotRead(frame.header.op)) return HandleReadSnapshot(state, frame, reply);

@@ -2,12 +2,14 @@
 // interface so that the data path can run on io_uring, on plain syscalls in a
 // small thread pool, or on a test fake.
 //
-// Promises: Submit() never blocks on the I/O itself (it may wait briefly for
-// a free submission slot). `done` is called exactly once, with the number of
-// bytes transferred (always the full length for kRead/kWrite: engines finish
-// short transfers themselves and read bytes past the end of file as zeros), 0
-// for kFdatasync/kPunchHole, or -errno. An engine never retries a failed
-// fdatasync.
+// Promises: Submit() never blocks on the I/O itself (it may wait briefly for a
+// free submission slot). While a SubmitBatch is open on the submitting thread,
+// an engine may hold the request until the batch kicks (submit_batch.h); a
+// batch is closed before its engine is destroyed. `done` is called exactly
+// once, with the number of bytes transferred (always the full length for
+// kRead/kWrite: engines finish short transfers themselves and read bytes past
+// the end of file as zeros), 0 for kFdatasync/kPunchHole, or -errno. An engine
+// never retries a failed fdatasync.
 //
 // Threads: Submit() may be called from any thread. `done` runs on an engine
 // thread, or on the submitting thread when the submission itself fails or the
@@ -43,6 +45,9 @@ class IoEngine {
   // "io_uring", "sync", ... for logs.
   virtual std::string_view name() const = 0;
   virtual void Submit(const IoRequest& request, IoCallback done) = 0;
+  // Engines that hold submissions while a SubmitBatch is open on the
+  // submitting thread (submit_batch.h) hand them to the kernel here.
+  virtual void SubmitHeld() {}
 };
 
 // Runs one request with plain blocking syscalls on the calling thread,

@@ -15,8 +15,12 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include "common/log.h"
+#include "common/send_batch.h"
+#include "replicad/io/submit_batch.h"
 
 namespace shorthorn::replicad {
 namespace {
@@ -27,6 +31,8 @@ constexpr int kSlotBits = 32;
 constexpr uint64_t kSlotMask = (uint64_t{1} << kSlotBits) - 1;
 constexpr uint32_t kGenerationMask = 0x7fffffff;
 constexpr uint64_t kWakeTag = std::numeric_limits<uint64_t>::max();
+// An SQE whose op was failed before the kernel took it (FailQueuedLocked).
+constexpr uint64_t kVoidTag = kWakeTag - 1;
 static_assert(sizeof(uint64_t) == sizeof(io_uring_sqe{}.user_data));
 
 uint64_t PackTag(uint32_t slot, uint32_t generation) {
@@ -88,10 +94,19 @@ UringIoEngine::~UringIoEngine() {
 }
 
 void UringIoEngine::Submit(const IoRequest& request, IoCallback done) {
-  int rc;
+  const bool hold = SubmitBatch::Active();
+  std::vector<Failed> failed;
   {
     std::unique_lock lock(mu_);
-    slot_freed_.wait(lock, [this] { return !free_.empty(); });
+    if (free_.empty()) {
+      // Slots taken by SQEs some thread's batch holds come back only once
+      // the kernel has them: hand over everything queued before waiting.
+      // (A full SQ is submitted anyway, and the SQ is half the slots; this
+      // matters for the smallest rings.) A refused enter fails them, which
+      // frees their slots too.
+      EnterLocked();
+      slot_freed_.wait(lock, [this] { return !free_.empty(); });
+    }
     uint32_t slot = free_.back();
     free_.pop_back();
     Slot& s = slots_[slot];
@@ -99,22 +114,91 @@ void UringIoEngine::Submit(const IoRequest& request, IoCallback done) {
     s.transferred = 0;
     s.generation = (s.generation + 1) & kGenerationMask;
     s.done = std::move(done);
-    rc = SubmitSlotLocked(slot);
-    if (rc == 0) return;
-    done = std::move(s.done);
-    s.done = nullptr;
-    ++s.generation;  // an SQE left in the ring must not match this slot again
-    free_.push_back(slot);
+    int rc = SubmitSlotLocked(slot, /*enter=*/!hold);
+    if (rc == 0 && hold) {
+      SubmitBatch::Hold(this);
+      held_total_.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (rc < 0 && s.done) FailSlotLocked(slot, rc);  // its SQE was never queued
+    failed.swap(failed_);
   }
-  slot_freed_.notify_all();
-  done(rc);
+  RunFailed(failed);
 }
 
-int UringIoEngine::SubmitSlotLocked(uint32_t slot) {
+void UringIoEngine::SubmitHeld() {
+  std::vector<Failed> failed;
+  {
+    std::lock_guard lock(mu_);
+    EnterLocked();
+    failed.swap(failed_);
+  }
+  RunFailed(failed);
+}
+
+void UringIoEngine::FailNextEnterForTest(int err) {
+  std::lock_guard lock(mu_);
+  enter_fault_ = err;
+}
+
+int UringIoEngine::EnterLocked() {
+  int rc;
+  if (enter_fault_ != 0) {
+    rc = -std::exchange(enter_fault_, 0);
+  } else {
+    do {
+      rc = io_uring_submit(&ring_);
+      // A positive count short of the queue (the kernel ran out of memory
+      // for one) leaves the rest queued: submit again.
+    } while (rc == -EINTR || rc == -EAGAIN || rc == -EBUSY ||
+             (rc > 0 && io_uring_sq_ready(&ring_) > 0));
+  }
+  if (rc >= 0) return 0;
+  LogError(std::string("io_uring submit: ") + std::strerror(-rc) +
+           "; failing the requests it did not take");
+  FailQueuedLocked(rc);
+  return rc;
+}
+
+void UringIoEngine::FailQueuedLocked(int err) {
+  // Without SQPOLL the kernel takes SQEs only inside io_uring_enter, which
+  // needs mu_: the ones from its head to our tail are not taken and can be
+  // rewritten. They become no-ops that complete unseen with a later enter.
+  io_uring_sq& sq = ring_.sq;
+  for (unsigned i = *sq.khead; i != sq.sqe_tail; ++i) {
+    io_uring_sqe* sqe = &sq.sqes[sq.array[i & sq.ring_mask]];
+    uint64_t tag = sqe->user_data;
+    if (tag != kWakeTag && tag != kVoidTag) {
+      auto slot = static_cast<uint32_t>(tag & kSlotMask);
+      auto generation = static_cast<uint32_t>(tag >> kSlotBits);
+      if (slot < slots_.size() && slots_[slot].generation == generation && slots_[slot].done) {
+        FailSlotLocked(slot, err);
+      }
+    }
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, kVoidTag);
+  }
+}
+
+void UringIoEngine::FailSlotLocked(uint32_t slot, int err) {
+  Slot& s = slots_[slot];
+  failed_.push_back({std::move(s.done), err});
+  s.done = nullptr;
+  s.generation = (s.generation + 1) & kGenerationMask;  // a late CQE must not match
+  free_.push_back(slot);
+}
+
+void UringIoEngine::RunFailed(std::vector<Failed>& failed) {
+  if (failed.empty()) return;
+  slot_freed_.notify_all();
+  for (auto& f : failed) f.done(f.result);
+  failed.clear();
+}
+
+int UringIoEngine::SubmitSlotLocked(uint32_t slot, bool enter) {
   Slot& s = slots_[slot];
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (sqe == nullptr) {  // SQ full: hand the queued SQEs to the kernel first
-    io_uring_submit(&ring_);
+    if (int rc = EnterLocked(); rc < 0) return rc;
     sqe = io_uring_get_sqe(&ring_);
     if (sqe == nullptr) return -EAGAIN;
   }
@@ -138,14 +222,12 @@ int UringIoEngine::SubmitSlotLocked(uint32_t slot) {
       break;
   }
   io_uring_sqe_set_data64(sqe, PackTag(slot, s.generation));
-  int rc;
-  do {
-    rc = io_uring_submit(&ring_);
-  } while (rc == -EINTR || rc == -EAGAIN || rc == -EBUSY);
-  return rc < 0 ? rc : 0;
+  return enter ? EnterLocked() : 0;
 }
 
 void UringIoEngine::CompletionLoop() {
+  std::vector<std::pair<uint64_t, int32_t>> ready;
+  ready.reserve(slots_.size() + 1);
   for (;;) {
     io_uring_cqe* cqe = nullptr;
     int rc = io_uring_wait_cqe(&ring_, &cqe);
@@ -154,19 +236,32 @@ void UringIoEngine::CompletionLoop() {
       LogError(std::string("io_uring wait: ") + std::strerror(-rc));
       continue;
     }
-    uint64_t user_data = io_uring_cqe_get_data64(cqe);
-    int32_t res = cqe->res;
-    io_uring_cqe_seen(&ring_, cqe);
-    if (!HandleCompletion(user_data, res)) return;
+    // Every completion that is ready, then their callbacks: the replies
+    // they make leave together when the SendBatch closes.
+    ready.clear();
+    unsigned head;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      ready.emplace_back(io_uring_cqe_get_data64(cqe), cqe->res);
+    }
+    io_uring_cq_advance(&ring_, static_cast<unsigned>(ready.size()));
+    bool running = true;
+    {
+      SendBatch replies;
+      for (const auto& [user_data, res] : ready)
+        running = HandleCompletion(user_data, res) && running;
+    }
+    if (!running) return;
   }
 }
 
 bool UringIoEngine::HandleCompletion(uint64_t user_data, int32_t res) {
   if (user_data == kWakeTag) return false;
+  if (user_data == kVoidTag) return true;
   uint32_t slot = static_cast<uint32_t>(user_data & kSlotMask);
   uint32_t generation = static_cast<uint32_t>(user_data >> kSlotBits);
   IoCallback done;
   int64_t result = res;
+  std::vector<Failed> failed;
   {
     std::lock_guard lock(mu_);
     if (slot >= slots_.size() || slots_[slot].generation != generation || !slots_[slot].done) {
@@ -191,15 +286,20 @@ bool UringIoEngine::HandleCompletion(uint64_t user_data, int32_t res) {
     }
     if (again) {
       int rc = SubmitSlotLocked(slot);
-      if (rc == 0) return true;
-      result = rc;
+      // On a refused enter its op failed with the others queued.
+      if (rc < 0 && s.done) FailSlotLocked(slot, rc);
+      failed.swap(failed_);
+    } else {
+      done = std::move(s.done);
+      s.done = nullptr;
+      free_.push_back(slot);
     }
-    done = std::move(s.done);
-    s.done = nullptr;
-    free_.push_back(slot);
   }
-  slot_freed_.notify_all();
-  done(result);
+  RunFailed(failed);
+  if (done) {
+    slot_freed_.notify_all();
+    done(result);
+  }
   return true;
 }
 

@@ -6,8 +6,13 @@
 // into the SQE's user_data (see kSlotBits), so a stale completion can never be
 // taken for a newer op. The number of slots is the CQ size minus one, so the
 // completion queue cannot overflow; Submit() waits for a free slot when all
-// are taken. Short reads and writes are resubmitted for the remainder from the
-// completion thread using the same slot.
+// are taken (after handing what is held to the kernel). Inside a SubmitBatch,
+// Submit only queues the SQE: SubmitHeld enters the kernel once for all of
+// them. The completion thread reaps every ready CQE before it runs their
+// callbacks, inside a SendBatch (common/send_batch.h), so the replies they
+// make to one connection leave in one write. Short reads and writes are
+// resubmitted for the remainder from the completion thread using the same
+// slot.
 //
 // Create() fails with kUnavailable when the kernel refuses io_uring (old
 // kernel, seccomp, missing opcodes); the caller then chooses the sync engine.
@@ -16,6 +21,7 @@
 
 #include <liburing.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -36,6 +42,11 @@ class UringIoEngine : public IoEngine {
 
   std::string_view name() const override { return "io_uring"; }
   void Submit(const IoRequest& request, IoCallback done) override;
+  void SubmitHeld() override;
+  // Tests: the next io_uring_enter fails with `err` instead of entering.
+  void FailNextEnterForTest(int err);
+  // Requests submitted inside a SubmitBatch so far (held for one enter).
+  uint64_t held_total() const { return held_total_.load(std::memory_order_relaxed); }
 
  private:
   struct Slot {
@@ -46,9 +57,24 @@ class UringIoEngine : public IoEngine {
   };
 
   UringIoEngine() = default;
-  // Queues the SQE for `slot` (its remaining part) and submits. Requires mu_.
-  // Returns 0 or -errno.
-  int SubmitSlotLocked(uint32_t slot);
+  // Queues the SQE for `slot` (its remaining part) and, when `enter`,
+  // submits. Requires mu_. Returns 0 or -errno.
+  int SubmitSlotLocked(uint32_t slot, bool enter = true);
+  // io_uring_submit, retried while the kernel says try again. Requires mu_.
+  // When the kernel refuses, the ops whose SQEs it did not take fail with
+  // its error (FailQueuedLocked); returns 0 or that -errno.
+  int EnterLocked();
+  // Turns the SQEs the kernel has not taken into no-ops it completes
+  // unseen, and fails their ops with `err`. Requires mu_.
+  void FailQueuedLocked(int err);
+  // Frees `slot` and queues its callback in failed_ with `err`. Requires mu_.
+  void FailSlotLocked(uint32_t slot, int err);
+  // Runs callbacks taken from failed_, without mu_.
+  struct Failed {
+    IoCallback done;
+    int64_t result;
+  };
+  void RunFailed(std::vector<Failed>& failed);
   void CompletionLoop();
   // Handles one CQE; returns false for the shutdown wake-up.
   bool HandleCompletion(uint64_t user_data, int32_t res);
@@ -60,6 +86,9 @@ class UringIoEngine : public IoEngine {
   std::vector<Slot> slots_;     // fixed size; a slot is guarded by mu_
   std::vector<uint32_t> free_;  // guarded by mu_
   bool stopping_ = false;       // guarded by mu_
+  std::vector<Failed> failed_;  // failed ops whose callbacks are due; guarded by mu_
+  int enter_fault_ = 0;         // FailNextEnterForTest; guarded by mu_
+  std::atomic<uint64_t> held_total_{0};
   std::thread completion_thread_;
 };
 

@@ -21,12 +21,15 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <system_error>
 #include <utility>
 
 #include "common/frame_io.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "common/send_batch.h"
+#include "replicad/io/submit_batch.h"
 
 namespace shorthorn::replicad {
 
@@ -117,13 +120,39 @@ bool Connection::finished() const {
 void Connection::Enqueue(const wire::Header& request, int32_t status,
                          std::vector<uint8_t> payload) {
   // On the reader thread the reader sends it itself before it next blocks;
-  // on an engine thread it goes out at once unless someone is sending.
+  // on an engine thread inside a SendBatch (the completions it reaped
+  // together) it goes out when that batch closes; elsewhere at once, unless
+  // someone is sending.
   bool from_reader = std::this_thread::get_id() == reader_id_;
+  bool later = !from_reader && shorthorn::SendBatch::Active();
   std::vector<Reply> batch;
   {
     std::lock_guard lock(mu_);
     replies_.push_back({request, status, std::move(payload)});
     if (from_reader || sending_) return;
+    if (later) {
+      if (flush_registered_) return;
+      flush_registered_ = true;
+    } else {
+      sending_ = true;
+      batch.swap(replies_);
+    }
+  }
+  if (later) {
+    shorthorn::SendBatch::AtClose([self = shared_from_this()] { self->SendHeld(); });
+    return;
+  }
+  SendBatchNow(batch);
+}
+
+void Connection::SendHeld() {
+  std::vector<Reply> batch;
+  {
+    std::lock_guard lock(mu_);
+    flush_registered_ = false;
+    // A sender takes them after its own (FinishSend); the reader before it
+    // next blocks.
+    if (sending_ || replies_.empty()) return;
     sending_ = true;
     batch.swap(replies_);
   }
@@ -230,12 +259,19 @@ void Connection::Serve() {
   auto full = [this] {
     return in_flight_ >= kMaxInFlight || in_flight_bytes_ >= kMaxInFlightBytes;
   };
+  // Open while frames are buffered: the disk requests they make reach the
+  // kernel together when it closes, before the reader next blocks.
+  std::optional<SubmitBatch> held;
   for (;;) {
-    if (!reader.HasBufferedFrame()) SendQueuedFromReader();
+    if (!reader.HasBufferedFrame()) {
+      held.reset();
+      SendQueuedFromReader();
+    }
     {
       std::unique_lock lock(mu_);
       if (full()) {
         lock.unlock();
+        SubmitBatch::Kick();
         SendQueuedFromReader();
         lock.lock();
         reader_cv_.wait(lock, [&] { return !full(); });
@@ -257,7 +293,10 @@ void Connection::Serve() {
       ++in_flight_;
       in_flight_bytes_ += cost;
     }
-    state_.nothing_queued = !reader.HasBufferedFrame();
+    if (!held) held.emplace();
+    // The last frame of a read may be served inline (no engine hop), unless
+    // earlier ones wait in the batch: then it joins them.
+    state_.nothing_queued = !reader.HasBufferedFrame() && !SubmitBatch::Holding();
     Status s =
         handler_->Handle(&state_, std::move(*frame),
                          [self = shared_from_this()](const wire::Header& request, int32_t status,
@@ -274,6 +313,7 @@ void Connection::Serve() {
       break;
     }
   }
+  held.reset();
   SendQueuedFromReader();
 }
 

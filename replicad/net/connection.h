@@ -8,7 +8,11 @@
 // ones; replies go out in completion order, many per writev. Replies that
 // complete on the reader thread itself (a read served from the page cache)
 // are sent by the reader when it has no whole frame left to handle; replies
-// that complete elsewhere wake the writer thread. One sender at a time
+// that complete on the engine's completion thread go out when it has run
+// every completion it reaped together (common/send_batch.h), as far as the
+// socket takes them at once, and the writer thread sends the rest. While
+// the reader has frames buffered, their disk requests wait in a
+// SubmitBatch (replicad/io/submit_batch.h) and reach the kernel together. One sender at a time
 // (`sending_`), so frames never interleave. At most kMaxInFlight requests
 // are unanswered at a time, and at most kMaxInFlightBytes of READ and WRITE
 // data: the reader stops reading until replies are sent, which bounds
@@ -91,6 +95,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Sends what is queued, unless the writer is sending (it then takes the
   // rest). Called by the reader before it may block.
   void SendQueuedFromReader();
+  // The flush an engine thread's SendBatch runs: sends what is queued
+  // without blocking, unless someone is sending.
+  void SendHeld();
   // Sends `batch` (the caller holds the sender role), then gives the role
   // back and accounts the replies as answered.
   void SendBatch(std::vector<Reply>& batch);
@@ -121,6 +128,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint32_t rest_replies_ = 0;          // replies those bytes end; guarded by mu_
   uint64_t rest_cost_ = 0;             // their Cost; guarded by mu_
   bool sending_ = false;               // a thread is writing replies; guarded by mu_
+  bool flush_registered_ = false;      // a SendBatch will run SendHeld; guarded by mu_
   bool broken_ = false;                // a write failed: replies are dropped; guarded by mu_
   uint32_t in_flight_ = 0;             // requests not yet answered on the wire; guarded by mu_
   uint64_t in_flight_bytes_ = 0;       // their Cost; guarded by mu_
