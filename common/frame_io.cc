@@ -103,14 +103,15 @@ Status WriteFrames(int fd, std::span<const OutFrame> frames) {
   return WriteAll(fd, iov.data(), iov.size());
 }
 
-Status WriteFramesNow(int fd, std::span<const OutFrame> frames, std::vector<uint8_t>* rest) {
-  std::vector<uint8_t> headers;
-  std::vector<iovec> iov = FrameIovecs(frames, &headers);
-  size_t first = 0;  // iov[first, size) is left to write
-  while (first < iov.size()) {
+namespace {
+
+// Sends iov[*first, count) without blocking; on return iov[*first, count)
+// is what the socket did not take (the first of them trimmed).
+Status SendIovecsNow(int fd, std::vector<iovec>& iov, size_t* first) {
+  while (*first < iov.size()) {
     msghdr msg{};
-    msg.msg_iov = iov.data() + first;
-    msg.msg_iovlen = std::min<size_t>(iov.size() - first, IOV_MAX);
+    msg.msg_iov = iov.data() + *first;
+    msg.msg_iovlen = std::min<size_t>(iov.size() - *first, IOV_MAX);
     ssize_t n = ::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -118,17 +119,35 @@ Status WriteFramesNow(int fd, std::span<const OutFrame> frames, std::vector<uint
       return ErrnoStatus(errno, "write to socket");
     }
     size_t left = static_cast<size_t>(n);
-    while (first < iov.size() && left >= iov[first].iov_len) left -= iov[first++].iov_len;
-    if (first < iov.size()) {
-      iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + left;
-      iov[first].iov_len -= left;
+    while (*first < iov.size() && left >= iov[*first].iov_len) left -= iov[(*first)++].iov_len;
+    if (*first < iov.size()) {
+      iov[*first].iov_base = static_cast<uint8_t*>(iov[*first].iov_base) + left;
+      iov[*first].iov_len -= left;
     }
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status WriteFramesNow(int fd, std::span<const OutFrame> frames, std::vector<uint8_t>* rest) {
+  std::vector<uint8_t> headers;
+  std::vector<iovec> iov = FrameIovecs(frames, &headers);
+  size_t first = 0;  // iov[first, size) is left to write
+  SH_RETURN_IF_ERROR(SendIovecsNow(fd, iov, &first));
   for (; first < iov.size(); ++first) {
     const auto* p = static_cast<const uint8_t*>(iov[first].iov_base);
     rest->insert(rest->end(), p, p + iov[first].iov_len);
   }
   return Status::Ok();
+}
+
+Result<size_t> SendNow(int fd, std::span<const uint8_t> bytes) {
+  if (bytes.empty()) return size_t{0};
+  std::vector<iovec> iov{{const_cast<uint8_t*>(bytes.data()), bytes.size()}};
+  size_t first = 0;
+  SH_RETURN_IF_ERROR(SendIovecsNow(fd, iov, &first));
+  return first == 1 ? bytes.size() : bytes.size() - iov[0].iov_len;
 }
 
 Status WriteBytes(int fd, std::span<const uint8_t> bytes) {

@@ -51,6 +51,10 @@ Status WriteFrames(int fd, std::span<const OutFrame> frames);
 Status WriteFramesNow(int fd, std::span<const OutFrame> frames, std::vector<uint8_t>* rest);
 // Writes every byte (retried until complete).
 Status WriteBytes(int fd, std::span<const uint8_t> bytes);
+// Sends what the socket takes of `bytes` without blocking (MSG_DONTWAIT |
+// MSG_NOSIGNAL, EINTR retried) and returns how many that was, possibly 0;
+// errors other than a full socket buffer are returned.
+Result<size_t> SendNow(int fd, std::span<const uint8_t> bytes);
 
 // Reads frames through a buffer, so one read() brings in every small frame
 // the peer has sent so far instead of two read() calls per frame. A payload

@@ -520,20 +520,13 @@ void ReplicaClient::FlushCorked(const std::shared_ptr<Connection>& conn, bool ma
       sent = WriteBytes(conn->fd.get(), conn->corked);
       conn->corked.clear();
     } else {
-      size_t n = 0;
-      while (n < conn->corked.size()) {
-        ssize_t w = ::send(conn->fd.get(), conn->corked.data() + n, conn->corked.size() - n,
-                           MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        if (w < 0) {
-          sent = ErrnoStatus(errno, "write to socket");
-          break;
-        }
-        n += static_cast<size_t>(w);
+      auto n = SendNow(conn->fd.get(), conn->corked);
+      if (n.ok()) {
+        conn->corked.erase(conn->corked.begin(), conn->corked.begin() + static_cast<ptrdiff_t>(*n));
+      } else {
+        sent = n.status();
+        conn->corked.clear();
       }
-      conn->corked.erase(conn->corked.begin(), conn->corked.begin() + static_cast<ptrdiff_t>(n));
-      if (!sent.ok()) conn->corked.clear();
       later = !conn->corked.empty();
     }
     // A burst of large frames does not keep its buffer.

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <thread>
 #include <vector>
@@ -280,6 +281,35 @@ TEST(FrameIoTest, AlignedWritesLandInAlignedBuffers) {
   EXPECT_EQ(bad.status().kind(), ErrorKind::kProtocol) << bad.status().ToString();
   close(sv[0]);
   close(sv[1]);
+}
+
+// SendNow never blocks: it sends what the socket takes and says how much,
+// sends nothing to a full socket, and reports a broken one.
+TEST(FrameIoTest, SendNowSendsWhatTheSocketTakesWithoutBlocking) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  int small = 4096;
+  ASSERT_EQ(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+  std::vector<uint8_t> big(1 << 20);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i * 7);
+  auto n = SendNow(sv[0], big);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_GT(*n, 0u);
+  EXPECT_LT(*n, big.size());
+  auto none = SendNow(sv[0], std::span<const uint8_t>(big).subspan(*n));
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, 0u);  // full: nothing, at once
+  std::vector<uint8_t> got(*n);
+  ASSERT_TRUE(ReadFull(sv[1], got).ok());
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), big.begin()));
+  auto empty = SendNow(sv[0], {});
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(*empty, 0u);
+  close(sv[1]);
+  auto broken = SendNow(sv[0], big);
+  EXPECT_FALSE(broken.ok());
+  EXPECT_EQ(broken.status().sys_errno(), EPIPE);
+  close(sv[0]);
 }
 
 }  // namespace
