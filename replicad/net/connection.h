@@ -10,14 +10,14 @@
 // are sent by the reader when it has no whole frame left to handle; replies
 // that complete on the engine's completion thread go out when it has run
 // every completion it reaped together (common/send_batch.h), as far as the
-// socket takes them at once, and the writer thread sends the rest. While
-// the reader has frames buffered, their disk requests wait in a
-// SubmitBatch (replicad/io/submit_batch.h) and reach the kernel together. One sender at a time
-// (`sending_`), so frames never interleave. At most kMaxInFlight requests
-// are unanswered at a time, and at most kMaxInFlightBytes of READ and WRITE
-// data: the reader stops reading until replies are sent, which bounds
-// memory per connection. A client that leaves replies unread past the send
-// timeout is dropped.
+// socket takes them at once, and the writer thread sends the rest. While the
+// reader has frames buffered, their disk requests wait in a SubmitBatch
+// (replicad/io/submit_batch.h) and reach the kernel together. One sender at a
+// time (`sending_`), so frames never interleave. At most kMaxInFlight
+// requests are unanswered at a time, and at most kMaxInFlightBytes of READ
+// and WRITE data: the reader stops reading until replies are sent, which
+// bounds memory per connection. A client that leaves replies unread past the
+// send timeout is dropped.
 //
 // A malformed frame or a protocol violation closes this connection (logged
 // at warning with the peer's address and the reason) after the requests in
