@@ -105,9 +105,9 @@ Status WriteFrames(int fd, std::span<const OutFrame> frames) {
 
 namespace {
 
-// Sends iov[*first, count) without blocking; on return iov[*first, count)
-// is what the socket did not take (the first of them trimmed).
-Status SendIovecsNow(int fd, std::vector<iovec>& iov, size_t* first) {
+// Sends iov[*first, end) without blocking; on return iov[*first, end) is
+// what the socket did not take (the first of them trimmed).
+Status SendIovecsNow(int fd, std::span<iovec> iov, size_t* first) {
   while (*first < iov.size()) {
     msghdr msg{};
     msg.msg_iov = iov.data() + *first;
@@ -144,10 +144,10 @@ Status WriteFramesNow(int fd, std::span<const OutFrame> frames, std::vector<uint
 
 Result<size_t> SendNow(int fd, std::span<const uint8_t> bytes) {
   if (bytes.empty()) return size_t{0};
-  std::vector<iovec> iov{{const_cast<uint8_t*>(bytes.data()), bytes.size()}};
+  iovec iov{const_cast<uint8_t*>(bytes.data()), bytes.size()};
   size_t first = 0;
-  SH_RETURN_IF_ERROR(SendIovecsNow(fd, iov, &first));
-  return first == 1 ? bytes.size() : bytes.size() - iov[0].iov_len;
+  SH_RETURN_IF_ERROR(SendIovecsNow(fd, {&iov, 1}, &first));
+  return first == 1 ? bytes.size() : bytes.size() - iov.iov_len;
 }
 
 Status WriteBytes(int fd, std::span<const uint8_t> bytes) {

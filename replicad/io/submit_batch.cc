@@ -25,9 +25,13 @@ bool SubmitBatch::Active() { return tl_depth > 0; }
 bool SubmitBatch::Holding() { return !tl_holding.empty(); }
 
 void SubmitBatch::Kick() {
-  std::vector<IoEngine*> engines;
-  engines.swap(tl_holding);
-  for (IoEngine* e : engines) e->SubmitHeld();
+  // One at a time off the list, which keeps its capacity for the next
+  // batch (a swap would allocate anew for every batch on the reader's path).
+  while (!tl_holding.empty()) {
+    IoEngine* e = tl_holding.back();
+    tl_holding.pop_back();
+    e->SubmitHeld();
+  }
 }
 
 void SubmitBatch::Hold(IoEngine* engine) {
